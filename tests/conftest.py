@@ -1,0 +1,145 @@
+"""Shared fixtures: a fresh, migrated database per test on SQLite and on PostgreSQL.
+
+Tests that need what a fresh machine may lack (PostgreSQL, Chromium, ../shared) skip there with a
+reason; under CI=true a skip fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from workbench.db.engine import make_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+PG_ADMIN_URL = os.environ.get("WORKBENCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def postgres_unavailable() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means: not here
+        return f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {type(exc).__name__}"
+
+
+def shared_dataset(name: str) -> Path:
+    """A folder of ../shared/datasets, or a skip (a failure in CI) when it is absent."""
+    path = SHARED_DATASETS / name
+    if not path.is_dir():
+        pytest.skip(f"../shared/datasets/{name} is not on this machine")
+    return path
+
+
+class _PostgresTemplate:
+    """One migrated template database per test run; each test gets a copy (CREATE ... TEMPLATE)."""
+
+    def __init__(self) -> None:
+        self.admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        self.template = f"wb_tmpl_{uuid.uuid4().hex[:10]}"
+        self.created: list[str] = []
+        self._create(self.template)
+        make_engine(self.url(self.template)).dispose()
+
+    def _create(self, name: str, template: str | None = None) -> None:
+        with self.admin.connect() as conn:
+            suffix = f" TEMPLATE {template}" if template else ""
+            conn.execute(text(f'CREATE DATABASE "{name}"{suffix}'))
+        self.created.append(name)
+
+    def url(self, name: str) -> str:
+        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+    def fresh(self) -> str:
+        name = f"wb_test_{uuid.uuid4().hex[:12]}"
+        self._create(name, self.template)
+        return self.url(name)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in reversed(self.created):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _pg_template():
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    template = _PostgresTemplate()
+    yield template
+    template.drop_all()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    make_engine(f"sqlite:///{path}").dispose()  # the last close checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path) -> str:
+    """A fresh migrated database URL, once on SQLite (a real file) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "workbench.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
+    return request.getfixturevalue("_pg_template").fresh()
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def wb(engine):
+    from workbench.services import Workbench
+
+    return Workbench(engine)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty WORKBENCH_HOME for the test."""
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("WORKBENCH_HOME", str(path))
+    monkeypatch.delenv("WORKBENCH_DATABASE_URL", raising=False)
+    return path
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if IN_CI and _skipped:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if IN_CI and _skipped:
+        terminalreporter.write_line(
+            f"CI=true: {len(_skipped)} test(s) skipped; in CI nothing may skip:", red=True)
+        for nodeid in _skipped:
+            terminalreporter.write_line(f"  {nodeid}", red=True)

@@ -1,0 +1,84 @@
+"""Browser tests: the real app as a subprocess (plus a job worker), driven by Debian's Chromium.
+
+Playwright's own browser download does not work here, so the system Chromium at /usr/bin/chromium
+is used; without it these tests skip with that reason (and conftest turns skips into failures
+under CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright Python package is not installed")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+class Server:
+    """The app (and a worker) on a free port, against a SQLite file the test seeds."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.home = tmp / "home"
+        self.home.mkdir()
+        self.url = f"sqlite:///{tmp / 'e2e.db'}"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp / "app.log", "wb")
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        from workbench.ui.launch import run_app, wait_healthy
+
+        env = {"WORKBENCH_HOME": str(self.home), "WORKBENCH_DATABASE_URL": self.url}
+        worker = subprocess.Popen([sys.executable, "-m", "workbench.cli", "worker"],
+                                  env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        self.processes.append(worker)
+        app = run_app("127.0.0.1", self.port, self.url, home=self.home, stdout=self.log,
+                      stderr=subprocess.STDOUT)
+        self.processes.append(app)
+        wait_healthy("127.0.0.1", self.port, app)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, browser):
+    srv = Server(tmp_path_factory.mktemp("e2e"))
+    yield srv
+    srv.stop()

@@ -1,0 +1,84 @@
+"""The command line: exit codes, one-line errors, passwords never on argv, stress and demo."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+
+from workbench.cli import main
+from workbench.demo import PROJECT, ensure_demo
+
+
+def _run(capsys, *argv, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_user_add_reads_the_password_from_stdin(db_url, capsys, monkeypatch, wb):
+    code, out, _ = _run(capsys, "--database-url", db_url, "user", "add", "ann", "--role", "reviewer",
+                        "--password-stdin", stdin="a long passphrase\n", monkeypatch=monkeypatch)
+    assert code == 0 and "added ann (reviewer)" in out
+    assert wb.users.authenticate("ann", "a long passphrase").role == "reviewer"
+    code, _, err = _run(capsys, "--database-url", db_url, "user", "add", "ann", "--password-stdin",
+                        stdin="another passphrase\n", monkeypatch=monkeypatch)
+    assert code == 1 and err.strip() == "workbench: error: user 'ann' already exists"
+
+
+def test_usage_errors_exit_2_and_user_errors_exit_1(db_url, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["user", "add"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["user", "add", "x", "--password", "on-argv"])  # there is no such option, by design
+    assert exc.value.code == 2
+    code, _, err = _run(capsys, "--database-url", db_url, "project", "create", "p", "--kind", "text",
+                        "--labels", "a,a")
+    assert code == 1 and "duplicate labels" in err and "Traceback" not in err
+    code, out, _ = _run(capsys, "--database-url", db_url, "init")
+    assert code == 0 and "database ready" in out
+
+
+def test_every_command_has_help(capsys):
+    for verb in ("init", "user", "project", "import", "export", "serve", "demo", "worker", "retrain",
+                 "version", "stress", "bench", "simulate"):
+        with pytest.raises(SystemExit) as exc:
+            main([verb, "--help"])
+        assert exc.value.code == 0, verb
+        assert "usage:" in capsys.readouterr().out
+
+
+def test_stress_command_checks_every_invariant(db_url, capsys, tmp_path):
+    out_file = tmp_path / "stress.json"
+    code, out, _ = _run(capsys, "--database-url", db_url, "stress", "--annotators", "4", "--items", "40",
+                        "--think-ms", "0", "2", "--json", str(out_file))
+    report = json.loads(out_file.read_text())
+    assert code == 0, out
+    inv = report["invariants"]
+    assert inv["ok"] and inv["items"] == 40 and inv["items_left_incomplete_but_labelable"] == 0
+    assert inv["lost_submits"] == 0 and inv["database_locked_errors"] == 0
+    assert inv["acknowledged_submits"] >= 2 * inv["items_complete"] > 0
+    assert "invariants: ALL HOLD" in out
+
+
+def test_demo_builds_the_digits_project(wb, home):
+    passwords = ensure_demo(wb, home)
+    assert set(passwords) == {"admin", "reviewer", "alice", "bob"}
+    assert wb.users.authenticate("alice", passwords["alice"]).role == "annotator"
+    project = wb.projects.get(PROJECT)
+    counts = wb.projects.progress(PROJECT)
+    assert project.kind == "image" and project.labels == tuple(str(d) for d in range(10))
+    assert sum(sum(states.values()) for states in counts.values()) == 1797
+    assert len(list((home / "demo" / "digits").glob("*.png"))) == 1797
+    again = ensure_demo(wb, home)  # a second run keeps the project and renews the passwords
+    assert again["alice"] != passwords["alice"]
+    assert sum(sum(states.values()) for states in wb.projects.progress(PROJECT).values()) == 1797
+    lease = wb.queue.claim(PROJECT, wb.users.authenticate("alice", again["alice"]))
+    assert lease.reason in ("ranked", "eval", "control")  # eval and control picks are random draws
+    ranking = wb.rounds.run_rescore(PROJECT)
+    assert ranking["strategy"] == "cold_start" and ranking["ranked"] == 100  # 10 seeds per label

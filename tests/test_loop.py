@@ -1,0 +1,136 @@
+"""The data-centric loop: dataset versions, jobs, retrain rounds and rescoring, on both databases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from tests.conftest import shared_dataset
+from tests.helpers import add_text_items, annotators, read_sms, set_final_labels
+from workbench.db.models import DatasetVersionItem, Job, ModelRun, RankEntry
+from workbench.errors import WorkbenchError
+from workbench.training import ArtifactIntegrityError
+from workbench.worker import run_worker
+
+TEXTS = [f"{'cheap offer win prize now' if i % 4 == 0 else 'see you at lunch today'} number {i}" for i in range(200)]
+LABELS = {f"t{i}": ("spam" if i % 4 == 0 else "ham") for i in range(200)}
+
+
+@pytest.fixture
+def project(wb, home):
+    info = wb.projects.create("loop", "text", ["ham", "spam"])
+    add_text_items(wb.engine, info.id, TEXTS, eval_fraction=0.25)
+    return info
+
+
+def test_versions_are_immutable_hashed_and_diffable(wb, project):
+    set_final_labels(wb.engine, project.id, {k: v for k, v in list(LABELS.items())[:100]})
+    first = wb.versions.create("loop")
+    assert first.number == 1 and first.n_items == 100 and len(first.content_hash) == 64
+    assert wb.versions.create("loop").id == first.id  # same labels: same version, same hash
+    set_final_labels(wb.engine, project.id, {"t1": "spam", **{k: v for k, v in list(LABELS.items())[100:120]}})
+    second = wb.versions.create("loop")
+    assert second.number == 2 and second.content_hash != first.content_hash
+    diff = wb.versions.diff("loop", 1, 2)
+    assert len(diff.added) == 20 and diff.removed == () and diff.relabeled == (("t1", "ham", "spam"),)
+    with pytest.raises(DBAPIError, match="append-only"), Session(wb.engine) as s, s.begin():
+        s.execute(update(DatasetVersionItem).values(label="spam"))
+    with pytest.raises(DBAPIError, match="append-only"), Session(wb.engine) as s, s.begin():
+        s.execute(text("DELETE FROM dataset_version"))
+    assert wb.versions.get("loop", 1).content_hash == first.content_hash
+
+
+def test_version_lineage_and_export(wb, project, tmp_path):
+    a, b = annotators(wb, 2)
+    for person in (a, b):
+        lease = wb.queue.claim("loop", person)
+        wb.queue.submit(lease.lease_id, "=HYPERLINK(\"x\")" if False else "spam", person)
+    version = wb.versions.create("loop")
+    rows = wb.versions.rows("loop", version.number)
+    assert len(rows) == 1 and len(rows.iloc[0]["annotation_ids"]) == 2 and rows.iloc[0]["source"] == "agreed"
+    assert version.manifest["annotators"] == {"ann0": 1, "ann1": 1}
+    out = tmp_path / "v.csv"
+    manifest_path = wb.versions.export_to("loop", version.number, "csv", out)
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["content_hash"] == version.content_hash and manifest["counts"]["pool"] | manifest["counts"]["eval"]
+    for fmt in ("jsonl", "parquet"):
+        payload, _ = wb.versions.export("loop", version.number, fmt)
+        assert payload
+    with pytest.raises(WorkbenchError, match="unknown format"):
+        wb.versions.export("loop", version.number, "xlsx")
+
+
+def test_round_trains_evaluates_registers_and_reranks(wb, project):
+    cold = wb.rounds.run_retrain("loop")
+    assert cold["strategy"] == "cold_start" and cold["run_id"] is None and cold["ranked"] == 20
+    set_final_labels(wb.engine, project.id, LABELS)
+    # Leave half of the pool unlabeled so there is something to rank.
+    with Session(wb.engine) as s, s.begin():
+        s.execute(text("UPDATE item SET state='open', final_label=NULL, n_annotations=0, slots_taken=0 "
+                       "WHERE split='pool' AND id % 2 = 0"))
+    result = wb.rounds.run_retrain("loop")
+    assert result["strategy"] == "margin" and result["run_id"] is not None
+    assert result["metrics"]["accuracy"] == 1.0 and result["metrics"]["n"] == result["n_eval"] > 0
+    with Session(wb.engine) as s:
+        entries = s.exec(select(RankEntry).order_by(RankEntry.position)).scalars().all()
+        run = s.get(ModelRun, result["run_id"])
+    assert entries and all(e.model_run_id == run.id and e.strategy == "margin" for e in entries)
+    assert [e.score for e in entries] == sorted((e.score for e in entries), reverse=True)
+    (annotator,) = annotators(wb, 1)
+    claimed = wb.queue.claim("loop", annotator)
+    assert claimed.model_run_id == run.id or claimed.reason in ("eval", "control")
+    curve = wb.rounds.learning_curve("loop")
+    assert curve[-1]["run_id"] == run.id and curve[-1]["ci_low"] <= curve[-1]["accuracy"] <= curve[-1]["ci_high"]
+    comparison = wb.rounds.compare("loop", run.id, run.id)
+    assert comparison["n_eval"] == result["n_eval"]
+
+
+def test_tampered_artifact_is_refused_before_loading(wb, project, home):
+    set_final_labels(wb.engine, project.id, LABELS)
+    result = wb.rounds.run_retrain("loop")
+    with Session(wb.engine) as s:
+        path = home / s.get(ModelRun, result["run_id"]).artifact_path
+    path.write_bytes(path.read_bytes() + b"tampered")
+    with pytest.raises(ArtifactIntegrityError):
+        wb.rounds.run_rescore("loop")
+
+
+def test_worker_runs_jobs_and_records_failures(wb, project, db_url, home):
+    set_final_labels(wb.engine, project.id, LABELS)
+    job = wb.rounds.start("loop")
+    assert wb.rounds.start("loop").id == job.id  # one pending round at a time
+    assert run_worker(db_url, once=True) == 1
+    done = wb.rounds.job(job.id)
+    assert done.state == "done" and done.progress == 100 and done.result["run_id"]
+    with pytest.raises(WorkbenchError, match="unknown strategy"):
+        wb.projects.update_settings("loop", strategy="no_such_strategy")
+    with Session(wb.engine) as s:
+        artifact = home / s.get(ModelRun, done.result["run_id"]).artifact_path
+    artifact.write_bytes(b"not the model that was registered")
+    failed = wb.rounds.rescore("loop")
+    run_worker(db_url, once=True)
+    failed = wb.rounds.job(failed.id)
+    assert failed.state == "failed" and "sha256" in failed.error.lower()
+    with Session(wb.engine) as s:
+        assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 1
+
+
+def test_auto_versions_every_n_final_labels(wb, project, db_url):
+    wb.projects.update_settings("loop", version_every=50)
+    set_final_labels(wb.engine, project.id, {k: v for k, v in list(LABELS.items())[:60]})
+    run_worker(db_url, once=True)
+    (version,) = wb.versions.list("loop")
+    assert version.trigger == "auto" and version.n_items == 60
+
+
+def test_sms_round_is_accurate(wb, home):
+    rows = read_sms(shared_dataset("sms_spam_collection") / "SMSSpamCollection")
+    info = wb.projects.create("sms", "text", ["ham", "spam"])
+    add_text_items(wb.engine, info.id, [t for _, t in rows])
+    set_final_labels(wb.engine, info.id, {f"t{i}": rows[i][0] for i in range(0, len(rows), 2)})
+    result = wb.rounds.run_retrain("sms")
+    assert result["metrics"]["accuracy"] > 0.95, result["metrics"]

@@ -1,0 +1,212 @@
+"""The double-labeling queue on a real SQLite file and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from tests.helpers import add_items, annotators
+from workbench.db.models import Annotation, AuditLog, Item, Lease, RankEntry, utcnow
+from workbench.errors import Conflict, NotFound, WorkbenchError
+from workbench.services.queue import QueueService
+
+
+@pytest.fixture
+def project(wb):
+    return wb.projects.create("q", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+
+
+def test_item_gets_two_labels_from_distinct_annotators(wb, project):
+    add_items(wb.engine, project.id, 1)
+    a, b, c = annotators(wb, 3)
+    first = wb.queue.claim("q", a)
+    assert first.slot == 1 and first.labels == ("pos", "neg")
+    assert wb.queue.claim("q", a).lease_id == first.lease_id  # a live lease is handed back
+    second = wb.queue.claim("q", b)
+    assert second.item_id == first.item_id and second.slot == 2
+    assert wb.queue.claim("q", c) is None  # both slots are spoken for
+    wb.queue.submit(first.lease_id, "pos", a)
+    assert wb.queue.claim("q", a) is None  # never the same item twice
+    result = wb.queue.submit(second.lease_id, "pos", b)
+    assert result.item_state == "final"
+    with Session(wb.engine) as s:
+        item = s.exec(select(Item)).scalar_one()
+    assert (item.state, item.final_label, item.n_annotations, item.slots_taken) == ("final", "pos", 2, 2)
+
+
+def test_disagreement_goes_to_review(wb, project):
+    add_items(wb.engine, project.id, 1)
+    a, b = annotators(wb, 2)
+    la, lb = wb.queue.claim("q", a), wb.queue.claim("q", b)
+    wb.queue.submit(la.lease_id, "pos", a)
+    assert wb.queue.submit(lb.lease_id, "neg", b).item_state == "review"
+
+
+def test_submit_is_idempotent(wb, project):
+    add_items(wb.engine, project.id, 1)
+    (a,) = annotators(wb, 1)
+    lease = wb.queue.claim("q", a)
+    first = wb.queue.submit(lease.lease_id, "pos", a)
+    again = wb.queue.submit(lease.lease_id, "pos", a)
+    assert again.duplicate and again.annotation_id == first.annotation_id
+    with Session(wb.engine) as s:
+        assert s.exec(select(func.count()).select_from(Annotation)).scalar_one() == 1
+
+
+def test_refusals_say_why(wb, project):
+    add_items(wb.engine, project.id, 1)
+    a, b, c = annotators(wb, 3)
+    la = wb.queue.claim("q", a)
+    with pytest.raises(WorkbenchError, match="not in the label set"):
+        wb.queue.submit(la.lease_id, "maybe", a)
+    with pytest.raises(NotFound, match="holds no claim"):
+        wb.queue.submit(la.lease_id, "pos", b)  # someone else's lease
+    with pytest.raises(NotFound):
+        wb.queue.submit(99999, "pos", a)
+    wb.queue.skip(la.lease_id, a, "unreadable")
+    with pytest.raises(Conflict, match="skipped"):
+        wb.queue.submit(la.lease_id, "pos", a)
+    with pytest.raises(WorkbenchError, match="needs a reason"):
+        wb.queue.skip(la.lease_id, a, " ")
+
+
+def test_skip_releases_slot_and_is_not_offered_again(wb, project):
+    add_items(wb.engine, project.id, 1)
+    a, b, c = annotators(wb, 3)
+    la = wb.queue.claim("q", a)
+    wb.queue.skip(la.lease_id, a, "not sure")
+    assert wb.queue.claim("q", a) is None
+    lb, lc = wb.queue.claim("q", b), wb.queue.claim("q", c)
+    assert {lb.slot, lc.slot} == {1, 2}
+    assert wb.queue.my_stats("q", a).skips_total == 1
+
+
+def test_abandoned_lease_expires_and_slot_returns(wb, project):
+    add_items(wb.engine, project.id, 1)
+    a, b, c = annotators(wb, 3)
+    la, lb = wb.queue.claim("q", a), wb.queue.claim("q", b)
+    with Session(wb.engine) as s, s.begin():
+        s.exec(update(Lease).where(Lease.id == la.lease_id).values(
+            expires_at=utcnow() - timedelta(seconds=1)))
+    lc = wb.queue.claim("q", c)
+    assert lc.item_id == la.item_id and lc.slot == la.slot
+    with pytest.raises(Conflict, match="expired"):
+        wb.queue.submit(la.lease_id, "pos", a)
+    wb.queue.submit(lb.lease_id, "pos", b)
+    assert wb.queue.submit(lc.lease_id, "pos", c).item_state == "final"
+
+
+def test_renew_extends_the_lease(wb, project):
+    add_items(wb.engine, project.id, 1)
+    (a,) = annotators(wb, 1)
+    lease = wb.queue.claim("q", a)
+    assert wb.queue.renew(lease.lease_id, a) >= lease.expires_at
+
+
+def test_partial_items_come_first_then_ranking(wb, project):
+    add_items(wb.engine, project.id, 5)
+    with Session(wb.engine) as s, s.begin():
+        ids = s.exec(select(Item.id).order_by(Item.id)).scalars().all()
+        for position, item_id in enumerate(reversed(ids)):
+            s.add(RankEntry(project_id=project.id, position=position, item_id=item_id, score=1.0 - position / 10,
+                            strategy="margin"))
+    a, b, c = annotators(wb, 3)
+    la = wb.queue.claim("q", a)
+    assert (la.item_id, la.reason, la.strategy, la.score) == (ids[-1], "ranked", "margin", 1.0)
+    wb.queue.submit(la.lease_id, "pos", a)
+    lb = wb.queue.claim("q", b)
+    assert lb.item_id == ids[-1] and lb.reason == "partial"
+    lc = wb.queue.claim("q", c)
+    assert lc.item_id == ids[-2]
+
+
+def test_eval_items_are_served_at_random_never_ranked(wb):
+    wb.projects.create("e", "text", ["pos", "neg"], settings={"eval_fraction": 1.0, "random_share": 0.0})
+    project = wb.projects.get("e")
+    add_items(wb.engine, project.id, 20, eval_every=2)
+    (a,) = annotators(wb, 1)
+    lease = wb.queue.claim("e", a)
+    assert lease.split == "eval" and lease.reason == "eval" and lease.strategy is None
+
+
+def test_undo_last_within_the_lease(wb, project):
+    add_items(wb.engine, project.id, 2)
+    a, b = annotators(wb, 2)
+    first = wb.queue.claim("q", a)
+    wb.queue.submit(first.lease_id, "pos", a)
+    nxt = wb.queue.claim("q", a)
+    back = wb.queue.undo_last("q", a)
+    assert back.item_id == first.item_id and back.lease_id == first.lease_id
+    assert wb.queue.claim("q", a).lease_id == first.lease_id
+    wb.queue.submit(first.lease_id, "neg", a)
+    partner = wb.queue.claim("q", b)
+    assert partner.item_id == first.item_id
+    wb.queue.submit(partner.lease_id, "neg", b)
+    with pytest.raises(Conflict, match="already compared"):
+        wb.queue.undo_last("q", a)
+    with Session(wb.engine) as s:
+        assert s.exec(select(Lease.state).where(Lease.id == nxt.lease_id)).scalar_one() == "expired"
+        assert s.exec(select(func.count()).select_from(AuditLog).where(AuditLog.action == "annotation.undo")).scalar_one() == 1
+
+
+def test_blind_annotator_views_carry_no_labels(wb, project):
+    add_items(wb.engine, project.id, 1)
+    a, b = annotators(wb, 2)
+    la = wb.queue.claim("q", a)
+    wb.queue.submit(la.lease_id, "pos", a)
+    lb = wb.queue.claim("q", b)
+    assert "pos" not in repr(lb.content) and not hasattr(lb, "label")
+    assert wb.queue.my_history("q", b) == []
+    assert wb.queue.my_stats("q", b).labels_total == 0
+
+
+def test_concurrent_claims_never_share_a_slot(wb, project):
+    """Threads hammer one engine; the schema and the claim logic keep every invariant."""
+    add_items(wb.engine, project.id, 30)
+    people = annotators(wb, 6)
+    errors: list[BaseException] = []
+
+    def work(actor, seed):
+        queue = QueueService(wb.engine, random.Random(seed))
+        try:
+            while (lease := queue.claim("q", actor)) is not None:
+                queue.submit(lease.lease_id, random.Random(lease.item_id).choice(["pos", "neg"]), actor)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(p, i)) for i, p in enumerate(people)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with Session(wb.engine) as s:
+        per_item = s.exec(select(Annotation.item_id, func.count(), func.count(func.distinct(Annotation.annotator_id)))
+                          .group_by(Annotation.item_id)).all()
+        assert len(per_item) == 30 and all(n == 2 and d == 2 for _, n, d in per_item)
+        states = s.exec(select(Item.state, func.count()).group_by(Item.state)).all()
+    assert sum(n for _, n in states) == 30 and all(state in ("final",) for state, _ in states)
+
+
+def test_expiry_never_touches_a_submitted_lease(wb, project):
+    """Regression: on PostgreSQL an expirer that had read a lease as active could overwrite a
+    concurrent submit and free its slot. Expiry is now one conditional UPDATE."""
+    add_items(wb.engine, project.id, 1)
+    a, b, c = annotators(wb, 3)
+    la = wb.queue.claim("q", a)
+    wb.queue.submit(la.lease_id, "pos", a)
+    with Session(wb.engine) as s, s.begin():  # submitted, and past its expiry time
+        s.exec(update(Lease).where(Lease.id == la.lease_id).values(expires_at=utcnow() - timedelta(seconds=5)))
+    lb = wb.queue.claim("q", b)
+    assert lb is not None and lb.slot == 2
+    assert wb.queue.claim("q", c) is None  # slot 1 still belongs to a's annotation
+    assert wb.queue.claim("q", a) is None  # never the item a has labeled
+    with Session(wb.engine) as s:
+        state, slots = s.exec(select(Lease.state, Item.slots_taken).join(Item, Item.id == Lease.item_id)
+                              .where(Lease.id == la.lease_id)).one()
+    assert (state, slots) == ("submitted", 2)

@@ -1,0 +1,117 @@
+"""The review page: the disagreement queue side by side, adjudication with a reason, pair filter,
+agreement dashboard and history."""
+
+from __future__ import annotations
+
+from tests.test_ui_support import (  # noqa: F401 - fixtures
+    actor,
+    errors,
+    go,
+    infos,
+    seed_basic,
+    sign_in,
+    texts,
+    ui_url,
+    uwb,
+)
+
+
+def _label_all(uwb, who: str, answer) -> None:
+    person = actor(uwb, who)
+    while (claim := uwb.queue.claim("demo", person)) is not None:
+        uwb.queue.submit(claim.lease_id, answer(claim), person)
+
+
+def _disagree(uwb, n_items=4):
+    """ann1 says pos everywhere; ann2 says neg on item-0 and neutral on item-1, pos elsewhere."""
+    seed_basic(uwb, n_items=n_items)
+    _label_all(uwb, "ann1", lambda c: "pos")
+    _label_all(uwb, "ann2", lambda c: {"item-0": "neg", "item-1": "neutral"}.get(c.external_id, "pos"))
+
+
+def test_answers_side_by_side_and_adjudication_with_a_reason(uwb):
+    _disagree(uwb)
+    at = go(sign_in("rev"), "review")
+    assert not errors(at)
+    assert at.metric[0].value == "2"  # waiting
+    shown = texts(at)
+    assert "Annotator: ann1" in shown and "Annotator: ann2" in shown
+    assert "Label: pos" in shown and ("Label: neg" in shown or "Label: neutral" in shown)
+    case = at.session_state["review_case"]
+    # without a reason the service refuses and nothing changes
+    at.button(key="FormSubmitter:adjudicate_%d-Adjudicate" % case).click().run()
+    assert "needs a reason" in errors(at)[0]
+    at.selectbox(key=f"adj_label_{case}").select("neutral")
+    at.text_area(key=f"adj_reason_{case}").input("guideline 3: sarcasm counts as neutral")
+    at.button(key="FormSubmitter:adjudicate_%d-Adjudicate" % case).click().run()
+    assert not errors(at)
+    assert "settled: neutral" in infos(at)[0]
+    assert at.metric[0].value == "1"
+    history = uwb.review.history("demo", actor(uwb, "rev"))
+    assert [(h.item_id, h.label, h.reason) for h in history] == [
+        (case, "neutral", "guideline 3: sarcasm counts as neutral")]
+
+
+def test_ambiguous_and_excluded_decisions(uwb):
+    _disagree(uwb)
+    at = go(sign_in("rev"), "review")
+    for decision in ("ambiguous", "excluded"):
+        case = at.session_state["review_case"]
+        at.radio(key=f"adj_decision_{case}").set_value(decision)
+        at.text_area(key=f"adj_reason_{case}").input(f"marked {decision}")
+        at.button(key="FormSubmitter:adjudicate_%d-Adjudicate" % case).click().run()
+        assert not errors(at)
+    states = sorted(h.decision.value for h in uwb.review.history("demo", actor(uwb, "rev")))
+    assert states == ["ambiguous", "excluded"]
+    assert "No disagreements waiting" in at.success[0].value
+
+
+def test_filter_by_label_pair(uwb):
+    _disagree(uwb)
+    at = go(sign_in("rev"), "review")
+    at.selectbox(key="review_pair_a").select("pos")
+    at.selectbox(key="review_pair_b").select("neutral").run()
+    table = at.dataframe[0].value
+    assert table["item"].tolist() == ["item-1"]
+    at.selectbox(key="review_pair_b").select("pos").run()
+    assert "two different labels" in at.warning[0].value
+
+
+def test_admin_who_labelled_an_item_is_refused_by_the_service(uwb):
+    seed_basic(uwb, n_items=1)
+    _label_all(uwb, "ann1", lambda c: "pos")
+    _label_all(uwb, "admin", lambda c: "neg")  # admins may label too
+    at = go(sign_in("admin"), "review")
+    case = at.session_state["review_case"]
+    at.text_area(key=f"adj_reason_{case}").input("mine")
+    at.button(key="FormSubmitter:adjudicate_%d-Adjudicate" % case).click().run()
+    assert "items they labeled themselves" in errors(at)[0]
+    assert uwb.review.count_waiting("demo", actor(uwb, "rev")) == 1
+
+
+def test_agreement_dashboard(uwb):
+    _disagree(uwb, n_items=6)
+    rev = actor(uwb, "rev")
+    case = uwb.review.queue("demo", rev)[0]
+    uwb.review.adjudicate(case.item_id, rev, "label", label="pos", reason="r")
+    at = go(sign_in("rev"), "review")
+    metrics = {m.label: m.value for m in at.metric}
+    report = uwb.agreement.report("demo", rev)
+    assert metrics["Krippendorff's alpha"] == f"{report.krippendorff_alpha:.3f}"
+    assert metrics["Percent agreement"] == f"{report.percent_agreement:.1%}"
+    frames = [df.value for df in at.dataframe]
+    kappa = next(f for f in frames if "kappa" in f.columns)
+    assert kappa[["annotator A", "annotator B"]].values.tolist() == [["ann1", "ann2"]]
+    assert abs(kappa["kappa"].iloc[0] - report.cohen_kappa[0].kappa) < 1e-12
+    vs = next(f for f in frames if "adjudicated items" in f.columns)
+    assert vs.set_index("annotator")["agreement"].to_dict() == {"ann1": 1.0, "ann2": 0.0}
+    history = next(f for f in frames if "reason" in f.columns)
+    assert history["reason"].tolist() == ["r"]
+    assert len(at.get("vega_lite_chart")) >= 3
+
+
+def test_annotator_gets_no_review_data(uwb):
+    _disagree(uwb)
+    at = go(sign_in("ann1"), "review")
+    assert "needs the reviewer role" in errors(at)[0]
+    assert "Label: neg" not in texts(at) and not at.dataframe

@@ -1,0 +1,102 @@
+"""Sign-in, sign-out, role-based navigation and page refusals, through the real app (AppTest)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_ui_support import (  # noqa: F401 - fixtures
+    PASSWORD,
+    app,
+    errors,
+    infos,
+    go,
+    seed_basic,
+    sign_in,
+    texts,
+    ui_url,
+    uwb,
+)
+from workbench.domain import Role
+from workbench.ui.nav import visible_pages
+
+
+def test_sign_in_shows_the_label_page_and_sign_out_returns_to_the_form(uwb):
+    seed_basic(uwb)
+    at = app().run()
+    assert [t.value for t in at.title] == ["Workbench"]
+    assert "signout" not in [b.key for b in at.button]
+    at = sign_in("ann1", at=at)
+    assert "ann1 (annotator)" in texts(at)
+    assert any(t.startswith("text number") for t in texts(at))  # the claimed item is on screen
+    at.button(key="signout").click().run()
+    assert [t.value for t in at.title] == ["Workbench"]
+    assert at.text_input(key="signin_name").value == ""
+    assert "wb_actor" not in at.session_state
+
+
+def test_wrong_password_is_refused_and_repeated_failures_slow_down(uwb):
+    seed_basic(uwb)
+    at = sign_in("ann1", "wrong-password")
+    assert errors(at) and "unknown user or wrong password" in errors(at)[0]
+    assert "wb_actor" not in at.session_state
+    for _ in range(4):
+        sign_in("ann1", "wrong-password", at=at)
+    assert "too many failed sign" in errors(at)[0]
+    sign_in("ann1", PASSWORD, at=at)  # still locked: the right password does not get in yet
+    assert "too many failed sign" in errors(at)[0]
+    assert "wb_actor" not in at.session_state
+
+
+def test_unknown_user_gets_the_same_message(uwb):
+    seed_basic(uwb)
+    at = sign_in("nobody")
+    assert "unknown user or wrong password" in errors(at)[0]
+
+
+@pytest.mark.parametrize("role, pages", [
+    (Role.ANNOTATOR, ["label"]),
+    (Role.REVIEWER, ["label", "review", "rounds"]),
+    (Role.ADMIN, ["label", "review", "rounds", "data", "users"]),
+    (None, []),
+])
+def test_roles_decide_the_menu(role, pages):
+    assert visible_pages(role) == pages
+
+
+@pytest.mark.parametrize("page", ["review", "rounds", "data", "users"])
+def test_annotator_is_refused_on_pages_above_their_role(uwb, page):
+    seed_basic(uwb)
+    at = go(sign_in("ann1"), page)
+    assert errors(at) and "needs the" in errors(at)[0] and "ann1 is annotator" in errors(at)[0]
+    # nothing of the page itself was rendered: no tables, no forms, no other widgets
+    assert not at.dataframe and not at.text_area and not at.selectbox
+    assert [b.key for b in at.button] == ["signout"]
+
+
+@pytest.mark.parametrize("page", ["data", "users"])
+def test_reviewer_is_refused_on_admin_pages(uwb, page):
+    seed_basic(uwb)
+    at = go(sign_in("rev"), page)
+    assert "needs the admin role" in errors(at)[0]
+
+
+def test_not_signed_in_any_page_shows_the_sign_in_form(uwb):
+    seed_basic(uwb)
+    at = app().run()
+    go(at, "users")
+    assert [t.value for t in at.title] == ["Workbench"]
+    assert at.text_input(key="signin_name") is not None
+    assert not at.dataframe
+
+
+def test_deactivation_and_demotion_apply_at_the_next_click(uwb):
+    seed_basic(uwb)
+    at = go(sign_in("rev"), "review")
+    assert not errors(at)
+    uwb.users.set_role("rev", "annotator")
+    at.run()
+    assert "needs the reviewer role" in errors(at)[0]
+    uwb.users.set_active("rev", False)
+    at.run()
+    assert [t.value for t in at.title] == ["Workbench"]
+    assert "no longer active" in infos(at)[0]

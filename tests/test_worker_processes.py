@@ -1,0 +1,83 @@
+"""Workers as real processes: a worker killed mid-round leaves nothing half-registered and the
+round is retried; several workers share one queue safely."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from tests.helpers import add_text_items, set_final_labels
+from workbench.db.models import ModelRun
+
+TEXTS = [f"{'cheap offer win prize' if i % 3 == 0 else 'lunch at noon'} {i}" for i in range(300)]
+LABELS = {f"t{i}": ("spam" if i % 3 == 0 else "ham") for i in range(300)}
+# A deliberately slow model so the kill lands mid-training.
+SLOW_MODEL = {"type": "mlp", "hidden": 256, "epochs": 400}
+
+
+def _start_worker(db_url: str, home) -> subprocess.Popen:
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": db_url}
+    return subprocess.Popen([sys.executable, "-m", "workbench.cli", "worker"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def test_killed_worker_leaves_no_half_registered_model(wb, db_url, home):
+    info = wb.projects.create("kill", "text", ["ham", "spam"], settings={"model": SLOW_MODEL})
+    add_text_items(wb.engine, info.id, TEXTS)
+    set_final_labels(wb.engine, info.id, LABELS)
+    job = wb.rounds.start("kill")
+    worker = _start_worker(db_url, home)
+    try:
+        _wait_for(lambda: wb.rounds.job(job.id).message == "features")  # training has begun
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert wb.rounds.job(job.id).state == "running"
+    with Session(wb.engine) as s:
+        assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 0
+    # The next worker sees the stale heartbeat, takes the job back and finishes it.
+    wb.projects.update_settings("kill", model={"type": "logreg"})
+    retried = wb.jobs.claim_next("second-worker", stale_after=timedelta(seconds=0))
+    assert retried is not None and retried.id == job.id and retried.attempts == 2
+    wb.rounds.run_retrain("kill", job_id=job.id)
+    done = wb.rounds.job(job.id)
+    assert done.state == "done" and done.result["run_id"]
+    with Session(wb.engine) as s:
+        assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 1
+
+
+def test_two_workers_share_the_queue(wb, db_url, home):
+    names = [f"p{i}" for i in range(4)]
+    for name in names:
+        info = wb.projects.create(name, "text", ["ham", "spam"])
+        add_text_items(wb.engine, info.id, TEXTS[:120])
+        set_final_labels(wb.engine, info.id, dict(list(LABELS.items())[:120]))
+    jobs = [wb.rounds.start(name) for name in names]
+    workers = [_start_worker(db_url, home) for _ in range(2)]
+    try:
+        _wait_for(lambda: all(wb.rounds.job(j.id).state in ("done", "failed") for j in jobs), timeout=120)
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=10)
+    states = [wb.rounds.job(j.id) for j in jobs]
+    assert all(j.state == "done" and j.attempts == 1 for j in states), [(j.state, j.error) for j in states]
+    with Session(wb.engine) as s:
+        assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 4

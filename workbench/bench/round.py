@@ -1,0 +1,191 @@
+"""Benchmarks of the loop: a whole retrain round, and claim/submit latency while rounds run.
+
+Labels are written straight into the database in the set-up (as if annotators had agreed), so the
+figures measure the round, not the labeling.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import bindparam, insert, update
+from sqlmodel import Session
+
+from workbench.bench.training import BENCH_CLASSES, synthetic_corpus
+from workbench.db.engine import make_engine
+from workbench.db.models import Item
+from workbench.services import Workbench
+from workbench.stress import Behaviour, run_stress
+from workbench.worker import WORKER_NICENESS
+
+N_EVAL = 1_000
+
+
+def seed_text_project(wb: Workbench, name: str, n_pool: int, n_labels: int, seed: int = 0) -> None:
+    """A text project of n_pool synthetic pool items plus N_EVAL eval items; n_labels pool items
+    and every eval item carry a final label."""
+    texts, labels = synthetic_corpus(n_pool + N_EVAL, seed)
+    project = wb.projects.create(name, "text", BENCH_CLASSES, strategy="margin")
+    rng = np.random.default_rng(seed)
+    keys = rng.random(len(texts))
+    with Session(wb.engine) as session, session.begin():
+        for start in range(0, len(texts), 50_000):
+            session.execute(insert(Item), [
+                {"project_id": project.id, "external_id": f"x{i}", "content": {"text": texts[i]},
+                 "split": "eval" if i >= n_pool else "pool", "random_key": float(keys[i])}
+                for i in range(start, min(start + 50_000, len(texts)))
+            ])
+        _mark_final(session, project.id, [*range(n_labels), *range(n_pool, n_pool + N_EVAL)], labels)
+
+
+def add_labels(wb: Workbench, name: str, start: int, count: int, seed: int = 0) -> None:
+    """Mark `count` more pool items final (a round's worth of new labels)."""
+    _, labels = synthetic_corpus(start + count, seed)
+    project = wb.projects.get(name)
+    with Session(wb.engine) as session, session.begin():
+        _mark_final(session, project.id, range(start, start + count), labels)
+
+
+# As if two annotators had agreed on the item's label.
+_FINAL = (update(Item)
+          .where(Item.project_id == bindparam("b_project_id"), Item.external_id == bindparam("b_external_id"))
+          .values(state="final", final_label=bindparam("b_label"), n_annotations=2, slots_taken=2))
+
+
+def _mark_final(session: Session, project_id: int, indices, labels: np.ndarray) -> None:  # noqa: ANN001
+    """Give the items x{i} for i in indices their final label labels[i], in one executemany."""
+    session.connection().execute(_FINAL, [{"b_project_id": project_id, "b_external_id": f"x{i}",
+                                           "b_label": str(labels[i])} for i in indices])
+
+
+def bench_round(n_pool: int = 100_000, n_labels: int = 5_000, database_url: str | None = None) -> dict:
+    """Wall time of a whole round (version, train, evaluate, rescore, ranking live): the first round
+    (features computed) and the next ones (features from the cache, 100 new labels each)."""
+    home = Path(tempfile.mkdtemp(prefix="workbench-round-"))
+    os.environ["WORKBENCH_HOME"] = str(home)
+    wb = Workbench(make_engine(database_url or f"sqlite:///{home / 'round.db'}"))
+    seed_text_project(wb, "round-bench", n_pool, n_labels)
+    import skops.io  # noqa: F401 - a worker imports this once at start (see workbench.worker)
+
+    rounds = []
+    for index in range(4):
+        if index:
+            add_labels(wb, "round-bench", n_labels + 100 * (index - 1), 100)
+        started = time.perf_counter()
+        result = wb.rounds.run_retrain("round-bench")
+        rounds.append({"wall_s": time.perf_counter() - started, "n_train": result["n_train"],
+                       "accuracy": result["metrics"].get("accuracy"), "timings": result["timings"]})
+    warm = [r["wall_s"] for r in rounds[1:]]
+    return {"database": wb.engine.dialect.name, "n_pool": n_pool, "n_eval": N_EVAL, "n_labels": n_labels,
+            "first_round_s": rounds[0]["wall_s"], "warm_round_s_median": float(np.median(warm)),
+            "warm_round_s_max": max(warm), "rounds": rounds}
+
+
+def _round_loop(url: str, home: str, project: str, stop_file: str, count_file: str) -> None:
+    os.nice(WORKER_NICENESS)  # as `workbench worker` does
+    os.environ["WORKBENCH_HOME"] = home
+    wb = Workbench(make_engine(url, migrate=False))
+    done = 0
+    while not os.path.exists(stop_file):
+        wb.rounds.run_retrain(project)
+        done += 1
+        Path(count_file).write_text(str(done))
+
+
+def bench_claims(*, pool: int = 1_000_000, annotators: int = 16, submits: int = 100,
+                 database_url: str | None = None, think_ms: tuple[float, float] = (20.0, 50.0),
+                 during_rounds: bool = False, round_pool: int = 100_000, round_labels: int = 5_000) -> dict:
+    """Claim and submit latency with `annotators` processes on a `pool`-item project; idle, and
+    (during_rounds) again while another process runs retrain rounds back to back on a text project."""
+    home = Path(tempfile.mkdtemp(prefix="workbench-claims-"))
+    os.environ["WORKBENCH_HOME"] = str(home)
+    url = database_url or f"sqlite:///{home / 'claims.db'}"
+    behaviour = Behaviour(think_ms=think_ms, p_skip=0.0, p_abandon=0.0, p_double_submit=0.0,
+                          lease_ttl_s=600, max_submits=submits)
+
+    def phase() -> dict:
+        report = run_stress(annotators=annotators, items=pool, database_url=url, behaviour=behaviour)
+        return {key: report[key] for key in ("claim_ms", "submit_ms", "submits_per_s", "wall_s")} | {
+            "invariants_ok": report["invariants"]["ok"]}
+
+    result = {"pool": pool, "annotators": annotators, "submits_per_annotator": submits, "think_ms": think_ms,
+              "idle": phase()}
+    if during_rounds:
+        wb = Workbench(make_engine(url))
+        seed_text_project(wb, "rounds-under-load", round_pool, round_labels)
+        wb.rounds.run_retrain("rounds-under-load")  # features cached: later rounds are the steady state
+        stop, count = home / "stop", home / "rounds"
+        looper = mp.get_context("spawn").Process(
+            target=_round_loop, args=(url, str(home), "rounds-under-load", str(stop), str(count)))
+        looper.start()
+        try:
+            deadline = time.monotonic() + 300
+            while not count.exists() and looper.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.1)  # measure once rounds are really running, not while the process starts
+            result["during_rounds"] = phase()
+        finally:
+            stop.touch()
+            looper.join()
+        result["during_rounds"]["rounds_completed"] = int(count.read_text()) if count.exists() else 0
+        idle, busy = result["idle"], result["during_rounds"]
+        result["p95_ratio"] = {kind: busy[f"{kind}_ms"]["p95"] / idle[f"{kind}_ms"]["p95"]
+                               for kind in ("claim", "submit")}
+    return result
+
+
+def add_round_arguments(parser) -> None:  # noqa: ANN001
+    parser.add_argument("--pool", type=int, default=100_000, help="pool items (default 100000)")
+    parser.add_argument("--labels", type=int, default=5_000, help="labeled pool items (default 5000)")
+    parser.add_argument("--db", help="database URL (default: a temporary SQLite file)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+
+
+def run_round(args) -> int:  # noqa: ANN001
+    result = bench_round(args.pool, args.labels, args.db)
+    print(f"{result['database']}: {result['n_pool']} pool items, {result['n_labels']} labels, "
+          f"{result['n_eval']} eval items")
+    print(f"first round (features computed): {result['first_round_s']:.2f} s")
+    print(f"next rounds (features cached):   median {result['warm_round_s_median']:.2f} s, "
+          f"max {result['warm_round_s_max']:.2f} s")
+    for index, r in enumerate(result["rounds"]):
+        steps = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items())
+        print(f"  round {index + 1}: {r['wall_s']:.2f} s ({steps}); eval accuracy {r['accuracy']:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def add_claims_arguments(parser) -> None:  # noqa: ANN001
+    parser.add_argument("--pool", type=int, default=1_000_000, help="pool items (default 1000000)")
+    parser.add_argument("--annotators", type=int, default=16)
+    parser.add_argument("--submits", type=int, default=100, help="submits per annotator (default 100)")
+    parser.add_argument("--think-ms", type=float, nargs=2, default=(20.0, 50.0), metavar=("MIN", "MAX"))
+    parser.add_argument("--during-rounds", action="store_true",
+                        help="measure again while another process runs retrain rounds back to back")
+    parser.add_argument("--db", help="database URL (default: a temporary SQLite file)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+
+
+def run_claims(args) -> int:  # noqa: ANN001
+    result = bench_claims(pool=args.pool, annotators=args.annotators, submits=args.submits, database_url=args.db,
+                          think_ms=tuple(args.think_ms), during_rounds=args.during_rounds)
+    phases = [("idle", result["idle"])]
+    if "during_rounds" in result:
+        phases.append((f"during {result['during_rounds']['rounds_completed']} rounds", result["during_rounds"]))
+    print(f"{args.annotators} annotators, {args.pool} pool items, think {args.think_ms[0]:g}-{args.think_ms[1]:g} ms")
+    print(f"{'phase':<22}{'claim p50':>10}{'claim p95':>10}{'submit p50':>11}{'submit p95':>11}{'submits/s':>10}")
+    for name, phase in phases:
+        print(f"{name:<22}{phase['claim_ms']['p50']:>10.2f}{phase['claim_ms']['p95']:>10.2f}"
+              f"{phase['submit_ms']['p50']:>11.2f}{phase['submit_ms']['p95']:>11.2f}{phase['submits_per_s']:>10.1f}")
+    if "p95_ratio" in result:
+        print(f"p95 during rounds / idle: claim {result['p95_ratio']['claim']:.2f}x, "
+              f"submit {result['p95_ratio']['submit']:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0

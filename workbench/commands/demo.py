@@ -1,0 +1,28 @@
+"""`workbench demo`: the digits demo project and demo users, then the app."""
+
+from __future__ import annotations
+
+from workbench.commands._common import open_workbench
+from workbench.commands.serve import add_serve_options, serve
+from workbench.demo import PROJECT, ensure_demo
+
+
+def register(subparsers) -> None:  # noqa: ANN001
+    parser = subparsers.add_parser(
+        "demo", help="set up the digits demo and start the app",
+        description="Create the digits demo project (from scikit-learn's bundled digits, no network) and demo "
+                    "users with fresh passwords, print them, and start the app with a worker.")
+    add_serve_options(parser)
+    parser.add_argument("--no-serve", action="store_true", help="set up only; do not start the app")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:  # noqa: ANN001
+    wb = open_workbench(args)
+    passwords = ensure_demo(wb)
+    print(f"Demo project {PROJECT!r} is ready. Demo users (new passwords on every run):")
+    for name, password in passwords.items():
+        print(f"  {name:<9} {wb.users.get(name).role.value:<10} {password}")
+    if args.no_serve:
+        return 0
+    return serve(args.database_url, host=args.host, port=args.port, worker=not args.no_worker)

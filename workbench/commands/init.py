@@ -1,0 +1,19 @@
+"""`workbench init`: create (or upgrade) the database and show where it lives."""
+
+from __future__ import annotations
+
+from workbench.commands._common import open_workbench
+from workbench.db.migrate import current_revision
+
+
+def register(subparsers) -> None:  # noqa: ANN001
+    parser = subparsers.add_parser("init", help="create or upgrade the database",
+                                   description="Create the database (or upgrade it to this release's schema).")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:  # noqa: ANN001
+    wb = open_workbench(args)
+    print(f"database ready: {wb.engine.url.render_as_string(hide_password=True)} "
+          f"(schema {current_revision(wb.engine)})")
+    return 0

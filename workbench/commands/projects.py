@@ -1,0 +1,41 @@
+"""`workbench project`: create and list projects."""
+
+from __future__ import annotations
+
+import json
+
+from workbench.commands._common import open_workbench
+from workbench.domain import ProjectKind
+
+
+def register(subparsers) -> None:  # noqa: ANN001
+    parser = subparsers.add_parser("project", help="create and list projects",
+                                   description="Create and list labeling projects.")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    create = verbs.add_parser("create", help="create a project")
+    create.add_argument("name")
+    create.add_argument("--kind", choices=[k.value for k in ProjectKind], required=True)
+    create.add_argument("--labels", required=True, help="comma-separated label set, e.g. spam,ham")
+    create.add_argument("--overlap", type=int, default=2, help="annotations per item (default 2)")
+    create.add_argument("--strategy", default="margin", help="query strategy (default margin)")
+    create.add_argument("--settings", type=json.loads, default=None, help='JSON, e.g. {"eval_fraction": 0.1}')
+    create.set_defaults(func=run_create)
+    verbs.add_parser("list", help="list projects").set_defaults(func=run_list)
+
+
+def run_create(args) -> int:  # noqa: ANN001
+    project = open_workbench(args).projects.create(
+        args.name, args.kind, args.labels.split(","), overlap=args.overlap, strategy=args.strategy,
+        settings=args.settings)
+    print(f"created {project.name} ({project.kind}, labels: {', '.join(project.labels)}, overlap {project.overlap})")
+    return 0
+
+
+def run_list(args) -> int:  # noqa: ANN001
+    wb = open_workbench(args)
+    for project in wb.projects.list():
+        counts = wb.projects.progress(project.name)
+        total = sum(sum(states.values()) for states in counts.values())
+        done = sum(states["final"] for states in counts.values())
+        print(f"{project.name}\t{project.kind}\t{total} items\t{done} final")
+    return 0

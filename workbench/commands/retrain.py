@@ -1,0 +1,46 @@
+"""`workbench retrain PROJECT [--wait]`: queue a round; with --wait, follow it with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tqdm import tqdm
+
+from workbench.commands._common import open_workbench
+from workbench.domain import JobState
+from workbench.errors import WorkbenchError
+
+
+def register(subparsers) -> None:  # noqa: ANN001
+    parser = subparsers.add_parser("retrain", help="queue a retrain round",
+                                   description="Queue a round: cut a dataset version, train, evaluate on the eval "
+                                               "split and rescore the pool. A worker runs it.")
+    parser.add_argument("project")
+    parser.add_argument("--wait", action="store_true", help="follow the round until it ends")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:  # noqa: ANN001
+    wb = open_workbench(args)
+    job = wb.rounds.start(args.project, seed=args.seed)
+    print(f"round queued as job {job.id}")
+    if not args.wait:
+        return 0
+    with tqdm(total=100, desc=f"job {job.id}", unit="%", file=sys.stderr) as bar:
+        while job.state in (JobState.QUEUED, JobState.RUNNING):
+            time.sleep(0.5)
+            job = wb.rounds.job(job.id)
+            bar.set_postfix_str(job.message)
+            bar.update(job.progress - bar.n)
+    if job.state == JobState.FAILED:
+        raise WorkbenchError(f"round failed: {job.error}")
+    metrics = job.result.get("metrics", {})
+    accuracy = metrics.get("accuracy")
+    print(f"version {job.result.get('version')}: {job.result.get('n_train')} training labels, "
+          f"{metrics.get('n', 0)} eval items, accuracy "
+          + (f"{accuracy:.3f} (95% CI {metrics['accuracy_ci95'][0]:.3f}–{metrics['accuracy_ci95'][1]:.3f})"
+             if accuracy is not None else "n/a")
+          + f"; ranked {job.result.get('ranked')} items by {job.result.get('strategy')}")
+    return 0

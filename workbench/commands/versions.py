@@ -1,0 +1,56 @@
+"""`workbench version`: cut, list, diff and export dataset versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.commands._common import open_workbench
+
+
+def register(subparsers) -> None:  # noqa: ANN001
+    parser = subparsers.add_parser("version", help="dataset versions",
+                                   description="Immutable, content-hashed snapshots of the final labels.")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    create = verbs.add_parser("create", help="cut a version now")
+    create.add_argument("project")
+    create.set_defaults(func=run_create)
+    listing = verbs.add_parser("list", help="list versions")
+    listing.add_argument("project")
+    listing.set_defaults(func=run_list)
+    diff = verbs.add_parser("diff", help="added, removed and relabeled items between two versions")
+    diff.add_argument("project")
+    diff.add_argument("a", type=int)
+    diff.add_argument("b", type=int)
+    diff.set_defaults(func=run_diff)
+    export = verbs.add_parser("export", help="write a version and its manifest")
+    export.add_argument("project")
+    export.add_argument("number", type=int)
+    export.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv")
+    export.add_argument("--out", type=Path, required=True)
+    export.set_defaults(func=run_export)
+
+
+def run_create(args) -> int:  # noqa: ANN001
+    version = open_workbench(args).versions.create(args.project)
+    print(f"version {version.number}: {version.n_items} items, sha256 {version.content_hash}")
+    return 0
+
+
+def run_list(args) -> int:  # noqa: ANN001
+    for v in open_workbench(args).versions.list(args.project):
+        print(f"{v.number}\t{v.n_items} items\t{v.trigger}\t{v.created_at:%Y-%m-%d %H:%M}\t{v.content_hash[:16]}")
+    return 0
+
+
+def run_diff(args) -> int:  # noqa: ANN001
+    diff = open_workbench(args).versions.diff(args.project, args.a, args.b)
+    print(f"added {len(diff.added)}, removed {len(diff.removed)}, relabeled {len(diff.relabeled)}")
+    for external_id, old, new in diff.relabeled:
+        print(f"  {external_id}: {old} -> {new}")
+    return 0
+
+
+def run_export(args) -> int:  # noqa: ANN001
+    manifest = open_workbench(args).versions.export_to(args.project, args.number, args.format, args.out)
+    print(f"wrote {args.out} and {manifest}")
+    return 0

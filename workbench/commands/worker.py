@@ -1,0 +1,18 @@
+"""`workbench worker`: run background jobs (retrain, rescore, version) until stopped."""
+
+from __future__ import annotations
+
+from workbench.worker import run_worker
+
+
+def register(subparsers) -> None:  # noqa: ANN001
+    parser = subparsers.add_parser("worker", help="run background jobs",
+                                   description="Run queued jobs (retrain rounds, rescoring, versions) until stopped.")
+    parser.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:  # noqa: ANN001
+    done = run_worker(args.database_url, once=args.once, nice=True)
+    print(f"worker stopped after {done} job(s)")
+    return 0

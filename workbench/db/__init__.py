@@ -1,0 +1,1 @@
+"""Data layer: SQLModel tables, engines and migrations."""

@@ -1,0 +1,281 @@
+"""The schema: one set of tables for SQLite and PostgreSQL.
+
+Invariants live in constraints as well as in the services: a race surfaces as an IntegrityError
+(retryable), never as a third label or a label outside the project's label set.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    UniqueConstraint,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC; stored as UTC on both databases (SQLModel's UTCDateTime)."""
+    return datetime.now(timezone.utc)
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False, **kw))
+
+
+class Project(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint("kind IN ('text', 'tabular', 'image')", name="ck_project_kind"),
+        CheckConstraint("overlap >= 1 AND overlap <= 10", name="ck_project_overlap"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    kind: str
+    overlap: int = 2
+    strategy: str = "margin"
+    settings: dict = _json()
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ProjectLabel(SQLModel, table=True):
+    """The label set: annotations, adjudications and final labels reference it by foreign key."""
+
+    __tablename__ = "project_label"
+    project_id: int = Field(foreign_key="project.id", primary_key=True)
+    name: str = Field(primary_key=True, max_length=200)
+    position: int
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"
+    __table_args__ = (
+        CheckConstraint("role IN ('annotator', 'reviewer', 'admin')", name="ck_user_role"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    role: str
+    password_hash: str
+    active: bool = True
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Item(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id", name="uq_item_external_id"),
+        UniqueConstraint("id", "project_id", name="uq_item_id_project"),
+        ForeignKeyConstraint(
+            ["project_id", "final_label"], ["project_label.project_id", "project_label.name"]
+        ),
+        CheckConstraint("split IN ('pool', 'eval')", name="ck_item_split"),
+        CheckConstraint(
+            "state IN ('open', 'review', 'final', 'ambiguous', 'excluded')", name="ck_item_state"
+        ),
+        CheckConstraint("slots_taken >= 0 AND n_annotations >= 0", name="ck_item_counts"),
+        # Claims find open items by taken slots, then split and a random key (control arm, eval).
+        Index("ix_item_queue", "project_id", "state", "slots_taken", "split", "random_key"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    external_id: str = Field(max_length=500)
+    split: str = "pool"
+    state: str = "open"
+    content: dict = _json()
+    final_label: str | None = None
+    # Active leases plus human annotations: the slots of `overlap` that are spoken for.
+    slots_taken: int = 0
+    n_annotations: int = 0
+    random_key: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RankEntry(SQLModel, table=True):
+    """The next few thousand pool candidates of the latest ranking, best first."""
+
+    __tablename__ = "rank_entry"
+    __table_args__ = (Index("ix_rank_entry_item", "item_id"),)
+    project_id: int = Field(foreign_key="project.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    item_id: int = Field(foreign_key="item.id")
+    score: float
+    strategy: str
+    model_run_id: int | None = Field(default=None, foreign_key="model_run.id")
+
+
+class Lease(SQLModel, table=True):
+    """A claim: one annotator holds one slot of one item until it is submitted, skipped or expires."""
+
+    __table_args__ = (
+        CheckConstraint("slot >= 1", name="ck_lease_slot"),
+        CheckConstraint(
+            "state IN ('active', 'submitted', 'skipped', 'expired')", name="ck_lease_state"
+        ),
+        Index(
+            "uq_lease_active_slot", "item_id", "slot", unique=True,
+            sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'"),
+        ),
+        Index(
+            "uq_lease_active_annotator", "item_id", "annotator_id", unique=True,
+            sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'"),
+        ),
+        Index("ix_lease_state_expiry", "state", "expires_at"),
+        Index("ix_lease_annotator", "annotator_id", "state"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    item_id: int = Field(foreign_key="item.id")
+    annotator_id: int = Field(foreign_key="app_user.id")
+    slot: int
+    state: str = "active"
+    # Why this item was served: ranked / partial / control / eval / cold_start, and by what.
+    reason: str
+    strategy: str | None = None
+    score: float | None = None
+    model_run_id: int | None = Field(default=None, foreign_key="model_run.id")
+    claimed_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    closed_at: datetime | None = None
+    skip_reason: str | None = None
+
+
+class Annotation(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("item_id", "annotator_id", name="uq_annotation_item_annotator"),
+        UniqueConstraint("item_id", "slot", name="uq_annotation_item_slot"),
+        UniqueConstraint("lease_id", name="uq_annotation_lease"),
+        ForeignKeyConstraint(["item_id", "project_id"], ["item.id", "item.project_id"]),
+        ForeignKeyConstraint(
+            ["project_id", "label"], ["project_label.project_id", "project_label.name"]
+        ),
+        CheckConstraint(
+            "(source = 'human' AND annotator_id IS NOT NULL AND slot >= 1 AND lease_id IS NOT NULL)"
+            " OR (source = 'import' AND annotator_id IS NULL AND slot IS NULL AND lease_id IS NULL)",
+            name="ck_annotation_source",
+        ),
+        Index("ix_annotation_project_annotator", "project_id", "annotator_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    item_id: int
+    annotator_id: int | None = Field(default=None, foreign_key="app_user.id")
+    source: str = "human"
+    slot: int | None = None
+    lease_id: int | None = Field(default=None, foreign_key="lease.id")
+    label: str
+    duration_ms: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Adjudication(SQLModel, table=True):
+    __table_args__ = (
+        ForeignKeyConstraint(["item_id", "project_id"], ["item.id", "item.project_id"]),
+        ForeignKeyConstraint(
+            ["project_id", "label"], ["project_label.project_id", "project_label.name"]
+        ),
+        CheckConstraint(
+            "(decision = 'label' AND label IS NOT NULL)"
+            " OR (decision IN ('ambiguous', 'excluded') AND label IS NULL)",
+            name="ck_adjudication_decision",
+        ),
+        CheckConstraint("length(reason) > 0", name="ck_adjudication_reason"),
+        Index("ix_adjudication_item", "item_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    item_id: int
+    reviewer_id: int = Field(foreign_key="app_user.id")
+    decision: str
+    label: str | None = None
+    reason: str
+    previous_state: str
+    previous_label: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetVersion(SQLModel, table=True):
+    """An immutable snapshot of final labels (update and delete are refused by triggers)."""
+
+    __tablename__ = "dataset_version"
+    __table_args__ = (UniqueConstraint("project_id", "number", name="uq_version_number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    number: int
+    content_hash: str = Field(max_length=64)
+    trigger: str = "manual"
+    created_by: int | None = Field(default=None, foreign_key="app_user.id")
+    n_items: int
+    manifest: dict = _json()
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DatasetVersionItem(SQLModel, table=True):
+    __tablename__ = "dataset_version_item"
+    version_id: int = Field(foreign_key="dataset_version.id", primary_key=True)
+    item_id: int = Field(foreign_key="item.id", primary_key=True)
+    split: str
+    label: str
+    source: str  # agreed | adjudicated
+    # Lineage: the annotation ids and the adjudication behind the label.
+    annotation_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    adjudication_id: int | None = Field(default=None, foreign_key="adjudication.id")
+
+
+class ModelRun(SQLModel, table=True):
+    __tablename__ = "model_run"
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    version_id: int = Field(foreign_key="dataset_version.id")
+    job_id: int | None = Field(default=None, foreign_key="job.id")
+    config: dict = _json()
+    seed: int = 0
+    featurizer: str = ""
+    metrics: dict = _json()
+    artifact_path: str
+    artifact_sha256: str = Field(max_length=64)
+    duration_s: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="ck_job_state"),
+        Index("ix_job_state", "state", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    kind: str
+    state: str = "queued"
+    progress: float = 0.0
+    message: str = ""
+    error: str | None = None
+    payload: dict = _json()
+    result: dict = _json()
+    attempts: int = 0
+    worker: str | None = None
+    requested_by: int | None = Field(default=None, foreign_key="app_user.id")
+    heartbeat_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class AuditLog(SQLModel, table=True):
+    """Append-only (update and delete are refused by triggers)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_project_item", "project_id", "item_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor_id: int | None = Field(default=None, foreign_key="app_user.id")
+    project_id: int | None = Field(default=None, foreign_key="project.id")
+    item_id: int | None = None
+    action: str
+    details: dict = _json()

@@ -1,0 +1,216 @@
+"""Domain vocabulary: named states and roles, plain dataclasses the services return, pure rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ProjectKind(StrEnum):
+    TEXT = "text"
+    TABULAR = "tabular"
+    IMAGE = "image"
+
+
+class Role(StrEnum):
+    ANNOTATOR = "annotator"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class Split(StrEnum):
+    POOL = "pool"
+    EVAL = "eval"
+
+
+class ItemState(StrEnum):
+    """Where an item stands in the double-labeling flow."""
+
+    OPEN = "open"  # needs more annotations
+    REVIEW = "review"  # annotations disagree; waits for a reviewer
+    FINAL = "final"  # has a final label (agreed or adjudicated)
+    AMBIGUOUS = "ambiguous"  # a reviewer found no single right label
+    EXCLUDED = "excluded"  # a reviewer removed it from the dataset
+
+
+class LeaseState(StrEnum):
+    ACTIVE = "active"
+    SUBMITTED = "submitted"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+
+
+class AnnotationSource(StrEnum):
+    HUMAN = "human"
+    IMPORT = "import"  # a prelabel brought in by import; never counts toward overlap
+
+
+class Decision(StrEnum):
+    LABEL = "label"
+    AMBIGUOUS = "ambiguous"
+    EXCLUDED = "excluded"
+
+
+class JobKind(StrEnum):
+    RETRAIN = "retrain"  # version, train, evaluate, rescore
+    RESCORE = "rescore"  # re-rank the pool with the latest model (or a cold-start seed set)
+    VERSION = "version"  # cut a dataset version
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+ROLE_RANK = {Role.ANNOTATOR: 0, Role.REVIEWER: 1, Role.ADMIN: 2}
+
+
+def role_allows(role: Role | str, needed: Role | str) -> bool:
+    """Roles are ordered: an admin may do what a reviewer may, a reviewer what an annotator may."""
+    return ROLE_RANK[Role(role)] >= ROLE_RANK[Role(needed)]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: passed to every service call that needs a role check."""
+
+    id: int
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    id: int
+    name: str
+    kind: ProjectKind
+    labels: tuple[str, ...]
+    overlap: int
+    strategy: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    name: str
+    role: Role
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedItem:
+    """An item handed to one annotator, with why it was chosen. Never carries anyone's label."""
+
+    lease_id: int
+    item_id: int
+    external_id: str
+    split: Split
+    content: dict[str, Any]
+    labels: tuple[str, ...]
+    slot: int
+    reason: str  # partial | ranked | control | eval | random
+    strategy: str | None
+    score: float | None
+    model_run_id: int | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    annotation_id: int
+    item_state: ItemState
+    duplicate: bool  # True when this submit repeated one already stored (a double click, a retry)
+
+
+@dataclass(frozen=True)
+class AnnotatorStats:
+    labels_today: int
+    labels_total: int
+    skips_total: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    annotator: str
+    label: str
+    created_at: datetime
+    duration_ms: int | None
+
+
+@dataclass(frozen=True)
+class ReviewCase:
+    """An item as a reviewer sees it: every annotator's answer side by side."""
+
+    item_id: int
+    external_id: str
+    split: Split
+    state: ItemState
+    content: dict[str, Any]
+    answers: tuple[Answer, ...]
+    final_label: str | None
+
+
+@dataclass(frozen=True)
+class AdjudicationInfo:
+    id: int
+    item_id: int
+    reviewer: str
+    decision: Decision
+    label: str | None
+    reason: str
+    previous_state: ItemState
+    previous_label: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    number: int
+    content_hash: str
+    n_items: int
+    trigger: str
+    created_at: datetime
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    added: tuple[tuple[str, str], ...]  # (external id, label)
+    removed: tuple[tuple[str, str], ...]
+    relabeled: tuple[tuple[str, str, str], ...]  # (external id, old label, new label)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: int
+    project_id: int
+    kind: JobKind
+    state: JobState
+    progress: float
+    message: str
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    version_number: int
+    n_train: int
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    featurizer: str
+    artifact_sha256: str
+    duration_s: float
+    created_at: datetime

@@ -1,0 +1,63 @@
+"""Sessions and transactions: one session per service call, writes retried on transient conflicts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Engine, insert
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlmodel import Session
+
+from workbench.db.engine import read_only, write_gate
+from workbench.db.models import AuditLog, utcnow
+
+T = TypeVar("T")
+
+# PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
+_PG_RETRYABLE = {"40001", "40P01", "55P03"}
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A conflict another attempt can resolve: SQLite busy/locked, a PostgreSQL serialization
+    failure or deadlock, or a unique-constraint race (the loser retries and sees the winner)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    if isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower():
+        return True
+    return getattr(exc.orig, "sqlstate", None) in _PG_RETRYABLE
+
+
+def write(engine: Engine, work: Callable[[Session], T], *, attempts: int = 8) -> T:
+    """Run `work` in one write transaction (BEGIN IMMEDIATE on SQLite), retrying transient conflicts.
+
+    `work` must be safe to re-run: everything it did is rolled back before a retry.
+    """
+    for attempt in range(attempts):
+        try:
+            with write_gate(engine), Session(engine, expire_on_commit=False) as session, session.begin():
+                return work(session)
+        except DBAPIError as exc:
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+            time.sleep(0.002 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A read-only session (a deferred transaction on SQLite, so readers never wait for writers)."""
+    with Session(read_only(engine), expire_on_commit=False) as session:
+        yield session
+
+
+def audit(session: Session, action: str, *, actor_id: int | None = None,
+          project_id: int | None = None, item_id: int | None = None, **details) -> None:
+    """Append one row to the audit log, inside the caller's transaction."""
+    session.connection().execute(_AUDIT_INSERT, {"action": action, "actor_id": actor_id, "project_id": project_id,
+                                                 "item_id": item_id, "details": details, "at": utcnow()})
+
+
+_AUDIT_INSERT = insert(AuditLog)

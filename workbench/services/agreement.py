@@ -1,0 +1,38 @@
+"""Agreement between annotators for a project (reviewers and admins only: it shows labels)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from workbench.db.models import Adjudication, Annotation, User
+from workbench.domain import Actor, Decision, Role
+from workbench.domain.agreement import AgreementReport, Judgment, agreement_report
+from workbench.services._tx import reading
+from workbench.services.projects import load_project
+from workbench.services.users import require_role
+
+
+class AgreementService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def report(self, project_name: str, actor: Actor | None = None) -> AgreementReport:
+        """Percent agreement, kappa per pair, alpha, per-label agreement, the annotator confusion
+        matrix and each annotator's agreement with adjudicated labels (annotators by name)."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            rows = session.execute(
+                select(Annotation.item_id, User.name, Annotation.label)
+                .join(User, User.id == Annotation.annotator_id)
+                .where(Annotation.project_id == project.id, Annotation.source == "human")
+            ).all()
+            decisions = session.execute(
+                select(Adjudication.item_id, Adjudication.decision, Adjudication.label)
+                .where(Adjudication.project_id == project.id).order_by(Adjudication.id)
+            ).all()
+        # The latest adjudication of an item stands; ambiguous/excluded items have no label to match.
+        adjudicated = {item_id: (label if decision == Decision.LABEL else None)
+                       for item_id, decision, label in decisions}
+        judgments = [Judgment(item=item_id, annotator=name, label=label) for item_id, name, label in rows]
+        return agreement_report(judgments, list(project.labels), adjudicated)

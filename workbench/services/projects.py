@@ -1,0 +1,143 @@
+"""Projects: kind, label set, overlap, strategy and settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+import strategies
+
+from workbench.db.models import Item, Project, ProjectLabel
+from workbench.domain import Actor, ItemState, ProjectInfo, ProjectKind, Role, Split
+from workbench.errors import Conflict, NotFound, WorkbenchError
+from workbench.services._tx import audit, reading, write
+from workbench.services.users import require_role
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "eval_fraction": 0.2,  # share of imported items set aside for evaluation
+    "lease_ttl_s": 600,  # a claim lapses after this long without renewal
+    "random_share": 0.05,  # share of pool claims served at random (the control arm)
+    "version_every": 0,  # cut a dataset version every N new final labels (0: only on demand)
+    # C=10: on TF-IDF text C=1 underfits (SMS spam: 0.906 vs 0.964 accuracy on the same split).
+    "model": {"type": "logreg", "C": 10.0},
+    "featurizer": {},
+}
+
+
+def project_info(project: Project, labels: list[str]) -> ProjectInfo:
+    return ProjectInfo(id=project.id, name=project.name, kind=ProjectKind(project.kind),
+                       labels=tuple(labels), overlap=project.overlap, strategy=project.strategy,
+                       settings={**DEFAULT_SETTINGS, **project.settings})
+
+
+def load_project(session: Session, name: str) -> ProjectInfo:
+    """The named project with its labels, inside the caller's session."""
+    project = session.exec(select(Project).where(Project.name == name)).first()
+    if project is None:
+        raise NotFound(f"no project named {name!r}")
+    labels = session.exec(
+        select(ProjectLabel.name).where(ProjectLabel.project_id == project.id).order_by(ProjectLabel.position)
+    ).all()
+    return project_info(project, list(labels))
+
+
+def check_strategy(name: str) -> str:
+    if name not in strategies.REGISTRY:
+        raise WorkbenchError(f"unknown strategy {name!r}; choose one of {', '.join(strategies.REGISTRY)}")
+    return name
+
+
+def clean_labels(labels: list[str]) -> list[str]:
+    cleaned = [str(label).strip() for label in labels]
+    if not cleaned or any(not label for label in cleaned):
+        raise WorkbenchError("a project needs at least one label, and labels must not be empty")
+    duplicates = sorted({label for label in cleaned if cleaned.count(label) > 1})
+    if duplicates:
+        raise WorkbenchError(f"duplicate labels: {', '.join(duplicates)}")
+    return cleaned
+
+
+class ProjectService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, name: str, kind: ProjectKind | str, labels: list[str], *, overlap: int = 2,
+               strategy: str = "margin", settings: dict[str, Any] | None = None,
+               actor: Actor | None = None) -> ProjectInfo:
+        require_role(actor, Role.ADMIN)
+        name = name.strip()
+        if not name:
+            raise WorkbenchError("project name must not be empty")
+        try:
+            kind = ProjectKind(kind)
+        except ValueError:
+            raise WorkbenchError(f"unknown project kind {kind!r}; use text, tabular or image") from None
+        labels = clean_labels(labels)
+        check_strategy(strategy)
+        if not 1 <= overlap <= 10:
+            raise WorkbenchError("overlap must be between 1 and 10")
+        unknown = set(settings or {}) - set(DEFAULT_SETTINGS) - {"image_root"}
+        if unknown:
+            raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
+
+        def work(session: Session) -> ProjectInfo:
+            if session.exec(select(Project).where(Project.name == name)).first():
+                raise Conflict(f"project {name!r} already exists")
+            project = Project(name=name, kind=kind.value, overlap=overlap, strategy=strategy,
+                              settings=dict(settings or {}))
+            session.add(project)
+            session.flush()
+            session.add_all(ProjectLabel(project_id=project.id, name=label, position=i)
+                            for i, label in enumerate(labels))
+            audit(session, "project.create", actor_id=actor.id if actor else None,
+                  project_id=project.id, kind=kind.value, labels=labels, overlap=overlap)
+            return project_info(project, labels)
+
+        return write(self.engine, work)
+
+    def get(self, name: str) -> ProjectInfo:
+        with reading(self.engine) as session:
+            return load_project(session, name)
+
+    def list(self) -> list[ProjectInfo]:
+        with reading(self.engine) as session:
+            names = session.exec(select(Project.name).order_by(Project.name)).all()
+            return [load_project(session, name) for name in names]
+
+    def update_settings(self, name: str, *, actor: Actor | None = None, strategy: str | None = None,
+                        **settings: Any) -> ProjectInfo:
+        require_role(actor, Role.ADMIN)
+        unknown = set(settings) - set(DEFAULT_SETTINGS)
+        if unknown:
+            raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
+
+        def work(session: Session) -> ProjectInfo:
+            project = session.exec(select(Project).where(Project.name == name)).first()
+            if project is None:
+                raise NotFound(f"no project named {name!r}")
+            if strategy is not None:
+                project.strategy = check_strategy(strategy)
+            project.settings = {**project.settings, **settings}
+            audit(session, "project.settings", actor_id=actor.id if actor else None,
+                  project_id=project.id, strategy=project.strategy, **settings)
+            session.flush()
+            return load_project(session, name)
+
+        return write(self.engine, work)
+
+    def progress(self, name: str) -> dict[str, Any]:
+        """Counts of items by split and state: what any role may see (no labels)."""
+        with reading(self.engine) as session:
+            project = load_project(session, name)
+            # Grouped in the order of the queue index (state, slots_taken, split), so the database
+            # walks the index instead of sorting every item; summed over slots_taken here.
+            rows = session.exec(
+                select(Item.state, Item.slots_taken, Item.split, func.count()).where(Item.project_id == project.id)
+                .group_by(Item.state, Item.slots_taken, Item.split)
+            ).all()
+        counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}
+        for state, _, split, n in rows:
+            counts[split][state] += n
+        return counts

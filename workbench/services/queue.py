@@ -1,0 +1,367 @@
+"""The double-labeling queue: claim (a leased slot), renew, submit, skip, undo.
+
+Every item ends with exactly `overlap` human annotations from distinct annotators. A claim is a
+lease on one slot (1..overlap) of one item; the schema keeps a slot and an (item, annotator) pair
+unique among active leases and among annotations, so a race surfaces as a retried IntegrityError,
+never as a third label. SQLite serialises claims with BEGIN IMMEDIATE; PostgreSQL uses
+FOR UPDATE SKIP LOCKED so concurrent claimers pass over each other's candidates.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, select, update
+from sqlmodel import Session
+
+from workbench.db.models import Annotation, Item, Lease, Project, RankEntry, utcnow
+from workbench.domain import (
+    Actor,
+    AnnotatorStats,
+    ClaimedItem,
+    ItemState,
+    LeaseState,
+    ProjectInfo,
+    Role,
+    Split,
+    SubmitResult,
+)
+from workbench.errors import Conflict, NotFound, WorkbenchError
+from workbench.services._tx import audit, reading, write
+from workbench.services.projects import load_project
+from workbench.services.users import require_role
+
+# A lease by these states means the annotator has had the item: never serve it to them again.
+_HAD_IT = (LeaseState.ACTIVE, LeaseState.SUBMITTED, LeaseState.SKIPPED)
+
+# The hot path's statements are built once: constructing SQLAlchemy expressions per call cost
+# more CPU than SQLite spent executing them. Values come in as bind parameters.
+_P = bindparam
+_EXPIRE = (update(Lease).where(Lease.state == LeaseState.ACTIVE, Lease.expires_at < _P("now"),
+                               Lease.project_id == _P("b_project_id"))
+           .values(state=LeaseState.EXPIRED, closed_at=_P("now")).returning(Lease.id, Lease.item_id))
+_FREE_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken - 1)
+_CLOSE = (update(Lease).where(Lease.id == _P("lease_id"), Lease.state == LeaseState.ACTIVE)
+          .values(state=_P("b_state"), closed_at=_P("now"), skip_reason=_P("b_skip_reason")))
+_LEASE_COLUMNS = (Lease.id, Lease.project_id, Lease.item_id, Lease.annotator_id, Lease.slot, Lease.state,
+                  Lease.reason, Lease.strategy, Lease.score, Lease.model_run_id, Lease.claimed_at, Lease.expires_at)
+_HELD = select(*_LEASE_COLUMNS).where(Lease.project_id == _P("project_id"), Lease.annotator_id == _P("actor_id"),
+                                      Lease.state == LeaseState.ACTIVE).limit(1)
+_LEASE_FOR_UPDATE = select(*_LEASE_COLUMNS).where(Lease.id == _P("lease_id")).with_for_update()
+_SET_EXPIRY = update(Lease).where(Lease.id == _P("lease_id")).values(expires_at=_P("b_expires_at"))
+_OPEN = and_(Item.project_id == _P("project_id"), Item.state == ItemState.OPEN)
+_NOT_MINE = and_(
+    ~exists().where(Lease.item_id == Item.id, Lease.annotator_id == _P("actor_id"), Lease.state.in_(_HAD_IT)),
+    ~exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == _P("actor_id")),
+)
+_FRESH = and_(_OPEN, Item.slots_taken == 0, Item.split == _P("split"), _NOT_MINE)
+_PICKS = {
+    "partial": select(Item.id).where(_OPEN, Item.slots_taken >= 1, Item.slots_taken < _P("overlap"), _NOT_MINE)
+    .order_by(Item.slots_taken.desc(), Item.random_key).limit(1),
+    "random_from": select(Item.id).where(_FRESH, Item.random_key >= _P("start")).order_by(Item.random_key).limit(1),
+    "random_before": select(Item.id).where(_FRESH, Item.random_key < _P("start")).order_by(Item.random_key).limit(1),
+    "ranked": select(RankEntry.item_id, RankEntry.strategy, RankEntry.score, RankEntry.model_run_id)
+    .join(Item, Item.id == RankEntry.item_id)
+    .where(RankEntry.project_id == _P("project_id"), Item.state == ItemState.OPEN, Item.slots_taken == 0, _NOT_MINE)
+    .order_by(RankEntry.position).limit(1),
+}
+# PostgreSQL: concurrent claimers pass over each other's candidates (SKIP LOCKED); before an
+# annotator is told nothing is left, a second pass waits for locked candidates instead.
+_SKIPPING = {name: q.with_for_update(skip_locked=True, of=Item) for name, q in _PICKS.items()}
+_WAITING = {name: q.with_for_update(of=Item) for name, q in _PICKS.items()}
+_LEASED_SLOTS = select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE)
+_LABELED_SLOTS = select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
+_TAKE_SLOT = (update(Item).where(Item.id == _P("item_id"), Item.slots_taken < _P("overlap"))
+              .values(slots_taken=Item.slots_taken + 1))
+_INSERT_LEASE = insert(Lease).returning(Lease.id)
+_ITEM_VIEW = select(Item.id, Item.external_id, Item.split, Item.content).where(Item.id == _P("item_id"))
+_PROJECT_NAME = select(Project.name).where(Project.id == _P("project_id"))
+_STORED = select(Annotation.id).where(Annotation.lease_id == _P("lease_id"))
+_ITEM_FOR_UPDATE = (select(Item.state, Item.n_annotations, Item.external_id)
+                    .where(Item.id == _P("item_id")).with_for_update())
+_INSERT_ANNOTATION = insert(Annotation).returning(Annotation.id)
+_SUBMITTED = update(Lease).where(Lease.id == _P("lease_id")).values(state=LeaseState.SUBMITTED, closed_at=_P("now"))
+_COUNT_ANNOTATION = update(Item).where(Item.id == _P("item_id")).values(n_annotations=Item.n_annotations + 1)
+_HUMAN_LABELS = select(Annotation.label).where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
+_RESOLVE = update(Item).where(Item.id == _P("item_id")).values(state=_P("b_state"), final_label=_P("b_final_label"))
+
+
+def expire_stale_leases(session: Session, project_id: int, now: datetime) -> int:
+    """Mark lapsed leases expired and give their slots back to the queue.
+
+    One conditional UPDATE ... RETURNING: on PostgreSQL a lease submitted by a concurrent
+    transaction is re-checked after its lock is released and left alone.
+    """
+    conn = session.connection()
+    stale = conn.execute(_EXPIRE, {"now": now, "b_project_id": project_id}).all()
+    for lease_id, item_id in stale:
+        conn.execute(_FREE_SLOT, {"item_id": item_id})
+        audit(session, "lease.expired", project_id=project_id, item_id=item_id, lease_id=lease_id)
+    return len(stale)
+
+
+def _release(session: Session, lease_id: int, item_id: int, state: LeaseState, now: datetime,
+             skip_reason: str | None = None) -> bool:
+    """Close an active lease and free its slot; False if it was no longer active."""
+    conn = session.connection()
+    closed = conn.execute(_CLOSE, {"lease_id": lease_id, "b_state": state, "now": now,
+                                   "b_skip_reason": skip_reason}).rowcount
+    if closed:
+        conn.execute(_FREE_SLOT, {"item_id": item_id})
+    return bool(closed)
+
+
+def resolve(session: Session, item_id: int, project_id: int, overlap: int) -> ItemState:
+    """Compare the `overlap` human labels of a complete item: agree → final, disagree → review."""
+    conn = session.connection()
+    labels = conn.execute(_HUMAN_LABELS, {"item_id": item_id}).scalars().all()
+    if len(labels) < overlap:
+        return ItemState.OPEN
+    state, final_label = (ItemState.FINAL, labels[0]) if len(set(labels)) == 1 else (ItemState.REVIEW, None)
+    conn.execute(_RESOLVE, {"item_id": item_id, "b_state": state, "b_final_label": final_label})
+    audit(session, "item.resolved", project_id=project_id, item_id=item_id, state=state, final_label=final_label)
+    return state
+
+
+# Label sets and overlap never change; settings may, and a claim may see them this late.
+PROJECT_CACHE_S = 5.0
+
+
+class QueueService:
+    def __init__(self, engine: Engine, rng: random.Random | None = None) -> None:
+        self.engine = engine
+        self.rng = rng or random.Random()
+        self._projects: dict[str, tuple[float, ProjectInfo]] = {}
+        self._project_names: dict[int, str] = {}
+
+    def _project(self, session: Session, name: str) -> ProjectInfo:
+        cached = self._projects.get(name)
+        if cached is None or cached[0] < time.monotonic():
+            cached = (time.monotonic() + PROJECT_CACHE_S, load_project(session, name))
+            self._projects[name] = cached
+        return cached[1]
+
+    def _project_by_id(self, session: Session, project_id: int) -> ProjectInfo:
+        name = self._project_names.get(project_id)
+        if name is None:  # project names never change
+            name = self._project_names[project_id] = session.connection().execute(
+                _PROJECT_NAME, {"project_id": project_id}).scalar_one()
+        return self._project(session, name)
+
+    # -- claim ------------------------------------------------------------------------------
+    def claim(self, project: str, actor: Actor) -> ClaimedItem | None:
+        """The next item for this annotator, or None when nothing is left for them.
+
+        Order: an item whose other slots are already taken (so pairs complete), else an eval item
+        at random with probability eval_fraction, else a random pool item with probability
+        random_share (the control arm), else the best remaining item of the latest ranking, else
+        any open item at random. An annotator with a live lease gets that lease back.
+        """
+        require_role(actor, Role.ANNOTATOR)
+        draws = (self.rng.random(), self.rng.random(), self.rng.random())
+        return write(self.engine, lambda session: self._claim(session, project, actor, draws))
+
+    def _claim(self, session: Session, project_name: str, actor: Actor,
+               draws: tuple[float, float, float]) -> ClaimedItem | None:
+        conn = session.connection()
+        project = self._project(session, project_name)
+        now = utcnow()
+        expire_stale_leases(session, project.id, now)
+        expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
+        held = conn.execute(_HELD, {"project_id": project.id, "actor_id": actor.id}).first()
+        if held is not None:
+            conn.execute(_SET_EXPIRY, {"lease_id": held.id, "b_expires_at": expires_at})
+            return self._claimed(session, project, held._asdict() | {"expires_at": expires_at})
+        pick = self._pick(session, project, actor, draws, _SKIPPING)
+        if pick is None and session.get_bind().dialect.name == "postgresql":
+            pick = self._pick(session, project, actor, draws, _WAITING)
+        if pick is None:
+            return None
+        item_id, reason, strategy, score, model_run_id = pick
+        taken = {*conn.execute(_LEASED_SLOTS, {"item_id": item_id}).scalars(),
+                 *conn.execute(_LABELED_SLOTS, {"item_id": item_id}).scalars()}
+        free = set(range(1, project.overlap + 1)) - taken
+        if not free or conn.execute(_TAKE_SLOT, {"item_id": item_id, "overlap": project.overlap}).rowcount != 1:
+            raise Conflict("the queue changed under this claim; try again")
+        lease = {"project_id": project.id, "item_id": item_id, "annotator_id": actor.id, "slot": min(free),
+                 "state": LeaseState.ACTIVE, "reason": reason, "strategy": strategy, "score": score,
+                 "model_run_id": model_run_id, "claimed_at": now, "expires_at": expires_at,
+                 "closed_at": None, "skip_reason": None}
+        lease["id"] = conn.execute(_INSERT_LEASE, lease).scalar_one()
+        audit(session, "lease.claim", actor_id=actor.id, project_id=project.id, item_id=item_id,
+              lease_id=lease["id"], slot=lease["slot"], reason=reason, strategy=strategy, score=score,
+              model_run_id=model_run_id)
+        return self._claimed(session, project, lease)
+
+    @staticmethod
+    def _pick(session: Session, project: ProjectInfo, actor: Actor, draws: tuple[float, float, float],
+              picks: dict) -> tuple | None:
+        conn = session.connection()
+        mine = {"project_id": project.id, "actor_id": actor.id}
+        partial = conn.execute(picks["partial"], mine | {"overlap": project.overlap}).scalar_one_or_none()
+        if partial is not None:
+            return partial, "partial", None, None, None
+
+        def at_random(split: Split) -> int | None:
+            params = mine | {"split": split, "start": draws[2]}
+            found = conn.execute(picks["random_from"], params).scalar_one_or_none()
+            return found if found is not None else conn.execute(picks["random_before"], params).scalar_one_or_none()
+
+        if draws[0] < project.settings["eval_fraction"] and (found := at_random(Split.EVAL)) is not None:
+            return found, "eval", None, None, None
+        if draws[1] < project.settings["random_share"] and (found := at_random(Split.POOL)) is not None:
+            return found, "control", "random", None, None
+        ranked = conn.execute(picks["ranked"], mine).first()
+        if ranked is not None:
+            return ranked.item_id, "ranked", ranked.strategy, ranked.score, ranked.model_run_id
+        for split in (Split.POOL, Split.EVAL):
+            if (found := at_random(split)) is not None:
+                return found, "eval" if split == Split.EVAL else "random", None, None, None
+        return None
+
+    @staticmethod
+    def _claimed(session: Session, project: ProjectInfo, lease: dict) -> ClaimedItem:
+        item = session.connection().execute(_ITEM_VIEW, {"item_id": lease["item_id"]}).one()
+        return ClaimedItem(
+            lease_id=lease["id"], item_id=item.id, external_id=item.external_id, split=Split(item.split),
+            content=dict(item.content), labels=project.labels, slot=lease["slot"], reason=lease["reason"],
+            strategy=lease["strategy"], score=lease["score"], model_run_id=lease["model_run_id"],
+            expires_at=lease["expires_at"],
+        )
+
+    # -- lease upkeep ----------------------------------------------------------------------
+    def _live_lease(self, session: Session, lease_id: int, actor: Actor):  # noqa: ANN202 - (Row, ProjectInfo)
+        lease = session.connection().execute(_LEASE_FOR_UPDATE, {"lease_id": lease_id}).first()
+        if lease is None or lease.annotator_id != actor.id:
+            raise NotFound(f"{actor.name} holds no claim {lease_id}")
+        return lease, self._project_by_id(session, lease.project_id)
+
+    def renew(self, lease_id: int, actor: Actor) -> datetime:
+        """Extend a live lease by the project's TTL (called while the annotator is active)."""
+
+        def work(session: Session) -> datetime:
+            lease, project = self._live_lease(session, lease_id, actor)
+            now = utcnow()
+            if lease.state != LeaseState.ACTIVE or lease.expires_at < now:
+                raise Conflict("this claim has lapsed; ask for the next item")
+            expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
+            session.connection().execute(_SET_EXPIRY, {"lease_id": lease_id, "b_expires_at": expires_at})
+            return expires_at
+
+        return write(self.engine, work)
+
+    # -- submit / skip / undo --------------------------------------------------------------
+    def submit(self, lease_id: int, label: str, actor: Actor, *, duration_ms: int | None = None) -> SubmitResult:
+        """Store the annotator's label for a claimed slot. Idempotent per lease."""
+        require_role(actor, Role.ANNOTATOR)
+
+        def work(session: Session) -> SubmitResult:
+            conn = session.connection()
+            lease, project = self._live_lease(session, lease_id, actor)
+            stored = conn.execute(_STORED, {"lease_id": lease.id}).scalar_one_or_none()
+            item = conn.execute(_ITEM_FOR_UPDATE, {"item_id": lease.item_id}).one()
+            if stored is not None:
+                return SubmitResult(stored, ItemState(item.state), duplicate=True)
+            if label not in project.labels:
+                raise WorkbenchError(
+                    f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}")
+            now = utcnow()
+            if lease.state != LeaseState.ACTIVE or lease.expires_at < now:
+                raise Conflict(f"this claim is {'expired' if lease.state == LeaseState.ACTIVE else lease.state}; "
+                               "ask for the next item")
+            if item.state != ItemState.OPEN or item.n_annotations >= project.overlap:
+                raise Conflict(f"item {item.external_id!r} already has all its labels")
+            elapsed = int((now - lease.claimed_at).total_seconds() * 1000)
+            annotation_id = conn.execute(_INSERT_ANNOTATION, {
+                "project_id": project.id, "item_id": lease.item_id, "annotator_id": actor.id, "source": "human",
+                "slot": lease.slot, "lease_id": lease.id, "label": label, "created_at": now,
+                "duration_ms": duration_ms if duration_ms is not None else elapsed,
+            }).scalar_one()
+            conn.execute(_SUBMITTED, {"lease_id": lease.id, "now": now})
+            conn.execute(_COUNT_ANNOTATION, {"item_id": lease.item_id})
+            audit(session, "annotation.submit", actor_id=actor.id, project_id=project.id,
+                  item_id=lease.item_id, annotation_id=annotation_id, lease_id=lease.id, slot=lease.slot)
+            state = resolve(session, lease.item_id, project.id, project.overlap)
+            return SubmitResult(annotation_id, state, duplicate=False)
+
+        return write(self.engine, work)
+
+    def skip(self, lease_id: int, actor: Actor, reason: str) -> None:
+        """Give the item back without a label; it is not offered to this annotator again."""
+        if not reason.strip():
+            raise WorkbenchError("a skip needs a reason")
+
+        def work(session: Session) -> None:
+            lease, project = self._live_lease(session, lease_id, actor)
+            if lease.state != LeaseState.ACTIVE:
+                raise Conflict(f"this claim is already {lease.state}")
+            _release(session, lease.id, lease.item_id, LeaseState.SKIPPED, utcnow(), reason.strip())
+            audit(session, "lease.skip", actor_id=actor.id, project_id=project.id,
+                  item_id=lease.item_id, lease_id=lease.id, reason=reason.strip())
+
+        write(self.engine, work)
+
+    def undo_last(self, project_name: str, actor: Actor) -> ClaimedItem:
+        """Take back this annotator's last label while its item is still waiting for others and
+        within the lease time; the item is handed back to them under the same slot."""
+
+        def work(session: Session) -> ClaimedItem:
+            project = load_project(session, project_name)
+            now = utcnow()
+            ttl = timedelta(seconds=project.settings["lease_ttl_s"])
+            annotation = session.execute(
+                select(Annotation).where(Annotation.project_id == project.id,
+                                         Annotation.annotator_id == actor.id)
+                .order_by(Annotation.created_at.desc(), Annotation.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            if annotation is None:
+                raise Conflict("nothing to undo")
+            if annotation.created_at + ttl < now:
+                raise Conflict("the last label is older than the lease time and can no longer be undone")
+            item = session.execute(select(Item).where(Item.id == annotation.item_id).with_for_update()).scalar_one()
+            if item.state != ItemState.OPEN:
+                raise Conflict("the last label was already compared with the other labels; ask a reviewer")
+            for other in session.execute(
+                select(Lease).where(Lease.project_id == project.id, Lease.annotator_id == actor.id,
+                                    Lease.state == LeaseState.ACTIVE)
+            ).scalars():
+                _release(session, other.id, other.item_id, LeaseState.EXPIRED, now)
+            lease = session.get(Lease, annotation.lease_id)
+            session.execute(delete(Annotation).where(Annotation.id == annotation.id))
+            lease.state, lease.closed_at, lease.expires_at = LeaseState.ACTIVE, None, now + ttl
+            item.n_annotations -= 1
+            audit(session, "annotation.undo", actor_id=actor.id, project_id=project.id,
+                  item_id=item.id, lease_id=lease.id, label=annotation.label)
+            session.flush()
+            return self._claimed(session, project, lease.model_dump())
+
+        return write(self.engine, work)
+
+    # -- what an annotator may see ---------------------------------------------------------
+    def my_stats(self, project_name: str, actor: Actor) -> AnnotatorStats:
+        """The annotator's own counts (never anyone else's labels)."""
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+            mine = and_(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
+            total = session.execute(select(func.count()).where(mine)).scalar_one()
+            today = session.execute(
+                select(func.count()).where(mine, Annotation.created_at >= midnight)).scalar_one()
+            skips = session.execute(
+                select(func.count()).where(Lease.project_id == project.id, Lease.annotator_id == actor.id,
+                                           Lease.state == LeaseState.SKIPPED)).scalar_one()
+        return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
+
+    def my_history(self, project_name: str, actor: Actor, limit: int = 50) -> list[dict]:
+        """The annotator's own recent labels, newest first."""
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            rows = session.execute(
+                select(Item.external_id, Annotation.label, Annotation.created_at)
+                .join(Item, Item.id == Annotation.item_id)
+                .where(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
+                .order_by(Annotation.created_at.desc()).limit(limit)
+            ).all()
+        return [{"external_id": e, "label": label, "created_at": at} for e, label, at in rows]

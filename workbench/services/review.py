@@ -1,0 +1,156 @@
+"""Review: the disagreement queue and adjudication (choose a label, or mark ambiguous/excluded)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from workbench.db.models import Adjudication, Annotation, Item, Project, User, utcnow
+from workbench.domain import (
+    Actor,
+    AdjudicationInfo,
+    Answer,
+    Decision,
+    ItemState,
+    ReviewCase,
+    Role,
+    Split,
+)
+from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
+from workbench.services._tx import audit, reading, write
+from workbench.services.projects import load_project
+from workbench.services.users import require_role
+
+_DECIDED_STATE = {Decision.LABEL: ItemState.FINAL, Decision.AMBIGUOUS: ItemState.AMBIGUOUS,
+                  Decision.EXCLUDED: ItemState.EXCLUDED}
+
+
+def _answers(session: Session, item_ids: list[int]) -> dict[int, list[Answer]]:
+    rows = session.execute(
+        select(Annotation.item_id, User.name, Annotation.label, Annotation.created_at, Annotation.duration_ms)
+        .join(User, User.id == Annotation.annotator_id)
+        .where(Annotation.item_id.in_(item_ids), Annotation.source == "human")
+        .order_by(Annotation.item_id, Annotation.slot)
+    ).all()
+    answers: dict[int, list[Answer]] = defaultdict(list)
+    for item_id, name, label, created_at, duration_ms in rows:
+        answers[item_id].append(Answer(name, label, created_at, duration_ms))
+    return answers
+
+
+class ReviewService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def queue(self, project_name: str, actor: Actor, *, label_pair: tuple[str, str] | None = None,
+              limit: int = 100, state: ItemState = ItemState.REVIEW) -> list[ReviewCase]:
+        """Items waiting for a reviewer (or in `state`), oldest first; optionally only those whose
+        answers are exactly the two labels of `label_pair`."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            query = select(Item).where(Item.project_id == project.id, Item.state == state).order_by(Item.id)
+            if label_pair is not None:
+                wanted = sorted(set(label_pair))
+                has = [select(Annotation.item_id).where(Annotation.label == label, Annotation.source == "human")
+                       for label in wanted]
+                query = query.where(*(Item.id.in_(h) for h in has))
+                others = select(Annotation.item_id).where(Annotation.source == "human",
+                                                          Annotation.label.not_in(wanted))
+                query = query.where(Item.id.not_in(others))
+            items = session.execute(query.limit(limit)).scalars().all()
+            answers = _answers(session, [item.id for item in items])
+        return [
+            ReviewCase(item_id=item.id, external_id=item.external_id, split=Split(item.split),
+                       state=ItemState(item.state), content=dict(item.content),
+                       answers=tuple(answers[item.id]), final_label=item.final_label)
+            for item in items
+        ]
+
+    def count_waiting(self, project_name: str, actor: Actor) -> int:
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            return session.execute(select(func.count()).where(
+                Item.project_id == project.id, Item.state == ItemState.REVIEW)).scalar_one()
+
+    def case(self, project_name: str, external_id: str, actor: Actor) -> ReviewCase:
+        """One item with its answers, whatever its state (reviewers may revisit agreed items)."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            item = session.execute(select(Item).where(
+                Item.project_id == project.id, Item.external_id == external_id)).scalar_one_or_none()
+            if item is None:
+                raise NotFound(f"no item {external_id!r} in {project_name!r}")
+            answers = _answers(session, [item.id])[item.id]
+        return ReviewCase(item.id, item.external_id, Split(item.split), ItemState(item.state),
+                          dict(item.content), tuple(answers), item.final_label)
+
+    def adjudicate(self, item_id: int, actor: Actor, decision: Decision | str, *, label: str | None = None,
+                   reason: str) -> AdjudicationInfo:
+        """Settle an item: pick a label, or mark it ambiguous or excluded, always with a reason.
+
+        Items in review are the usual case; overturning an agreed (final) label is allowed and
+        audited as an overturn. Reviewers do not judge items they labeled themselves.
+        """
+        require_role(actor, Role.REVIEWER)
+        try:
+            decision = Decision(decision)
+        except ValueError:
+            raise WorkbenchError(f"unknown decision {decision!r}; use label, ambiguous or excluded") from None
+        reason = (reason or "").strip()
+        if not reason:
+            raise WorkbenchError("an adjudication needs a reason")
+        if (decision == Decision.LABEL) != (label is not None):
+            raise WorkbenchError("give a label exactly when the decision is 'label'")
+
+        def work(session: Session) -> AdjudicationInfo:
+            item = session.execute(select(Item).where(Item.id == item_id).with_for_update()).scalar_one_or_none()
+            if item is None:
+                raise NotFound(f"no item with id {item_id}")
+            project = load_project(session, _project_name(session, item.project_id))
+            if label is not None and label not in project.labels:
+                raise WorkbenchError(f"label {label!r} is not in the label set: {', '.join(project.labels)}")
+            if item.state == ItemState.OPEN:
+                raise Conflict(f"item {item.external_id!r} still waits for annotations")
+            own = session.execute(select(func.count()).where(
+                Annotation.item_id == item.id, Annotation.annotator_id == actor.id)).scalar_one()
+            if own:
+                raise PermissionDenied("reviewers do not adjudicate items they labeled themselves")
+            previous_state, previous_label = ItemState(item.state), item.final_label
+            row = Adjudication(project_id=item.project_id, item_id=item.id, reviewer_id=actor.id,
+                               decision=decision.value, label=label, reason=reason,
+                               previous_state=previous_state.value, previous_label=previous_label,
+                               created_at=utcnow())
+            session.add(row)
+            item.state = _DECIDED_STATE[decision]
+            item.final_label = label
+            session.flush()
+            action = "adjudication.overturn" if previous_state == ItemState.FINAL else "adjudication.decide"
+            audit(session, action, actor_id=actor.id, project_id=item.project_id, item_id=item.id,
+                  adjudication_id=row.id, decision=decision.value, label=label, reason=reason,
+                  previous_state=previous_state.value, previous_label=previous_label)
+            return AdjudicationInfo(row.id, item.id, actor.name, decision, label, reason, previous_state,
+                                    previous_label, row.created_at)
+
+        return write(self.engine, work)
+
+    def history(self, project_name: str, actor: Actor, limit: int = 100) -> list[AdjudicationInfo]:
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            rows = session.execute(
+                select(Adjudication, User.name).join(User, User.id == Adjudication.reviewer_id)
+                .where(Adjudication.project_id == project.id)
+                .order_by(Adjudication.id.desc()).limit(limit)
+            ).all()
+        return [AdjudicationInfo(a.id, a.item_id, name, Decision(a.decision), a.label, a.reason,
+                                 ItemState(a.previous_state), a.previous_label, a.created_at)
+                for a, name in rows]
+
+
+def _project_name(session: Session, project_id: int) -> str:
+    return session.execute(select(Project.name).where(Project.id == project_id)).scalar_one()

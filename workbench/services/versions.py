@@ -1,0 +1,227 @@
+"""Dataset versions: immutable, content-hashed snapshots of the final labels, with lineage.
+
+A version holds every item that has a final label at the moment it is cut (pool and eval). Its
+hash covers (external id, split, label) of every row in external-id order, so the same labels give
+the same hash; cutting a version whose hash equals the latest one returns the latest instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, func, insert, select
+from sqlmodel import Session
+
+from workbench.db.models import (
+    Adjudication,
+    Annotation,
+    DatasetVersion,
+    DatasetVersionItem,
+    Item,
+    User,
+    utcnow,
+)
+from workbench.domain import Actor, Decision, ItemState, ProjectInfo, Role, VersionDiff, VersionInfo
+from workbench.domain.agreement import Judgment, agreement_report
+from workbench.errors import NotFound, WorkbenchError
+from workbench.services._tx import audit, reading, write
+from workbench.services.exports import neutralise
+from workbench.services.projects import load_project
+from workbench.services.users import require_role
+
+EXPORT_FORMATS = ("csv", "jsonl", "parquet")
+
+
+def content_hash(rows: list[tuple[str, str, str]]) -> str:
+    """sha256 over sorted (external id, split, label) lines: equal labels give equal hashes."""
+    digest = hashlib.sha256()
+    for external_id, split, label in sorted(rows):
+        digest.update(json.dumps([external_id, split, label], ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _info(version: DatasetVersion) -> VersionInfo:
+    return VersionInfo(version.id, version.number, version.content_hash, version.n_items, version.trigger,
+                       version.created_at, dict(version.manifest))
+
+
+def _latest(session: Session, project_id: int) -> DatasetVersion | None:
+    return session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project_id)
+                           .order_by(DatasetVersion.number.desc()).limit(1)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The final labels of a project at one moment, with lineage: what a version freezes."""
+
+    items: list  # (item id, external id, split, label)
+    digest: str
+    lineage: dict[int, list[int]]
+    adjudication: dict[int, int]
+    manifest: dict
+
+
+def take_snapshot(session: Session, project: ProjectInfo) -> Snapshot:
+    """Read (and summarise) the final labels; done in a read transaction, outside the write lock."""
+    items = session.execute(
+        select(Item.id, Item.external_id, Item.split, Item.final_label)
+        .where(Item.project_id == project.id, Item.state == ItemState.FINAL)
+    ).all()
+    rows = [(external_id, split, label) for _, external_id, split, label in items]
+    annotations = session.execute(
+        select(Annotation.id, Annotation.item_id, User.name, Annotation.label)
+        .join(User, User.id == Annotation.annotator_id)
+        .where(Annotation.project_id == project.id, Annotation.source == "human")
+    ).all()
+    decisions = session.execute(
+        select(Adjudication.id, Adjudication.item_id, Adjudication.decision, Adjudication.label)
+        .where(Adjudication.project_id == project.id).order_by(Adjudication.id)
+    ).all()
+    lineage: dict[int, list[int]] = defaultdict(list)
+    for annotation_id, item_id, _, _ in annotations:
+        lineage[item_id].append(annotation_id)
+    adjudication = {item_id: adj_id for adj_id, item_id, _, _ in decisions}  # the latest stands
+    final_ids = {item_id for item_id, *_ in items}
+    judgments = [Judgment(item_id, name, label) for _, item_id, name, label in annotations if item_id in final_ids]
+    adjudicated = {item_id: label if decision == Decision.LABEL else None for _, item_id, decision, label in decisions}
+    agreement = agreement_report(judgments, list(project.labels), adjudicated)
+    manifest = {
+        "labels": list(project.labels),
+        "counts": {split: dict(Counter(label for _, s, label in rows if s == split)) for split in ("pool", "eval")},
+        "sources": dict(Counter("adjudicated" if i in adjudication else "agreed" for i in final_ids)),
+        "annotators": dict(Counter(j.annotator for j in judgments)),
+        "agreement": {"percent_agreement": agreement.percent_agreement,
+                      "krippendorff_alpha": agreement.krippendorff_alpha,
+                      "paired_items": agreement.n_paired_items},
+    }
+    return Snapshot(list(items), content_hash(rows), dict(lineage), adjudication, manifest)
+
+
+def store_version(session: Session, project: ProjectInfo, snapshot: Snapshot, *, trigger: str,
+                  actor_id: int | None) -> DatasetVersion:
+    """Freeze a snapshot as the next version (or return the latest if it has the same hash)."""
+    latest = _latest(session, project.id)
+    if latest is not None and latest.content_hash == snapshot.digest:
+        return latest
+    version = DatasetVersion(project_id=project.id, number=(latest.number + 1) if latest else 1,
+                             content_hash=snapshot.digest, trigger=trigger, created_by=actor_id,
+                             n_items=len(snapshot.items), manifest=snapshot.manifest, created_at=utcnow())
+    session.add(version)
+    session.flush()
+    if snapshot.items:
+        session.execute(insert(DatasetVersionItem), [
+            {"version_id": version.id, "item_id": item_id, "split": split, "label": label,
+             "source": "adjudicated" if item_id in snapshot.adjudication else "agreed",
+             "annotation_ids": sorted(snapshot.lineage.get(item_id, [])),
+             "adjudication_id": snapshot.adjudication.get(item_id)}
+            for item_id, _, split, label in snapshot.items
+        ])
+    audit(session, "version.create", actor_id=actor_id, project_id=project.id, version=version.number,
+          content_hash=snapshot.digest, n_items=version.n_items, trigger=trigger)
+    return version
+
+
+def cut_version(engine: Engine, project_name: str, *, trigger: str, actor_id: int | None) -> DatasetVersion:
+    """Snapshot in a read transaction, then store it in a short write transaction."""
+    with reading(engine) as session:
+        project = load_project(session, project_name)
+        snapshot = take_snapshot(session, project)
+    return write(engine, lambda session: store_version(session, project, snapshot, trigger=trigger,
+                                                       actor_id=actor_id))
+
+
+class VersionService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, project_name: str, actor: Actor | None = None, *, trigger: str = "manual") -> VersionInfo:
+        require_role(actor, Role.REVIEWER)
+        return _info(cut_version(self.engine, project_name, trigger=trigger, actor_id=actor.id if actor else None))
+
+    def list(self, project_name: str) -> list[VersionInfo]:
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            rows = session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project.id)
+                                   .order_by(DatasetVersion.number)).scalars().all()
+        return [_info(v) for v in rows]
+
+    def get(self, project_name: str, number: int) -> VersionInfo:
+        with reading(self.engine) as session:
+            return _info(self._version(session, project_name, number))
+
+    @staticmethod
+    def _version(session: Session, project_name: str, number: int) -> DatasetVersion:
+        project = load_project(session, project_name)
+        version = session.execute(select(DatasetVersion).where(
+            DatasetVersion.project_id == project.id, DatasetVersion.number == number)).scalar_one_or_none()
+        if version is None:
+            raise NotFound(f"{project_name!r} has no version {number}")
+        return version
+
+    def rows(self, project_name: str, number: int) -> pd.DataFrame:
+        """The version's rows: item id, external id, split, label, source, lineage."""
+        with reading(self.engine) as session:
+            version = self._version(session, project_name, number)
+            rows = session.execute(
+                select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.split,
+                       DatasetVersionItem.label, DatasetVersionItem.source, DatasetVersionItem.annotation_ids,
+                       DatasetVersionItem.adjudication_id)
+                .join(Item, Item.id == DatasetVersionItem.item_id)
+                .where(DatasetVersionItem.version_id == version.id).order_by(Item.external_id)
+            ).all()
+        return pd.DataFrame(rows, columns=["item_id", "external_id", "split", "label", "source",
+                                           "annotation_ids", "adjudication_id"])
+
+    def diff(self, project_name: str, a: int, b: int) -> VersionDiff:
+        """What changed from version a to version b."""
+        old = dict(self.rows(project_name, a)[["external_id", "label"]].itertuples(index=False))
+        new = dict(self.rows(project_name, b)[["external_id", "label"]].itertuples(index=False))
+        return VersionDiff(
+            added=tuple(sorted((k, new[k]) for k in new.keys() - old.keys())),
+            removed=tuple(sorted((k, old[k]) for k in old.keys() - new.keys())),
+            relabeled=tuple(sorted((k, old[k], new[k]) for k in old.keys() & new.keys() if old[k] != new[k])),
+        )
+
+    def export(self, project_name: str, number: int, fmt: str, *, actor: Actor | None = None) -> tuple[bytes, dict]:
+        """The version as CSV / JSONL / Parquet bytes, and its manifest (hash, counts, agreement)."""
+        require_role(actor, Role.REVIEWER)
+        if fmt not in EXPORT_FORMATS:
+            raise WorkbenchError(f"unknown format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        info = self.get(project_name, number)
+        frame = self.rows(project_name, number)
+        frame["annotation_ids"] = frame["annotation_ids"].map(lambda ids: ",".join(map(str, ids)))
+        manifest = {"project": project_name, "version": info.number, "content_hash": info.content_hash,
+                    "n_items": info.n_items, "created_at": info.created_at.isoformat(), "trigger": info.trigger,
+                    **info.manifest}
+        buffer = io.BytesIO()
+        if fmt == "csv":
+            frame.map(neutralise).to_csv(buffer, index=False)
+        elif fmt == "jsonl":
+            frame.to_json(buffer, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_parquet(buffer, index=False)
+        return buffer.getvalue(), manifest
+
+    def export_to(self, project_name: str, number: int, fmt: str, out: Path, *, actor: Actor | None = None) -> Path:
+        """Write the export and, beside it, `<name>.manifest.json`."""
+        payload, manifest = self.export(project_name, number, fmt, actor=actor)
+        out.write_bytes(payload)
+        manifest_path = out.with_name(out.name + ".manifest.json")
+        manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+        return manifest_path
+
+    def final_label_count(self, project_name: str) -> tuple[int, int]:
+        """(final labels now, items in the latest version): what auto-versioning compares."""
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            final = session.execute(select(func.count()).where(
+                Item.project_id == project.id, Item.state == ItemState.FINAL)).scalar_one()
+            latest = _latest(session, project.id)
+        return final, latest.n_items if latest else 0

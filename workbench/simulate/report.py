@@ -1,0 +1,212 @@
+"""The simulation report: learning curves across seeds, AUBC, labels-to-target, label quality, timings.
+
+Definitions (also written into report.json under "method"):
+
+- ``labels``: pool items with a final label (agreed, or adjudicated by the simulated reviewer).
+- ``labels_spent``: annotations submitted by the simulated annotators (``labels × overlap``: every
+  labeled item has exactly ``overlap`` annotations; skips are not annotations). The eval split's
+  gold labels are not spent labels (see ``eval_annotations_not_counted``).
+- ``accuracy``: what RoundService.run_retrain measured on the eval split, whose labels are the
+  dataset's true labels; the same eval items for every strategy and seed.
+- ``curve``: one point per round, mean and sample standard deviation (ddof=1) over seeds.
+- ``aubc``: area under the budget curve, normalised: the trapezoid integral of mean accuracy over
+  the labels axis divided by the labels range (last − first point), i.e. mean accuracy over the
+  budget. 1.0 is a perfect model from the first point on.
+- ``labels_to_95`` / ``labels_to_98`` / ``labels_to_99``: the first curve point whose mean accuracy
+  reaches 95 % / 98 % / 99 % of ``full_pool_accuracy`` (null if none does).
+- ``full_pool_accuracy``: the project's model trained on every pool item with its true label,
+  scored on the same eval items.
+- ``final_label_accuracy``: share of the labeled pool items whose final label equals the true
+  label (mean over seeds).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from workbench.simulate.data import CrowdData, LabeledData
+
+TARGETS = (0.95, 0.98, 0.99)
+METHOD = {
+    "labels": "pool items with a final label (agreed or adjudicated)",
+    "labels_spent": "annotations submitted by simulated annotators (labels x overlap); eval gold labels excluded",
+    "accuracy": "RoundService.run_retrain's accuracy on the eval split, whose labels are the true labels "
+                "(same eval items for every strategy and seed)",
+    "curve_std": "sample standard deviation across seeds (ddof=1; 0 with one seed)",
+    "aubc": "trapezoid integral of mean accuracy over labels, divided by (last labels - first labels)",
+    "labels_to_X": "first curve point whose mean accuracy >= X% of full_pool_accuracy",
+    "full_pool_accuracy": "the project's model trained on every pool item's true label, same eval items",
+    "final_label_accuracy": "share of labeled pool items whose final label equals the true label",
+    "no_model_point": "a round without a model (fewer than 2 distinct labels) scores the majority label "
+                      "of the labeled items",
+    "eval_split": "labeled once with the true labels by gold oracles through the queue before the runs; "
+                  "not counted in labels_spent",
+}
+
+
+def aubc(points: list[tuple[int, float]]) -> float | None:
+    """Normalised area under the budget curve: trapezoid(mean acc, labels) / labels range."""
+    if not points:
+        return None
+    xs = np.asarray([p[0] for p in points], dtype=float)
+    ys = np.asarray([p[1] for p in points], dtype=float)
+    if len(xs) == 1 or xs[-1] == xs[0]:
+        return float(ys.mean())
+    return float(np.sum((ys[1:] + ys[:-1]) / 2 * np.diff(xs)) / (xs[-1] - xs[0]))
+
+
+def labels_to(points: list[tuple[int, float]], target: float) -> int | None:
+    for labels, accuracy in points:
+        if accuracy >= target - 1e-12:
+            return int(labels)
+    return None
+
+
+def aggregate_curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_labels: dict[int, list[float]] = defaultdict(list)
+    for run in runs:
+        for point in run["curve"]:
+            by_labels[point["labels"]].append(point["accuracy"])
+    return [{"labels": labels, "accuracy_mean": float(statistics.fmean(values)),
+             "accuracy_std": float(statistics.stdev(values)) if len(values) > 1 else 0.0,
+             "n_seeds": len(values)}
+            for labels, values in sorted(by_labels.items())]
+
+
+def _mean(values: list[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(statistics.fmean(values)) if values else None
+
+
+def summarize_strategy(runs: list[dict[str, Any]], full_pool_accuracy: float) -> dict[str, Any]:
+    curve = aggregate_curve(runs)
+    n_seeds = len(runs)
+    # Points every seed reached (a pool that ran dry early would otherwise bias the tail).
+    complete = [p for p in curve if p["n_seeds"] == n_seeds]
+    points = [(p["labels"], p["accuracy_mean"]) for p in complete]
+    spent = [run["labels_spent"] for run in runs]
+    out: dict[str, Any] = {
+        "curve": curve,
+        "aubc": aubc(points),
+        **{f"labels_to_{round(t * 100)}": labels_to(points, t * full_pool_accuracy) for t in TARGETS},
+        "final_accuracy_mean": complete[-1]["accuracy_mean"] if complete else None,
+        "final_accuracy_std": complete[-1]["accuracy_std"] if complete else None,
+        "final_label_accuracy": _mean([run["final_label_accuracy"] for run in runs]),
+        "final_label_accuracy_by_seed": [run["final_label_accuracy"] for run in runs],
+        "labels": int(round(statistics.fmean(run["labels"] for run in runs))),
+        "labels_spent": int(round(statistics.fmean(spent))),
+        "labels_spent_by_seed": spent,
+        "adjudications": _mean([run["adjudications"] for run in runs]),
+        "skips": _mean([run["skips"] for run in runs]),
+        "seconds_per_run": _mean([run["seconds"] for run in runs]),
+        "cpu_seconds_per_run": _mean([run.get("cpu_seconds") for run in runs]),
+        "seeds": [run["seed"] for run in runs],
+    }
+    return out
+
+
+def _profile(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the time went, summed over runs: service calls and the round's own steps."""
+    calls: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    steps: dict[str, float] = defaultdict(float)
+    for run in runs:
+        for name, timing in run["timings"].items():
+            calls[name][0] += timing["calls"]
+            calls[name][1] += timing["seconds"]
+        for name, seconds in run["round_steps"].items():
+            steps[name] += seconds
+    total = sum(seconds for _, seconds in calls.values()) or 1.0
+    return {
+        "calls": {name: {"calls": int(n), "seconds": round(s, 2), "ms_per_call": round(1000 * s / max(n, 1), 2),
+                         "share": round(s / total, 3)} for name, (n, s) in sorted(calls.items())},
+        "retrain_steps_seconds": {name: round(s, 2) for name, s in sorted(steps.items())},
+        "run_seconds_total": round(sum(run["seconds"] for run in runs), 2),
+        "run_cpu_seconds_total": round(sum(run.get("cpu_seconds", 0.0) for run in runs), 2),
+    }
+
+
+def build_report(data: LabeledData, config, template, runs: list[dict[str, Any]], *, budget: int,  # noqa: ANN001
+                 initial: int, crowd: CrowdData | None, wall_seconds: float) -> dict[str, Any]:
+    from workbench.simulate.runner import config_dict
+
+    by_strategy: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: (r["strategy"], r["seed"])):
+        by_strategy[run["strategy"]].append(run)
+    return {
+        "dataset": data.name,
+        "kind": data.kind,
+        "n_items": template.n_items,
+        "n_pool": template.n_pool,
+        "n_eval": template.n_eval,
+        "labels_set": template.labels,
+        "eval_label_counts": template.eval_label_counts,
+        "dropped_rows": data.dropped,
+        "full_pool_accuracy": template.full_pool_accuracy,
+        "settings": {**config_dict(config), "budget": budget, "initial": initial,
+                     "annotators": template.annotators if crowd is not None else len(template.annotators),
+                     "crowd": None if crowd is None else {"rows": crowd.n_rows, "workers": len(crowd.workers),
+                                                          "items": len(crowd.judgments),
+                                                          "duplicates_ignored": crowd.duplicates}},
+        "eval_annotations_not_counted": template.eval_annotations,
+        "method": METHOD,
+        "strategies": {name: summarize_strategy(by_strategy[name], template.full_pool_accuracy)
+                       for name in config.strategies if name in by_strategy},
+        "timing": {"wall_seconds": round(wall_seconds, 2),
+                   "setup_seconds": {k: round(v, 2) for k, v in template.seconds.items()},
+                   **_profile(runs)},
+        "runs": sorted(runs, key=lambda r: (r["strategy"], r["seed"])),
+    }
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def summary_table(report: dict[str, Any]) -> str:
+    """The printed summary: one line per strategy."""
+    s = report["settings"]
+    head = (f"{report['dataset']}: {report['n_items']} items ({report['n_pool']} pool, {report['n_eval']} eval), "
+            f"full-pool accuracy {report['full_pool_accuracy']:.4f}; budget {s['budget']} labels, "
+            f"initial {s['initial']}, batch {s['batch_size']}"
+            + "".join(f" ({size} from {start})" for start, size in s.get("batch_schedule") or ())
+            + f", overlap {s['overlap']}, "
+            f"adjudicator {s['adjudicator']}, {len(s['seeds'])} seed(s)")
+    columns = ["strategy", "AUBC", "acc@end", "±std", "to95%", "to98%", "to99%", "final-label acc",
+               "labels", "spent", "adjud.", "s/run"]
+    rows = []
+    for name, st in report["strategies"].items():
+        rows.append([name, _fmt(st["aubc"], ".4f"), _fmt(st["final_accuracy_mean"], ".4f"),
+                     _fmt(st["final_accuracy_std"], ".4f"),
+                     *(str(st[f"labels_to_{t}"]) if st[f"labels_to_{t}"] is not None else "—" for t in (95, 98, 99)),
+                     _fmt(st["final_label_accuracy"], ".4f"), str(st["labels"]), str(st["labels_spent"]),
+                     _fmt(st["adjudications"], ".1f"), _fmt(st["seconds_per_run"], ".1f")])
+    widths = [max(len(columns[i]), *(len(r[i]) for r in rows)) for i in range(len(columns))]
+    lines = [head, "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
+    lines += ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+              for row in rows]
+    t = report["timing"]
+    calls = t["calls"]
+    per_label = [f"{name} {c['ms_per_call']:.1f} ms" for name, c in calls.items()
+                 if name in ("claim", "submit", "skip", "adjudicate")]
+    lines.append(f"wall {t['wall_seconds']:.1f} s (setup {sum(t['setup_seconds'].values()):.1f} s, runs' CPU "
+                 f"{t['run_cpu_seconds_total']:.0f} s); per call: "
+                 + ", ".join(per_label)
+                 + (f", round {calls['retrain']['ms_per_call'] / 1000:.2f} s" if "retrain" in calls else ""))
+    return "\n".join(lines)
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The same figures as a Markdown table (for the README)."""
+    lines = ["| strategy | AUBC | accuracy at budget (±std) | labels to 95% | to 98% | to 99% | final-label acc. | "
+             "labels | labels spent |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, st in report["strategies"].items():
+        lines.append(f"| {name} | {_fmt(st['aubc'], '.4f')} | {_fmt(st['final_accuracy_mean'], '.4f')} "
+                     f"(±{_fmt(st['final_accuracy_std'], '.4f')}) | "
+                     + " | ".join(str(st[f"labels_to_{t}"]) if st[f"labels_to_{t}"] is not None else "—"
+                                  for t in (95, 98, 99))
+                     + f" | {_fmt(st['final_label_accuracy'], '.4f')} | {st['labels']} | {st['labels_spent']} |")
+    return "\n".join(lines)

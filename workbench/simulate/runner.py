@@ -1,0 +1,644 @@
+"""Replaying a labeled dataset through the workbench's own loop, with simulated people.
+
+One *template* database is built per simulation: the project is created, the items are imported
+by the import service (split once into pool and eval with a fixed seed, so every strategy and seed
+is measured on the same eval items), the eval items are double-labeled with their true labels by
+two "gold oracle" annotators through the real queue (not counted as spent labels: the simulation
+measures models against the truth, it does not simulate the cost of the eval set), and the feature
+matrix is computed once into a feature cache shared by every run of the simulation.
+
+Each *run* (one strategy, one seed) then copies the template into its own SQLite file and its own
+WORKBENCH_HOME (the feature cache linked in, artifacts its own) and loops, in a process of its own
+(spawn context, nothing shared across a fork):
+
+    cold-start rescore → annotators claim/submit the seed set → review queue → run_retrain
+    → annotators claim/submit a batch → review queue → run_retrain → ... until the budget
+
+Every label goes through QueueService.claim/submit (or skip), every disagreement through
+ReviewService.queue/adjudicate, every round through RoundService.run_retrain (version → train →
+evaluate on the eval split → rescore); the curve is what run_retrain measured.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import queue as queue_module
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+import strategies
+from workbench.db.engine import make_engine
+from workbench.db.models import Item, User
+from workbench.domain import Actor, Decision, ItemState, Role, Split
+from workbench.errors import WorkbenchError
+from workbench.services import Workbench
+from workbench.services.queue import QueueService
+from workbench.services.rounds import SEEDS_PER_LABEL, RoundService
+from workbench.simulate.annotators import ADJUDICATORS, SKIP_REASON, Adjudicator, CrowdReplay, NoisyAnnotator
+from workbench.simulate.data import CrowdData, LabeledData, restrict_to_crowd, write_import_file
+from workbench.training import evaluate, make_featurizer, make_model
+
+PROJECT = "simulation"
+REVIEWER = "sim-reviewer"
+ORACLE_PREFIX = "gold-oracle-"
+ANNOTATOR_PREFIX = "sim-annotator-"
+UNUSABLE_PASSWORD_HASH = "!simulated-account-cannot-sign-in"
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """What to simulate. budget/initial are labeled pool items; None means the defaults below."""
+
+    strategies: tuple[str, ...] = ("random", "margin")
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    budget: int | None = 500  # None: the whole pool
+    batch_size: int = 25
+    batch_schedule: tuple[tuple[int, int], ...] = ()  # (from labels, batch size): bigger batches later
+    initial: int | None = None  # None: one cold-start seed set (SEEDS_PER_LABEL per label)
+    overlap: int = 2
+    annotators: int | None = None  # simulated annotators (default: overlap); ignored with a crowd file
+    annotator_accuracy: tuple[float, ...] = (1.0,)  # one per annotator, cycled
+    adjudicator: str = "gold"
+    eval_fraction: float = 0.2
+    split_seed: int = 0
+    model: dict[str, Any] | None = None  # None: the project default
+    random_share: float = 0.0  # the queue's control arm; 0 compares strategies undiluted
+    jobs: int = 0  # 0: one process per core
+    work_dir: str | None = None
+    keep_dbs: bool = False
+
+    def batch_at(self, labels: int) -> int:
+        """The batch size once `labels` items are labeled."""
+        size = self.batch_size
+        for start, later in sorted(self.batch_schedule):
+            if labels >= start:
+                size = later
+        return size
+
+    def check(self) -> None:
+        unknown = [name for name in self.strategies if name not in strategies.REGISTRY]
+        if unknown:
+            raise WorkbenchError(f"unknown strategy {unknown[0]!r}; choose from {', '.join(strategies.REGISTRY)}")
+        if not self.strategies:
+            raise WorkbenchError("give at least one strategy")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise WorkbenchError("a strategy is listed twice")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise WorkbenchError("give one or more distinct seeds")
+        if self.adjudicator not in ADJUDICATORS:
+            raise WorkbenchError(f"unknown adjudicator {self.adjudicator!r}; use {' or '.join(ADJUDICATORS)}")
+        if not 1 <= self.overlap <= 10:
+            raise WorkbenchError("--overlap must be between 1 and 10")
+        if self.annotators is not None and self.annotators < self.overlap:
+            raise WorkbenchError(f"--annotators must be at least the overlap ({self.overlap}): an item needs "
+                                 "that many distinct annotators")
+        if any(not 0.0 <= a <= 1.0 for a in self.annotator_accuracy) or not self.annotator_accuracy:
+            raise WorkbenchError("--annotator-accuracy must be within 0..1")
+        if self.batch_size < 1 or any(size < 1 or start < 0 for start, size in self.batch_schedule):
+            raise WorkbenchError("--batch-size must be at least 1")
+        if self.budget is not None and self.budget < 1:
+            raise WorkbenchError("--budget must be at least 1")
+        if self.initial is not None and self.initial < 0:
+            raise WorkbenchError("--initial must not be negative")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise WorkbenchError("--eval-fraction must be strictly between 0 and 1")
+        if not 0.0 <= self.random_share <= 1.0:
+            raise WorkbenchError("--random-share must be within 0..1")
+        if self.model is not None:
+            make_model(self.model, 0)  # ModelConfigError is a WorkbenchError: one line, exit 1
+
+
+@dataclass
+class Template:
+    """The database every run starts from, and what the simulation knows that the workbench doesn't."""
+
+    work_dir: Path
+    db_path: Path
+    features_dir: Path
+    shared_path: Path  # JSON: truth, splits, crowd judgments, people
+    kind: str
+    labels: list[str]
+    n_items: int
+    n_pool: int
+    n_eval: int
+    eval_label_counts: dict[str, int]
+    full_pool_accuracy: float
+    annotators: list[str]
+    eval_annotations: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    strategy: str
+    seed: int
+    template_db: str
+    features_dir: str
+    shared_path: str
+    run_dir: str
+    config: SimulationConfig
+    budget: int
+    initial: int
+
+
+# -- the template ------------------------------------------------------------------------------
+
+def _add_people(engine, names_roles: list[tuple[str, str]]) -> dict[str, Actor]:  # noqa: ANN001
+    """Simulated accounts, inserted directly with an unusable password hash (they can never sign
+    in). UserService.add would argon2-hash a password per account: ~0.4 s each, minutes for a
+    crowd of 164 workers, for accounts nobody signs in to."""
+    with Session(engine) as session, session.begin():
+        session.execute(insert(User), [{"name": name, "role": role, "password_hash": UNUSABLE_PASSWORD_HASH}
+                                       for name, role in names_roles])
+    return _actors(engine)
+
+
+def _actors(engine) -> dict[str, Actor]:  # noqa: ANN001
+    with Session(engine) as session:
+        rows = session.execute(select(User.id, User.name, User.role)).all()
+    return {name: Actor(id=user_id, name=name, role=Role(role)) for user_id, name, role in rows}
+
+
+def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, crowd: CrowdData | None = None,
+                   *, show_progress: bool = True) -> Template:
+    """Create, import, gold-label the eval split, featurize; measure the full-pool reference."""
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    template_dir = work_dir / "template"
+    template_dir.mkdir(parents=True, exist_ok=True)
+    shared_home = work_dir / "shared-home"
+    features_dir = shared_home / "features"
+    features_dir.mkdir(parents=True, exist_ok=True)
+    db_path = template_dir / "template.db"
+    engine = make_engine(f"sqlite:///{db_path}")
+    try:
+        wb = Workbench(engine)
+        labels = sorted(set(data.labels) | (crowd.label_set if crowd else set()))
+        settings: dict[str, Any] = {"eval_fraction": config.eval_fraction, "random_share": config.random_share,
+                                    "lease_ttl_s": 3600}
+        if config.model is not None:
+            settings["model"] = config.model
+        strategy = config.strategies[0]
+        wb.projects.create(PROJECT, data.kind, labels, overlap=config.overlap, strategy=strategy, settings=settings)
+        import_path = template_dir / "items.csv"
+        options = write_import_file(data, import_path)
+        report = wb.imports.run(PROJECT, import_path, eval_fraction=config.eval_fraction, seed=config.split_seed,
+                                **options)
+        if not report.ok:
+            problems = report.file_errors + [str(error) for error in report.errors[:3]]
+            raise WorkbenchError(f"the import refused the items: {'; '.join(problems) or report.summary()}")
+        seconds["import"] = time.perf_counter() - clock
+
+        # People: gold oracles (eval only), the simulated annotators or crowd workers, a reviewer.
+        oracles = [f"{ORACLE_PREFIX}{i + 1}" for i in range(config.overlap)]
+        if crowd is not None:
+            annotators = crowd.workers
+        else:
+            annotators = [f"{ANNOTATOR_PREFIX}{i + 1}" for i in range(config.annotators or config.overlap)]
+        clash = set(annotators) & (set(oracles) | {REVIEWER})
+        if clash:
+            raise WorkbenchError(f"a crowd worker id clashes with a simulation account name: {sorted(clash)[0]}")
+        actors = _add_people(engine, [(name, Role.ANNOTATOR.value) for name in oracles + annotators]
+                             + [(REVIEWER, Role.REVIEWER.value)])
+
+        with Session(engine) as session:
+            rows = session.execute(select(Item.id, Item.external_id, Item.split, Item.content)
+                                   .where(Item.project_id == wb.projects.get(PROJECT).id).order_by(Item.id)).all()
+        truth = data.truth()
+        eval_ids = [external_id for _, external_id, split, _ in rows if split == Split.EVAL]
+        pool_ids = [external_id for _, external_id, split, _ in rows if split == Split.POOL]
+        if len(eval_ids) < 2 or len(pool_ids) < 2:
+            raise WorkbenchError(f"{len(rows)} items split into {len(pool_ids)} pool and {len(eval_ids)} eval items; "
+                                 "the simulation needs at least 2 of each")
+
+        # The eval split: labeled once, with the truth, by the oracles through the real queue.
+        clock = time.perf_counter()
+        wb.projects.update_settings(PROJECT, eval_fraction=1.0)  # claims serve eval items first
+        oracle_queue = QueueService(engine, random.Random(config.split_seed))
+        bar = _bar(len(eval_ids), "eval split, gold labels", show_progress)
+        for _ in range(len(eval_ids)):
+            for name in oracles:
+                claimed = oracle_queue.claim(PROJECT, actors[name])
+                if claimed is None or claimed.split != Split.EVAL:
+                    raise WorkbenchError("internal: the queue did not serve an eval item to the gold oracle")
+                oracle_queue.submit(claimed.lease_id, truth[claimed.external_id], actors[name])
+            bar.update(1)
+        bar.close()
+        wb.projects.update_settings(PROJECT, eval_fraction=0.0)
+        progress = wb.projects.progress(PROJECT)
+        if progress["eval"]["final"] != len(eval_ids):
+            raise WorkbenchError("internal: the eval split did not end fully labeled")
+        seconds["eval_gold_labels"] = time.perf_counter() - clock
+
+        # Features, once, into the shared cache (the cold-start ranking computed alongside is
+        # replaced by each run's own).
+        clock = time.perf_counter()
+        RoundService(engine, home=shared_home).run_rescore(PROJECT, seed=config.split_seed)
+        seconds["features"] = time.perf_counter() - clock
+
+        # The reference: the same model on every pool item with its true label, same eval items.
+        clock = time.perf_counter()
+        project = wb.projects.get(PROJECT)
+        featurizer = make_featurizer(data.kind, project.settings.get("featurizer") or {},
+                                     image_root=project.settings.get("image_root"))
+        X = featurizer.fit_transform([content for *_, content in rows])
+        position = {external_id: i for i, (_, external_id, _, _) in enumerate(rows)}
+        model = make_model(project.settings["model"], 0, classes=labels)
+        model.fit(X[[position[i] for i in pool_ids]], np.asarray([truth[i] for i in pool_ids], dtype=object))
+        proba = model.predict_proba(X[[position[i] for i in eval_ids]])
+        full_pool = evaluate([truth[i] for i in eval_ids], proba, labels)["accuracy"]
+        seconds["full_pool_reference"] = time.perf_counter() - clock
+    finally:
+        engine.dispose()  # the last connection's close checkpoints the WAL into the file: safe to copy
+
+    shared_path = template_dir / "shared.json"
+    shared_path.write_text(json.dumps({
+        "truth": {i: truth[i] for i in pool_ids + eval_ids}, "eval_ids": eval_ids, "pool_ids": pool_ids,
+        "labels": labels, "annotators": annotators,
+        "crowd": {i: crowd.judgments[i] for i in pool_ids if i in crowd.judgments} if crowd else None,
+    }))
+    return Template(work_dir=work_dir, db_path=db_path, features_dir=features_dir, shared_path=shared_path,
+                    kind=data.kind, labels=labels, n_items=len(rows), n_pool=len(pool_ids), n_eval=len(eval_ids),
+                    eval_label_counts=dict(Counter(truth[i] for i in eval_ids)), full_pool_accuracy=float(full_pool),
+                    annotators=annotators, eval_annotations=len(eval_ids) * config.overlap, seconds=seconds)
+
+
+def _bar(total: int, desc: str, enabled: bool):  # noqa: ANN202
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+# -- one run -------------------------------------------------------------------------------------
+
+_SHARED_CACHE: dict[str, dict] = {}
+
+
+def _shared(path: str) -> dict:
+    if path not in _SHARED_CACHE:
+        _SHARED_CACHE[path] = json.loads(Path(path).read_text())
+    return _SHARED_CACHE[path]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.counts: Counter = Counter()
+
+    def __call__(self, name: str, fn: Callable, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+            self.counts[name] += 1
+
+
+class _Run:
+    """One strategy × seed through the services. Not thread-safe; one per process at a time."""
+
+    def __init__(self, engine, home: Path, task: RunTask, progress) -> None:  # noqa: ANN001
+        self.task, self.config, self.seed = task, task.config, task.seed
+        self.progress = progress
+        shared = _shared(task.shared_path)
+        self.truth: dict[str, str] = shared["truth"]
+        self.eval_truth = [self.truth[i] for i in shared["eval_ids"]]
+        self.labels: list[str] = shared["labels"]
+        self.wb = Workbench(engine)
+        self.rounds = RoundService(engine, home=home)
+        self.queue = QueueService(engine, random.Random(task.seed))
+        self.actors = _actors(engine)
+        self.reviewer = self.actors[REVIEWER]
+        self.adjudicator = Adjudicator(self.config.adjudicator, self.truth, task.seed)
+        self.rng = random.Random(f"dispatch|{task.seed}")
+        names: list[str] = shared["annotators"]
+        if shared["crowd"] is not None:
+            self.crowd = CrowdReplay(shared["crowd"])
+            weights = Counter(worker for answers in shared["crowd"].values() for worker in answers)
+            self.workers = [name for name in names if weights[name]]  # workers who judged a pool item
+            self.simulated = []
+        else:
+            self.crowd = None
+            accuracy = self.config.annotator_accuracy
+            self.simulated = [NoisyAnnotator(name, accuracy[i % len(accuracy)], self.labels, task.seed)
+                              for i, name in enumerate(names)]
+        self.timer = _Timer()
+        self.completed = 0  # pool items whose annotations are all in (final, or waiting for review)
+        self.spent = 0  # annotations submitted by simulated annotators / workers
+        self.skips = 0
+        self.adjudications = 0
+        self.claim_reasons: Counter = Counter()
+        self.round_steps: dict[str, float] = defaultdict(float)
+        self.curve: list[dict[str, Any]] = []
+        self.pending: set[int] = set()  # items whose last claim ended in a skip or a partial submit
+        self.had: dict[int, set[str]] = defaultdict(set)
+        self.external: dict[int, str] = {}
+        self._next_annotator = 0
+        self._exhausted: set[str] = set()  # workers the queue had nothing left for
+        self.last_version: int | None = None
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        started, cpu = time.perf_counter(), time.process_time()
+        self.wb.projects.update_settings(PROJECT, strategy=self.task.strategy)
+        while self.completed < self.task.initial:  # the seed set: the workbench's cold-start ranking
+            ranked = self.timer("rescore", self.rounds.run_rescore, PROJECT, seed=self.seed)["ranked"]
+            if not ranked or not self._label(min(ranked, self.task.initial - self.completed)):
+                break
+        self._round()
+        while self.completed < self.task.budget:
+            if not self._label(min(self.config.batch_at(self.completed), self.task.budget - self.completed)):
+                break
+            self._round()
+        rows = self.wb.versions.rows(PROJECT, self.last_version) if self.last_version else None
+        pool_rows = rows[rows["split"] == Split.POOL.value] if rows is not None else []
+        correct = sum(self.truth[e] == label for e, label in zip(pool_rows["external_id"], pool_rows["label"])) \
+            if len(pool_rows) else 0
+        return {
+            "strategy": self.task.strategy, "seed": self.seed, "curve": self.curve,
+            "labels": self.completed, "labels_spent": self.spent, "skips": self.skips,
+            "adjudications": self.adjudications, "n_final": len(pool_rows),
+            "final_label_accuracy": correct / len(pool_rows) if len(pool_rows) else None,
+            "claim_reasons": dict(self.claim_reasons), "seconds": time.perf_counter() - started,
+            "cpu_seconds": time.process_time() - cpu,
+            "timings": {name: {"calls": self.timer.counts[name], "seconds": round(s, 4)}
+                        for name, s in self.timer.seconds.items()},
+            "round_steps": {name: round(s, 4) for name, s in self.round_steps.items()},
+        }
+
+    def _round(self) -> None:
+        result = self.timer("retrain", self.rounds.run_retrain, PROJECT, seed=self.seed)
+        for name, seconds in result.get("timings", {}).items():
+            self.round_steps[name] += seconds
+        self.last_version = result["version"]
+        metrics = result.get("metrics") or {}
+        accuracy = metrics.get("accuracy") if result.get("run_id") is not None else None
+        if accuracy is None:  # no model yet (one label only): predict the majority label seen so far
+            accuracy = self._baseline()
+        self.curve.append({"labels": int(result["n_train"]), "accuracy": float(accuracy),
+                           "n_eval": int(result["n_eval"]), "model": result.get("run_id") is not None,
+                           "ranking": result.get("strategy")})
+        if self.progress is not None:
+            self.progress.put(1)
+
+    def _baseline(self) -> float:
+        labeled: Counter = Counter()
+        if self.last_version:
+            rows = self.wb.versions.rows(PROJECT, self.last_version)
+            labeled = Counter(rows.loc[rows["split"] == Split.POOL.value, "label"])
+        guess = labeled.most_common(1)[0][0] if labeled else self.labels[0]
+        return sum(label == guess for label in self.eval_truth) / len(self.eval_truth)
+
+    # -- labeling ----------------------------------------------------------------------------
+    def _label(self, n: int) -> bool:
+        """Bring n more pool items to the end of double-labeling, then settle the review queue.
+        False when the queue ran dry first."""
+        target = self.completed + n
+        label_one = self._crowd_step if self.crowd is not None else self._simulated_step
+        while self.completed < target:
+            if not label_one():
+                break
+        self._review()
+        return self.completed == target
+
+    def _claim(self, actor: Actor):  # noqa: ANN202
+        claimed = self.timer("claim", self.queue.claim, PROJECT, actor)
+        if claimed is not None:
+            self.claim_reasons[claimed.reason] += 1
+            if claimed.split != Split.POOL:
+                raise WorkbenchError("internal: an eval item was served during the simulation")
+            self.external[claimed.item_id] = claimed.external_id
+            self.had[claimed.item_id].add(actor.name)
+        return claimed
+
+    def _submit(self, claimed, label: str, actor: Actor) -> None:  # noqa: ANN001
+        result = self.timer("submit", self.queue.submit, claimed.lease_id, label, actor)
+        self.spent += 1
+        if result.item_state == ItemState.OPEN:
+            self.pending.add(claimed.item_id)
+        else:
+            self.pending.discard(claimed.item_id)
+            self.completed += 1
+
+    def _simulated_step(self) -> bool:
+        """The next annotator in turn claims and answers (partial items come back first, so the
+        item's other annotators follow)."""
+        for _ in range(len(self.simulated)):
+            annotator = self.simulated[self._next_annotator % len(self.simulated)]
+            self._next_annotator += 1
+            actor = self.actors[annotator.name]
+            claimed = self._claim(actor)
+            if claimed is None:
+                continue
+            self._submit(claimed, annotator.answer(claimed.external_id, self.truth[claimed.external_id]), actor)
+            return True
+        return False
+
+    def _crowd_step(self) -> bool:
+        """A worker claims. For an item in flight (partly labeled, or just skipped) the claimer is
+        drawn uniformly from the workers who judged it and have not had it; otherwise uniformly from
+        all workers. A worker served an item they did not judge skips it with a reason, so every
+        submitted label is a real judgment, and the item's next claimer is one of its judges.
+
+        Uniform draws make each item's annotators a uniform random set of the workers who judged it
+        (first slot: 1/W + (1 - J/W)/J = 1/J per judge). Drawing the first claimer by how much each
+        worker worked would over-weight prolific workers twice (they are drawn more often and have
+        judged more of the items they are served); on RTE the most prolific workers are the least
+        accurate.
+        """
+        in_flight = sorted(self.pending)
+        if in_flight:
+            item_id = in_flight[0]
+            candidates = [w for w in self.crowd.judges(self.external[item_id]) if w not in self.had[item_id]]
+            if not candidates:
+                raise WorkbenchError(f"item {self.external[item_id]!r}: every worker who judged it has had it, "
+                                     "and it still lacks labels")
+            worker = self.rng.choice(candidates)
+        else:
+            worker = self.rng.choice(self.workers)
+        actor = self.actors[worker]
+        claimed = self._claim(actor)
+        if claimed is None:
+            if in_flight:
+                raise WorkbenchError(f"internal: worker {worker} was offered nothing while an item was in flight")
+            self._exhausted.add(worker)
+            return len(self._exhausted) < len(self.workers)
+        answer = self.crowd.answer(worker, claimed.external_id)
+        if answer is None:
+            self.timer("skip", self.queue.skip, claimed.lease_id, actor, SKIP_REASON)
+            self.skips += 1
+            self.pending.add(claimed.item_id)  # its next claimer is one of its judges
+        else:
+            self._submit(claimed, answer, actor)
+        return True
+
+    def _review(self) -> None:
+        """The simulated reviewer settles every item waiting in the review queue."""
+        while True:
+            cases = self.timer("review_queue", self.wb.review.queue, PROJECT, self.reviewer, limit=500)
+            if not cases:
+                return
+            for case in cases:
+                label, reason = self.adjudicator.decide(case)
+                self.timer("adjudicate", self.wb.review.adjudicate, case.item_id, self.reviewer, Decision.LABEL,
+                           label=label, reason=reason)
+                self.adjudications += 1
+
+
+def _limit_threads() -> None:
+    """Worker processes: one BLAS/OpenMP thread each (the processes already fill the cores)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        pass
+
+
+def run_task(task: RunTask, progress=None) -> dict[str, Any]:  # noqa: ANN001
+    """One run in this process: its own SQLite copy and its own WORKBENCH_HOME."""
+    run_dir = Path(task.run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    home = run_dir / "home"
+    home.mkdir(parents=True)
+    (home / "features").symlink_to(Path(task.features_dir).resolve(), target_is_directory=True)
+    db_path = run_dir / "workbench.db"
+    shutil.copyfile(task.template_db, db_path)
+    previous_home = os.environ.get("WORKBENCH_HOME")
+    os.environ["WORKBENCH_HOME"] = str(home)
+    engine = make_engine(f"sqlite:///{db_path}")
+    try:
+        return _Run(engine, home, task, progress).run()
+    finally:
+        engine.dispose()
+        if previous_home is None:
+            os.environ.pop("WORKBENCH_HOME", None)
+        else:
+            os.environ["WORKBENCH_HOME"] = previous_home
+        if not task.config.keep_dbs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run_task_guarded(task: RunTask, progress=None) -> dict[str, Any]:  # noqa: ANN001
+    try:
+        return run_task(task, progress)
+    except WorkbenchError as exc:
+        return {"strategy": task.strategy, "seed": task.seed, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - reported per run, as one line, by the parent
+        return {"strategy": task.strategy, "seed": task.seed, "error": f"{type(exc).__name__}: {exc}"}
+
+
+# -- the whole simulation ------------------------------------------------------------------------
+
+def plan(config: SimulationConfig, template: Template) -> tuple[int, int]:
+    """(budget, initial) in labeled pool items, capped to the pool."""
+    budget = template.n_pool if config.budget is None else min(config.budget, template.n_pool)
+    initial = SEEDS_PER_LABEL * len(template.labels) if config.initial is None else config.initial
+    return budget, min(initial, budget)
+
+
+def simulate(data: LabeledData, config: SimulationConfig, crowd: CrowdData | None = None, *,
+             show_progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every strategy × seed and return the report (see workbench.simulate.report)."""
+    from workbench.simulate.report import build_report
+
+    config.check()
+    if crowd is not None:
+        if config.annotators is not None:
+            raise WorkbenchError("--annotators does not apply with --crowd: the annotators are the crowd's workers")
+        data = restrict_to_crowd(data, crowd, config.overlap)  # only items `overlap` real workers judged
+    started = time.perf_counter()
+    owned = config.work_dir is None
+    work_dir = Path(config.work_dir or tempfile.mkdtemp(prefix="workbench-simulate-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        template = build_template(data, config, work_dir, crowd, show_progress=show_progress)
+        budget, initial = plan(config, template)
+        tasks = [RunTask(strategy=name, seed=seed, template_db=str(template.db_path),
+                         features_dir=str(template.features_dir), shared_path=str(template.shared_path),
+                         run_dir=str(work_dir / "runs" / f"{name}-seed{seed}"), config=config,
+                         budget=budget, initial=initial)
+                 for seed in config.seeds for name in config.strategies]
+        rounds_per_run, labels = 1, initial
+        while labels < budget:
+            labels += min(config.batch_at(labels), budget - labels)
+            rounds_per_run += 1
+        runs = _run_all(tasks, config, rounds_per_run, show_progress)
+        failed = [run for run in runs if "error" in run]
+        if failed:
+            raise WorkbenchError(f"run {failed[0]['strategy']} seed {failed[0]['seed']} failed: {failed[0]['error']}")
+        return build_report(data, config, template, runs, budget=budget, initial=initial, crowd=crowd,
+                            wall_seconds=time.perf_counter() - started)
+    finally:
+        if owned and not config.keep_dbs:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        elif config.keep_dbs:
+            log(f"databases kept under {work_dir}")
+
+
+def _run_all(tasks: list[RunTask], config: SimulationConfig, rounds_per_run: int,
+             show_progress: bool) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    jobs = min(config.jobs or os.cpu_count() or 1, len(tasks))
+    bar = tqdm(total=len(tasks) * rounds_per_run, desc=f"{len(tasks)} runs on {jobs} process(es)", unit="round",
+               disable=not show_progress, dynamic_ncols=True)
+    results: list[dict[str, Any]] = []
+    try:
+        if jobs == 1:
+            for task in tasks:
+                results.append(_run_task_guarded(task, _BarQueue(bar)))
+            return results
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                                               initializer=_limit_threads) as pool:
+            progress = manager.Queue()
+            futures = {pool.submit(_run_task_guarded, task, progress) for task in tasks}
+            while futures:
+                done, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(progress, bar)
+                for future in done:
+                    results.append(future.result())
+                    bar.set_postfix_str(f"{len(results)}/{len(tasks)} runs done")
+            _drain(progress, bar)
+        return results
+    finally:
+        bar.close()
+
+
+class _BarQueue:
+    def __init__(self, bar) -> None:  # noqa: ANN001
+        self.bar = bar
+
+    def put(self, n: int) -> None:
+        self.bar.update(n)
+
+
+def _drain(progress, bar) -> None:  # noqa: ANN001
+    while True:
+        try:
+            bar.update(progress.get_nowait())
+        except queue_module.Empty:
+            return
+
+
+def config_dict(config: SimulationConfig) -> dict[str, Any]:
+    out = asdict(config)
+    out.pop("work_dir", None)
+    out.pop("keep_dbs", None)
+    out.pop("jobs", None)
+    return out

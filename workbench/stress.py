@@ -1,0 +1,248 @@
+"""`workbench stress`: N annotator processes drain a queue while misbehaving; then every
+double-labeling invariant is checked from the database.
+
+Each process claims, thinks briefly, and submits; sometimes it skips, abandons a claim (walks away
+until the lease lapses), or submits twice. Latencies are measured around the service calls, so
+they include waiting for SQLite's write lock or PostgreSQL row locks.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import random
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, insert, select
+from sqlmodel import Session
+
+from workbench.db.engine import make_engine
+from workbench.db.models import Annotation, Item, Lease, User
+from workbench.domain import Actor, LeaseState, Role
+from workbench.errors import WorkbenchError
+from workbench.services import Workbench
+from workbench.services.queue import QueueService
+
+LABELS = ["yes", "no"]
+
+
+@dataclass
+class Behaviour:
+    think_ms: tuple[float, float] = (2.0, 10.0)
+    p_skip: float = 0.03
+    p_abandon: float = 0.01
+    p_double_submit: float = 0.1
+    lease_ttl_s: float = 1.0
+    max_submits: int | None = None  # per annotator; None: until the queue is empty
+
+
+@dataclass
+class AnnotatorLog:
+    name: str
+    claim_ms: list[float] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
+    acknowledged: list[tuple[int, int, str]] = field(default_factory=list)  # (annotation, item, label)
+    skips: int = 0
+    abandons: int = 0
+    double_submits: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behaviour, out: str,
+               start) -> None:  # noqa: ANN001 - a multiprocessing Barrier
+    engine = make_engine(url, migrate=False)
+    queue = QueueService(engine, random.Random(seed))
+    rng = random.Random(seed + 1)
+    log = AnnotatorLog(actor.name)
+    queue.my_stats(project, actor)  # connect and warm up before the clock starts
+    start.wait()
+    try:
+        while behaviour.max_submits is None or len(log.acknowledged) < behaviour.max_submits:
+            started = time.perf_counter()
+            try:
+                lease = queue.claim(project, actor)
+            except WorkbenchError as exc:
+                log.refusals[type(exc).__name__] = log.refusals.get(type(exc).__name__, 0) + 1
+                continue
+            log.claim_ms.append((time.perf_counter() - started) * 1000)
+            if lease is None:
+                break
+            time.sleep(rng.uniform(*behaviour.think_ms) / 1000)
+            roll = rng.random()
+            if roll < behaviour.p_abandon:
+                log.abandons += 1
+                time.sleep(behaviour.lease_ttl_s * 1.2)  # walk away until the lease lapses
+                continue
+            try:
+                if roll < behaviour.p_abandon + behaviour.p_skip:
+                    queue.skip(lease.lease_id, actor, "stress: skipped")
+                    log.skips += 1
+                    continue
+                # Each item has a "true" label that most annotators give, so both outcomes occur.
+                truth = LABELS[lease.item_id % 2]
+                label = truth if rng.random() < 0.8 else LABELS[1 - lease.item_id % 2]
+                started = time.perf_counter()
+                result = queue.submit(lease.lease_id, label, actor)
+                log.submit_ms.append((time.perf_counter() - started) * 1000)
+                log.acknowledged.append((result.annotation_id, lease.item_id, label))
+                if rng.random() < behaviour.p_double_submit:
+                    again = queue.submit(lease.lease_id, label, actor)
+                    log.double_submits += 1
+                    if again.annotation_id != result.annotation_id or not again.duplicate:
+                        log.errors.append(f"double submit stored a second annotation for lease {lease.lease_id}")
+            except WorkbenchError as exc:
+                log.refusals[type(exc).__name__] = log.refusals.get(type(exc).__name__, 0) + 1
+    except Exception as exc:  # noqa: BLE001 - every unexpected error is a finding of the run
+        log.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        engine.dispose()
+        Path(out).write_text(json.dumps(asdict(log)))
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    arr = np.asarray(values)
+    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
+            "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
+
+
+def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: float) -> tuple[str, list[Actor]]:
+    """A fresh project with n_items pool items and n_annotators annotators."""
+    name = f"stress-{uuid.uuid4().hex[:8]}"
+    project = wb.projects.create(name, "text", LABELS, settings={
+        "eval_fraction": 0.0, "random_share": 0.05, "lease_ttl_s": lease_ttl_s})
+    rng = np.random.default_rng(0)
+    keys = rng.random(n_items)
+    with Session(wb.engine) as session, session.begin():
+        for start in range(0, n_items, 50_000):
+            session.execute(insert(Item), [
+                {"project_id": project.id, "external_id": f"s{i}", "split": "pool", "state": "open",
+                 "content": {"text": f"stress item {i}"}, "slots_taken": 0, "n_annotations": 0,
+                 "random_key": float(keys[i])}
+                for i in range(start, min(start + 50_000, n_items))
+            ])
+        # Stress annotators never sign in, so they get an unusable password hash.
+        users = [User(name=f"{name}-a{i}", role=Role.ANNOTATOR, password_hash="!") for i in range(n_annotators)]
+        session.add_all(users)
+        session.flush()
+        actors = [Actor(id=u.id, name=u.name, role=Role.ANNOTATOR) for u in users]
+    return name, actors
+
+
+def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drained: bool = True) -> dict[str, object]:
+    """Every double-labeling invariant, read back from the database. With drained=False (the
+    annotators stopped after a fixed number of submits) items may be left unlabeled."""
+    project = wb.projects.get(project_name)
+    with Session(wb.engine) as session:
+        items = session.execute(select(Item.id, Item.state, Item.final_label, Item.slots_taken,
+                                       Item.n_annotations).where(Item.project_id == project.id)).all()
+        annotations = session.execute(select(Annotation.id, Annotation.item_id, Annotation.annotator_id,
+                                             Annotation.label).where(Annotation.project_id == project.id)).all()
+        active = session.execute(select(Lease.item_id, func.count()).where(
+            Lease.project_id == project.id, Lease.state == LeaseState.ACTIVE).group_by(Lease.item_id)).all()
+        had = session.execute(select(Lease.item_id, func.count(func.distinct(Lease.annotator_id))).where(
+            Lease.project_id == project.id,
+            Lease.state.in_([LeaseState.SKIPPED, LeaseState.SUBMITTED])).group_by(Lease.item_id)).all()
+        n_annotators = session.execute(select(func.count(func.distinct(Lease.annotator_id))).where(
+            Lease.project_id == project.id)).scalar_one()
+    by_item: dict[int, list] = {}
+    for row in annotations:
+        by_item.setdefault(row.item_id, []).append(row)
+    active_by_item = dict(active)
+    had_by_item = dict(had)
+    stored = {row.id: (row.item_id, row.label) for row in annotations}
+    acknowledged = [tuple(a) for log in logs for a in log["acknowledged"]]
+
+    wrong_count, not_distinct, unresolved, bad_state, bad_counters = [], [], [], [], []
+    for item in items:
+        rows = by_item.get(item.id, [])
+        if len(rows) > project.overlap:
+            wrong_count.append(item.id)
+        if len({r.annotator_id for r in rows}) != len(rows):
+            not_distinct.append(item.id)
+        if drained and len(rows) < project.overlap and had_by_item.get(item.id, 0) < n_annotators:
+            unresolved.append(item.id)  # someone could still have labeled it
+        if len(rows) == project.overlap:
+            agree = len({r.label for r in rows}) == 1
+            expected = ("final", rows[0].label) if agree else ("review", None)
+            if (item.state, item.final_label) != expected:
+                bad_state.append(item.id)
+        elif item.state != "open":
+            bad_state.append(item.id)
+        if item.n_annotations != len(rows) or item.slots_taken != len(rows) + active_by_item.get(item.id, 0):
+            bad_counters.append(item.id)
+    lost = [a for a in acknowledged if stored.get(a[0]) != (a[1], a[2])]
+    locked = [e for log in logs for e in log["errors"] if "locked" in e.lower()]
+    other_errors = [e for log in logs for e in log["errors"] if "locked" not in e.lower()]
+    checks = {
+        "items": len(items),
+        "items_complete": sum(1 for i in items if len(by_item.get(i.id, [])) == project.overlap),
+        "items_with_too_many_annotations": len(wrong_count),
+        "items_with_repeated_annotator": len(not_distinct),
+        "items_left_incomplete_but_labelable": len(unresolved),
+        "items_in_wrong_state": len(bad_state),
+        "items_with_wrong_counters": len(bad_counters),
+        "acknowledged_submits": len(acknowledged),
+        "lost_submits": len(lost),
+        "database_locked_errors": len(locked),
+        "other_errors": other_errors[:20],
+        "disagreements": sum(1 for i in items if i.state == "review"),
+    }
+    checks["ok"] = not (wrong_count or not_distinct or unresolved or bad_state or bad_counters
+                        or lost or locked or other_errors)
+    return checks
+
+
+def run_stress(*, annotators: int, items: int, database_url: str | None = None,
+               behaviour: Behaviour | None = None, seed: int = 0) -> dict:
+    """Seed a project, run the annotator processes, check the invariants; returns the report."""
+    behaviour = behaviour or Behaviour()
+    scratch = Path(tempfile.mkdtemp(prefix="workbench-stress-"))
+    url = database_url or f"sqlite:///{scratch / 'stress.db'}"
+    wb = Workbench(make_engine(url))
+    project, actors = seed_project(wb, items, annotators, behaviour.lease_ttl_s)
+    context = mp.get_context("spawn")
+    outs = [scratch / f"annotator-{i}.json" for i in range(annotators)]
+    start = context.Barrier(annotators + 1)
+    processes = [context.Process(target=_annotator,
+                                 args=(url, project, actor, seed * 1000 + i, behaviour, str(out), start))
+                 for i, (actor, out) in enumerate(zip(actors, outs))]
+    for process in processes:
+        process.start()
+    start.wait()  # every annotator has started and connected: the clock starts now
+    started = time.perf_counter()
+    for process in processes:
+        process.join()
+    wall = time.perf_counter() - started
+    logs = [json.loads(out.read_text()) if out.exists() else
+            {"name": "?", "claim_ms": [], "submit_ms": [], "acknowledged": [], "errors": ["process died"],
+             "skips": 0, "abandons": 0, "double_submits": 0, "refusals": {}}
+            for out in outs]
+    claims = [x for log in logs for x in log["claim_ms"]]
+    submits = [x for log in logs for x in log["submit_ms"]]
+    report = {
+        "database": wb.engine.dialect.name,
+        "annotators": annotators,
+        "items": items,
+        "behaviour": asdict(behaviour),
+        "wall_s": wall,
+        "submits_per_s": len(submits) / wall if wall else 0.0,
+        "claim_ms": _percentiles(claims),
+        "submit_ms": _percentiles(submits),
+        "claims": len(claims),
+        "skips": sum(log["skips"] for log in logs),
+        "abandons": sum(log["abandons"] for log in logs),
+        "double_submits": sum(log["double_submits"] for log in logs),
+        "refusals": {k: sum(log["refusals"].get(k, 0) for log in logs)
+                     for k in {k for log in logs for k in log["refusals"]}},
+        "invariants": check_invariants(wb, project, logs, drained=behaviour.max_submits is None),
+    }
+    wb.engine.dispose()
+    return report

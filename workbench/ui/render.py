@@ -1,0 +1,163 @@
+"""Rendering helpers: items by kind, "why this item" in words, and escaping of untrusted text.
+
+Everything that comes from data (item text, context, ids, user and project names, reasons) is
+shown with st.text / st.code / st.dataframe, or passed through `md()` before it reaches any
+markdown-rendering element (st.markdown, st.caption, st.error, widget labels...). Nothing here
+ever uses unsafe_allow_html.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from workbench.domain import ClaimedItem, ProjectInfo, ProjectKind
+
+_MD_SPECIAL = set(string.punctuation)
+MIN_IMAGE_SIDE = 256
+
+
+def md(value: Any) -> str:
+    """`value` as markdown that shows literally: every ASCII punctuation character is
+    backslash-escaped (CommonMark allows that for all of them), so no emphasis, link, HTML tag,
+    entity, directive (`:red[...]`) or math survives, and line breaks are kept as hard breaks."""
+    text = str(value)
+    out = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+    return out.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+def error(exc: BaseException | str) -> None:
+    """Show a refusal or error message (`str(exc)` of a WorkbenchError) as literal text."""
+    st.error(md(exc), icon=":material/error:")
+
+
+def notice(kind: str, message: str) -> None:
+    """A success/info/warning message whose text may contain data (escaped)."""
+    getattr(st, kind)(md(message))
+
+
+# -- items ----------------------------------------------------------------------------------
+class ImageProblem(Exception):
+    """The item's image cannot be shown (missing root, outside the root, unreadable)."""
+
+
+def resolve_image(settings: dict[str, Any], relative: str) -> Path:
+    """The image file of an item: `relative` under the project's `image_root`, refusing any path
+    that resolves outside the root (absolute paths, `..`, symlinks pointing out)."""
+    root_setting = settings.get("image_root")
+    if not root_setting:
+        raise ImageProblem("the project has no image_root setting")
+    root = Path(root_setting).expanduser().resolve()
+    rel = Path(str(relative))
+    if rel.is_absolute():
+        raise ImageProblem("the image path is absolute; it must be relative to image_root")
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root):
+        raise ImageProblem("the image path leaves image_root")
+    if not path.is_file():
+        raise ImageProblem(f"no image file at {relative}")
+    return path
+
+
+def load_image(path: Path, min_side: int = MIN_IMAGE_SIDE):
+    """The image, upscaled with nearest-neighbour so its shorter side is at least `min_side`
+    (an 8x8 digit becomes a readable 256x256 block image)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        image = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+    side = min(image.size)
+    if side < min_side:
+        factor = -(-min_side // max(side, 1))
+        image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    return image
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value) if value is None else str(value)
+
+
+def render_content(project: ProjectInfo, content: dict[str, Any], *, key: str = "item") -> None:
+    """Show one item's content for its project kind."""
+    context = content.get("context") or {}
+    if project.kind == ProjectKind.TEXT:
+        if context:
+            main, side = st.columns([3, 1])
+        else:
+            main, side = st.container(), None
+        with main:
+            st.text(_plain(content.get("text", "")))
+        if side is not None:
+            with side:
+                for name, value in context.items():
+                    st.text(f"{name}: {_plain(value)}")
+        return
+    if project.kind == ProjectKind.TABULAR:
+        import pandas as pd
+
+        features = content.get("features") or {}
+        row = {str(k): (v if isinstance(v, (int, float, bool)) or v is None else str(v))
+               for k, v in features.items()}
+        st.dataframe(pd.DataFrame([row]), hide_index=True, key=f"{key}_features")
+        if context:
+            for name, value in context.items():
+                st.text(f"{name}: {_plain(value)}")
+        return
+    if project.kind == ProjectKind.IMAGE:
+        relative = content.get("image")
+        try:
+            path = resolve_image(project.settings, relative or "")
+            image = load_image(path)
+        except ImageProblem as exc:
+            error(exc)
+        except OSError as exc:  # PIL: unreadable or not an image
+            error(f"cannot read the image: {type(exc).__name__}")
+        else:
+            st.image(image, width=max(image.width, MIN_IMAGE_SIDE) if image.width < 640 else 640)
+        st.text(_plain(relative))
+        for name, value in context.items():
+            st.text(f"{name}: {_plain(value)}")
+        return
+    st.json(content)
+
+
+# -- why this item --------------------------------------------------------------------------
+_STRATEGY_WORDS = {
+    "margin": "the two most likely labels are closest to each other",
+    "least_confidence": "the model's most likely label is least certain",
+    "entropy": "the model's prediction is most spread out over the labels",
+    "random": "chosen at random",
+}
+
+
+def why(claim: ClaimedItem) -> str:
+    """Why the queue served this item, in words."""
+    if claim.reason == "partial":
+        return ("Someone else has already started this item, and items with some labels are "
+                "finished first so that pairs complete.")
+    if claim.reason == "eval":
+        return ("This item belongs to the evaluation set: drawn at random and used only to measure "
+                "models, never chosen by a strategy.")
+    if claim.reason == "control":
+        return ("Drawn at random from the pool (the control arm), so the gain from active learning "
+                "can be measured against random picks.")
+    if claim.reason == "ranked":
+        words = _STRATEGY_WORDS.get(claim.strategy or "", "it ranks highest for this strategy")
+        run = f"model run #{claim.model_run_id}" if claim.model_run_id is not None else "the latest model"
+        score = f" (score {claim.score:.3f})" if claim.score is not None else ""
+        return (f"Chosen by the {claim.strategy or 'active-learning'} strategy on {run}{score}: "
+                f"among the remaining items, for this one {words}.")
+    if claim.reason == "random":
+        return "No model ranking is available yet (or it is used up), so this item was drawn at random."
+    return f"Served because: {claim.reason}."
+
+
+def progress_line(counts: dict[str, dict[str, int]], split: str) -> str:
+    row = counts.get(split, {})
+    total = sum(row.values())
+    parts = [f"{n} {state}" for state, n in row.items() if n]
+    return f"{split}: {total} items" + (" (" + ", ".join(parts) + ")" if parts else "")

@@ -1,0 +1,76 @@
+"""Users (admin): list accounts, add users, change roles, reset passwords, deactivate/reactivate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from workbench.domain import Role
+from workbench.errors import WorkbenchError
+from workbench.ui import render, session
+
+ROLES = [role.value for role in Role]
+
+
+def _attempt(action, done: str) -> None:
+    """Run a service call; on success note `done` for the next rendering, else show why not."""
+    try:
+        action()
+    except WorkbenchError as exc:
+        render.error(exc)
+    else:
+        session.flash(done)
+        st.rerun()
+
+
+def main() -> None:
+    actor = session.require(Role.ADMIN)
+    wb = session.workbench()
+    st.header("Users")
+    session.show_flash()
+    users = wb.users.list(actor=actor)
+    st.dataframe(pd.DataFrame([{"name": u.name, "role": u.role.value, "active": u.active,
+                                "created (UTC)": u.created_at.strftime("%Y-%m-%d %H:%M")} for u in users]),
+                 hide_index=True, key="users_table")
+
+    add, change = st.columns(2)
+    with add, st.form("user_add", clear_on_submit=True):
+        st.subheader("Add a user")
+        name = st.text_input("Name", key="user_add_name")
+        role = st.selectbox("Role", ROLES, key="user_add_role")
+        password = st.text_input("Initial password (8 characters or more)", type="password",
+                                 key="user_add_password", autocomplete="new-password")
+        if st.form_submit_button("Add user", type="primary"):
+            _attempt(lambda: wb.users.add(name, role, password, actor=actor), f"Added {name.strip()} ({role}).")
+
+    names = [u.name for u in users]
+    with change:
+        st.subheader("Change an account")
+        who = st.selectbox("Account", names, key="user_pick")
+        current = next((u for u in users if u.name == who), None)
+        if current is not None:
+            st.text(f"{current.name}: {current.role.value}, {'active' if current.active else 'deactivated'}")
+            with st.form("user_role"):
+                new_role = st.selectbox("New role", ROLES, index=ROLES.index(current.role.value),
+                                        key="user_new_role")
+                if st.form_submit_button("Set role"):
+                    _attempt(lambda: wb.users.set_role(current.name, new_role, actor=actor),
+                             f"{current.name} is now {new_role}.")
+            with st.form("user_password", clear_on_submit=True):
+                new_password = st.text_input("New password", type="password", key="user_new_password",
+                                             autocomplete="new-password")
+                if st.form_submit_button("Reset password"):
+                    _attempt(lambda: wb.users.set_password(current.name, new_password, actor=actor),
+                             f"Password of {current.name} reset; failed sign-ins cleared.")
+            if current.active:
+                if current.name == actor.name:
+                    st.caption("You cannot deactivate your own account here.")
+                elif st.button("Deactivate", key="user_deactivate"):
+                    _attempt(lambda: wb.users.set_active(current.name, False, actor=actor),
+                             f"{current.name} is deactivated and can no longer sign in.")
+            elif st.button("Reactivate", key="user_reactivate"):
+                _attempt(lambda: wb.users.set_active(current.name, True, actor=actor),
+                         f"{current.name} is active again.")
+
+
+main()
