@@ -11,6 +11,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     add_text_items,
     errors,
     infos,
+    PASSWORD,
     seed_basic,
     sign_in,
     texts,
@@ -52,6 +53,21 @@ def test_submit_stores_the_label_and_shows_the_next_item_in_the_same_rerun(uwb):
     assert "Nothing left for you" in at.success[0].value
     history = uwb.queue.my_history("demo", actor(uwb, "ann1"))
     assert sorted(h["label"] for h in history) == ["neg", "pos", "pos"]
+
+
+def test_items_held_by_others_are_not_reported_as_done(uwb):
+    """Both slots of one item are held by ann2 and ann3; once ann1 has labeled the other item, the
+    page says that item may still come back instead of "nothing left", and serves it after a skip."""
+    seed_basic(uwb, n_items=2)
+    uwb.users.add("ann3", "annotator", PASSWORD)
+    held = [uwb.queue.claim("demo", actor(uwb, name)) for name in ("ann2", "ann3")]
+    assert held[0].item_id == held[1].item_id
+    at = sign_in("ann1")
+    at.button(key="label_btn_0").click().run()
+    assert not at.success and "1 item(s) you could still label are claimed" in infos(at)[0]
+    uwb.queue.skip(held[0].lease_id, actor(uwb, "ann2"), "unsure")
+    at.button(key="label_check_again").click().run()
+    assert _item_text(at) and not infos(at)
 
 
 def test_duration_is_measured_from_when_the_item_was_shown(uwb, monkeypatch):

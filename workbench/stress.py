@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import random
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ from workbench.services import Workbench
 from workbench.services.queue import QueueService
 
 LABELS = ["yes", "no"]
+STARTUP_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -66,13 +68,16 @@ def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behav
         while behaviour.max_submits is None or len(log.acknowledged) < behaviour.max_submits:
             started = time.perf_counter()
             try:
-                lease = queue.claim(project, actor)
+                lease = queue.claim_or_wait(project, actor)
             except WorkbenchError as exc:
                 log.refusals[type(exc).__name__] = log.refusals.get(type(exc).__name__, 0) + 1
                 continue
             log.claim_ms.append((time.perf_counter() - started) * 1000)
-            if lease is None:
-                break
+            if lease == 0:
+                break  # nothing left for this annotator, now or later
+            if isinstance(lease, int):  # others hold what is left; it may come back
+                time.sleep(max(behaviour.think_ms[1], 20.0) / 1000)
+                continue
             time.sleep(rng.uniform(*behaviour.think_ms) / 1000)
             roll = rng.random()
             if roll < behaviour.p_abandon:
@@ -216,7 +221,13 @@ def run_stress(*, annotators: int, items: int, database_url: str | None = None,
                  for i, (actor, out) in enumerate(zip(actors, outs))]
     for process in processes:
         process.start()
-    start.wait()  # every annotator has started and connected: the clock starts now
+    try:  # every annotator has started and connected: the clock starts now
+        start.wait(timeout=STARTUP_TIMEOUT_S)
+    except threading.BrokenBarrierError:
+        for process in processes:
+            process.kill()
+        raise RuntimeError(f"the annotator processes did not all start within {STARTUP_TIMEOUT_S} s "
+                           f"(exit codes {[p.exitcode for p in processes]})") from None
     started = time.perf_counter()
     for process in processes:
         process.join()

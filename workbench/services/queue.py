@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from workbench.db.models import Annotation, Item, Lease, Project, RankEntry, utcnow
@@ -71,6 +72,10 @@ _PICKS = {
 # annotator is told nothing is left, a second pass waits for locked candidates instead.
 _SKIPPING = {name: q.with_for_update(skip_locked=True, of=Item) for name, q in _PICKS.items()}
 _WAITING = {name: q.with_for_update(of=Item) for name, q in _PICKS.items()}
+_OTHERS = aliased(Lease)  # an alias, so _NOT_MINE's subqueries on Lease do not correlate to it
+_HELD_BY_OTHERS = (select(func.count(func.distinct(_OTHERS.item_id))).join(Item, Item.id == _OTHERS.item_id)
+                   .where(_OTHERS.project_id == _P("project_id"), _OTHERS.state == LeaseState.ACTIVE,
+                          _OTHERS.annotator_id != _P("actor_id"), _OPEN, _NOT_MINE))
 _LEASED_SLOTS = select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE)
 _LABELED_SLOTS = select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
 _TAKE_SLOT = (update(Item).where(Item.id == _P("item_id"), Item.slots_taken < _P("overlap"))
@@ -152,19 +157,27 @@ class QueueService:
 
     # -- claim ------------------------------------------------------------------------------
     def claim(self, project: str, actor: Actor) -> ClaimedItem | None:
-        """The next item for this annotator, or None when nothing is left for them.
+        """The next item for this annotator, or None when nothing is available to them now.
 
         Order: an item whose other slots are already taken (so pairs complete), else an eval item
         at random with probability eval_fraction, else a random pool item with probability
         random_share (the control arm), else the best remaining item of the latest ranking, else
         any open item at random. An annotator with a live lease gets that lease back.
         """
+        found = self.claim_or_wait(project, actor)
+        return found if isinstance(found, ClaimedItem) else None
+
+    def claim_or_wait(self, project: str, actor: Actor) -> ClaimedItem | int:
+        """Like :meth:`claim`, but when nothing is available, how many items other annotators hold
+        that this one could still get (each returns if skipped or left to lapse). Decided in the
+        claim's own transaction, so 0 means the annotator is done: no item can come back to them.
+        """
         require_role(actor, Role.ANNOTATOR)
         draws = (self.rng.random(), self.rng.random(), self.rng.random())
         return write(self.engine, lambda session: self._claim(session, project, actor, draws))
 
     def _claim(self, session: Session, project_name: str, actor: Actor,
-               draws: tuple[float, float, float]) -> ClaimedItem | None:
+               draws: tuple[float, float, float]) -> ClaimedItem | int:
         conn = session.connection()
         project = self._project(session, project_name)
         now = utcnow()
@@ -174,11 +187,19 @@ class QueueService:
         if held is not None:
             conn.execute(_SET_EXPIRY, {"lease_id": held.id, "b_expires_at": expires_at})
             return self._claimed(session, project, held._asdict() | {"expires_at": expires_at})
+        postgres = session.get_bind().dialect.name == "postgresql"
         pick = self._pick(session, project, actor, draws, _SKIPPING)
-        if pick is None and session.get_bind().dialect.name == "postgresql":
+        if pick is None and postgres:
             pick = self._pick(session, project, actor, draws, _WAITING)
         if pick is None:
-            return None
+            waiting = conn.execute(_HELD_BY_OTHERS, {"project_id": project.id, "actor_id": actor.id}).scalar_one()
+            if waiting or not postgres:  # SQLite's write transaction saw one unchanging state
+                return waiting
+            # PostgreSQL reads each statement's own snapshot: a lease released between the pick
+            # and the count is in neither, so look once more before saying "done".
+            pick = self._pick(session, project, actor, draws, _WAITING)
+            if pick is None:
+                return 0
         item_id, reason, strategy, score, model_run_id = pick
         taken = {*conn.execute(_LEASED_SLOTS, {"item_id": item_id}).scalars(),
                  *conn.execute(_LABELED_SLOTS, {"item_id": item_id}).scalars()}
@@ -353,6 +374,18 @@ class QueueService:
                 select(func.count()).where(Lease.project_id == project.id, Lease.annotator_id == actor.id,
                                            Lease.state == LeaseState.SKIPPED)).scalar_one()
         return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
+
+    def held_by_others(self, project_name: str, actor: Actor) -> int:
+        """How many open items this annotator could still label but other annotators hold right now.
+
+        When a claim finds nothing, these are why: each comes back to the queue if its holder skips
+        it or lets the lease lapse, so "nothing now" is not yet "done". Counted from the live
+        leases, which are few, so it stays cheap on a large pool.
+        """
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            return session.connection().execute(
+                _HELD_BY_OTHERS, {"project_id": project.id, "actor_id": actor.id}).scalar_one()
 
     def my_history(self, project_name: str, actor: Actor, limit: int = 50) -> list[dict]:
         """The annotator's own recent labels, newest first."""

@@ -145,7 +145,12 @@ def main() -> None:
     session.show_flash()
 
     if claim is None:
-        st.success("Nothing left for you in this project right now. Thank you!")
+        held = wb.queue.held_by_others(project.name, actor)
+        if held:
+            st.info(f"Nothing for you at this moment: {held} item(s) you could still label are claimed by "
+                    "other annotators. They come back here if skipped or left unanswered; check again shortly.")
+        else:
+            st.success("Nothing left for you in this project. Thank you!")
         st.button("Check again", key="label_check_again")
         st.button("Undo last", key="label_undo", shortcut="U", on_click=_on_undo,
                   args=(project.name,), icon=":material/undo:")
