@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from datetime import datetime
 
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, select
 
@@ -25,6 +26,7 @@ from workbench.simulate import (
     simulate,
 )
 from workbench.simulate.annotators import SKIP_REASON, Adjudicator, NoisyAnnotator
+from workbench.simulate.report import model_signal, paired_against_random
 from workbench.simulate.runner import ORACLE_PREFIX, REVIEWER
 
 
@@ -40,6 +42,45 @@ def test_aubc_and_labels_to_target():
     assert aubc(points) == pytest.approx((0.75 * 20 + 1.0 * 20) / 40)
     assert aubc([(20, 0.8)]) == pytest.approx(0.8)
     assert labels_to(points, 0.99) == 40 and labels_to(points, 1.01) is None
+
+
+def _run(strategy: str, seed: int, accuracies: list[float]) -> dict:
+    return {"strategy": strategy, "seed": seed,
+            "curve": [{"labels": 20 * (i + 1), "accuracy": a} for i, a in enumerate(accuracies)]}
+
+
+def test_paired_comparison_with_random_matches_a_hand_computed_t_interval():
+    from scipy import stats
+
+    by_strategy = {
+        "random": [_run("random", 0, [0.5, 0.6, 0.7]), _run("random", 1, [0.5, 0.5, 0.6]), _run("random", 2, [0.5, 0.7, 0.7])],
+        "margin": [_run("margin", 0, [0.5, 0.8, 0.9]), _run("margin", 1, [0.5, 0.6, 0.8]),
+                   _run("margin", 2, [0.5, 0.7, 0.8, 0.9])],  # a point random never reached is left out
+    }
+    result = paired_against_random(by_strategy)
+    assert set(result) == {"margin"}
+    diffs = [aubc([(20, 0.5), (40, 0.8), (60, 0.9)]) - aubc([(20, 0.5), (40, 0.6), (60, 0.7)]),
+             aubc([(20, 0.5), (40, 0.6), (60, 0.8)]) - aubc([(20, 0.5), (40, 0.5), (60, 0.6)]),
+             aubc([(20, 0.5), (40, 0.7), (60, 0.8)]) - aubc([(20, 0.5), (40, 0.7), (60, 0.7)])]
+    m = result["margin"]
+    assert m["aubc_minus_random_by_seed"] == pytest.approx(diffs)
+    mean, sd = sum(diffs) / 3, float(np.std(diffs, ddof=1))
+    half = stats.t.ppf(0.975, 2) * sd / 3 ** 0.5
+    assert m["aubc_minus_random_mean"] == pytest.approx(mean)
+    assert m["aubc_minus_random_ci95"] == pytest.approx([mean - half, mean + half])
+    assert m["verdict"] == ("above" if mean - half > 0 else "no difference detected")
+    flipped = {"random": by_strategy["margin"][:2], "margin": by_strategy["random"][:2]}
+    flipped["margin"] = [dict(r, strategy="margin") for r in flipped["margin"]]
+    assert paired_against_random(
+        flipped)["margin"]["aubc_minus_random_mean"] < 0
+
+
+def test_model_signal_compares_with_the_majority_label_rate():
+    chance = model_signal({"0": 78, "1": 76}, 0.539)  # RTE-like: 83/154 right, majority 78/154
+    assert chance["majority_baseline"] == pytest.approx(78 / 154) and not chance["above_majority"]
+    low, high = chance["full_pool_accuracy_ci95"]
+    assert low < 83 / 154 < high
+    assert model_signal({"ham": 990, "spam": 159}, 0.9765)["above_majority"]
 
 
 def test_noisy_annotator_is_paired_and_has_its_accuracy():
@@ -110,6 +151,10 @@ def test_tiny_sms_run_writes_a_consistent_report(tmp_path, home, capsys):
         assert st["final_label_accuracy"] == 1.0 and st["adjudications"] == 0
         assert st["labels"] == 60 and st["labels_spent"] == 60 * 2
         assert st["labels_spent_by_seed"] == [120, 120]
+    assert set(report["against_random"]) == {"margin"}
+    assert len(report["against_random"]["margin"]["aubc_minus_random_by_seed"]) == 2
+    assert "AUBC minus random's, paired by seed" in printed
+    assert report["model_signal"]["majority_baseline"] > 0.5  # SMS: mostly ham
     runs = report["runs"]
     assert len(runs) == 4 and {r["curve"][-1]["n_eval"] for r in runs} == {report["n_eval"]}
     # Same seed, same cold-start seed set: strategies start from the same first point.

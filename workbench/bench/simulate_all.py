@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                 "full_pool_accuracy": report["full_pool_accuracy"],
                 "margin_aubc": st["margin"]["aubc"], "random_aubc": st["random"]["aubc"],
                 "margin_final": st["margin"]["final_accuracy_mean"], "random_final": st["random"]["final_accuracy_mean"],
+                "paired": report["against_random"]["margin"],
+                "model_above_majority": report["model_signal"]["above_majority"],
+                "majority_baseline": report["model_signal"]["majority_baseline"],
                 "seconds": round(time.perf_counter() - started, 1),
             })
             print()
@@ -115,14 +118,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def format_table(rows: list[dict]) -> str:
     lines = ["| dataset | items (eval) | labels | budget | full-pool acc. | margin AUBC | random AUBC | "
-             "margin − random | margin ≥ random | margin acc. at budget | random acc. at budget | wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "margin − random | margin ≥ random | paired by seed, 95% interval | model above majority label? | "
+             "margin acc. at budget | random acc. at budget | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         delta = r["margin_aubc"] - r["random_aubc"]
+        low, high = r["paired"]["aubc_minus_random_ci95"]
+        interval = f"[{low:+.4f}, {high:+.4f}] {r['paired']['verdict']}" if low is not None else r["paired"]["verdict"]
         lines.append(f"| {r['dataset']} | {r['n_items']} ({r['n_eval']}) | {r['labels']} | {r['budget']} | "
                      f"{r['full_pool_accuracy']:.4f} | {r['margin_aubc']:.4f} | {r['random_aubc']:.4f} | "
-                     f"{delta:+.4f} | {'yes' if delta >= 0 else 'NO'} | {r['margin_final']:.4f} | "
-                     f"{r['random_final']:.4f} | {r['seconds']} |")
+                     f"{delta:+.4f} | {'yes' if delta >= 0 else 'NO'} | {interval} | "
+                     f"{'yes' if r['model_above_majority'] else 'NO (majority ' + format(r['majority_baseline'], '.3f') + ')'} | "
+                     f"{r['margin_final']:.4f} | {r['random_final']:.4f} | {r['seconds']} |")
     return "\n".join(lines)
 
 

@@ -43,6 +43,9 @@ METHOD = {
     "final_label_accuracy": "share of labeled pool items whose final label equals the true label",
     "no_model_point": "a round without a model (fewer than 2 distinct labels) scores the majority label "
                       "of the labeled items",
+    "against_random": "per seed, the strategy's AUBC minus random's (same seed: same cold-start set and "
+                      "annotator noise) over the points both reached; mean and 95% t-interval over seeds",
+    "model_signal": "full-pool accuracy's exact 95% interval against the eval split's majority-label rate",
     "eval_split": "labeled once with the true labels by gold oracles through the queue before the runs; "
                   "not counted in labels_spent",
 }
@@ -129,6 +132,53 @@ def _profile(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def paired_against_random(by_strategy: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each strategy's AUBC minus random's, paired by seed (the same seed draws the same cold-start
+    set and the same annotator noise), with a 95% t-interval over seeds.
+
+    Each run's AUBC is taken over the curve points every run of both strategies reached. The
+    verdict is "above" or "below" when the interval excludes 0, else "no difference detected".
+    """
+    from scipy import stats
+
+    baseline = {run["seed"]: run for run in by_strategy.get("random", [])}
+    out: dict[str, dict[str, Any]] = {}
+    for name, runs in by_strategy.items():
+        pairs = [(run, baseline[run["seed"]]) for run in runs if name != "random" and run["seed"] in baseline]
+        if not pairs:
+            continue
+        shared = set.intersection(*({p["labels"] for p in run["curve"]} for pair in pairs for run in pair))
+        diffs = np.asarray([aubc([(p["labels"], p["accuracy"]) for p in a["curve"] if p["labels"] in shared])
+                            - aubc([(p["labels"], p["accuracy"]) for p in b["curve"] if p["labels"] in shared])
+                            for a, b in pairs])
+        mean = float(diffs.mean())
+        if len(diffs) > 1 and diffs.std(ddof=1) > 0:
+            half = float(stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs)))
+            low, high = mean - half, mean + half
+            verdict = "above" if low > 0 else "below" if high < 0 else "no difference detected"
+        else:
+            low = high = None
+            verdict = "above" if mean > 0 else "below" if mean < 0 else "no difference detected"
+        out[name] = {"aubc_minus_random_mean": mean, "aubc_minus_random_ci95": [low, high],
+                     "aubc_minus_random_by_seed": [float(d) for d in diffs], "n_seeds": len(diffs),
+                     "verdict": verdict}
+    return out
+
+
+def model_signal(eval_label_counts: dict[str, int], full_pool_accuracy: float) -> dict[str, Any]:
+    """Whether the model, trained on the whole pool, beats always answering the eval split's
+    majority label: the exact (Clopper-Pearson) 95% interval of its eval accuracy against that rate.
+    When it does not, no query strategy can be told apart from another on this dataset."""
+    from scipy import stats
+
+    n_eval = sum(eval_label_counts.values())
+    majority = max(eval_label_counts.values()) / n_eval if n_eval else 0.0
+    correct = int(round(full_pool_accuracy * n_eval))
+    interval = stats.binomtest(correct, n_eval).proportion_ci(confidence_level=0.95, method="exact")
+    return {"majority_baseline": majority, "full_pool_accuracy_ci95": [interval.low, interval.high],
+            "above_majority": bool(interval.low > majority)}
+
+
 def build_report(data: LabeledData, config, template, runs: list[dict[str, Any]], *, budget: int,  # noqa: ANN001
                  initial: int, crowd: CrowdData | None, wall_seconds: float) -> dict[str, Any]:
     from workbench.simulate.runner import config_dict
@@ -153,8 +203,10 @@ def build_report(data: LabeledData, config, template, runs: list[dict[str, Any]]
                                                           "duplicates_ignored": crowd.duplicates}},
         "eval_annotations_not_counted": template.eval_annotations,
         "method": METHOD,
+        "model_signal": model_signal(template.eval_label_counts, template.full_pool_accuracy),
         "strategies": {name: summarize_strategy(by_strategy[name], template.full_pool_accuracy)
                        for name in config.strategies if name in by_strategy},
+        "against_random": paired_against_random(by_strategy),
         "timing": {"wall_seconds": round(wall_seconds, 2),
                    "setup_seconds": {k: round(v, 2) for k, v in template.seconds.items()},
                    **_profile(runs)},
@@ -188,6 +240,7 @@ def summary_table(report: dict[str, Any]) -> str:
     lines = [head, "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
     lines += ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
               for row in rows]
+    lines += comparison_lines(report)
     t = report["timing"]
     calls = t["calls"]
     per_label = [f"{name} {c['ms_per_call']:.1f} ms" for name, c in calls.items()
@@ -197,6 +250,26 @@ def summary_table(report: dict[str, Any]) -> str:
                  + ", ".join(per_label)
                  + (f", round {calls['retrain']['ms_per_call'] / 1000:.2f} s" if "retrain" in calls else ""))
     return "\n".join(lines)
+
+
+def comparison_lines(report: dict[str, Any]) -> list[str]:
+    """The paired comparison with random, and a warning when the model has nothing to learn from."""
+    lines = []
+    paired = report.get("against_random") or {}
+    if paired:
+        lines.append("AUBC minus random's, paired by seed (95% interval): " + "; ".join(
+            f"{name} {p['aubc_minus_random_mean']:+.4f}"
+            + (f" [{p['aubc_minus_random_ci95'][0]:+.4f}, {p['aubc_minus_random_ci95'][1]:+.4f}]"
+               if p["aubc_minus_random_ci95"][0] is not None else "")
+            + f" {p['verdict']}" for name, p in paired.items()))
+    signal = report.get("model_signal")
+    if signal and not signal["above_majority"]:
+        low, high = signal["full_pool_accuracy_ci95"]
+        lines.append(f"warning: even trained on every pool item the model scores {report['full_pool_accuracy']:.3f} "
+                     f"(95% interval {low:.3f}-{high:.3f}), not measurably above always answering the majority "
+                     f"label ({signal['majority_baseline']:.3f}): the features carry no usable signal, so "
+                     "strategies cannot be told apart on this data")
+    return lines
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -209,4 +282,5 @@ def markdown_table(report: dict[str, Any]) -> str:
                      + " | ".join(str(st[f"labels_to_{t}"]) if st[f"labels_to_{t}"] is not None else "—"
                                   for t in (95, 98, 99))
                      + f" | {_fmt(st['final_label_accuracy'], '.4f')} | {st['labels']} | {st['labels_spent']} |")
-    return "\n".join(lines)
+    comparison = comparison_lines(report)
+    return "\n".join(lines + (["", *comparison] if comparison else []))
