@@ -39,6 +39,7 @@ bench: $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/workbench_bench
 bench-postgres: $(VENV)/.installed
 	mkdir -p bench-results
+	$(BIN)/workbench bench import --rows 1000000 --db $(PG_URL)
 	$(BIN)/workbench bench claims --pool 1000000 --annotators 16 --submits 40 --think-ms 500 1500 --db $(PG_URL) --json bench-results/claims-postgres.json
 	$(BIN)/workbench --database-url $(PG_URL) stress --annotators 32 --items 5000 --json bench-results/stress-postgres.json
 
