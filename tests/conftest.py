@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -71,6 +72,16 @@ class _PostgresTemplate:
             for name in reversed(self.created):
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         self.admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest runs the app as ``__main__`` and leaves it there; a spawn-context process
+    started later in the same session (stress annotators, round loops, simulation runs) would then
+    re-run the app script as its main module and die before doing its work."""
+    main = sys.modules.get("__main__")
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import random
 
-from sqlalchemy import insert
 from sqlmodel import Session
 
+from workbench.db.bulk import insert_items
 from workbench.db.models import Item
 
 
 def add_items(engine, project_id: int, n: int, *, eval_every: int = 0, seed: int = 0, start: int = 0) -> None:
     """Insert n text items quickly (every `eval_every`-th in the eval split)."""
     rng = random.Random(seed)
-    rows = [
-        {"project_id": project_id, "external_id": f"item-{start + i}",
-         "split": "eval" if eval_every and i % eval_every == 0 else "pool", "state": "open",
-         "content": {"text": f"text number {start + i}"}, "slots_taken": 0, "n_annotations": 0,
-         "random_key": rng.random()}
-        for i in range(n)
-    ]
     with Session(engine) as session, session.begin():
-        for start_row in range(0, n, 50_000):
-            session.execute(insert(Item), rows[start_row:start_row + 50_000])
+        insert_items(session, project_id, (
+            (f"item-{start + i}", {"text": f"text number {start + i}"},
+             "eval" if eval_every and i % eval_every == 0 else "pool", rng.random())
+            for i in range(n)))
 
 
 def annotators(wb, n: int, role: str = "annotator", prefix: str = "ann"):
@@ -43,11 +38,9 @@ def read_sms(path) -> list[tuple[str, str]]:
 def add_text_items(engine, project_id: int, texts: list[str], *, eval_fraction: float = 0.2, seed: int = 0) -> None:
     rng = random.Random(seed)
     with Session(engine) as session, session.begin():
-        session.execute(insert(Item), [
-            {"project_id": project_id, "external_id": f"t{i}", "content": {"text": text},
-             "split": "eval" if rng.random() < eval_fraction else "pool", "random_key": rng.random()}
-            for i, text in enumerate(texts)
-        ])
+        insert_items(session, project_id, (
+            (f"t{i}", {"text": text}, "eval" if rng.random() < eval_fraction else "pool", rng.random())
+            for i, text in enumerate(texts)))
 
 
 def set_final_labels(engine, project_id: int, labels_by_external_id: dict[str, str]) -> None:

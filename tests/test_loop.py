@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from tests.conftest import shared_dataset
 from tests.helpers import add_text_items, annotators, read_sms, set_final_labels
-from workbench.db.models import DatasetVersionItem, Job, ModelRun, RankEntry
+from workbench.db.models import DatasetVersionItem, ModelRun, RankEntry
 from workbench.errors import WorkbenchError
 from workbench.training import ArtifactIntegrityError
 from workbench.worker import run_worker

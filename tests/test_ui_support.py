@@ -13,11 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
-from workbench.db.models import Item
+from workbench.db.bulk import insert_items
 from workbench.services import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,14 +69,11 @@ def uwb(ui_url):
 def add_text_items(wb, project_id: int, texts: list[str], *, contexts: list[dict] | None = None,
                    ids: list[str] | None = None, split: str = "pool") -> None:
     rng = random.Random(0)
-    rows = [{"project_id": project_id, "external_id": ids[i] if ids else f"item-{i}", "split": split,
-             "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": rng.random(),
-             "content": {"text": text, **({"context": contexts[i]} if contexts else {})}}
-            for i, text in enumerate(texts)]
-    if not rows:
-        return
     with Session(wb.engine) as session, session.begin():
-        session.execute(insert(Item), rows)
+        insert_items(session, project_id, (
+            (ids[i] if ids else f"item-{i}", {"text": text, **({"context": contexts[i]} if contexts else {})},
+             split, rng.random())
+            for i, text in enumerate(texts)))
 
 
 def seed_basic(wb, *, n_items: int = 3, labels=("pos", "neg", "neutral")):

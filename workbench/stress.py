@@ -19,9 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
+from workbench.db.bulk import insert_items
 from workbench.db.engine import make_engine
 from workbench.db.models import Annotation, Item, Lease, User
 from workbench.domain import Actor, LeaseState, Role
@@ -126,13 +127,8 @@ def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: fl
     rng = np.random.default_rng(0)
     keys = rng.random(n_items)
     with Session(wb.engine) as session, session.begin():
-        for start in range(0, n_items, 50_000):
-            session.execute(insert(Item), [
-                {"project_id": project.id, "external_id": f"s{i}", "split": "pool", "state": "open",
-                 "content": {"text": f"stress item {i}"}, "slots_taken": 0, "n_annotations": 0,
-                 "random_key": float(keys[i])}
-                for i in range(start, min(start + 50_000, n_items))
-            ])
+        insert_items(session, project.id, ((f"s{i}", {"text": f"stress item {i}"}, "pool", keys[i])
+                                           for i in range(n_items)))
         # Stress annotators never sign in, so they get an unusable password hash.
         users = [User(name=f"{name}-a{i}", role=Role.ANNOTATOR, password_hash="!") for i in range(n_annotators)]
         session.add_all(users)

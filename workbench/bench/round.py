@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session
 
 from workbench.bench.training import BENCH_CLASSES, synthetic_corpus
+from workbench.db.bulk import insert_items
 from workbench.db.engine import make_engine
 from workbench.db.models import Item
 from workbench.services import Workbench
@@ -35,12 +36,8 @@ def seed_text_project(wb: Workbench, name: str, n_pool: int, n_labels: int, seed
     rng = np.random.default_rng(seed)
     keys = rng.random(len(texts))
     with Session(wb.engine) as session, session.begin():
-        for start in range(0, len(texts), 50_000):
-            session.execute(insert(Item), [
-                {"project_id": project.id, "external_id": f"x{i}", "content": {"text": texts[i]},
-                 "split": "eval" if i >= n_pool else "pool", "random_key": float(keys[i])}
-                for i in range(start, min(start + 50_000, len(texts)))
-            ])
+        insert_items(session, project.id, ((f"x{i}", {"text": text}, "eval" if i >= n_pool else "pool", keys[i])
+                                           for i, text in enumerate(texts)))
         _mark_final(session, project.id, [*range(n_labels), *range(n_pool, n_pool + N_EVAL)], labels)
 
 

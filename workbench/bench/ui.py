@@ -25,10 +25,9 @@ PASSWORD = "bench-password"
 
 def seed(url: str, pool: int, *, seed: int = 0) -> None:
     """A text project 'bench' with `pool` open items (20 % eval) and two annotators."""
-    from sqlalchemy import insert
     from sqlmodel import Session
 
-    from workbench.db.models import Item
+    from workbench.db.bulk import insert_items
     from workbench.services import Workbench
 
     wb = Workbench.open(url)
@@ -38,16 +37,12 @@ def seed(url: str, pool: int, *, seed: int = 0) -> None:
                                  settings={"eval_fraction": 0.2})
     rng = random.Random(seed)
     words = ["good", "bad", "fine", "terrible", "great", "meh", "okay", "awful", "superb", "plain"]
-    rows = [
-        {"project_id": project.id, "external_id": f"doc-{i}", "split": "eval" if i % 5 == 0 else "pool",
-         "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": rng.random(),
-         "content": {"text": " ".join(rng.choice(words) for _ in range(30)),
-                     "context": {"source": f"feed-{i % 7}", "author": f"user{i % 101}"}}}
-        for i in range(pool)
-    ]
     with Session(wb.engine) as session, session.begin():
-        for start in range(0, pool, 20_000):
-            session.execute(insert(Item), rows[start:start + 20_000])
+        insert_items(session, project.id, (
+            (f"doc-{i}", {"text": " ".join(rng.choice(words) for _ in range(30)),
+                          "context": {"source": f"feed-{i % 7}", "author": f"user{i % 101}"}},
+             "eval" if i % 5 == 0 else "pool", rng.random())
+            for i in range(pool)))
     wb.engine.dispose()
 
 

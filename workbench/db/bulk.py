@@ -1,0 +1,32 @@
+"""Bulk writes of generated items, for benchmarks, stress runs and tests that need a large pool
+quickly. Real data goes through the import service, which validates every row."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+from sqlalchemy import insert
+from sqlmodel import Session
+
+from workbench.db.models import Item
+
+CHUNK_ROWS = 50_000
+"""Rows per multi-row INSERT: bounds the memory of a million-item pool."""
+
+GeneratedItem = tuple[str, dict, str, float]
+"""(external id, content, split "pool" or "eval", random key in [0, 1))."""
+
+
+def insert_items(session: Session, project_id: int, items: Iterable[GeneratedItem]) -> int:
+    """Insert open, unlabeled items in the caller's transaction; returns how many were written."""
+    written = 0
+    rows = iter(items)
+    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+        session.execute(insert(Item), [
+            {"project_id": project_id, "external_id": external_id, "content": content, "split": split,
+             "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": float(key)}
+            for external_id, content, split, key in chunk
+        ])
+        written += len(chunk)
+    return written
