@@ -37,6 +37,18 @@ def load_project(session: Session, name: str) -> ProjectInfo:
     project = session.exec(select(Project).where(Project.name == name)).first()
     if project is None:
         raise NotFound(f"no project named {name!r}")
+    return _with_labels(session, project)
+
+
+def load_project_by_id(session: Session, project_id: int) -> ProjectInfo:
+    """The project with this id and its labels, inside the caller's session."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"no project with id {project_id}")
+    return _with_labels(session, project)
+
+
+def _with_labels(session: Session, project: Project) -> ProjectInfo:
     labels = session.exec(
         select(ProjectLabel.name).where(ProjectLabel.project_id == project.id).order_by(ProjectLabel.position)
     ).all()

@@ -7,7 +7,7 @@ from collections import defaultdict
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from workbench.db.models import Adjudication, Annotation, Item, Project, User, utcnow
+from workbench.db.models import Adjudication, Annotation, Item, User, utcnow
 from workbench.domain import (
     Actor,
     AdjudicationInfo,
@@ -20,7 +20,7 @@ from workbench.domain import (
 )
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
 from workbench.services._tx import audit, reading, write
-from workbench.services.projects import load_project
+from workbench.services.projects import load_project, load_project_by_id
 from workbench.services.users import require_role
 
 _DECIDED_STATE = {Decision.LABEL: ItemState.FINAL, Decision.AMBIGUOUS: ItemState.AMBIGUOUS,
@@ -111,7 +111,7 @@ class ReviewService:
             item = session.execute(select(Item).where(Item.id == item_id).with_for_update()).scalar_one_or_none()
             if item is None:
                 raise NotFound(f"no item with id {item_id}")
-            project = load_project(session, _project_name(session, item.project_id))
+            project = load_project_by_id(session, item.project_id)
             if label is not None and label not in project.labels:
                 raise WorkbenchError(f"label {label!r} is not in the label set: {', '.join(project.labels)}")
             if item.state == ItemState.OPEN:
@@ -151,6 +151,3 @@ class ReviewService:
                                  ItemState(a.previous_state), a.previous_label, a.created_at)
                 for a, name in rows]
 
-
-def _project_name(session: Session, project_id: int) -> str:
-    return session.execute(select(Project.name).where(Project.id == project_id)).scalar_one()
