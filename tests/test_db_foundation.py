@@ -130,6 +130,20 @@ def test_user_and_project_validation(wb):
         _project(wb)
 
 
+def test_featurizer_settings_are_checked_when_set_not_at_the_first_round(wb):
+    with pytest.raises(WorkbenchError, match="unknown text method 'word2vec'"):
+        wb.projects.create("f", "text", ["a", "b"], settings={"featurizer": {"method": "word2vec"}})
+    with pytest.raises(WorkbenchError, match="bad tabular featurizer parameters"):
+        wb.projects.create("f", "tabular", ["a", "b"], settings={"featurizer": {"side": 8}})
+    assert [p.name for p in wb.projects.list()] == []  # nothing was created
+    wb.projects.create("f", "image", ["a", "b"], settings={"featurizer": {"side": 16}})
+    with pytest.raises(WorkbenchError, match="must be an object"):
+        wb.projects.update_settings("f", featurizer="pixels")
+    with pytest.raises(WorkbenchError, match="positive number of pixels"):
+        wb.projects.update_settings("f", featurizer={"side": 0})
+    assert wb.projects.get("f").settings["featurizer"] == {"side": 16}
+
+
 def test_migrations_build_exactly_the_models_schema(engine):
     """A model change without a migration fails here, so older databases keep upgrading cleanly."""
     from alembic.autogenerate import compare_metadata

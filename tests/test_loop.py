@@ -127,6 +127,22 @@ def test_auto_versions_every_n_final_labels(wb, project, db_url):
     assert version.trigger == "auto" and version.n_items == 60
 
 
+def test_round_with_sentence_embeddings(wb, home):
+    """A project set to the optional MiniLM embeddings trains on them and learns SMS spam."""
+    from tests.test_training_featurizers import _embeddings_installed
+
+    _embeddings_installed()
+    rows = read_sms(shared_dataset("sms_spam_collection") / "SMSSpamCollection")[:800]
+    info = wb.projects.create("sms-emb", "text", ["ham", "spam"], settings={"featurizer": {"method": "embeddings"}})
+    add_text_items(wb.engine, info.id, [t for _, t in rows])
+    set_final_labels(wb.engine, info.id, {f"t{i}": rows[i][0] for i in range(len(rows))})
+    result = wb.rounds.run_retrain("sms-emb")
+    with Session(wb.engine) as s:
+        run = s.get(ModelRun, result["run_id"])
+    assert run.featurizer.startswith("text-minilm-l6-v2/")
+    assert result["metrics"]["accuracy"] > 0.9, result["metrics"]
+
+
 def test_sms_round_is_accurate(wb, home):
     rows = read_sms(shared_dataset("sms_spam_collection") / "SMSSpamCollection")
     info = wb.projects.create("sms", "text", ["ham", "spam"])

