@@ -72,7 +72,9 @@ _PICKS = {
 # annotator is told nothing is left, a second pass waits for locked candidates instead.
 _SKIPPING = {name: q.with_for_update(skip_locked=True, of=Item) for name, q in _PICKS.items()}
 _WAITING = {name: q.with_for_update(of=Item) for name, q in _PICKS.items()}
-_OTHERS = aliased(Lease)  # an alias, so _NOT_MINE's subqueries on Lease do not correlate to it
+# Items others hold that this annotator could still get: counted from the live leases, which are
+# few, so it stays cheap on a large pool. An alias, so _NOT_MINE's subqueries do not correlate to it.
+_OTHERS = aliased(Lease)
 _HELD_BY_OTHERS = (select(func.count(func.distinct(_OTHERS.item_id))).join(Item, Item.id == _OTHERS.item_id)
                    .where(_OTHERS.project_id == _P("project_id"), _OTHERS.state == LeaseState.ACTIVE,
                           _OTHERS.annotator_id != _P("actor_id"), _OPEN, _NOT_MINE))
@@ -374,18 +376,6 @@ class QueueService:
                 select(func.count()).where(Lease.project_id == project.id, Lease.annotator_id == actor.id,
                                            Lease.state == LeaseState.SKIPPED)).scalar_one()
         return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
-
-    def held_by_others(self, project_name: str, actor: Actor) -> int:
-        """How many open items this annotator could still label but other annotators hold right now.
-
-        When a claim finds nothing, these are why: each comes back to the queue if its holder skips
-        it or lets the lease lapse, so "nothing now" is not yet "done". Counted from the live
-        leases, which are few, so it stays cheap on a large pool.
-        """
-        with reading(self.engine) as session:
-            project = load_project(session, project_name)
-            return session.connection().execute(
-                _HELD_BY_OTHERS, {"project_id": project.id, "actor_id": actor.id}).scalar_one()
 
     def my_history(self, project_name: str, actor: Actor, limit: int = 50) -> list[dict]:
         """The annotator's own recent labels, newest first."""

@@ -15,21 +15,25 @@ from workbench.domain import ClaimedItem, Role
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.ui import render, session
 
-CLAIM = "label_claim"  # (project name, ClaimedItem, monotonic time it was shown)
+CLAIM = "label_claim"  # (project name, ClaimedItem or None, monotonic time it was shown)
+WAITING = "label_waiting"  # with no claim: items other annotators hold that may come back to this one
 FRESH = "label_fresh"  # set by a callback that just claimed: no renew in this rerun
 SKIP_REASON = "label_skip_reason"
 DEFAULT_SKIP_REASON = "skipped"
 MAX_SHORTCUTS = 9
 
 
-def _store(project: str, claim: ClaimedItem | None) -> None:
-    st.session_state[CLAIM] = (project, claim, time.monotonic()) if claim is not None else None
+def _store(project: str, found: ClaimedItem | int) -> None:
+    """Keep what a claim found: the item, or how many items others hold (0: nothing can come back)."""
+    claim = found if isinstance(found, ClaimedItem) else None
+    st.session_state[CLAIM] = (project, claim, time.monotonic())
+    st.session_state[WAITING] = 0 if claim is not None else found
     st.session_state[FRESH] = True
 
 
 def _claim_next(project: str) -> None:
     actor = session.current_actor(refresh=False)
-    _store(project, session.workbench().queue.claim(project, actor))
+    _store(project, session.workbench().queue.claim_or_wait(project, actor))
 
 
 def _on_label(project: str, lease_id: int, label: str) -> None:
@@ -91,10 +95,9 @@ def _current_claim(project: str, wb, actor) -> ClaimedItem | None:
                 return claim
             except (Conflict, NotFound):
                 session.flash("Your claim on the last item lapsed; here is the next one.")
-    claim = wb.queue.claim(project, actor)
-    _store(project, claim)
+    _store(project, wb.queue.claim_or_wait(project, actor))
     st.session_state.pop(FRESH, None)
-    return claim
+    return st.session_state[CLAIM][1]
 
 
 def _keep_alive(project_name: str) -> None:
@@ -145,7 +148,7 @@ def main() -> None:
     session.show_flash()
 
     if claim is None:
-        held = wb.queue.held_by_others(project.name, actor)
+        held = st.session_state.get(WAITING, 0)
         if held:
             st.info(f"Nothing for you at this moment: {held} item(s) you could still label are claimed by "
                     "other annotators. They come back here if skipped or left unanswered; check again shortly.")
