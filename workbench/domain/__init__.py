@@ -76,11 +76,25 @@ def role_allows(role: Role | str, needed: Role | str) -> bool:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is acting: passed to every service call that needs a role check."""
+    """Who is acting: a required argument of every service call.
 
-    id: int
+    A signed-in user has their user id. The local operator (the CLI, the worker, a script run by
+    whoever owns the database) is ``Actor.operator()``: admin rights, no user row (``id is None``).
+    There is no default actor, so a forgotten argument is a TypeError, never admin rights.
+    """
+
+    id: int | None
     name: str
     role: Role
+
+    @classmethod
+    def operator(cls) -> "Actor":
+        """The local operator: whoever runs the CLI or the worker on this machine."""
+        return cls(id=None, name="operator", role=Role.ADMIN)
+
+    @property
+    def is_operator(self) -> bool:
+        return self.id is None
 
 
 @dataclass(frozen=True)
