@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, storage_fault
 
 # Each module defines register(subparsers) that adds its parser with set_defaults(func=run),
 # where run(args) -> int.
@@ -56,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A full disk, a read-only or unreachable database: one line naming the cause, exit 1.
+        fault = storage_fault(exc)
+        if fault is None:
+            raise
+        print(f"workbench: error: {fault}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -46,8 +46,17 @@ def make_engine(url: str | None = None, *, migrate: bool = True, **kwargs) -> En
     url = database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(parsed.database, parsed.query)
+        if path is not None and not parsed.query.get("mode"):  # mode=ro/rw: never create anything
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                from workbench.errors import storage_fault
+
+                fault = storage_fault(exc, "opening the database")
+                if fault is None:
+                    raise
+                raise fault from exc
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
@@ -57,8 +66,53 @@ def make_engine(url: str | None = None, *, migrate: bool = True, **kwargs) -> En
     if migrate:
         from workbench.db.migrate import upgrade
 
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except Exception as exc:
+            fault = _open_fault(exc, engine)
+            if fault is None:
+                raise
+            engine.dispose()
+            raise fault from exc
     return engine
+
+
+def _open_fault(exc: BaseException, engine: Engine):  # noqa: ANN202
+    """A StorageError for a database that cannot be opened or upgraded, naming why when it can
+    be told (a read-only file system, a missing folder), else None (not a storage fault)."""
+    from workbench.errors import StorageError, storage_fault
+
+    fault = storage_fault(exc, "opening the database")
+    if fault is None or fault.cause != "cannot-open" or not is_sqlite(engine):
+        return fault
+    path = sqlite_path(engine.url.database, engine.url.query)
+    if path is None:
+        return fault
+    folder = path.parent
+    if not folder.is_dir():
+        return StorageError(f"opening the database refused: its folder {folder.name!r} does not exist", "cannot-open")
+    try:
+        readonly_fs = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        readonly_fs = False
+    if readonly_fs or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return StorageError("opening the database refused: the database is read-only (its file or folder "
+                            "cannot be written, and SQLite needs to write its -wal/-shm files beside it); "
+                            "nothing was stored: make the folder writable", "read-only")
+    return fault
+
+
+def sqlite_path(database: str | None, query: dict | None = None) -> Path | None:
+    """The file of a SQLite database name (plain path, or `file:` URI with uri=true), None for memory."""
+    if not database or database == ":memory:":
+        return None
+    if database.startswith("file:") and (query or {}).get("uri") in ("true", "1", True):
+        database = database[len("file:"):].split("?", 1)[0]
+        if database.startswith("//"):  # file:///abs/path
+            database = database[2:]
+        if not database or database == ":memory:" or (query or {}).get("mode") == "memory":
+            return None
+    return Path(database)
 
 
 def read_only(engine: Engine) -> Engine:
@@ -81,10 +135,17 @@ class _WriteGate:
 
     def __init__(self, database: str) -> None:
         self.thread_lock = threading.Lock()
-        self.fd = os.open(f"{database}-writegate", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.fd: int | None = os.open(f"{database}-writegate", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # a read-only or full folder: writes will be refused by SQLite itself
+            self.fd = None
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
+        if self.fd is None:
+            with self.thread_lock:
+                yield
+            return
         with self.thread_lock:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
             try:
@@ -100,9 +161,10 @@ os.register_at_fork(after_in_child=_GATES.clear)  # a child must not share the p
 
 def write_gate(engine: Engine) -> contextlib.AbstractContextManager[None]:
     """Hold this while a write transaction runs (a no-op except on file-backed SQLite)."""
-    database = engine.url.database if is_sqlite(engine) else None
-    if not database or database == ":memory:":
+    path = sqlite_path(engine.url.database, engine.url.query) if is_sqlite(engine) else None
+    if path is None:
         return contextlib.nullcontext()
+    database = str(path)
     with _GATES_LOCK:
         gate = _GATES.get(database) or _GATES.setdefault(database, _WriteGate(database))
     return gate.held()

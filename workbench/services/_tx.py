@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from workbench.db.engine import read_only, write_gate
 from workbench.db.models import AuditLog, utcnow
+from workbench.errors import storage_fault
 
 T = TypeVar("T")
 
@@ -41,16 +42,30 @@ def write(engine: Engine, work: Callable[[Session], T], *, attempts: int = 8) ->
                 return work(session)
         except DBAPIError as exc:
             if attempt == attempts - 1 or not is_transient(exc):
+                fault = storage_fault(exc)
+                if fault is not None:  # full disk, read-only database: one line, nothing stored
+                    raise fault from exc
                 raise
             time.sleep(0.002 * 2**attempt)
+        except OSError as exc:  # the write gate's side file on a full or read-only disk
+            fault = storage_fault(exc)
+            if fault is not None:
+                raise fault from exc
+            raise
     raise AssertionError("unreachable")
 
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
     """A read-only session (a deferred transaction on SQLite, so readers never wait for writers)."""
-    with Session(read_only(engine), expire_on_commit=False) as session:
-        yield session
+    try:
+        with Session(read_only(engine), expire_on_commit=False) as session:
+            yield session
+    except DBAPIError as exc:
+        fault = storage_fault(exc)
+        if fault is not None:
+            raise fault from exc
+        raise
 
 
 def audit(session: Session, action: str, *, actor_id: int | None = None,

@@ -31,7 +31,7 @@ from sqlmodel import Session
 from workbench.db.engine import read_only, write_gate
 from workbench.db.models import Item, Project, utcnow
 from workbench.domain import Actor, ProjectKind, Role
-from workbench.errors import NotFound, WorkbenchError
+from workbench.errors import NotFound, WorkbenchError, storage_fault
 from workbench.importing.readers import FolderReader, Reader, detect_format, open_reader
 from workbench.importing.report import FileProblem, ImportReport, Problem, RowError, RowProblem
 from workbench.importing.validate import ImportOptions, NumericInference, RowBuilder
@@ -379,6 +379,21 @@ class ImportService:
         rng = np.random.default_rng(seed)
         # A real import holds the write lock for its whole transaction; on SQLite, service writers
         # then queue on the write gate and wake when it commits, instead of polling the lock.
+        try:
+            self._write(engine, info, report, reader, builder, opts, rng, fraction, created_at, actor,
+                        progress, save_root)
+        except Exception as exc:  # a full disk, a read-only database: one line, nothing written
+            fault = storage_fault(exc, "the import")
+            if fault is None:
+                raise
+            raise fault from exc
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _write(self, engine: Engine, info, report: ImportReport, reader: Reader, builder: RowBuilder,  # noqa: ANN001
+               opts: ImportOptions, rng: np.random.Generator, fraction: float, created_at: Any,
+               actor: Actor | None, progress: Progress | None, save_root: str | None) -> None:
+        """Stream the rows into one transaction; commit only when every row is good."""
         gate = contextlib.nullcontext() if report.dry_run else write_gate(self.engine)
         with gate, engine.connect() as conn:
             restore_cache = _widen_sqlite_cache(conn) if not report.dry_run else None
@@ -407,8 +422,6 @@ class ImportService:
                     transaction.rollback()
                 if restore_cache is not None:
                     conn.connection.driver_connection.execute(f"PRAGMA cache_size={int(restore_cache)}")
-        report.seconds = time.perf_counter() - started
-        return report
 
     @staticmethod
     def _stream(reader: Reader, builder: RowBuilder, sink: _Sink, rng: np.random.Generator, fraction: float,
