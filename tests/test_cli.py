@@ -82,3 +82,59 @@ def test_demo_builds_the_digits_project(wb, home):
     assert lease.reason in ("ranked", "eval", "control")  # eval and control picks are random draws
     ranking = wb.rounds.run_rescore(PROJECT)
     assert ranking["strategy"] == "cold_start" and ranking["ranked"] == 100  # 10 seeds per label
+
+
+HEAVY_MODULES = ("sklearn", "pandas", "torch", "streamlit", "scipy", "strategies", "sqlalchemy", "alembic",
+                 "numpy", "pyarrow", "PIL")
+
+
+def _modules_loaded_by(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded after running `code`."""
+    import subprocess
+
+    probe = code + "\nimport sys, json; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_building_the_parser_imports_no_heavy_package():
+    """`workbench --help` builds the whole parser (every command module); none of them may pull in
+    the ML stack, the database layer or the app. Checked in a fresh interpreter, so it cannot pass
+    because another test already imported something."""
+    loaded = _modules_loaded_by("import workbench.cli; workbench.cli.build_parser()")
+    assert "workbench" in loaded  # the probe ran
+    assert loaded.isdisjoint(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))
+    # And the help of a benchmark (parsed lazily) still works, loading only its own module.
+    loaded = _modules_loaded_by(
+        "import workbench.cli, contextlib, io\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    workbench.cli.main(['bench', 'startup', '--help'])")
+    assert loaded.isdisjoint(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))
+
+
+def test_the_services_facade_and_project_listing_skip_the_ml_stack(db_url, wb):
+    """Importing workbench.services, and listing projects, needs SQL only: no scikit-learn,
+    pandas, torch, SciPy, the strategies, Streamlit or Alembic (on an up-to-date database)."""
+    from workbench.domain import Actor
+
+    wb.projects.create("p", "text", ["a", "b"], actor=Actor.operator())
+    ml = {"sklearn", "pandas", "torch", "scipy", "strategies", "streamlit", "alembic"}
+    loaded = _modules_loaded_by(
+        "from workbench.services import Workbench\n"
+        "from workbench.cli import main\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    assert main(['--database-url', {db_url!r}, 'project', 'list']) == 0\n"
+        "assert out.getvalue().startswith('p\\ttext'), out.getvalue()\n")
+    assert "sqlalchemy" in loaded  # it really opened the database
+    assert loaded.isdisjoint(ml), sorted(loaded & ml)
+
+
+def test_startup_bench_times_every_command(capsys):
+    from workbench.bench.startup import bench_startup, format_table
+
+    result = bench_startup(repeat=1)
+    assert set(result["commands"]) == {"python -c pass", "workbench --help", "workbench project list"}
+    for row in result["commands"].values():
+        assert 0 < row["best_s"] <= row["median_s"] <= row["worst_s"]
+    assert "workbench project list" in format_table(result)

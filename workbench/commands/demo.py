@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from workbench.commands._common import open_workbench
 from workbench.commands.serve import add_serve_options, serve
-from workbench.demo import PROJECT, ensure_demo
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -18,6 +17,8 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 def run(args) -> int:  # noqa: ANN001
+    from workbench.demo import PROJECT, ensure_demo  # lazy: scikit-learn's digits, Pillow
+
     wb = open_workbench(args)
     passwords = ensure_demo(wb)
     print(f"Demo project {PROJECT!r} is ready. Demo users (new passwords on every run):")

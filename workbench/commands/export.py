@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.services.exports import FORMATS
+from workbench.commands._common import operator
+from workbench.domain import ExportFormat
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -16,7 +17,7 @@ def register(subparsers) -> None:  # noqa: ANN001
         "export", help="export items with final labels, or annotations, as csv/jsonl/parquet",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("project", help="the project to export")
-    parser.add_argument("--format", choices=FORMATS, help="output format (default: from --out's extension)")
+    parser.add_argument("--format", choices=[f.value for f in ExportFormat], help="output format (default: from --out's extension)")
     parser.add_argument("--out", required=True, metavar="FILE", help="the file to write (replaced if it exists)")
     parser.add_argument("--annotations", action="store_true",
                         help="export one row per human annotation instead of one row per item")
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     wb = Workbench.open(args.database_url)
     try:
         export = wb.exports.annotations if args.annotations else wb.exports.items
-        result = export(args.project, args.format, args.out)
+        result = export(args.project, args.format, args.out, actor=operator())
     finally:
         wb.engine.dispose()
     what = "annotations" if args.annotations else "items"

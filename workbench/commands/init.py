@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from workbench.commands._common import open_workbench
-from workbench.db.migrate import current_revision
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -13,6 +12,8 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 def run(args) -> int:  # noqa: ANN001
+    from workbench.db.migrate import current_revision  # lazy: Alembic
+
     wb = open_workbench(args)
     print(f"database ready: {wb.engine.url.render_as_string(hide_password=True)} "
           f"(schema {current_revision(wb.engine)})")

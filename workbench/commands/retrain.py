@@ -5,10 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from tqdm import tqdm
-
 from workbench.commands._common import open_workbench
-from workbench.domain import JobState
 from workbench.errors import WorkbenchError
 
 
@@ -23,6 +20,10 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 def run(args) -> int:  # noqa: ANN001
+    from tqdm import tqdm
+
+    from workbench.domain import JobState
+
     wb = open_workbench(args)
     job = wb.rounds.start(args.project, seed=args.seed)
     print(f"round queued as job {job.id}")

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 from workbench.config import database_url, workbench_home
-from workbench.ui.launch import run_app
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -29,6 +28,8 @@ def run(args) -> int:  # noqa: ANN001
 
 def serve(url: str | None, *, host: str, port: int, worker: bool = True) -> int:
     """Run the app in the foreground (and a worker in the background) until interrupted."""
+    from workbench.ui.launch import run_app
+
     url, home = database_url(url), workbench_home()
     env = {**os.environ, "WORKBENCH_DATABASE_URL": url, "WORKBENCH_HOME": str(home)}
     helper = subprocess.Popen([sys.executable, "-m", "workbench.cli", "worker"], env=env) if worker else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from workbench.stress import Behaviour, run_stress
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -23,6 +22,8 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 def run(args) -> int:  # noqa: ANN001
+    from workbench.stress import Behaviour, run_stress  # lazy: NumPy, SQLAlchemy, the services
+
     behaviour = Behaviour(think_ms=tuple(args.think_ms), max_submits=args.max_submits)
     report = run_stress(annotators=args.annotators, items=args.items, database_url=args.database_url,
                         behaviour=behaviour)

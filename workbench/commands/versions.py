@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.commands._common import open_workbench
+from workbench.commands._common import open_workbench, operator
+from workbench.domain import ExportFormat
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -25,7 +26,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     export = verbs.add_parser("export", help="write a version and its manifest")
     export.add_argument("project")
     export.add_argument("number", type=int)
-    export.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv")
+    export.add_argument("--format", choices=[f.value for f in ExportFormat], default=ExportFormat.CSV.value)
     export.add_argument("--out", type=Path, required=True)
     export.set_defaults(func=run_export)
 

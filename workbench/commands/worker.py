@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from workbench.worker import run_worker
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -13,6 +12,8 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 def run(args) -> int:  # noqa: ANN001
+    from workbench.worker import run_worker  # lazy: the services
+
     done = run_worker(args.database_url, once=args.once, nice=True)
     print(f"worker stopped after {done} job(s)")
     return 0

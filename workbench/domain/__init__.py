@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import PurePath
 from typing import Any
+
+from workbench.errors import WorkbenchError
 
 
 class ProjectKind(StrEnum):
@@ -45,6 +48,34 @@ class LeaseState(StrEnum):
 class AnnotationSource(StrEnum):
     HUMAN = "human"
     IMPORT = "import"  # a prelabel brought in by import; never counts toward overlap
+
+
+class ClaimReason(StrEnum):
+    """Why the queue served an item (stored on the lease, shown under "Why this item?")."""
+
+    PARTIAL = "partial"  # another annotator already labeled it; finish it first
+    EVAL = "eval"  # the eval split's share of the queue
+    CONTROL = "control"  # the random control arm (for an unbiased comparison)
+    RANKED = "ranked"  # the top of the latest ranking by the project's strategy
+    RANDOM = "random"  # no ranking yet (or it is used up): a random open item
+
+
+class ExportFormat(StrEnum):
+    """File formats of every export (items, annotations, dataset versions)."""
+
+    CSV = "csv"
+    JSONL = "jsonl"
+    PARQUET = "parquet"
+
+    @classmethod
+    def parse(cls, value: "ExportFormat | str | None", path: object = None) -> "ExportFormat":
+        """The format named, else the one `path`'s extension names; a WorkbenchError if neither."""
+        text = str(value or (PurePath(str(path)).suffix if path is not None else "")).lower().lstrip(".")
+        try:
+            return cls(text)
+        except ValueError:
+            named = text or (PurePath(str(path)).name if path is not None else "")
+            raise WorkbenchError(f"unknown export format {named!r}; use one of: {', '.join(cls)}") from None
 
 
 class Decision(StrEnum):
@@ -128,7 +159,7 @@ class ClaimedItem:
     content: dict[str, Any]
     labels: tuple[str, ...]
     slot: int
-    reason: str  # partial | ranked | control | eval | random
+    reason: ClaimReason
     strategy: str | None
     score: float | None
     model_run_id: int | None

@@ -1,21 +1,28 @@
-"""The one API the UI and the CLI call. Each call opens its own session and returns dataclasses."""
+"""The one API the UI and the CLI call. Each call opens its own session and returns dataclasses.
+
+Service modules are imported on first use of their property, so ``import workbench.services``
+(and the CLI's parser) stays cheap: scikit-learn, pandas and the strategies load only in the
+code paths that need them.
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
-from workbench.db.engine import make_engine
-from workbench.services.exports import ExportService
-from workbench.services.imports import ImportService
-from workbench.services.agreement import AgreementService
-from workbench.services.jobs import JobService
-from workbench.services.projects import ProjectService
-from workbench.services.queue import QueueService
-from workbench.services.review import ReviewService
-from workbench.services.users import UserService
-from workbench.services.versions import VersionService
+    from workbench.services.agreement import AgreementService
+    from workbench.services.exports import ExportService
+    from workbench.services.imports import ImportService
+    from workbench.services.jobs import JobService
+    from workbench.services.projects import ProjectService
+    from workbench.services.queue import QueueService
+    from workbench.services.review import ReviewService
+    from workbench.services.rounds import RoundService
+    from workbench.services.users import UserService
+    from workbench.services.versions import VersionService
 
 
 class Workbench:
@@ -25,49 +32,69 @@ class Workbench:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str | None = None) -> "Workbench":
+    def open(cls, url: str | None = None) -> Workbench:
+        from workbench.db.engine import make_engine
+
         return cls(make_engine(url))
 
     @cached_property
     def users(self) -> UserService:
+        from workbench.services.users import UserService
+
         return UserService(self.engine)
 
     @cached_property
     def projects(self) -> ProjectService:
+        from workbench.services.projects import ProjectService
+
         return ProjectService(self.engine)
 
     @cached_property
     def queue(self) -> QueueService:
+        from workbench.services.queue import QueueService
+
         return QueueService(self.engine)
 
     @cached_property
     def review(self) -> ReviewService:
+        from workbench.services.review import ReviewService
+
         return ReviewService(self.engine)
 
     @cached_property
     def imports(self) -> ImportService:
+        from workbench.services.imports import ImportService
+
         return ImportService(self.engine)
 
     @cached_property
     def exports(self) -> ExportService:
+        from workbench.services.exports import ExportService
+
         return ExportService(self.engine)
 
     @cached_property
     def agreement(self) -> AgreementService:
+        from workbench.services.agreement import AgreementService
+
         return AgreementService(self.engine)
 
     @cached_property
     def jobs(self) -> JobService:
+        from workbench.services.jobs import JobService
+
         return JobService(self.engine)
 
     @cached_property
     def versions(self) -> VersionService:
+        from workbench.services.versions import VersionService
+
         return VersionService(self.engine)
 
     @cached_property
-    def rounds(self) -> "RoundService":  # noqa: F821
-        # Imported here: it pulls in scikit-learn and the strategies, which the queue's hot path
-        # (annotator processes, the app's label page) never needs.
+    def rounds(self) -> RoundService:
+        # It pulls in scikit-learn and the strategies, which the queue's hot path (annotator
+        # processes, the app's label page) never needs.
         from workbench.services.rounds import RoundService
 
         return RoundService(self.engine)

@@ -7,14 +7,11 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-import strategies
-
 from workbench.db.models import Item, Project, ProjectLabel
 from workbench.domain import Actor, ItemState, ProjectInfo, ProjectKind, Role, Split
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.users import require_role
-from workbench.training.featurizers import make_featurizer
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "eval_fraction": 0.2,  # share of imported items set aside for evaluation
@@ -61,10 +58,14 @@ def check_featurizer(kind: ProjectKind, params: Any) -> None:
     they are set, not at the first retrain."""
     if not isinstance(params, dict):
         raise WorkbenchError(f"the featurizer setting must be an object, got {params!r}")
+    from workbench.training.featurizers import make_featurizer  # lazy: scikit-learn
+
     make_featurizer(kind.value, params, image_root=".")  # the image root is not a parameter
 
 
 def check_strategy(name: str) -> str:
+    import strategies  # lazy: SciPy and the registry are not needed to list projects
+
     if name not in strategies.REGISTRY:
         raise WorkbenchError(f"unknown strategy {name!r}; choose one of {', '.join(strategies.REGISTRY)}")
     return name

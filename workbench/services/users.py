@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -15,8 +16,6 @@ from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchErro
 from workbench.services._tx import audit, reading, write
 
 _HASHER = PasswordHasher()
-# Verified against when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("workbench-dummy-password")
 MIN_PASSWORD_LENGTH = 8
 FREE_FAILURES = 3
 MAX_LOCK = timedelta(minutes=15)
@@ -73,7 +72,7 @@ class UserService:
         with reading(self.engine) as session:
             user = session.exec(select(User).where(User.name == name.strip())).first()
         if user is None:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy_hash(), password)
             raise PermissionDenied("unknown user or wrong password")
         if user.locked_until is not None and user.locked_until > now:
             wait = int((user.locked_until - now).total_seconds()) + 1
@@ -138,6 +137,13 @@ class UserService:
             return _info(user)
 
         return write(self.engine, work)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so a wrong name costs as long as a wrong
+    password. Made on first use: hashing at import would cost every CLI command ~0.2 s."""
+    return _HASHER.hash("workbench-dummy-password")
 
 
 def _verify(password_hash: str, password: str) -> bool:

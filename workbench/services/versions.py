@@ -14,7 +14,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
 
@@ -165,7 +164,7 @@ class VersionService:
             raise NotFound(f"{project_name!r} has no version {number}")
         return version
 
-    def rows(self, project_name: str, number: int) -> pd.DataFrame:
+    def rows(self, project_name: str, number: int) -> "pd.DataFrame":  # noqa: F821
         """The version's rows: item id, external id, split, label, source, lineage."""
         with reading(self.engine) as session:
             version = self._version(session, project_name, number)
@@ -176,6 +175,8 @@ class VersionService:
                 .join(Item, Item.id == DatasetVersionItem.item_id)
                 .where(DatasetVersionItem.version_id == version.id).order_by(Item.external_id)
             ).all()
+        import pandas as pd  # lazy: only exports and diffs need it
+
         return pd.DataFrame(rows, columns=["item_id", "external_id", "split", "label", "source",
                                            "annotation_ids", "adjudication_id"])
 
