@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from workbench.importing.report import FileProblem, Problem
+from workbench.importing.limits import size
+from workbench.importing.report import FileProblem, LimitExceeded, Problem
 
 UTF8 = "utf-8"
 UTF8_BOM = "utf-8-sig"
@@ -104,8 +105,10 @@ class LineSource:
     report every bad row; the import is refused anyway.
     """
 
-    def __init__(self, path: Path, encoding: str, bom: int) -> None:
+    def __init__(self, path: Path, encoding: str, bom: int, max_line_bytes: int | None = None) -> None:
         self.path = path
+        self.max_line_bytes = max_line_bytes
+        self._record_bytes = 0  # read since the last take_problems(): one record's bytes
         self.encoding = encoding
         self.bom = bom
         self.line_no = 0  # physical lines yielded so far
@@ -118,7 +121,18 @@ class LineSource:
 
     def take_problems(self) -> list[tuple[Problem, str]]:
         problems, self._problems = self._problems, []
+        self._record_bytes = 0
         return problems
+
+    def _too_long(self, what: str) -> LimitExceeded:
+        return LimitExceeded(f"{what} is longer than {size(self.max_line_bytes)} (limits.max_line_bytes); "
+                             "nothing was read past it", self.line_no)
+
+    def _count(self, n: int) -> None:
+        """A record spread over several lines (quoted newlines) is bounded like one line."""
+        self._record_bytes += n
+        if self.max_line_bytes is not None and self._record_bytes > self.max_line_bytes + 2:
+            raise self._too_long("the record (a quoted field spanning lines?)")
 
     def __iter__(self) -> Iterator[str]:
         if self.encoding == UTF16:
@@ -131,9 +145,19 @@ class LineSource:
             if self.bom:
                 f.read(self.bom)
                 self.bytes_read = self.bom
-            for raw in f:
+            limit = self.max_line_bytes
+            readline = f.readline
+            while True:
+                raw = readline(limit + 2) if limit else readline()
+                if not raw:
+                    return
                 self.bytes_read += len(raw)
                 self.line_no += 1
+                if limit and len(raw) > limit:
+                    body = len(raw) - (2 if raw.endswith(b"\r\n") else 1 if raw.endswith(b"\n") else 0)
+                    if body > limit:
+                        raise self._too_long("the line")
+                self._count(len(raw))
                 if b"\x00" in raw:
                     column = raw.index(b"\x00") + 1
                     self._problems.append((Problem.NUL_BYTE, f"NUL byte at byte {column} of the line"))
@@ -158,18 +182,22 @@ class LineSource:
         with open(self.path, "rb", buffering=0) as f:
             counting = _Counting(f)
             text = io.TextIOWrapper(io.BufferedReader(counting, 1 << 20), encoding=UTF16, newline="")
-            lines = iter(text)
+            limit = self.max_line_bytes // 2 + 2 if self.max_line_bytes else -1  # UTF-16: 2 bytes a character
             while True:
                 try:
-                    line = next(lines)
-                except StopIteration:
-                    return
+                    line = text.readline(limit)
+                    if not line:
+                        return
+                    if limit > 0 and len(line) >= limit and not line.endswith("\n"):
+                        self.line_no += 1
+                        raise self._too_long("the line")
                 except UnicodeDecodeError as exc:
                     raise FileProblem(
                         f"undecodable UTF-16 near line {self.line_no + 1} (about byte {counting.count}): "
                         f"{exc.reason}") from None
                 self.bytes_read = counting.count
                 self.line_no += 1
+                self._count(2 * len(line))
                 if "\x00" in line:
                     self._problems.append((Problem.NUL_BYTE, f"NUL character at column {line.index(chr(0)) + 1}"))
                     line = line.replace("\x00", "")

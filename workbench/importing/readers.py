@@ -12,12 +12,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from workbench.importing.encoding import LineSource, sniff_encoding
-from workbench.importing.report import FileProblem, Problem
+from workbench.importing.limits import Limits
+from workbench.importing.report import FileProblem, LimitExceeded, Problem
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 EXTENSIONS = {
@@ -25,6 +27,7 @@ EXTENSIONS = {
     ".parquet": "parquet", ".pq": "parquet",
 }
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"})
+_LISTED_SKIPS = 10  # skipped files named in a folder import's warnings
 # A JSON key absent from a JSONL object (distinct from an explicit null).
 MISSING = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
 # A field longer than this is almost always an unclosed quote swallowing the rest of the file.
@@ -86,9 +89,11 @@ class CsvReader(Reader):
     are plain characters, as in IANA text/tab-separated-values)."""
 
     def __init__(self, path: Path, fmt: str = "csv", *, delimiter: str | None = None,
-                 names: list[str] | None = None, skip_initial_space: bool = False) -> None:
+                 names: list[str] | None = None, skip_initial_space: bool = False,
+                 limits: Limits | None = None) -> None:
         self.path = path
         self.format = fmt
+        self.limits = limits or Limits()
         self.encoding, bom = sniff_encoding(path)
         self.names = list(names) if names else None
         self.dialect = {
@@ -103,12 +108,12 @@ class CsvReader(Reader):
         self.columns = self._read_header()
 
     def _open(self) -> tuple[LineSource, Any]:
-        source = LineSource(self.path, self.encoding, self._bom)
+        source = LineSource(self.path, self.encoding, self._bom, self.limits.max_line_bytes)
         return source, csv.reader(iter(source), **self.dialect)
 
     def _read_header(self) -> list[str]:
         if self.names:
-            return _check_columns([str(name).strip() for name in self.names])
+            return _check_columns([str(name).strip() for name in self.names], self.limits)
         source, reader = self._open()
         for values in reader:
             problems = source.take_problems()
@@ -119,7 +124,7 @@ class CsvReader(Reader):
                 raise FileProblem(f"header line {reader.line_num}: {kind}: {message}")
             if values:
                 self._header_lines = reader.line_num
-                return _check_columns([value.strip() for value in values])
+                return _check_columns([value.strip() for value in values], self.limits)
         raise FileProblem("file is empty: expected a header line with the column names")
 
     def done(self) -> int:
@@ -179,8 +184,9 @@ class JsonlReader(Reader):
 
     format = "jsonl"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, limits: Limits | None = None) -> None:
         self.path = path
+        self.limits = limits or Limits()
         self.encoding, self._bom = sniff_encoding(path)
         self.total = path.stat().st_size
         self._source: LineSource | None = None
@@ -197,8 +203,17 @@ class JsonlReader(Reader):
                     yield row, source.line_no, None, problems
                 continue
             row += 1
+            depth = _json_depth(line, self.limits.max_depth)
+            if depth > self.limits.max_depth:
+                problems.append((Problem.TOO_DEEP, f"JSON nested more than {self.limits.max_depth} deep "
+                                                   "(limits.max_depth)"))
+                yield row, source.line_no, None, problems
+                continue
             try:
                 obj = json.loads(line.rstrip("\r\n"))
+            except RecursionError:  # a second net: the depth check above should come first
+                problems.append((Problem.TOO_DEEP, "JSON nested too deep to read"))
+                obj = None
             except ValueError as exc:
                 reason = getattr(exc, "msg", str(exc))
                 column = getattr(exc, "colno", None)
@@ -213,10 +228,10 @@ class JsonlReader(Reader):
             yield row, source.line_no, obj, problems
 
     def _peek_columns(self) -> list[str]:
-        source = LineSource(self.path, self.encoding, self._bom)
+        source = LineSource(self.path, self.encoding, self._bom, self.limits.max_line_bytes)
         for n, (_row, _line, obj, problems) in enumerate(self._objects(source)):
             if obj is not None and not problems:
-                return _check_columns([str(key) for key in obj])
+                return _check_columns([str(key) for key in obj], self.limits)
             if n >= _JSONL_PEEK:
                 break
         verdict = source.verdict(None)
@@ -228,7 +243,7 @@ class JsonlReader(Reader):
         return self._source.bytes_read if self._source else 0
 
     def records(self, needed: list[str]) -> Iterator[Record]:
-        source = LineSource(self.path, self.encoding, self._bom)
+        source = LineSource(self.path, self.encoding, self._bom, self.limits.max_line_bytes)
         self._source = source
         known = set(self.columns)
         for row, line, obj, problems in self._objects(source):
@@ -254,9 +269,10 @@ class ParquetReader(Reader):
     format = "parquet"
     unit = "row"
 
-    def __init__(self, path: Path, *, batch_size: int = 4096) -> None:
+    def __init__(self, path: Path, *, batch_size: int = 4096, limits: Limits | None = None) -> None:
         import pyarrow.parquet as pq
 
+        self.limits = limits = limits or Limits()
         self.path = path
         self.batch_size = batch_size
         try:
@@ -264,8 +280,11 @@ class ParquetReader(Reader):
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
             raise FileProblem(f"not a readable Parquet file: {exc}") from None
         self.schema = self.file.schema_arrow
-        self.columns = _check_columns(list(self.schema.names))
+        self.columns = _check_columns(list(self.schema.names), limits)
         self.total = self.file.metadata.num_rows
+        if self.total > limits.max_rows:
+            raise LimitExceeded(f"the file has {self.total:,} rows, over the limit of {limits.max_rows:,} "
+                                "(limits.max_rows)")
         self._done = 0
 
     def column_type(self, name: str) -> str:
@@ -299,10 +318,13 @@ class FolderReader(Reader):
     unit = "row"
     encoding = None
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, limits: Limits | None = None) -> None:
         self.folder = folder
+        self.limits = limits or Limits()
         self.columns = ["path", "subfolder"]
         self._skipped: list[str] = []
+        self._hidden: list[str] = []  # dot-files and dot-folders
+        self._not_images: list[str] = []  # files with other extensions (.svg, .txt, ...)
         self._paths = self._scan()
         self.total = len(self._paths)
         self._done = 0
@@ -315,10 +337,20 @@ class FolderReader(Reader):
             for name in sorted(dirnames):
                 if (base / name).is_symlink():
                     self._skipped.append((base / name).relative_to(self.folder).as_posix())
+            self._hidden += [(base / d).relative_to(self.folder).as_posix() + "/"
+                             for d in sorted(dirnames) if d.startswith(".")]
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
-                if Path(name).suffix.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
-                    found.append((base / name).relative_to(self.folder).as_posix())
+                relative = (base / name).relative_to(self.folder).as_posix()
+                if name.startswith("."):
+                    self._hidden.append(relative)
+                elif Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                    self._not_images.append(relative)
+                else:
+                    found.append(relative)
+                    if len(found) > self.limits.max_rows:
+                        raise LimitExceeded(f"the folder has more than {self.limits.max_rows:,} images "
+                                            "(limits.max_rows)")
         return found
 
     def done(self) -> int:
@@ -332,10 +364,43 @@ class FolderReader(Reader):
             yield row, None, [values[name] for name in needed], None
 
     def warnings(self) -> list[str]:
-        return [f"symlinked folder {name!r} was not followed" for name in self._skipped]
+        out = [f"symlinked folder {name!r} was not followed" for name in self._skipped]
+        for names, what in ((self._not_images, "file(s) that are not PNG/JPEG/GIF/BMP/WebP images "
+                                                "(SVG and other formats are not imported)"),
+                            (self._hidden, "hidden file(s) or folder(s) (names starting with '.')")):
+            if names:
+                listed = ", ".join(repr(n) for n in names[:_LISTED_SKIPS])
+                more = f" and {len(names) - _LISTED_SKIPS} more" if len(names) > _LISTED_SKIPS else ""
+                out.append(f"skipped {len(names)} {what}: {listed}{more}")
+        return out
 
 
-def _check_columns(columns: list[str]) -> list[str]:
+def _json_depth(line: str, limit: int) -> int:
+    """How deep JSON arrays/objects nest in `line` (brackets inside strings not counted); cheap
+    unless the line has more brackets than `limit`, and never recursive."""
+    if line.count("[") + line.count("{") <= limit:
+        return 0
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub('""', line)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        else:
+            depth -= 1
+    return deepest
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _check_columns(columns: list[str], limits: Limits | None = None) -> list[str]:
+    if limits is not None and len(columns) > limits.max_columns:
+        raise LimitExceeded(f"the header has {len(columns):,} columns, over the limit of "
+                            f"{limits.max_columns:,} (limits.max_columns)")
     for i, name in enumerate(columns, start=1):
         if not name:
             raise FileProblem(f"column {i} of the header has no name")
@@ -347,11 +412,12 @@ def _check_columns(columns: list[str]) -> list[str]:
 
 
 def open_reader(path: Path, fmt: str, *, delimiter: str | None = None, names: list[str] | None = None,
-                skip_initial_space: bool = False) -> Reader:
+                skip_initial_space: bool = False, limits: Limits | None = None) -> Reader:
     if fmt in ("csv", "tsv"):
-        return CsvReader(path, fmt, delimiter=delimiter, names=names, skip_initial_space=skip_initial_space)
+        return CsvReader(path, fmt, delimiter=delimiter, names=names, skip_initial_space=skip_initial_space,
+                         limits=limits)
     if fmt == "jsonl":
-        return JsonlReader(path)
+        return JsonlReader(path, limits=limits)
     if fmt == "parquet":
-        return ParquetReader(path)
+        return ParquetReader(path, limits=limits)
     raise ValueError(f"unknown format {fmt!r}")

@@ -26,6 +26,9 @@ class Problem(StrEnum):
     IMAGE_MISSING = "image missing"
     IMAGE_ABSOLUTE = "absolute image path"
     IMAGE_ESCAPES = "image path escapes the root"
+    IMAGE_BAD = "bad image"  # not decodable, an unsupported format, too many pixels, empty
+    TOO_LONG = "too long"  # text or stored content over limits.max_item_chars
+    TOO_DEEP = "nested too deep"  # JSON nesting over limits.max_depth
 
 
 class RowProblem(Exception):
@@ -40,6 +43,22 @@ class RowProblem(Exception):
 
 class FileProblem(Exception):
     """The whole file is refused (missing required column, unreadable encoding, empty file, ...)."""
+
+
+class LimitExceeded(FileProblem):
+    """A size limit was reached while reading: the file is refused at that point (nothing more is
+    read). `at(row)` names the data row; `line` is the physical line, when known."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message if line is None else f"line {line}: {message}")
+        self.message = message
+        self.line = line
+
+    def at(self, row: int | None) -> str:
+        where = f"row {row}" if row is not None else ""
+        if self.line is not None:
+            where = f"{where} (line {self.line})" if where else f"line {self.line}"
+        return f"{where}: {self.message}" if where else self.message
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from workbench.importing.images import ImageRefused, inspect_image
+from workbench.importing.limits import Limits
 from workbench.importing.readers import MISSING
 from workbench.importing.report import FileProblem, Problem, RowProblem
 
@@ -91,6 +93,8 @@ class RowBuilder:
     image_prefix: str = ""  # prepended to stored image paths (root inside the project's root)
     check_strings: bool = False  # JSONL/Parquet values were not checked for NUL on reading
     id_from_image: bool = False  # folders: the external id is the stored image path
+    limits: Limits = field(default_factory=Limits)
+    verify_images: bool = True  # open and decode every image (format, pixel count, decodable)
     id_col: str | None = field(init=False, default=None)
     needed: list[str] = field(init=False, default_factory=list)
     chosen: dict[str, Any] = field(init=False, default_factory=dict)
@@ -177,6 +181,14 @@ class RowBuilder:
             encoded = _dumps(content)
         except (TypeError, ValueError) as exc:
             raise RowProblem(Problem.BAD_VALUE, f"cannot be stored as JSON: {exc}") from None
+        except RecursionError:
+            raise RowProblem(Problem.TOO_DEEP, "a value is nested too deep to store") from None
+        # Text: the text plus its context as stored; tabular: the row as stored (without the framing).
+        chars = len(encoded) - (len('{"text":"","context":{}}') if self.kind == "text" else len('{"features":}')
+                                if self.kind == "tabular" else len(encoded))
+        if chars > self.limits.max_item_chars:
+            raise RowProblem(Problem.TOO_LONG, f"the item has {chars:,} characters (text and context, or its row, "
+                             f"as stored), over the limit of {self.limits.max_item_chars:,} (limits.max_item_chars)")
         return external_id, encoded, prelabel
 
     def _check_string(self, value: str, column: str) -> None:
@@ -212,6 +224,10 @@ class RowBuilder:
                              f"{text!r}", self.text_col)
         if not text.strip():
             raise RowProblem(Problem.EMPTY_TEXT, f"text in column {self.text_col!r} is empty", self.text_col)
+        if len(text) > self.limits.max_item_chars:
+            raise RowProblem(Problem.TOO_LONG, f"text in column {self.text_col!r} has {len(text):,} characters, "
+                             f"over the limit of {self.limits.max_item_chars:,} (limits.max_item_chars)",
+                             self.text_col)
         if self.check_strings:
             self._check_string(text, self.text_col)
             context = {}
@@ -287,7 +303,9 @@ class RowBuilder:
         raw = str(value).strip()
         if self.check_strings:
             self._check_string(raw, column)
-        text = raw.replace("\\", "/")
+        # A path written in a file may use Windows separators; a folder's own file names are taken
+        # as they are (a file may be named back\slash.png).
+        text = raw if self.id_from_image else raw.replace("\\", "/")
         if text.startswith("/") or re.match(r"[A-Za-z]:", text) or text.startswith("~"):
             raise RowProblem(Problem.IMAGE_ABSOLUTE, f"{raw!r} is an absolute path; paths must be "
                              f"relative to the image root", column)
@@ -305,6 +323,12 @@ class RowBuilder:
                              f"root (to {resolved})", column)
         if not resolved.is_file():
             raise RowProblem(Problem.IMAGE_MISSING, f"no image file {relative.as_posix()!r} under {root}", column)
+        if self.verify_images:
+            try:
+                inspect_image(resolved, max_pixels=self.limits.max_image_pixels,
+                              max_bytes=self.limits.max_image_bytes)
+            except ImageRefused as exc:
+                raise RowProblem(Problem.IMAGE_BAD, f"{relative.as_posix()!r}: {exc}", column) from None
         return self.image_prefix + relative.as_posix()
 
 

@@ -32,8 +32,9 @@ from workbench.db.engine import read_only, write_gate
 from workbench.db.models import Item, Project, utcnow
 from workbench.domain import Actor, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError, storage_fault
+from workbench.importing.limits import Limits, size
 from workbench.importing.readers import FolderReader, Reader, detect_format, open_reader
-from workbench.importing.report import FileProblem, ImportReport, Problem, RowError, RowProblem
+from workbench.importing.report import FileProblem, ImportReport, LimitExceeded, Problem, RowError, RowProblem
 from workbench.importing.validate import ImportOptions, NumericInference, RowBuilder
 from workbench.services._tx import audit, reading
 from workbench.services.projects import load_project
@@ -54,6 +55,14 @@ def _sha256(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def _limits(info) -> Limits:  # noqa: ANN001
+    """The project's import limits (settings["limits"] over the defaults)."""
+    try:
+        return Limits.from_settings(info.settings.get("limits"))
+    except ValueError as exc:
+        raise WorkbenchError(f"project {info.name!r}: {exc}") from None
 
 
 # SQLite's page cache for the import's connection (restored afterwards): the item indexes of a
@@ -274,7 +283,8 @@ class ImportService:
             raise WorkbenchError(f"project {project!r} is a {info.kind.value} project; "
                                  "a folder of images needs an image project")
         report = ImportReport(project=project, path=str(folder), format="folder", dry_run=dry_run)
-        return self._import(info, report, lambda: FolderReader(folder.resolve()), opts,
+        limits = _limits(info)
+        return self._import(info, report, lambda: FolderReader(folder.resolve(), limits=limits), opts,
                             actor=actor, progress=progress, folder=True)
 
     # -- the work ----------------------------------------------------------------------------------
@@ -304,7 +314,14 @@ class ImportService:
         except ValueError as exc:
             raise WorkbenchError(str(exc)) from None
         info = self._project(project)
+        limits = _limits(info)
         report = ImportReport(project=project, path=str(path), format=fmt, dry_run=dry_run)
+        n_bytes = path.stat().st_size
+        if n_bytes > limits.max_file_bytes:
+            report.size_bytes = n_bytes
+            report.file_errors.append(f"the file has {size(n_bytes)}, over the limit of "
+                                      f"{size(limits.max_file_bytes)} (limits.max_file_bytes)")
+            return report
         try:
             report.sha256, report.size_bytes = _sha256(path)
         except OSError as exc:
@@ -312,7 +329,7 @@ class ImportService:
 
         def open_() -> Reader:
             return open_reader(path, fmt, delimiter=opts.delimiter, names=opts.columns,
-                               skip_initial_space=opts.skip_initial_space)
+                               skip_initial_space=opts.skip_initial_space, limits=limits)
 
         return self._import(info, report, open_, opts, actor=actor, progress=progress,
                             default_root=path.parent)
@@ -357,7 +374,8 @@ class ImportService:
             report.columns = list(reader.columns)
             builder = RowBuilder(kind=info.kind.value, columns=reader.columns, options=opts,
                                  labels=info.labels, image_root=root, image_prefix=prefix,
-                                 check_strings=reader.format not in ("csv", "tsv"), id_from_image=folder)
+                                 check_strings=reader.format not in ("csv", "tsv"), id_from_image=folder,
+                                 limits=_limits(info))
             if info.kind is ProjectKind.TABULAR and reader.format in ("csv", "tsv"):
                 inference = NumericInference(builder)
                 for _row, _line, values, _problems in open_().records(builder.needed):
@@ -403,6 +421,8 @@ class ImportService:
                 sink = sink_class(conn, info.id, created_at)
                 try:
                     self._stream(reader, builder, sink, rng, fraction, report, opts, progress)
+                except LimitExceeded as exc:  # reading stopped there: the file is refused
+                    report.file_errors.append(exc.at(report.rows + 1))
                 except FileProblem as exc:  # e.g. broken UTF-16 found mid-file
                     report.file_errors.append(str(exc))
                 first_undecodable = next((e.row for e in report.errors if e.kind == Problem.UNDECODABLE), None)
@@ -461,7 +481,10 @@ class ImportService:
             if progress is not None:
                 progress(reader.done(), reader.total)
 
+        max_rows = builder.limits.max_rows
         for row, line, values, problems in reader.records(builder.needed):
+            if row > max_rows:
+                raise LimitExceeded(f"more than {max_rows:,} rows (limits.max_rows); nothing was read past it", line)
             report.rows = row
             if problems:
                 kind = problems[0][0]

@@ -21,6 +21,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # C=10: on TF-IDF text C=1 underfits (SMS spam: 0.906 vs 0.964 accuracy on the same split).
     "model": {"type": "logreg", "C": 10.0},
     "featurizer": {},
+    "limits": {},  # import limits over the defaults of workbench.importing.limits.Limits
 }
 
 
@@ -105,6 +106,13 @@ class ProjectService:
             raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
         if "featurizer" in (settings or {}):
             check_featurizer(kind, settings["featurizer"])
+        if "limits" in (settings or {}):
+            from workbench.importing.limits import Limits
+
+            try:
+                Limits.from_settings(settings["limits"])
+            except ValueError as exc:
+                raise WorkbenchError(str(exc)) from None
 
         def work(session: Session) -> ProjectInfo:
             if session.exec(select(Project).where(Project.name == name)).first():
