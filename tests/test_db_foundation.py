@@ -119,7 +119,7 @@ def test_repeated_failed_sign_ins_lock_the_account(wb):
 
 
 def test_user_and_project_validation(wb):
-    with pytest.raises(WorkbenchError, match="at least 8"):
+    with pytest.raises(WorkbenchError, match="at least 12"):
         wb.users.add("c", "annotator", "short")
     with pytest.raises(WorkbenchError, match="unknown role"):
         wb.users.add("c", "boss", "long enough")

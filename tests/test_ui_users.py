@@ -42,7 +42,7 @@ def test_refusals_are_shown(uwb):
     at.text_input(key="user_add_name").input("dave")
     at.text_input(key="user_add_password").input("short")
     at.button(key="FormSubmitter:user_add-Add user").click().run()
-    assert "at least 8 characters" in errors(at)[0]
+    assert "at least 12 characters" in errors(at)[0]
 
 
 def test_set_role_reset_password_deactivate_reactivate(uwb):

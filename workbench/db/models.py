@@ -68,6 +68,27 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class UserSession(SQLModel, table=True):
+    """A signed-in browser: only a SHA-256 of its random token is stored, never the token.
+
+    `bind_hash` is the hash of the browser's binding cookie while the session waits to be handed
+    to that browser (sign-in happens over the app's websocket, which cannot set a cookie; the next
+    page load of the same browser receives it). Revoked sessions keep their row, with the reason.
+    """
+
+    __tablename__ = "user_session"
+    __table_args__ = (Index("ix_user_session_user", "user_id", "revoked_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id")
+    token_hash: str = Field(unique=True, max_length=64)
+    bind_hash: str | None = Field(default=None, unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = Field(default=None, max_length=100)
+
+
 class Item(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("project_id", "external_id", name="uq_item_external_id"),

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from workbench.services.projects import ProjectService
     from workbench.services.queue import QueueService
     from workbench.services.review import ReviewService
+    from workbench.services.sessions import SessionService
     from workbench.services.rounds import RoundService
     from workbench.services.users import UserService
     from workbench.services.versions import VersionService
@@ -42,6 +43,12 @@ class Workbench:
         from workbench.services.users import UserService
 
         return UserService(self.engine)
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        from workbench.services.sessions import SessionService
+
+        return SessionService(self.engine)
 
     @cached_property
     def projects(self) -> ProjectService:

@@ -120,6 +120,23 @@ def _release(session: Session, lease_id: int, item_id: int, state: LeaseState, n
     return bool(closed)
 
 
+_ACTIVE_OF_USER = select(Lease.id, Lease.item_id, Lease.project_id).where(
+    Lease.annotator_id == _P("user_id"), Lease.state == LeaseState.ACTIVE).with_for_update()
+
+
+def release_user_leases(session: Session, user_id: int, now: datetime, *, why: str,
+                        actor_id: int | None = None) -> int:
+    """Give every active lease of one user back to the queue at once (sign-out, leaving the Label
+    page, a disabled account), not only when their time lapses. Returns how many were released."""
+    released = 0
+    for lease_id, item_id, project_id in session.connection().execute(_ACTIVE_OF_USER, {"user_id": user_id}).all():
+        if _release(session, lease_id, item_id, LeaseState.EXPIRED, now):
+            released += 1
+            audit(session, "lease.released", actor_id=actor_id, project_id=project_id, item_id=item_id,
+                  lease_id=lease_id, why=why)
+    return released
+
+
 def resolve(session: Session, item_id: int, project_id: int, overlap: int) -> ItemState:
     """Compare the `overlap` human labels of a complete item: agree → final, disagree → review."""
     conn = session.connection()
@@ -310,6 +327,14 @@ class QueueService:
             return SubmitResult(annotation_id, state, duplicate=False)
 
         return write(self.engine, work)
+
+    def release_leases(self, *, actor: Actor, why: str = "left the Label page") -> int:
+        """Give back every item this user holds (they left the Label page or signed out)."""
+        require_role(actor, Role.ANNOTATOR)
+        if actor.id is None:
+            return 0  # the local operator holds no leases
+        return write(self.engine, lambda session: release_user_leases(
+            session, actor.id, utcnow(), why=why, actor_id=actor.id))
 
     def skip(self, lease_id: int, actor: Actor, reason: str) -> None:
         """Give the item back without a label; it is not offered to this annotator again."""

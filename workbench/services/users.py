@@ -1,34 +1,38 @@
-"""User accounts: argon2id password hashes, roles, and slowed-down repeated failed sign-ins."""
+"""User accounts: argon2id password hashes, a password policy, roles, an atomic sign-in lockout,
+and disabling an account (which ends its sessions and gives its items back).
+
+Lockout: every password check first reserves an attempt in the database (one write transaction:
+BEGIN IMMEDIATE on SQLite, a row lock on PostgreSQL), counting it as a failure until the password
+proves right. The attempt that reaches FREE_FAILURES also sets the lock, before its own check, so
+any number of parallel attempts gets at most FREE_FAILURES password checks before the lock holds.
+"""
 
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from workbench.db.models import User, utcnow
 from workbench.domain import Actor, Role, UserInfo, role_allows
+from workbench.domain.passwords import check_password
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
 from workbench.services._tx import audit, reading, write
 
 _HASHER = PasswordHasher()
-MIN_PASSWORD_LENGTH = 8
-FREE_FAILURES = 3
+FREE_FAILURES = 4  # password checks in a row without success before the account locks
 MAX_LOCK = timedelta(minutes=15)
+WRONG = "unknown user or wrong password"
 
 
 def _info(user: User) -> UserInfo:
     return UserInfo(id=user.id, name=user.name, role=Role(user.role), active=user.active,
                     created_at=user.created_at)
-
-
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise WorkbenchError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
 
 
 def require_role(actor: Actor | None, role: Role) -> None:
@@ -37,9 +41,25 @@ def require_role(actor: Actor | None, role: Role) -> None:
         raise PermissionDenied(f"this needs the {role.value} role; {actor.name} is {actor.role.value}")
 
 
+def _require_actor(actor: Actor, role: Role) -> None:
+    """Fail closed: a missing actor is refused, as is a role below `role`."""
+    if not isinstance(actor, Actor):
+        raise PermissionDenied("no actor: sign in first")
+    require_role(actor, role)
+
+
+def lock_for(failures: int) -> timedelta | None:
+    """How long the account locks once `failures` checks in a row have failed (None: not yet)."""
+    extra = failures - FREE_FAILURES
+    if extra < 0:
+        return None
+    return min(timedelta(seconds=2 ** (extra + 1)), MAX_LOCK)
+
+
 class UserService:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.engine = engine
+        self.clock = clock
 
     def add(self, name: str, role: Role | str, password: str, *, actor: Actor | None = None) -> UserInfo:
         """Create a user; the password is stored only as an argon2id hash."""
@@ -51,7 +71,7 @@ class UserService:
             role = Role(role)
         except ValueError:
             raise WorkbenchError(f"unknown role {role!r}; use one of: {', '.join(Role)}") from None
-        _check_password(password)
+        check_password(password, user_name=name, admin=role is Role.ADMIN)
         password_hash = _HASHER.hash(password)
 
         def work(session: Session) -> UserInfo:
@@ -65,39 +85,50 @@ class UserService:
 
         return write(self.engine, work)
 
+    # -- signing in -------------------------------------------------------------------------------
     def authenticate(self, name: str, password: str) -> Actor:
-        """The actor for a correct name and password; repeated failures lock the account for a
-        time that doubles with each failure past the first few."""
-        now = utcnow()
-        with reading(self.engine) as session:
-            user = session.exec(select(User).where(User.name == name.strip())).first()
-        if user is None:
-            _verify(_dummy_hash(), password)
-            raise PermissionDenied("unknown user or wrong password")
-        if user.locked_until is not None and user.locked_until > now:
-            wait = int((user.locked_until - now).total_seconds()) + 1
-            raise PermissionDenied(f"too many failed sign-ins; try again in {wait} s")
-        ok = user.active and _verify(user.password_hash, password)
+        """The actor for a correct name and password (this establishes who acts, so it takes no
+        actor). Failures in a row lock the account for a time that doubles with each one."""
+        name = name.strip()
+        reserved = write(self.engine, lambda session: self._reserve(session, name))
+        if reserved is None:
+            _verify(_dummy_hash(), password)  # a wrong name costs as long as a wrong password
+            raise PermissionDenied(WRONG)
+        if isinstance(reserved, timedelta):
+            raise PermissionDenied(f"too many failed sign-ins; try again in {int(reserved.total_seconds()) + 1} s")
+        user_id, password_hash, role, active = reserved
+        ok = _verify(password_hash, password) and active
 
         def record(session: Session) -> None:
-            row = session.get(User, user.id)
             if ok:
-                row.failed_logins = 0
-                row.locked_until = None
-                if _HASHER.check_needs_rehash(row.password_hash):
-                    row.password_hash = _HASHER.hash(password)
-            else:
-                row.failed_logins += 1
-                extra = row.failed_logins - FREE_FAILURES
-                if extra > 0:
-                    row.locked_until = utcnow() + min(timedelta(seconds=2**extra), MAX_LOCK)
-            audit(session, "user.sign_in" if ok else "user.sign_in_failed", actor_id=row.id)
+                values: dict = {"failed_logins": 0, "locked_until": None}
+                if _HASHER.check_needs_rehash(password_hash):
+                    values["password_hash"] = _HASHER.hash(password)
+                session.execute(update(User).where(User.id == user_id).values(**values))
+            audit(session, "user.sign_in" if ok else "user.sign_in_failed", actor_id=user_id)
 
         write(self.engine, record)
         if not ok:
-            raise PermissionDenied("unknown user or wrong password")
-        return Actor(id=user.id, name=user.name, role=Role(user.role))
+            raise PermissionDenied(WRONG)
+        return Actor(id=user_id, name=name, role=Role(role))
 
+    def _reserve(self, session: Session, name: str):  # noqa: ANN202 - None | timedelta | row tuple
+        """Count one attempt before the password is checked; lock the account when this attempt
+        is the FREE_FAILURES-th in a row. A locked account returns how long it stays locked."""
+        row = session.execute(select(User.id, User.password_hash, User.role, User.active, User.failed_logins,
+                                     User.locked_until).where(User.name == name).with_for_update()).first()
+        if row is None:
+            return None
+        now = self.clock()
+        if row.locked_until is not None and row.locked_until > now:
+            return row.locked_until - now
+        failures = row.failed_logins + 1
+        lock = lock_for(failures)
+        session.execute(update(User).where(User.id == row.id).values(
+            failed_logins=failures, locked_until=now + lock if lock else None))
+        return row.id, row.password_hash, row.role, row.active
+
+    # -- reading ----------------------------------------------------------------------------------
     def list(self, *, actor: Actor | None = None) -> list[UserInfo]:
         require_role(actor, Role.ADMIN)
         with reading(self.engine) as session:
@@ -110,26 +141,99 @@ class UserService:
             raise NotFound(f"no user named {name!r}")
         return _info(user)
 
+    # -- changing ---------------------------------------------------------------------------------
     def set_role(self, name: str, role: Role | str, *, actor: Actor | None = None) -> UserInfo:
         require_role(actor, Role.ADMIN)
         role = Role(role)
         return self._update(name, actor, "user.set_role", role=role.value)
 
+    def reset_password(self, name: str, password: str, *, actor: Actor) -> UserInfo:
+        """Admin: set a new password for `name`, clear the lockout and end every session of theirs."""
+        _require_actor(actor, Role.ADMIN)
+        return self._new_password(name, password, actor, "user.reset_password", keep_session=None)
+
     def set_password(self, name: str, password: str, *, actor: Actor | None = None) -> UserInfo:
+        """Admin reset (kept for existing callers); see reset_password."""
         require_role(actor, Role.ADMIN)
-        _check_password(password)
-        return self._update(name, actor, "user.reset_password", password_hash=_HASHER.hash(password),
-                            failed_logins=0, locked_until=None)
+        return self._new_password(name, password, actor, "user.reset_password", keep_session=None)
+
+    def change_password(self, current: str, new: str, *, actor: Actor, keep_session: int | None = None) -> None:
+        """Any user: change their own password, proving the current one first. Every other session
+        of theirs ends; `keep_session` (the one asking) stays signed in."""
+        _require_actor(actor, Role.ANNOTATOR)
+        if actor.id is None:
+            raise WorkbenchError("the local operator has no password; use `workbench user reset-password`")
+        try:
+            self.authenticate(actor.name, current)
+        except PermissionDenied as exc:
+            if str(exc) == WRONG:
+                raise PermissionDenied("the current password is wrong") from None
+            raise
+        if new == current:
+            raise WorkbenchError("the new password must differ from the current one")
+        self._new_password(actor.name, new, actor, "user.change_password", keep_session=keep_session)
+
+    def _new_password(self, name: str, password: str, actor: Actor | None, action: str, *,
+                      keep_session: int | None) -> UserInfo:
+        from workbench.services.sessions import revoke_user_sessions
+
+        user = self.get(name)
+        check_password(password, user_name=name, admin=user.role is Role.ADMIN)
+        password_hash = _HASHER.hash(password)
+
+        def work(session: Session) -> UserInfo:
+            row = self._row(session, name)
+            row.password_hash, row.failed_logins, row.locked_until = password_hash, 0, None
+            ended = revoke_user_sessions(session, row.id, "password changed", self.clock(), keep=keep_session)
+            audit(session, action, actor_id=actor.id if actor else None, user=name, sessions_ended=ended)
+            return _info(row)
+
+        return write(self.engine, work)
+
+    def disable(self, name: str, *, actor: Actor) -> UserInfo:
+        """Admin: the account can no longer sign in; its sessions end and its items go back to the
+        queue at once."""
+        _require_actor(actor, Role.ADMIN)
+        if actor.name == name and actor.id is not None:
+            raise WorkbenchError("you cannot disable your own account")
+        return write(self.engine, lambda session: self._disable(session, name, actor))
+
+    def _disable(self, session: Session, name: str, actor: Actor | None) -> UserInfo:
+        from workbench.services.queue import release_user_leases
+        from workbench.services.sessions import revoke_user_sessions
+
+        row = self._row(session, name)
+        now = self.clock()
+        row.active = False
+        ended = revoke_user_sessions(session, row.id, "account disabled", now)
+        released = release_user_leases(session, row.id, now, why="account disabled",
+                                       actor_id=actor.id if actor else None)
+        audit(session, "user.disable", actor_id=actor.id if actor else None, user=name, active=False,
+              sessions_ended=ended, leases_released=released)
+        return _info(row)
+
+    def enable(self, name: str, *, actor: Actor) -> UserInfo:
+        """Admin: the account may sign in again (with its existing password)."""
+        _require_actor(actor, Role.ADMIN)
+        return self._update(name, actor, "user.enable", active=True, failed_logins=0, locked_until=None)
 
     def set_active(self, name: str, active: bool, *, actor: Actor | None = None) -> UserInfo:
+        """Kept for existing callers: disable (ending sessions, releasing leases) or enable."""
         require_role(actor, Role.ADMIN)
-        return self._update(name, actor, "user.set_active", active=active)
+        if active:
+            return self._update(name, actor, "user.enable", active=True, failed_logins=0, locked_until=None)
+        return write(self.engine, lambda session: self._disable(session, name, actor))
+
+    @staticmethod
+    def _row(session: Session, name: str) -> User:
+        user = session.exec(select(User).where(User.name == name).with_for_update()).first()
+        if user is None:
+            raise NotFound(f"no user named {name!r}")
+        return user
 
     def _update(self, name: str, actor: Actor | None, action: str, **changes) -> UserInfo:
         def work(session: Session) -> UserInfo:
-            user = session.exec(select(User).where(User.name == name)).first()
-            if user is None:
-                raise NotFound(f"no user named {name!r}")
+            user = self._row(session, name)
             for key, value in changes.items():
                 setattr(user, key, value)
             shown = {k: v for k, v in changes.items() if k in ("role", "active")}
