@@ -18,6 +18,7 @@ from strategies.baseline import random_selection
 from strategies.uncertainty import score_entropy, score_least_confidence, score_margin
 from strategies.committee import score_consensus_entropy, score_max_disagreement, score_vote_entropy
 from strategies.diversity import density_weighted_top_k, information_density, margin_batch, margin_density, ranked_batch
+from strategies.margin_diversity import kcenter_uncertainty, margin_diversity
 from strategies.coldstart import cold_start
 from strategies.bald import bald_selection, mc_dropout_samples, score_bald
 from strategies.pool import LinearHead, MLPHead, score_pool
@@ -39,8 +40,10 @@ __all__ = [
     "cold_start",
     "density_weighted_top_k",
     "information_density",
+    "kcenter_uncertainty",
     "margin_batch",
     "margin_density",
+    "margin_diversity",
     "mc_dropout_samples",
     "modal_strategy",
     "random_selection",

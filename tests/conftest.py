@@ -23,6 +23,12 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 PG_ADMIN_URL = os.environ.get("WORKBENCH_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# New text projects default to sentence embeddings when the package is installed (about 5 s to load
+# the encoder, then tens of texts per second here). Tests that create text projects get TF-IDF unless
+# they ask for embeddings (a project setting) or unset this (tests of the default itself); it is
+# inherited by the CLI, worker and app processes tests start.
+os.environ.setdefault("WORKBENCH_TEXT_FEATURIZER", "tfidf")
+
 
 def postgres_unavailable() -> str | None:
     try:

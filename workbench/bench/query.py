@@ -11,7 +11,11 @@ are the best of ``--repeat`` runs, interleaved so load changes hit all three ali
 memory is measured by tracemalloc in a separate run (tracing starts after the pool exists).
 A ``diverse_batch`` row times a ranked diverse batch (``margin_batch``) from the same pool;
 modAL's ``uncertainty_batch_sampling`` is not run there: with nothing labeled it builds the
-N x N distance matrix (``select_cold_start_instance``), 8 TB at N = 10^6.
+N x N distance matrix (``select_cold_start_instance``), 8 TB at N = 10^6. A ``margin_diversity``
+row times the margin-weighted k-center strategy ranking ``--rank-n`` items (default 2,000, what a
+round keeps), the first 256 of them spread out, as ``score_pool`` runs it in a round.
+
+    workbench bench query --pool 1000000 --dim 384 --classes 2 --repeat 2
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from workbench.errors import WorkbenchError
 
 BENCHED_STRATEGIES = ("margin", "entropy", "qbc_vote")
 DIVERSE_BATCH_STRATEGY = "margin_batch"
+MARGIN_DIVERSITY_STRATEGY = "margin_diversity"
+RANKING_LENGTH = 2000  # what the workbench keeps per round (services.rounds.RANK_SIZE)
 _POOL_GENERATION_ROWS = 65_536
 
 
@@ -118,6 +124,7 @@ def run_query_bench(
     repeat: int = 3,
     seed: int = 0,
     blas_threads: int | None = None,
+    rank_n: int = RANKING_LENGTH,
 ) -> list[dict[str, Any]]:
     """Measure the workbench against modAL and the matmul floor; one row per strategy.
 
@@ -147,12 +154,12 @@ def run_query_bench(
 
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         return _measure(pool=pool, dim=dim, classes=classes, n=n, members=members, batch=batch, repeat=repeat,
-                        seed=seed, blas_threads=blas_threads)
+                        seed=seed, blas_threads=blas_threads, rank_n=min(rank_n, pool))
 
 
 def _measure(
     *, pool: int, dim: int, classes: int, n: int, members: int, batch: int, repeat: int, seed: int,
-    blas_threads: int | None,
+    blas_threads: int | None, rank_n: int = RANKING_LENGTH,
 ) -> list[dict[str, Any]]:
     """The measurements of :func:`run_query_bench`, once its arguments are checked."""
     rng = np.random.default_rng(seed)
@@ -214,6 +221,22 @@ def _measure(
         "peak_bytes_workbench": peak_extra_bytes(diverse_batch),
         "peak_bytes_modal": None,
     })
+
+    def margin_diversity() -> QueryResult:
+        return score_pool(features, heads[0], MARGIN_DIVERSITY_STRATEGY, rank_n, rng=np.random.default_rng(seed))
+
+    seconds, _ = best_times({"floor": lambda: features @ heads[0].weights, "workbench": margin_diversity}, repeat)
+    rows.append({
+        "strategy": MARGIN_DIVERSITY_STRATEGY,
+        **common,
+        "n": rank_n,
+        "members": 1,
+        "seconds_workbench": seconds["workbench"],
+        "seconds_modal": None,
+        "seconds_floor": seconds["floor"],
+        "peak_bytes_workbench": peak_extra_bytes(margin_diversity),
+        "peak_bytes_modal": None,
+    })
     return rows
 
 
@@ -224,7 +247,7 @@ def _cell(value: float | None, spec: str, width: int) -> str:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a fixed-width text table with the ratios the targets are stated in."""
     header = (
-        f"{'strategy':<14}{'pool':>9}{'dim':>5}{'K':>4}  {'workbench s':>11}{'modAL s':>9}{'floor s':>9}"
+        f"{'strategy':<17}{'pool':>9}{'dim':>5}{'K':>4}  {'workbench s':>11}{'modAL s':>9}{'floor s':>9}"
         f"{'wb/floor':>9}{'modAL/wb':>9}  {'wb peak MB':>10}{'% pool':>7}{'modAL MB':>10}{'overlap':>8}"
     )
     lines = [header, "-" * len(header)]
@@ -233,7 +256,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         modal_seconds = row["seconds_modal"]
         modal_peak = row["peak_bytes_modal"]
         lines.append(
-            f"{row['strategy']:<14}{row['pool']:>9}{row['dim']:>5}{row['classes']:>4}  "
+            f"{row['strategy']:<17}{row['pool']:>9}{row['dim']:>5}{row['classes']:>4}  "
             + _cell(workbench_seconds, ".3f", 11)
             + _cell(modal_seconds, ".3f", 9)
             + _cell(row["seconds_floor"], ".3f", 9)
@@ -256,6 +279,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=100, help="items to select per query (default 100)")
     parser.add_argument("--members", type=int, default=5, help="committee size for QBC (default 5)")
     parser.add_argument("--batch", type=int, default=100, help="diverse batch size (default 100)")
+    parser.add_argument("--rank-n", type=int, default=RANKING_LENGTH,
+                        help=f"ranking length for margin_diversity (default {RANKING_LENGTH}, as a round)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement; best is kept")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pool and the weights")
     parser.add_argument("--blas-threads", type=int, help="cap BLAS threads for every arm (default: no cap)")
@@ -274,6 +299,7 @@ def run(args: argparse.Namespace) -> int:
         repeat=args.repeat,
         seed=args.seed,
         blas_threads=args.blas_threads,
+        rank_n=args.rank_n,
     )
     print(format_table(rows))
     if args.json:

@@ -29,6 +29,11 @@ BENCH_COMMANDS: dict[str, BenchCommand] = {
         add_arguments="workbench.bench.query:add_arguments",
         run="workbench.bench.query:run",
     ),
+    "featurize": BenchCommand(
+        help="texts per second of each text representation (sentence embeddings, TF-IDF)",
+        add_arguments="workbench.bench.featurize:add_arguments",
+        run="workbench.bench.featurize:run",
+    ),
     "import": BenchCommand(
         help="time importing generated text rows into a fresh database (seconds, rows/s, memory)",
         add_arguments="workbench.bench.imports:add_arguments",

@@ -81,6 +81,12 @@ def register(subparsers) -> None:  # noqa: ANN001
                      help="how the simulated reviewer settles disagreements (default gold)")
     sim.add_argument("--model", help="model config as JSON ({\"type\": \"logreg\", \"C\": 10}) or a type name "
                                      "(default: the project default)")
+    sim.add_argument("--featurizer", help="featurizer setting as JSON, e.g. '{\"method\": \"tfidf\"}' or "
+                     "'{\"method\": \"embeddings\", \"pair_separator\": \" [SEP] \"}' (default: the project "
+                     "default: sentence embeddings for text when installed)")
+    sim.add_argument("--until", type=float, metavar="SHARE",
+                     help="label past the budget until each run reaches SHARE (e.g. 0.99) of the full-pool "
+                          "accuracy, so labels-to-99%% is always measured")
     sim.add_argument("--random-share", type=float, default=0.0,
                      help="the queue's random control arm (default 0: strategies compared undiluted)")
     sim.add_argument("--jobs", type=int, default=0, help="parallel processes (default: one per core)")
@@ -141,6 +147,20 @@ def parse_model(text: str | None) -> dict | None:
     return {"type": text.strip()}
 
 
+def parse_featurizer(text: str | None) -> dict | None:
+    if not text:
+        return None
+    if not text.lstrip().startswith("{"):
+        return {"method": text.strip()}
+    try:
+        featurizer = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkbenchError(f"--featurizer is not valid JSON: {exc.msg}") from None
+    if not isinstance(featurizer, dict):
+        raise WorkbenchError("--featurizer must be a JSON object or a text method name")
+    return featurizer
+
+
 def config_from_args(args) -> "SimulationConfig":  # noqa: ANN001, F821
     from workbench.simulate import SimulationConfig
 
@@ -154,7 +174,8 @@ def config_from_args(args) -> "SimulationConfig":  # noqa: ANN001, F821
         seeds=parse_seeds(args.seeds), budget=budget, **parse_batch(args.batch_size), initial=args.initial,
         overlap=args.overlap, annotators=args.annotators, annotator_accuracy=accuracy,
         adjudicator=args.adjudicator, eval_fraction=args.eval_fraction, split_seed=args.split_seed,
-        model=parse_model(args.model), random_share=args.random_share, jobs=args.jobs, work_dir=args.work_dir,
+        model=parse_model(args.model), featurizer=parse_featurizer(args.featurizer), until=args.until,
+        random_share=args.random_share, jobs=args.jobs, work_dir=args.work_dir,
         keep_dbs=args.keep_dbs)
 
 

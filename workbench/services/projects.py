@@ -113,6 +113,11 @@ class ProjectService:
                 Limits.from_settings(settings["limits"])
             except ValueError as exc:
                 raise WorkbenchError(str(exc)) from None
+        # Text projects record their representation when made (sentence embeddings when installed),
+        # so installing or removing a package later never switches an existing project's features.
+        from workbench.training.featurizers import with_default_method  # lazy: scikit-learn
+
+        settings = {**(settings or {}), "featurizer": with_default_method(kind.value, (settings or {}).get("featurizer"))}
 
         def work(session: Session) -> ProjectInfo:
             if session.exec(select(Project).where(Project.name == name)).first():

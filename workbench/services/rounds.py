@@ -170,7 +170,8 @@ class RoundService:
                                              DatasetVersionItem.label)
                                       .where(DatasetVersionItem.version_id == version.id)).all()
         step("version", 15)
-        X = self._features(project, pool)
+        X = self._features(project, pool, progress=lambda done, total: progress(
+            15 + 20 * done / max(total, 1), f"features {done:,}/{total:,}"))
         step("features", 35)
         train = [(item_id, label) for item_id, split, label in labeled if split == Split.POOL]
         held_out = [(item_id, label) for item_id, split, label in labeled if split == Split.EVAL]
@@ -230,7 +231,8 @@ class RoundService:
             run = session.execute(select(ModelRun).where(ModelRun.project_id == project.id)
                                   .order_by(ModelRun.id.desc()).limit(1)).scalar_one_or_none()
         progress(10, "features")
-        X = self._features(project, pool)
+        X = self._features(project, pool, progress=lambda done, total: progress(
+            10 + 40 * done / max(total, 1), f"features {done:,}/{total:,}"))
         model = self._load(run) if run is not None else None
         strategy = project.strategy if model is not None else "cold_start"
         progress(50, "rescore")
@@ -246,16 +248,19 @@ class RoundService:
         return result
 
     # -- pieces ------------------------------------------------------------------------------
-    def _featurizer(self, project: ProjectInfo):  # noqa: ANN202
+    def _featurizer(self, project: ProjectInfo, progress=None):  # noqa: ANN001, ANN202
         return make_featurizer(project.kind.value, project.settings.get("featurizer") or {},
-                               image_root=project.settings.get("image_root"))
+                               image_root=project.settings.get("image_root"),
+                               cache_dir=self.home / "features" / "embedding-chunks", progress=progress)
 
-    def _features(self, project: ProjectInfo, pool: PoolData):  # noqa: ANN202
+    def _features(self, project: ProjectInfo, pool: PoolData, progress=None):  # noqa: ANN001, ANN202
         """The project's feature matrix, computed once and cached as memory-mapped arrays.
 
         Item contents never change after import, so the item ids identify the contents.
+        Sentence embeddings report ``progress(done, total)`` per chunk of texts and cache each
+        chunk by the hash of its texts.
         """
-        featurizer = self._featurizer(project)
+        featurizer = self._featurizer(project, progress)
         ids_hash = hashlib.sha256(pool.ids.tobytes()).hexdigest()[:24]
         key = f"project-{project.id}|{featurizer.key()}|ids-{len(pool.ids)}-{ids_hash}"
 

@@ -38,7 +38,10 @@ METHOD = {
                 "(same eval items for every strategy and seed)",
     "curve_std": "sample standard deviation across seeds (ddof=1; 0 with one seed)",
     "aubc": "trapezoid integral of mean accuracy over labels, divided by (last labels - first labels)",
-    "labels_to_X": "first curve point whose mean accuracy >= X% of full_pool_accuracy",
+    "labels_to_X": "first curve point whose mean accuracy >= X% of full_pool_accuracy; with --until, runs go "
+                   "on past the budget until they reach until x full_pool_accuracy, and a run that stopped "
+                   "is carried forward at its last accuracy (optimistic for that strategy)",
+    "aubc_and_final": "aubc, final_accuracy and against_random use the curve points up to the budget only",
     "full_pool_accuracy": "the project's model trained on every pool item's true label, same eval items",
     "final_label_accuracy": "share of labeled pool items whose final label equals the true label",
     "no_model_point": "a round without a model (fewer than 2 distinct labels) scores the majority label "
@@ -85,17 +88,39 @@ def _mean(values: list[float | None]) -> float | None:
     return float(statistics.fmean(values)) if values else None
 
 
-def summarize_strategy(runs: list[dict[str, Any]], full_pool_accuracy: float) -> dict[str, Any]:
+def extended_curve(runs: list[dict[str, Any]], budget: int) -> list[tuple[int, float]]:
+    """The mean curve past the budget (``--until``), where runs stopped once they reached the target:
+    a run that stopped is carried forward at its last accuracy. That is optimistic for the arm
+    (a curve can dip after reaching the target), so labels-to-target past the budget is if
+    anything too low, never too high. Points up to the budget are the ordinary mean curve."""
+    grid = sorted({p["labels"] for run in runs for p in run["curve"] if p["labels"] > budget})
+    out = []
+    for labels in grid:
+        values = []
+        for run in runs:
+            reached = [p for p in run["curve"] if p["labels"] <= labels]
+            if not reached:
+                return out
+            values.append(reached[-1]["accuracy"])
+        out.append((labels, float(statistics.fmean(values))))
+    return out
+
+
+def summarize_strategy(runs: list[dict[str, Any]], full_pool_accuracy: float,
+                       budget: int | None = None) -> dict[str, Any]:
     curve = aggregate_curve(runs)
     n_seeds = len(runs)
     # Points every seed reached (a pool that ran dry early would otherwise bias the tail).
-    complete = [p for p in curve if p["n_seeds"] == n_seeds]
+    complete = [p for p in curve if p["n_seeds"] == n_seeds and (budget is None or p["labels"] <= budget)]
     points = [(p["labels"], p["accuracy_mean"]) for p in complete]
+    beyond = extended_curve(runs, budget) if budget is not None else []
     spent = [run["labels_spent"] for run in runs]
     out: dict[str, Any] = {
         "curve": curve,
         "aubc": aubc(points),
-        **{f"labels_to_{round(t * 100)}": labels_to(points, t * full_pool_accuracy) for t in TARGETS},
+        **{f"labels_to_{round(t * 100)}": labels_to(points + beyond, t * full_pool_accuracy) for t in TARGETS},
+        "labels_to_99_past_budget": bool(beyond) and labels_to(points, 0.99 * full_pool_accuracy) is None,
+        "max_labels": max((p["labels"] for run in runs for p in run["curve"]), default=0),
         "final_accuracy_mean": complete[-1]["accuracy_mean"] if complete else None,
         "final_accuracy_std": complete[-1]["accuracy_std"] if complete else None,
         "final_label_accuracy": _mean([run["final_label_accuracy"] for run in runs]),
@@ -132,7 +157,8 @@ def _profile(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def paired_against_random(by_strategy: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+def paired_against_random(by_strategy: dict[str, list[dict[str, Any]]],
+                          budget: int | None = None) -> dict[str, dict[str, Any]]:
     """Each strategy's AUBC minus random's, paired by seed (the same seed draws the same cold-start
     set and the same annotator noise), with a 95% t-interval over seeds.
 
@@ -148,6 +174,8 @@ def paired_against_random(by_strategy: dict[str, list[dict[str, Any]]]) -> dict[
         if not pairs:
             continue
         shared = set.intersection(*({p["labels"] for p in run["curve"]} for pair in pairs for run in pair))
+        if budget is not None:  # points past the budget (--until) are not comparable across arms
+            shared = {labels for labels in shared if labels <= budget}
         diffs = np.asarray([aubc([(p["labels"], p["accuracy"]) for p in a["curve"] if p["labels"] in shared])
                             - aubc([(p["labels"], p["accuracy"]) for p in b["curve"] if p["labels"] in shared])
                             for a, b in pairs])
@@ -204,9 +232,10 @@ def build_report(data: LabeledData, config, template, runs: list[dict[str, Any]]
         "eval_annotations_not_counted": template.eval_annotations,
         "method": METHOD,
         "model_signal": model_signal(template.eval_label_counts, template.full_pool_accuracy),
-        "strategies": {name: summarize_strategy(by_strategy[name], template.full_pool_accuracy)
+        "featurizer": getattr(template, "featurizer", ""),
+        "strategies": {name: summarize_strategy(by_strategy[name], template.full_pool_accuracy, budget)
                        for name in config.strategies if name in by_strategy},
-        "against_random": paired_against_random(by_strategy),
+        "against_random": paired_against_random(by_strategy, budget),
         "timing": {"wall_seconds": round(wall_seconds, 2),
                    "setup_seconds": {k: round(v, 2) for k, v in template.seconds.items()},
                    **_profile(runs)},

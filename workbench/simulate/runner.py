@@ -76,6 +76,11 @@ class SimulationConfig:
     eval_fraction: float = 0.2
     split_seed: int = 0
     model: dict[str, Any] | None = None  # None: the project default
+    featurizer: dict[str, Any] | None = None  # None: the project default (embeddings for text when installed)
+    # Keep labeling past the budget until a run's accuracy reaches this share of the full-pool
+    # accuracy (or the pool runs out), so labels_to_99 is measured, never left open. None: stop at
+    # the budget.
+    until: float | None = None
     random_share: float = 0.0  # the queue's control arm; 0 compares strategies undiluted
     jobs: int = 0  # 0: one process per core
     work_dir: str | None = None
@@ -120,6 +125,10 @@ class SimulationConfig:
             raise WorkbenchError("--random-share must be within 0..1")
         if self.model is not None:
             make_model(self.model, 0)  # ModelConfigError is a WorkbenchError: one line, exit 1
+        if self.until is not None and not 0.0 < self.until <= 1.0:
+            raise WorkbenchError("--until must be within 0..1 (a share of the full-pool accuracy)")
+        if self.featurizer is not None and not isinstance(self.featurizer, dict):
+            raise WorkbenchError("--featurizer must be a JSON object")
 
 
 @dataclass
@@ -139,6 +148,7 @@ class Template:
     full_pool_accuracy: float
     annotators: list[str]
     eval_annotations: int
+    featurizer: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -153,6 +163,8 @@ class RunTask:
     config: SimulationConfig
     budget: int
     initial: int
+    stop_accuracy: float | None = None  # with --until: continue past the budget until this accuracy
+    pool_size: int = 0
 
 
 # -- the template ------------------------------------------------------------------------------
@@ -192,6 +204,8 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
                                     "lease_ttl_s": 3600}
         if config.model is not None:
             settings["model"] = config.model
+        if config.featurizer is not None:
+            settings["featurizer"] = config.featurizer
         strategy = config.strategies[0]
         wb.projects.create(PROJECT, data.kind, labels, overlap=config.overlap, strategy=strategy, settings=settings)
         import_path = template_dir / "items.csv"
@@ -254,7 +268,8 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         clock = time.perf_counter()
         project = wb.projects.get(PROJECT)
         featurizer = make_featurizer(data.kind, project.settings.get("featurizer") or {},
-                                     image_root=project.settings.get("image_root"))
+                                     image_root=project.settings.get("image_root"),
+                                     cache_dir=features_dir / "embedding-chunks")  # the rescore's chunks
         X = featurizer.fit_transform([content for *_, content in rows])
         position = {external_id: i for i, (_, external_id, _, _) in enumerate(rows)}
         model = make_model(project.settings["model"], 0, classes=labels)
@@ -274,7 +289,8 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
     return Template(work_dir=work_dir, db_path=db_path, features_dir=features_dir, shared_path=shared_path,
                     kind=data.kind, labels=labels, n_items=len(rows), n_pool=len(pool_ids), n_eval=len(eval_ids),
                     eval_label_counts=dict(Counter(truth[i] for i in eval_ids)), full_pool_accuracy=float(full_pool),
-                    annotators=annotators, eval_annotations=len(eval_ids) * config.overlap, seconds=seconds)
+                    annotators=annotators, eval_annotations=len(eval_ids) * config.overlap,
+                    featurizer=featurizer.key(), seconds=seconds)
 
 
 def _bar(total: int, desc: str, enabled: bool):  # noqa: ANN202
@@ -364,6 +380,12 @@ class _Run:
             if not self._label(min(self.config.batch_at(self.completed), self.task.budget - self.completed)):
                 break
             self._round()
+        stop = self.task.stop_accuracy
+        if stop is not None and self.completed >= self.task.budget:  # --until: on to the target
+            while self.curve[-1]["accuracy"] < stop - 1e-12 and self.completed < self.task.pool_size:
+                if not self._label(min(self.config.batch_at(self.completed), self.task.pool_size - self.completed)):
+                    break
+                self._round()
         rows = self.wb.versions.rows(PROJECT, self.last_version) if self.last_version else None
         pool_rows = rows[rows["split"] == Split.POOL.value] if rows is not None else []
         correct = sum(self.truth[e] == label for e, label in zip(pool_rows["external_id"], pool_rows["label"])) \
@@ -568,10 +590,11 @@ def simulate(data: LabeledData, config: SimulationConfig, crowd: CrowdData | Non
     try:
         template = build_template(data, config, work_dir, crowd, show_progress=show_progress)
         budget, initial = plan(config, template)
+        stop = None if config.until is None else config.until * template.full_pool_accuracy
         tasks = [RunTask(strategy=name, seed=seed, template_db=str(template.db_path),
                          features_dir=str(template.features_dir), shared_path=str(template.shared_path),
                          run_dir=str(work_dir / "runs" / f"{name}-seed{seed}"), config=config,
-                         budget=budget, initial=initial)
+                         budget=budget, initial=initial, stop_accuracy=stop, pool_size=template.n_pool)
                  for seed in config.seeds for name in config.strategies]
         rounds_per_run, labels = 1, initial
         while labels < budget:

