@@ -18,7 +18,7 @@ ROW_KEYS = {"strategy", "pool", "dim", "classes", "seconds_workbench", "seconds_
 @pytest.mark.parametrize("classes", [2, 4])
 def test_rows_and_agreement_with_modal(classes):
     rows = run_query_bench(pool=2000, dim=16, classes=classes, n=20, batch=10, repeat=1)
-    assert [row["strategy"] for row in rows] == ["margin", "entropy", "qbc_vote", "diverse_batch"]
+    assert [row["strategy"] for row in rows] == ["margin", "entropy", "qbc_vote", "diverse_batch", "margin_diversity"]
     for row in rows:
         assert ROW_KEYS <= set(row)
         assert (row["pool"], row["dim"], row["classes"]) == (2000, 16, classes)
@@ -30,7 +30,8 @@ def test_rows_and_agreement_with_modal(classes):
         assert row["seconds_modal"] > 0 and row["peak_bytes_modal"] > 0
         assert row["scores_match_modal"], row["strategy"]  # vote entropy ties: same scores, maybe other items
     assert rows[3]["seconds_modal"] is None and rows[3]["n"] == 10
-    assert "diverse_batch" in format_table(rows)
+    assert rows[4]["seconds_modal"] is None and rows[4]["n"] == 2000  # a round's ranking length
+    assert "diverse_batch" in format_table(rows) and "margin_diversity" in format_table(rows)
     json.dumps(rows)
 
 
@@ -46,7 +47,7 @@ def test_cli_writes_the_json(tmp_path, capsys):
                                 "--n", "5", "--batch", "5", "--repeat", "1", "--json", str(target)])
     assert args.func(args) == 0
     rows = json.loads(target.read_text())
-    assert [row["strategy"] for row in rows] == ["margin", "entropy", "qbc_vote", "diverse_batch"]
+    assert [row["strategy"] for row in rows] == ["margin", "entropy", "qbc_vote", "diverse_batch", "margin_diversity"]
     assert "modAL/wb" in capsys.readouterr().out
 
 

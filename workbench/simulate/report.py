@@ -233,6 +233,7 @@ def build_report(data: LabeledData, config, template, runs: list[dict[str, Any]]
         "method": METHOD,
         "model_signal": model_signal(template.eval_label_counts, template.full_pool_accuracy),
         "featurizer": getattr(template, "featurizer", ""),
+        "full_pool_accuracy_by_featurizer": getattr(template, "full_pool_accuracy_by_featurizer", {}),
         "strategies": {name: summarize_strategy(by_strategy[name], template.full_pool_accuracy, budget)
                        for name in config.strategies if name in by_strategy},
         "against_random": paired_against_random(by_strategy, budget),
@@ -255,7 +256,12 @@ def summary_table(report: dict[str, Any]) -> str:
             f"initial {s['initial']}, batch {s['batch_size']}"
             + "".join(f" ({size} from {start})" for start, size in s.get("batch_schedule") or ())
             + f", overlap {s['overlap']}, "
-            f"adjudicator {s['adjudicator']}, {len(s['seeds'])} seed(s)")
+            f"adjudicator {s['adjudicator']}, {len(s['seeds'])} seed(s)"
+            + (f"; features {report['featurizer'].split(':')[0]}" if report.get("featurizer") else "")
+            + "".join(f"; full-pool accuracy with {key.split(':')[0]} {value:.4f}"
+                      for key, value in (report.get("full_pool_accuracy_by_featurizer") or {}).items()
+                      if key != report.get("featurizer"))
+            + (f"; runs go on past the budget until {s['until']:.0%} of full-pool accuracy" if s.get("until") else ""))
     columns = ["strategy", "AUBC", "acc@end", "±std", "to95%", "to98%", "to99%", "final-label acc",
                "labels", "spent", "adjud.", "s/run"]
     rows = []

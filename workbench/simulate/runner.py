@@ -149,6 +149,7 @@ class Template:
     annotators: list[str]
     eval_annotations: int
     featurizer: str = ""
+    full_pool_accuracy_by_featurizer: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -276,6 +277,16 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         model.fit(X[[position[i] for i in pool_ids]], np.asarray([truth[i] for i in pool_ids], dtype=object))
         proba = model.predict_proba(X[[position[i] for i in eval_ids]])
         full_pool = evaluate([truth[i] for i in eval_ids], proba, labels)["accuracy"]
+        references = {featurizer.key(): float(full_pool)}
+        if data.kind == "text" and not featurizer.name.startswith("text-tfidf/"):
+            # TF-IDF's full-pool accuracy on the same split, for the representation comparison.
+            tfidf = make_featurizer("text", {"method": "tfidf"})
+            X_tfidf = tfidf.fit_transform([content for *_, content in rows])
+            reference = make_model(project.settings["model"], 0, classes=labels)
+            reference.fit(X_tfidf[[position[i] for i in pool_ids]], np.asarray([truth[i] for i in pool_ids], dtype=object))
+            references[tfidf.key()] = float(evaluate([truth[i] for i in eval_ids],
+                                                     reference.predict_proba(X_tfidf[[position[i] for i in eval_ids]]),
+                                                     labels)["accuracy"])
         seconds["full_pool_reference"] = time.perf_counter() - clock
     finally:
         engine.dispose()  # the last connection's close checkpoints the WAL into the file: safe to copy
@@ -290,7 +301,7 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
                     kind=data.kind, labels=labels, n_items=len(rows), n_pool=len(pool_ids), n_eval=len(eval_ids),
                     eval_label_counts=dict(Counter(truth[i] for i in eval_ids)), full_pool_accuracy=float(full_pool),
                     annotators=annotators, eval_annotations=len(eval_ids) * config.overlap,
-                    featurizer=featurizer.key(), seconds=seconds)
+                    featurizer=featurizer.key(), full_pool_accuracy_by_featurizer=references, seconds=seconds)
 
 
 def _bar(total: int, desc: str, enabled: bool):  # noqa: ANN202

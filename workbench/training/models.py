@@ -39,6 +39,17 @@ MLP_PREDICT_CHUNK_ROWS = 65_536
 """Rows per chunk in MLP prediction (hidden activations of 1M rows × 128 units are 512 MB)."""
 
 COMMITTEE_MEMBER_TYPES = ("logreg", "complement_nb", "random_forest")
+
+CALIBRATIONS = ("none", "temperature", "platt", "auto")
+"""Probability calibration of the logistic head: ``auto`` is Platt scaling with two seen labels (its
+bias moves the decision point, so it changes a margin ranking) and temperature scaling with more
+(it changes a margin ranking across classes, not the predicted label)."""
+
+CALIBRATION_FOLDS = 3
+"""Folds of the labeled items whose out-of-fold logits fit the calibration."""
+
+MIN_CALIBRATION_PER_LABEL = 3
+"""A seen label needs this many examples for calibration to run (else the head stays uncalibrated)."""
 """Model types a committee may hold (scikit-learn based, so a committee is one skops file)."""
 
 
@@ -147,6 +158,19 @@ class LogisticRegressionClassifier(_LabelSetClassifier):
         False when the solver stopped at ``max_iter``; scikit-learn's ConvergenceWarning is
         turned into this attribute, which the caller can record with the run. (``saga`` at weak
         regularisation on small, separable label sets can use the whole budget.)
+    calibration_ : str
+        The calibration applied (``"none"``, ``"temperature"`` or ``"platt"``). With
+        ``calibration`` set, the labeled items are split into :data:`CALIBRATION_FOLDS`
+        stratified folds; a model fitted on the other folds gives each fold's logits, and those
+        held-out logits fit a temperature ``T`` (logits / T) or Platt's ``(a, b)`` (binary logit
+        ``a z + b``) by maximum likelihood. The fitted head is then rescaled in place, so it is
+        still the linear head ``softmax(X @ coef_.T + intercept_)`` and a pool scorer reading the
+        weights computes the calibrated probabilities. Skipped (``"none"``) when a seen label has
+        fewer than :data:`MIN_CALIBRATION_PER_LABEL` examples.
+    temperature_ : float
+        ``T`` (1.0 unless temperature scaling ran).
+    platt_ : tuple of float
+        ``(a, b)`` ((1.0, 0.0) unless Platt scaling ran).
     """
 
     def __init__(
@@ -156,21 +180,26 @@ class LogisticRegressionClassifier(_LabelSetClassifier):
         class_weight: str | dict | None = None,
         max_iter: int = 1000,
         random_state: int = 0,
+        calibration: str = "none",
     ) -> None:
         self.classes = classes
         self.C = C
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.random_state = random_state
+        self.calibration = calibration
 
     def fit(self, X, y) -> LogisticRegressionClassifier:
         from sklearn.linear_model import LogisticRegression
 
+        if self.calibration not in CALIBRATIONS:
+            raise ModelConfigError(f"unknown calibration {self.calibration!r}; choose one of {list(CALIBRATIONS)}")
         X = _as_float32_features(X)
         self.classes_ = _resolve_classes(self.classes, y)
         label_indices = _encode_labels(y, self.classes_)
         seen = np.unique(label_indices)
         n_features = X.shape[1]
+        self.calibration_, self.temperature_, self.platt_ = "none", 1.0, (1.0, 0.0)
         if seen.size == 1:
             weight_seen, bias_seen = np.zeros((n_features, 1)), np.zeros(1)
             self.solver_, self.n_iter_, self.converged_ = "none", 0, True
@@ -198,11 +227,52 @@ class LogisticRegressionClassifier(_LabelSetClassifier):
                 bias_seen = np.array([0.0, bias_seen[0]])
             self.n_iter_ = int(np.max(regression.n_iter_))
             self.converged_ = self.n_iter_ < self.max_iter
+            weight_seen, bias_seen = self._calibrate(regression, X, label_indices, seen, weight_seen, bias_seen)
         weight, self.intercept_ = _full_label_layer(weight_seen, bias_seen, seen, len(self.classes_))
         self.coef_ = np.ascontiguousarray(weight.T)
         self.seen_classes_ = np.isin(np.arange(len(self.classes_)), seen)
         self.n_features_in_ = n_features
         return self
+
+    def _calibrate(self, regression, X, label_indices: np.ndarray, seen: np.ndarray,
+                   weight_seen: np.ndarray, bias_seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fit the calibration on out-of-fold logits and fold it into the seen-label layer."""
+        method = self.calibration
+        if method == "auto":
+            method = "platt" if seen.size == 2 else "temperature"
+        if method == "none":
+            return weight_seen, bias_seen
+        counts = np.bincount(label_indices)[seen]
+        if counts.min() < MIN_CALIBRATION_PER_LABEL:
+            return weight_seen, bias_seen
+        if method == "platt" and seen.size != 2:
+            raise ModelConfigError("Platt scaling needs exactly two labels; use temperature (or auto)")
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = StratifiedKFold(n_splits=min(CALIBRATION_FOLDS, int(counts.min())), shuffle=True,
+                                random_state=self.random_state)
+        held_out_logits = np.zeros((X.shape[0], seen.size))
+        for train_rows, test_rows in folds.split(np.zeros(len(label_indices)), label_indices):
+            fold_model = clone(regression)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                fold_model.fit(X[train_rows], label_indices[train_rows])
+            if np.unique(label_indices[train_rows]).size != seen.size:
+                return weight_seen, bias_seen
+            logits = np.asarray(fold_model.decision_function(X[test_rows]), dtype=np.float64)
+            held_out_logits[test_rows] = np.column_stack([np.zeros_like(logits), logits]) if seen.size == 2 else logits
+        target = np.searchsorted(seen, label_indices)
+        if method == "temperature":
+            temperature = _fit_temperature(held_out_logits, target)
+            self.calibration_, self.temperature_ = "temperature", temperature
+            return weight_seen / temperature, bias_seen / temperature
+        a, b = _fit_platt(held_out_logits[:, 1] - held_out_logits[:, 0], target)
+        if a <= 0:  # the held-out logits rank the wrong way round: keep the model as it is
+            return weight_seen, bias_seen
+        self.calibration_, self.platt_ = "platt", (a, b)
+        weight = np.column_stack([np.zeros(weight_seen.shape[0]), a * (weight_seen[:, 1] - weight_seen[:, 0])])
+        bias = np.array([0.0, a * (bias_seen[1] - bias_seen[0]) + b])
+        return weight, bias
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities, float32 ``(N, K)``, columns in ``classes_`` order."""
@@ -210,6 +280,38 @@ class LogisticRegressionClassifier(_LabelSetClassifier):
         logits = np.asarray(_as_float32_features(X) @ self.coef_.T)
         logits += self.intercept_
         return _softmax_rows(logits)
+
+
+def _fit_temperature(logits: np.ndarray, target: np.ndarray) -> float:
+    """The temperature ``T`` minimising the negative log-likelihood of ``softmax(logits / T)``."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    rows = np.arange(len(target))
+
+    def nll(log_t: float) -> float:
+        scaled = logits / np.exp(log_t)
+        return float(np.mean(logsumexp(scaled, axis=1) - scaled[rows, target]))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-4.0, 4.0), method="bounded").x))
+
+
+def _fit_platt(z: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Platt's ``(a, b)``: ``P(second label) = sigmoid(a z + b)`` by maximum likelihood, with Platt's
+    smoothed targets ``(n+ + 1) / (n+ + 2)`` and ``1 / (n- + 2)`` against overconfidence on few labels."""
+    from scipy.optimize import minimize
+    from scipy.special import log_expit
+
+    positives = int(target.sum())
+    negatives = len(target) - positives
+    soft = np.where(target == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+
+    def nll(params: np.ndarray) -> float:
+        logit = params[0] * z + params[1]
+        return float(-np.mean(soft * log_expit(logit) + (1 - soft) * log_expit(-logit)))
+
+    result = minimize(nll, np.array([1.0, 0.0]), method="L-BFGS-B")
+    return float(result.x[0]), float(result.x[1])
 
 
 class LabelSetAdapter(_LabelSetClassifier):
@@ -474,7 +576,7 @@ def _random_forest(classes: Sequence[Any] | None, random_state: int, **params) -
 
 
 _MODEL_BUILDERS = {
-    "logreg": (LogisticRegressionClassifier, ("C", "class_weight", "max_iter")),
+    "logreg": (LogisticRegressionClassifier, ("C", "class_weight", "max_iter", "calibration")),
     "mlp": (TorchMLPClassifier, ("hidden", "epochs", "dropout", "lr", "batch_size")),
     "committee": (CommitteeClassifier, ("members", "size")),
     "complement_nb": (_complement_nb, ("alpha", "norm")),
@@ -488,7 +590,8 @@ def make_model(config: dict | None, seed: int, classes: Sequence[Any] | None = N
     Parameters
     ----------
     config : dict
-        ``{"type": "logreg", "C": 1.0, "class_weight": None}`` (the default type),
+        ``{"type": "logreg", "C": 1.0, "class_weight": None, "calibration": "none"}`` (the default
+        type; ``calibration`` one of :data:`CALIBRATIONS`),
         ``{"type": "mlp", "hidden": 128, "epochs": 30, "dropout": 0.2, "lr": 1e-3}``,
         ``{"type": "committee", "size": 5}`` or ``{"type": "committee", "members": [...]}``,
         ``{"type": "complement_nb", "alpha": 1.0}``, ``{"type": "random_forest", ...}``.
