@@ -159,24 +159,93 @@ def test_eval_items_are_served_at_random_never_ranked(wb):
     assert lease.split == "eval" and lease.reason == "eval" and lease.strategy is None
 
 
-def test_undo_last_within_the_lease(wb, project):
+def test_undo_last_hands_the_item_back_under_the_same_slot(wb, project):
     add_items(wb.engine, project.id, 2)
     a, b = annotators(wb, 2)
     first = wb.queue.claim("q", a)
     wb.queue.submit(first.lease_id, "pos", a)
     nxt = wb.queue.claim("q", a)
-    back = wb.queue.undo_last("q", a)
+    back = wb.queue.undo_last("q", actor=a)
     assert back.item_id == first.item_id and back.lease_id == first.lease_id
     assert wb.queue.claim("q", a).lease_id == first.lease_id
-    wb.queue.submit(first.lease_id, "neg", a)
-    partner = wb.queue.claim("q", b)
-    assert partner.item_id == first.item_id
-    wb.queue.submit(partner.lease_id, "neg", b)
-    with pytest.raises(Conflict, match="already compared"):
-        wb.queue.undo_last("q", a)
     with Session(wb.engine) as s:
         assert s.exec(select(Lease.state).where(Lease.id == nxt.lease_id)).scalar_one() == "expired"
         assert s.exec(select(func.count()).select_from(AuditLog).where(AuditLog.action == "annotation.undo")).scalar_one() == 1
+
+
+@pytest.mark.parametrize("second_label", ["pos", "neg"])
+def test_undo_of_the_label_that_completed_the_item_reopens_it(wb, project, second_label):
+    """The second labeler may take back the label that triggered the comparison: the item leaves
+    review (or loses the agreed final label) and is theirs to answer again."""
+    add_items(wb.engine, project.id, 1)
+    a, b = annotators(wb, 2)
+    wb.queue.submit(wb.queue.claim("q", a).lease_id, "pos", a)
+    lb = wb.queue.claim("q", b)
+    state = wb.queue.submit(lb.lease_id, second_label, b).item_state
+    assert state == ("final" if second_label == "pos" else "review")
+    back = wb.queue.undo_last("q", actor=b)
+    assert back.lease_id == lb.lease_id
+    with Session(wb.engine) as s:
+        item = s.exec(select(Item)).scalar_one()
+        assert (item.state, item.final_label, item.n_annotations, item.slots_taken) == ("open", None, 1, 2)
+        undo = s.exec(select(AuditLog).where(AuditLog.action == "annotation.undo")).scalar_one()
+        assert undo.details["previous_state"] == state
+    assert not hasattr(back, "label") and not hasattr(back, "final_label")  # blind: no answer handed back
+    again = wb.queue.submit(back.lease_id, "pos", b)
+    assert again.item_state == "final"
+
+
+def test_undo_and_change_are_refused_once_a_reviewer_acted(wb, project):
+    add_items(wb.engine, project.id, 1)
+    a, b = annotators(wb, 2)
+    wb.users.add("r", "reviewer", "password-123")
+    reviewer = wb.users.authenticate("r", "password-123")
+    wb.queue.submit(wb.queue.claim("q", a).lease_id, "pos", a)
+    wb.queue.submit(wb.queue.claim("q", b).lease_id, "neg", b)
+    (mine,) = wb.queue.recent_labels(project, actor=b)
+    assert mine.changeable and mine.label == "neg"
+    item_id = wb.review.queue("q", reviewer)[0].item_id
+    wb.review.adjudicate(item_id, reviewer, "label", label="pos", reason="clear case")
+    with pytest.raises(Conflict, match="reviewer has already acted"):
+        wb.queue.undo_last("q", actor=b)
+    with pytest.raises(Conflict, match="reviewer has already acted"):
+        wb.queue.change_label(mine.annotation_id, "pos", actor=b)
+    assert not wb.queue.recent_labels(project, actor=b)[0].changeable
+
+
+def test_change_label_recompares_a_complete_item_and_is_audited(wb, project):
+    add_items(wb.engine, project.id, 1)
+    a, b = annotators(wb, 2)
+    wb.queue.submit(wb.queue.claim("q", a).lease_id, "pos", a)
+    wb.queue.submit(wb.queue.claim("q", b).lease_id, "neg", b)
+    (mine,) = wb.queue.recent_labels(project, actor=b)
+    changed = wb.queue.change_label(mine.annotation_id, "pos", actor=b)
+    assert changed.label == "pos"
+    with Session(wb.engine) as s:
+        item = s.exec(select(Item)).scalar_one()
+        assert (item.state, item.final_label) == ("final", "pos")
+        row = s.exec(select(AuditLog).where(AuditLog.action == "annotation.change")).scalar_one()
+        assert (row.details["label_before"], row.details["label"], row.actor_id) == ("neg", "pos", b.id)
+    wb.queue.change_label(mine.annotation_id, "neg", actor=b)
+    with Session(wb.engine) as s:
+        assert s.exec(select(Item.state, Item.final_label)).one() == ("review", None)
+    with pytest.raises(NotFound):  # nobody changes another annotator's label
+        wb.queue.change_label(mine.annotation_id, "pos", actor=a)
+    with pytest.raises(WorkbenchError, match="not in the label set"):
+        wb.queue.change_label(mine.annotation_id, "maybe", actor=b)
+
+
+def test_recent_labels_are_the_actors_own_last_fifty(wb, project):
+    add_items(wb.engine, project.id, 55)
+    a, b = annotators(wb, 2)
+    for _ in range(53):
+        claim = wb.queue.claim("q", a)
+        wb.queue.submit(claim.lease_id, "neg", a)
+    wb.queue.submit(wb.queue.claim("q", b).lease_id, "pos", b)
+    mine = wb.queue.recent_labels(project, actor=a)
+    assert len(mine) == 50 and {r.label for r in mine} == {"neg"}
+    assert [r.created_at for r in mine] == sorted((r.created_at for r in mine), reverse=True)
+    assert [r.label for r in wb.queue.recent_labels(project, actor=b)] == ["pos"]
 
 
 def test_blind_annotator_views_carry_no_labels(wb, project):
@@ -186,7 +255,7 @@ def test_blind_annotator_views_carry_no_labels(wb, project):
     wb.queue.submit(la.lease_id, "pos", a)
     lb = wb.queue.claim("q", b)
     assert "pos" not in repr(lb.content) and not hasattr(lb, "label")
-    assert wb.queue.my_history("q", b) == []
+    assert wb.queue.recent_labels(project, actor=b) == []
     assert wb.queue.my_stats("q", b).labels_total == 0
 
 

@@ -27,14 +27,27 @@ def _item_text(at) -> str:
     return found[0]
 
 
-def test_label_buttons_follow_label_order_with_number_shortcuts(uwb):
+def test_label_buttons_follow_label_order_and_name_their_keys(uwb):
     seed_basic(uwb)
     at = sign_in("ann1")
     buttons = {b.key: b for b in at.button}
-    assert [buttons[f"label_btn_{i}"].label for i in range(3)] == ["pos", "neg", "neutral"]
-    assert [buttons[f"label_btn_{i}"].proto.shortcut for i in range(3)] == ["1", "2", "3"]
-    assert buttons["label_skip"].proto.shortcut.lower() == "s"
-    assert buttons["label_undo"].proto.shortcut.lower() == "u"
+    assert [buttons[f"label_btn_{i}"].label for i in range(3)] == ["pos ⟨1⟩", "neg ⟨2⟩", "neutral ⟨3⟩"]
+    assert not any(b.proto.shortcut for b in at.button)  # keys go through the item-bound capture
+    assert buttons["label_skip"].label == "Skip ⟨S⟩" and buttons["label_undo"].label == "Undo last ⟨U⟩"
+
+
+def test_digit_labels_are_their_own_keys(uwb):
+    """The digits demo: label 4 is answered by the key 4 and its button says just "4"."""
+    seed_basic(uwb, n_items=0)
+    digits = [str(d) for d in range(10)]
+    project = uwb.projects.create("digits", "text", digits, settings={"eval_fraction": 0.0})
+    add_text_items(uwb, project.id, ["text number 0"])
+    at = sign_in("ann1")
+    at.sidebar.selectbox(key="project_label").select("digits").run()
+    assert [b.label for b in at.button if b.key.startswith("label_btn_")] == digits
+    from workbench.domain.keys import key_map
+
+    assert key_map(uwb.projects.get("digits").labels).label_of("4") == "4"
 
 
 def test_submit_stores_the_label_and_shows_the_next_item_in_the_same_rerun(uwb):
@@ -51,8 +64,8 @@ def test_submit_stores_the_label_and_shows_the_next_item_in_the_same_rerun(uwb):
     at.button(key="label_btn_0").click().run()
     assert len(set(seen)) == 3
     assert "Nothing left for you" in at.success[0].value
-    history = uwb.queue.my_history("demo", actor(uwb, "ann1"))
-    assert sorted(h["label"] for h in history) == ["neg", "pos", "pos"]
+    history = uwb.queue.recent_labels(uwb.projects.get("demo"), actor=actor(uwb, "ann1"))
+    assert sorted(h.label for h in history) == ["neg", "pos", "pos"]
 
 
 def test_items_held_by_others_are_not_reported_as_done(uwb):
@@ -85,16 +98,26 @@ def test_duration_is_measured_from_when_the_item_was_shown(uwb, monkeypatch):
     assert len(calls) == 1 and calls[0] is not None and 0 <= calls[0] < 60_000
 
 
-def test_skip_uses_the_typed_reason_or_a_default_and_moves_on(uwb):
+def _skip(at, reason: str | None = None):
+    at.button(key="label_skip").click().run()
+    if reason is not None:
+        at.text_input(key="label_skip_reason").input(reason)
+    next(b for b in at.button if b.label == "Skip this item").click().run()
+    return at
+
+
+def test_skip_asks_for_an_optional_reason_and_moves_on(uwb):
     seed_basic(uwb, n_items=3)
     at = sign_in("ann1")
     first = _item_text(at)
-    at.text_input(key="label_skip_reason").input("cannot read it")
     at.button(key="label_skip").click().run()
+    assert _item_text(at) == first  # asked for a reason first; nothing stored yet
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert not [t for t in at.text_input if t.key == "label_skip_reason"]
+    _skip(at, "cannot read it")
     second = _item_text(at)
     assert second != first
-    assert at.text_input(key="label_skip_reason").value == ""
-    at.button(key="label_skip").click().run()
+    _skip(at)
     assert _item_text(at) not in (first, second)
     assert at.metric[2].value == "2"  # my skips
     from sqlmodel import Session, select
@@ -123,9 +146,9 @@ def test_undo_hands_back_the_last_labelled_item(uwb):
 def test_other_interactions_renew_the_lease(uwb):
     seed_basic(uwb, n_items=2)
     at = sign_in("ann1")
-    claim = at.session_state["label_claim"][1]
+    claim = at.session_state["label_state"].claim
     before = claim.expires_at
-    at.text_input(key="label_skip_reason").input("typing").run()
+    at.button(key="label_keys_help").click().run()
     from sqlmodel import Session
 
     from workbench.db.models import Lease
@@ -133,7 +156,8 @@ def test_other_interactions_renew_the_lease(uwb):
     with Session(uwb.engine) as s:
         after = s.get(Lease, claim.lease_id).expires_at
     assert after.replace(tzinfo=None) > before.replace(tzinfo=None)
-    assert at.session_state["label_claim"][1].expires_at.replace(tzinfo=None) == after.replace(tzinfo=None)
+    assert at.session_state["label_state"].claim.expires_at.replace(tzinfo=None) == after.replace(tzinfo=None)
+    assert "Keys" in infos(at)[0] and "undo your last label" in infos(at)[0]  # the key map
     assert any(c.value.startswith("Held for you until") for c in at.caption)
 
 

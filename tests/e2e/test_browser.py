@@ -22,6 +22,7 @@ HOSTILE_ID = "<b>id</b>"
 DISAGREE = "The service was slow but friendly."
 WORDS = {"pos": ["great", "lovely", "superb", "fine"], "neg": ["awful", "bad", "poor", "broken"]}
 VIEWPORT = {"width": 1200, "height": 780}
+DWELL_MS = 400  # above the default minimum dwell time (250 ms), as a person would be
 
 
 def _seed(url: str) -> None:
@@ -145,6 +146,7 @@ def _label_by_keyboard(page, choose) -> list[str]:
     current = _item_text(page)
     while current is not None:
         seen.append(current)
+        page.wait_for_timeout(DWELL_MS)  # a person looks at the item before answering
         page.keyboard.press(choose(current))
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -207,6 +209,7 @@ def test_two_annotators_label_by_keyboard_and_disagree_once(app, browser, dialog
 
 
 def _label_by_keyboard_once(page, current: str, key: str) -> list[str]:
+    page.wait_for_timeout(DWELL_MS)  # a person looks at the item before answering
     page.keyboard.press(key)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -288,22 +291,28 @@ def test_admin_data_and_users_pages(app, browser, dialogs):
     context.close()
 
 
-def test_typing_a_skip_reason_fires_no_shortcut_then_s_skips_and_u_undoes(app, browser, dialogs):
+def test_s_asks_for_a_reason_typed_without_firing_keys_then_u_undoes(app, browser, dialogs):
     from sqlalchemy import create_engine, text
 
     context, page = _page(browser, dialogs)
     _sign_in(page, app, "ann3")
     _pick_project(page, "typing")
     first = _item_text(page)
+    page.wait_for_timeout(DWELL_MS)
+    page.keyboard.press("s")  # asks for a reason, with the box focused
     reason = page.get_by_test_id("stMain").get_by_placeholder("skipped")
-    reason.click()
-    reason.type("1 unsure scan 2")  # digits, s and u typed into the box are text, not shortcuts
-    assert _item_text(page) == first
-    reason.evaluate("element => element.blur()")
+    reason.wait_for()
+    expect(reason).to_be_focused()
+    page.keyboard.type("1 unsure scan 2")  # digits, s and u typed into the box are text, not keys
     _idle(page)
     assert _item_text(page) == first
-    _label_by_keyboard_once(page, first, "s")  # skip, with the typed reason
+    expect(reason).to_have_value("1 unsure scan 2")
+    page.keyboard.press("Enter")  # skips with the typed reason
+    deadline = time.monotonic() + 15
+    while _item_text(page) == first and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     second = _item_text(page)
+    assert second != first
     _label_by_keyboard_once(page, second, "1")
     assert _item_text(page) not in (first, second)
     page.keyboard.press("u")  # the last label (on `second`) is taken back: `second` is shown again

@@ -21,6 +21,14 @@ def register(subparsers) -> None:  # noqa: ANN001
     create.add_argument("--settings", type=json.loads, default=None, help='JSON, e.g. {"eval_fraction": 0.1}')
     create.set_defaults(func=run_create)
     verbs.add_parser("list", help="list projects").set_defaults(func=run_list)
+    guide = verbs.add_parser("guidelines", help="show or set a project's labeling guidelines",
+                             description="Without --file, print the current guidelines. With --file, save "
+                             "the file's Markdown as a new version (earlier versions are kept).")
+    guide.add_argument("name", metavar="PROJECT")
+    guide.add_argument("--file", help="a Markdown file with the new guidelines")
+    guide.add_argument("--label-notes", type=json.loads, default=None,
+                       help='JSON: a short description per label, e.g. {"spam": "unsolicited ads"}')
+    guide.set_defaults(func=run_guidelines)
 
 
 def run_create(args) -> int:  # noqa: ANN001
@@ -38,4 +46,34 @@ def run_list(args) -> int:  # noqa: ANN001
         total = sum(sum(states.values()) for states in counts.values())
         done = sum(states["final"] for states in counts.values())
         print(f"{project.name}\t{project.kind}\t{total} items\t{done} final")
+    return 0
+
+
+def run_guidelines(args) -> int:  # noqa: ANN001
+    from pathlib import Path
+
+    from workbench.domain import Actor
+    from workbench.errors import WorkbenchError
+
+    wb = open_workbench(args)
+    operator = Actor.operator()
+    if args.file is None:
+        if args.label_notes is not None:
+            raise WorkbenchError("--label-notes needs --file (a new version is saved with both)")
+        current = wb.guidelines.current(wb.projects.get(args.name), actor=operator)
+        if current is None:
+            print(f"{args.name} has no guidelines yet; set them with --file FILE.md")
+            return 0
+        print(f"# version {current.version} ({current.created_at:%Y-%m-%d %H:%M} UTC)")
+        print(current.text)
+        for label, note in current.label_notes.items():
+            print(f"- {label}: {note}")
+        return 0
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"cannot read {path.name}: {type(exc).__name__}") from None
+    saved = wb.guidelines.update(args.name, text, actor=operator, label_notes=args.label_notes)
+    print(f"saved guidelines version {saved.version} for {args.name} ({len(saved.text)} characters)")
     return 0

@@ -192,6 +192,24 @@ class Annotation(SQLModel, table=True):
     lease_id: int | None = Field(default=None, foreign_key="lease.id")
     label: str
     duration_ms: int | None = None
+    # The project's guidelines version when the label was given (None: the project had none).
+    guidelines_version: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Guidelines(SQLModel, table=True):
+    """One version of a project's labeling guidelines (Markdown) and per-label notes; never edited."""
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "version", name="uq_guidelines_version"),
+        CheckConstraint("version >= 1", name="ck_guidelines_version"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    version: int
+    text: str
+    label_notes: dict = _json()  # label -> short description
+    created_by: int | None = Field(default=None, foreign_key="app_user.id")
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -212,6 +212,7 @@ class AdjudicationInfo:
     previous_state: ItemState
     previous_label: str | None
     created_at: datetime
+    external_id: str = ""  # the item's id as imported (what every page shows)
 
 
 @dataclass(frozen=True)
@@ -259,3 +260,47 @@ class RunInfo:
     artifact_sha256: str
     duration_s: float
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class RecentLabel:
+    """One of an annotator's own labels, as their "My recent labels" list shows it."""
+
+    annotation_id: int
+    external_id: str
+    label: str
+    created_at: datetime
+    changeable: bool  # False once a reviewer has acted on the item
+
+
+@dataclass(frozen=True)
+class SkipInfo:
+    """A skip of an item: who, when, why (shown to reviewers and admins only)."""
+
+    item_id: int
+    external_id: str
+    annotator: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class GuidelinesInfo:
+    """One version of a project's guidelines: Markdown text (rendered safely) and a note per label."""
+
+    project_id: int
+    version: int
+    text: str
+    label_notes: dict[str, str]
+    author: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class GuidelinesUsage:
+    """Labels made under the current guidelines version and before it (None: no version in use)."""
+
+    current_version: int | None
+    labels_under_current: int
+    labels_before_current: int
+    by_version: dict[int | None, int]

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from workbench.services.agreement import AgreementService
     from workbench.services.exports import ExportService
+    from workbench.services.guidelines import GuidelinesService
     from workbench.services.imports import ImportService
     from workbench.services.jobs import JobService
     from workbench.services.projects import ProjectService
@@ -67,6 +68,12 @@ class Workbench:
         from workbench.services.review import ReviewService
 
         return ReviewService(self.engine)
+
+    @cached_property
+    def guidelines(self) -> GuidelinesService:
+        from workbench.services.guidelines import GuidelinesService
+
+        return GuidelinesService(self.engine)
 
     @cached_property
     def imports(self) -> ImportService:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, se
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from workbench.db.models import Annotation, Item, Lease, Project, RankEntry, utcnow
+from workbench.db.models import Adjudication, Annotation, Item, Lease, Project, RankEntry, utcnow
 from workbench.domain import (
     Actor,
     AnnotatorStats,
@@ -25,12 +25,14 @@ from workbench.domain import (
     ItemState,
     LeaseState,
     ProjectInfo,
+    RecentLabel,
     Role,
     Split,
     SubmitResult,
 )
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
+from workbench.services.guidelines import current_version_of
 from workbench.services.projects import load_project
 from workbench.services.users import require_role
 
@@ -88,7 +90,9 @@ _PROJECT_NAME = select(Project.name).where(Project.id == _P("project_id"))
 _STORED = select(Annotation.id).where(Annotation.lease_id == _P("lease_id"))
 _ITEM_FOR_UPDATE = (select(Item.state, Item.n_annotations, Item.external_id)
                     .where(Item.id == _P("item_id")).with_for_update())
-_INSERT_ANNOTATION = insert(Annotation).returning(Annotation.id)
+# The annotation records the guidelines version current at the time of the label, in the same statement.
+_INSERT_ANNOTATION = (insert(Annotation).values(guidelines_version=current_version_of(_P("b_gl_project_id")))
+                      .returning(Annotation.id))
 _SUBMITTED = update(Lease).where(Lease.id == _P("lease_id")).values(state=LeaseState.SUBMITTED, closed_at=_P("now"))
 _COUNT_ANNOTATION = update(Item).where(Item.id == _P("item_id")).values(n_annotations=Item.n_annotations + 1)
 _HUMAN_LABELS = select(Annotation.label).where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
@@ -317,7 +321,7 @@ class QueueService:
             annotation_id = conn.execute(_INSERT_ANNOTATION, {
                 "project_id": project.id, "item_id": lease.item_id, "annotator_id": actor.id, "source": "human",
                 "slot": lease.slot, "lease_id": lease.id, "label": label, "created_at": now,
-                "duration_ms": duration_ms if duration_ms is not None else elapsed,
+                "duration_ms": duration_ms if duration_ms is not None else elapsed, "b_gl_project_id": project.id,
             }).scalar_one()
             conn.execute(_SUBMITTED, {"lease_id": lease.id, "now": now})
             conn.execute(_COUNT_ANNOTATION, {"item_id": lease.item_id})
@@ -351,14 +355,17 @@ class QueueService:
 
         write(self.engine, work)
 
-    def undo_last(self, project_name: str, actor: Actor) -> ClaimedItem:
-        """Take back this annotator's last label while its item is still waiting for others and
-        within the lease time; the item is handed back to them under the same slot."""
+    def undo_last(self, project_name: str, *, actor: Actor) -> ClaimedItem:
+        """Take back this annotator's last label and hand its item back to them under the same slot.
+
+        Allowed until a reviewer has acted on the item, also when this label completed the item:
+        the item then reopens, leaves review (it went there by this comparison) and loses the final
+        label the agreement made. Any other live claim of theirs in the project is released."""
+        require_role(actor, Role.ANNOTATOR)
 
         def work(session: Session) -> ClaimedItem:
             project = load_project(session, project_name)
             now = utcnow()
-            ttl = timedelta(seconds=project.settings["lease_ttl_s"])
             annotation = session.execute(
                 select(Annotation).where(Annotation.project_id == project.id,
                                          Annotation.annotator_id == actor.id)
@@ -366,11 +373,7 @@ class QueueService:
             ).scalar_one_or_none()
             if annotation is None:
                 raise Conflict("nothing to undo")
-            if annotation.created_at + ttl < now:
-                raise Conflict("the last label is older than the lease time and can no longer be undone")
-            item = session.execute(select(Item).where(Item.id == annotation.item_id).with_for_update()).scalar_one()
-            if item.state != ItemState.OPEN:
-                raise Conflict("the last label was already compared with the other labels; ask a reviewer")
+            item = self._changeable_item(session, annotation)
             for other in session.execute(
                 select(Lease).where(Lease.project_id == project.id, Lease.annotator_id == actor.id,
                                     Lease.state == LeaseState.ACTIVE)
@@ -378,38 +381,83 @@ class QueueService:
                 _release(session, other.id, other.item_id, LeaseState.EXPIRED, now)
             lease = session.get(Lease, annotation.lease_id)
             session.execute(delete(Annotation).where(Annotation.id == annotation.id))
-            lease.state, lease.closed_at, lease.expires_at = LeaseState.ACTIVE, None, now + ttl
+            lease.state, lease.closed_at = LeaseState.ACTIVE, None
+            lease.expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
+            previous_state, previous_label = ItemState(item.state), item.final_label
             item.n_annotations -= 1
+            item.state, item.final_label = ItemState.OPEN, None
             audit(session, "annotation.undo", actor_id=actor.id, project_id=project.id,
-                  item_id=item.id, lease_id=lease.id, label=annotation.label)
+                  item_id=item.id, lease_id=lease.id, label=annotation.label,
+                  previous_state=previous_state, previous_final_label=previous_label)
             session.flush()
             return self._claimed(session, project, lease.model_dump())
 
         return write(self.engine, work)
 
-    # -- what an annotator may see ---------------------------------------------------------
-    def my_stats(self, project_name: str, actor: Actor) -> AnnotatorStats:
-        """The annotator's own counts (never anyone else's labels)."""
-        with reading(self.engine) as session:
-            project = load_project(session, project_name)
-            midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-            mine = and_(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
-            total = session.execute(select(func.count()).where(mine)).scalar_one()
-            today = session.execute(
-                select(func.count()).where(mine, Annotation.created_at >= midnight)).scalar_one()
-            skips = session.execute(
-                select(func.count()).where(Lease.project_id == project.id, Lease.annotator_id == actor.id,
-                                           Lease.state == LeaseState.SKIPPED)).scalar_one()
-        return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
+    @staticmethod
+    def _changeable_item(session: Session, annotation: Annotation) -> Item:
+        """The item of one of the actor's annotations, locked, if no reviewer has acted on it."""
+        item = session.execute(select(Item).where(Item.id == annotation.item_id).with_for_update()).scalar_one()
+        reviewed = session.execute(select(func.count()).where(Adjudication.item_id == item.id)).scalar_one()
+        if reviewed or item.state in (ItemState.AMBIGUOUS, ItemState.EXCLUDED):
+            raise Conflict(f"a reviewer has already acted on item {item.external_id!r}; "
+                           "your label can no longer be changed")
+        return item
 
-    def my_history(self, project_name: str, actor: Actor, limit: int = 50) -> list[dict]:
-        """The annotator's own recent labels, newest first."""
+    def change_label(self, annotation_id: int, label: str, *, actor: Actor) -> RecentLabel:
+        """Change one of the actor's own labels while no reviewer has acted on its item.
+
+        A complete item is compared again at once: its labels agree (final) or not (review)."""
+        require_role(actor, Role.ANNOTATOR)
+
+        def work(session: Session) -> RecentLabel:
+            annotation = session.get(Annotation, annotation_id)
+            if annotation is None or annotation.annotator_id != actor.id or actor.id is None:
+                raise NotFound(f"{actor.name} has no label {annotation_id}")
+            project = self._project_by_id(session, annotation.project_id)
+            if label not in project.labels:
+                raise WorkbenchError(
+                    f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}")
+            item = self._changeable_item(session, annotation)
+            before = annotation.label
+            if before != label:
+                annotation.label = label
+                session.flush()
+                audit(session, "annotation.change", actor_id=actor.id, project_id=project.id, item_id=item.id,
+                      annotation_id=annotation.id, label_before=before, label=label)
+                if item.state != ItemState.OPEN:
+                    resolve(session, item.id, project.id, project.overlap)
+            return RecentLabel(annotation.id, item.external_id, label, annotation.created_at, True)
+
+        return write(self.engine, work)
+
+    def recent_labels(self, project: ProjectInfo, *, actor: Actor, limit: int = 50) -> list[RecentLabel]:
+        """The actor's own last `limit` labels in this project, newest first, each saying whether it
+        may still be changed. Never anyone else's answer, nor the item's outcome."""
+        require_role(actor, Role.ANNOTATOR)
+        reviewed = exists().where(Adjudication.item_id == Annotation.item_id)
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
             rows = session.execute(
-                select(Item.external_id, Annotation.label, Annotation.created_at)
+                select(Annotation.id, Item.external_id, Annotation.label, Annotation.created_at,
+                       ~reviewed & Item.state.not_in([ItemState.AMBIGUOUS, ItemState.EXCLUDED]))
                 .join(Item, Item.id == Annotation.item_id)
                 .where(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
-                .order_by(Annotation.created_at.desc()).limit(limit)
+                .order_by(Annotation.created_at.desc(), Annotation.id.desc()).limit(limit)
             ).all()
-        return [{"external_id": e, "label": label, "created_at": at} for e, label, at in rows]
+        return [RecentLabel(i, e, label, at, bool(ok)) for i, e, label, at, ok in rows]
+
+    # -- what an annotator may see ---------------------------------------------------------
+    def my_stats(self, project: ProjectInfo | str, actor: Actor) -> AnnotatorStats:
+        """The annotator's own counts (never anyone else's labels), in one statement."""
+        require_role(actor, Role.ANNOTATOR)
+        midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        with reading(self.engine) as session:
+            project_id = project.id if isinstance(project, ProjectInfo) else self._project(session, project).id
+            mine = and_(Annotation.project_id == project_id, Annotation.annotator_id == actor.id)
+            total, today, skips = session.execute(select(
+                select(func.count()).where(mine).scalar_subquery(),
+                select(func.count()).where(mine, Annotation.created_at >= midnight).scalar_subquery(),
+                select(func.count()).where(Lease.project_id == project_id, Lease.annotator_id == actor.id,
+                                           Lease.state == LeaseState.SKIPPED).scalar_subquery(),
+            )).one()
+        return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)

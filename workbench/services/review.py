@@ -7,15 +7,17 @@ from collections import defaultdict
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from workbench.db.models import Adjudication, Annotation, Item, User, utcnow
+from workbench.db.models import Adjudication, Annotation, Item, Lease, User, utcnow
 from workbench.domain import (
     Actor,
     AdjudicationInfo,
     Answer,
     Decision,
     ItemState,
+    LeaseState,
     ReviewCase,
     Role,
+    SkipInfo,
     Split,
 )
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
@@ -134,7 +136,7 @@ class ReviewService:
                   adjudication_id=row.id, decision=decision.value, label=label, reason=reason,
                   previous_state=previous_state.value, previous_label=previous_label)
             return AdjudicationInfo(row.id, item.id, actor.name, decision, label, reason, previous_state,
-                                    previous_label, row.created_at)
+                                    previous_label, row.created_at, item.external_id)
 
         return write(self.engine, work)
 
@@ -143,11 +145,38 @@ class ReviewService:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(
-                select(Adjudication, User.name).join(User, User.id == Adjudication.reviewer_id)
+                select(Adjudication, User.name, Item.external_id).join(User, User.id == Adjudication.reviewer_id)
+                .join(Item, Item.id == Adjudication.item_id)
                 .where(Adjudication.project_id == project.id)
                 .order_by(Adjudication.id.desc()).limit(limit)
             ).all()
         return [AdjudicationInfo(a.id, a.item_id, name, Decision(a.decision), a.label, a.reason,
-                                 ItemState(a.previous_state), a.previous_label, a.created_at)
-                for a, name in rows]
+                                 ItemState(a.previous_state), a.previous_label, a.created_at, external_id)
+                for a, name, external_id in rows]
 
+
+    # -- skips (reviewers and admins only: annotators never see who skipped what) ----------------
+    def skips(self, project_name: str, *, actor: Actor, external_id: str | None = None,
+              limit: int = 200) -> list[SkipInfo]:
+        """Skips with who and when, newest first; only those of one item when `external_id` is given."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            query = (select(Lease.item_id, Item.external_id, User.name, Lease.skip_reason, Lease.closed_at)
+                     .join(Item, Item.id == Lease.item_id).join(User, User.id == Lease.annotator_id)
+                     .where(Lease.project_id == project.id, Lease.state == LeaseState.SKIPPED))
+            if external_id is not None:
+                query = query.where(Item.external_id == external_id)
+            rows = session.execute(query.order_by(Lease.closed_at.desc(), Lease.id.desc()).limit(limit)).all()
+        return [SkipInfo(item_id, ext, name, reason or "", at) for item_id, ext, name, reason, at in rows]
+
+    def skip_counts(self, project_name: str, *, actor: Actor) -> dict[str, int]:
+        """How many skips gave each reason, most frequent first (for the admin overview)."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            rows = session.execute(
+                select(Lease.skip_reason, func.count()).where(Lease.project_id == project.id,
+                                                              Lease.state == LeaseState.SKIPPED)
+                .group_by(Lease.skip_reason).order_by(func.count().desc(), Lease.skip_reason)).all()
+        return {reason or "": n for reason, n in rows}

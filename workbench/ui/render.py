@@ -8,6 +8,7 @@ ever uses unsafe_allow_html.
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,26 @@ def md(value: Any) -> str:
     text = str(value)
     out = "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
     return out.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+_SAFE_SCHEMES = ("http://", "https://", "mailto:", "#")
+_LINK = re.compile(r"(\]\s*\()\s*<?([^)\s>]*)>?")
+_DIRECTIVE = re.compile(r":([a-z]+(?:-[a-z]+)*)\[")
+
+
+def safe_markdown(text: str) -> str:
+    """Trusted-looking Markdown from an admin (guidelines), made safe to render: raw HTML shows as
+    text (every `<` and `&` is escaped), links and images keep only http(s)/mailto/# targets, and
+    Streamlit's colour/badge directives are shown literally. Emphasis, headings, lists, tables and
+    code keep working."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;")
+
+    def link(match: re.Match) -> str:
+        target = match.group(2)
+        return match.group(1) + (target if target.lower().startswith(_SAFE_SCHEMES) else "#")
+
+    out = _LINK.sub(link, out)
+    return _DIRECTIVE.sub(lambda m: "\\:" + m.group(1) + "\\[", out)
 
 
 def error(exc: BaseException | str) -> None:

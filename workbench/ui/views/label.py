@@ -1,4 +1,9 @@
-"""Label: one claimed item at a time; answer with a button or keys 1-9, skip (S), undo (U).
+"""Label: one claimed item at a time; answer with a button or the label's key, skip (S), undo (U),
+see the key map (?), read the guidelines, and change your own recent labels.
+
+Keys are captured by a small component that sends, with every press, the item that was on screen
+and how long it had been shown (workbench/ui/components/keys.py). A press for an item that is no
+longer shown, or within the project's minimum dwell time, stores nothing and says so briefly.
 
 The submit callback stores the answer and claims the next item before the page renders, so the
 next item appears in the same rerun. Any other interaction renews the lease.
@@ -11,36 +16,70 @@ from dataclasses import replace
 
 import streamlit as st
 
-from workbench.domain import ClaimedItem, Role
+from workbench.domain import Actor, ClaimedItem, GuidelinesInfo, ProjectInfo, Role
+from workbench.domain.keys import (
+    DEFAULT_MIN_DWELL_MS,
+    HELP_KEY,
+    SKIP_KEY,
+    UNDO_KEY,
+    KeyMap,
+    key_map,
+)
 from workbench.errors import Conflict, NotFound, WorkbenchError
+from workbench.services import Workbench
 from workbench.ui import render, session
+from workbench.ui.components.keys import KeyPress, capture
+from workbench.ui.state import Shown
 
-CLAIM = "label_claim"  # (project name, ClaimedItem or None, monotonic time it was shown)
-WAITING = "label_waiting"  # with no claim: items other annotators hold that may come back to this one
-FRESH = "label_fresh"  # set by a callback that just claimed: no renew in this rerun
+STATE = "label_state"  # a Shown
+NOTE = "label_note"  # a brief message for a toast (an ignored key press)
+HELP = "label_help"  # show the key map
+ASK_SKIP = "label_ask_skip"  # the lease id whose skip reason is being asked for
 SKIP_REASON = "label_skip_reason"
+KEEPALIVE_FIRST = "label_keepalive_first"
+RECENT_OPEN = "label_recent"
 DEFAULT_SKIP_REASON = "skipped"
-MAX_SHORTCUTS = 9
+SKIP_INPUT = 'input[aria-label="Skip reason (optional)"]'
 
 
-def _store(project: str, found: ClaimedItem | int) -> None:
+def _held() -> Shown | None:
+    held = st.session_state.get(STATE)
+    return held if isinstance(held, Shown) else None
+
+
+def _store(project: ProjectInfo, found: ClaimedItem | int) -> None:
     """Keep what a claim found: the item, or how many items others hold (0: nothing can come back)."""
     claim = found if isinstance(found, ClaimedItem) else None
-    st.session_state[CLAIM] = (project, claim, time.monotonic())
-    st.session_state[WAITING] = 0 if claim is not None else found
-    st.session_state[FRESH] = True
+    st.session_state[STATE] = Shown(project.id, claim, 0 if claim is not None else int(found),
+                                    time.monotonic(), fresh=True)
+    st.session_state.pop(ASK_SKIP, None)
 
 
-def _claim_next(project: str) -> None:
+def _actor() -> Actor:
     actor = session.current_actor(refresh=False)
-    _store(project, session.workbench().queue.claim_or_wait(project, actor))
+    if actor is None:
+        raise WorkbenchError("please sign in again")
+    return actor
 
 
-def _on_label(project: str, lease_id: int, label: str) -> None:
-    wb, actor = session.workbench(), session.current_actor(refresh=False)
-    held = st.session_state.get(CLAIM)
-    shown_at = held[2] if held and held[1] is not None and held[1].lease_id == lease_id else None
-    duration_ms = int((time.monotonic() - shown_at) * 1000) if shown_at is not None else None
+def _claim_next(project: ProjectInfo) -> None:
+    _store(project, session.workbench().queue.claim_or_wait(project.name, _actor()))
+
+
+def keys_of(project: ProjectInfo) -> KeyMap:
+    return key_map(project.labels, project.settings.get("label_keys") or {})
+
+
+def min_dwell_ms(project: ProjectInfo) -> int:
+    return int(project.settings.get("min_dwell_ms", DEFAULT_MIN_DWELL_MS))
+
+
+# -- callbacks (run before the page renders) --------------------------------------------------
+def _on_label(project: ProjectInfo, lease_id: int, label: str) -> None:
+    wb, actor = session.workbench(), _actor()
+    held = _held()
+    current = held is not None and held.claim is not None and held.claim.lease_id == lease_id
+    duration_ms = int((time.monotonic() - held.shown_at) * 1000) if current and held else None
     try:
         result = wb.queue.submit(lease_id, label, actor, duration_ms=duration_ms)
     except Conflict as exc:  # the claim lapsed meanwhile: say so and move on
@@ -50,26 +89,33 @@ def _on_label(project: str, lease_id: int, label: str) -> None:
     except WorkbenchError as exc:
         session.flash(str(exc))
         return
-    if result.duplicate and (held is None or held[1] is None or held[1].lease_id != lease_id):
+    if result.duplicate and not current:
         return  # a repeated press for an item already answered: keep the item on screen
     _claim_next(project)
 
 
-def _on_skip(project: str, lease_id: int) -> None:
-    wb, actor = session.workbench(), session.current_actor(refresh=False)
+def _ask_skip(lease_id: int) -> None:
+    st.session_state[ASK_SKIP] = lease_id
+    st.session_state[SKIP_REASON] = ""
+
+
+def _on_skip(project: ProjectInfo, lease_id: int) -> None:
     reason = (st.session_state.get(SKIP_REASON) or "").strip() or DEFAULT_SKIP_REASON
     try:
-        wb.queue.skip(lease_id, actor, reason)
+        session.workbench().queue.skip(lease_id, _actor(), reason)
     except WorkbenchError as exc:
         session.flash(str(exc))
     st.session_state[SKIP_REASON] = ""
     _claim_next(project)
 
 
-def _on_undo(project: str) -> None:
-    wb, actor = session.workbench(), session.current_actor(refresh=False)
+def _cancel_skip() -> None:
+    st.session_state.pop(ASK_SKIP, None)
+
+
+def _on_undo(project: ProjectInfo) -> None:
     try:
-        claim = wb.queue.undo_last(project, actor)
+        claim = session.workbench().queue.undo_last(project.name, actor=_actor())
     except WorkbenchError as exc:
         session.flash(str(exc))
         return
@@ -77,51 +123,94 @@ def _on_undo(project: str) -> None:
     session.flash(f"Took back your last label for {claim.external_id}; answer it again.")
 
 
-def _current_claim(project: str, wb, actor) -> ClaimedItem | None:
+def judge_press(press: KeyPress, held: Shown | None, dwell_ms: int) -> str | None:
+    """Why a key press for an item must store nothing (None: it may act on the item shown)."""
+    if held is None or held.claim is None or press.token != held.claim.lease_id:
+        return "Key ignored: it was pressed for an item that is no longer on screen."
+    if press.dwell_ms < dwell_ms:
+        return (f"Key ignored: pressed {max(press.dwell_ms, 0):.0f} ms after the item appeared "
+                f"(the minimum is {dwell_ms} ms). Press again.")
+    return None
+
+
+def _on_press(project: ProjectInfo, press: KeyPress) -> None:
+    """A key from the capture component, bound to the item it was pressed on."""
+    if press.key == HELP_KEY:
+        st.session_state[HELP] = not st.session_state.get(HELP, False)
+        return
+    if press.key == UNDO_KEY:
+        _on_undo(project)
+        return
+    held = _held()
+    refusal = judge_press(press, held, min_dwell_ms(project))
+    if refusal is not None or held is None or held.claim is None:
+        st.session_state[NOTE] = refusal
+        return
+    if press.key == SKIP_KEY:
+        _ask_skip(held.claim.lease_id)
+        return
+    label = keys_of(project).label_of(press.key)
+    if label is not None:
+        _on_label(project, held.claim.lease_id, label)
+
+
+def _on_change_label(project: ProjectInfo) -> None:
+    choice = st.session_state.get("recent_pick")
+    new = st.session_state.get("recent_label")
+    if choice is None or new is None:
+        return
+    try:
+        changed = session.workbench().queue.change_label(int(choice), new, actor=_actor())
+    except WorkbenchError as exc:
+        session.flash(str(exc))
+        return
+    session.flash(f"Your label for {changed.external_id} is now {changed.label}.")
+
+
+# -- the page ---------------------------------------------------------------------------------
+def _current_claim(project: ProjectInfo, wb: Workbench, actor: Actor) -> Shown:
     """The claim to show: the held one (renewed unless a callback just claimed it), else a new one."""
-    held = st.session_state.get(CLAIM)
-    fresh = st.session_state.pop(FRESH, False)
-    if held is not None and held[0] == project:
-        claim = held[1]
-        if claim is None:
-            if fresh:
-                return None  # the callback just found nothing left
-        elif fresh:
-            return claim
-        else:
+    held = _held()
+    if held is not None and held.project_id == project.id:
+        if held.fresh:
+            st.session_state[STATE] = replace(held, fresh=False)
+            return held
+        if held.claim is not None:
             try:
-                claim = replace(claim, expires_at=wb.queue.renew(claim.lease_id, actor))
-                st.session_state[CLAIM] = (project, claim, held[2])
-                return claim
+                expires = wb.queue.renew(held.claim.lease_id, actor)
+                held = replace(held, claim=replace(held.claim, expires_at=expires))
+                st.session_state[STATE] = held
+                return held
             except (Conflict, NotFound):
                 session.flash("Your claim on the last item lapsed; here is the next one.")
-    _store(project, wb.queue.claim_or_wait(project, actor))
-    st.session_state.pop(FRESH, None)
-    return st.session_state[CLAIM][1]
+    _store(project, wb.queue.claim_or_wait(project.name, actor))
+    held = _held()
+    assert held is not None
+    st.session_state[STATE] = replace(held, fresh=False)
+    return held
 
 
-def _keep_alive(project_name: str) -> None:
+def _keep_alive(project_id: int) -> None:
     """While the page is open, renew the held lease now and then (a closed tab stops renewing, and
     the lease then lapses after the project's lease time) and say until when the item is held."""
-    held = st.session_state.get(CLAIM)
-    if not held or held[0] != project_name or held[1] is None:
+    held = _held()
+    if held is None or held.project_id != project_id or held.claim is None:
         return
-    claim = held[1]
-    if st.session_state.pop(FRESH + "_keepalive", True):
+    claim = held.claim
+    if st.session_state.pop(KEEPALIVE_FIRST, False):
         expires = claim.expires_at  # the first run follows a claim or renew of this same rerun
     else:
         try:
-            expires = session.workbench().queue.renew(claim.lease_id, session.current_actor(refresh=False))
-            st.session_state[CLAIM] = (held[0], replace(claim, expires_at=expires), held[2])
+            expires = session.workbench().queue.renew(claim.lease_id, _actor())
+            st.session_state[STATE] = replace(held, claim=replace(claim, expires_at=expires))
         except WorkbenchError:
             st.caption("Your claim on this item has lapsed; your next answer gets a fresh item.")
             return
-    st.session_state[FRESH + "_keepalive"] = False
     st.caption(f"Held for you until {expires:%H:%M} UTC while this page is open.")
 
 
-def _progress(wb, project, actor) -> None:
-    stats = wb.queue.my_stats(project.name, actor)
+def _progress(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
+    stats = wb.queue.my_stats(project, actor=actor)
     counts = wb.projects.progress(project.name)
     a, b, c, d = st.columns(4)
     a.metric("My labels today", stats.labels_today)
@@ -135,60 +224,129 @@ def _progress(wb, project, actor) -> None:
     st.caption(render.md(" · ".join(render.progress_line(counts, split) for split in ("pool", "eval"))))
 
 
+def _guidelines(guide: GuidelinesInfo | None) -> None:
+    if guide is None:
+        return
+    with st.expander(f"Guidelines (version {guide.version})", icon=":material/menu_book:"):
+        st.markdown(render.safe_markdown(guide.text))
+        for label, note in guide.label_notes.items():
+            st.markdown(f"**{render.md(label)}**: {render.md(note)}")
+
+
+def _key_help(keys: KeyMap, dwell: int) -> None:
+    lines = [f"`{render.md(k) if k else '—'}` {render.md(label)}" for label, k in keys.keys]
+    lines += ["`S` skip (asks for an optional reason)", "`U` undo your last label", "`?` show or hide this map"]
+    st.info("**Keys**  \n" + "  \n".join(lines)
+            + f"  \nA key counts only for the item on screen, and from {dwell} ms after it appeared.",
+            icon=":material/keyboard:")
+
+
+def _label_buttons(project: ProjectInfo, claim: ClaimedItem, keys: KeyMap,
+                   guide: GuidelinesInfo | None) -> None:
+    """One button per label, in label order at any width (a wrapping row, never columns that stack
+    out of order), each naming its key; the label's note is its help."""
+    notes = guide.label_notes if guide else {}
+    with st.container(horizontal=True, gap="small", key="label_buttons"):
+        for i, label in enumerate(claim.labels):
+            key = keys.key_of(label)
+            text = render.md(label) + (f" ⟨{render.md(key)}⟩" if key and key != label else "")
+            st.button(text, key=f"label_btn_{i}", type="primary", on_click=_on_label,
+                      args=(project, claim.lease_id, label), help=render.md(notes[label]) if label in notes else None,
+                      width="content")
+
+
+def _skip_prompt(project: ProjectInfo, claim: ClaimedItem) -> None:
+    with st.form("skip_form", border=True):
+        st.text_input("Skip reason (optional)", key=SKIP_REASON, placeholder=DEFAULT_SKIP_REASON, max_chars=500)
+        left, right = st.columns(2)
+        left.form_submit_button("Skip this item", type="primary", on_click=_on_skip,
+                                args=(project, claim.lease_id), icon=":material/skip_next:")
+        right.form_submit_button("Cancel", on_click=_cancel_skip)
+    st.caption("Enter skips; an empty reason is stored as “skipped”.")
+
+
+def _recent(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
+    box = st.expander("My recent labels", key=RECENT_OPEN, on_change="rerun", icon=":material/history:")
+    if not box.open:
+        return
+    with box:
+        rows = wb.queue.recent_labels(project, actor=actor, limit=50)
+        if not rows:
+            st.caption("You have not labeled anything in this project yet.")
+            return
+        st.dataframe([{"item": r.external_id, "your label": r.label, "when (UTC)": f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                       "can change": "yes" if r.changeable else "no (a reviewer acted)"} for r in rows],
+                     hide_index=True, key="recent_table", height=min(38 + 35 * len(rows), 300))
+        changeable = {r.annotation_id: r for r in rows if r.changeable}
+        if not changeable:
+            return
+        left, mid, right = st.columns([3, 2, 1], vertical_alignment="bottom")
+        left.selectbox("Change the label of", list(changeable), key="recent_pick",
+                       format_func=lambda i: f"{changeable[i].external_id} (now {changeable[i].label})")
+        mid.selectbox("to", list(project.labels), key="recent_label")
+        right.button("Change", key="recent_change", on_click=_on_change_label, args=(project,))
+
+
 def main() -> None:
     actor = session.require(Role.ANNOTATOR)
     wb = session.workbench()
     project = session.pick_project(page="label")
     st.header(render.md(f"Label · {project.name}"))
     try:
-        claim = _current_claim(project.name, wb, actor)
+        held = _current_claim(project, wb, actor)
+        guide = wb.guidelines.current(project, actor=actor)
     except WorkbenchError as exc:
         render.error(exc)
         st.stop()
     session.show_flash()
+    note = st.session_state.pop(NOTE, None)
+    if note:
+        st.toast(render.md(note), icon=":material/block:")
+    keys = keys_of(project)
+    dwell = min_dwell_ms(project)
+    if st.session_state.get(HELP):
+        _key_help(keys, dwell)
+    _guidelines(guide)
+    claim = held.claim
+    asking = claim is not None and st.session_state.get(ASK_SKIP) == claim.lease_id
+    listen = ([k for k in keys.as_dict()] + [SKIP_KEY] if claim is not None else []) + [UNDO_KEY, HELP_KEY]
+    capture(key="label_keys", token=claim.lease_id if claim else None, keys=[] if asking else listen,
+            on_press=lambda press: _on_press(project, press), focus=SKIP_INPUT if asking else None)
 
     if claim is None:
-        held = st.session_state.get(WAITING, 0)
-        if held:
-            st.info(f"Nothing for you at this moment: {held} item(s) you could still label are claimed by "
-                    "other annotators. They come back here if skipped or left unanswered; check again shortly.")
+        if held.waiting:
+            st.info(f"Nothing for you at this moment: {held.waiting} item(s) you could still label are claimed "
+                    "by other annotators. They come back here if skipped or left unanswered; check again shortly.")
         else:
             st.success("Nothing left for you in this project. Thank you!")
         st.button("Check again", key="label_check_again")
-        st.button("Undo last", key="label_undo", shortcut="U", on_click=_on_undo,
-                  args=(project.name,), icon=":material/undo:")
+        st.button("Undo last ⟨U⟩", key="label_undo", on_click=_on_undo, args=(project,), icon=":material/undo:")
         _progress(wb, project, actor)
+        _recent(wb, project, actor)
         return
 
     st.caption(render.md(f"Item {claim.external_id} · {claim.split.value} split · slot {claim.slot}"))
     with st.container(border=True):
         render.render_content(project, claim.content, key=f"label_{claim.lease_id}")
-
-    cols = st.columns(min(len(claim.labels), MAX_SHORTCUTS) or 1)
-    for i, label in enumerate(claim.labels):
-        shortcut = str(i + 1) if i < MAX_SHORTCUTS else None
-        with cols[i % len(cols)]:
-            st.button(render.md(label), key=f"label_btn_{i}", shortcut=shortcut, type="primary",
-                      on_click=_on_label, args=(project.name, claim.lease_id, label),
-                      width="stretch")
-
-    skip_col, reason_col, undo_col = st.columns([1, 3, 1])
-    with reason_col:
-        st.text_input("Skip reason", key=SKIP_REASON, placeholder=DEFAULT_SKIP_REASON,
-                      label_visibility="collapsed")
-    with skip_col:
-        st.button("Skip", key="label_skip", shortcut="S", on_click=_on_skip,
-                  args=(project.name, claim.lease_id), icon=":material/skip_next:", width="stretch")
-    with undo_col:
-        st.button("Undo last", key="label_undo", shortcut="U", on_click=_on_undo,
-                  args=(project.name,), icon=":material/undo:", width="stretch")
+    _label_buttons(project, claim, keys, guide)
+    if asking:
+        _skip_prompt(project, claim)
+    else:
+        with st.container(horizontal=True, gap="small", key="label_actions"):
+            st.button("Skip ⟨S⟩", key="label_skip", on_click=_ask_skip, args=(claim.lease_id,),
+                      icon=":material/skip_next:")
+            st.button("Undo last ⟨U⟩", key="label_undo", on_click=_on_undo, args=(project,),
+                      icon=":material/undo:")
+            st.button("Keys ⟨?⟩", key="label_keys_help", icon=":material/keyboard:",
+                      on_click=lambda: st.session_state.__setitem__(HELP, not st.session_state.get(HELP, False)))
 
     with st.expander("Why this item?"):
         st.text(render.why(claim))
-    st.session_state[FRESH + "_keepalive"] = True
+    st.session_state[KEEPALIVE_FIRST] = True
     ttl = float(project.settings.get("lease_ttl_s", 600))
-    st.fragment(_keep_alive, run_every=max(15.0, min(120.0, ttl / 3)))(project.name)
+    st.fragment(_keep_alive, run_every=max(15.0, min(120.0, ttl / 3)))(project.id)
     _progress(wb, project, actor)
+    _recent(wb, project, actor)
 
 
 main()

@@ -1,0 +1,1 @@
+"""Small custom Streamlit components written for the Workbench (trusted code, no user data in HTML)."""
