@@ -1,7 +1,7 @@
 """guidelines: versioned per-project labeling guidelines; annotations record the version
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002_sessions
 Create Date: 2026-12-02
 
 Each edit of a project's guidelines adds a row (version 1, 2, ...); nothing is overwritten, so an
@@ -14,7 +14,7 @@ import sqlmodel
 
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002_sessions'
 branch_labels = None
 depends_on = None
 
