@@ -318,3 +318,19 @@ class AuditLog(SQLModel, table=True):
     item_id: int | None = None
     action: str
     details: dict = _json()
+
+
+class ItemFlag(SQLModel, table=True):
+    """Why the health check flagged an item (duplicate, near duplicate, leakage, outlier, PII)."""
+
+    __tablename__ = "item_flag"
+    __table_args__ = (
+        UniqueConstraint("item_id", "kind", name="uq_item_flag_kind"),
+        Index("ix_item_flag_project_kind", "project_id", "kind"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    item_id: int = Field(foreign_key="item.id")
+    kind: str = Field(max_length=40)
+    reason: str
+    created_at: datetime = Field(default_factory=utcnow)

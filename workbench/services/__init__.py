@@ -112,3 +112,9 @@ class Workbench:
         from workbench.services.rounds import RoundService
 
         return RoundService(self.engine)
+
+    @cached_property
+    def health(self) -> "HealthService":  # noqa: F821
+        from workbench.services.health import HealthService
+
+        return HealthService(self.engine)

@@ -1,0 +1,168 @@
+"""Drift between a reference sample (the items of a dataset version) and a new one (a batch).
+
+Per numeric column: two-sample Kolmogorov–Smirnov (largest gap between the empirical CDFs) and
+k-sample Anderson–Darling (weights the tails more), both from scipy.stats. Per categorical column:
+chi-square on the contingency table of category by sample. Text: the same tests on length in
+words, plus the Jensen–Shannon distance between the two word distributions. Every kind: a domain
+classifier (logistic regression telling reference from new rows on the project's features); its
+cross-validated ROC AUC is 0.5 when the samples cannot be told apart.
+
+p-values are corrected for the number of tests with Holm's step-down method (Holm 1979): sort the
+m p-values, multiply the i-th smallest by (m − i + 1), and carry the running maximum, so the
+family-wise error rate stays at α.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ALPHA = 0.05
+MAX_ROWS = 20_000  # per sample: tests and the classifier run on a random subsample this large
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    feature: str
+    test: str  # ks | anderson_darling | chi2 | js_distance
+    statistic: float
+    p_value: float | None
+    p_adjusted: float | None
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    n_reference: int
+    n_new: int
+    tests: tuple[DriftTest, ...]
+    domain_auc: float | None  # cross-validated AUC of a reference-vs-new classifier
+    drifted_features: tuple[str, ...]
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.drifted_features) or (self.domain_auc is not None and self.domain_auc > 0.6)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values, in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def _subsample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return values if len(values) <= MAX_ROWS else values[rng.choice(len(values), MAX_ROWS, replace=False)]
+
+
+def numeric_tests(name: str, reference: np.ndarray, new: np.ndarray) -> list[tuple[str, str, float, float]]:
+    from scipy import stats
+
+    a, b = reference[np.isfinite(reference)], new[np.isfinite(new)]
+    if len(a) < 2 or len(b) < 2:
+        return []
+    ks = stats.ks_2samp(a, b)
+    out = [(name, "ks", float(ks.statistic), float(ks.pvalue))]
+    if np.ptp(np.concatenate([a, b])) > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # p-values outside [0.001, 0.25] are capped, and said so
+            ad = stats.anderson_ksamp([a, b], method=stats.PermutationMethod(n_resamples=199, random_state=0)
+                                      if len(a) + len(b) < 400 else None)
+        out.append((name, "anderson_darling", float(ad.statistic), float(ad.pvalue)))
+    return out
+
+
+def categorical_test(name: str, reference: Sequence[object], new: Sequence[object]) -> list[tuple[str, str, float, float]]:
+    from scipy import stats
+
+    categories = sorted({str(v) for v in reference} | {str(v) for v in new})
+    if len(categories) < 2:
+        return []
+    index = {c: i for i, c in enumerate(categories)}
+    table = np.zeros((2, len(categories)))
+    for row, values in enumerate((reference, new)):
+        for v in values:
+            table[row, index[str(v)]] += 1
+    table = table[:, table.sum(axis=0) > 0]
+    result = stats.chi2_contingency(table)
+    return [(name, "chi2", float(result.statistic), float(result.pvalue))]
+
+
+def text_tests(reference: Sequence[str], new: Sequence[str]) -> list[tuple[str, str, float, float | None]]:
+    from collections import Counter
+
+    from scipy.spatial.distance import jensenshannon
+
+    lengths = [np.asarray([len(t.split()) for t in sample], dtype=float) for sample in (reference, new)]
+    out: list[tuple[str, str, float, float | None]] = list(numeric_tests("text_length", *lengths))
+    counts = [Counter(w for t in sample for w in t.lower().split()) for sample in (reference, new)]
+    vocabulary = sorted(set(counts[0]) | set(counts[1]))
+    if vocabulary:
+        p = np.asarray([counts[0][w] for w in vocabulary], dtype=float)
+        q = np.asarray([counts[1][w] for w in vocabulary], dtype=float)
+        out.append(("vocabulary", "js_distance", float(jensenshannon(p, q, base=2)), None))
+    return out
+
+
+def domain_auc(reference: np.ndarray, new: np.ndarray, *, seed: int = 0) -> float | None:
+    """Cross-validated ROC AUC of a logistic regression telling the two samples apart."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    if min(reference.shape[0], new.shape[0]) < 10:
+        return None
+    X = sparse.vstack([reference, new]) if sparse.issparse(reference) else np.vstack([reference, new])
+    if not sparse.issparse(X):
+        X = StandardScaler().fit_transform(np.nan_to_num(np.asarray(X, dtype=float)))
+    y = np.r_[np.zeros(reference.shape[0]), np.ones(new.shape[0])]
+    folds = int(min(5, reference.shape[0], new.shape[0]))
+    proba = cross_val_predict(LogisticRegression(max_iter=500, C=1.0), X, y, cv=folds,
+                              method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, proba))
+
+
+def compare(reference: dict[str, Sequence[object]], new: dict[str, Sequence[object]], *,
+            numeric: Sequence[str] = (), categorical: Sequence[str] = (), text: str | None = None,
+            features: tuple[np.ndarray, np.ndarray] | None = None, alpha: float = ALPHA,
+            seed: int = 0) -> DriftReport:
+    """Drift between two samples given column-wise (name -> values); `features` is the pair of
+    feature matrices the domain classifier uses (reference rows, new rows)."""
+    rng = np.random.default_rng(seed)
+    raw: list[tuple[str, str, float, float | None]] = []
+    for name in numeric:
+        a = _subsample(np.asarray(reference[name], dtype=float), rng)
+        b = _subsample(np.asarray(new[name], dtype=float), rng)
+        raw += numeric_tests(name, a, b)
+    for name in categorical:
+        raw += categorical_test(name, list(reference[name]), list(new[name]))
+    if text is not None:
+        raw += text_tests(list(reference[text]), list(new[text]))
+    tested = [i for i, r in enumerate(raw) if r[3] is not None]
+    adjusted = dict(zip(tested, holm([raw[i][3] for i in tested])))  # type: ignore[misc]
+    tests = tuple(DriftTest(name, test, stat, p, float(adjusted[i]) if i in adjusted else None,
+                            bool(i in adjusted and adjusted[i] < alpha))
+                  for i, (name, test, stat, p) in enumerate(raw))
+    auc = None
+    if features is not None:
+        a, b = features
+        if a.shape[0] > MAX_ROWS:
+            a = a[np.sort(rng.choice(a.shape[0], MAX_ROWS, replace=False))]
+        if b.shape[0] > MAX_ROWS:
+            b = b[np.sort(rng.choice(b.shape[0], MAX_ROWS, replace=False))]
+        auc = domain_auc(a, b, seed=seed)
+    n_ref = len(next(iter(reference.values()))) if reference else 0
+    n_new = len(next(iter(new.values()))) if new else 0
+    drifted = tuple(dict.fromkeys(t.feature for t in tests if t.drifted))
+    return DriftReport(n_ref, n_new, tests, auc, drifted)

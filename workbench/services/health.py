@@ -1,0 +1,162 @@
+"""Data health: the report of a batch (duplicates, leakage, outliers, profile, personal data), the
+flags it leaves on items, and drift between a batch or version and the latest version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, delete, insert, select
+from sqlmodel import Session
+
+from workbench.db.models import DatasetVersion, DatasetVersionItem, Item, ItemFlag, utcnow
+from workbench.domain import Actor, ProjectInfo, ProjectKind, Role
+from workbench.errors import NotFound, WorkbenchError
+from workbench.health.report import Flag, FlagKind, HealthReport, ItemRecord, build_report
+from workbench.services._tx import audit, reading, write
+from workbench.services.projects import load_project
+from workbench.services.users import require_role
+
+DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9
+
+
+def _records(session: Session, project: ProjectInfo, new_ids: set[int] | None) -> list[ItemRecord]:
+    rows = session.execute(select(Item.id, Item.external_id, Item.split, Item.content)
+                           .where(Item.project_id == project.id).order_by(Item.id)).all()
+    if new_ids is None:
+        latest = session.execute(select(DatasetVersion.id).where(DatasetVersion.project_id == project.id)
+                                 .order_by(DatasetVersion.number.desc()).limit(1)).scalar_one_or_none()
+        versioned = set(session.execute(select(DatasetVersionItem.item_id)
+                                        .where(DatasetVersionItem.version_id == latest)).scalars()) if latest else set()
+        new_ids = {row.id for row in rows if row.id not in versioned} if versioned else {row.id for row in rows}
+    return [ItemRecord(row.id, row.external_id, row.split, row.content, row.id in new_ids) for row in rows]
+
+
+def _version_items(session: Session, project: ProjectInfo, number: int) -> list[dict[str, Any]]:
+    version = session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project.id,
+                                                           DatasetVersion.number == number)).scalar_one_or_none()
+    if version is None:
+        raise NotFound(f"project {project.name!r} has no version {number}")
+    return list(session.execute(select(Item.content).join(DatasetVersionItem, DatasetVersionItem.item_id == Item.id)
+                                .where(DatasetVersionItem.version_id == version.id).order_by(Item.id)).scalars())
+
+
+class HealthService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def check(self, project_name: str, *, actor: Actor, item_ids: list[int] | None = None,
+              store: bool = True) -> HealthReport:
+        """The health report of a batch (the given items, else every item not in the latest version)
+        against the whole project; with `store`, its flags replace the batch's earlier ones."""
+        require_role(actor, Role.ADMIN if store else Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            records = _records(session, project, set(item_ids) if item_ids is not None else None)
+        settings = project.settings
+        report = build_report(
+            project.kind.value, records,
+            threshold=float(settings.get("near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE_THRESHOLD)),
+            image_root=Path(settings["image_root"]) if settings.get("image_root") else None,
+            pii=str(settings.get("pii", "flag" if project.kind == ProjectKind.TEXT else "off")) != "off",
+            prelabels=None)
+        if store:
+            self._store(project, {r.item_id for r in records if r.new}, report.flags, actor)
+        return report
+
+    def _store(self, project: ProjectInfo, batch: set[int], flags: tuple[Flag, ...], actor: Actor) -> None:
+        # One flag per (item, kind): the first reason wins (the report lists every pair).
+        unique: dict[tuple[int, str], Flag] = {}
+        for flag in flags:
+            unique.setdefault((flag.item_id, flag.kind.value), flag)
+        touched = batch | {item_id for item_id, _ in unique}
+
+        def work(session: Session) -> None:
+            ids = sorted(touched)
+            for start in range(0, len(ids), 1000):
+                session.execute(delete(ItemFlag).where(ItemFlag.project_id == project.id,
+                                                       ItemFlag.item_id.in_(ids[start:start + 1000])))
+            now = utcnow()
+            rows = [{"project_id": project.id, "item_id": f.item_id, "kind": f.kind.value, "reason": f.reason,
+                     "created_at": now} for f in unique.values()]
+            for start in range(0, len(rows), 1000):
+                session.execute(insert(ItemFlag), rows[start:start + 1000])
+            counts: dict[str, int] = {}
+            for f in unique.values():
+                counts[f.kind.value] = counts.get(f.kind.value, 0) + 1
+            audit(session, "health.check", actor_id=actor.id, project_id=project.id, batch=len(batch), flags=counts)
+
+        write(self.engine, work)
+
+    def flags(self, project_name: str, *, actor: Actor, kind: FlagKind | str | None = None,
+              limit: int = 1000) -> list[Flag]:
+        """Flagged items with their reasons (reviewers and admins)."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            query = (select(ItemFlag.item_id, Item.external_id, ItemFlag.kind, ItemFlag.reason)
+                     .join(Item, Item.id == ItemFlag.item_id).where(ItemFlag.project_id == project.id))
+            if kind is not None:
+                query = query.where(ItemFlag.kind == FlagKind(kind).value)
+            rows = session.execute(query.order_by(ItemFlag.item_id, ItemFlag.kind).limit(limit)).all()
+        return [Flag(item_id, external_id, FlagKind(k), reason) for item_id, external_id, k, reason in rows]
+
+    def drift(self, project_name: str, *, actor: Actor, reference: int | None = None,
+              new: int | None = None, seed: int = 0):  # noqa: ANN201 - DriftReport
+        """Drift of version `new` (default: the items imported since the latest version) against
+        version `reference` (default: the latest version)."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            numbers = list(session.execute(select(DatasetVersion.number).where(
+                DatasetVersion.project_id == project.id).order_by(DatasetVersion.number)).scalars())
+            if not numbers:
+                raise WorkbenchError(f"project {project.name!r} has no dataset version to compare with")
+            ref_number = reference if reference is not None else numbers[-1]
+            old = _version_items(session, project, ref_number)
+            if new is not None:
+                fresh = _version_items(session, project, new)
+            else:
+                fresh = [r.content for r in _records(session, project, None) if r.new]
+        if not fresh:
+            raise WorkbenchError("no items to compare: nothing was imported since the latest version")
+        return drift_between(project.kind, old, fresh, seed=seed)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def drift_between(kind: ProjectKind, old: list[dict[str, Any]], fresh: list[dict[str, Any]], *, seed: int = 0):  # noqa: ANN201
+    """Drift of `fresh` against `old` item contents (text: length, vocabulary and a domain
+    classifier on hashed words; tabular: each column, and a classifier on all of them)."""
+    from workbench.health.drift import compare
+
+    if kind == ProjectKind.TEXT:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        texts = ([str(c.get("text", "")) for c in old], [str(c.get("text", "")) for c in fresh])
+        vectorizer = HashingVectorizer(n_features=2**18, alternate_sign=False, norm="l2")
+        features = (vectorizer.transform(texts[0]), vectorizer.transform(texts[1]))
+        return compare({"text": texts[0]}, {"text": texts[1]}, text="text", features=features, seed=seed)
+    if kind == ProjectKind.TABULAR:
+        from sklearn.feature_extraction import DictVectorizer
+
+        rows = ([dict(c.get("features") or {}) for c in old], [dict(c.get("features") or {}) for c in fresh])
+        names = sorted({k for sample in rows for r in sample for k in r})
+        columns = [{n: [r.get(n) for r in sample] for n in names} for sample in rows]
+        numeric = [n for n in names if all(v is None or _is_number(v) for s in columns for v in s[n])]
+        categorical = [n for n in names if n not in numeric]
+        for sample in columns:
+            for n in numeric:
+                sample[n] = [np.nan if v is None else float(v) for v in sample[n]]
+            for n in categorical:
+                sample[n] = ["(missing)" if v is None else str(v) for v in sample[n]]
+        size = [len(r) for r in rows]
+        encoded = [[{**{n: s[n][i] for n in numeric}, **{f"{n}={s[n][i]}": 1.0 for n in categorical}}
+                    for i in range(count)] for s, count in zip(columns, size)]
+        vectorizer = DictVectorizer(sparse=False).fit(encoded[0] + encoded[1])
+        features = (np.nan_to_num(vectorizer.transform(encoded[0])), np.nan_to_num(vectorizer.transform(encoded[1])))
+        return compare(columns[0], columns[1], numeric=numeric, categorical=categorical, features=features, seed=seed)
+    raise WorkbenchError("drift is measured for text and tabular projects")
