@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from workbench.services.agreement import AgreementService
     from workbench.services.exports import ExportService
     from workbench.services.guidelines import GuidelinesService
+    from workbench.services.health import HealthService
     from workbench.services.imports import ImportService
     from workbench.services.jobs import JobService
     from workbench.services.projects import ProjectService
@@ -114,7 +115,7 @@ class Workbench:
         return RoundService(self.engine)
 
     @cached_property
-    def health(self) -> "HealthService":  # noqa: F821
+    def health(self) -> HealthService:
         from workbench.services.health import HealthService
 
         return HealthService(self.engine)

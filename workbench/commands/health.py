@@ -1,0 +1,66 @@
+"""`workbench health`: the data health report of a project's newest batch, and drift."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from workbench.commands._common import open_workbench, operator
+
+
+def register(subparsers) -> None:  # noqa: ANN001
+    parser = subparsers.add_parser(
+        "health", help="duplicates, leakage, outliers, personal data and drift",
+        description="Check the items imported since the latest dataset version (or every item, before "
+                    "the first version) against the whole project, store the flags, and print the report.")
+    parser.add_argument("project")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--drift", nargs=2, type=int, metavar=("V1", "V2"),
+                        help="compare two dataset versions instead")
+    parser.add_argument("--no-store", action="store_true", help="report only; leave the item flags as they are")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    wb = open_workbench(args)
+    if args.drift:
+        report = wb.health.drift(args.project, actor=operator(), reference=args.drift[0], new=args.drift[1])
+        _print_drift(report)
+        payload = asdict(report)
+    else:
+        health = wb.health.check(args.project, actor=operator(), store=not args.no_store)
+        print(f"{health.n_batch} item(s) checked against {health.n_existing} existing: {health.summary()}")
+        for pair in health.duplicates[:20]:
+            kind = "exact" if pair.exact else f"near {pair.similarity:.2f}"
+            leak = "  LEAKAGE (pool/eval)" if pair.leakage else ""
+            print(f"  duplicate ({kind}): {pair.first} ~ {pair.second}{leak}")
+        if len(health.duplicates) > 20:
+            print(f"  ... {health.exact_duplicates + health.near_duplicates - 20} more pair(s)")
+        outliers = [f for f in health.flags if f.kind.value == "outlier"]
+        for flag in outliers[:10]:
+            print(f"  outlier: {flag.external_id}: {flag.reason}")
+        payload = asdict(health)
+        try:
+            drift = wb.health.drift(args.project, actor=operator())
+        except Exception as exc:  # noqa: BLE001 - no version yet: nothing to drift from
+            print(f"drift: not measured ({exc})")
+        else:
+            _print_drift(drift)
+            payload["drift"] = asdict(drift)
+    if args.json:
+        args.json.write_text(json.dumps(payload, indent=2, default=str))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _print_drift(report) -> None:  # noqa: ANN001
+    auc = "n/a" if report.domain_auc is None else f"{report.domain_auc:.3f}"
+    verdict = ("drift in " + ", ".join(report.drifted_features)) if report.drifted_features else "no feature drifted"
+    print(f"drift: {report.n_new} new vs {report.n_reference} reference items; {verdict}; "
+          f"domain classifier AUC {auc}")
+    for test in report.tests:
+        if test.drifted:
+            print(f"  {test.feature}: {test.test} = {test.statistic:.4g}, Holm-adjusted p = {test.p_adjusted:.3g}")
