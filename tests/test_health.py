@@ -258,3 +258,54 @@ def test_health_command_prints_and_writes_json(db_url, home, tmp_path):
     assert "1 exact" in done.stdout and "1 email" in done.stdout
     payload = json.loads(out.read_text())
     assert payload["exact_duplicates"] == 1 and payload["pii_counts"] == {"EMAIL": 1}
+
+
+def test_import_pseudonymizes_before_anything_is_stored(db_url, home, tmp_path):
+    """With pii=pseudonymize, no planted value reaches the database, the files under
+    $WORKBENCH_HOME or an export; the same value gets the same token in every row."""
+    import csv
+
+    from workbench.db.engine import make_engine
+    from workbench.services import Workbench
+
+    wb = Workbench(make_engine(db_url))
+    wb.projects.create("pii", "text", ["a", "b"], actor=OPERATOR, settings={"pii": "pseudonymize"})
+    planted = [v for values in PLANTED.values() for v in values]
+    path = tmp_path / "pii.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "text", "note"])
+        for i, value in enumerate(planted):
+            writer.writerow([f"r{i}", f"Row {i}: contact {value} please.", f"also {value}"])
+        writer.writerow(["again", f"Repeat {planted[0]} here.", ""])
+    report = wb.imports.run("pii", path, actor=OPERATOR)
+    assert report.ok and report.imported == len(planted) + 1
+    assert report.health is not None and sum(report.health.pii_counts.values()) == 0  # none left to find
+    out = tmp_path / "export.csv"
+    wb.exports.items("pii", "csv", out, actor=OPERATOR)
+    from sqlalchemy import select
+
+    from workbench.db.models import Item
+
+    with wb.engine.connect() as conn:
+        contents = [json.dumps(c) for c in conn.execute(select(Item.content)).scalars()]
+    wb.engine.dispose()
+    stored = "\n".join(contents)
+    for value in planted:
+        assert value not in stored, value
+    token = pseudonym(PiiType.EMAIL, PLANTED[PiiType.EMAIL][0], b"")  # not the project's key
+    assert token not in stored
+    first = next(c for c in contents if "Row 0:" in c)
+    again = next(c for c in contents if "Repeat" in c)
+    import re
+
+    assert re.search(r"<EMAIL_[0-9a-f]{6}>", first).group() == re.search(r"<EMAIL_[0-9a-f]{6}>", again).group()
+    for file in home.rglob("*"):
+        if file.is_file():
+            data = file.read_bytes()
+            for value in planted:
+                assert value.encode() not in data, (file, value)
+    text = out.read_text(encoding="utf-8")
+    assert "<EMAIL_" in text
+    for value in planted:
+        assert value not in text

@@ -27,6 +27,10 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class PiiMode(StrEnum):
@@ -187,3 +191,38 @@ def scrub(text: str, mode: PiiMode, *, secret: bytes = b"", region: str = "US") 
 
 def count_by_type(findings: list[PiiFinding] | tuple[PiiFinding, ...]) -> dict[str, int]:
     return dict(Counter(f.type.value for f in findings))
+
+
+SECRET_ENV = "WORKBENCH_PII_SECRET"
+
+
+def project_secret(home: Path, project_id: int) -> bytes:
+    """The key pseudonyms of one project are made with: an HMAC of the project id under the
+    master secret, which is $WORKBENCH_PII_SECRET when set, else a random key kept in
+    $WORKBENCH_HOME/secrets/pii.key (mode 0600, made on first use). It is never stored in the
+    database, so a copy of the database alone cannot map pseudonyms back to values by guessing."""
+    import os
+    import secrets as random_secrets
+    from pathlib import Path
+
+    master = os.environ.get(SECRET_ENV, "").encode()
+    if not master:
+        path = Path(home) / "secrets" / "pii.key"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            master = path.read_bytes().strip()
+        else:
+            master = random_secrets.token_hex(32).encode()
+            with os.fdopen(fd, "wb") as f:
+                f.write(master)
+    return hmac.new(master, f"project:{project_id}".encode(), hashlib.sha256).digest()
+
+
+def pii_mode(settings: dict, kind: str) -> PiiMode:
+    """The project's personal-data mode: its `pii` setting, else `flag` for text and `off` otherwise."""
+    value = settings.get("pii")
+    if value in (None, ""):
+        return PiiMode.FLAG if kind == "text" else PiiMode.OFF
+    return PiiMode(value)

@@ -107,6 +107,10 @@ class ImportReport:
     sample: list[dict[str, Any]] = field(default_factory=list)  # the first few items, as they'd be stored
     seconds: float = 0.0
     max_listed: int = MAX_LISTED_ERRORS
+    # The data health report of the imported batch (workbench.health.report.HealthReport), after
+    # a real import; its seconds are not part of `seconds`.
+    health: Any = None
+    health_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -147,6 +151,8 @@ class ImportReport:
         if self.n_unlisted:
             out.append(f"... and {self.n_unlisted} more bad rows (only the first {len(self.errors)} are listed)")
         out += [f"warning: {warning}" for warning in self.warnings]
+        if self.health is not None:
+            out.append(f"health: {self.health.summary()} (workbench health {self.project} for the list)")
         return out
 
     def as_dict(self) -> dict[str, Any]:

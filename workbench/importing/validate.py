@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
@@ -95,6 +95,9 @@ class RowBuilder:
     id_from_image: bool = False  # folders: the external id is the stored image path
     limits: Limits = field(default_factory=Limits)
     verify_images: bool = True  # open and decode every image (format, pixel count, decodable)
+    # Applied to the text and to every string context value before anything is stored (the
+    # project's personal-data setting: pseudonymize or mask); None keeps them as they are.
+    scrub_text: Callable[[str], str] | None = None
     id_col: str | None = field(init=False, default=None)
     needed: list[str] = field(init=False, default_factory=list)
     chosen: dict[str, Any] = field(init=False, default_factory=dict)
@@ -235,6 +238,9 @@ class RowBuilder:
                 context[name] = self._plain(value, name, nested_ok=True)
         else:
             context = dict(zip(self.value_cols, context_values))
+        if self.scrub_text is not None:
+            text = self.scrub_text(text)
+            context = {k: self.scrub_text(v) if isinstance(v, str) else v for k, v in context.items()}
         return {"text": text, "context": context}
 
     def _tabular(self, values: list) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 from sqlmodel import Session
 
 from workbench.db.engine import read_only, write_gate
@@ -242,6 +242,24 @@ class _CheckSink(_Sink):
         return duplicates
 
 
+def _scrubber(info) -> Callable[[str], str] | None:  # noqa: ANN001
+    """The project's personal-data replacement for text, or None when it keeps text as it is."""
+    from workbench.config import workbench_home
+    from workbench.health.pii import PiiMode, pii_mode, project_secret, scrub
+
+    mode = pii_mode(info.settings, info.kind.value)
+    if mode not in (PiiMode.PSEUDONYMIZE, PiiMode.MASK) or info.kind is not ProjectKind.TEXT:
+        return None
+    secret = project_secret(workbench_home(), info.id)
+    region = str(info.settings.get("pii_region") or "US")
+    return lambda text: scrub(text, mode, secret=secret, region=region).text
+
+
+def _last_item_id(engine: Engine, project_id: int) -> int | None:
+    with reading(engine) as session:
+        return session.execute(select(func.max(Item.id)).where(Item.project_id == project_id)).scalar_one()
+
+
 class ImportService:
     """Import files and image folders into a project (admin; actor=None is the local operator)."""
 
@@ -375,7 +393,7 @@ class ImportService:
             builder = RowBuilder(kind=info.kind.value, columns=reader.columns, options=opts,
                                  labels=info.labels, image_root=root, image_prefix=prefix,
                                  check_strings=reader.format not in ("csv", "tsv"), id_from_image=folder,
-                                 limits=_limits(info))
+                                 limits=_limits(info), scrub_text=_scrubber(info))
             if info.kind is ProjectKind.TABULAR and reader.format in ("csv", "tsv"):
                 inference = NumericInference(builder)
                 for _row, _line, values, _problems in open_().records(builder.needed):
@@ -397,6 +415,7 @@ class ImportService:
         rng = np.random.default_rng(seed)
         # A real import holds the write lock for its whole transaction; on SQLite, service writers
         # then queue on the write gate and wake when it commits, instead of polling the lock.
+        last_id = None if report.dry_run else _last_item_id(self.engine, info.id)
         try:
             self._write(engine, info, report, reader, builder, opts, rng, fraction, created_at, actor,
                         progress, save_root)
@@ -406,7 +425,24 @@ class ImportService:
                 raise
             raise fault from exc
         report.seconds = time.perf_counter() - started
+        if report.imported:
+            self._health(info, report, last_id, actor)
         return report
+
+    def _health(self, info, report: ImportReport, last_id: int | None, actor: Actor) -> None:  # noqa: ANN001
+        """The health report of the batch just imported (its flags stored); a failure here never
+        undoes the import, which is committed: it becomes a warning."""
+        from workbench.services.health import HealthService
+
+        started = time.perf_counter()
+        with reading(self.engine) as session:
+            new_ids = list(session.execute(select(Item.id).where(
+                Item.project_id == info.id, Item.id > (last_id or 0))).scalars())
+        try:
+            report.health = HealthService(self.engine).check(info.name, actor=actor, item_ids=new_ids)
+        except Exception as exc:  # noqa: BLE001 - the labels are in; say what the check could not do
+            report.warnings.append(f"the data health check failed: {type(exc).__name__}: {exc}")
+        report.health_seconds = time.perf_counter() - started
 
     def _write(self, engine: Engine, info, report: ImportReport, reader: Reader, builder: RowBuilder,  # noqa: ANN001
                opts: ImportOptions, rng: np.random.Generator, fraction: float, created_at: Any,

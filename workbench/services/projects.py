@@ -22,6 +22,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "model": {"type": "logreg", "C": 10.0},
     "featurizer": {},
     "limits": {},  # import limits over the defaults of workbench.importing.limits.Limits
+    # Personal data in text at import: off | flag | pseudonymize | mask (None: flag for text projects).
+    "pii": None,
+    "pii_region": "US",  # where phone numbers without a country code are read as local
+    "near_duplicate_threshold": 0.9,  # estimated Jaccard of word bigrams above which texts are near copies
+    "sensitive_cols": [],  # columns whose groups each round's evaluation reports on
 }
 
 
@@ -62,6 +67,18 @@ def check_featurizer(kind: ProjectKind, params: Any) -> None:
     from workbench.training.featurizers import make_featurizer  # lazy: scikit-learn
 
     make_featurizer(kind.value, params, image_root=".")  # the image root is not a parameter
+
+
+def check_health_settings(settings: dict[str, Any]) -> None:
+    """Refuse a personal-data mode or duplicate threshold a health check could not use."""
+    from workbench.health.pii import PiiMode
+
+    mode = settings.get("pii")
+    if mode not in (None, "") and mode not in set(PiiMode):
+        raise WorkbenchError(f"pii must be one of {', '.join(PiiMode)}, got {mode!r}")
+    threshold = settings.get("near_duplicate_threshold", 0.9)
+    if not isinstance(threshold, (int, float)) or not 0.5 <= float(threshold) <= 1.0:
+        raise WorkbenchError(f"near_duplicate_threshold must be a number from 0.5 to 1, got {threshold!r}")
 
 
 def check_strategy(name: str) -> str:
@@ -106,6 +123,7 @@ class ProjectService:
             raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
         if "featurizer" in (settings or {}):
             check_featurizer(kind, settings["featurizer"])
+        check_health_settings(settings or {})
         if "limits" in (settings or {}):
             from workbench.importing.limits import Limits
 
@@ -158,6 +176,7 @@ class ProjectService:
                 project.strategy = check_strategy(strategy)
             if "featurizer" in settings:
                 check_featurizer(ProjectKind(project.kind), settings["featurizer"])
+            check_health_settings(settings)
             project.settings = {**project.settings, **settings}
             audit(session, "project.settings", actor_id=actor.id if actor else None,
                   project_id=project.id, strategy=project.strategy, **settings)

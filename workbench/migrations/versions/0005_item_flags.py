@@ -1,7 +1,7 @@
 """item flags from the data health check
 
-Revision ID: 0005
-Revises: 0001
+Revision ID: 0005_item_flags
+Revises: 0002_sessions
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0005'
-down_revision = '0001'
+revision = '0005_item_flags'
+down_revision = '0002_sessions'
 branch_labels = None
 depends_on = None
 
