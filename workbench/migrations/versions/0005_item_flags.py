@@ -1,7 +1,7 @@
 """item flags from the data health check
 
 Revision ID: 0005_item_flags
-Revises: 0002_sessions
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlmodel
 
 
 revision = '0005_item_flags'
-down_revision = '0002_sessions'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
