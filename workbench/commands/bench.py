@@ -49,6 +49,11 @@ BENCH_COMMANDS: dict[str, BenchCommand] = {
         add_arguments="workbench.bench.round:add_round_arguments",
         run="workbench.bench.round:run_round",
     ),
+    "health": BenchCommand(
+        help="what the data health check adds to an import of generated text rows (time, memory)",
+        add_arguments="workbench.bench.health:add_arguments",
+        run="workbench.bench.health:run",
+    ),
     "startup": BenchCommand(
         help="start-up time of `workbench --help` and `workbench project list` against `python -c pass`",
         add_arguments="workbench.bench.startup:add_arguments",

@@ -46,10 +46,10 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def _chunk_shingles(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(owner row within the chunk, uint64 hash) of every word bigram of each text, or of its
-    only word; words are runs of ASCII letters, digits, underscore or non-ASCII bytes, ASCII
-    case-folded. Vectorised over the chunk's bytes (no Python loop over words)."""
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(owner row, uint64 hash) of every word of each text, in order, vectorised over the bytes
+    of all texts (no Python loop over words). Words are runs of ASCII letters, digits,
+    underscore or non-ASCII bytes, ASCII case-folded."""
     joined = "\0".join(texts).encode("utf-8", "surrogatepass")
     b = np.frombuffer(joined, dtype=np.uint8)
     if len(b) == 0:
@@ -71,8 +71,15 @@ def _chunk_shingles(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         terms = b[positions].astype(np.uint64) * powers[offset]
     # Segmented sums: `positions` is sorted and every token's bytes are contiguous in it.
     token_heads = np.concatenate([[0], np.flatnonzero(tokens[1:] != tokens[:-1]) + 1])
-    h = _mix(np.add.reduceat(terms, token_heads))
-    owner = owner_of_byte[start_pos]
+    return owner_of_byte[start_pos].astype(np.int64), _mix(np.add.reduceat(terms, token_heads))
+
+
+def _chunk_shingles(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(owner row within the chunk, uint64 hash) of every word bigram of each text, or of its
+    only word."""
+    owner, h = word_hashes(texts)
+    if len(h) == 0:
+        return owner, h
     same = owner[1:] == owner[:-1]
     with np.errstate(over="ignore"):
         bigrams = _mix((h[:-1] * _GOLDEN) ^ h[1:])[same]

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +23,6 @@ NON_LETTER_SHARE = 0.5
 UNKNOWN_TOKEN_RATE = 0.5
 ISOLATION_SHARE = 0.01
 BLANK_STD = 2.0
-_TOKEN = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -76,26 +73,43 @@ def tabular_outliers(columns: dict[str, Sequence[object]], *, seed: int = 0) -> 
     return _collect(0, flags)
 
 
-def text_outliers(texts: Sequence[str]) -> list[Outlier]:
-    flags: dict[int, list[str]] = {}
-    lengths = np.asarray([len(t) for t in texts], dtype=float)
+def text_outliers(texts: Sequence[str], *, chunk_rows: int = 50_000) -> list[Outlier]:
+    """Length far from the usual, mostly non-letters, or mostly words no other item has."""
+    from workbench.health.duplicates import word_hashes
+
+    n = len(texts)
+    lengths = np.fromiter((len(t) for t in texts), dtype=float, count=n)
     z = robust_z(np.log1p(lengths))
-    tokens = [_TOKEN.findall(t.lower()) for t in texts]
-    document_frequency = Counter(tok for toks in tokens for tok in set(toks))
-    for row, text in enumerate(texts):
-        reasons = flags.setdefault(row, [])
-        if np.isfinite(z[row]) and z[row] > ROBUST_Z:
-            reasons.append(f"length {len(text)} characters is far from the usual")
-        if text:
-            non_letters = sum(1 for c in text if not (c.isalpha() or c.isspace())) / len(text)
-            if non_letters > NON_LETTER_SHARE:
-                reasons.append(f"{non_letters:.0%} of the characters are not letters")
-        toks = tokens[row]
-        if len(toks) >= 3 and len(texts) >= 20:
-            unknown = sum(1 for tok in toks if document_frequency[tok] <= 1) / len(toks)
-            if unknown > UNKNOWN_TOKEN_RATE:
-                reasons.append(f"{unknown:.0%} of the words occur in no other item")
-    return _collect(len(texts), flags)
+    non_letters, sizes = np.zeros(n), np.zeros(n)
+    owners, hashes = [], []
+    for start in range(0, n, chunk_rows):
+        part = texts[start:start + chunk_rows]
+        owner, h = word_hashes(part)
+        owners.append(owner + start)
+        hashes.append(h)
+        # Per text, bytes that are ASCII digits or punctuation (non-ASCII bytes count as letters).
+        b = np.frombuffer("\0".join(part).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        byte_owner = np.cumsum(b == 0)
+        other = ((b > 32) & (b < 65)) | ((b > 90) & (b < 97)) | ((b > 122) & (b < 127))
+        non_letters[start:start + len(part)] = np.bincount(byte_owner, weights=other, minlength=len(part))
+        sizes[start:start + len(part)] = np.bincount(byte_owner, minlength=len(part)) - (np.arange(len(part)) > 0)
+    non_letter_share = np.divide(non_letters, sizes, out=np.zeros(n), where=sizes > 0)
+    owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
+    words = np.bincount(owner, minlength=n)
+    unknown_rate = np.zeros(n)
+    if len(owner) and n >= 20:
+        # A word is unknown when it occurs once in the whole batch (so in no other item).
+        _, inverse, counts = np.unique(np.concatenate(hashes), return_inverse=True, return_counts=True)
+        unknown = np.bincount(owner, weights=(counts[inverse] == 1).astype(float), minlength=n)
+        unknown_rate = np.divide(unknown, words, out=np.zeros(n), where=words >= 3)
+    flags: dict[int, list[str]] = {}
+    for row in np.flatnonzero(np.isfinite(z) & (z > ROBUST_Z)):
+        flags.setdefault(int(row), []).append(f"length {int(lengths[row])} characters is far from the usual")
+    for row in np.flatnonzero(non_letter_share > NON_LETTER_SHARE):
+        flags.setdefault(int(row), []).append(f"{non_letter_share[row]:.0%} of the characters are not letters")
+    for row in np.flatnonzero(unknown_rate > UNKNOWN_TOKEN_RATE):
+        flags.setdefault(int(row), []).append(f"{unknown_rate[row]:.0%} of the words occur in no other item")
+    return _collect(n, flags)
 
 
 def image_outliers(sizes: Sequence[tuple[int, int] | None], blank_std: Sequence[float | None]) -> list[Outlier]:

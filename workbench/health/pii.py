@@ -66,6 +66,8 @@ _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![:\w])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![:\w])")
 _CAPITALISED = re.compile(r"\b([A-Z][a-z]+(?:-[A-Z][a-z]+)?)\s+([A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
 _TITLED = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+([A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
+_DIGIT = re.compile(r"\d")
+_TITLES = ("Mr", "Ms", "Miss", "Dr", "Prof")
 _PHONE_HINT = re.compile(r"\d[\d ()./-]{5,}\d")
 # Card brands' leading digits (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro).
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9]|2)|35|3(?:0[0-5]|[68])|5[06-9])")
@@ -131,33 +133,38 @@ def find_pii(text: str, *, region: str = "US") -> list[PiiFinding]:
         taken.append((start, end))
         found.append(PiiFinding(kind, start, end, text[start:end]))
 
-    for m in _EMAIL.finditer(text):
-        add(PiiType.EMAIL, m.start(), m.end())
-    for m in _URL.finditer(text):
-        add(PiiType.URL, m.start(), m.end())
-    for m in _IBAN.finditer(text):
-        if _valid_iban(m.group()):
-            add(PiiType.IBAN, m.start(), m.end())
-    for m in _CARD.finditer(text):
-        if _luhn_card(re.sub(r"[ -]", "", m.group())):
-            add(PiiType.CARD, m.start(), m.end())
-    for pattern in (_IPV4, _IPV6):
-        for m in pattern.finditer(text):
-            if _valid_ip(m.group()):
-                add(PiiType.IP, m.start(), m.end())
-    if _PHONE_HINT.search(text):
-        import phonenumbers
+    # Cheap substring tests first: most texts have no '@', no digit, no title.
+    if "@" in text:
+        for m in _EMAIL.finditer(text):
+            add(PiiType.EMAIL, m.start(), m.end())
+    if "://" in text or "www." in text.lower():
+        for m in _URL.finditer(text):
+            add(PiiType.URL, m.start(), m.end())
+    if _DIGIT.search(text):
+        for m in _IBAN.finditer(text):
+            if _valid_iban(m.group()):
+                add(PiiType.IBAN, m.start(), m.end())
+        for m in _CARD.finditer(text):
+            if _luhn_card(re.sub(r"[ -]", "", m.group())):
+                add(PiiType.CARD, m.start(), m.end())
+        for pattern in (_IPV4, _IPV6) if ":" in text else (_IPV4,):
+            for m in pattern.finditer(text):
+                if _valid_ip(m.group()):
+                    add(PiiType.IP, m.start(), m.end())
+        if _PHONE_HINT.search(text):
+            import phonenumbers
 
-        for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
-            add(PiiType.PHONE, m.start, m.end)
+            for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+                add(PiiType.PHONE, m.start, m.end)
     names = _first_names()
     for m in _CAPITALISED.finditer(text):
         first, last = m.group(1), m.group(2)
         if first in names and last not in _NOT_NAMES:
             add(PiiType.PERSON, m.start(), m.end())
-    for m in _TITLED.finditer(text):
-        if m.group(1) not in _NOT_NAMES:
-            add(PiiType.PERSON, m.start(), m.end())
+    if any(title in text for title in _TITLES):
+        for m in _TITLED.finditer(text):
+            if m.group(1) not in _NOT_NAMES:
+                add(PiiType.PERSON, m.start(), m.end())
     return sorted(found, key=lambda f: f.start)
 
 

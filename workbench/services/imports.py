@@ -425,7 +425,7 @@ class ImportService:
                 raise
             raise fault from exc
         report.seconds = time.perf_counter() - started
-        if report.imported:
+        if report.imported and info.settings.get("health_at_import", True):
             self._health(info, report, last_id, actor)
         return report
 

@@ -26,7 +26,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "pii": None,
     "pii_region": "US",  # where phone numbers without a country code are read as local
     "near_duplicate_threshold": 0.9,  # estimated Jaccard of word bigrams above which texts are near copies
-    "sensitive_cols": [],  # columns whose groups each round's evaluation reports on
+    "sensitive_cols": [],
+    "health_at_import": True,  # run the data health check after every import  # columns whose groups each round's evaluation reports on
 }
 
 
