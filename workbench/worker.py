@@ -1,30 +1,47 @@
 """The job worker: takes queued jobs (retrain, rescore, version) and runs them, one at a time.
 
 Runs as its own process (`workbench worker`, or beside the app under `workbench serve`) with its
-own engine; never inside the Streamlit server. While a job runs, a thread heartbeats so that other
-workers can tell a live job from one whose worker was killed.
+own engine; never inside the Streamlit server.
+
+Liveness: the worker registers a row in `worker_process` and a pulse thread refreshes it (and the
+running job's lease) every HEARTBEAT_S. The same thread gives back, every SWEEP_S, any running job
+whose lease went stale because its worker died, so a dead worker's round is requeued within
+a minute even while this worker is busy with a long job.
+
+Stopping: SIGTERM, SIGINT or SIGHUP end the worker cleanly. Between jobs it simply stops; during a
+job the signal interrupts the job (a BaseException, so no handler swallows it). The round writes
+its results in one transaction at the end, so nothing is half-written; the job goes back to the
+queue without charging the attempt, and the worker exits.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import socket
 import threading
 import time
 
+from workbench.config import database_url as configured_url
 from workbench.db.engine import make_engine
-from workbench.domain import JobInfo, JobKind
+from workbench.domain import Actor, JobInfo, JobKind
 from workbench.services import Workbench
 
 HEARTBEAT_S = 5.0
+SWEEP_S = 15.0
 AUTO_VERSION_CHECK_S = 10.0
+ORPHAN_SWEEP_S = 600.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+OPERATOR = Actor.operator()
+log = logging.getLogger("workbench.worker")
 
 
 def _run_job(wb: Workbench, job: JobInfo) -> None:
     project, payload = wb.jobs.payload(job.id)
 
     def progress(pct: float, message: str) -> None:
-        wb.jobs.heartbeat(job.id, progress=pct, message=message)
+        wb.jobs.heartbeat(job.id, progress=pct, message=message, worker=job.worker)
 
     if job.kind == JobKind.RETRAIN:
         wb.rounds.run_retrain(project, job_id=job.id, seed=int(payload.get("seed", 0)), progress=progress)
@@ -48,46 +65,174 @@ def queue_auto_versions(wb: Workbench) -> None:
 WORKER_NICENESS = 10  # rounds yield the CPU to the app's claims and submits
 
 
+class WorkerInterrupted(BaseException):
+    """Raised in the worker's main thread by a stop signal that arrives while a job runs."""
+
+
+class _Stopper:
+    """Signal handling for the worker process: a stop flag, and an interrupt while a job runs."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.in_job = False
+        self.signal_name: str | None = None
+
+    def __call__(self, signum: int, _frame) -> None:  # noqa: ANN001
+        self.signal_name = signal.Signals(signum).name
+        self.stop.set()
+        if self.in_job:
+            self.in_job = False  # one interrupt per job; a second signal only repeats the stop
+            raise WorkerInterrupted(self.signal_name)
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self)
+
+
+def worker_name(pid: int | None = None) -> str:
+    """How a worker process is named in the job table and the registry: host:pid."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
 def run_worker(database_url: str | None = None, *, once: bool = False, poll_s: float = 1.0,
-               stop: threading.Event | None = None, name: str | None = None, nice: bool = False) -> int:
+               stop: threading.Event | None = None, name: str | None = None, nice: bool = False,
+               handle_signals: bool = False) -> int:
     """Process jobs until stopped (or, with once=True, until the queue is empty). Returns jobs run.
 
     With nice=True (the `workbench worker` process) the process lowers its CPU priority first.
+    With handle_signals=True (only in a process's main thread) SIGTERM, SIGINT and SIGHUP stop it
+    cleanly, interrupting and requeueing a running job.
     """
     if nice:
         os.nice(WORKER_NICENESS)
-    wb = Workbench(make_engine(database_url))
-    import skops.io  # noqa: F401 - a long-lived worker pays this import once, not in its first round
-
-    worker = name or f"{socket.gethostname()}:{os.getpid()}"
+    url = configured_url(database_url)
     stop = stop or threading.Event()
+    stopper = _Stopper(stop)
+    if handle_signals:
+        stopper.install()
+    wb = Workbench(make_engine(url))
+    worker = name or worker_name()
+    _requeue_dead_local(wb, starting=True)
+    wb.jobs.register_worker(worker, socket.gethostname(), os.getpid(), actor=OPERATOR)
+    pulse = _Pulse(wb, worker)
+    pulse.start()
     done = 0
-    next_version_check = 0.0
-    while not stop.is_set():
-        if time.monotonic() >= next_version_check:
-            queue_auto_versions(wb)
-            next_version_check = time.monotonic() + AUTO_VERSION_CHECK_S
-        job = wb.jobs.claim_next(worker)
-        if job is None:
-            if once:
+    try:
+        stopper.in_job = True  # a stop during this slow import ends the worker at once
+        import skops.io  # noqa: F401 - a long-lived worker pays this import once, not in its first round
+
+        stopper.in_job = False
+
+        next_version_check = 0.0
+        while not stop.is_set():
+            if time.monotonic() >= next_version_check:
+                queue_auto_versions(wb)
+                next_version_check = time.monotonic() + AUTO_VERSION_CHECK_S
+            job = wb.jobs.claim_next(worker)
+            if job is None:
+                if once:
+                    break
+                stop.wait(poll_s)
+                continue
+            pulse.job_id = job.id
+            try:
+                stopper.in_job = True
+                if stop.is_set():  # the stop came between the claim and here
+                    raise WorkerInterrupted(stopper.signal_name or "stop")
+                _run_job(wb, job)
+                stopper.in_job = False
+                done += 1
+            except WorkerInterrupted as why:
+                stopper.in_job = False
+                _give_back(url, job, worker, str(why))
                 break
-            stop.wait(poll_s)
-            continue
-        beating = threading.Event()
-        beat = threading.Thread(target=_heartbeat, args=(wb, job.id, beating), daemon=True)
-        beat.start()
+            except Exception as exc:  # noqa: BLE001 - a failed job records why and the worker goes on
+                stopper.in_job = False
+                wb.jobs.fail(job.id, f"{type(exc).__name__}: {exc}")
+                done += 1
+            finally:
+                pulse.job_id = None
+    except WorkerInterrupted:  # a signal that raced past the in_job flag; nothing was running
+        pass
+    finally:
+        stopper.in_job = False
+        pulse.halt()
         try:
-            _run_job(wb, job)
-        except Exception as exc:  # noqa: BLE001 - a failed job records why and the worker goes on
-            wb.jobs.fail(job.id, f"{type(exc).__name__}: {exc}")
-        finally:
-            beating.set()
-            beat.join()
-        done += 1
-    wb.engine.dispose()
+            wb.jobs.unregister_worker(worker, actor=OPERATOR)
+        except Exception:  # noqa: BLE001 - the registry row then simply goes stale
+            log.warning("could not unregister worker %s", worker)
+        wb.engine.dispose()
     return done
 
 
-def _heartbeat(wb: Workbench, job_id: int, stop: threading.Event) -> None:
-    while not stop.wait(HEARTBEAT_S):
-        wb.jobs.heartbeat(job_id)
+def _give_back(url: str, job: JobInfo, worker: str, signal_name: str) -> None:
+    """Requeue the interrupted job through a fresh engine (the old one may hold a connection the
+    interrupt left mid-statement)."""
+    engine = make_engine(url, migrate=False)
+    try:
+        Workbench(engine).jobs.release(job.id, worker, f"worker {worker} was stopped ({signal_name}) during the job",
+                                       actor=OPERATOR)
+        print(f"worker: job {job.id} interrupted by {signal_name}; it is queued again", flush=True)
+    finally:
+        engine.dispose()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _requeue_dead_local(wb: Workbench, *, starting: bool = False) -> None:
+    """Requeue what dead workers on this host held (e.g. the one this worker replaces). While
+    starting, a job held under this process's own pid predates it (a reused pid), so is dead too."""
+    me = os.getpid()
+
+    def alive(pid: int) -> bool:
+        return not (starting and pid == me) and _pid_alive(pid)
+
+    for job_id in wb.jobs.requeue_dead_local(socket.gethostname(), alive, actor=OPERATOR):
+        print(f"worker: job {job_id} was held by a worker that is gone; queued again", flush=True)
+
+
+class _Pulse(threading.Thread):
+    """Heartbeats the registry row and the running job's lease; sweeps stale jobs and old orphans."""
+
+    def __init__(self, wb: Workbench, worker: str) -> None:
+        super().__init__(name="worker-pulse", daemon=True)
+        self.wb, self.worker = wb, worker
+        self.job_id: int | None = None
+        self._halt = threading.Event()
+
+    def halt(self) -> None:
+        self._halt.set()
+        self.join(timeout=HEARTBEAT_S * 2)
+
+    def run(self) -> None:
+        next_sweep = time.monotonic() + SWEEP_S
+        next_orphans = time.monotonic() + 60.0
+        while not self._halt.wait(HEARTBEAT_S):
+            try:
+                job_id = self.job_id
+                if job_id is not None:
+                    self.wb.jobs.heartbeat(job_id, worker=self.worker)
+                self.wb.jobs.worker_beat(self.worker, job_id=job_id, actor=OPERATOR)
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + SWEEP_S
+                    _requeue_dead_local(self.wb)
+                    for requeued in self.wb.jobs.requeue_stale(actor=OPERATOR):
+                        log.warning("job %s lost its worker; requeued (or failed after its attempts)", requeued)
+                if time.monotonic() >= next_orphans:
+                    next_orphans = time.monotonic() + ORPHAN_SWEEP_S
+                    self._sweep_files()
+            except Exception as exc:  # noqa: BLE001 - a busy database must not end the heartbeat
+                log.warning("worker heartbeat failed: %s: %s", type(exc).__name__, exc)
+
+    def _sweep_files(self) -> None:
+        from workbench.services.storage import StorageService
+
+        StorageService(self.wb.engine).sweep_orphans(actor=OPERATOR)

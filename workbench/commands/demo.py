@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workbench.commands._common import open_workbench
-from workbench.commands.serve import add_serve_options, serve
+from workbench.commands.serve import add_serve_options, exit_now, serve
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -26,4 +26,4 @@ def run(args) -> int:  # noqa: ANN001
         print(f"  {name:<9} {wb.users.get(name).role.value:<10} {password}")
     if args.no_serve:
         return 0
-    return serve(args.database_url, host=args.host, port=args.port, worker=not args.no_worker)
+    exit_now(serve(args.database_url, host=args.host, port=args.port, worker=not args.no_worker, grace_s=args.grace))

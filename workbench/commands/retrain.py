@@ -8,6 +8,8 @@ import time
 from workbench.commands._common import open_workbench
 from workbench.errors import WorkbenchError
 
+NO_WORKER_S = 3.0  # a starting worker registers within this; then --wait says none is running
+
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser("retrain", help="queue a retrain round",
@@ -22,15 +24,24 @@ def register(subparsers) -> None:  # noqa: ANN001
 def run(args) -> int:  # noqa: ANN001
     from tqdm import tqdm
 
-    from workbench.domain import JobState
+    from workbench.domain import Actor, JobState
 
     wb = open_workbench(args)
     job = wb.rounds.start(args.project, seed=args.seed)
     print(f"round queued as job {job.id}")
     if not args.wait:
         return 0
+    no_worker_since: float | None = None
     with tqdm(total=100, desc=f"job {job.id}", unit="%", file=sys.stderr) as bar:
         while job.state in (JobState.QUEUED, JobState.RUNNING):
+            if job.state == JobState.QUEUED and not wb.jobs.live_workers(actor=Actor.operator()):
+                no_worker_since = no_worker_since or time.monotonic()
+                if time.monotonic() - no_worker_since >= NO_WORKER_S:
+                    raise WorkbenchError(
+                        f"no worker is running, so round job {job.id} stays queued; start one with "
+                        "`workbench worker` (or run `workbench serve`, which starts one) and it will run")
+            else:
+                no_worker_since = None
             time.sleep(0.5)
             job = wb.rounds.job(job.id)
             bar.set_postfix_str(job.message)

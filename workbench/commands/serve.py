@@ -1,17 +1,25 @@
-"""`workbench serve`: the Streamlit app plus a background worker, as two processes."""
+"""`workbench serve`: the Streamlit app plus a background worker, under a supervisor.
+
+See workbench/supervisor.py: SIGTERM, SIGINT and SIGHUP stop both children cleanly (exit 0 within
+10 s, the port free), a dead worker is restarted with backoff, a dead app ends serve non-zero.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-import subprocess
 import sys
 
 from workbench.config import database_url, workbench_home
 
+GRACE_S = 6.0  # the supervisor's default (kept here so --help does not import it)
+
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser("serve", help="start the web app and a worker",
-                                   description="Start the Streamlit app and a background worker.")
+                                   description="Start the Streamlit app and a background worker, and supervise "
+                                               "them: SIGTERM, SIGINT or SIGHUP stop both cleanly; a worker that "
+                                               "dies is restarted.")
     add_serve_options(parser)
     parser.set_defaults(func=run)
 
@@ -20,27 +28,26 @@ def add_serve_options(parser) -> None:  # noqa: ANN001
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--no-worker", action="store_true", help="do not start a worker beside the app")
+    parser.add_argument("--grace", type=float, default=GRACE_S, metavar="SECONDS",
+                        help=f"how long children may take to stop before they are killed (default {GRACE_S:g})")
 
 
 def run(args) -> int:  # noqa: ANN001
-    return serve(args.database_url, host=args.host, port=args.port, worker=not args.no_worker)
+    code = serve(args.database_url, host=args.host, port=args.port, worker=not args.no_worker, grace_s=args.grace)
+    exit_now(code)
 
 
-def serve(url: str | None, *, host: str, port: int, worker: bool = True) -> int:
-    """Run the app in the foreground (and a worker in the background) until interrupted."""
-    from workbench.ui.launch import run_app
+def exit_now(code: int) -> None:
+    """End the process at once: children are reaped and everything is in the database, so the
+    interpreter's teardown (a second or more once torch and scikit-learn are loaded) is skipped."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
-    url, home = database_url(url), workbench_home()
-    env = {**os.environ, "WORKBENCH_DATABASE_URL": url, "WORKBENCH_HOME": str(home)}
-    helper = subprocess.Popen([sys.executable, "-m", "workbench.cli", "worker"], env=env) if worker else None
-    print(f"Workbench on http://{host}:{port}  (database {url})", flush=True)
-    app = run_app(host, port, url, home=home)
-    try:
-        return app.wait()
-    except KeyboardInterrupt:
-        app.terminate()
-        return app.wait(timeout=10)
-    finally:
-        if helper is not None:
-            helper.terminate()
-            helper.wait(timeout=10)
+
+def serve(url: str | None, *, host: str, port: int, worker: bool = True, grace_s: float = GRACE_S) -> int:
+    """Run the app and (unless worker=False) a worker until a stop signal or the app's death."""
+    from workbench.supervisor import serve as supervise
+
+    return supervise(database_url(url), workbench_home(), host=host, port=port, worker=worker, grace_s=grace_s)

@@ -1,7 +1,9 @@
-"""`workbench worker`: run background jobs (retrain, rescore, version) until stopped."""
+"""`workbench worker`: run background jobs (retrain, rescore, version) until stopped.
+
+SIGTERM, SIGINT or SIGHUP stop it cleanly: a running job is interrupted and queued again.
+"""
 
 from __future__ import annotations
-
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -12,8 +14,9 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 def run(args) -> int:  # noqa: ANN001
+    from workbench.commands.serve import exit_now
     from workbench.worker import run_worker  # lazy: the services
 
-    done = run_worker(args.database_url, once=args.once, nice=True)
+    done = run_worker(args.database_url, once=args.once, nice=True, handle_signals=True)
     print(f"worker stopped after {done} job(s)")
-    return 0
+    exit_now(0)

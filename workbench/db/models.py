@@ -334,3 +334,16 @@ class ItemFlag(SQLModel, table=True):
     kind: str = Field(max_length=40)
     reason: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkerProcess(SQLModel, table=True):
+    """A registered worker process and its liveness heartbeat (so `retrain --wait` can tell
+    whether anyone will run a queued round, and a dead worker's jobs can be found)."""
+
+    __tablename__ = "worker_process"
+    name: str = Field(primary_key=True, max_length=200)
+    host: str = Field(max_length=200)
+    pid: int
+    job_id: int | None = None
+    started_at: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime = Field(default_factory=utcnow)

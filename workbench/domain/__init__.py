@@ -247,6 +247,7 @@ class JobInfo:
     started_at: datetime | None
     finished_at: datetime | None
     result: dict[str, Any]
+    worker: str | None = None  # host:pid of the worker holding (or last holding) the job
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ transaction at the end, so a killed job leaves nothing half-registered.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, delete, or_, select, update
 from sqlmodel import Session
 
-from workbench.db.models import Job, Project, utcnow
+from workbench.db.models import Job, Project, WorkerProcess, utcnow
 from workbench.domain import Actor, JobInfo, JobKind, JobState, Role
 from workbench.errors import NotFound
 from workbench.services._tx import audit, reading, write
@@ -20,14 +21,57 @@ from workbench.services.projects import load_project
 from workbench.services.users import require_role
 
 MAX_ATTEMPTS = 3
-STALE_AFTER = timedelta(seconds=30)
+STALE_AFTER = timedelta(seconds=30)  # a running job whose heartbeat is older than this lost its worker
+WORKER_ALIVE = timedelta(seconds=20)  # a worker whose registry heartbeat is older than this is gone
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A registered worker process, as its last heartbeat described it."""
+
+    name: str
+    host: str
+    pid: int
+    job_id: int | None
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+def _give_back(session: Session, job: Job, reason: str, *, counts: bool) -> JobState:
+    """Return a running job to the queue, or fail it when it has used its attempts.
+
+    `counts=False` is a clean interruption (the worker was asked to stop): that attempt is not
+    charged, so a job is only failed for deaths it may have caused itself.
+    """
+    if not counts:
+        job.attempts = max(0, job.attempts - 1)
+    gave_up = counts and job.attempts >= MAX_ATTEMPTS
+    job.state = JobState.FAILED if gave_up else JobState.QUEUED
+    job.error = reason + (f" (after {job.attempts} attempts; giving up)" if gave_up else "")
+    job.message = "failed" if gave_up else "queued again"
+    job.finished_at = utcnow() if gave_up else None
+    job.heartbeat_at = None
+    audit(session, "job.failed" if gave_up else "job.requeued", project_id=job.project_id, job_id=job.id,
+          worker=job.worker, reason=reason)
+    return JobState(job.state)
+
+
+def _sweep_stale(session: Session, stale_after: timedelta) -> list[int]:
+    now = utcnow()
+    dead = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - stale_after)
+    swept = []
+    for job in session.execute(select(Job).where(Job.state == JobState.RUNNING, dead)
+                               .with_for_update(skip_locked=True)).scalars():
+        _give_back(session, job, f"worker {job.worker} stopped responding", counts=True)
+        swept.append(job.id)
+    return swept
 
 
 def job_info(job: Job) -> JobInfo:
     return JobInfo(id=job.id, project_id=job.project_id, kind=JobKind(job.kind), state=JobState(job.state),
                    progress=job.progress, message=job.message, error=job.error, attempts=job.attempts,
                    created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-                   result=dict(job.result))
+                   result=dict(job.result), worker=job.worker)
 
 
 def complete_job(session: Session, job_id: int, result: dict) -> None:
@@ -72,14 +116,7 @@ class JobService:
 
         def work(session: Session) -> JobInfo | None:
             now = utcnow()
-            dead = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - stale_after)
-            for job in session.execute(select(Job).where(Job.state == JobState.RUNNING, dead)
-                                       .with_for_update(skip_locked=True)).scalars():
-                gave_up = job.attempts >= MAX_ATTEMPTS
-                job.state = JobState.FAILED if gave_up else JobState.QUEUED
-                job.error = f"worker {job.worker} stopped responding" + (" (no attempts left)" if gave_up else "")
-                job.finished_at = now if gave_up else None
-                audit(session, "job.orphaned", project_id=job.project_id, job_id=job.id, worker=job.worker)
+            _sweep_stale(session, stale_after)
             job = session.execute(select(Job).where(Job.state == JobState.QUEUED).order_by(Job.created_at, Job.id)
                                   .limit(1).with_for_update(skip_locked=True)).scalar_one_or_none()
             if job is None:
@@ -91,14 +128,110 @@ class JobService:
 
         return write(self.engine, work)
 
-    def heartbeat(self, job_id: int, *, progress: float | None = None, message: str | None = None) -> None:
+    def requeue_stale(self, *, actor: Actor, stale_after: timedelta = STALE_AFTER) -> list[int]:
+        """Give back every running job whose heartbeat is stale (its worker died); returns their ids.
+
+        Any live worker calls this periodically (also while busy), and so does the supervisor.
+        """
+        require_role(actor, Role.ADMIN)
+        return write(self.engine, lambda session: _sweep_stale(session, stale_after))
+
+    def requeue_worker(self, worker: str, reason: str, *, actor: Actor, counts: bool = True) -> list[int]:
+        """Give back the running jobs of one worker that is known to be gone (the supervisor saw it
+        die, or it was interrupted); returns their ids. `counts=False` does not charge the attempt."""
+        require_role(actor, Role.ADMIN)
+
+        def work(session: Session) -> list[int]:
+            jobs = session.execute(select(Job).where(Job.state == JobState.RUNNING, Job.worker == worker)
+                                   .with_for_update()).scalars().all()
+            for job in jobs:
+                _give_back(session, job, reason, counts=counts)
+            return [job.id for job in jobs]
+
+        return write(self.engine, work)
+
+    def release(self, job_id: int, worker: str, reason: str, *, actor: Actor) -> bool:
+        """A worker that was asked to stop hands its running job back (uncharged). False when the
+        job was no longer this worker's (finished, or already taken back)."""
+        require_role(actor, Role.ADMIN)
+
+        def work(session: Session) -> bool:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.state != JobState.RUNNING or job.worker != worker:
+                return False
+            _give_back(session, job, reason, counts=False)
+            return True
+
+        return write(self.engine, work)
+
+    def requeue_dead_local(self, host: str, is_alive, *, actor: Actor) -> list[int]:  # noqa: ANN001
+        """Give back running jobs held by workers on `host` whose process is gone (`is_alive(pid)`
+        is False), without waiting for their lease to go stale; drops their registry rows."""
+        require_role(actor, Role.ADMIN)
+
+        def work(session: Session) -> list[int]:
+            given = []
+            for job in session.execute(select(Job).where(Job.state == JobState.RUNNING,
+                                                         Job.worker.like(f"{host}:%"))).scalars().all():
+                pid = (job.worker or "").rpartition(":")[2]
+                if pid.isdigit() and not is_alive(int(pid)):
+                    _give_back(session, job, f"worker {job.worker} is gone (its process ended)", counts=True)
+                    given.append(job.id)
+            for row in session.execute(select(WorkerProcess).where(WorkerProcess.host == host)).scalars().all():
+                if not is_alive(row.pid):
+                    session.delete(row)
+            return given
+
+        return write(self.engine, work)
+
+    # -- the worker registry ---------------------------------------------------------------
+    def register_worker(self, name: str, host: str, pid: int, *, actor: Actor) -> None:
+        require_role(actor, Role.ADMIN)
+
+        def work(session: Session) -> None:
+            session.execute(delete(WorkerProcess).where(WorkerProcess.name == name))
+            session.add(WorkerProcess(name=name, host=host, pid=pid, started_at=utcnow(), heartbeat_at=utcnow()))
+
+        write(self.engine, work)
+
+    def worker_beat(self, name: str, *, job_id: int | None, actor: Actor) -> None:
+        """Refresh a worker's registry row (re-creating it if someone pruned it)."""
+        require_role(actor, Role.ADMIN)
+
+        def work(session: Session) -> None:
+            row = session.get(WorkerProcess, name)
+            if row is None:
+                host, _, pid = name.rpartition(":")
+                row = WorkerProcess(name=name, host=host, pid=int(pid) if pid.isdigit() else 0)
+                session.add(row)
+            row.heartbeat_at, row.job_id = utcnow(), job_id
+
+        write(self.engine, work)
+
+    def unregister_worker(self, name: str, *, actor: Actor) -> None:
+        require_role(actor, Role.ADMIN)
+        write(self.engine, lambda session: session.execute(delete(WorkerProcess).where(WorkerProcess.name == name)))
+
+    def live_workers(self, *, actor: Actor, within: timedelta = WORKER_ALIVE) -> list[WorkerInfo]:
+        """Workers whose registry heartbeat is fresh."""
+        require_role(actor, Role.ANNOTATOR)
+        with reading(self.engine) as session:
+            rows = session.execute(select(WorkerProcess).where(WorkerProcess.heartbeat_at >= utcnow() - within)
+                                   .order_by(WorkerProcess.started_at)).scalars().all()
+        return [WorkerInfo(name=r.name, host=r.host, pid=r.pid, job_id=r.job_id, started_at=r.started_at,
+                           heartbeat_at=r.heartbeat_at) for r in rows]
+
+    def heartbeat(self, job_id: int, *, progress: float | None = None, message: str | None = None,
+                  worker: str | None = None) -> None:
+        """Renew a running job's lease (only while it is still `worker`'s, when given)."""
         values = {"heartbeat_at": utcnow()}
         if progress is not None:
             values["progress"] = max(0.0, min(100.0, progress))
         if message is not None:
             values["message"] = message
+        mine = [Job.worker == worker] if worker is not None else []
         write(self.engine, lambda session: session.execute(
-            update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING).values(**values)))
+            update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING, *mine).values(**values)))
 
     def finish(self, job_id: int, result: dict) -> None:
         write(self.engine, lambda session: complete_job(session, job_id, result))
