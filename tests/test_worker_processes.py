@@ -81,3 +81,64 @@ def test_two_workers_share_the_queue(wb, db_url, home):
     assert all(j.state == "done" and j.attempts == 1 for j in states), [(j.state, j.error) for j in states]
     with Session(wb.engine) as s:
         assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 4
+
+
+def test_sigterm_mid_round_gives_the_round_back_uncharged(wb, db_url, home):
+    from workbench.domain import Actor
+
+    info = wb.projects.create("stop", "text", ["ham", "spam"], settings={"model": SLOW_MODEL})
+    add_text_items(wb.engine, info.id, TEXTS)
+    set_final_labels(wb.engine, info.id, LABELS)
+    job = wb.rounds.start("stop")
+    worker = _start_worker(db_url, home)
+    try:
+        _wait_for(lambda: wb.rounds.job(job.id).message == "features")
+        assert [w.pid for w in wb.jobs.live_workers(actor=Actor.operator())] == [worker.pid]
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    after = wb.rounds.job(job.id)
+    assert after.state == "queued" and after.attempts == 0 and "SIGTERM" in after.error
+    assert wb.jobs.live_workers(actor=Actor.operator()) == []  # it unregistered
+    with Session(wb.engine) as s:
+        assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 0
+
+
+def test_a_new_worker_requeues_what_a_dead_local_worker_held(wb, db_url, home):
+    info = wb.projects.create("dead", "text", ["ham", "spam"], settings={"model": SLOW_MODEL})
+    add_text_items(wb.engine, info.id, TEXTS)
+    set_final_labels(wb.engine, info.id, LABELS)
+    job = wb.rounds.start("dead")
+    worker = _start_worker(db_url, home)
+    try:
+        _wait_for(lambda: wb.rounds.job(job.id).message == "features")
+        worker.kill()
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    wb.projects.update_settings("dead", model={"type": "logreg"})
+    second = _start_worker(db_url, home)  # its lease is still fresh, but its process is gone
+    try:
+        _wait_for(lambda: wb.rounds.job(job.id).state == "done", timeout=60)
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
+    done = wb.rounds.job(job.id)
+    assert done.attempts == 2 and done.worker == f"{done.worker.rpartition(':')[0]}:{second.pid}"
+
+
+def test_retrain_wait_says_when_no_worker_is_running(wb, db_url, home, capsys):
+    from workbench.cli import main
+
+    info = wb.projects.create("nobody", "text", ["ham", "spam"])
+    add_text_items(wb.engine, info.id, TEXTS[:40])
+    started = time.monotonic()
+    assert main(["--database-url", db_url, "retrain", "nobody", "--wait"]) == 1
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("workbench: error: no worker is running") and "`workbench worker`" in err
