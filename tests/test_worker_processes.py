@@ -92,7 +92,7 @@ def test_sigterm_mid_round_gives_the_round_back_uncharged(wb, db_url, home):
     job = wb.rounds.start("stop")
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.rounds.job(job.id).message == "features")
+        _wait_for(lambda: wb.rounds.job(job.id).message == "features", timeout=120)
         assert [w.pid for w in wb.jobs.live_workers(actor=Actor.operator())] == [worker.pid]
         started = time.monotonic()
         worker.send_signal(signal.SIGTERM)
@@ -115,7 +115,7 @@ def test_a_new_worker_requeues_what_a_dead_local_worker_held(wb, db_url, home):
     job = wb.rounds.start("dead")
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.rounds.job(job.id).message == "features")
+        _wait_for(lambda: wb.rounds.job(job.id).message == "features", timeout=120)
         worker.kill()
         worker.wait(timeout=10)
     finally:
