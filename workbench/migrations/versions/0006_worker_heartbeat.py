@@ -1,7 +1,7 @@
 """worker heartbeat table
 
-Revision ID: 0004_worker_heartbeat
-Revises: 0003
+Revision ID: 0006_worker_heartbeat
+Revises: 0005_item_flags
 Create Date: 2026-12-02
 
 Workers register a row and heartbeat it, so a client can tell whether any worker is alive.
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0004_worker_heartbeat'
-down_revision = '0003'
+revision = '0006_worker_heartbeat'
+down_revision = '0005_item_flags'
 branch_labels = None
 depends_on = None
 
