@@ -35,12 +35,23 @@ class DriftTest:
 
 
 @dataclass(frozen=True)
+class Histogram:
+    """Shares of each sample per bin (numeric) or per category, for a chart of a drifted feature."""
+
+    feature: str
+    bins: tuple[str, ...]
+    reference: tuple[float, ...]
+    new: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class DriftReport:
     n_reference: int
     n_new: int
     tests: tuple[DriftTest, ...]
     domain_auc: float | None  # cross-validated AUC of a reference-vs-new classifier
     drifted_features: tuple[str, ...]
+    histograms: tuple[Histogram, ...] = ()  # one per drifted feature
 
     @property
     def drifted(self) -> bool:
@@ -162,7 +173,33 @@ def compare(reference: dict[str, Sequence[object]], new: dict[str, Sequence[obje
         if b.shape[0] > MAX_ROWS:
             b = b[np.sort(rng.choice(b.shape[0], MAX_ROWS, replace=False))]
         auc = domain_auc(a, b, seed=seed)
+    drifted = tuple(dict.fromkeys(t.feature for t in tests if t.drifted))
+    histograms = tuple(_histogram(name, reference, new, numeric=name in numeric or name == "text_length", text=text)
+                       for name in drifted)
     n_ref = len(next(iter(reference.values()))) if reference else 0
     n_new = len(next(iter(new.values()))) if new else 0
-    drifted = tuple(dict.fromkeys(t.feature for t in tests if t.drifted))
-    return DriftReport(n_ref, n_new, tests, auc, drifted)
+    return DriftReport(n_ref, n_new, tests, auc, drifted, histograms)
+
+
+def _histogram(name: str, reference: dict[str, Sequence[object]], new: dict[str, Sequence[object]], *,
+               numeric: bool, text: str | None, bins: int = 20) -> Histogram:
+    if name == "text_length" and text is not None:
+        a = np.asarray([len(str(t).split()) for t in reference[text]], dtype=float)
+        b = np.asarray([len(str(t).split()) for t in new[text]], dtype=float)
+    elif numeric:
+        a = np.asarray(reference[name], dtype=float)
+        b = np.asarray(new[name], dtype=float)
+    else:
+        from collections import Counter
+
+        ca, cb = Counter(map(str, reference[name])), Counter(map(str, new[name]))
+        top = [c for c, _ in (ca + cb).most_common(20)]
+        return Histogram(name, tuple(top), tuple(ca[c] / max(1, sum(ca.values())) for c in top),
+                         tuple(cb[c] / max(1, sum(cb.values())) for c in top))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    both = np.concatenate([a, b])
+    edges = np.histogram_bin_edges(both, bins=bins) if len(both) else np.array([0.0, 1.0])
+    ha, _ = np.histogram(a, bins=edges)
+    hb, _ = np.histogram(b, bins=edges)
+    labels = tuple(f"{edges[i]:.4g}" for i in range(len(edges) - 1))
+    return Histogram(name, labels, tuple((ha / max(1, ha.sum())).tolist()), tuple((hb / max(1, hb.sum())).tolist()))

@@ -102,6 +102,12 @@ class HealthService:
             rows = session.execute(query.order_by(ItemFlag.item_id, ItemFlag.kind).limit(limit)).all()
         return [Flag(item_id, external_id, FlagKind(k), reason) for item_id, external_id, k, reason in rows]
 
+    def exclude(self, project_name: str, external_ids: list[str], *, actor: Actor, reason: str) -> list[str]:
+        """Take items out of the pool and the dataset (state excluded), with a reason; audited, and
+        signed as an adjudication when a reviewer does it. Nothing changes if one id is unknown."""
+        require_role(actor, Role.REVIEWER)
+        return exclude_items(self.engine, project_name, list(external_ids), reason, actor)
+
     def drift(self, project_name: str, *, actor: Actor, reference: int | None = None,
               new: int | None = None, seed: int = 0):  # noqa: ANN201 - DriftReport
         """Drift of version `new` (default: the items imported since the latest version) against
@@ -160,3 +166,37 @@ def drift_between(kind: ProjectKind, old: list[dict[str, Any]], fresh: list[dict
         features = (np.nan_to_num(vectorizer.transform(encoded[0])), np.nan_to_num(vectorizer.transform(encoded[1])))
         return compare(columns[0], columns[1], numeric=numeric, categorical=categorical, features=features, seed=seed)
     raise WorkbenchError("drift is measured for text and tabular projects")
+
+
+def _exclude(session: Session, project: ProjectInfo, external_id: str, reason: str, actor: Actor) -> str:
+    from workbench.db.models import Adjudication
+    from workbench.domain import Decision, ItemState
+
+    item = session.execute(select(Item).where(Item.project_id == project.id, Item.external_id == external_id)
+                           .with_for_update()).scalar_one_or_none()
+    if item is None:
+        raise NotFound(f"no item {external_id!r} in {project.name!r}")
+    if item.state == ItemState.EXCLUDED:
+        raise WorkbenchError(f"item {external_id!r} is already excluded")
+    previous_state, previous_label = item.state, item.final_label
+    if actor.id is not None:  # the local operator has no user row to sign an adjudication with
+        session.add(Adjudication(project_id=project.id, item_id=item.id, reviewer_id=actor.id,
+                                 decision=Decision.EXCLUDED.value, label=None, reason=reason,
+                                 previous_state=previous_state, previous_label=previous_label, created_at=utcnow()))
+    item.state = ItemState.EXCLUDED.value
+    item.final_label = None
+    audit(session, "health.exclude", actor_id=actor.id, project_id=project.id, item_id=item.id, reason=reason,
+          previous_state=previous_state, previous_label=previous_label)
+    return item.external_id
+
+
+def exclude_items(engine: Engine, project_name: str, external_ids: list[str], reason: str, actor: Actor) -> list[str]:
+    reason = (reason or "").strip()
+    if not reason:
+        raise WorkbenchError("excluding an item needs a reason")
+
+    def work(session: Session) -> list[str]:
+        project = load_project(session, project_name)
+        return [_exclude(session, project, external_id, reason, actor) for external_id in external_ids]
+
+    return write(engine, work)

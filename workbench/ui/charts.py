@@ -58,3 +58,17 @@ def band_line(frame: pd.DataFrame, x: str, y: str, low: str, high: str, *, key: 
     line = base.mark_line(point=True).encode(
         y=alt.Y(f"{y}:Q"), tooltip=[c for c in frame.columns if frame[c].dtype != object] or None)
     st.altair_chart((band + line).properties(height=280), key=key)
+
+
+def grouped_bar(frame: pd.DataFrame, x: str, y: str, group: str, *, key: str | None = None) -> None:
+    """Bars of `y` per `x`, side by side per `group` (e.g. two samples' shares per bin)."""
+    if frame.empty:
+        return
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X(f"{x}:N", sort=None, title=x, axis=alt.Axis(labelAngle=-45, labelLimit=80)),
+        xOffset=alt.XOffset(f"{group}:N"),
+        y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(format="%")),
+        color=alt.Color(f"{group}:N", title=None),
+        tooltip=[alt.Tooltip(f"{x}:N"), alt.Tooltip(f"{group}:N"), alt.Tooltip(f"{y}:Q", format=".1%")],
+    ).properties(height=220)
+    st.altair_chart(chart, key=key)

@@ -118,6 +118,9 @@ def _show_report(report, *, original_name: str) -> None:
             st.caption(f"... and {report.n_unlisted} more refused rows (only the first {len(report.errors)} are listed).")
     for warning in report.warnings:
         render.notice("info", warning)
+    if report.health is not None:
+        render.notice("info", f"Data health of this batch: {report.health.summary()}. "
+                      "The Health page lists the flagged items.")
     if report.sample:
         st.caption("The first items as they would be stored:")
         st.dataframe(pd.DataFrame([{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)
