@@ -98,7 +98,7 @@ class Item(SQLModel, table=True):
         ),
         CheckConstraint("split IN ('pool', 'eval')", name="ck_item_split"),
         CheckConstraint(
-            "state IN ('open', 'review', 'final', 'ambiguous', 'excluded')", name="ck_item_state"
+            "state IN ('open', 'review', 'final', 'ambiguous', 'excluded', 'quarantined')", name="ck_item_state"
         ),
         CheckConstraint("slots_taken >= 0 AND n_annotations >= 0", name="ck_item_counts"),
         # Claims find open items by taken slots, then split and a random key (control arm, eval).
@@ -304,6 +304,26 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class Quarantine(SQLModel, table=True):
+    """An item taken out of the queue and the rounds because it cannot be shown or featurized
+    (a broken or hostile image found at run time): why, who reported it, the state to go back to."""
+
+    __table_args__ = (
+        CheckConstraint("source IN ('render', 'featurize', 'admin')", name="ck_quarantine_source"),
+        Index("ix_quarantine_project", "project_id", "released_at"),
+        Index("ix_quarantine_item", "item_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    item_id: int = Field(foreign_key="item.id")
+    reason: str = Field(max_length=1000)
+    source: str
+    previous_state: str
+    reported_by: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    released_at: datetime | None = None
 
 
 class AuditLog(SQLModel, table=True):

@@ -36,6 +36,7 @@ class ItemState(StrEnum):
     FINAL = "final"  # has a final label (agreed or adjudicated)
     AMBIGUOUS = "ambiguous"  # a reviewer found no single right label
     EXCLUDED = "excluded"  # a reviewer removed it from the dataset
+    QUARANTINED = "quarantined"  # cannot be shown or featurized (a broken image): out of queue and rounds
 
 
 class LeaseState(StrEnum):
@@ -231,6 +232,23 @@ class VersionDiff:
     added: tuple[tuple[str, str], ...]  # (external id, label)
     removed: tuple[tuple[str, str], ...]
     relabeled: tuple[tuple[str, str, str], ...]  # (external id, old label, new label)
+
+
+class QuarantineSource(StrEnum):
+    RENDER = "render"  # the label page could not show it
+    FEATURIZE = "featurize"  # a round could not compute its features
+    ADMIN = "admin"  # an admin took it out by hand
+
+
+@dataclass(frozen=True)
+class QuarantinedItem:
+    item_id: int
+    external_id: str
+    reason: str
+    source: QuarantineSource
+    previous_state: ItemState
+    reported_by: str | None  # user name; None for the worker or the local operator
+    created_at: datetime
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from workbench.services.imports import ImportService
     from workbench.services.jobs import JobService
     from workbench.services.projects import ProjectService
+    from workbench.services.quarantine import QuarantineService
     from workbench.services.queue import QueueService
     from workbench.services.review import ReviewService
     from workbench.services.sessions import SessionService
@@ -119,3 +120,9 @@ class Workbench:
         from workbench.services.health import HealthService
 
         return HealthService(self.engine)
+
+    @cached_property
+    def quarantine(self) -> QuarantineService:
+        from workbench.services.quarantine import QuarantineService
+
+        return QuarantineService(self.engine)

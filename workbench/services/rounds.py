@@ -162,6 +162,12 @@ class RoundService:
             clock = now
             progress(pct, name)
 
+        with reading(self.engine) as session:
+            screened = load_project(session, project_name)
+            screened_pool = _load_pool(session, screened)
+        # Featurize first: items that cannot be featurized are quarantined, so the version cut
+        # next leaves them out (the features are cached, the second call below reads them back).
+        self._features(screened, screened_pool)
         version = cut_version(self.engine, project_name, trigger="round", actor_id=None)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
@@ -268,7 +274,17 @@ class RoundService:
             with reading(self.engine) as session:
                 contents = session.execute(select(Item.content).where(Item.project_id == project.id)
                                            .order_by(Item.id)).scalars().all()
-            return featurizer.fit_transform(contents)
+            if hasattr(featurizer, "collect_failures"):
+                featurizer.collect_failures = True
+            X = featurizer.fit_transform(contents)
+            failures = getattr(featurizer, "failures_", None)
+            if failures:  # items that cannot be featurized leave the queue and the rounds
+                from workbench.services.quarantine import QuarantineService
+
+                QuarantineService(self.engine).quarantine_many(
+                    project.id, {int(pool.ids[row]): reason for row, reason in failures.items()},
+                    actor=Actor.operator())
+            return X
 
         return FeatureStore(self.home / "features").get_or_compute(key, compute)
 

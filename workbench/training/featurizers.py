@@ -526,6 +526,11 @@ class ImageFeaturizer(Featurizer):
             raise FeaturizerError("image featurizing needs the image_root the item paths are relative to")
         self.side = int(side)
         self.image_root = Path(image_root).resolve()
+        from workbench.importing.limits import Limits
+
+        self.max_pixels = Limits().max_image_pixels  # not a parameter of the output
+        self.collect_failures = False
+        self.failures_: dict[int, str] = {}
 
     def params(self) -> dict[str, Any]:
         return {"side": self.side}
@@ -534,25 +539,39 @@ class ImageFeaturizer(Featurizer):
         return self.transform(contents)
 
     def transform(self, contents: Sequence[dict]) -> np.ndarray:
-        features = np.empty((len(contents), self.side * self.side), dtype=np.float32)
+        """Rows of pixels. With ``collect_failures`` set, an item whose image cannot be read gets a
+        row of zeros and its reason in ``failures_`` (row -> reason), so one broken file never
+        fails a whole round; otherwise the first such item raises FeaturizerError."""
+        features = np.zeros((len(contents), self.side * self.side), dtype=np.float32)
+        self.failures_ = {}
         for row, content in enumerate(contents):
-            features[row] = self._pixels(content)
+            try:
+                features[row] = self._pixels(content)
+            except FeaturizerError as error:
+                if not self.collect_failures:
+                    raise
+                self.failures_[row] = str(error)
         return features
 
     def _pixels(self, content: dict) -> np.ndarray:
         from PIL import Image
 
-        relative = content.get("image")
+        from workbench.importing.images import ImageRefused, open_image
+
+        relative = content.get("image") if isinstance(content, dict) else None
         if not isinstance(relative, str):
-            raise FeaturizerError(f"an image item has no 'image' path (keys: {sorted(content)})")
+            raise FeaturizerError("the item has no 'image' path")
         path = (self.image_root / relative).resolve()
         if not path.is_relative_to(self.image_root):
             raise FeaturizerError(f"image path {relative!r} points outside the image root")
         try:
-            with Image.open(path) as image:
+            # Pixels are checked against the limit from the header, before anything is decoded.
+            with open_image(path, max_pixels=self.max_pixels, draft=(self.side * 4, self.side * 4)) as image:
                 gray = image.convert("L").resize((self.side, self.side), Image.Resampling.BILINEAR)
-        except OSError as error:  # missing, unreadable, or not an image (UnidentifiedImageError)
-            raise FeaturizerError(f"cannot read image {relative!r}: {error}") from error
+        except ImageRefused as error:
+            raise FeaturizerError(f"cannot read image {relative!r}: {error}") from None
+        except OSError as error:  # missing or unreadable
+            raise FeaturizerError(f"cannot read image {relative!r}: {error.strerror or type(error).__name__}") from None
         return np.asarray(gray, dtype=np.float32).reshape(-1) / 255.0
 
 

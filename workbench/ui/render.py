@@ -16,6 +16,8 @@ from typing import Any
 import streamlit as st
 
 from workbench.domain import ClaimedItem, ProjectInfo, ProjectKind
+from workbench.errors import WorkbenchError
+from workbench.services.quarantine import ImageUnavailable, image_path
 
 _MD_SPECIAL = set(string.punctuation)
 MIN_IMAGE_SIDE = 256
@@ -61,49 +63,59 @@ def notice(kind: str, message: str) -> None:
 
 
 # -- items ----------------------------------------------------------------------------------
-class ImageProblem(Exception):
-    """The item's image cannot be shown (missing root, outside the root, unreadable)."""
+ImageProblem = ImageUnavailable  # the item's image cannot be shown (missing, outside the root, broken)
 
 
 def resolve_image(settings: dict[str, Any], relative: str) -> Path:
     """The image file of an item: `relative` under the project's `image_root`, refusing any path
     that resolves outside the root (absolute paths, `..`, symlinks pointing out)."""
-    root_setting = settings.get("image_root")
-    if not root_setting:
-        raise ImageProblem("the project has no image_root setting")
-    root = Path(root_setting).expanduser().resolve()
-    rel = Path(str(relative))
-    if rel.is_absolute():
-        raise ImageProblem("the image path is absolute; it must be relative to image_root")
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
-        raise ImageProblem("the image path leaves image_root")
-    if not path.is_file():
-        raise ImageProblem(f"no image file at {relative}")
-    return path
+    return image_path(settings, relative)
 
 
 def load_image(path: Path, min_side: int = MIN_IMAGE_SIDE):
-    """The image, upscaled with nearest-neighbour so its shorter side is at least `min_side`
-    (an 8x8 digit becomes a readable 256x256 block image)."""
+    """The image as the label page shows it: a bounded rendition (long side at most 1600 px, tiny
+    images upscaled nearest-neighbour so the short side is `min_side`), never the original."""
+    import tempfile
+
     from PIL import Image
 
-    with Image.open(path) as img:
-        img.load()
-        image = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-    side = min(image.size)
-    if side < min_side:
-        factor = -(-min_side // max(side, 1))
-        image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
-    return image
+    from workbench.importing.images import rendition
+
+    with tempfile.TemporaryDirectory() as cache:
+        with Image.open(rendition(Path(path), Path(cache), min_side=min_side)) as shown:
+            shown.load()
+            return shown.copy()
+
+
+def _show_image(project: ProjectInfo, relative: Any) -> str | None:
+    """Show the item's image as a bounded rendition; the reason when it cannot be shown."""
+    from PIL import Image
+
+    from workbench.ui import session
+
+    try:
+        actor = session.current_actor(refresh=False)
+        path = session.workbench().quarantine.rendition(project, relative or "", actor=actor)
+        with Image.open(path) as shown:  # reads the header only: the size for the layout
+            width = shown.width
+    except WorkbenchError as exc:
+        error(exc)
+        return str(exc) if getattr(exc, "per_item", False) else None
+    except Exception as exc:  # noqa: BLE001 - never a traceback on a page; the reason is kept
+        reason = f"the image cannot be shown ({type(exc).__name__})"
+        error(reason)
+        return reason
+    st.image(str(path), width=max(width, MIN_IMAGE_SIDE) if width < 640 else 640)
+    return None
 
 
 def _plain(value: Any) -> str:
     return value if isinstance(value, str) else repr(value) if value is None else str(value)
 
 
-def render_content(project: ProjectInfo, content: dict[str, Any], *, key: str = "item") -> None:
-    """Show one item's content for its project kind."""
+def render_content(project: ProjectInfo, content: dict[str, Any], *, key: str = "item") -> str | None:
+    """Show one item's content for its project kind; returns why it could not be shown (an image
+    that is missing, broken or too large), else None."""
     context = content.get("context") or {}
     if project.kind == ProjectKind.TEXT:
         if context:
@@ -130,20 +142,13 @@ def render_content(project: ProjectInfo, content: dict[str, Any], *, key: str = 
         return
     if project.kind == ProjectKind.IMAGE:
         relative = content.get("image")
-        try:
-            path = resolve_image(project.settings, relative or "")
-            image = load_image(path)
-        except ImageProblem as exc:
-            error(exc)
-        except OSError as exc:  # PIL: unreadable or not an image
-            error(f"cannot read the image: {type(exc).__name__}")
-        else:
-            st.image(image, width=max(image.width, MIN_IMAGE_SIDE) if image.width < 640 else 640)
+        problem = _show_image(project, relative)
         st.text(_plain(relative))
         for name, value in context.items():
             st.text(f"{name}: {_plain(value)}")
-        return
+        return problem
     st.json(content)
+    return None
 
 
 # -- why this item --------------------------------------------------------------------------

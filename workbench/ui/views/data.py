@@ -251,6 +251,30 @@ def _export(wb, actor, project) -> None:
             st.caption(f"sha256 {digest}")
 
 
+def _quarantined(wb, actor, project) -> None:
+    """Items taken out of the queue and the rounds (an image that broke at run time), with why."""
+    items = wb.quarantine.list_quarantined(project.name, actor=actor)
+    if not items:
+        return
+    st.divider()
+    st.subheader(f"Quarantined items ({len(items)})")
+    st.caption("These items could not be shown or featurized; they are out of the queue and the rounds. "
+               "Fix the file, then release the item to put it back.")
+    st.dataframe(pd.DataFrame([{"item": q.external_id, "reason": q.reason, "found by": q.source.value,
+                                "reported by": q.reported_by or "worker", "was": q.previous_state.value,
+                                "at": q.created_at} for q in items]), hide_index=True, key="quarantine_table")
+    choice = st.selectbox("Release an item", [q.external_id for q in items], key="quarantine_pick")
+    if st.button("Release", key="quarantine_release"):
+        picked = next(q for q in items if q.external_id == choice)
+        try:
+            state = wb.quarantine.release(project.name, picked.item_id, actor=actor)
+        except WorkbenchError as exc:
+            render.error(exc)
+        else:
+            session.flash(f"Released {choice}; it is {state.value} again.")
+            st.rerun()
+
+
 def main() -> None:
     actor = session.require(Role.ADMIN)
     wb = session.workbench()
@@ -268,6 +292,7 @@ def main() -> None:
         st.divider()
         st.subheader(render.md(f"Export from {project.name}"))
         _export(wb, actor, project)
+        _quarantined(wb, actor, project)
 
 
 main()

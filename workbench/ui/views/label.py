@@ -66,6 +66,19 @@ def _claim_next(project: ProjectInfo) -> None:
     _store(project, session.workbench().queue.claim_or_wait(project.name, _actor()))
 
 
+def _set_aside(project: ProjectInfo, claim: ClaimedItem, problem: str) -> None:
+    """The item cannot be shown: quarantine it (an admin sees why) and move on to the next one."""
+    try:
+        session.workbench().quarantine.quarantine_claim(claim.lease_id, problem, actor=_actor())
+    except WorkbenchError as exc:
+        session.flash(str(exc))
+        return
+    session.flash(f"Item {claim.external_id} could not be shown ({problem}); it was set aside for an admin. "
+                  "Here is the next one.")
+    _claim_next(project)
+    st.rerun()
+
+
 def keys_of(project: ProjectInfo) -> KeyMap:
     return key_map(project.labels, project.settings.get("label_keys") or {})
 
@@ -327,7 +340,9 @@ def main() -> None:
 
     st.caption(render.md(f"Item {claim.external_id} · {claim.split.value} split · slot {claim.slot}"))
     with st.container(border=True):
-        render.render_content(project, claim.content, key=f"label_{claim.lease_id}")
+        problem = render.render_content(project, claim.content, key=f"label_{claim.lease_id}")
+    if problem is not None:
+        _set_aside(project, claim, problem)
     _label_buttons(project, claim, keys, guide)
     if asking:
         _skip_prompt(project, claim)
