@@ -105,7 +105,11 @@ def run(args: argparse.Namespace) -> int:
     for line in report.lines():
         print(line)
     if not report.ok:
-        reason = report.file_errors[0] if report.file_errors else f"{report.n_errors} bad row(s)"
+        if report.file_errors:
+            reason = report.file_errors[0]
+        else:
+            first = f"; {report.errors[0]}" if report.errors else ""
+            reason = f"{report.n_errors} bad row(s){first}"
         print(f"workbench: error: import refused ({reason}); nothing was written", file=sys.stderr)
         return 1
     return 0
