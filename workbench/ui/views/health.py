@@ -10,6 +10,7 @@ from workbench.domain import Role
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, session
 
+DRIFT = "health_drift_report"  # (project name, DriftReport or the reason there is none)
 KINDS = {"duplicate": "Exact duplicates", "near_duplicate": "Near duplicates", "leakage": "Pool/eval leakage",
          "outlier": "Outliers", "pii": "Personal data"}
 
@@ -45,10 +46,20 @@ def _flags(wb, actor, project) -> None:
 
 
 def _drift(wb, actor, project) -> None:
-    try:
-        report = wb.health.drift(project.name, actor=actor)
-    except WorkbenchError as exc:
-        st.caption(render.md(f"Drift: {exc}"))
+    held = st.session_state.get(DRIFT)
+    if st.button("Measure drift", key="health_drift",
+                 help="compares the items imported since the latest version with the version's items; "
+                      "a domain classifier is trained, so this takes a few seconds"):
+        try:
+            held = (project.name, wb.health.drift(project.name, actor=actor))
+        except WorkbenchError as exc:
+            held = (project.name, str(exc))
+        st.session_state[DRIFT] = held
+    if held is None or held[0] != project.name:
+        return
+    report = held[1]
+    if isinstance(report, str):
+        st.caption(render.md(f"Drift: {report}"))
         return
     auc = charts.fmt(report.domain_auc)
     if report.drifted_features:
