@@ -1,7 +1,7 @@
 """quarantine: items that cannot be shown or featurized are taken out of the queue and rounds
 
-Revision ID: 0006_quarantine
-Revises: 0005_item_flags
+Revision ID: 0007_quarantine
+Revises: 0006_worker_heartbeat
 Create Date: 2026-12-02
 
 Adds the item state 'quarantined' (widening ck_item_state) and the quarantine table that says
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0006_quarantine'
-down_revision = '0005_item_flags'
+revision = '0007_quarantine'
+down_revision = '0006_worker_heartbeat'
 branch_labels = None
 depends_on = None
 
