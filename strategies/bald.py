@@ -112,4 +112,5 @@ register(Strategy(
     needs_features=False,
     select=bald_selection,
     description="items where stochastic forward passes disagree most (mutual information)",
+    row_scorer=score_bald,
 ))

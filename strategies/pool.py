@@ -47,6 +47,8 @@ MIN_CHUNK_ROWS = 1024
 MAX_CHUNK_ROWS = 262_144
 #: Float32 temporaries per class and member while turning logits into scores (softmax, scorer).
 _TEMPORARIES_PER_OUTPUT = 6
+#: MC-dropout passes per item for BALD (Gal et al. 2017 use 20 for their image experiments).
+MC_PASSES = 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,14 +100,21 @@ class MLPHead:
     layers : sequence of (weights, biases)
         ``weights`` of shape (D_in, D_out), ``biases`` of shape (D_out,). The last layer's
         outputs are logits, read as in :class:`LinearHead` (one output = binary sigmoid).
+    dropout : float in [0, 1)
+        Dropout rate after each hidden ReLU, as trained (off for :meth:`class_major_logits`;
+        on, with fresh masks per pass, in :meth:`mc_probabilities`). 0 = no MC dropout.
     """
 
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         layers = tuple(_as_layer(weights, biases, "MLPHead layer") for weights, biases in self.layers)
         if not layers:
             raise ValueError("MLPHead needs at least one layer")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"MLPHead dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "dropout", float(self.dropout))
         for (previous, _), (current, _) in zip(layers, layers[1:]):
             if previous.shape[1] != current.shape[0]:
                 raise ValueError(
@@ -134,6 +143,43 @@ class MLPHead:
             np.maximum(activations, 0, out=activations)
         weights, biases = self.layers[-1]
         return _class_major_affine(activations, weights, biases)
+
+    @property
+    def supports_mc_dropout(self) -> bool:
+        return self.dropout > 0 and len(self.layers) >= 2
+
+    def mc_probabilities(self, rows: np.ndarray | sp.csr_matrix, passes: int, rng: np.random.Generator) -> np.ndarray:
+        """MC-dropout class probabilities, a (T, c, K) float32 view of class-major (K, T, c) memory.
+
+        The first layer is computed once; each of the ``passes`` stochastic passes draws fresh
+        inverted-dropout masks (keep with probability ``1 - dropout``, scale by its inverse)
+        after every hidden ReLU, as the network was trained (Gal & Ghahramani, 2016).
+        """
+        if not self.supports_mc_dropout:
+            raise ValueError("MC dropout needs an MLP with a hidden layer and a dropout rate above 0")
+        if passes < 2:
+            raise ValueError(f"MC dropout needs at least 2 passes, got {passes}")
+        keep = np.float32(1.0 - self.dropout)
+        weights, biases = self.layers[0]
+        first = np.asarray(rows @ weights)
+        first += biases
+        np.maximum(first, 0, out=first)
+        out = None
+        for t in range(passes):
+            activations = first
+            for index, (weights, biases) in enumerate(self.layers[1:], start=1):
+                activations = activations * (rng.random(activations.shape, dtype=np.float32) < keep)
+                activations /= keep
+                if index == len(self.layers) - 1:
+                    break
+                activations = np.asarray(activations @ weights)
+                activations += biases
+                np.maximum(activations, 0, out=activations)
+            proba = _class_major_probabilities(_class_major_affine(activations, weights, biases))
+            if out is None:
+                out = np.empty((proba.shape[0], passes, proba.shape[1]), dtype=np.float32)
+            out[:, t] = proba
+        return out.transpose(1, 2, 0)
 
 
 def _class_major_affine(rows: np.ndarray | sp.csr_matrix, weights: np.ndarray, biases: np.ndarray) -> np.ndarray:
@@ -190,6 +236,7 @@ def score_pool(
     *,
     rng: np.random.Generator,
     chunk_rows: int | None = None,
+    mc_passes: int = MC_PASSES,
     **extra: object,
 ) -> QueryResult:
     """Rank a pool with a registered strategy, computing the model's predictions chunk by chunk.
@@ -203,8 +250,9 @@ def score_pool(
         strategies that need no model (``"pool_size"``, ``"features"``); passed as ``model=``
         to plug-ins (``"model"``).
     strategy_name : str
-        A key of :data:`strategies.REGISTRY`. ``"mc_samples"`` strategies (BALD) are not scored
-        here: compute the samples with :func:`strategies.mc_dropout_samples` and call the strategy.
+        A key of :data:`strategies.REGISTRY`. ``"mc_samples"`` strategies (BALD) need an
+        :class:`MLPHead` with ``dropout > 0``: its MC-dropout passes are drawn chunk by chunk
+        from ``rng`` (for a torch module, use :func:`strategies.mc_dropout_samples` instead).
     n : int
         How many items to choose, ``1 <= n <= N``.
     rng : np.random.Generator
@@ -212,6 +260,8 @@ def score_pool(
     chunk_rows : int, optional
         Rows per chunk; by default sized to keep one chunk's temporaries under both 5% of the
         pool's bytes and 8 MiB, between 1024 and 262144 rows.
+    mc_passes : int
+        Stochastic forward passes per item for ``"mc_samples"`` strategies.
     **extra
         Further keywords for the strategy (e.g. ``labeled_features=`` for ``margin_batch``);
         ``features=X`` is passed automatically to strategies with ``needs_features``.
@@ -235,10 +285,7 @@ def score_pool(
     if strategy.input == "model":
         return strategy(None, n, rng=rng, model=model, features=X, **extra)
     if strategy.input == "mc_samples":
-        raise ValueError(
-            f"strategy {strategy.name!r} needs MC-dropout samples: compute them with "
-            f"mc_dropout_samples(module, X, T, seed=...) and call REGISTRY[{strategy.name!r}] directly"
-        )
+        return _score_mc_dropout(X, model, strategy, n, rng=rng, passes=mc_passes, chunk_rows=chunk_rows, extra=extra)
     committee = strategy.input == "committee"
     predictor = _PoolPredictor(X, _members(model, committee=committee), chunk_rows)
     if strategy.needs_features:
@@ -250,6 +297,35 @@ def score_pool(
         chosen_proba = predictor.probabilities(_rows_as_float32(X[ranking.indices]))[0]
         return QueryResult(ranking.indices, strategy.row_scorer(chosen_proba))
     scores = predictor.streamed_scores(strategy.row_scorer, committee=committee)
+    return strategy.score_selector(scores, n, rng=rng, **extra)
+
+
+def _score_mc_dropout(X, model: object, strategy: Strategy, n: int, *, rng: np.random.Generator, passes: int,
+                      chunk_rows: int | None, extra: dict) -> QueryResult:
+    """A ``"mc_samples"`` strategy over the pool: MC-dropout passes of an MLP head, chunk by chunk."""
+    if not isinstance(model, MLPHead) or not model.supports_mc_dropout:
+        raise ValueError(
+            f"strategy {strategy.name!r} needs MC-dropout samples: pass an MLPHead with dropout > 0 "
+            f"(got {type(model).__name__}), or compute samples with mc_dropout_samples(module, X, T, seed=...) "
+            f"and call REGISTRY[{strategy.name!r}] directly"
+        )
+    if model.n_features != X.shape[1]:
+        raise ValueError(f"the model expects {model.n_features} features, the pool has {X.shape[1]}")
+    if strategy.needs_features:
+        extra = {"features": X, **extra}
+    if chunk_rows is None:
+        hidden = sum(weights.shape[1] for weights, _ in model.layers[:-1])
+        per_row = 4 * (3 * hidden + _TEMPORARIES_PER_OUTPUT * passes * max(model.n_outputs, 2))
+        budget = min(CHUNK_MEMORY_FRACTION * _pool_nbytes(X), CHUNK_TEMPORARY_BYTES)
+        chunk_rows = max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, int(budget // per_row)))
+    if strategy.row_scorer is None:
+        samples = np.concatenate([model.mc_probabilities(_rows_as_float32(X[start:start + chunk_rows]), passes, rng)
+                                  for start in range(0, X.shape[0], chunk_rows)], axis=1)
+        return strategy(samples, n, rng=rng, **extra)
+    scores = np.empty(X.shape[0], dtype=np.float32)
+    for start in range(0, X.shape[0], chunk_rows):
+        stop = min(start + chunk_rows, X.shape[0])
+        scores[start:stop] = strategy.row_scorer(model.mc_probabilities(_rows_as_float32(X[start:stop]), passes, rng))
     return strategy.score_selector(scores, n, rng=rng, **extra)
 
 

@@ -20,10 +20,14 @@ class QueryResult:
         most informative first, without duplicates.
     scores : np.ndarray of float, shape (n,)
         The strategy's score of each chosen item (higher = more informative).
+    strategy : str, optional
+        The registered strategy that made this ranking, set by :func:`strategies.rank_pool` (which
+        may rank by cold start while no model exists, whatever strategy was asked for).
     """
 
     indices: np.ndarray
     scores: np.ndarray
+    strategy: str | None = None
 
     def __post_init__(self) -> None:
         indices = np.array(self.indices, dtype=np.int64)

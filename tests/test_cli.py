@@ -10,6 +10,7 @@ import pytest
 
 from workbench.cli import main
 from workbench.demo import PROJECT, ensure_demo
+from workbench.domain import Actor
 
 
 def _run(capsys, *argv, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
@@ -80,8 +81,9 @@ def test_demo_builds_the_digits_project(wb, home):
     assert sum(sum(states.values()) for states in wb.projects.progress(PROJECT).values()) == 1797
     lease = wb.queue.claim(PROJECT, wb.users.authenticate("alice", again["alice"]))
     assert lease.reason in ("ranked", "eval", "control")  # eval and control picks are random draws
-    ranking = wb.rounds.run_rescore(PROJECT)
-    assert ranking["strategy"] == "cold_start" and ranking["ranked"] == 100  # 10 seeds per label
+    ranking = wb.rounds.run_rescore(PROJECT, actor=Actor.operator())
+    assert ranking.strategy == "cold_start" and ranking.ranked == 100  # 10 seeds per label
+    assert ranking.project_strategy == "margin" and ranking.model_free
 
 
 HEAVY_MODULES = ("sklearn", "pandas", "torch", "streamlit", "scipy", "strategies", "sqlalchemy", "alembic",

@@ -97,9 +97,9 @@ def test_sweep_removes_only_old_unreferenced_models_and_tmp_files(wb, home):
     texts = [("win a prize" if i % 2 else "see you at lunch") + f" {i}" for i in range(60)]
     add_text_items(wb.engine, info.id, texts)
     set_final_labels(wb.engine, info.id, {f"t{i}": "spam" if i % 2 else "ham" for i in range(60)})
-    job = wb.rounds.start("s")
+    job = wb.rounds.start("s", actor=OP)
     wb.jobs.claim_next("w:1")
-    wb.rounds.run_retrain("s", job_id=job.id)
+    wb.rounds.run_retrain("s", actor=OP, job_id=job.id)
     artifacts, features = home / "artifacts", home / "features"
     kept = list(artifacts.glob("model-*"))
     assert len(kept) == 1
@@ -123,4 +123,4 @@ def test_sweep_removes_only_old_unreferenced_models_and_tmp_files(wb, home):
     assert report.bytes_freed == 250
     assert kept[0].exists() and young_orphan.exists()  # referenced, and too young to judge
     assert not orphan.exists() and not tmp_file.exists() and not tmp_dir.exists()
-    assert wb.rounds.runs("s")[0].artifact_sha256  # the run's model still loads
+    assert wb.rounds.runs("s", actor=OP)[0].artifact_sha256  # the run's model still loads

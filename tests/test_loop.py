@@ -12,10 +12,12 @@ from sqlmodel import Session
 from tests.conftest import shared_dataset
 from tests.helpers import add_text_items, annotators, read_sms, set_final_labels
 from workbench.db.models import DatasetVersionItem, ModelRun, RankEntry
+from workbench.domain import Actor
 from workbench.errors import WorkbenchError
 from workbench.training import ArtifactIntegrityError
 from workbench.worker import run_worker
 
+OPERATOR = Actor.operator()
 TEXTS = [f"{'cheap offer win prize now' if i % 4 == 0 else 'see you at lunch today'} number {i}" for i in range(200)]
 LABELS = {f"t{i}": ("spam" if i % 4 == 0 else "ham") for i in range(200)}
 
@@ -65,55 +67,56 @@ def test_version_lineage_and_export(wb, project, tmp_path):
 
 
 def test_round_trains_evaluates_registers_and_reranks(wb, project):
-    cold = wb.rounds.run_retrain("loop")
-    assert cold["strategy"] == "cold_start" and cold["run_id"] is None and cold["ranked"] == 20
+    cold = wb.rounds.run_retrain("loop", actor=OPERATOR)
+    assert cold.strategy == "cold_start" and cold.run_id is None and cold.ranked == 20
+    assert cold.project_strategy == "margin" and cold.ranked_by.describe().startswith("cold start (")
     set_final_labels(wb.engine, project.id, LABELS)
     # Leave half of the pool unlabeled so there is something to rank.
     with Session(wb.engine) as s, s.begin():
         s.execute(text("UPDATE item SET state='open', final_label=NULL, n_annotations=0, slots_taken=0 "
                        "WHERE split='pool' AND id % 2 = 0"))
-    result = wb.rounds.run_retrain("loop")
-    assert result["strategy"] == "margin" and result["run_id"] is not None
-    assert result["metrics"]["accuracy"] == 1.0 and result["metrics"]["n"] == result["n_eval"] > 0
+    result = wb.rounds.run_retrain("loop", actor=OPERATOR)
+    assert result.strategy == "margin" and result.run_id is not None
+    assert result.metrics.accuracy == 1.0 and result.metrics.n == result.n_eval > 0
     with Session(wb.engine) as s:
         entries = s.exec(select(RankEntry).order_by(RankEntry.position)).scalars().all()
-        run = s.get(ModelRun, result["run_id"])
+        run = s.get(ModelRun, result.run_id)
     assert entries and all(e.model_run_id == run.id and e.strategy == "margin" for e in entries)
     assert [e.score for e in entries] == sorted((e.score for e in entries), reverse=True)
     (annotator,) = annotators(wb, 1)
     claimed = wb.queue.claim("loop", annotator)
     assert claimed.model_run_id == run.id or claimed.reason in ("eval", "control")
-    curve = wb.rounds.learning_curve("loop")
-    assert curve[-1]["run_id"] == run.id and curve[-1]["ci_low"] <= curve[-1]["accuracy"] <= curve[-1]["ci_high"]
-    comparison = wb.rounds.compare("loop", run.id, run.id)
-    assert comparison["n_eval"] == result["n_eval"]
+    curve = wb.rounds.learning_curve("loop", actor=OPERATOR)
+    assert curve[-1].run_id == run.id and curve[-1].ci_low <= curve[-1].accuracy <= curve[-1].ci_high
+    comparison = wb.rounds.compare("loop", run.id, run.id, actor=OPERATOR)
+    assert comparison.n_eval == result.n_eval and comparison.difference == 0
 
 
 def test_tampered_artifact_is_refused_before_loading(wb, project, home):
     set_final_labels(wb.engine, project.id, LABELS)
-    result = wb.rounds.run_retrain("loop")
+    result = wb.rounds.run_retrain("loop", actor=OPERATOR)
     with Session(wb.engine) as s:
-        path = home / s.get(ModelRun, result["run_id"]).artifact_path
+        path = home / s.get(ModelRun, result.run_id).artifact_path
     path.write_bytes(path.read_bytes() + b"tampered")
     with pytest.raises(ArtifactIntegrityError):
-        wb.rounds.run_rescore("loop")
+        wb.rounds.run_rescore("loop", actor=OPERATOR)
 
 
 def test_worker_runs_jobs_and_records_failures(wb, project, db_url, home):
     set_final_labels(wb.engine, project.id, LABELS)
-    job = wb.rounds.start("loop")
-    assert wb.rounds.start("loop").id == job.id  # one pending round at a time
+    job = wb.rounds.start("loop", actor=OPERATOR)
+    assert wb.rounds.start("loop", actor=OPERATOR).id == job.id  # one pending round at a time
     assert run_worker(db_url, once=True) == 1
-    done = wb.rounds.job(job.id)
-    assert done.state == "done" and done.progress == 100 and done.result["run_id"]
+    done = wb.jobs.get(job.id)
+    assert done.state == "done" and done.progress == 100 and done.result.run_id
     with pytest.raises(WorkbenchError, match="unknown strategy"):
         wb.projects.update_settings("loop", strategy="no_such_strategy")
     with Session(wb.engine) as s:
-        artifact = home / s.get(ModelRun, done.result["run_id"]).artifact_path
+        artifact = home / s.get(ModelRun, done.result.run_id).artifact_path
     artifact.write_bytes(b"not the model that was registered")
-    failed = wb.rounds.rescore("loop")
+    failed = wb.rounds.rescore("loop", actor=OPERATOR)
     run_worker(db_url, once=True)
-    failed = wb.rounds.job(failed.id)
+    failed = wb.jobs.get(failed.id)
     assert failed.state == "failed" and "sha256" in failed.error.lower()
     with Session(wb.engine) as s:
         assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 1
@@ -136,11 +139,11 @@ def test_round_with_sentence_embeddings(wb, home):
     info = wb.projects.create("sms-emb", "text", ["ham", "spam"], settings={"featurizer": {"method": "embeddings"}})
     add_text_items(wb.engine, info.id, [t for _, t in rows])
     set_final_labels(wb.engine, info.id, {f"t{i}": rows[i][0] for i in range(len(rows))})
-    result = wb.rounds.run_retrain("sms-emb")
+    result = wb.rounds.run_retrain("sms-emb", actor=OPERATOR)
     with Session(wb.engine) as s:
-        run = s.get(ModelRun, result["run_id"])
+        run = s.get(ModelRun, result.run_id)
     assert run.featurizer.startswith("text-minilm-l6-v2/")
-    assert result["metrics"]["accuracy"] > 0.9, result["metrics"]
+    assert result.metrics.accuracy > 0.9, result.metrics
 
 
 def test_sms_round_is_accurate(wb, home):
@@ -148,5 +151,5 @@ def test_sms_round_is_accurate(wb, home):
     info = wb.projects.create("sms", "text", ["ham", "spam"])
     add_text_items(wb.engine, info.id, [t for _, t in rows])
     set_final_labels(wb.engine, info.id, {f"t{i}": rows[i][0] for i in range(0, len(rows), 2)})
-    result = wb.rounds.run_retrain("sms")
-    assert result["metrics"]["accuracy"] > 0.95, result["metrics"]
+    result = wb.rounds.run_retrain("sms", actor=OPERATOR)
+    assert result.metrics.accuracy > 0.95, result.metrics

@@ -11,7 +11,8 @@ import pytest
 from scipy.stats import binomtest
 from sklearn import metrics
 
-from workbench.training.evaluation import compare_runs, evaluate, expected_calibration_error
+from workbench.training.evaluation import compare_predictions, compare_runs, evaluate, expected_calibration_error
+from workbench.domain.rounds import EvalMetrics
 
 CLASSES = ["cat", "dog", "eel", "fox"]
 
@@ -30,25 +31,25 @@ def test_evaluate_agrees_with_sklearn_metrics():
     y_true, proba = _random_predictions()
     y_pred = np.array(CLASSES)[proba.argmax(axis=1)]
     result = evaluate(y_true, proba, CLASSES)
-    assert result["n"] == len(y_true)
-    assert result["accuracy"] == pytest.approx(metrics.accuracy_score(y_true, y_pred))
-    assert result["macro_f1"] == pytest.approx(metrics.f1_score(y_true, y_pred, average="macro"))
-    assert result["confusion_matrix"] == metrics.confusion_matrix(y_true, y_pred, labels=CLASSES).tolist()
+    assert result.n == len(y_true)
+    assert result.accuracy == pytest.approx(metrics.accuracy_score(y_true, y_pred))
+    assert result.macro_f1 == pytest.approx(metrics.f1_score(y_true, y_pred, average="macro"))
+    assert [list(row) for row in result.confusion_matrix] == metrics.confusion_matrix(y_true, y_pred, labels=CLASSES).tolist()
     precision, recall, f1, support = metrics.precision_recall_fscore_support(
         y_true, y_pred, labels=CLASSES, zero_division=0
     )
-    assert [row["label"] for row in result["per_class"]] == CLASSES
-    np.testing.assert_allclose([row["precision"] for row in result["per_class"]], precision)
-    np.testing.assert_allclose([row["recall"] for row in result["per_class"]], recall)
-    np.testing.assert_allclose([row["f1"] for row in result["per_class"]], f1)
-    assert [row["support"] for row in result["per_class"]] == support.tolist()
+    assert [row.label for row in result.per_class] == CLASSES
+    np.testing.assert_allclose([row.precision for row in result.per_class], precision)
+    np.testing.assert_allclose([row.recall for row in result.per_class], recall)
+    np.testing.assert_allclose([row.f1 for row in result.per_class], f1)
+    assert [row.support for row in result.per_class] == support.tolist()
 
 
 def test_evaluate_returns_plain_json_types_even_for_numpy_labels():
     y_true, proba = _random_predictions(50)
     result = evaluate(np.asarray(y_true), proba, np.asarray(CLASSES))
-    assert json.loads(json.dumps(result)) == result
-    assert all(type(row["label"]) is str for row in result["per_class"])
+    assert EvalMetrics.from_json(json.loads(json.dumps(result.to_json()))) == result
+    assert all(type(row.label) is str for row in result.per_class)
 
 
 def test_expected_calibration_error_on_a_hand_computed_fixture():
@@ -58,7 +59,7 @@ def test_expected_calibration_error_on_a_hand_computed_fixture():
     true_indices = np.array([0, 1, 0, 0])
     expected = 0.5 * abs(0.5 - 0.95) + 0.5 * abs(0.5 - 0.575)
     assert expected_calibration_error(proba, true_indices) == pytest.approx(expected)
-    assert evaluate(["a", "b", "a", "a"], proba, ["a", "b"])["ece"] == pytest.approx(expected)
+    assert evaluate(["a", "b", "a", "a"], proba, ["a", "b"]).ece == pytest.approx(expected)
 
 
 def test_expected_calibration_error_puts_a_bin_edge_in_the_lower_bin():
@@ -71,8 +72,8 @@ def test_accuracy_interval_is_seeded_and_matches_a_brute_force_item_bootstrap():
     y_true, proba = _random_predictions(500)
     result = evaluate(y_true, proba, CLASSES, rng_seed=3, n_boot=4000)
     assert result == evaluate(y_true, proba, CLASSES, rng_seed=3, n_boot=4000)
-    low, high = result["accuracy_ci95"]
-    assert low < result["accuracy"] < high
+    low, high = result.accuracy_ci95
+    assert low < result.accuracy < high
     correct = np.array(CLASSES)[proba.argmax(axis=1)] == y_true
     resamples = np.random.default_rng(11).integers(0, len(correct), size=(4000, len(correct)))
     brute_force = np.quantile(correct[resamples].mean(axis=1), [0.025, 0.975])
@@ -86,11 +87,11 @@ def test_compare_runs_counts_discordant_items_and_uses_exact_mcnemar():
     proba_a = one_hot[[0, 0, 0, 0, 0, 0, 1, 1, 1, 1]]
     proba_b = one_hot[[0, 0, 0, 1, 1, 1, 0, 0, 0, 0]]
     result = compare_runs(y_true, proba_a, proba_b, CLASSES)
-    assert (result["only_a_correct"], result["only_b_correct"]) == (3, 4)
-    assert result["accuracy_a"] == pytest.approx(0.6) and result["accuracy_b"] == pytest.approx(0.7)
-    assert result["difference"] == pytest.approx(0.1)
-    assert result["mcnemar_p"] == pytest.approx(binomtest(4, 7, 0.5).pvalue)
-    assert json.loads(json.dumps(result)) == result
+    assert (result.only_a_correct, result.only_b_correct) == (3, 4)
+    assert result.accuracy_a == pytest.approx(0.6) and result.accuracy_b == pytest.approx(0.7)
+    assert result.difference == pytest.approx(0.1)
+    assert result.mcnemar_p == pytest.approx(binomtest(4, 7, 0.5).pvalue)
+    assert result.n_eval == 10
 
 
 def test_compare_runs_interval_matches_a_brute_force_paired_bootstrap():
@@ -101,13 +102,21 @@ def test_compare_runs_interval_matches_a_brute_force_paired_bootstrap():
     correct_b = np.array(CLASSES)[proba_b.argmax(axis=1)] == y_true
     resamples = np.random.default_rng(13).integers(0, len(y_true), size=(4000, len(y_true)))
     differences = correct_b[resamples].mean(axis=1) - correct_a[resamples].mean(axis=1)
-    np.testing.assert_allclose(result["difference_ci95"], np.quantile(differences, [0.025, 0.975]), atol=0.01)
+    np.testing.assert_allclose(result.difference_ci95, np.quantile(differences, [0.025, 0.975]), atol=0.01)
 
 
 def test_identical_runs_have_no_difference():
     y_true, proba = _random_predictions(100)
     result = compare_runs(y_true, proba, proba, CLASSES)
-    assert result["difference"] == 0 and result["difference_ci95"] == [0.0, 0.0] and result["mcnemar_p"] == 1.0
+    assert result.difference == 0 and result.difference_ci95 == (0.0, 0.0) and result.mcnemar_p == 1.0
+
+
+def test_compare_predictions_equals_compare_runs_on_the_argmax_labels():
+    y_true, proba_a = _random_predictions(200, seed=1)
+    _, proba_b = _random_predictions(200, seed=2)
+    labels = np.array(CLASSES)
+    stored = compare_predictions(y_true, labels[proba_a.argmax(axis=1)], labels[proba_b.argmax(axis=1)], rng_seed=4)
+    assert stored == compare_runs(y_true, proba_a, proba_b, CLASSES, rng_seed=4)
 
 
 def test_bad_inputs_are_refused():

@@ -86,7 +86,7 @@ def test_round_metrics_curve_compare_diff_download(uwb, ui_url):
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 2  # learning curve and confusion matrix
 
-    v1, v2 = uwb.rounds.versions("sent")
+    v1, v2 = uwb.versions.list("sent")
     assert f"{v2.n_items - v1.n_items} added · 0 removed · 0 relabeled" in texts(at)
     at.button(key="cmp_go").click().run()
     assert not errors(at)

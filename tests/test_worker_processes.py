@@ -15,6 +15,9 @@ from sqlmodel import Session
 
 from tests.helpers import add_text_items, set_final_labels
 from workbench.db.models import ModelRun
+from workbench.domain import Actor
+
+OPERATOR = Actor.operator()
 
 TEXTS = [f"{'cheap offer win prize' if i % 3 == 0 else 'lunch at noon'} {i}" for i in range(300)]
 LABELS = {f"t{i}": ("spam" if i % 3 == 0 else "ham") for i in range(300)}
@@ -40,25 +43,25 @@ def test_killed_worker_leaves_no_half_registered_model(wb, db_url, home):
     info = wb.projects.create("kill", "text", ["ham", "spam"], settings={"model": SLOW_MODEL})
     add_text_items(wb.engine, info.id, TEXTS)
     set_final_labels(wb.engine, info.id, LABELS)
-    job = wb.rounds.start("kill")
+    job = wb.rounds.start("kill", actor=OPERATOR)
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.rounds.job(job.id).message == "features")  # training has begun
+        _wait_for(lambda: wb.jobs.get(job.id).message == "features")  # training has begun
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     finally:
         if worker.poll() is None:
             worker.kill()
-    assert wb.rounds.job(job.id).state == "running"
+    assert wb.jobs.get(job.id).state == "running"
     with Session(wb.engine) as s:
         assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 0
     # The next worker sees the stale heartbeat, takes the job back and finishes it.
     wb.projects.update_settings("kill", model={"type": "logreg"})
     retried = wb.jobs.claim_next("second-worker", stale_after=timedelta(seconds=0))
     assert retried is not None and retried.id == job.id and retried.attempts == 2
-    wb.rounds.run_retrain("kill", job_id=job.id)
-    done = wb.rounds.job(job.id)
-    assert done.state == "done" and done.result["run_id"]
+    wb.rounds.run_retrain("kill", actor=OPERATOR, job_id=job.id)
+    done = wb.jobs.get(job.id)
+    assert done.state == "done" and done.result.run_id
     with Session(wb.engine) as s:
         assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 1
 
@@ -69,15 +72,15 @@ def test_two_workers_share_the_queue(wb, db_url, home):
         info = wb.projects.create(name, "text", ["ham", "spam"])
         add_text_items(wb.engine, info.id, TEXTS[:120])
         set_final_labels(wb.engine, info.id, dict(list(LABELS.items())[:120]))
-    jobs = [wb.rounds.start(name) for name in names]
+    jobs = [wb.rounds.start(name, actor=OPERATOR) for name in names]
     workers = [_start_worker(db_url, home) for _ in range(2)]
     try:
-        _wait_for(lambda: all(wb.rounds.job(j.id).state in ("done", "failed") for j in jobs), timeout=120)
+        _wait_for(lambda: all(wb.jobs.get(j.id).state in ("done", "failed") for j in jobs), timeout=120)
     finally:
         for worker in workers:
             worker.terminate()
             worker.wait(timeout=10)
-    states = [wb.rounds.job(j.id) for j in jobs]
+    states = [wb.jobs.get(j.id) for j in jobs]
     assert all(j.state == "done" and j.attempts == 1 for j in states), [(j.state, j.error) for j in states]
     with Session(wb.engine) as s:
         assert s.exec(select(func.count()).select_from(ModelRun)).scalar_one() == 4
@@ -89,10 +92,10 @@ def test_sigterm_mid_round_gives_the_round_back_uncharged(wb, db_url, home):
     info = wb.projects.create("stop", "text", ["ham", "spam"], settings={"model": SLOW_MODEL})
     add_text_items(wb.engine, info.id, TEXTS)
     set_final_labels(wb.engine, info.id, LABELS)
-    job = wb.rounds.start("stop")
+    job = wb.rounds.start("stop", actor=OPERATOR)
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.rounds.job(job.id).message == "features", timeout=120)
+        _wait_for(lambda: wb.jobs.get(job.id).message == "features", timeout=120)
         assert [w.pid for w in wb.jobs.live_workers(actor=Actor.operator())] == [worker.pid]
         started = time.monotonic()
         worker.send_signal(signal.SIGTERM)
@@ -101,7 +104,7 @@ def test_sigterm_mid_round_gives_the_round_back_uncharged(wb, db_url, home):
     finally:
         if worker.poll() is None:
             worker.kill()
-    after = wb.rounds.job(job.id)
+    after = wb.jobs.get(job.id)
     assert after.state == "queued" and after.attempts == 0 and "SIGTERM" in after.error
     assert wb.jobs.live_workers(actor=Actor.operator()) == []  # it unregistered
     with Session(wb.engine) as s:
@@ -112,10 +115,10 @@ def test_a_new_worker_requeues_what_a_dead_local_worker_held(wb, db_url, home):
     info = wb.projects.create("dead", "text", ["ham", "spam"], settings={"model": SLOW_MODEL})
     add_text_items(wb.engine, info.id, TEXTS)
     set_final_labels(wb.engine, info.id, LABELS)
-    job = wb.rounds.start("dead")
+    job = wb.rounds.start("dead", actor=OPERATOR)
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.rounds.job(job.id).message == "features", timeout=120)
+        _wait_for(lambda: wb.jobs.get(job.id).message == "features", timeout=120)
         worker.kill()
         worker.wait(timeout=10)
     finally:
@@ -124,11 +127,11 @@ def test_a_new_worker_requeues_what_a_dead_local_worker_held(wb, db_url, home):
     wb.projects.update_settings("dead", model={"type": "logreg"})
     second = _start_worker(db_url, home)  # its lease is still fresh, but its process is gone
     try:
-        _wait_for(lambda: wb.rounds.job(job.id).state == "done", timeout=60)
+        _wait_for(lambda: wb.jobs.get(job.id).state == "done", timeout=60)
     finally:
         second.terminate()
         second.wait(timeout=10)
-    done = wb.rounds.job(job.id)
+    done = wb.jobs.get(job.id)
     assert done.attempts == 2 and done.worker == f"{done.worker.rpartition(':')[0]}:{second.pid}"
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from workbench.config import workbench_home
-from workbench.domain import Role
+from workbench.domain import Actor, Role
 from workbench.errors import Conflict, NotFound
 from workbench.services import Workbench
 
@@ -44,7 +44,8 @@ def ensure_demo(wb: Workbench, home: Path | None = None) -> dict[str, str]:
         wb.projects.create(PROJECT, "image", [str(d) for d in range(10)], strategy="margin",
                            settings={"image_root": str(folder)})
         wb.imports.run_folder(PROJECT, folder, seed=0)
-        wb.rounds.run_rescore(PROJECT)  # a cold-start seed set, so the first items are diverse
+        # a cold-start seed set, so the first items are diverse
+        wb.rounds.run_rescore(PROJECT, actor=Actor.operator())
     passwords = {}
     for name, role in USERS:
         password = secrets.token_urlsafe(9)

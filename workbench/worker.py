@@ -38,18 +38,20 @@ log = logging.getLogger("workbench.worker")
 
 
 def _run_job(wb: Workbench, job: JobInfo) -> None:
-    project, payload = wb.jobs.payload(job.id)
+    """Run one claimed job as the local operator; its project is loaded once, by the job's id."""
+    actor = Actor.operator()
+    payload = wb.jobs.payload(job.id)
+    project = wb.rounds.resolve(payload.project_id)
 
     def progress(pct: float, message: str) -> None:
         wb.jobs.heartbeat(job.id, progress=pct, message=message, worker=job.worker)
 
     if job.kind == JobKind.RETRAIN:
-        wb.rounds.run_retrain(project, job_id=job.id, seed=int(payload.get("seed", 0)), progress=progress)
+        wb.rounds.run_retrain(project, actor=actor, job_id=job.id, seed=payload.seed, progress=progress)
     elif job.kind == JobKind.RESCORE:
-        wb.rounds.run_rescore(project, job_id=job.id, progress=progress)
+        wb.rounds.run_rescore(project, actor=actor, job_id=job.id, seed=payload.seed, progress=progress)
     elif job.kind == JobKind.VERSION:
-        version = wb.versions.create(project, trigger="auto")
-        wb.jobs.finish(job.id, {"version": version.number, "version_hash": version.content_hash})
+        wb.rounds.run_version(project, actor=actor, job_id=job.id)
 
 
 def queue_auto_versions(wb: Workbench) -> None:

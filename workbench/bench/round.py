@@ -21,11 +21,13 @@ from workbench.bench.training import BENCH_CLASSES, synthetic_corpus
 from workbench.db.bulk import insert_items
 from workbench.db.engine import make_engine
 from workbench.db.models import Item
+from workbench.domain import Actor
 from workbench.services import Workbench
 from workbench.stress import Behaviour, run_stress
 from workbench.worker import WORKER_NICENESS
 
 N_EVAL = 1_000
+OPERATOR = Actor.operator()  # rounds run as the local operator, as the worker runs them
 
 
 def seed_text_project(wb: Workbench, name: str, n_pool: int, n_labels: int, seed: int = 0) -> None:
@@ -75,9 +77,10 @@ def bench_round(n_pool: int = 100_000, n_labels: int = 5_000, database_url: str 
         if index:
             add_labels(wb, "round-bench", n_labels + 100 * (index - 1), 100)
         started = time.perf_counter()
-        result = wb.rounds.run_retrain("round-bench")
-        rounds.append({"wall_s": time.perf_counter() - started, "n_train": result["n_train"],
-                       "accuracy": result["metrics"].get("accuracy"), "timings": result["timings"]})
+        result = wb.rounds.run_retrain("round-bench", actor=OPERATOR)
+        rounds.append({"wall_s": time.perf_counter() - started, "n_train": result.n_train,
+                       "accuracy": result.metrics.accuracy if result.metrics else None,
+                       "timings": result.timings, "strategy": result.strategy})
     warm = [r["wall_s"] for r in rounds[1:]]
     return {"database": wb.engine.dialect.name, "n_pool": n_pool, "n_eval": N_EVAL, "n_labels": n_labels,
             "first_round_s": rounds[0]["wall_s"], "warm_round_s_median": float(np.median(warm)),
@@ -90,7 +93,7 @@ def _round_loop(url: str, home: str, project: str, stop_file: str, count_file: s
     wb = Workbench(make_engine(url, migrate=False))
     done = 0
     while not os.path.exists(stop_file):
-        wb.rounds.run_retrain(project)
+        wb.rounds.run_retrain(project, actor=OPERATOR)
         done += 1
         Path(count_file).write_text(str(done))
 
@@ -116,7 +119,7 @@ def bench_claims(*, pool: int = 1_000_000, annotators: int = 16, submits: int = 
     if during_rounds:
         wb = Workbench(make_engine(url))
         seed_text_project(wb, "rounds-under-load", round_pool, round_labels)
-        wb.rounds.run_retrain("rounds-under-load")  # features cached: later rounds are the steady state
+        wb.rounds.run_retrain("rounds-under-load", actor=OPERATOR)  # features cached: later rounds are the steady state
         stop, count = home / "stop", home / "rounds"
         looper = mp.get_context("spawn").Process(
             target=_round_loop, args=(url, str(home), "rounds-under-load", str(stop), str(count)))

@@ -27,7 +27,7 @@ def run(args) -> int:  # noqa: ANN001
     from workbench.domain import Actor, JobState
 
     wb = open_workbench(args)
-    job = wb.rounds.start(args.project, seed=args.seed)
+    job = wb.rounds.start(args.project, actor=Actor.operator(), seed=args.seed)
     print(f"round queued as job {job.id}")
     if not args.wait:
         return 0
@@ -43,16 +43,18 @@ def run(args) -> int:  # noqa: ANN001
             else:
                 no_worker_since = None
             time.sleep(0.5)
-            job = wb.rounds.job(job.id)
+            job = wb.jobs.get(job.id)
             bar.set_postfix_str(job.message)
             bar.update(job.progress - bar.n)
     if job.state == JobState.FAILED:
         raise WorkbenchError(f"round failed: {job.error}")
-    metrics = job.result.get("metrics", {})
-    accuracy = metrics.get("accuracy")
-    print(f"version {job.result.get('version')}: {job.result.get('n_train')} training labels, "
-          f"{metrics.get('n', 0)} eval items, accuracy "
-          + (f"{accuracy:.3f} (95% CI {metrics['accuracy_ci95'][0]:.3f}–{metrics['accuracy_ci95'][1]:.3f})"
-             if accuracy is not None else "n/a")
-          + f"; ranked {job.result.get('ranked')} items by {job.result.get('strategy')}")
+    result = job.result
+    metrics = result.metrics if result is not None else None
+    if metrics is not None and metrics.evaluated:
+        low, high = metrics.accuracy_ci95 or (metrics.accuracy, metrics.accuracy)
+        quality = f"{metrics.n} eval items, accuracy {metrics.accuracy:.3f} (95% CI {low:.3f}–{high:.3f})"
+    else:
+        quality = "no eval metrics (no model, or no labeled eval item)"
+    print(f"version {result.version}: {result.n_train} training labels, {quality}; "
+          f"ranked {result.ranked} items by {result.ranked_by.describe()}")
     return 0

@@ -283,6 +283,16 @@ class ModelRun(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class EvalPrediction(SQLModel, table=True):
+    """A model run's predicted label for each eval-split item, written with the run: runs are
+    compared from these on the items labeled now, without loading models in the app."""
+
+    __tablename__ = "eval_prediction"
+    model_run_id: int = Field(foreign_key="model_run.id", primary_key=True)
+    item_id: int = Field(foreign_key="item.id", primary_key=True)
+    predicted: str
+
+
 class Job(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="ck_job_state"),

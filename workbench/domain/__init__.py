@@ -9,6 +9,17 @@ from pathlib import PurePath
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.domain.rounds import (
+    ClassMetrics,
+    EvalMetrics,
+    JobPayload,
+    JobResult,
+    LearningCurvePoint,
+    RankedBy,
+    RoundResult,
+    RunComparison,
+    VersionJobResult,
+)
 
 
 class ProjectKind(StrEnum):
@@ -264,7 +275,7 @@ class JobInfo:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    result: dict[str, Any]
+    result: JobResult | None  # RoundResult for retrain/rescore, VersionJobResult for version jobs
     worker: str | None = None  # host:pid of the worker holding (or last holding) the job
 
 
@@ -274,7 +285,7 @@ class RunInfo:
     version_number: int
     n_train: int
     config: dict[str, Any]
-    metrics: dict[str, Any]
+    metrics: EvalMetrics
     featurizer: str
     artifact_sha256: str
     duration_s: float

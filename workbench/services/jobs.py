@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlmodel import Session
 
-from workbench.db.models import Job, Project, WorkerProcess, utcnow
+from workbench.db.models import Job, WorkerProcess, utcnow
 from workbench.domain import Actor, JobInfo, JobKind, JobState, Role
+from workbench.domain.rounds import JobPayload, JobResult, RoundResult, VersionJobResult
 from workbench.errors import NotFound
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
@@ -67,20 +68,30 @@ def _sweep_stale(session: Session, stale_after: timedelta) -> list[int]:
     return swept
 
 
+def job_result(kind: JobKind, stored: dict | None) -> JobResult | None:
+    """A job's typed result from its stored JSON (None until the job is done)."""
+    if not stored:
+        return None
+    if kind == JobKind.VERSION:
+        return VersionJobResult.from_json(stored)
+    return RoundResult.from_json(stored)
+
+
 def job_info(job: Job) -> JobInfo:
-    return JobInfo(id=job.id, project_id=job.project_id, kind=JobKind(job.kind), state=JobState(job.state),
+    kind = JobKind(job.kind)
+    return JobInfo(id=job.id, project_id=job.project_id, kind=kind, state=JobState(job.state),
                    progress=job.progress, message=job.message, error=job.error, attempts=job.attempts,
                    created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-                   result=dict(job.result), worker=job.worker)
+                   result=job_result(kind, job.result), worker=job.worker)
 
 
-def complete_job(session: Session, job_id: int, result: dict) -> None:
+def complete_job(session: Session, job_id: int, result: JobResult) -> None:
     """Mark a job done inside the caller's transaction (so results and completion land together)."""
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"no job {job_id}")
     job.state, job.progress, job.message = JobState.DONE, 100.0, "done"
-    job.result, job.finished_at, job.error = result, utcnow(), None
+    job.result, job.finished_at, job.error = result.to_json(), utcnow(), None
     audit(session, "job.done", project_id=job.project_id, job_id=job.id, kind=job.kind)
 
 
@@ -233,7 +244,7 @@ class JobService:
         write(self.engine, lambda session: session.execute(
             update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING, *mine).values(**values)))
 
-    def finish(self, job_id: int, result: dict) -> None:
+    def finish(self, job_id: int, result: JobResult) -> None:
         write(self.engine, lambda session: complete_job(session, job_id, result))
 
     def fail(self, job_id: int, reason: str) -> None:
@@ -276,9 +287,10 @@ class JobService:
                                    .order_by(Job.id.desc()).limit(limit)).scalars().all()
         return [job_info(job) for job in jobs]
 
-    def payload(self, job_id: int) -> tuple[str, dict]:
-        """The job's project name and payload, for the worker."""
+    def payload(self, job_id: int) -> JobPayload:
+        """What the worker needs to run the job: its project id and parameters."""
         with reading(self.engine) as session:
             job = session.get(Job, job_id)
-            name = session.execute(select(Project.name).where(Project.id == job.project_id)).scalar_one()
-            return name, dict(job.payload)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            return JobPayload.from_json(job.project_id, JobKind(job.kind), job.payload)

@@ -82,12 +82,30 @@ def check_health_settings(settings: dict[str, Any]) -> None:
         raise WorkbenchError(f"near_duplicate_threshold must be a number from 0.5 to 1, got {threshold!r}")
 
 
-def check_strategy(name: str) -> str:
+def check_strategy(name: str, model: dict[str, Any] | None = None) -> str:
+    """Refuse a strategy that is not registered, or that the project's model cannot serve (say, BALD
+    on a logistic regression), naming the strategies that model can serve. The model is never
+    swapped to suit the strategy: the ranking must come from the model that is evaluated."""
     import strategies  # lazy: SciPy and the registry are not needed to list projects
 
-    if name not in strategies.REGISTRY:
+    strategy = strategies.REGISTRY.get(name)
+    if strategy is None:
         raise WorkbenchError(f"unknown strategy {name!r}; choose one of {', '.join(strategies.REGISTRY)}")
-    return name
+    model = model or DEFAULT_SETTINGS["model"]
+    family = str(model.get("type", "logreg")) if isinstance(model, dict) else "logreg"
+    servable = [other for other in strategies.servable_strategies(family)]
+    problem = None
+    if not strategy.servable_by(family):
+        problem = f"a {family} model cannot supply that"
+    elif strategy.input == strategies.Input.MC_SAMPLES and float(model.get("dropout", 1.0)) <= 0:
+        problem = f"this {family} model has dropout 0"
+        servable = [other for other in servable if strategies.REGISTRY[other].input != strategies.Input.MC_SAMPLES]
+    if problem is None:
+        return name
+    families = " or ".join(sorted(strategy.families or ()))
+    raise WorkbenchError(
+        f"strategy {name!r} needs {strategy.needs_words}, and {problem}; with this model choose one of "
+        f"{', '.join(servable)}" + (f", or set the model type to {families}" if families else ""))
 
 
 def clean_labels(labels: list[str]) -> list[str]:
@@ -116,7 +134,7 @@ class ProjectService:
         except ValueError:
             raise WorkbenchError(f"unknown project kind {kind!r}; use text, tabular or image") from None
         labels = clean_labels(labels)
-        check_strategy(strategy)
+        check_strategy(strategy, (settings or {}).get("model"))
         if not 1 <= overlap <= 10:
             raise WorkbenchError("overlap must be between 1 and 10")
         unknown = set(settings or {}) - set(DEFAULT_SETTINGS) - {"image_root"}
@@ -173,8 +191,9 @@ class ProjectService:
             project = session.exec(select(Project).where(Project.name == name)).first()
             if project is None:
                 raise NotFound(f"no project named {name!r}")
-            if strategy is not None:
-                project.strategy = check_strategy(strategy)
+            if strategy is not None or "model" in settings:
+                model = settings["model"] if "model" in settings else project.settings.get("model")
+                project.strategy = check_strategy(strategy or project.strategy, model)
             if "featurizer" in settings:
                 check_featurizer(ProjectKind(project.kind), settings["featurizer"])
             check_health_settings(settings)

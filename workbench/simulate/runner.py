@@ -47,12 +47,14 @@ from workbench.domain import Actor, Decision, ItemState, Role, Split
 from workbench.errors import WorkbenchError
 from workbench.services import Workbench
 from workbench.services.queue import QueueService
-from workbench.services.rounds import SEEDS_PER_LABEL, RoundService
+from workbench.services.round_pipeline import SEEDS_PER_LABEL
+from workbench.services.rounds import RoundService
 from workbench.simulate.annotators import ADJUDICATORS, SKIP_REASON, Adjudicator, CrowdReplay, NoisyAnnotator
 from workbench.simulate.data import CrowdData, LabeledData, restrict_to_crowd, write_import_file
 from workbench.training import evaluate, make_featurizer, make_model
 
 PROJECT = "simulation"
+OPERATOR = Actor.operator()  # rounds run as the local operator, as the worker runs them
 REVIEWER = "sim-reviewer"
 ORACLE_PREFIX = "gold-oracle-"
 ANNOTATOR_PREFIX = "sim-annotator-"
@@ -262,7 +264,7 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         # Features, once, into the shared cache (the cold-start ranking computed alongside is
         # replaced by each run's own).
         clock = time.perf_counter()
-        RoundService(engine, home=shared_home).run_rescore(PROJECT, seed=config.split_seed)
+        RoundService(engine, home=shared_home).run_rescore(PROJECT, actor=OPERATOR, seed=config.split_seed)
         seconds["features"] = time.perf_counter() - clock
 
         # The reference: the same model on every pool item with its true label, same eval items.
@@ -276,7 +278,7 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         model = make_model(project.settings["model"], 0, classes=labels)
         model.fit(X[[position[i] for i in pool_ids]], np.asarray([truth[i] for i in pool_ids], dtype=object))
         proba = model.predict_proba(X[[position[i] for i in eval_ids]])
-        full_pool = evaluate([truth[i] for i in eval_ids], proba, labels)["accuracy"]
+        full_pool = evaluate([truth[i] for i in eval_ids], proba, labels).accuracy
         references = {featurizer.key(): float(full_pool)}
         if data.kind == "text" and not featurizer.name.startswith("text-tfidf/"):
             # TF-IDF's full-pool accuracy on the same split, for the representation comparison.
@@ -286,7 +288,7 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
             reference.fit(X_tfidf[[position[i] for i in pool_ids]], np.asarray([truth[i] for i in pool_ids], dtype=object))
             references[tfidf.key()] = float(evaluate([truth[i] for i in eval_ids],
                                                      reference.predict_proba(X_tfidf[[position[i] for i in eval_ids]]),
-                                                     labels)["accuracy"])
+                                                     labels).accuracy)
         seconds["full_pool_reference"] = time.perf_counter() - clock
     finally:
         engine.dispose()  # the last connection's close checkpoints the WAL into the file: safe to copy
@@ -383,7 +385,7 @@ class _Run:
         started, cpu = time.perf_counter(), time.process_time()
         self.wb.projects.update_settings(PROJECT, strategy=self.task.strategy)
         while self.completed < self.task.initial:  # the seed set: the workbench's cold-start ranking
-            ranked = self.timer("rescore", self.rounds.run_rescore, PROJECT, seed=self.seed)["ranked"]
+            ranked = self.timer("rescore", self.rounds.run_rescore, PROJECT, actor=OPERATOR, seed=self.seed).ranked
             if not ranked or not self._label(min(ranked, self.task.initial - self.completed)):
                 break
         self._round()
@@ -414,17 +416,16 @@ class _Run:
         }
 
     def _round(self) -> None:
-        result = self.timer("retrain", self.rounds.run_retrain, PROJECT, seed=self.seed)
-        for name, seconds in result.get("timings", {}).items():
+        result = self.timer("retrain", self.rounds.run_retrain, PROJECT, actor=OPERATOR, seed=self.seed)
+        for name, seconds in result.timings.items():
             self.round_steps[name] += seconds
-        self.last_version = result["version"]
-        metrics = result.get("metrics") or {}
-        accuracy = metrics.get("accuracy") if result.get("run_id") is not None else None
+        self.last_version = result.version
+        accuracy = result.metrics.accuracy if result.run_id is not None and result.metrics is not None else None
         if accuracy is None:  # no model yet (one label only): predict the majority label seen so far
             accuracy = self._baseline()
-        self.curve.append({"labels": int(result["n_train"]), "accuracy": float(accuracy),
-                           "n_eval": int(result["n_eval"]), "model": result.get("run_id") is not None,
-                           "ranking": result.get("strategy")})
+        self.curve.append({"labels": int(result.n_train), "accuracy": float(accuracy),
+                           "n_eval": int(result.n_eval), "model": result.run_id is not None,
+                           "ranking": result.strategy})
         if self.progress is not None:
             self.progress.put(1)
 

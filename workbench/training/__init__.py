@@ -11,6 +11,7 @@ _PUBLIC_NAMES = {
     "ArtifactIntegrityError": "artifacts",
     "load_model": "artifacts",
     "save_model": "artifacts",
+    "compare_predictions": "evaluation",
     "compare_runs": "evaluation",
     "evaluate": "evaluation",
     "expected_calibration_error": "evaluation",

@@ -1,6 +1,7 @@
 """Evaluation of a model run on the eval split, and paired comparison of two runs.
 
-Every result is plain Python (floats, ints, lists, dicts with string keys), ready for JSON.
+Results are typed (:class:`workbench.domain.rounds.EvalMetrics`, :class:`RunComparison`) and
+become JSON only where a row is written.
 
 Bootstrap intervals are computed from counts rather than by resampling items: resampling N
 items with replacement and counting the correct ones is exactly a Binomial(N, accuracy) draw,
@@ -16,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from workbench.domain.rounds import ClassMetrics, EvalMetrics, RunComparison
 
 CALIBRATION_BINS = 15
 """Equal-width bins of the top-class probability used by the expected calibration error."""
@@ -43,9 +46,9 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _percentile_interval(samples: np.ndarray) -> list[float]:
+def _percentile_interval(samples: np.ndarray) -> tuple[float, float]:
     low, high = np.quantile(samples, [0.025, 0.975])
-    return [float(low), float(high)]
+    return (float(low), float(high))
 
 
 def expected_calibration_error(proba: np.ndarray, true_indices: np.ndarray, n_bins: int = CALIBRATION_BINS) -> float:
@@ -79,7 +82,7 @@ def evaluate(
     *,
     rng_seed: int = 0,
     n_boot: int = 1000,
-) -> dict:
+) -> EvalMetrics:
     """Metrics of predicted probabilities against the eval items' final labels.
 
     Parameters
@@ -93,8 +96,8 @@ def evaluate(
 
     Returns
     -------
-    dict
-        ``n``; ``accuracy``; ``accuracy_ci95`` ([low, high], percentile bootstrap);
+    EvalMetrics
+        ``n``; ``accuracy``; ``accuracy_ci95`` ((low, high), percentile bootstrap);
         ``macro_f1`` (mean F1 over the labels that occur in ``y_true`` or in the predictions,
         scikit-learn's default label set; 0.0 when N = 0); ``per_class`` (one dict per label,
         in ``classes`` order: ``label``, ``precision``, ``recall``, ``f1``, ``support``, with 0.0
@@ -121,24 +124,19 @@ def evaluate(
     accuracy = float(true_positives.sum() / n_items) if n_items else 0.0
     rng = np.random.default_rng(rng_seed)
     resampled_accuracy = rng.binomial(n_items, accuracy, size=n_boot) / max(n_items, 1)
-    return {
-        "n": n_items,
-        "accuracy": accuracy,
-        "accuracy_ci95": _percentile_interval(resampled_accuracy),
-        "macro_f1": float(f1[occurring].mean()) if occurring.any() else 0.0,
-        "per_class": [
-            {
-                "label": _plain(label),
-                "precision": float(precision[k]),
-                "recall": float(recall[k]),
-                "f1": float(f1[k]),
-                "support": int(support[k]),
-            }
+    return EvalMetrics(
+        n=n_items,
+        accuracy=accuracy,
+        accuracy_ci95=_percentile_interval(resampled_accuracy),
+        macro_f1=float(f1[occurring].mean()) if occurring.any() else 0.0,
+        per_class=tuple(
+            ClassMetrics(label=_plain(label), precision=float(precision[k]), recall=float(recall[k]),
+                         f1=float(f1[k]), support=int(support[k]))
             for k, label in enumerate(classes)
-        ],
-        "confusion_matrix": confusion.tolist(),
-        "ece": expected_calibration_error(proba, true_indices),
-    }
+        ),
+        confusion_matrix=tuple(tuple(int(v) for v in row) for row in confusion.tolist()),
+        ece=expected_calibration_error(proba, true_indices),
+    )
 
 
 def compare_runs(
@@ -149,7 +147,7 @@ def compare_runs(
     *,
     rng_seed: int = 0,
     n_boot: int = 1000,
-) -> dict:
+) -> RunComparison:
     """Paired comparison of two runs' predictions on the same eval items.
 
     Parameters
@@ -163,20 +161,43 @@ def compare_runs(
 
     Returns
     -------
-    dict
-        ``n``; ``accuracy_a``; ``accuracy_b``; ``difference`` (``accuracy_b - accuracy_a``);
+    RunComparison
+        ``n_eval``; ``accuracy_a``; ``accuracy_b``; ``difference`` (``accuracy_b - accuracy_a``);
         ``difference_ci95`` (paired percentile bootstrap); ``only_a_correct`` and
         ``only_b_correct`` (the discordant counts); ``mcnemar_p`` (exact two-sided McNemar
         test: binomial test of ``only_b_correct`` out of the discordant items at p = 1/2;
         1.0 when no item is discordant).
     """
-    from scipy.stats import binomtest
-
     classes = list(classes)
     true_indices = _label_indices(y_true, classes)
     n_items = len(true_indices)
     correct_a = _check_proba(proba_a, n_items, len(classes)).argmax(axis=1) == true_indices
     correct_b = _check_proba(proba_b, n_items, len(classes)).argmax(axis=1) == true_indices
+    return compare_correct(correct_a, correct_b, rng_seed=rng_seed, n_boot=n_boot)
+
+
+def compare_predictions(
+    y_true: Sequence[Any],
+    predicted_a: Sequence[Any],
+    predicted_b: Sequence[Any],
+    *,
+    rng_seed: int = 0,
+    n_boot: int = 1000,
+) -> RunComparison:
+    """:func:`compare_runs` from two runs' stored predicted labels instead of their probabilities."""
+    y_true, predicted_a, predicted_b = (np.asarray(list(v), dtype=object) for v in (y_true, predicted_a, predicted_b))
+    if not (y_true.shape == predicted_a.shape == predicted_b.shape):
+        raise ValueError(f"got {len(y_true)} labels and {len(predicted_a)} / {len(predicted_b)} predictions")
+    return compare_correct(predicted_a == y_true, predicted_b == y_true, rng_seed=rng_seed, n_boot=n_boot)
+
+
+def compare_correct(correct_a: np.ndarray, correct_b: np.ndarray, *, rng_seed: int = 0,
+                    n_boot: int = 1000) -> RunComparison:
+    """The paired comparison from each run's per-item correctness (boolean arrays of length N)."""
+    from scipy.stats import binomtest
+
+    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    n_items = len(correct_a)
     only_a = int(np.sum(correct_a & ~correct_b))
     only_b = int(np.sum(correct_b & ~correct_a))
     both = int(np.sum(correct_a & correct_b))
@@ -185,13 +206,13 @@ def compare_runs(
     resampled = np.random.default_rng(rng_seed).multinomial(n_items, cell_counts / denominator, size=n_boot)
     resampled_difference = (resampled[:, 2] - resampled[:, 1]) / denominator
     discordant = only_a + only_b
-    return {
-        "n": n_items,
-        "accuracy_a": (both + only_a) / denominator,
-        "accuracy_b": (both + only_b) / denominator,
-        "difference": (only_b - only_a) / denominator,
-        "difference_ci95": _percentile_interval(resampled_difference),
-        "only_a_correct": only_a,
-        "only_b_correct": only_b,
-        "mcnemar_p": float(binomtest(only_b, discordant, 0.5).pvalue) if discordant else 1.0,
-    }
+    return RunComparison(
+        n_eval=n_items,
+        accuracy_a=(both + only_a) / denominator,
+        accuracy_b=(both + only_b) / denominator,
+        difference=(only_b - only_a) / denominator,
+        difference_ci95=_percentile_interval(resampled_difference),
+        only_a_correct=only_a,
+        only_b_correct=only_b,
+        mcnemar_p=float(binomtest(only_b, discordant, 0.5).pvalue) if discordant else 1.0,
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from workbench.domain import ClaimedItem, ProjectInfo, ProjectKind
+from workbench.domain import ClaimedItem, ProjectInfo, ProjectKind, RankedBy
 from workbench.errors import WorkbenchError
 from workbench.services.quarantine import ImageUnavailable, image_path
 
@@ -156,12 +156,21 @@ _STRATEGY_WORDS = {
     "margin": "the two most likely labels are closest to each other",
     "least_confidence": "the model's most likely label is least certain",
     "entropy": "the model's prediction is most spread out over the labels",
-    "random": "chosen at random",
+    "random": "it was drawn at random",
+    "cold_start": "it is the most typical item of a cluster of similar items, so the first labels cover the data",
+    "qbc_vote": "the committee's models vote for the most different labels",
+    "qbc_consensus": "the committee's averaged prediction is most uncertain",
+    "qbc_kl": "one committee member disagrees most with the others",
+    "bald": "the network's predictions with dropout on disagree most (BALD)",
+    "margin_batch": "it is uncertain and unlike the other items chosen with it",
+    "margin_density": "it is uncertain and typical of the pool",
 }
 
 
-def why(claim: ClaimedItem) -> str:
-    """Why the queue served this item, in words."""
+def why(claim: ClaimedItem, project: ProjectInfo | None = None) -> str:
+    """Why the queue served this item, in words: for a ranked item, the strategy that really ranked
+    it (a cold start while there is no model, whatever the project's strategy), the model run and
+    the score."""
     if claim.reason == "partial":
         return ("Someone else has already started this item, and items with some labels are "
                 "finished first so that pairs complete.")
@@ -172,11 +181,12 @@ def why(claim: ClaimedItem) -> str:
         return ("Drawn at random from the pool (the control arm), so the gain from active learning "
                 "can be measured against random picks.")
     if claim.reason == "ranked":
-        words = _STRATEGY_WORDS.get(claim.strategy or "", "it ranks highest for this strategy")
-        run = f"model run #{claim.model_run_id}" if claim.model_run_id is not None else "the latest model"
-        score = f" (score {claim.score:.3f})" if claim.score is not None else ""
-        return (f"Chosen by the {claim.strategy or 'active-learning'} strategy on {run}{score}: "
-                f"among the remaining items, for this one {words}.")
+        strategy = claim.strategy or "unknown"
+        ranked_by = RankedBy(strategy=strategy, project_strategy=project.strategy if project else strategy,
+                             model_run_id=claim.model_run_id, model_free=claim.model_run_id is None)
+        words = _STRATEGY_WORDS.get(strategy, "it ranks highest for this strategy")
+        score = f", score {claim.score:.3f}" if claim.score is not None else ""
+        return f"Ranked by {ranked_by.describe()}{score}: among the remaining items, for this one {words}."
     if claim.reason == "random":
         return "No model ranking is available yet (or it is used up), so this item was drawn at random."
     return f"Served because: {claim.reason}."

@@ -219,7 +219,7 @@ def _export(wb, actor, project) -> None:
     fmt = st.radio("Format", ["csv", "jsonl", "parquet"], horizontal=True, key="export_fmt")
     number = None
     if what == "version":
-        numbers = [v.number for v in wb.rounds.versions(project.name)]
+        numbers = [v.number for v in wb.versions.list(project.name)]
         if not numbers:
             st.caption("No dataset version yet: a retrain round cuts one.")
             return
@@ -227,7 +227,7 @@ def _export(wb, actor, project) -> None:
     if st.button("Prepare the download", key="export_prepare"):
         try:
             if what == "version":
-                data = wb.rounds.export_version(project.name, number, fmt, actor=actor)
+                data = wb.versions.export(project.name, number, fmt, actor=actor)[0]
                 rows = max(data.count(b"\n") - (fmt == "csv"), 0) if fmt != "parquet" else None
                 digest = None
             else:

@@ -356,7 +356,7 @@ def main() -> None:
                       on_click=lambda: st.session_state.__setitem__(HELP, not st.session_state.get(HELP, False)))
 
     with st.expander("Why this item?"):
-        st.text(render.why(claim))
+        st.text(render.why(claim, project))
     st.session_state[KEEPALIVE_FIRST] = True
     ttl = float(project.settings.get("lease_ttl_s", 600))
     st.fragment(_keep_alive, run_every=max(15.0, min(120.0, ttl / 3)))(project.id)

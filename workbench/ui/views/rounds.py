@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import JobState, Role
+from workbench.domain import JobState, Role, RoundResult, VersionJobResult
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, session
 
@@ -29,7 +29,7 @@ def _job_panel(project_name: str) -> None:
     if not held or held[0] != project_name:
         return
     try:
-        job = wb.rounds.job(held[1])
+        job = wb.jobs.get(held[1])
     except WorkbenchError as exc:
         render.error(exc)
         return
@@ -41,26 +41,32 @@ def _job_panel(project_name: str) -> None:
                    "or run `workbench worker`).")
     elif job.state == JobState.FAILED:
         render.error(f"The round failed: {job.error or 'no reason recorded'}")
-    elif job.state == JobState.DONE:
-        result = job.result or {}
-        metrics = result.get("metrics") or {}
-        acc = metrics.get("accuracy")
-        text = (f"Round done: version {result.get('version')} with {result.get('n_train', 0)} training labels"
-                + (f", eval accuracy {acc:.1%} on {metrics.get('n', 0)} items" if acc is not None else
-                   " (no eval metrics: too few labels or no labeled eval items yet)")
-                + f"; the pool was re-ranked by {result.get('strategy', 'the strategy')}.")
-        render.notice("success", text)
+    elif job.state == JobState.DONE and job.result is not None:
+        render.notice("success", _done_text(job.result))
     if job.state not in ACTIVE and st.session_state.get("rounds_polling"):
         # the job just finished: refresh the whole page once so tables and charts include it
         st.session_state["rounds_polling"] = False
         st.rerun(scope="app")
 
 
+def _done_text(result: RoundResult | VersionJobResult) -> str:
+    """One sentence for a finished job: what it cut, trained, measured and which strategy ranked."""
+    if isinstance(result, VersionJobResult):
+        return f"Version {result.version} cut."
+    metrics = result.metrics
+    head = (f"Round done: version {result.version} with {result.n_train} training labels"
+            if result.version is not None else "Rescore done")
+    quality = (f", eval accuracy {metrics.accuracy:.1%} on {metrics.n} items" if metrics and metrics.evaluated
+               else " (no eval metrics: too few labels or no labeled eval items yet)" if result.version is not None
+               else "")
+    return f"{head}{quality}; the pool was re-ranked by {result.ranked_by.describe()}."
+
+
 def _start(wb, actor, project) -> None:
     left, right = st.columns([1, 3])
     if left.button("Start a retrain round", key="rounds_start", type="primary", icon=":material/play_arrow:"):
         try:
-            job = wb.rounds.start(project.name, actor)
+            job = wb.rounds.start(project.name, actor=actor)
         except WorkbenchError as exc:
             render.error(exc)
         else:
@@ -69,35 +75,45 @@ def _start(wb, actor, project) -> None:
                   "pool items, evaluates it on the labeled eval items and re-ranks the open pool.")
     held = st.session_state.get(JOB)
     if not held or held[0] != project.name:
-        jobs = wb.rounds.jobs_of(project.name, limit=1)
+        jobs = wb.jobs.list(project.name, limit=1)
         if jobs and jobs[0].state in ACTIVE:
             st.session_state[JOB] = held = (project.name, jobs[0].id)
     active = False
     if held and held[0] == project.name:
         try:
-            active = wb.rounds.job(held[1]).state in ACTIVE
+            active = wb.jobs.get(held[1]).state in ACTIVE
         except WorkbenchError:
             st.session_state.pop(JOB, None)
     st.session_state["rounds_polling"] = active
     st.fragment(_job_panel, run_every=POLL_S if active else None)(project.name)
 
 
+def _ranking(wb, actor, project) -> None:
+    """Which strategy made the ranking the queue serves now, on which model run."""
+    ranked_by = wb.rounds.ranked_by(project, actor=actor)
+    if ranked_by is None:
+        st.caption(render.md(f"No ranking yet: the queue serves pool items at random until a round ranks them "
+                             f"(project strategy: {project.strategy})."))
+    else:
+        st.caption(render.md(f"The queue serves the ranking made by {ranked_by.describe()}."))
+
+
 # -- tables and charts -------------------------------------------------------------------------
 def _runs_frame(runs) -> pd.DataFrame:
     rows = []
     for run in runs:
-        m = run.metrics or {}
-        low, high = (m.get("accuracy_ci95") or (None, None))
+        m = run.metrics
+        low, high = m.accuracy_ci95 or (None, None)
         rows.append({"run": run.id, "version": run.version_number, "training labels": run.n_train,
-                     "eval items": m.get("n"), "accuracy": m.get("accuracy"), "95% low": low, "95% high": high,
-                     "macro F1": m.get("macro_f1"), "ECE": m.get("ece"),
+                     "eval items": m.n, "accuracy": m.accuracy, "95% low": low, "95% high": high,
+                     "macro F1": m.macro_f1, "ECE": m.ece,
                      "model": str((run.config or {}).get("type", "")), "seconds": round(run.duration_s, 2),
                      "created (UTC)": _when(run.created_at)})
     return pd.DataFrame(rows)
 
 
 def _versions(wb, project) -> list:
-    versions = wb.rounds.versions(project.name)
+    versions = wb.versions.list(project.name)
     if not versions:
         st.caption("No dataset version yet: a round (or `workbench versions create`) cuts one.")
         return versions
@@ -119,24 +135,24 @@ def _run_detail(project, runs) -> None:
     chosen = st.selectbox("Run", list(by_id)[::-1], key="rounds_run",
                           format_func=lambda i: f"run {i} (version {by_id[i].version_number})")
     run = by_id[chosen]
-    m = run.metrics or {}
-    if not m.get("n"):
+    m = run.metrics
+    if not m.evaluated:
         st.caption("This run has no eval metrics (no labeled eval items when it was trained).")
         return
     a, b, c, d = st.columns(4)
-    low, high = (m.get("accuracy_ci95") or (None, None))
-    a.metric("Eval accuracy", charts.fmt(m.get("accuracy"), percent=True),
+    low, high = m.accuracy_ci95 or (None, None)
+    a.metric("Eval accuracy", charts.fmt(m.accuracy, percent=True),
              help=f"95% interval {charts.fmt(low, percent=True)} to {charts.fmt(high, percent=True)}")
-    b.metric("Macro F1", charts.fmt(m.get("macro_f1")))
-    c.metric("Calibration error (ECE)", charts.fmt(m.get("ece")))
-    d.metric("Eval items", m.get("n", 0))
+    b.metric("Macro F1", charts.fmt(m.macro_f1))
+    c.metric("Calibration error (ECE)", charts.fmt(m.ece))
+    d.metric("Eval items", m.n)
     left, right = st.columns(2)
     with left:
         st.caption("Confusion matrix (rows: final label, columns: predicted)")
-        charts.heatmap(m.get("confusion_matrix") or [], list(project.labels), "final label", "predicted",
+        charts.heatmap([list(row) for row in m.confusion_matrix], list(project.labels), "final label", "predicted",
                        key=f"confusion_{run.id}")
     with right:
-        per_class = pd.DataFrame(m.get("per_class") or [])
+        per_class = pd.DataFrame(list(m.per_class))
         if not per_class.empty:
             st.dataframe(per_class, hide_index=True, key=f"per_class_{run.id}")
 
@@ -155,15 +171,16 @@ def _compare(wb, actor, project, runs) -> None:
         except WorkbenchError as exc:
             render.error(exc)
             return
-        low, high = result.get("difference_ci95") or (None, None)
+        low, high = result.difference_ci95
         a, b, c, d = st.columns(4)
-        a.metric(f"Run {run_a} accuracy", charts.fmt(result.get("accuracy_a"), percent=True))
-        b.metric(f"Run {run_b} accuracy", charts.fmt(result.get("accuracy_b"), percent=True),
-                 delta=charts.fmt(result.get("difference"), percent=True))
+        a.metric(f"Run {run_a} accuracy", charts.fmt(result.accuracy_a, percent=True))
+        b.metric(f"Run {run_b} accuracy", charts.fmt(result.accuracy_b, percent=True),
+                 delta=charts.fmt(result.difference, percent=True))
         c.metric("Difference, 95% interval", f"{charts.fmt(low, percent=True)} to {charts.fmt(high, percent=True)}")
-        d.metric("McNemar p", charts.fmt(result.get("mcnemar_p")))
-        st.caption(f"On the same {result.get('n_eval', result.get('n'))} eval items: only run {run_a} right on "
-                   f"{result.get('only_a_correct')}, only run {run_b} right on {result.get('only_b_correct')}.")
+        d.metric("McNemar p", charts.fmt(result.mcnemar_p))
+        st.caption(f"On the same {result.n_eval} eval items (from the predictions stored with each run): "
+                   f"only run {run_a} right on {result.only_a_correct}, only run {run_b} right on "
+                   f"{result.only_b_correct}.")
 
 
 def _diff(wb, project, versions) -> None:
@@ -175,7 +192,7 @@ def _diff(wb, project, versions) -> None:
     a = a_col.selectbox("From version", numbers, index=len(numbers) - 2, key="diff_a")
     b = b_col.selectbox("To version", numbers, index=len(numbers) - 1, key="diff_b")
     try:
-        diff = wb.rounds.diff(project.name, a, b)
+        diff = wb.versions.diff(project.name, a, b)
     except WorkbenchError as exc:
         render.error(exc)
         return
@@ -198,7 +215,7 @@ def _downloads(wb, actor, project, versions) -> None:
     fmt = b.selectbox("Format", ["csv", "jsonl", "parquet"], key="dl_fmt")
     if c.button("Prepare the download", key="dl_prepare"):
         try:
-            data = wb.rounds.export_version(project.name, number, fmt, actor=actor)
+            data = wb.versions.export(project.name, number, fmt, actor=actor)[0]
         except WorkbenchError as exc:
             render.error(exc)
             return
@@ -217,13 +234,14 @@ def main() -> None:
     st.header(render.md(f"Rounds · {project.name}"))
     session.show_flash()
     _start(wb, actor, project)
+    _ranking(wb, actor, project)
 
-    runs = wb.rounds.runs(project.name)
+    runs = wb.rounds.runs(project.name, actor=actor)
     st.subheader("Model runs")
     if runs:
         frame = _runs_frame(runs)
         st.dataframe(frame, hide_index=True, key="runs_table")
-        curve = pd.DataFrame(wb.rounds.learning_curve(project.name)).dropna(subset=["accuracy"])
+        curve = pd.DataFrame(wb.rounds.learning_curve(project.name, actor=actor)).dropna(subset=["accuracy"])
         if not curve.empty:
             st.caption("Learning curve: eval accuracy against the number of training labels, "
                        "with its 95% bootstrap interval")
@@ -247,7 +265,7 @@ def main() -> None:
         _diff(wb, project, versions)
 
     with st.expander("Recent jobs"):
-        jobs = wb.rounds.jobs_of(project.name, limit=20)
+        jobs = wb.jobs.list(project.name, limit=20)
         if jobs:
             st.dataframe(pd.DataFrame([{"job": j.id, "kind": j.kind.value, "state": j.state.value,
                                         "progress": j.progress, "message": j.message, "error": j.error,

@@ -1,0 +1,367 @@
+"""Retrain and rescore rounds, worker side: small named steps, then one publish transaction.
+
+    featurize -> cut version -> train -> evaluate -> rank -> publish
+
+(Featurizing comes first so that an item whose content cannot be featurized is quarantined before
+the version is cut, and the version leaves it out.)
+
+A round runs in a worker process (``workbench worker``), never in the Streamlit server. The steps
+before ``publish`` only read the database (and write content-addressed files: the feature cache
+and the model artifact). ``publish`` writes the dataset version, the model run with its eval
+predictions, the new ranking and the job's completion in ONE transaction, so a killed or failed
+round leaves none of them; its retry cuts the same version again (equal labels give an equal
+content hash, and an equal hash reuses the latest version) rather than another one.
+
+Ranking goes through :func:`strategies.rank_pool`, which owns the cold-start, linear-head,
+MC-dropout and committee cases; this module never names a strategy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from sqlalchemy import Engine, delete, insert, select
+from sqlmodel import Session
+
+import strategies
+from workbench.config import workbench_home
+from workbench.db.models import EvalPrediction, Item, ModelRun, RankEntry, utcnow
+from workbench.domain import Actor, ItemState, ProjectInfo, Role, Split
+from workbench.domain.rounds import EvalMetrics, RoundResult, VersionJobResult
+from workbench.errors import WorkbenchError
+from workbench.services._tx import audit, reading, write
+from workbench.services.jobs import complete_job
+from workbench.services.projects import check_strategy
+from workbench.services.users import require_role
+from workbench.services.versions import Snapshot, _latest, store_version, take_snapshot
+from workbench.training import FeatureStore, evaluate, load_model, make_featurizer, make_model, save_model
+
+ProgressFn = Callable[[float, str], None]
+T = TypeVar("T")
+
+RANK_SIZE = 2000  # candidates kept in rank_entry; claims take from the top
+MIN_PER_LABEL = 2  # below this many labels of some class, the model is not used to rank (cold start)
+SEEDS_PER_LABEL = 10  # a cold-start seed set has this many items per label (a k-means cluster each)
+ARTIFACTS = "artifacts"  # under WORKBENCH_HOME
+
+
+def _quiet(_: float, __: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PoolData:
+    """Every item of a project in id order (the feature matrix's row order), with split and state."""
+
+    ids: np.ndarray
+    splits: np.ndarray
+    states: np.ndarray
+
+    def rows(self, item_ids: Any) -> np.ndarray:
+        """Row positions of the given item ids."""
+        return np.searchsorted(self.ids, np.asarray(item_ids, dtype=np.int64))
+
+    def candidates(self) -> np.ndarray:
+        """Rows a strategy may choose from: open pool items."""
+        return np.flatnonzero((self.splits == Split.POOL.value) & (self.states == ItemState.OPEN.value))
+
+    def eval_rows(self) -> np.ndarray:
+        """Rows of the eval split (labeled or not): every run predicts all of them."""
+        return np.flatnonzero(self.splits == Split.EVAL.value)
+
+
+@dataclass(frozen=True)
+class LabeledSet:
+    """A snapshot's final labels, split into training (pool) and held-out (eval) items."""
+
+    train_ids: tuple[int, ...]
+    train_labels: tuple[str, ...]
+    eval_ids: tuple[int, ...]
+    eval_labels: tuple[str, ...]
+    counts: dict[str, int]
+
+    @classmethod
+    def of(cls, snapshot: Snapshot, labels: tuple[str, ...]) -> LabeledSet:
+        train = [(item_id, label) for item_id, _, split, label in snapshot.items if split == Split.POOL]
+        held = [(item_id, label) for item_id, _, split, label in snapshot.items if split == Split.EVAL]
+        train_labels = tuple(label for _, label in train)
+        return cls(tuple(i for i, _ in train), train_labels, tuple(i for i, _ in held),
+                   tuple(label for _, label in held), {label: train_labels.count(label) for label in labels})
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The train step's outcome: the fitted model (None if fewer than 2 labels) and whether it is
+    good enough to rank with (at least MIN_PER_LABEL labels of every class)."""
+
+    model: Any
+    config: dict[str, Any]
+    usable: bool
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    metrics: EvalMetrics
+    predictions: tuple[tuple[int, str], ...]  # (eval item id, predicted label), every eval-split item
+
+
+@dataclass(frozen=True)
+class Ranked:
+    entries: tuple[tuple[int, float], ...]  # (item id, score), best first
+    strategy: str
+    model_free: bool  # the ranking was made without the model (cold start, random)
+
+
+class _Clock:
+    """Times each step and reports it as progress once it is done."""
+
+    def __init__(self, progress: ProgressFn) -> None:
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+
+    def step(self, name: str, pct: float, work: Callable[..., T], *args: Any) -> T:
+        started = time.perf_counter()
+        value = work(*args)
+        self.timings[name] = round(time.perf_counter() - started, 4)
+        self.progress(pct, name)
+        return value
+
+
+class RoundPipeline:
+    """The worker side of rounds. Every entry takes the loaded project (resolved once, at the edge)."""
+
+    def __init__(self, engine: Engine, home: Path | None = None) -> None:
+        self.engine = engine
+        self._home = home
+
+    @property
+    def home(self) -> Path:
+        return self._home or workbench_home()
+
+    # -- the rounds -------------------------------------------------------------------------
+    def retrain(self, project: ProjectInfo, *, actor: Actor, job_id: int | None = None, seed: int = 0,
+                progress: ProgressFn = _quiet) -> RoundResult:
+        """Cut a version, featurize, train, evaluate, rank; publish all of it in one transaction."""
+        require_role(actor, Role.ADMIN)
+        check_strategy(project.strategy, project.settings.get("model"))
+        clock = _Clock(progress)
+        # Featurize first: items that cannot be featurized are quarantined, so the version cut next
+        # leaves them out. Item ids (hence feature rows) do not change, only states.
+        with reading(self.engine) as session:
+            screened = _load_pool(session, project)
+        X = clock.step("features", 30, self.featurize, project, screened, lambda done, total: progress(
+            30 * done / max(total, 1), f"features {done:,}/{total:,}"))
+        snapshot, pool = clock.step("version", 35, self.cut_version, project)
+        labeled = LabeledSet.of(snapshot, project.labels)
+        trained = clock.step("train", 65, self.train, project, X, pool, labeled, seed)
+        evaluated = clock.step("evaluate", 75, self.evaluate, project, X, pool, labeled, trained.model, seed)
+        ranked = clock.step("rank", 90, self.rank, project, X, pool, trained.model if trained.usable else None,
+                            seed)
+        artifact = clock.step("artifact", 95, self.save_artifact, trained.model)
+        return self.publish(project, actor=actor, job_id=job_id, seed=seed, snapshot=snapshot, labeled=labeled,
+                            trained=trained, evaluated=evaluated, ranked=ranked, artifact=artifact,
+                            timings=clock.timings)
+
+    def rescore(self, project: ProjectInfo, *, actor: Actor, job_id: int | None = None, seed: int = 0,
+                progress: ProgressFn = _quiet) -> RoundResult:
+        """Re-rank the open pool with the latest registered model (hash-checked), or cold start."""
+        require_role(actor, Role.ADMIN)
+        check_strategy(project.strategy, project.settings.get("model"))
+        clock = _Clock(progress)
+        with reading(self.engine) as session:
+            pool = _load_pool(session, project)
+            run = session.execute(select(ModelRun).where(ModelRun.project_id == project.id)
+                                  .order_by(ModelRun.id.desc()).limit(1)).scalar_one_or_none()
+        X = clock.step("features", 10, self.featurize, project, pool, lambda done, total: progress(
+            10 * done / max(total, 1), f"features {done:,}/{total:,}"))
+        model = self.load(run) if run is not None else None
+        ranked = clock.step("rank", 50, self.rank, project, X, pool, model, seed)
+        run_id = run.id if run is not None else None
+        result = RoundResult(strategy=ranked.strategy, project_strategy=project.strategy, ranked=len(ranked.entries),
+                             run_id=run_id, model_free=ranked.model_free, timings=clock.timings)
+
+        def publish(session: Session) -> RoundResult:
+            _replace_ranking(session, project.id, ranked, run_id)
+            audit(session, "round.rescored", actor_id=actor.id, project_id=project.id, model_run_id=run_id,
+                  strategy=ranked.strategy)
+            if job_id is not None:
+                complete_job(session, job_id, result)
+            return result
+
+        return write(self.engine, publish)
+
+    def version_job(self, project: ProjectInfo, *, actor: Actor, job_id: int | None = None,
+                    trigger: str = "auto") -> VersionJobResult:
+        """Cut a dataset version (the auto-version job), completing the job in the same transaction."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            snapshot = take_snapshot(session, project)
+
+        def publish(session: Session) -> VersionJobResult:
+            version = store_version(session, project, snapshot, trigger=trigger, actor_id=actor.id)
+            result = VersionJobResult(version=version.number, version_hash=version.content_hash)
+            if job_id is not None:
+                complete_job(session, job_id, result)
+            return result
+
+        return write(self.engine, publish)
+
+    # -- the steps --------------------------------------------------------------------------
+    def cut_version(self, project: ProjectInfo) -> tuple[Snapshot, PoolData]:
+        """The final labels as they are now (read only: the version is stored at publish)."""
+        with reading(self.engine) as session:
+            return take_snapshot(session, project), _load_pool(session, project)
+
+    def featurize(self, project: ProjectInfo, pool: PoolData,
+                  progress: Callable[[int, int], None] | None = None) -> Any:
+        """The project's feature matrix, computed once and cached as memory-mapped arrays.
+
+        Item contents never change after import, so the item ids identify the contents.
+        Sentence embeddings report ``progress(done, total)`` per chunk of texts and cache each
+        chunk by the hash of its texts.
+        """
+        featurizer = self.featurizer(project, progress)
+        ids_hash = hashlib.sha256(pool.ids.tobytes()).hexdigest()[:24]
+        key = f"project-{project.id}|{featurizer.key()}|ids-{len(pool.ids)}-{ids_hash}"
+
+        def compute() -> Any:
+            with reading(self.engine) as session:
+                contents = session.execute(select(Item.content).where(Item.project_id == project.id)
+                                           .order_by(Item.id)).scalars().all()
+            if hasattr(featurizer, "collect_failures"):
+                featurizer.collect_failures = True
+            X = featurizer.fit_transform(contents)
+            failures = getattr(featurizer, "failures_", None)
+            if failures:  # items that cannot be featurized leave the queue and the rounds
+                from workbench.services.quarantine import QuarantineService
+
+                QuarantineService(self.engine).quarantine_many(
+                    project.id, {int(pool.ids[row]): reason for row, reason in failures.items()},
+                    actor=Actor.operator())
+            return X
+
+        return FeatureStore(self.home / "features").get_or_compute(key, compute)
+
+    def train(self, project: ProjectInfo, X: Any, pool: PoolData, labeled: LabeledSet, seed: int) -> Trained:
+        """The project's own model (never replaced) on the version's pool labels."""
+        config = dict(project.settings.get("model") or {"type": "logreg"})
+        if len(set(labeled.train_labels)) < 2:
+            return Trained(None, config, usable=False)
+        model = make_model(config, seed, classes=list(project.labels))
+        model.fit(X[pool.rows(labeled.train_ids)], np.asarray(labeled.train_labels, dtype=object))
+        return Trained(model, config, usable=min(labeled.counts.values()) >= MIN_PER_LABEL)
+
+    def evaluate(self, project: ProjectInfo, X: Any, pool: PoolData, labeled: LabeledSet, model: Any,
+                 seed: int) -> Evaluated:
+        """Metrics on the labeled eval items, and a predicted label for every eval-split item."""
+        n_train = len(labeled.train_ids)
+        if model is None:
+            return Evaluated(EvalMetrics(n_train=n_train), ())
+        rows = pool.eval_rows()
+        proba = model.predict_proba(X[rows]) if len(rows) else np.zeros((0, len(project.labels)))
+        labels = np.asarray(project.labels, dtype=object)
+        eval_ids = pool.ids[rows]
+        predictions = tuple((int(item_id), str(labels[k])) for item_id, k in zip(eval_ids, proba.argmax(axis=1)))
+        if not labeled.eval_ids:
+            return Evaluated(EvalMetrics(n_train=n_train), predictions)
+        positions = np.searchsorted(eval_ids, np.asarray(labeled.eval_ids, dtype=np.int64))
+        metrics = evaluate(list(labeled.eval_labels), proba[positions], list(project.labels), rng_seed=seed)
+        return Evaluated(replace(metrics, n_train=n_train), predictions)
+
+    def rank(self, project: ProjectInfo, X: Any, pool: PoolData, model: Any, seed: int) -> Ranked:
+        """The best open pool items, by the project's strategy on the model, or a cold-start seed set
+        of SEEDS_PER_LABEL items per label when there is no usable model (``model is None``)."""
+        candidates = pool.candidates()
+        if len(candidates) == 0:
+            return Ranked((), project.strategy, model_free=model is None)
+        try:
+            chosen = strategies.rank_pool(X[candidates], model, project.strategy, RANK_SIZE,
+                                          np.random.default_rng(seed),
+                                          seed_set_size=SEEDS_PER_LABEL * len(project.labels))
+        except strategies.UnservableStrategy as exc:
+            raise WorkbenchError(str(exc)) from None
+        used = strategies.REGISTRY[chosen.strategy]
+        entries = tuple((int(pool.ids[candidates[i]]), float(score)) for i, score in zip(chosen.indices, chosen.scores))
+        return Ranked(entries, chosen.strategy, model_free=model is None or not used.needs_model)
+
+    def save_artifact(self, model: Any) -> tuple[str, str] | None:
+        """The fitted model's file (content-addressed, written atomically) before it is registered."""
+        if model is None:
+            return None
+        name, sha256 = save_model(model, self.home / ARTIFACTS)
+        return f"{ARTIFACTS}/{name}", sha256
+
+    def featurizer(self, project: ProjectInfo, progress: Callable[[int, int], None] | None = None) -> Any:
+        return make_featurizer(project.kind.value, project.settings.get("featurizer") or {},
+                               image_root=project.settings.get("image_root"),
+                               cache_dir=self.home / "features" / "embedding-chunks", progress=progress)
+
+    def load(self, run: ModelRun) -> Any:
+        """A registered model, loaded only after its file's sha256 matches the database."""
+        return load_model(self.home / run.artifact_path, run.artifact_sha256, root=self.home)
+
+    def publish(self, project: ProjectInfo, *, actor: Actor, job_id: int | None, seed: int, snapshot: Snapshot,
+                labeled: LabeledSet, trained: Trained, evaluated: Evaluated, ranked: Ranked,
+                artifact: tuple[str, str] | None, timings: dict[str, float]) -> RoundResult:
+        """Version, model run, eval predictions, ranking and job completion: one transaction or none."""
+        started = time.perf_counter()
+        featurizer_key = self.featurizer(project).key()
+
+        def work(session: Session) -> RoundResult:
+            latest = _latest(session, project.id)
+            version = store_version(session, project, snapshot, trigger="round", actor_id=actor.id)
+            reused = latest is not None and latest.id == version.id
+            run_id = None
+            if artifact is not None:
+                run_id = session.execute(insert(ModelRun).values(
+                    project_id=project.id, version_id=version.id, job_id=job_id, config=trained.config, seed=seed,
+                    featurizer=featurizer_key, metrics=evaluated.metrics.to_json(), artifact_path=artifact[0],
+                    artifact_sha256=artifact[1], duration_s=round(sum(timings.values()), 4), created_at=utcnow(),
+                ).returning(ModelRun.id)).scalar_one()
+                if evaluated.predictions:
+                    session.execute(insert(EvalPrediction), [
+                        {"model_run_id": run_id, "item_id": item_id, "predicted": label}
+                        for item_id, label in evaluated.predictions])
+            _replace_ranking(session, project.id, ranked, run_id)
+            audit(session, "round.registered", actor_id=actor.id, project_id=project.id, model_run_id=run_id,
+                  version=version.number, strategy=ranked.strategy, accuracy=evaluated.metrics.accuracy)
+            result = RoundResult(
+                strategy=ranked.strategy, project_strategy=project.strategy, ranked=len(ranked.entries),
+                run_id=run_id, model_free=ranked.model_free, version=version.number,
+                version_hash=version.content_hash, version_reused=reused, n_train=len(labeled.train_ids),
+                n_eval=len(labeled.eval_ids), label_counts=dict(labeled.counts),
+                metrics=evaluated.metrics if run_id is not None else None,
+                timings={**timings, "publish": round(time.perf_counter() - started, 4)})
+            if job_id is not None:
+                complete_job(session, job_id, result)
+            return result
+
+        return write(self.engine, work)
+
+
+def _load_pool(session: Session, project: ProjectInfo) -> PoolData:
+    rows = session.execute(select(Item.id, Item.split, Item.state)
+                           .where(Item.project_id == project.id).order_by(Item.id)).all()
+    if not rows:
+        raise WorkbenchError(f"project {project.name!r} has no items; import some first")
+    ids, splits, states = zip(*rows)
+    return PoolData(np.asarray(ids, dtype=np.int64), np.asarray(splits), np.asarray(states))
+
+
+def _replace_ranking(session: Session, project_id: int, ranked: Ranked, run_id: int | None) -> None:
+    """The ranking in force, replaced whole; entries name the strategy that made them, and the model
+    run only when that run's model was used to rank."""
+    model_run_id = None if ranked.model_free else run_id
+    session.execute(delete(RankEntry).where(RankEntry.project_id == project_id))
+    if ranked.entries:
+        session.execute(insert(RankEntry), [
+            {"project_id": project_id, "position": position, "item_id": item_id, "score": score,
+             "strategy": ranked.strategy, "model_run_id": model_run_id}
+            for position, (item_id, score) in enumerate(ranked.entries)
+        ])
