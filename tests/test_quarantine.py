@@ -101,14 +101,14 @@ def test_a_round_quarantines_items_it_cannot_featurize(wb, tmp_path, monkeypatch
     info = wb.projects.get("img")
     set_final_labels(wb.engine, info.id, {name: str(i % 2) for i, name in enumerate(names[:6])})
     set_final_labels(wb.engine, info.id, {"fake.png": "0"})  # even a labeled item leaves the version
-    result = wb.rounds.run_retrain("img")
-    assert result["n_train"] == 6  # fake.png was final, but is quarantined before the version is cut
+    result = wb.rounds.run_retrain("img", actor=OPERATOR)
+    assert result.n_train == 6  # fake.png was final, but is quarantined before the version is cut
     listed = {q.external_id: q for q in wb.quarantine.list_quarantined("img", actor=OPERATOR)}
     assert set(listed) == {"fake.png", "bomb.png"}
     assert listed["fake.png"].source == QuarantineSource.FEATURIZE
     assert listed["fake.png"].previous_state == ItemState.FINAL
     assert "pixels" in listed["bomb.png"].reason and str(root) not in listed["bomb.png"].reason
-    assert wb.rounds.run_retrain("img")["n_train"] == 6  # the next round runs too
+    assert wb.rounds.run_retrain("img", actor=OPERATOR).n_train == 6  # the next round runs too
 
 
 def test_label_page_sets_a_broken_image_aside_and_serves_the_next(uwb, tmp_path, monkeypatch):
