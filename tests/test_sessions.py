@@ -276,3 +276,45 @@ def test_lockout_serially_and_the_right_password_after_it(wb, clock):
     assert users.authenticate("bob", "right-password").name == "bob"
     with pytest.raises(PermissionDenied, match="wrong password"):  # success cleared the count
         users.authenticate("bob", "nope-nope")
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+def test_cli_user_list_disable_enable_reset_password(db_url, capsys, monkeypatch, wb):
+    import io
+    import sys
+
+    from workbench.cli import main
+
+    def run(*argv, stdin=None):
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(["--database-url", db_url, *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+    add_items(wb.engine, project.id, 3)
+    code, _, err = run("user", "add", "ann", "--password-stdin", stdin="aaaaaaaa\n")
+    assert code == 1 and err.strip() == "workbench: error: a password must have at least 12 characters"
+    assert run("user", "add", "ann", "--password-stdin", stdin="qwerty123456\n")[0] == 1
+    assert run("user", "add", "ann", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    signed = wb.sessions.sign_in("ann", PASSWORD)
+    wb.queue.claim("p", signed.actor)
+    code, out, _ = run("user", "list")
+    assert code == 0 and out.splitlines() == ["name\trole\tstate\tsessions", "ann\tannotator\tactive\t1"]
+    code, out, _ = run("user", "disable", "ann")
+    assert code == 0 and "ann is disabled" in out
+    with pytest.raises(SessionEnded, match="disabled"):
+        wb.sessions.current(signed.session_id, actor=signed.actor)
+    with Session(wb.engine) as s:
+        assert s.execute(select(func.count()).select_from(Lease).where(Lease.state == "active")).scalar_one() == 0
+    assert run("user", "list")[1].splitlines()[1] == "ann\tannotator\tdisabled\t0"
+    assert run("user", "enable", "ann")[0] == 0
+    signed = wb.sessions.sign_in("ann", PASSWORD)
+    code, out, _ = run("user", "reset-password", "ann", "--password-stdin", stdin="a-fresh-password\n")
+    assert code == 0 and "sessions have ended" in out
+    with pytest.raises(SessionEnded, match="password was changed"):
+        wb.sessions.current(signed.session_id, actor=signed.actor)
+    assert wb.users.authenticate("ann", "a-fresh-password").name == "ann"
+    code, _, err = run("user", "disable", "nobody")
+    assert code == 1 and "no user named 'nobody'" in err

@@ -9,6 +9,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     infos,
     seed_basic,
     sign_in,
+    texts,
     ui_url,
     uwb,
 )
@@ -49,7 +50,7 @@ def test_set_role_reset_password_deactivate_reactivate(uwb):
     seed_basic(uwb)
     at = go(sign_in("admin"), "users")
     at.selectbox(key="user_pick").select("ann2").run()
-    at.selectbox(key="user_new_role").select("reviewer")
+    at.selectbox(key="user_new_role_ann2").select("reviewer")
     at.button(key="FormSubmitter:user_role-Set role").click().run()
     assert "ann2 is now reviewer" in infos(at)[0]
     assert uwb.users.get("ann2").role == "reviewer"
@@ -60,11 +61,18 @@ def test_set_role_reset_password_deactivate_reactivate(uwb):
     assert sign_in("ann2", "brand-new-pass").session_state["wb_actor"].name == "ann2"
     assert "wrong password" in errors(sign_in("ann2", PASSWORD))[0]
 
-    at.button(key="user_deactivate").click().run()
-    assert "deactivated" in infos(at)[0]
+    other = go(sign_in("ann2", "brand-new-pass"), "label")  # ann2 (now a reviewer) holds an item elsewhere
+    assert any(t.startswith("text number") for t in texts(other))
+    at.button(key="user_disable").click().run()
+    assert "disabled" in infos(at)[0]
     assert not uwb.users.get("ann2").active
+    other.run()  # the other browser loses access at its next click
+    assert [t.value for t in other.title] == ["Workbench"] and "this account was disabled" in infos(other)[0]
     assert "wrong password" in errors(sign_in("ann2", "brand-new-pass"))[0]
-    at.button(key="user_reactivate").click().run()
+    from sqlalchemy import text
+    with uwb.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM lease WHERE state = 'active'")).scalar_one() == 0
+    at.button(key="user_enable").click().run()
     assert uwb.users.get("ann2").active
 
 
@@ -72,4 +80,4 @@ def test_admin_cannot_deactivate_themselves_here(uwb):
     seed_basic(uwb)
     at = go(sign_in("admin"), "users")
     at.selectbox(key="user_pick").select("admin").run()
-    assert "user_deactivate" not in [b.key for b in at.button]
+    assert "user_disable" not in [b.key for b in at.button]

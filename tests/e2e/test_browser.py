@@ -338,9 +338,11 @@ def test_annotator_typing_a_page_url_is_refused(app, browser, dialogs, path, rol
     _idle(page)
     assert main.get_by_test_id("stDataFrame").count() == 0
     assert main.get_by_role("button").count() == 0
-    # the menu offers an annotator nothing above their role (with one page Streamlit shows no menu)
-    nav_links = [link.inner_text() for link in page.get_by_test_id("stSidebarNav").get_by_role("link").all()]
-    assert set(nav_links) <= {"Label"}
+    # the menu stays, offering an annotator nothing above their role, and a link leads back to Label
+    nav_links = [link.inner_text().split("\n")[-1]
+                 for link in page.get_by_test_id("stSidebarNav").get_by_role("link").all()]
+    assert nav_links == ["Label", "Account"]
+    expect(main.get_by_role("link", name="Back to Label")).to_be_visible()
     if path == "review":
         _shot(page, "refused")
     context.close()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from workbench.services.projects import ProjectService
     from workbench.services.quarantine import QuarantineService
     from workbench.services.queue import QueueService
+    from workbench.services.overview import OverviewService
     from workbench.services.review import ReviewService
     from workbench.services.sessions import SessionService
     from workbench.services.rounds import RoundService
@@ -46,6 +47,12 @@ class Workbench:
         from workbench.services.users import UserService
 
         return UserService(self.engine)
+
+    @cached_property
+    def overview(self) -> OverviewService:
+        from workbench.services.overview import OverviewService
+
+        return OverviewService(self.engine)
 
     @cached_property
     def sessions(self) -> SessionService:

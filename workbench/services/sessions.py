@@ -50,7 +50,16 @@ _TOLD = {
 
 
 class SessionEnded(PermissionDenied):
-    """A session that existed but is over (the message says why); sign in again."""
+    """A session that existed but is over (the message says why; `reason` is the stored code)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def ended_message(reason: str) -> str:
+    """What a person is told about a session that ended for `reason` (a stored code)."""
+    return f"your session has ended: {_TOLD.get(reason, 'it is no longer valid')}; sign in again"
 
 
 def token_hash(token: str) -> str:
@@ -205,7 +214,7 @@ class SessionService:
                 write(self.engine, lambda s: s.execute(
                     update(UserSession).where(UserSession.id == row.id, UserSession.revoked_at.is_(None))
                     .values(revoked_at=now, revoke_reason=ended, bind_hash=None)))
-            raise SessionEnded(f"your session has ended: {_TOLD.get(ended, ended)}; sign in again")
+            raise SessionEnded(ended_message(ended), reason=ended)
         if now - _aware(row.last_seen_at) >= TOUCH_EVERY:
             write(self.engine, lambda s: s.execute(
                 update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now)))

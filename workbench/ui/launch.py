@@ -9,7 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent / "app.py"
+# The ASGI launcher (st.App) that serves app.py and sets the session cookie.
+APP = Path(__file__).resolve().parent / "server.py"
 
 
 def app_command(host: str, port: int) -> list[str]:

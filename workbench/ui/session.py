@@ -1,8 +1,10 @@
-"""Who is signed in: the cached service facade, the actor, role gates, sign-in and sign-out.
+"""Who is signed in: the cached service facade, the actor, role gates, sign-in and sign-out, focus.
 
-The only object cached across reruns is the `Workbench` facade. The actor lives in the
-browser session's `st.session_state` and is re-read from the database on every rerun, so a
-deactivated or demoted account loses access at its next click.
+The only object cached across reruns is the `Workbench` facade. A browser proves who it is with
+its `wb_session` cookie (HttpOnly, set by workbench/ui/server.py; read here with
+`st.context.cookies`), checked against the sessions table at every rerun, so a sign-out, a password
+change or a disabled account ends access at the next click in every tab. A tab that has just signed
+in uses its session by id (kept in server memory) until a page load hands the browser its cookie.
 """
 
 from __future__ import annotations
@@ -15,11 +17,19 @@ from workbench.config import database_url
 from workbench.domain import Actor, ProjectInfo, Role, role_allows
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services import Workbench
+from workbench.services.sessions import SessionEnded, ended_message
+from workbench.ui.cookies import BIND_COOKIE, ENDED_CODES, ENDED_COOKIE, SESSION_COOKIE
+from workbench.ui.nav import landing_page
 from workbench.ui.render import error, md
 
 ACTOR = "wb_actor"
+SESSION = "wb_session_id"
+SPENT = "wb_spent_cookie"  # a cookie token this tab signed out of: not to be read again
 PROJECT = "wb_project"
 FLASH = "wb_flash"
+PAGE = "wb_page"  # the url path of the page rendered last (leaving Label releases its lease)
+# The Label page's claim state (workbench/ui/views/label.py): dropped when its lease is released.
+LABEL_STATE = ("label_claim", "label_waiting", "label_fresh")
 
 
 @st.cache_resource(show_spinner=False)
@@ -30,6 +40,14 @@ def _open(url: str) -> Workbench:
 def workbench() -> Workbench:
     """The service facade for the configured database (one per process and URL)."""
     return _open(database_url())
+
+
+def _cookie(name: str) -> str | None:
+    try:
+        value = st.context.cookies.get(name)
+    except Exception:  # noqa: BLE001 - no browser context (e.g. a bare script run)
+        return None
+    return str(value) if value else None
 
 
 # -- OIDC (only when [auth] is configured in secrets) -----------------------------------------
@@ -66,41 +84,57 @@ def _oidc_actor(wb: Workbench) -> Actor | None:
 
 # -- the signed-in actor ----------------------------------------------------------------------
 def current_actor(*, refresh: bool = True) -> Actor | None:
-    """The signed-in actor, refreshed from the database (role changes and deactivation apply now).
+    """The signed-in actor, checked against its session (role changes and revocation apply now).
 
     app.py refreshes once at the top of every rerun; pages then read it with refresh=False."""
-    wb = workbench()
-    actor: Actor | None = st.session_state.get(ACTOR)
     if not refresh:
-        return actor
-    if actor is None:
-        actor = _oidc_actor(wb)
-        if actor is None:
-            return None
+        return st.session_state.get(ACTOR)
+    wb = workbench()
+    session_id = st.session_state.get(SESSION)
     try:
-        info = wb.users.get(actor.name)
-    except NotFound:
-        info = None
-    if info is None or info.id != actor.id or not info.active:
+        if session_id is not None:
+            signed = wb.sessions.current(session_id, actor=st.session_state[ACTOR])
+        else:
+            token = _cookie(SESSION_COOKIE)
+            signed = wb.sessions.resolve(token) if token and token != st.session_state.get(SPENT) else None
+    except SessionEnded as exc:
+        spent = _cookie(SESSION_COOKIE)
         _forget()
-        st.session_state[FLASH] = "this account is no longer active; sign in again"
+        st.session_state[SPENT] = spent
+        flash(str(exc))
         return None
-    if info.role != actor.role:
-        actor = Actor(id=info.id, name=info.name, role=info.role)
-    st.session_state[ACTOR] = actor
-    return actor
+    if signed is None:
+        ended = _cookie(ENDED_COOKIE)  # the page load that dropped a dead cookie said why
+        if ended and not st.session_state.get("wb_ended_told"):
+            st.session_state["wb_ended_told"] = True
+            reason = next((code for code, short in ENDED_CODES.items() if short == ended), "")
+            flash(ended_message(reason))
+        actor = _oidc_actor(wb)
+        if actor is not None:
+            st.session_state[ACTOR] = actor
+        return actor
+    st.session_state[SESSION] = signed.session_id
+    st.session_state[ACTOR] = signed.actor
+    return signed.actor
+
+
+def session_id() -> int | None:
+    return st.session_state.get(SESSION)
 
 
 def require(role: Role) -> Actor:
     """The signed-in actor if their role allows `role`; otherwise a refusal and the page stops.
 
-    The services check roles again on every call; this keeps a page from rendering anything."""
+    The services check roles again on every call; this keeps a page from rendering anything. The
+    refusal keeps the menu and links back to where this user's work is."""
     actor = current_actor(refresh=False)
     if actor is None:
         st.warning("Please sign in.")
         st.stop()
     if not role_allows(actor.role, role):
         error(f"This page needs the {role.value} role; {actor.name} is {actor.role.value}.")
+        path, title = landing_page(actor.role)
+        st.page_link(path, label=f"Back to {title}", icon=":material/arrow_back:")
         st.stop()
     return actor
 
@@ -111,8 +145,38 @@ def _forget() -> None:
             del st.session_state[key]
 
 
+def release_leases(actor: Actor, why: str) -> None:
+    """Give back the items this user holds (they left the Label page, or sign out)."""
+    try:
+        workbench().queue.release_leases(actor=actor, why=why)
+    except WorkbenchError:
+        pass  # a lease that cannot be released now still lapses after its time
+    for key in LABEL_STATE:
+        st.session_state.pop(key, None)
+
+
+def left_page(actor: Actor, page: str) -> None:
+    """Called by app.py with the page about to render: leaving Label releases the held lease."""
+    if st.session_state.get(PAGE) == "label" and page != "label":
+        release_leases(actor, "left the Label page")
+    st.session_state[PAGE] = page
+
+
 def sign_out() -> None:
+    wb = workbench()
+    actor: Actor | None = st.session_state.get(ACTOR)
+    sid = st.session_state.get(SESSION)
+    if actor is not None:
+        release_leases(actor, "signed out")
+        if sid is not None:
+            try:
+                wb.sessions.sign_out(sid, actor=actor)
+            except WorkbenchError:
+                pass
+    spent = _cookie(SESSION_COOKIE)
     _forget()
+    st.session_state[SPENT] = spent
+    flash("You are signed out.")
     if oidc_configured():
         try:
             if st.user.is_logged_in:
@@ -138,20 +202,80 @@ def sign_in_form() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            actor = workbench().users.authenticate(name, password)
+            signed = workbench().sessions.sign_in(name, password, bind=_cookie(BIND_COOKIE))
         except WorkbenchError as exc:
             error(exc)
         else:
-            st.session_state[ACTOR] = actor
+            st.session_state.pop(SPENT, None)
+            st.session_state[SESSION] = signed.session_id
+            st.session_state[ACTOR] = signed.actor
             st.rerun()
     if oidc_configured():
         st.button("Sign in with single sign-on", on_click=st.login, key="signin_oidc")
+    focus_keeper(signin=True)
 
 
 def account_sidebar(actor: Actor) -> None:
     with st.sidebar:
         st.text(f"{actor.name} ({actor.role.value})")
         st.button("Sign out", on_click=sign_out, key="signout", icon=":material/logout:")
+        focus_keeper(signin=False)
+
+
+# -- focus ------------------------------------------------------------------------------------
+_FOCUS_JS = r"""
+export default function(component) {
+  const { data } = component;
+  const w = window;
+  const inForm = (el) => el && el.closest && el.closest('[data-testid="stForm"]');
+  const blurSoon = (test) => setTimeout(() => {
+    const a = document.activeElement;
+    if (a && a !== document.body && test(a) && a.blur) a.blur();
+  }, 0);
+  if (!w.__wbFocus) {
+    w.__wbFocus = { signin: false };
+    // Sign-in: once the form is sent, the password box lets go of the focus at once, so the keys
+    // pressed while the first page is being drawn reach the page, not a box about to vanish.
+    document.addEventListener("keydown", (e) => {
+      if (w.__wbFocus.signin && e.key === "Enter" && inForm(e.target)) blurSoon(inForm);
+    }, true);
+    document.addEventListener("click", (e) => {
+      const t = e.target;
+      if (w.__wbFocus.signin && t && t.closest && t.closest('[data-testid="stFormSubmitButton"]')) blurSoon(inForm);
+    }, true);
+  }
+  w.__wbFocus.signin = !!(data && data.signin);
+  if (w.__wbFocus.signin) return;
+  // Any other rerun: a select box, radio, checkbox or button that was just used gives the focus
+  // back to the page, so label keys work without a click. Text boxes keep it (people type there).
+  const settle = () => {
+    const a = document.activeElement;
+    if (!a || a === document.body || !a.tagName) return;
+    const tag = a.tagName.toLowerCase();
+    const type = (a.getAttribute("type") || "").toLowerCase();
+    const control = a.getAttribute("role") === "combobox" || tag === "button" ||
+      (tag === "input" && (type === "radio" || type === "checkbox"));
+    if (control && a.blur) a.blur();
+  };
+  requestAnimationFrame(settle);
+  setTimeout(settle, 60);
+}
+"""
+
+_focus_component: Any = None
+
+
+def focus_keeper(*, signin: bool) -> None:
+    """Mount the focus helper (no visible output): see _FOCUS_JS."""
+    global _focus_component
+    if _focus_component is None:
+        # A component that renders nothing and takes no data text: only booleans and a counter.
+        from streamlit.components.v2 import component
+
+        _focus_component = component("workbench_focus", js=_FOCUS_JS)
+    st.session_state["wb_focus_n"] = st.session_state.get("wb_focus_n", 0) + 1  # new data: the JS runs again
+    _focus_component(key="wb_focus_signin" if signin else "wb_focus",
+                     data={"signin": signin, "n": st.session_state["wb_focus_n"]}, height=0)
 
 
 # -- project picker ---------------------------------------------------------------------------

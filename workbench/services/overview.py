@@ -1,0 +1,135 @@
+"""The admin's project overview: progress, agreement, the latest round and the review queue, as
+one typed result (the page renders it; it holds no SQL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+
+from workbench.db.models import DatasetVersion, Item, Job, ModelRun
+from workbench.domain import Actor, ItemState, JobKind, JobState, Role
+from workbench.services._tx import reading
+from workbench.services.agreement import AgreementService
+from workbench.services.projects import ProjectService, load_project
+from workbench.services.users import _require_actor
+
+
+@dataclass(frozen=True)
+class Progress:
+    counts: dict[str, dict[str, int]]  # split -> state -> items
+
+    def total(self, split: str) -> int:
+        return sum(self.counts.get(split, {}).values())
+
+    def done(self, split: str) -> int:
+        """Items whose labelling is complete: final, in review, ambiguous or excluded."""
+        return self.total(split) - self.counts.get(split, {}).get(ItemState.OPEN.value, 0)
+
+
+@dataclass(frozen=True)
+class AgreementSummary:
+    n_paired_items: int
+    percent_agreement: float | None
+    krippendorff_alpha: float | None
+    n_annotators: int
+
+
+@dataclass(frozen=True)
+class LatestRound:
+    job_state: JobState
+    job_message: str
+    job_error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    version_number: int | None
+    accuracy: float | None
+    accuracy_ci95: tuple[float, float] | None
+    n_train: int | None
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    waiting: int
+    oldest: tuple[str, ...]  # external ids of the items waiting longest (at most 5)
+
+
+@dataclass(frozen=True)
+class ProjectOverview:
+    project: str
+    progress: Progress
+    agreement: AgreementSummary
+    latest_round: LatestRound | None
+    review: ReviewSummary
+
+
+@dataclass(frozen=True)
+class ProjectLine:
+    """One row of the all-projects table."""
+
+    project: str
+    pool_done: int
+    pool_total: int
+    eval_done: int
+    eval_total: int
+    in_review: int
+
+
+class OverviewService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def projects(self, *, actor: Actor) -> list[ProjectLine]:
+        """Every project's progress in one line (admins)."""
+        _require_actor(actor, Role.ADMIN)
+        projects = ProjectService(self.engine)
+        lines = []
+        for project in projects.list():
+            progress = Progress(projects.progress(project.name))
+            lines.append(ProjectLine(project=project.name, pool_done=progress.done("pool"),
+                                     pool_total=progress.total("pool"), eval_done=progress.done("eval"),
+                                     eval_total=progress.total("eval"),
+                                     in_review=sum(c.get(ItemState.REVIEW.value, 0) for c in progress.counts.values())))
+        return lines
+
+    def project(self, name: str, *, actor: Actor) -> ProjectOverview:
+        """One project: progress, agreement, the latest round and the review queue (admins)."""
+        _require_actor(actor, Role.ADMIN)
+        progress = Progress(ProjectService(self.engine).progress(name))
+        report = AgreementService(self.engine).report(name, actor=actor)
+        agreement = AgreementSummary(n_paired_items=report.n_paired_items,
+                                     percent_agreement=report.percent_agreement,
+                                     krippendorff_alpha=report.krippendorff_alpha, n_annotators=report.n_annotators)
+        with reading(self.engine) as session:
+            project = load_project(session, name)
+            job = session.execute(select(Job).where(Job.project_id == project.id, Job.kind == JobKind.RETRAIN)
+                                  .order_by(Job.id.desc()).limit(1)).scalars().first()
+            run = session.execute(select(ModelRun, DatasetVersion.number)
+                                  .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
+                                  .where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc())
+                                  .limit(1)).first()
+            waiting = session.execute(select(func.count()).where(
+                Item.project_id == project.id, Item.state == ItemState.REVIEW)).scalar_one()
+            oldest = session.execute(select(Item.external_id).where(
+                Item.project_id == project.id, Item.state == ItemState.REVIEW).order_by(Item.id).limit(5)).scalars().all()
+        latest = None
+        if job is not None or run is not None:
+            metrics = dict(run[0].metrics) if run is not None else {}
+            ci = metrics.get("accuracy_ci95")
+            latest = LatestRound(
+                job_state=JobState(job.state) if job is not None else JobState.DONE,
+                job_message=job.message if job is not None else "",
+                job_error=job.error if job is not None else None,
+                started_at=job.started_at if job is not None else None,
+                finished_at=job.finished_at if job is not None else (run[0].created_at if run else None),
+                version_number=run[1] if run is not None else None,
+                accuracy=_float(metrics.get("accuracy")),
+                accuracy_ci95=(float(ci[0]), float(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None,
+                n_train=int(metrics["n_train"]) if isinstance(metrics.get("n_train"), (int, float)) else None)
+        return ProjectOverview(project=name, progress=progress, agreement=agreement, latest_round=latest,
+                               review=ReviewSummary(waiting=waiting, oldest=tuple(oldest)))
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
