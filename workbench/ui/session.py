@@ -47,7 +47,7 @@ def _cookie(name: str) -> str | None:
         value = st.context.cookies.get(name)
     except Exception:  # noqa: BLE001 - no browser context (e.g. a bare script run)
         return None
-    return str(value) if value else None
+    return value if isinstance(value, str) and value else None  # AppTest hands out mocks
 
 
 # -- OIDC (only when [auth] is configured in secrets) -----------------------------------------
