@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "workbench.commands.versions",
     "workbench.commands.simulate",
     "workbench.commands.health",
+    "workbench.commands.backup",
 ]
 
 
