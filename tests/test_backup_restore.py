@@ -134,3 +134,20 @@ def test_backup_and_restore_commands(db_url, home, tmp_path, capsys, monkeypatch
     assert main(["--database-url", target, "restore", str(out)]) == 1  # the home is no longer empty
     err = capsys.readouterr().err
     assert err.startswith("workbench: error: ") and ("already exists" in err or "not empty" in err), err
+
+
+def test_sweep_command(db_url, home, capsys):
+    import os
+    import time as _time
+
+    from workbench.cli import main
+
+    (home / "artifacts").mkdir()
+    orphan = home / "artifacts" / "model-00000000000000cc.skops"
+    orphan.write_bytes(b"z" * 2000)
+    old = _time.time() - 7200
+    os.utime(orphan, (old, old))
+    assert main(["--database-url", db_url, "sweep", "--dry-run"]) == 0
+    assert "would remove 1 unreferenced model file(s)" in capsys.readouterr().out and orphan.exists()
+    assert main(["--database-url", db_url, "sweep"]) == 0
+    assert "removed 1 unreferenced" in capsys.readouterr().out and not orphan.exists()
