@@ -42,7 +42,8 @@ def _require(actor: Actor, role: Role) -> None:
 def quarantine_item(session: Session, project_id: int, item_id: int, reason: str, source: QuarantineSource,
                     reported_by: int | None) -> bool:
     """Inside the caller's transaction: take the item out of the queue and rounds. False when it
-    was already quarantined (nothing changes)."""
+    was already quarantined (nothing changes). Its live leases are closed as expired (not as the
+    annotator's skip), so after a release anyone may get it again."""
     item = session.execute(select(Item.state).where(Item.id == item_id, Item.project_id == project_id)
                            .with_for_update()).scalar_one_or_none()
     if item is None:
@@ -52,7 +53,7 @@ def quarantine_item(session: Session, project_id: int, item_id: int, reason: str
     now = utcnow()
     reason = " ".join(str(reason).split())[:MAX_REASON] or "no reason given"
     closed = session.execute(update(Lease).where(Lease.item_id == item_id, Lease.state == LeaseState.ACTIVE)
-                             .values(state=LeaseState.SKIPPED, closed_at=now, skip_reason=f"quarantined: {reason}"[:500])
+                             .values(state=LeaseState.EXPIRED, closed_at=now, skip_reason=f"quarantined: {reason}"[:500])
                              .returning(Lease.id)).scalars().all()
     values = {"state": ItemState.QUARANTINED}
     if closed:

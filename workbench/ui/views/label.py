@@ -73,8 +73,7 @@ def _set_aside(project: ProjectInfo, claim: ClaimedItem, problem: str) -> None:
     except WorkbenchError as exc:
         session.flash(str(exc))
         return
-    session.flash(f"Item {claim.external_id} could not be shown ({problem}); it was set aside for an admin. "
-                  "Here is the next one.")
+    session.flash(f"Item {claim.external_id} was set aside for an admin: {problem}. Here is the next one.")
     _claim_next(project)
     st.rerun()
 
