@@ -225,27 +225,52 @@ def account_sidebar(actor: Actor) -> None:
 # -- focus ------------------------------------------------------------------------------------
 _FOCUS_JS = r"""
 export default function(component) {
-  const { data } = component;
+  const { data, setTriggerValue } = component;
   const w = window;
   const inForm = (el) => el && el.closest && el.closest('[data-testid="stForm"]');
+  const keysReady = () => !!(w.__wbKeys && w.__wbKeys.send);
   const blurSoon = (test) => setTimeout(() => {
     const a = document.activeElement;
     if (a && a !== document.body && test(a) && a.blur) a.blur();
   }, 0);
+  const startCatching = () => { w.__wbFocus.catchUntil = Date.now() + 5000; w.__wbFocus.early = []; };
+  const flush = () => {
+    const f = w.__wbFocus;
+    if (f.early.length && f.send && (keysReady() || Date.now() > f.catchUntil)) {
+      const keys = f.early.splice(0);
+      f.send("early", { keys: keys });
+    }
+  };
   if (!w.__wbFocus) {
-    w.__wbFocus = { signin: false };
-    // Sign-in: once the form is sent, the password box lets go of the focus at once, so the keys
+    w.__wbFocus = { signin: false, catchUntil: 0, early: [], send: null };
+    // Sign-in: once the form is sent, the password box lets go of the focus at once, so keys
     // pressed while the first page is being drawn reach the page, not a box about to vanish.
     document.addEventListener("keydown", (e) => {
-      if (w.__wbFocus.signin && e.key === "Enter" && inForm(e.target)) blurSoon(inForm);
+      const f = w.__wbFocus;
+      if (f.signin && e.key === "Enter" && inForm(e.target)) { blurSoon(inForm); startCatching(); return; }
+      // Until the page's own key listener is up, a key is kept (never silently lost) and the page
+      // is told about it, so it can say that nothing was stored for an item not yet on screen.
+      if (Date.now() > f.catchUntil || keysReady()) return;
+      if (e.repeat || e.ctrlKey || e.altKey || e.metaKey || e.isComposing || e.key.length !== 1) return;
+      const t = e.target;
+      const tag = t && t.tagName ? t.tagName.toLowerCase() : "";
+      if ((tag === "input" || tag === "textarea") && !inForm(t)) return;
+      e.preventDefault();
+      e.stopPropagation();
+      f.early.push(e.key.toLowerCase());
     }, true);
     document.addEventListener("click", (e) => {
       const t = e.target;
-      if (w.__wbFocus.signin && t && t.closest && t.closest('[data-testid="stFormSubmitButton"]')) blurSoon(inForm);
+      if (w.__wbFocus.signin && t && t.closest && t.closest('[data-testid="stFormSubmitButton"]')) {
+        blurSoon(inForm);
+        startCatching();
+      }
     }, true);
+    setInterval(flush, 100);
   }
   w.__wbFocus.signin = !!(data && data.signin);
   if (w.__wbFocus.signin) return;
+  w.__wbFocus.send = setTriggerValue;
   // Any other rerun: a select box, radio, checkbox or button that was just used gives the focus
   // back to the page, so label keys work without a click. Text boxes keep it (people type there).
   const settle = () => {
@@ -259,6 +284,7 @@ export default function(component) {
   };
   requestAnimationFrame(settle);
   setTimeout(settle, 60);
+  return () => { if (w.__wbFocus.send === setTriggerValue) w.__wbFocus.send = null; };
 }
 """
 
@@ -274,8 +300,18 @@ def focus_keeper(*, signin: bool) -> None:
 
         _focus_component = component("workbench_focus", js=_FOCUS_JS)
     st.session_state["wb_focus_n"] = st.session_state.get("wb_focus_n", 0) + 1  # new data: the JS runs again
-    _focus_component(key="wb_focus_signin" if signin else "wb_focus",
-                     data={"signin": signin, "n": st.session_state["wb_focus_n"]}, height=0)
+    key = "wb_focus_signin" if signin else "wb_focus"
+
+    def early() -> None:
+        state = st.session_state.get(key)
+        raw = state.get("early") if hasattr(state, "get") else None
+        keys = [str(k)[:1] for k in (raw or {}).get("keys", [])][:10] if isinstance(raw, dict) else []
+        if keys:
+            shown = ", ".join(dict.fromkeys(keys))
+            flash(f"Key {shown} came before the page was ready, so nothing was stored. Press it again now.")
+
+    _focus_component(key=key, data={"signin": signin, "n": st.session_state["wb_focus_n"]},
+                     on_early_change=early, height=0)
 
 
 # -- project picker ---------------------------------------------------------------------------
