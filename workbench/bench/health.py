@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import resource
 import subprocess
@@ -88,8 +89,10 @@ def bench_health(n_rows: int) -> dict[str, Any]:
         for name, health in (("without", False), ("with", True)):
             done = subprocess.run([sys.executable, "-m", "workbench.bench.health", "--child", str(csv_path),
                                    str(folder / f"{name}.db"), "1" if health else "0"],
-                                  capture_output=True, text=True, check=True,
-                                  env={**__import__("os").environ, "WORKBENCH_HOME": str(folder / name)})
+                                  capture_output=True, text=True,
+                                  env={**os.environ, "WORKBENCH_HOME": str(folder / name)})
+            if done.returncode != 0:
+                raise RuntimeError(f"the {name}-health import failed:\n{done.stderr[-2000:]}")
             runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
     base, checked = runs["without"]["total_s"], runs["with"]
     return {"rows": n_rows, "planted": planted, "import_without_health_s": base,
