@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from workbench.services.agreement import AgreementService
+    from workbench.services.browse import BrowseService
     from workbench.services.exports import ExportService
     from workbench.services.guidelines import GuidelinesService
     from workbench.services.health import HealthService
@@ -133,3 +134,9 @@ class Workbench:
         from workbench.services.quarantine import QuarantineService
 
         return QuarantineService(self.engine)
+
+    @cached_property
+    def browse(self) -> BrowseService:
+        from workbench.services.browse import BrowseService
+
+        return BrowseService(self.engine)

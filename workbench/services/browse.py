@@ -1,0 +1,293 @@
+"""The item browser (reviewers and admins): filter, search, sort and page a project's items, export
+exactly what is filtered, and read one item's whole history.
+
+Text search uses SQLite's FTS5 (a contentless index filled lazily: items imported since the last
+search are indexed by the next search, so imports stay as fast as before) and PostgreSQL's full
+text search on an expression index over the item text (kept by the database on insert).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, func, select, text
+from sqlalchemy.sql import Select
+
+from workbench.db.models import Adjudication, Annotation, AuditLog, Item, ItemFlag, Lease, User
+from workbench.domain import Actor, AnnotationSource, ItemState, Role, Split
+from workbench.errors import NotFound, WorkbenchError
+from workbench.services._tx import reading, write
+from workbench.services.projects import load_project
+from workbench.services.users import require_role
+
+PAGE_SIZE = 50
+COUNT_CAP = 10_000  # beyond this many matches the count is reported as "more than"
+EXPORT_CAP = 1_000_000
+
+
+class BrowseState(StrEnum):
+    """What the browser filters on: the item states, plus 'partly labeled' (open, with at least one
+    human label but not all)."""
+
+    OPEN = "open"
+    PARTLY_LABELED = "partly_labeled"
+    FINAL = "final"
+    REVIEW = "review"
+    AMBIGUOUS = "ambiguous"
+    EXCLUDED = "excluded"
+    QUARANTINED = "quarantined"
+
+
+class SortKey(StrEnum):
+    ID = "id"  # import order
+    EXTERNAL_ID = "external_id"
+    STATE = "state"
+    LABELS = "labels"  # number of human labels
+
+
+@dataclass(frozen=True)
+class BrowseFilter:
+    state: BrowseState | None = None
+    split: Split | None = None
+    final_label: str | None = None
+    annotator: str | None = None  # user name: items this user labeled
+    disagreement: bool = False  # human labels that differ
+    skip_reason: str | None = None  # "" for any skip
+    flag: str | None = None  # a data health flag kind
+    search: str | None = None  # words, all of which must occur in the text
+    sort: SortKey = SortKey.ID
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    item_id: int
+    external_id: str
+    split: Split
+    state: ItemState
+    final_label: str | None
+    n_labels: int
+    preview: str  # the start of the text, or the image path / first features
+
+
+@dataclass(frozen=True)
+class BrowsePage:
+    rows: tuple[ItemRow, ...]
+    offset: int
+    total: int  # matches, up to COUNT_CAP
+    more_than_total: bool  # True when there are more than COUNT_CAP matches
+
+
+@dataclass(frozen=True)
+class AnnotationEvent:
+    annotator: str | None  # None for an imported prelabel
+    source: AnnotationSource
+    label: str
+    at: datetime
+    duration_ms: int | None
+
+
+@dataclass(frozen=True)
+class LeaseEvent:
+    annotator: str
+    state: str
+    reason: str  # why the item was served
+    claimed_at: datetime
+    closed_at: datetime | None
+    skip_reason: str | None
+
+
+@dataclass(frozen=True)
+class AdjudicationEvent:
+    reviewer: str
+    decision: str
+    label: str | None
+    reason: str
+    previous_state: str
+    previous_label: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    action: str
+    actor: str | None
+    at: datetime
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    item_id: int
+    external_id: str
+    split: Split
+    state: ItemState
+    final_label: str | None
+    content: dict[str, Any]
+    annotations: tuple[AnnotationEvent, ...]
+    leases: tuple[LeaseEvent, ...]
+    adjudications: tuple[AdjudicationEvent, ...]
+    flags: tuple[tuple[str, str], ...]  # (kind, reason)
+    audit: tuple[AuditEvent, ...]
+
+
+def _words(query: str) -> list[str]:
+    return [w for w in re.findall(r"\w+", query.lower()) if w][:20]
+
+
+def _preview(content: dict[str, Any]) -> str:
+    if "text" in content:
+        value = str(content["text"])
+    elif "image" in content:
+        value = str(content["image"])
+    else:
+        value = ", ".join(f"{k}={v}" for k, v in list((content.get("features") or {}).items())[:6])
+    return value if len(value) <= 160 else value[:157] + "…"
+
+
+def _sqlite_fts_catch_up(engine: Engine) -> None:
+    """Index the texts of items added since the last search (one INSERT … SELECT)."""
+
+    def work(session) -> None:  # noqa: ANN001
+        conn = session.connection()
+        last = conn.execute(text("SELECT coalesce(max(rowid), 0) FROM item_fts")).scalar_one()
+        newest = conn.execute(text("SELECT coalesce(max(id), 0) FROM item")).scalar_one()
+        if newest > last:
+            conn.execute(text("INSERT INTO item_fts(rowid, text) SELECT id, json_extract(content, '$.text') "
+                              "FROM item WHERE id > :last AND json_extract(content, '$.text') IS NOT NULL"),
+                         {"last": last})
+            if conn.execute(text("SELECT coalesce(max(rowid), 0) FROM item_fts")).scalar_one() < newest:
+                # The newest items have no text (another kind of project): an empty marker row
+                # keeps the next catch-up from scanning them again. It matches no search.
+                conn.execute(text("INSERT INTO item_fts(rowid, text) VALUES (:newest, '')"), {"newest": newest})
+
+    write(engine, work)
+
+
+class BrowseService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _query(self, session, project_id: int, f: BrowseFilter) -> Select:  # noqa: ANN001
+        conditions = [Item.project_id == project_id]
+        if f.state == BrowseState.PARTLY_LABELED:
+            conditions += [Item.state == ItemState.OPEN.value, Item.n_annotations > 0]
+        elif f.state is not None:
+            conditions.append(Item.state == ItemState(f.state.value).value)
+        if f.split is not None:
+            conditions.append(Item.split == Split(f.split).value)
+        if f.final_label:
+            conditions.append(Item.final_label == f.final_label)
+        human = Annotation.source == AnnotationSource.HUMAN.value
+        if f.annotator:
+            user_id = session.execute(select(User.id).where(User.name == f.annotator)).scalar_one_or_none()
+            if user_id is None:
+                raise NotFound(f"no user named {f.annotator!r}")
+            conditions.append(exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id, human))
+        if f.disagreement:
+            conditions.append(Item.id.in_(
+                select(Annotation.item_id).where(Annotation.project_id == project_id, human)
+                .group_by(Annotation.item_id).having(func.count(func.distinct(Annotation.label)) > 1)))
+        if f.skip_reason is not None:
+            skipped = [Lease.item_id == Item.id, Lease.state == "skipped"]
+            if f.skip_reason:
+                skipped.append(Lease.skip_reason == f.skip_reason)
+            conditions.append(exists().where(*skipped))
+        if f.flag:
+            conditions.append(exists().where(ItemFlag.item_id == Item.id, ItemFlag.kind == f.flag))
+        query = select(Item.id, Item.external_id, Item.split, Item.state, Item.final_label, Item.n_annotations,
+                       Item.content).where(and_(*conditions))
+        words = _words(f.search or "")
+        if f.search is not None and f.search.strip() and not words:
+            raise WorkbenchError("search for at least one word (letters or digits)")
+        if words:
+            if session.bind.dialect.name == "sqlite":
+                match = " ".join(f'"{w}"' for w in words)
+                query = query.where(Item.id.in_(text("SELECT rowid FROM item_fts WHERE item_fts MATCH :match")
+                                                .bindparams(match=match)))
+            else:
+                # Spelled as the index expression (constants, not parameters) so the planner uses it.
+                query = query.where(text("to_tsvector('simple', item.content->>'text') @@ "
+                                         "plainto_tsquery('simple', :words)").bindparams(words=" ".join(words)))
+        order = {SortKey.ID: Item.id, SortKey.EXTERNAL_ID: Item.external_id, SortKey.STATE: Item.state,
+                 SortKey.LABELS: Item.n_annotations}[SortKey(f.sort)]
+        order = order.desc() if f.descending else order.asc()
+        tiebreak = Item.id.desc() if f.descending else Item.id.asc()
+        return query.order_by(order, tiebreak) if order is not Item.id else query.order_by(order)
+
+    def page(self, project_name: str, *, actor: Actor, filters: BrowseFilter = BrowseFilter(),
+             offset: int = 0, limit: int = PAGE_SIZE) -> BrowsePage:
+        """One page of the items that match, with the number of matches (capped)."""
+        require_role(actor, Role.REVIEWER)
+        limit = max(1, min(int(limit), 500))
+        offset = max(0, int(offset))
+        if filters.search and self.engine.dialect.name == "sqlite":
+            _sqlite_fts_catch_up(self.engine)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            query = self._query(session, project.id, filters)
+            rows = session.execute(query.offset(offset).limit(limit)).all()
+            capped = session.execute(select(func.count()).select_from(
+                query.order_by(None).with_only_columns(Item.id).limit(COUNT_CAP + 1).subquery())).scalar_one()
+        return BrowsePage(tuple(ItemRow(r.id, r.external_id, Split(r.split), ItemState(r.state), r.final_label,
+                                        r.n_annotations, _preview(r.content)) for r in rows),
+                          offset, min(capped, COUNT_CAP), capped > COUNT_CAP)
+
+    def export_csv(self, project_name: str, *, actor: Actor, filters: BrowseFilter = BrowseFilter()) -> bytes:
+        """Every item that matches (up to EXPORT_CAP), as CSV; values that a spreadsheet would run as a
+        formula are prefixed with a quote."""
+        from workbench.services.exports import neutralise
+
+        require_role(actor, Role.REVIEWER)
+        if filters.search and self.engine.dialect.name == "sqlite":
+            _sqlite_fts_catch_up(self.engine)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["id", "split", "state", "final_label", "n_labels", "preview"])
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            result = session.execute(self._query(session, project.id, filters).limit(EXPORT_CAP))
+            for r in result:
+                writer.writerow([neutralise(v) for v in (r.external_id, r.split, r.state, r.final_label or "",
+                                                         r.n_annotations, _preview(r.content))])
+        return out.getvalue().encode("utf-8")
+
+    def detail(self, project_name: str, external_id: str, *, actor: Actor) -> ItemDetail:
+        """One item with everything that happened to it (reviewers and admins only: it shows every
+        annotator's answer)."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            item = session.execute(select(Item).where(Item.project_id == project.id,
+                                                      Item.external_id == external_id)).scalar_one_or_none()
+            if item is None:
+                raise NotFound(f"no item {external_id!r} in {project.name!r}")
+            names = dict(session.execute(select(User.id, User.name)).all())
+            annotations = session.execute(select(Annotation).where(Annotation.item_id == item.id)
+                                          .order_by(Annotation.created_at, Annotation.id)).scalars().all()
+            leases = session.execute(select(Lease).where(Lease.item_id == item.id)
+                                     .order_by(Lease.claimed_at, Lease.id)).scalars().all()
+            adjudications = session.execute(select(Adjudication).where(Adjudication.item_id == item.id)
+                                            .order_by(Adjudication.created_at, Adjudication.id)).scalars().all()
+            flags = session.execute(select(ItemFlag.kind, ItemFlag.reason).where(ItemFlag.item_id == item.id)
+                                    .order_by(ItemFlag.kind)).all()
+            audit = session.execute(select(AuditLog).where(AuditLog.project_id == project.id,
+                                                           AuditLog.item_id == item.id)
+                                    .order_by(AuditLog.at, AuditLog.id)).scalars().all()
+        return ItemDetail(
+            item.id, item.external_id, Split(item.split), ItemState(item.state), item.final_label, dict(item.content),
+            tuple(AnnotationEvent(names.get(a.annotator_id) if a.annotator_id else None, AnnotationSource(a.source),
+                                  a.label, a.created_at, a.duration_ms) for a in annotations),
+            tuple(LeaseEvent(names.get(lease.annotator_id, "?"), lease.state, lease.reason, lease.claimed_at,
+                             lease.closed_at, lease.skip_reason) for lease in leases),
+            tuple(AdjudicationEvent(names.get(a.reviewer_id, "?"), a.decision, a.label, a.reason, a.previous_state,
+                                    a.previous_label, a.created_at) for a in adjudications),
+            tuple((kind, reason) for kind, reason in flags),
+            tuple(AuditEvent(e.action, names.get(e.actor_id) if e.actor_id else None, e.at, dict(e.details))
+                  for e in audit))
