@@ -11,6 +11,7 @@ PAGES: tuple[tuple[str, str, str, Role, str], ...] = (
     ("views/label.py", "Label", "label", Role.ANNOTATOR, ":material/label:"),
     ("views/review.py", "Review", "review", Role.REVIEWER, ":material/rule:"),
     ("views/rounds.py", "Rounds", "rounds", Role.REVIEWER, ":material/model_training:"),
+    ("views/items.py", "Items", "items", Role.REVIEWER, ":material/search:"),
     ("views/health.py", "Health", "health", Role.REVIEWER, ":material/health_and_safety:"),
     ("views/data.py", "Data", "data", Role.ADMIN, ":material/database:"),
     ("views/users.py", "Users", "users", Role.ADMIN, ":material/group:"),
