@@ -49,6 +49,11 @@ BENCH_COMMANDS: dict[str, BenchCommand] = {
         add_arguments="workbench.bench.round:add_round_arguments",
         run="workbench.bench.round:run_round",
     ),
+    "browse": BenchCommand(
+        help="item browser: a filtered page of 50 and a text search on a large pool (p50/p95)",
+        add_arguments="workbench.bench.browse:add_arguments",
+        run="workbench.bench.browse:run",
+    ),
     "health": BenchCommand(
         help="what the data health check adds to an import of generated text rows (time, memory)",
         add_arguments="workbench.bench.health:add_arguments",
