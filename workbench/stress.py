@@ -24,8 +24,9 @@ from sqlmodel import Session
 
 from workbench.db.bulk import insert_items
 from workbench.db.engine import make_engine
-from workbench.db.models import Annotation, Item, Lease, User
+from workbench.db.models import Annotation, AnnotatorQuality, Item, Lease, User
 from workbench.domain import Actor, LeaseState, Role
+from workbench.domain.overlap import GivenLabel, Next, OverlapSettings, decide
 from workbench.errors import WorkbenchError
 from workbench.services import Workbench
 from workbench.services.queue import QueueService
@@ -119,11 +120,15 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
             "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
 
 
-def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: float) -> tuple[str, list[Actor]]:
-    """A fresh project with n_items pool items and n_annotators annotators."""
+def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: float,
+                 overlap_policy: str = "fixed", min_labels: int = 1, max_labels: int = 3) -> tuple[str, list[Actor]]:
+    """A fresh project with n_items pool items and n_annotators annotators. With the adaptive
+    policy, the annotators get fixed estimated reliabilities from 0.6 to 0.98, so items end with
+    one, two or max_labels labels."""
     name = f"stress-{uuid.uuid4().hex[:8]}"
     project = wb.projects.create(name, "text", LABELS, settings={
-        "eval_fraction": 0.0, "random_share": 0.05, "lease_ttl_s": lease_ttl_s})
+        "eval_fraction": 0.0, "random_share": 0.05, "lease_ttl_s": lease_ttl_s, "overlap_policy": overlap_policy,
+        "min_labels": min_labels, "max_labels": max_labels})
     rng = np.random.default_rng(0)
     keys = rng.random(n_items)
     with Session(wb.engine) as session, session.begin():
@@ -134,6 +139,10 @@ def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: fl
         session.add_all(users)
         session.flush()
         actors = [Actor(id=u.id, name=u.name, role=Role.ANNOTATOR) for u in users]
+        if overlap_policy != "fixed":
+            session.add_all(AnnotatorQuality(project_id=project.id, user_id=u.id, confusion={},
+                                             reliability=0.6 + 0.38 * i / max(n_annotators - 1, 1))
+                            for i, u in enumerate(users))
     return name, actors
 
 
@@ -153,6 +162,11 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
             Lease.state.in_([LeaseState.SKIPPED, LeaseState.SUBMITTED])).group_by(Lease.item_id)).all()
         n_annotators = session.execute(select(func.count(func.distinct(Lease.annotator_id))).where(
             Lease.project_id == project.id)).scalar_one()
+        reliability = dict(session.execute(select(AnnotatorQuality.user_id, AnnotatorQuality.reliability).where(
+            AnnotatorQuality.project_id == project.id)).all())
+        slots = dict(session.execute(select(Annotation.id, Annotation.slot).where(
+            Annotation.project_id == project.id)).all())
+    settings = OverlapSettings.from_project(project.overlap, project.settings)
     by_item: dict[int, list] = {}
     for row in annotations:
         by_item.setdefault(row.item_id, []).append(row)
@@ -163,20 +177,27 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
 
     wrong_count, not_distinct, unresolved, bad_state, bad_counters = [], [], [], [], []
     for item in items:
-        rows = by_item.get(item.id, [])
-        if len(rows) > project.overlap:
+        rows = sorted(by_item.get(item.id, []), key=lambda r: slots[r.id])
+        if len(rows) > settings.capacity:
             wrong_count.append(item.id)
         if len({r.annotator_id for r in rows}) != len(rows):
             not_distinct.append(item.id)
-        if drained and len(rows) < project.overlap and had_by_item.get(item.id, 0) < n_annotators:
-            unresolved.append(item.id)  # someone could still have labeled it
-        if len(rows) == project.overlap:
-            agree = len({r.label for r in rows}) == 1
-            expected = ("final", rows[0].label) if agree else ("review", None)
+        # Replay the overlap policy on the item's labels in slot order: every shorter prefix must
+        # have asked for more, and the full set must explain the item's state and final label.
+        given = [GivenLabel(str(r.annotator_id), r.label, reliability.get(r.annotator_id)) for r in rows]
+        steps = [decide(given[:n], settings=settings, label_set=LABELS) for n in range(1, len(given) + 1)]
+        if any(step.next != Next.MORE for step in steps[:-1]):
+            bad_state.append(item.id)  # it got a label after it was settled
+        last = steps[-1] if steps else None
+        if last is None or last.next == Next.MORE:
+            if item.state != "open":
+                bad_state.append(item.id)
+            if drained and had_by_item.get(item.id, 0) < n_annotators:
+                unresolved.append(item.id)  # someone could still have labeled it
+        else:
+            expected = ("final", last.label) if last.next == Next.FINAL else ("review", None)
             if (item.state, item.final_label) != expected:
                 bad_state.append(item.id)
-        elif item.state != "open":
-            bad_state.append(item.id)
         if item.n_annotations != len(rows) or item.slots_taken != len(rows) + active_by_item.get(item.id, 0):
             bad_counters.append(item.id)
     lost = [a for a in acknowledged if stored.get(a[0]) != (a[1], a[2])]
@@ -184,7 +205,10 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
     other_errors = [e for log in logs for e in log["errors"] if "locked" not in e.lower()]
     checks = {
         "items": len(items),
-        "items_complete": sum(1 for i in items if len(by_item.get(i.id, [])) == project.overlap),
+        "overlap_policy": settings.policy.value,
+        "items_complete": sum(1 for i in items if i.state != "open"),
+        "labels_per_item": {str(n): sum(1 for i in items if len(by_item.get(i.id, [])) == n)
+                            for n in range(1, settings.capacity + 1)},
         "items_with_too_many_annotations": len(wrong_count),
         "items_with_repeated_annotator": len(not_distinct),
         "items_left_incomplete_but_labelable": len(unresolved),
@@ -202,13 +226,15 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
 
 
 def run_stress(*, annotators: int, items: int, database_url: str | None = None,
-               behaviour: Behaviour | None = None, seed: int = 0) -> dict:
+               behaviour: Behaviour | None = None, seed: int = 0, overlap_policy: str = "fixed",
+               min_labels: int = 1, max_labels: int = 3) -> dict:
     """Seed a project, run the annotator processes, check the invariants; returns the report."""
     behaviour = behaviour or Behaviour()
     scratch = Path(tempfile.mkdtemp(prefix="workbench-stress-"))
     url = database_url or f"sqlite:///{scratch / 'stress.db'}"
     wb = Workbench(make_engine(url))
-    project, actors = seed_project(wb, items, annotators, behaviour.lease_ttl_s)
+    project, actors = seed_project(wb, items, annotators, behaviour.lease_ttl_s, overlap_policy, min_labels,
+                                   max_labels)
     context = mp.get_context("spawn")
     outs = [scratch / f"annotator-{i}.json" for i in range(annotators)]
     start = context.Barrier(annotators + 1)

@@ -17,6 +17,11 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--think-ms", type=float, nargs=2, default=(2.0, 10.0), metavar=("MIN", "MAX"))
     parser.add_argument("--max-submits", type=int, default=None, help="per annotator (default: drain the queue)")
+    parser.add_argument("--overlap-policy", choices=("fixed", "adaptive"), default="fixed",
+                        help="fixed: every item gets the overlap (2); adaptive: the overlap policy decides "
+                             "after each label (annotators get reliabilities 0.6-0.98)")
+    parser.add_argument("--min-labels", type=int, default=1, help="adaptive: labels per item at least (1)")
+    parser.add_argument("--max-labels", type=int, default=3, help="adaptive: labels per item at most (3)")
     parser.add_argument("--json", type=Path, help="write the full report here")
     parser.set_defaults(func=run)
 
@@ -26,7 +31,8 @@ def run(args) -> int:  # noqa: ANN001
 
     behaviour = Behaviour(think_ms=tuple(args.think_ms), max_submits=args.max_submits)
     report = run_stress(annotators=args.annotators, items=args.items, database_url=args.database_url,
-                        behaviour=behaviour)
+                        behaviour=behaviour, overlap_policy=args.overlap_policy, min_labels=args.min_labels,
+                        max_labels=args.max_labels)
     print(format_report(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

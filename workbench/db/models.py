@@ -118,6 +118,14 @@ class Item(SQLModel, table=True):
     n_annotations: int = 0
     random_key: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
+    # Adaptive overlap: how many counting labels the item wants now (None: the project's fixed overlap).
+    labels_wanted: int | None = None
+    # How the final label was made (agreement | majority | dawid_skene | adjudication | gold), and
+    # why the item is where it is (the overlap decision, or a label issue that sent it back to review).
+    final_by: str | None = Field(default=None, max_length=40)
+    reason: str | None = None
+    # A known answer: the item feeds annotator quality and stays out of eval metrics and rankings.
+    gold_label: str | None = Field(default=None, max_length=200)
 
 
 class RankEntry(SQLModel, table=True):
@@ -264,6 +272,7 @@ class DatasetVersionItem(SQLModel, table=True):
     split: str
     label: str
     source: str  # agreed | adjudicated
+    aggregation: str | None = Field(default=None, max_length=40)  # the item's final_by when frozen
     # Lineage: the annotation ids and the adjudication behind the label.
     annotation_ids: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     adjudication_id: int | None = Field(default=None, foreign_key="adjudication.id")
@@ -379,3 +388,27 @@ class WorkerProcess(SQLModel, table=True):
     job_id: int | None = None
     started_at: datetime = Field(default_factory=utcnow)
     heartbeat_at: datetime = Field(default_factory=utcnow)
+
+
+class AnnotatorQuality(SQLModel, table=True):
+    """Each annotator's estimated quality in a project (Dawid-Skene, refreshed after every round
+    and on demand), and whether an admin paused them (their labels then stop counting)."""
+
+    __tablename__ = "annotator_quality"
+    project_id: int = Field(foreign_key="project.id", primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", primary_key=True)
+    n_labels: int = 0
+    n_checked: int = 0  # labels on items with another label or a gold answer
+    accuracy: float | None = None
+    accuracy_low: float | None = None
+    accuracy_high: float | None = None
+    reliability: float | None = None  # what the overlap policy uses (shrunk toward the prior)
+    n_gold: int = 0
+    gold_accuracy: float | None = None
+    n_adjudicated: int = 0
+    adjudication_agreement: float | None = None
+    flagged: bool = False
+    confusion: dict = _json()
+    paused: bool = False
+    paused_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -28,7 +28,36 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "near_duplicate_threshold": 0.9,  # estimated Jaccard of word bigrams above which texts are near copies
     "sensitive_cols": [],
     "health_at_import": True,  # run the data health check after every import  # columns whose groups each round's evaluation reports on
+    # Issue 13: overlap policy, aggregation, gold items, label-error queue (workbench.domain.overlap).
+    "overlap_policy": "fixed",  # fixed | adaptive
+    "min_labels": 1,  # adaptive: labels every pool item gets at least
+    "max_labels": 3,  # adaptive: labels no item gets more than; an unsettled item then goes to review
+    "overlap_confidence": 0.9,  # adaptive: the posterior that makes a label final
+    "aggregation": "majority",  # majority | dawid_skene
+    "posterior_accept": None,  # dawid_skene: items in review whose posterior reaches this take it (None: never)
+    "gold_share": 0.05,  # share of claims that serve a gold item (when there are gold items)
+    "label_issue_k": 0,  # after each round, send the K likeliest label errors back to review (0: off)
 }
+
+
+def check_quality_settings(overlap: int, settings: dict[str, Any]) -> None:
+    """Refuse overlap/aggregation settings that cannot work, with a one-line message."""
+    from workbench.domain.overlap import Aggregation, OverlapPolicy, OverlapSettings
+
+    merged = {**DEFAULT_SETTINGS, **settings}
+    try:
+        OverlapPolicy(merged["overlap_policy"])
+        Aggregation(merged["aggregation"])
+        OverlapSettings.from_project(overlap, merged).check()
+    except ValueError as exc:
+        raise WorkbenchError(f"bad overlap settings: {exc}") from None
+    accept = merged["posterior_accept"]
+    if accept is not None and not 0.5 <= float(accept) <= 1.0:
+        raise WorkbenchError("posterior_accept must be within [0.5, 1] or null")
+    if not 0.0 <= float(merged["gold_share"]) <= 1.0:
+        raise WorkbenchError("gold_share must be within 0..1")
+    if int(merged["label_issue_k"]) < 0:
+        raise WorkbenchError("label_issue_k must not be negative")
 
 
 def project_info(project: Project, labels: list[str]) -> ProjectInfo:
@@ -155,6 +184,7 @@ class ProjectService:
         from workbench.training.featurizers import with_default_method  # lazy: scikit-learn
 
         settings = {**(settings or {}), "featurizer": with_default_method(kind.value, (settings or {}).get("featurizer"))}
+        check_quality_settings(overlap, settings)
 
         def work(session: Session) -> ProjectInfo:
             if session.exec(select(Project).where(Project.name == name)).first():
@@ -197,6 +227,7 @@ class ProjectService:
             if "featurizer" in settings:
                 check_featurizer(ProjectKind(project.kind), settings["featurizer"])
             check_health_settings(settings)
+            check_quality_settings(project.overlap, {**project.settings, **settings})
             project.settings = {**project.settings, **settings}
             audit(session, "project.settings", actor_id=actor.id if actor else None,
                   project_id=project.id, strategy=project.strategy, **settings)

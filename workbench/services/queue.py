@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, se
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from workbench.db.models import Adjudication, Annotation, Item, Lease, Project, RankEntry, utcnow
+from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, Lease, Project, RankEntry, utcnow
 from workbench.domain import (
     Actor,
     AnnotatorStats,
@@ -30,6 +30,7 @@ from workbench.domain import (
     Split,
     SubmitResult,
 )
+from workbench.domain.overlap import GivenLabel, Next, OverlapPolicy, OverlapSettings, decide
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.guidelines import current_version_of
@@ -61,7 +62,8 @@ _NOT_MINE = and_(
 )
 _FRESH = and_(_OPEN, Item.slots_taken == 0, Item.split == _P("split"), _NOT_MINE)
 _PICKS = {
-    "partial": select(Item.id).where(_OPEN, Item.slots_taken >= 1, Item.slots_taken < _P("overlap"), _NOT_MINE)
+    "partial": select(Item.id).where(_OPEN, Item.slots_taken >= 1,
+                                     Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")), _NOT_MINE)
     .order_by(Item.slots_taken.desc(), Item.random_key).limit(1),
     "random_from": select(Item.id).where(_FRESH, Item.random_key >= _P("start")).order_by(Item.random_key).limit(1),
     "random_before": select(Item.id).where(_FRESH, Item.random_key < _P("start")).order_by(Item.random_key).limit(1),
@@ -82,21 +84,32 @@ _HELD_BY_OTHERS = (select(func.count(func.distinct(_OTHERS.item_id))).join(Item,
                           _OTHERS.annotator_id != _P("actor_id"), _OPEN, _NOT_MINE))
 _LEASED_SLOTS = select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE)
 _LABELED_SLOTS = select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
-_TAKE_SLOT = (update(Item).where(Item.id == _P("item_id"), Item.slots_taken < _P("overlap"))
+_TAKE_SLOT = (update(Item).where(Item.id == _P("item_id"),
+                                 Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")))
               .values(slots_taken=Item.slots_taken + 1))
 _INSERT_LEASE = insert(Lease).returning(Lease.id)
 _ITEM_VIEW = select(Item.id, Item.external_id, Item.split, Item.content).where(Item.id == _P("item_id"))
 _PROJECT_NAME = select(Project.name).where(Project.id == _P("project_id"))
 _STORED = select(Annotation.id).where(Annotation.lease_id == _P("lease_id"))
-_ITEM_FOR_UPDATE = (select(Item.state, Item.n_annotations, Item.external_id)
+_ITEM_FOR_UPDATE = (select(Item.state, Item.n_annotations, Item.external_id, Item.labels_wanted)
                     .where(Item.id == _P("item_id")).with_for_update())
 # The annotation records the guidelines version current at the time of the label, in the same statement.
 _INSERT_ANNOTATION = (insert(Annotation).values(guidelines_version=current_version_of(_P("b_gl_project_id")))
                       .returning(Annotation.id))
 _SUBMITTED = update(Lease).where(Lease.id == _P("lease_id")).values(state=LeaseState.SUBMITTED, closed_at=_P("now"))
 _COUNT_ANNOTATION = update(Item).where(Item.id == _P("item_id")).values(n_annotations=Item.n_annotations + 1)
-_HUMAN_LABELS = select(Annotation.label).where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
-_RESOLVE = update(Item).where(Item.id == _P("item_id")).values(state=_P("b_state"), final_label=_P("b_final_label"))
+_HUMAN_LABELS = (select(Annotation.annotator_id, Annotation.label, AnnotatorQuality.reliability,
+                         AnnotatorQuality.paused)
+                 .outerjoin(AnnotatorQuality, and_(AnnotatorQuality.user_id == Annotation.annotator_id,
+                                                   AnnotatorQuality.project_id == Annotation.project_id))
+                 .where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
+                 .order_by(Annotation.slot))
+_ITEM_SPLIT = select(Item.split).where(Item.id == _P("item_id"))
+_RESOLVE = update(Item).where(Item.id == _P("item_id")).values(
+    state=_P("b_state"), final_label=_P("b_final_label"), labels_wanted=_P("b_wanted"), final_by=_P("b_final_by"),
+    reason=_P("b_reason"))
+_PAUSED = select(AnnotatorQuality.paused).where(AnnotatorQuality.project_id == _P("project_id"),
+                                                AnnotatorQuality.user_id == _P("actor_id"))
 
 
 def expire_stale_leases(session: Session, project_id: int, now: datetime) -> int:
@@ -141,16 +154,40 @@ def release_user_leases(session: Session, user_id: int, now: datetime, *, why: s
     return released
 
 
-def resolve(session: Session, item_id: int, project_id: int, overlap: int) -> ItemState:
-    """Compare the `overlap` human labels of a complete item: agree → final, disagree → review."""
+def resolve(session: Session, item_id: int, project: ProjectInfo) -> ItemState:
+    """After a label: ask the overlap policy (workbench.domain.overlap.decide, the same function
+    `workbench simulate` calls) whether the item is final, needs another label, or goes to review.
+    Paused annotators' labels do not count; each decision's reason is stored on the item."""
     conn = session.connection()
-    labels = conn.execute(_HUMAN_LABELS, {"item_id": item_id}).scalars().all()
-    if len(labels) < overlap:
+    rows = conn.execute(_HUMAN_LABELS, {"item_id": item_id}).all()
+    settings = OverlapSettings.from_project(project.overlap, project.settings)
+    counting = [GivenLabel(str(a), label, reliability) for a, label, reliability, paused in rows if not paused]
+    split = conn.execute(_ITEM_SPLIT, {"item_id": item_id}).scalar_one()
+    decision = decide(counting, settings=settings, label_set=project.labels, split=split)
+    paused_labels = len(rows) - len(counting)
+    if decision.next == Next.MORE:
+        if settings.policy == OverlapPolicy.FIXED and not paused_labels:
+            return ItemState.OPEN  # the hot path: nothing to record until the item is complete
+        conn.execute(_RESOLVE, {"item_id": item_id, "b_state": ItemState.OPEN, "b_final_label": None,
+                                "b_wanted": decision.labels_wanted + paused_labels, "b_final_by": None,
+                                "b_reason": decision.reason})
         return ItemState.OPEN
-    state, final_label = (ItemState.FINAL, labels[0]) if len(set(labels)) == 1 else (ItemState.REVIEW, None)
-    conn.execute(_RESOLVE, {"item_id": item_id, "b_state": state, "b_final_label": final_label})
-    audit(session, "item.resolved", project_id=project_id, item_id=item_id, state=state, final_label=final_label)
+    state, final_label = (ItemState.FINAL, decision.label) if decision.next == Next.FINAL else (ItemState.REVIEW, None)
+    final_by = None
+    if state == ItemState.FINAL:
+        final_by = "agreement" if len({g.label for g in counting}) == 1 else "policy"
+    conn.execute(_RESOLVE, {"item_id": item_id, "b_state": state, "b_final_label": final_label,
+                            "b_wanted": len(rows), "b_final_by": final_by, "b_reason": decision.reason})
+    audit(session, "item.resolved", project_id=project.id, item_id=item_id, state=state, final_label=final_label,
+          reason=decision.reason)
     return state
+
+
+def _first_want(project: ProjectInfo) -> int:
+    """How many labels an item wants before its first label (fixed: the overlap; adaptive: the
+    minimum, raised by the policy after each label)."""
+    settings = OverlapSettings.from_project(project.overlap, project.settings)
+    return project.overlap if settings.policy == OverlapPolicy.FIXED else settings.min_labels
 
 
 # Label sets and overlap never change; settings may, and a claim may see them this late.
@@ -206,6 +243,8 @@ class QueueService:
         now = utcnow()
         expire_stale_leases(session, project.id, now)
         expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
+        if conn.execute(_PAUSED, {"project_id": project.id, "actor_id": actor.id}).scalar():
+            return 0  # paused in this project: nothing for them, now or later
         held = conn.execute(_HELD, {"project_id": project.id, "actor_id": actor.id}).first()
         if held is not None:
             conn.execute(_SET_EXPIRY, {"lease_id": held.id, "b_expires_at": expires_at})
@@ -226,8 +265,10 @@ class QueueService:
         item_id, reason, strategy, score, model_run_id = pick
         taken = {*conn.execute(_LEASED_SLOTS, {"item_id": item_id}).scalars(),
                  *conn.execute(_LABELED_SLOTS, {"item_id": item_id}).scalars()}
-        free = set(range(1, project.overlap + 1)) - taken
-        if not free or conn.execute(_TAKE_SLOT, {"item_id": item_id, "overlap": project.overlap}).rowcount != 1:
+        first_want = _first_want(project)
+        capacity = max(OverlapSettings.from_project(project.overlap, project.settings).capacity, len(taken) + 1)
+        free = set(range(1, capacity + 1)) - taken
+        if not free or conn.execute(_TAKE_SLOT, {"item_id": item_id, "overlap": first_want}).rowcount != 1:
             raise Conflict("the queue changed under this claim; try again")
         lease = {"project_id": project.id, "item_id": item_id, "annotator_id": actor.id, "slot": min(free),
                  "state": LeaseState.ACTIVE, "reason": reason, "strategy": strategy, "score": score,
@@ -244,7 +285,7 @@ class QueueService:
               picks: dict) -> tuple | None:
         conn = session.connection()
         mine = {"project_id": project.id, "actor_id": actor.id}
-        partial = conn.execute(picks["partial"], mine | {"overlap": project.overlap}).scalar_one_or_none()
+        partial = conn.execute(picks["partial"], mine | {"overlap": _first_want(project)}).scalar_one_or_none()
         if partial is not None:
             return partial, "partial", None, None, None
 
@@ -315,7 +356,8 @@ class QueueService:
             if lease.state != LeaseState.ACTIVE or lease.expires_at < now:
                 raise Conflict(f"this claim is {'expired' if lease.state == LeaseState.ACTIVE else lease.state}; "
                                "ask for the next item")
-            if item.state != ItemState.OPEN or item.n_annotations >= project.overlap:
+            wanted = item.labels_wanted if item.labels_wanted is not None else _first_want(project)
+            if item.state != ItemState.OPEN or item.n_annotations >= wanted:
                 raise Conflict(f"item {item.external_id!r} already has all its labels")
             elapsed = int((now - lease.claimed_at).total_seconds() * 1000)
             annotation_id = conn.execute(_INSERT_ANNOTATION, {
@@ -327,7 +369,7 @@ class QueueService:
             conn.execute(_COUNT_ANNOTATION, {"item_id": lease.item_id})
             audit(session, "annotation.submit", actor_id=actor.id, project_id=project.id,
                   item_id=lease.item_id, annotation_id=annotation_id, lease_id=lease.id, slot=lease.slot)
-            state = resolve(session, lease.item_id, project.id, project.overlap)
+            state = resolve(session, lease.item_id, project)
             return SubmitResult(annotation_id, state, duplicate=False)
 
         return write(self.engine, work)
@@ -385,7 +427,7 @@ class QueueService:
             lease.expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
             previous_state, previous_label = ItemState(item.state), item.final_label
             item.n_annotations -= 1
-            item.state, item.final_label = ItemState.OPEN, None
+            item.state, item.final_label, item.final_by = ItemState.OPEN, None, None
             audit(session, "annotation.undo", actor_id=actor.id, project_id=project.id,
                   item_id=item.id, lease_id=lease.id, label=annotation.label,
                   previous_state=previous_state, previous_final_label=previous_label)
@@ -426,7 +468,7 @@ class QueueService:
                 audit(session, "annotation.change", actor_id=actor.id, project_id=project.id, item_id=item.id,
                       annotation_id=annotation.id, label_before=before, label=label)
                 if item.state != ItemState.OPEN:
-                    resolve(session, item.id, project.id, project.overlap)
+                    resolve(session, item.id, project)
             return RecentLabel(annotation.id, item.external_id, label, annotation.created_at, True)
 
         return write(self.engine, work)
