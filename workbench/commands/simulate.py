@@ -91,6 +91,31 @@ def register(subparsers) -> None:  # noqa: ANN001
                      help="the queue's random control arm (default 0: strategies compared undiluted)")
     sim.add_argument("--jobs", type=int, default=0, help="parallel processes (default: one per core)")
 
+    pol = parser.add_argument_group("labeling policies (the live queue's code: workbench.domain.overlap)")
+    pol.add_argument("--overlap-policy", choices=("fixed", "adaptive"), default="fixed",
+                     help="fixed: every item gets --overlap labels; adaptive: after each label the policy decides "
+                          "from annotator reliability and agreement whether another is needed (default fixed)")
+    pol.add_argument("--min-labels", type=int, default=1, help="adaptive: labels per item at least (1)")
+    pol.add_argument("--max-labels", type=int, default=3, help="adaptive: labels per item at most (3)")
+    pol.add_argument("--overlap-confidence", type=float, default=0.9,
+                     help="adaptive: the posterior that makes a label final (0.9)")
+    pol.add_argument("--aggregation", choices=("majority", "dawid_skene"), default="majority",
+                     help="how labels become final labels (default majority)")
+    pol.add_argument("--posterior-accept", type=float,
+                     help="dawid_skene: items in review whose posterior reaches this take it without review")
+    pol.add_argument("--pause-flagged", action="store_true",
+                     help="a simulated admin pauses every annotator quality flags, after each round")
+    pol.add_argument("--crowd-arrival", choices=("proportional", "uniform"), default="proportional",
+                     help="with --crowd: workers come in proportion to their real label counts (default), or the "
+                          "first release's uniform draw among an item's judges")
+    pol.add_argument("--gold-share", type=float, default=0.0,
+                     help="share of claims that serve gold items (not simulated yet: must be 0)")
+    pol.add_argument("--label-error-review", type=int, default=0, metavar="K",
+                     help="after the budget, the label-error queue sends the K likeliest wrong labels to review "
+                          "(default 0; with --inject-label-noise, 0 means K = the number of flips)")
+    pol.add_argument("--inject-label-noise", type=float, default=0.0, metavar="F",
+                     help="flip this share of the final pool labels at random before the label-error pass")
+
     out = parser.add_argument_group("output")
     out.add_argument("--out", help="write the report as JSON here")
     out.add_argument("--plot", help="write the learning curves as PNG here")
@@ -164,6 +189,8 @@ def parse_featurizer(text: str | None) -> dict | None:
 def config_from_args(args) -> "SimulationConfig":  # noqa: ANN001, F821
     from workbench.simulate import SimulationConfig
 
+    if args.gold_share:
+        raise WorkbenchError("--gold-share is not simulated yet; gold items are not part of this release")
     budget = None if str(args.budget).lower() == "all" else _int(args.budget, "--budget")
     try:
         accuracy = tuple(float(p) for p in str(args.annotator_accuracy).split(",") if p.strip())
@@ -176,7 +203,10 @@ def config_from_args(args) -> "SimulationConfig":  # noqa: ANN001, F821
         adjudicator=args.adjudicator, eval_fraction=args.eval_fraction, split_seed=args.split_seed,
         model=parse_model(args.model), featurizer=parse_featurizer(args.featurizer), until=args.until,
         random_share=args.random_share, jobs=args.jobs, work_dir=args.work_dir,
-        keep_dbs=args.keep_dbs)
+        keep_dbs=args.keep_dbs, overlap_policy=args.overlap_policy, min_labels=args.min_labels,
+        max_labels=args.max_labels, overlap_confidence=args.overlap_confidence, aggregation=args.aggregation,
+        posterior_accept=args.posterior_accept, pause_flagged=args.pause_flagged, crowd_arrival=args.crowd_arrival,
+        label_error_review=args.label_error_review, inject_label_noise=args.inject_label_noise)
 
 
 def _int(text: str, option: str) -> int:

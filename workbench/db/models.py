@@ -126,6 +126,9 @@ class Item(SQLModel, table=True):
     reason: str | None = None
     # A known answer: the item feeds annotator quality and stays out of eval metrics and rankings.
     gold_label: str | None = Field(default=None, max_length=200)
+    # The Dawid-Skene posterior label and its probability (a reviewer's suggestion, never a default).
+    posterior_label: str | None = Field(default=None, max_length=200)
+    posterior: float | None = None
 
 
 class RankEntry(SQLModel, table=True):

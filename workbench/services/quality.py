@@ -13,31 +13,37 @@ ours, and why:
   "acc·n of n labels right").
 - **Chance** is the rate of always answering the most common label (the largest class prior):
   an annotator who is not above it tells a reviewer nothing the prior did not.
-- **Flag**: at least 30 labels and the interval's lower end at or below chance.
+- **Flag**: at least 30 labels, and the interval's lower end at or below chance (not measurably
+  above it), or its upper end below chance + 0.15 (measurably barely above it: on RTE a worker
+  right 57.6 % of the time over 700 labels is above chance, and still adds almost nothing).
 - **Reliability** (what the adaptive overlap policy uses) is the estimate shrunk toward a prior of
   0.7 with 4 pseudo-labels, so two lucky labels do not make an annotator trusted.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
 from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, User, utcnow
 from workbench.domain import Actor, Decision, ItemState, Role
-from workbench.domain.overlap import DEFAULT_RELIABILITY
+from workbench.domain.overlap import DEFAULT_RELIABILITY, Aggregation
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
 from workbench.services.users import require_role
 
+_SET_POSTERIOR = (update(Item).where(Item.id == bindparam("b_id"))
+                  .values(posterior_label=bindparam("b_label"), posterior=bindparam("b_p")))
 MIN_LABELS_TO_FLAG = 30
+NEAR_CHANCE = 0.15
 PRIOR_STRENGTH = 4.0
 Z95 = 0.95
 
@@ -95,91 +101,90 @@ def estimate(judgments: Sequence[tuple[object, str, str]], labels: Sequence[str]
     judgments. Paused annotators are estimated too, but their labels do not inform posteriors."""
     gold = dict(gold or {})
     adjudicated = dict(adjudicated or {})
-    frame = pd.DataFrame(list(judgments), columns=["task", "worker", "label"])
     label_list = list(labels)
-    per_worker = frame.groupby("worker").size().to_dict() if len(frame) else {}
-    counting = frame[~frame.worker.isin(paused)] if paused else frame
-    n_per_item = counting.groupby("task").size()
-    checkable_items = set(n_per_item[n_per_item >= 2].index) | (set(gold) & set(frame.task))
-    fit_frame = frame[frame.task.isin(checkable_items)]
+    k = len(label_list)
+    index = {lab: i for i, lab in enumerate(label_list)}
+    by_item: dict = defaultdict(list)
+    by_worker: dict = defaultdict(list)
+    for item, worker, label in judgments:
+        by_item[item].append((worker, label))
+        by_worker[worker].append((item, label))
+    counting = {item: [(w, lab) for w, lab in answers if w not in paused] for item, answers in by_item.items()}
+    checkable = {item for item, answers in counting.items() if len(answers) >= 2} | (set(gold) & set(by_item))
+    fit_rows = [(item, w, lab) for item in checkable for w, lab in by_item[item]]
     priors: dict[str, float] = {}
-    errors: pd.DataFrame | None = None
-    if len(fit_frame) and fit_frame.label.nunique() >= 1:
+    matrices: dict[str, np.ndarray] = {}
+    if fit_rows:
         from crowdkit.aggregation import DawidSkene
 
-        true = pd.Series({t: g for t, g in gold.items() if t in checkable_items}, dtype=object)
+        fit_frame = pd.DataFrame(fit_rows, columns=["task", "worker", "label"])
+        true = pd.Series({t: g for t, g in gold.items() if t in checkable}, dtype=object)
         true.index.name = "task"
-        ds = DawidSkene(n_iter=100).fit(fit_frame, true_labels=true if len(true) else None)
-        errors = ds.errors_
+        with warnings.catch_warnings():  # crowd-kit 1.4.2 still passes pandas 3's deprecated copy=/inplace=
+            warnings.simplefilter("ignore")
+            ds = DawidSkene(n_iter=100).fit(fit_frame, true_labels=true if len(true) else None)
         priors = {lab: float(ds.priors_.get(lab, 0.0)) for lab in label_list}
+        errors = ds.errors_.reindex(columns=label_list).fillna(0.0)
+        values = errors.to_numpy(dtype=float, copy=True)
+        for (worker, given), row in zip(errors.index, values):
+            if given in index:
+                matrices.setdefault(worker, np.zeros((k, k)))[index[given]] = row
+        for worker, m in matrices.items():  # columns: P(given | true); a true class never seen: uniform
+            col = m.sum(axis=0)
+            m[:, col <= 0] = 1.0 / k
+            m[:, col > 0] /= col[col > 0]
     if not priors or sum(priors.values()) <= 0:
-        priors = {lab: 1.0 / len(label_list) for lab in label_list}
-    chance = max(priors.values()) if errors is not None else None
-
-    def cm(worker: str) -> np.ndarray | None:
-        """P(given = row | true = column) over label_list, or None when never fitted."""
-        if errors is None or worker not in errors.index.get_level_values(0):
-            return None
-        m = errors.loc[worker].reindex(index=label_list, columns=label_list).fillna(0.0).to_numpy(dtype=float, copy=True)
-        col = m.sum(axis=0)
-        k = len(label_list)
-        for j in range(k):
-            if col[j] <= 0:  # never saw this true class: uniform
-                m[:, j] = 1.0 / k
-            else:
-                m[:, j] /= col[j]
-        return m
-
-    matrices = {w: cm(w) for w in per_worker}
-    prior_vec = np.asarray([priors[lab] for lab in label_list])
-    index = {lab: i for i, lab in enumerate(label_list)}
+        priors = {lab: 1.0 / k for lab in label_list}
+    chance = max(priors.values()) if matrices else None
+    log_prior = np.log(np.clip(np.asarray([priors[lab] for lab in label_list]), 1e-12, None))
+    default_rows = np.full((k, k), (1 - DEFAULT_RELIABILITY) / max(k - 1, 1))
+    np.fill_diagonal(default_rows, DEFAULT_RELIABILITY)
+    log_matrices = {w: np.log(np.clip(m, 1e-12, None)) for w, m in matrices.items()}
+    log_default = np.log(default_rows)
 
     # Posteriors for every item: the E-step with the fitted matrices (gold items are their answer).
     posteriors: dict = {}
-    for task, group in counting.groupby("task"):
-        if task in gold and gold[task] in index:
-            posteriors[task] = (gold[task], 1.0)
+    for item, answers in counting.items():
+        if item in gold and gold[item] in index:
+            posteriors[item] = (gold[item], 1.0)
             continue
-        log_post = np.log(np.clip(prior_vec, 1e-12, None))
-        for worker, label in zip(group.worker, group.label):
-            m = matrices.get(worker)
-            if m is None:
-                r = DEFAULT_RELIABILITY
-                k = len(label_list)
-                row = np.full(k, (1 - r) / max(k - 1, 1))
-                row[index[label]] = r
-            else:
-                row = m[index[label]]
-            log_post += np.log(np.clip(row, 1e-12, None))
+        log_post = log_prior.copy()
+        for worker, label in answers:
+            log_post += log_matrices.get(worker, log_default)[index[label]]
         post = np.exp(log_post - log_post.max())
         post /= post.sum()
         best = int(post.argmax())
-        posteriors[task] = (label_list[best], float(post[best]))
+        posteriors[item] = (label_list[best], float(post[best]))
 
-    checked = fit_frame.groupby("worker").size().to_dict() if len(fit_frame) else {}
     out: list[AnnotatorQualityInfo] = []
-    for worker, n in sorted(per_worker.items()):
-        mine = frame[frame.worker == worker]
+    for worker, mine in sorted(by_worker.items(), key=lambda kv: str(kv[0])):
         m = matrices.get(worker)
-        n_checked = int(checked.get(worker, 0))
+        n_checked = sum(1 for item, _ in mine if item in checkable)
         if m is not None and n_checked:
             accuracy = float(sum(priors[lab] * m[index[lab], index[lab]] for lab in label_list))
             low, high = beta_interval(accuracy * n_checked, n_checked)
         else:
             accuracy = low = high = None
         reliability = ((accuracy or 0.0) * n_checked + PRIOR_STRENGTH * DEFAULT_RELIABILITY) / (n_checked + PRIOR_STRENGTH)
-        on_gold = [(lab == gold[t]) for t, lab in zip(mine.task, mine.label) if t in gold]
-        on_adj = [(lab == adjudicated[t]) for t, lab in zip(mine.task, mine.label) if adjudicated.get(t) is not None]
-        flagged = bool(n >= MIN_LABELS_TO_FLAG and low is not None and chance is not None and low <= chance)
-        confusion = ({true: {given: round(float(m[index[given], index[true]]), 4) for given in label_list}
-                      for true in label_list} if m is not None else {})
+        on_gold = [lab == gold[t] for t, lab in mine if t in gold]
+        on_adj = [lab == adjudicated[t] for t, lab in mine if adjudicated.get(t) is not None]
         out.append(AnnotatorQualityInfo(
-            annotator=str(worker), n_labels=int(n), n_checked=n_checked, accuracy=accuracy, accuracy_low=low,
+            annotator=str(worker), n_labels=len(mine), n_checked=n_checked, accuracy=accuracy, accuracy_low=low,
             accuracy_high=high, reliability=float(reliability), n_gold=len(on_gold),
             gold_accuracy=float(np.mean(on_gold)) if on_gold else None, n_adjudicated=len(on_adj),
-            adjudication_agreement=float(np.mean(on_adj)) if on_adj else None, flagged=flagged,
-            paused=str(worker) in paused, confusion=confusion))
+            adjudication_agreement=float(np.mean(on_adj)) if on_adj else None,
+            flagged=is_flagged(len(mine), low, high, chance), paused=str(worker) in paused,
+            confusion=({true: {given: round(float(m[index[given], index[true]]), 4) for given in label_list}
+                        for true in label_list} if m is not None else {})))
     return out, posteriors, chance
+
+
+def is_flagged(n_labels: int, low: float | None, high: float | None, chance: float | None) -> bool:
+    """At least 30 labels, and accuracy either not measurably above chance (the interval reaches
+    down to it) or measurably within NEAR_CHANCE of it (the interval ends below chance + 0.15)."""
+    if n_labels < MIN_LABELS_TO_FLAG or low is None or high is None or chance is None:
+        return False
+    return low <= chance or high < chance + NEAR_CHANCE
 
 
 class QualityService:
@@ -229,14 +234,51 @@ class QualityService:
             audit(session, "quality.refresh", actor_id=actor.id, project_id=project.id,
                   annotators=len(annotators), flagged=sum(a.flagged for a in annotators))
 
+        accept = project.settings.get("posterior_accept")
+        by_posterior = project.settings.get("aggregation") == Aggregation.DAWID_SKENE and accept is not None
+
+        def store_posteriors(session: Session) -> int:
+            if posteriors:
+                session.connection().execute(_SET_POSTERIOR, [
+                    {"b_id": item_id, "b_label": label, "b_p": p} for item_id, (label, p) in posteriors.items()])
+            if not by_posterior:
+                return 0
+            accepted = session.connection().execute(
+                update(Item).where(Item.project_id == project.id, Item.state == ItemState.REVIEW,
+                                   Item.posterior >= float(accept), Item.gold_label.is_(None))
+                .values(state=ItemState.FINAL, final_label=Item.posterior_label, final_by=Aggregation.DAWID_SKENE.value,
+                        reason=f"Dawid-Skene posterior at or above {float(accept):.2f}: taken without review")
+            ).rowcount
+            if accepted:
+                audit(session, "aggregation.accept_posterior", actor_id=actor.id, project_id=project.id,
+                      items=accepted, threshold=float(accept))
+            return accepted
+
         write(self.engine, work)
+        write(self.engine, store_posteriors)
         return QualityReport(project.name, project.labels, chance, len(rows), len({r[0] for r in rows}),
                              len(gold), tuple(annotators), posteriors)
 
     def report(self, project_name: str, *, actor: Actor) -> QualityReport:
-        """The stored estimates (refresh first if there are none)."""
+        """A fresh estimate (what `workbench quality` and the overview show)."""
         require_role(actor, Role.REVIEWER)
         return self.refresh(project_name, actor=actor)
+
+    def stored(self, project_name: str, *, actor: Actor) -> list[AnnotatorQualityInfo]:
+        """The estimates stored by the last refresh (cheap: no re-estimation), annotators by name."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            rows = session.execute(select(AnnotatorQuality, User.name)
+                                   .join(User, User.id == AnnotatorQuality.user_id)
+                                   .where(AnnotatorQuality.project_id == project.id).order_by(User.name)).all()
+        return [AnnotatorQualityInfo(
+            annotator=name, n_labels=q.n_labels, n_checked=q.n_checked, accuracy=q.accuracy,
+            accuracy_low=q.accuracy_low, accuracy_high=q.accuracy_high,
+            reliability=q.reliability if q.reliability is not None else DEFAULT_RELIABILITY, n_gold=q.n_gold,
+            gold_accuracy=q.gold_accuracy, n_adjudicated=q.n_adjudicated,
+            adjudication_agreement=q.adjudication_agreement, flagged=q.flagged, paused=q.paused,
+            confusion=dict(q.confusion)) for q, name in rows]
 
     def set_paused(self, project_name: str, annotator: str, paused: bool, *, actor: Actor) -> None:
         """Pause (or resume) an annotator in a project: a paused annotator gets no claims and their
@@ -264,3 +306,125 @@ def reliabilities(session: Session, project_id: int) -> tuple[dict[int, float], 
     rows = session.execute(select(AnnotatorQuality.user_id, AnnotatorQuality.reliability, AnnotatorQuality.paused)
                            .where(AnnotatorQuality.project_id == project_id)).all()
     return ({u: r for u, r, _ in rows if r is not None}, {u for u, _, p in rows if p})
+
+
+# -- the label-error queue ---------------------------------------------------------------------
+
+LABEL_ISSUE_PREFIX = "label issue"
+
+
+@dataclass(frozen=True)
+class LabelIssue:
+    item_id: int
+    external_id: str
+    label: str  # the final label
+    suggested: str  # the label the out-of-sample model prefers
+    p_suggested: float
+    p_label: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class LabelIssueResult:
+    version: int | None
+    n_checked: int
+    n_issues: int  # every issue cleanlab found
+    issue_item_ids: tuple[int, ...]  # all of them, most likely wrong first
+    sent_to_review: tuple[LabelIssue, ...]  # the top K
+    folds: int
+
+
+def out_of_sample_proba(X, y: np.ndarray, labels: Sequence[str], model_config: dict, *, seed: int = 0,  # noqa: ANN001
+                        folds: int = 5) -> tuple[np.ndarray, int]:
+    """Cross-validated predicted probabilities (columns in `labels` order) with the project's model."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from workbench.training import make_model
+
+    counts = pd.Series(y).value_counts()
+    folds = int(max(2, min(folds, counts.min()))) if len(counts) >= 2 else 0
+    proba = np.zeros((len(y), len(labels)))
+    if folds < 2:
+        return proba, 0
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, test in splitter.split(np.zeros(len(y)), y):
+        model = make_model(model_config, seed, classes=list(labels))
+        model.fit(X[train], y[train])
+        proba[test] = model.predict_proba(X[test])
+    return proba, folds
+
+
+def find_label_issues(engine: Engine, project_name: str, *, k: int, actor: Actor, home=None,  # noqa: ANN001
+                      seed: int = 0, send: bool = True) -> LabelIssueResult:
+    """Confident learning (cleanlab.filter.find_label_issues) on out-of-sample probabilities,
+    cross-validated on the latest version's pool labels with the project's model; the K likeliest
+    wrong final labels go back to review with the reason. Items already sent back once, and gold
+    items, are not sent again."""
+    from cleanlab.filter import find_label_issues as cl_find
+
+    from workbench.db.models import DatasetVersion, DatasetVersionItem
+    from workbench.services.round_pipeline import RoundPipeline, _load_pool
+
+    require_role(actor, Role.REVIEWER)
+    rounds = RoundPipeline(engine, home)
+    with reading(engine) as session:
+        project = load_project(session, project_name)
+        version = session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project.id)
+                                  .order_by(DatasetVersion.number.desc()).limit(1)).scalar_one_or_none()
+        if version is None:
+            raise WorkbenchError(f"{project_name!r} has no dataset version yet; run a round first")
+        rows = session.execute(
+            select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.label, Item.reason,
+                   Item.gold_label, Item.state)
+            .join(Item, Item.id == DatasetVersionItem.item_id)
+            .where(DatasetVersionItem.version_id == version.id, DatasetVersionItem.split == "pool")
+            .order_by(DatasetVersionItem.item_id)).all()
+        pool = _load_pool(session, project)
+    labels = list(project.labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    if not rows:
+        return LabelIssueResult(version.number, 0, 0, (), (), 0)
+    X = rounds.featurize(project, pool)
+    item_ids = [r.item_id for r in rows]
+    y = np.asarray([r.label for r in rows], dtype=object)
+    proba, folds = out_of_sample_proba(X[pool.rows(item_ids)], y, labels, dict(project.settings.get("model") or {"type": "logreg"}), seed=seed)
+    if folds < 2:
+        return LabelIssueResult(version.number, len(rows), 0, (), (), 0)
+    y_int = np.asarray([index[label] for label in y])
+    ranked = cl_find(labels=y_int, pred_probs=proba, return_indices_ranked_by="self_confidence")
+    issue_ids = tuple(int(item_ids[i]) for i in ranked)
+    eligible = [i for i in ranked if not (rows[i].reason or "").startswith(LABEL_ISSUE_PREFIX)
+                and rows[i].gold_label is None and rows[i].state == ItemState.FINAL]
+    top: list[LabelIssue] = []
+    for i in eligible[:max(0, k)]:
+        best = int(proba[i].argmax())
+        suggested, p_s, p_l = labels[best], float(proba[i, best]), float(proba[i, y_int[i]])
+        reason = (f"{LABEL_ISSUE_PREFIX}: model gives P({suggested!r}) = {p_s:.2f}, final label {y[i]!r} "
+                  f"(P = {p_l:.2f}; {folds}-fold out-of-sample, version {version.number})")
+        top.append(LabelIssue(int(item_ids[i]), rows[i].external_id, str(y[i]), suggested, p_s, p_l, reason))
+
+    def work(session: Session) -> None:
+        for issue in top:
+            session.connection().execute(
+                update(Item).where(Item.id == issue.item_id, Item.state == ItemState.FINAL)
+                .values(state=ItemState.REVIEW, reason=issue.reason))
+            audit(session, "label_issue.review", actor_id=actor.id, project_id=project.id, item_id=issue.item_id,
+                  reason=issue.reason)
+
+    if send and top:
+        write(engine, work)
+    return LabelIssueResult(version.number, len(rows), len(issue_ids), issue_ids, tuple(top), folds)
+
+
+def after_round(engine: Engine, project_name: str, *, home=None, seed: int = 0) -> dict:  # noqa: ANN001
+    """What runs after every round: re-estimate annotator quality (and, with Dawid-Skene
+    aggregation, the posteriors), then the label-error queue when the project asks for it."""
+    operator = Actor.operator()
+    report = QualityService(engine).refresh(project_name, actor=operator)
+    out: dict = {"annotators": len(report.annotators), "flagged": sum(a.flagged for a in report.annotators)}
+    with reading(engine) as session:
+        k = int(load_project(session, project_name).settings.get("label_issue_k") or 0)
+    if k > 0:
+        issues = find_label_issues(engine, project_name, k=k, actor=operator, home=home, seed=seed)
+        out["label_issues"] = {"found": issues.n_issues, "sent_to_review": len(issues.sent_to_review)}
+    return out

@@ -175,7 +175,7 @@ def resolve(session: Session, item_id: int, project: ProjectInfo) -> ItemState:
     state, final_label = (ItemState.FINAL, decision.label) if decision.next == Next.FINAL else (ItemState.REVIEW, None)
     final_by = None
     if state == ItemState.FINAL:
-        final_by = "agreement" if len({g.label for g in counting}) == 1 else "policy"
+        final_by = "agreement" if len({g.label for g in counting}) == 1 else "adaptive_posterior"
     conn.execute(_RESOLVE, {"item_id": item_id, "b_state": state, "b_final_label": final_label,
                             "b_wanted": len(rows), "b_final_by": final_by, "b_reason": decision.reason})
     audit(session, "item.resolved", project_id=project.id, item_id=item_id, state=state, final_label=final_label,

@@ -130,6 +130,7 @@ class ReviewService:
             session.add(row)
             item.state = _DECIDED_STATE[decision]
             item.final_label = label
+            item.final_by = "adjudication" if label is not None else None
             session.flush()
             action = "adjudication.overturn" if previous_state == ItemState.FINAL else "adjudication.decide"
             audit(session, action, actor_id=actor.id, project_id=item.project_id, item_id=item.id,

@@ -164,9 +164,16 @@ class RoundPipeline:
         ranked = clock.step("rank", 90, self.rank, project, X, pool, trained.model if trained.usable else None,
                             seed)
         artifact = clock.step("artifact", 95, self.save_artifact, trained.model)
-        return self.publish(project, actor=actor, job_id=job_id, seed=seed, snapshot=snapshot, labeled=labeled,
-                            trained=trained, evaluated=evaluated, ranked=ranked, artifact=artifact,
-                            timings=clock.timings)
+        result = self.publish(project, actor=actor, job_id=job_id, seed=seed, snapshot=snapshot, labeled=labeled,
+                              trained=trained, evaluated=evaluated, ranked=ranked, artifact=artifact,
+                              timings=clock.timings)
+        # After every round: annotator quality (Dawid-Skene), posteriors, the label-error queue.
+        from workbench.services.quality import after_round
+
+        started = time.perf_counter()
+        after_round(self.engine, project.name, home=self._home, seed=seed)
+        result.timings["quality"] = round(time.perf_counter() - started, 4)
+        return result
 
     def rescore(self, project: ProjectInfo, *, actor: Actor, job_id: int | None = None, seed: int = 0,
                 progress: ProgressFn = _quiet) -> RoundResult:

@@ -65,14 +65,17 @@ class Snapshot:
     lineage: dict[int, list[int]]
     adjudication: dict[int, int]
     manifest: dict
+    final_by: dict[int, str | None] | None = None  # how each final label was made (issue 13)
 
 
 def take_snapshot(session: Session, project: ProjectInfo) -> Snapshot:
     """Read (and summarise) the final labels; done in a read transaction, outside the write lock."""
-    items = session.execute(
-        select(Item.id, Item.external_id, Item.split, Item.final_label)
+    found = session.execute(
+        select(Item.id, Item.external_id, Item.split, Item.final_label, Item.final_by)
         .where(Item.project_id == project.id, Item.state == ItemState.FINAL)
     ).all()
+    items = [tuple(row[:4]) for row in found]
+    final_by = {row[0]: row[4] for row in found}
     rows = [(external_id, split, label) for _, external_id, split, label in items]
     annotations = session.execute(
         select(Annotation.id, Annotation.item_id, User.name, Annotation.label)
@@ -100,7 +103,15 @@ def take_snapshot(session: Session, project: ProjectInfo) -> Snapshot:
                       "krippendorff_alpha": agreement.krippendorff_alpha,
                       "paired_items": agreement.n_paired_items},
     }
-    return Snapshot(list(items), content_hash(rows), dict(lineage), adjudication, manifest)
+    return Snapshot(list(items), content_hash(rows), dict(lineage), adjudication, manifest, final_by)
+
+
+def _aggregation(snapshot: Snapshot, item_id: int) -> str:
+    """What made this final label: adjudication, agreement, adaptive_posterior, dawid_skene, gold."""
+    made = (snapshot.final_by or {}).get(item_id)
+    if made in (None, "agreement") and item_id in snapshot.adjudication:
+        return "adjudication"
+    return made or "agreement"
 
 
 def store_version(session: Session, project: ProjectInfo, snapshot: Snapshot, *, trigger: str,
@@ -119,7 +130,8 @@ def store_version(session: Session, project: ProjectInfo, snapshot: Snapshot, *,
             {"version_id": version.id, "item_id": item_id, "split": split, "label": label,
              "source": "adjudicated" if item_id in snapshot.adjudication else "agreed",
              "annotation_ids": sorted(snapshot.lineage.get(item_id, [])),
-             "adjudication_id": snapshot.adjudication.get(item_id)}
+             "adjudication_id": snapshot.adjudication.get(item_id),
+             "aggregation": _aggregation(snapshot, item_id)}
             for item_id, _, split, label in snapshot.items
         ])
     audit(session, "version.create", actor_id=actor_id, project_id=project.id, version=version.number,
@@ -171,14 +183,14 @@ class VersionService:
             rows = session.execute(
                 select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.split,
                        DatasetVersionItem.label, DatasetVersionItem.source, DatasetVersionItem.annotation_ids,
-                       DatasetVersionItem.adjudication_id)
+                       DatasetVersionItem.adjudication_id, DatasetVersionItem.aggregation)
                 .join(Item, Item.id == DatasetVersionItem.item_id)
                 .where(DatasetVersionItem.version_id == version.id).order_by(Item.external_id)
             ).all()
         import pandas as pd  # lazy: only exports and diffs need it
 
         return pd.DataFrame(rows, columns=["item_id", "external_id", "split", "label", "source",
-                                           "annotation_ids", "adjudication_id"])
+                                           "annotation_ids", "adjudication_id", "aggregation"])
 
     def diff(self, project_name: str, a: int, b: int) -> VersionDiff:
         """What changed from version a to version b."""

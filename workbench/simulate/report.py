@@ -106,6 +106,64 @@ def extended_curve(runs: list[dict[str, Any]], budget: int) -> list[tuple[int, f
     return out
 
 
+def _range(values: list[float | None]) -> list[float] | None:
+    values = [v for v in values if v is not None]
+    return [min(values), max(values)] if values else None
+
+
+def _sum_counts(counts: list[dict[str, int]], n: int) -> dict[str, float]:
+    total: dict[str, float] = defaultdict(float)
+    for c in counts:
+        for key, value in c.items():
+            total[key] += value / n
+    return dict(total)
+
+
+def _issue_means(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    issues = [run.get("label_issues") for run in runs if run.get("label_issues")]
+    if not issues:
+        return {}
+    return {"label_issue_precision_at_k": _mean([i["label_issue_precision_at_k"] for i in issues]),
+            "label_issue_recall": _mean([i["label_issue_recall"] for i in issues]),
+            "label_issue_recall_at_k": _mean([i["recall_at_k"] for i in issues]),
+            "label_issue_precision_at_k_by_seed": [i["label_issue_precision_at_k"] for i in issues],
+            "label_issue_recall_by_seed": [i["label_issue_recall"] for i in issues],
+            "label_issues_flipped": _mean([i["flipped"] for i in issues]),
+            "label_issues_k": _mean([i["k"] for i in issues]),
+            "label_issues_corrected_in_diff": _mean([i["corrected_in_diff"] for i in issues]),
+            "label_issue_examples": issues[0]["examples"]}
+
+
+def worker_flags(runs: list[dict[str, Any]], crowd: CrowdData | None, truth: dict[str, str],
+                 pool_ids: set[str] | None = None) -> dict[str, Any] | None:
+    """When quality flagged each real worker, against how accurate they really were: chance-level
+    workers (true accuracy < 0.6 over at least 100 judgments) should be flagged early; workers at
+    0.7 or better should not be flagged at all."""
+    if crowd is None:
+        return None
+    judged: dict[str, list[bool]] = defaultdict(list)
+    for item, answers in crowd.judgments.items():
+        if item in truth and (pool_ids is None or item in pool_ids):
+            for worker, label in answers.items():
+                judged[worker].append(label == truth[item])
+    accuracy = {w: float(np.mean(v)) for w, v in judged.items() if v}
+    chance = sorted(w for w, v in judged.items() if len(v) >= 100 and accuracy[w] < 0.6)
+    good = {w for w, a in accuracy.items() if a >= 0.7}
+    per_seed = []
+    for run in runs:
+        flagged = run.get("first_flagged") or {}
+        per_seed.append({"seed": run["seed"],
+                         "chance_workers_flagged_after": {w: flagged.get(w) for w in chance},
+                         "good_workers_flagged": sorted(w for w in flagged if w in good),
+                         "labels_by_chance_workers": sum((run.get("labels_by_worker") or {}).get(w, 0) for w in chance)})
+    after = [v for seed in per_seed for v in seed["chance_workers_flagged_after"].values()]
+    return {"chance_workers": {w: {"true_accuracy": round(accuracy[w], 3), "judgments": len(judged[w])} for w in chance},
+            "all_chance_workers_flagged": all(v is not None for v in after) if after else None,
+            "max_labels_before_flag": max((v for v in after if v is not None), default=None),
+            "good_workers_flagged_mean": _mean([len(seed["good_workers_flagged"]) for seed in per_seed]),
+            "per_seed": per_seed}
+
+
 def summarize_strategy(runs: list[dict[str, Any]], full_pool_accuracy: float,
                        budget: int | None = None) -> dict[str, Any]:
     curve = aggregate_curve(runs)
@@ -130,6 +188,12 @@ def summarize_strategy(runs: list[dict[str, Any]], full_pool_accuracy: float,
         "labels_spent_by_seed": spent,
         "adjudications": _mean([run["adjudications"] for run in runs]),
         "skips": _mean([run["skips"] for run in runs]),
+        "labels_per_item": _mean([run.get("labels_per_item") for run in runs]),
+        "review_share": _mean([run.get("review_share") for run in runs]),
+        "gold_labels_spent": _mean([run.get("gold_labels_spent", 0) for run in runs]),
+        "final_label_accuracy_range": _range([run["final_label_accuracy"] for run in runs]),
+        "final_by": _sum_counts([run.get("final_by") or {} for run in runs], len(runs)),
+        **_issue_means(runs),
         "seconds_per_run": _mean([run["seconds"] for run in runs]),
         "cpu_seconds_per_run": _mean([run.get("cpu_seconds") for run in runs]),
         "seeds": [run["seed"] for run in runs],
@@ -237,6 +301,8 @@ def build_report(data: LabeledData, config, template, runs: list[dict[str, Any]]
         "strategies": {name: summarize_strategy(by_strategy[name], template.full_pool_accuracy, budget)
                        for name in config.strategies if name in by_strategy},
         "against_random": paired_against_random(by_strategy, budget),
+        "worker_flags": {name: worker_flags(by_strategy[name], crowd, data.truth(), None)
+                         for name in config.strategies if name in by_strategy} if crowd is not None else None,
         "timing": {"wall_seconds": round(wall_seconds, 2),
                    "setup_seconds": {k: round(v, 2) for k, v in template.seconds.items()},
                    **_profile(runs)},
@@ -263,19 +329,21 @@ def summary_table(report: dict[str, Any]) -> str:
                       if key != report.get("featurizer"))
             + (f"; runs go on past the budget until {s['until']:.0%} of full-pool accuracy" if s.get("until") else ""))
     columns = ["strategy", "AUBC", "acc@end", "±std", "to95%", "to98%", "to99%", "final-label acc",
-               "labels", "spent", "adjud.", "s/run"]
+               "labels", "spent", "per item", "reviewed", "adjud.", "s/run"]
     rows = []
     for name, st in report["strategies"].items():
         rows.append([name, _fmt(st["aubc"], ".4f"), _fmt(st["final_accuracy_mean"], ".4f"),
                      _fmt(st["final_accuracy_std"], ".4f"),
                      *(str(st[f"labels_to_{t}"]) if st[f"labels_to_{t}"] is not None else "—" for t in (95, 98, 99)),
                      _fmt(st["final_label_accuracy"], ".4f"), str(st["labels"]), str(st["labels_spent"]),
+                     _fmt(st.get("labels_per_item"), ".3f"), _fmt(st.get("review_share"), ".3f"),
                      _fmt(st["adjudications"], ".1f"), _fmt(st["seconds_per_run"], ".1f")])
     widths = [max(len(columns[i]), *(len(r[i]) for r in rows)) for i in range(len(columns))]
     lines = [head, "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
     lines += ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
               for row in rows]
     lines += comparison_lines(report)
+    lines += policy_lines(report)
     t = report["timing"]
     calls = t["calls"]
     per_label = [f"{name} {c['ms_per_call']:.1f} ms" for name, c in calls.items()
@@ -304,6 +372,22 @@ def comparison_lines(report: dict[str, Any]) -> list[str]:
                      f"(95% interval {low:.3f}-{high:.3f}), not measurably above always answering the majority "
                      f"label ({signal['majority_baseline']:.3f}): the features carry no usable signal, so "
                      "strategies cannot be told apart on this data")
+    return lines
+
+
+def policy_lines(report: dict[str, Any]) -> list[str]:
+    """Label-issue and worker-flag figures, when the run has them."""
+    lines = []
+    for name, st in report["strategies"].items():
+        if st.get("label_issue_precision_at_k") is not None:
+            lines.append(f"{name}: label-error queue, {st['label_issues_flipped']:.0f} labels flipped, K = "
+                         f"{st['label_issues_k']:.0f}: precision at K {st['label_issue_precision_at_k']:.3f}, "
+                         f"recall {st['label_issue_recall']:.3f} (recall at K {st['label_issue_recall_at_k']:.3f})")
+        flags = (report.get("worker_flags") or {}).get(name)
+        if flags and flags["chance_workers"]:
+            lines.append(f"{name}: {len(flags['chance_workers'])} chance-level workers; all flagged in every seed: "
+                         f"{flags['all_chance_workers_flagged']}, after at most {flags['max_labels_before_flag']} "
+                         f"labels each; workers at 0.7+ flagged: {flags['good_workers_flagged_mean']:.1f} per seed")
     return lines
 
 

@@ -84,6 +84,17 @@ class SimulationConfig:
     # the budget.
     until: float | None = None
     random_share: float = 0.0  # the queue's control arm; 0 compares strategies undiluted
+    # Issue 13: labeling policies, run through the same code as the live queue.
+    overlap_policy: str = "fixed"  # fixed | adaptive (workbench.domain.overlap)
+    min_labels: int = 1
+    max_labels: int = 3
+    overlap_confidence: float = 0.9
+    aggregation: str = "majority"  # majority | dawid_skene
+    posterior_accept: float | None = None  # dawid_skene: review items at/above this posterior take it
+    pause_flagged: bool = False  # a simulated admin pauses every annotator quality flags, after each round
+    crowd_arrival: str = "proportional"  # proportional (to real label counts) | uniform (the first release's)
+    label_error_review: int = 0  # K: after the budget, the K likeliest label errors go back to review
+    inject_label_noise: float = 0.0  # share of final pool labels flipped at random before that pass
     jobs: int = 0  # 0: one process per core
     work_dir: str | None = None
     keep_dbs: bool = False
@@ -131,6 +142,21 @@ class SimulationConfig:
             raise WorkbenchError("--until must be within 0..1 (a share of the full-pool accuracy)")
         if self.featurizer is not None and not isinstance(self.featurizer, dict):
             raise WorkbenchError("--featurizer must be a JSON object")
+        from workbench.services.projects import check_quality_settings
+
+        check_quality_settings(self.overlap, self.policy_settings())
+        if self.crowd_arrival not in ("proportional", "uniform"):
+            raise WorkbenchError("--crowd-arrival must be proportional or uniform")
+        if not 0.0 <= self.inject_label_noise < 1.0:
+            raise WorkbenchError("--inject-label-noise must be within [0, 1)")
+        if self.label_error_review < 0:
+            raise WorkbenchError("--label-error-review must not be negative")
+
+    def policy_settings(self) -> dict[str, Any]:
+        """The project settings a run labels under."""
+        return {"overlap_policy": self.overlap_policy, "min_labels": self.min_labels, "max_labels": self.max_labels,
+                "overlap_confidence": self.overlap_confidence, "aggregation": self.aggregation,
+                "posterior_accept": self.posterior_accept}
 
 
 @dataclass
@@ -358,6 +384,7 @@ class _Run:
         if shared["crowd"] is not None:
             self.crowd = CrowdReplay(shared["crowd"])
             weights = Counter(worker for answers in shared["crowd"].values() for worker in answers)
+            self.weights = weights
             self.workers = [name for name in names if weights[name]]  # workers who judged a pool item
             self.simulated = []
         else:
@@ -379,11 +406,23 @@ class _Run:
         self._next_annotator = 0
         self._exhausted: set[str] = set()  # workers the queue had nothing left for
         self.last_version: int | None = None
+        self.reviews = 0  # items a reviewer decided because their labels did not settle them
+        self.issue_reviews = 0  # items a reviewer decided because the label-error queue sent them back
+        self.first_flagged: dict[str, int] = {}  # worker → their labels when quality first flagged them
+        self.paused: list[str] = []
+        self.labels_by: Counter = Counter()
+        self.label_issues: dict[str, Any] | None = None
+        self.quality = self.wb_quality()
+
+    def wb_quality(self):  # noqa: ANN202
+        from workbench.services.quality import QualityService
+
+        return QualityService(self.wb.engine)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         started, cpu = time.perf_counter(), time.process_time()
-        self.wb.projects.update_settings(PROJECT, strategy=self.task.strategy)
+        self.wb.projects.update_settings(PROJECT, strategy=self.task.strategy, **self.config.policy_settings())
         while self.completed < self.task.initial:  # the seed set: the workbench's cold-start ranking
             ranked = self.timer("rescore", self.rounds.run_rescore, PROJECT, actor=OPERATOR, seed=self.seed).ranked
             if not ranked or not self._label(min(ranked, self.task.initial - self.completed)):
@@ -399,15 +438,25 @@ class _Run:
                 if not self._label(min(self.config.batch_at(self.completed), self.task.pool_size - self.completed)):
                     break
                 self._round()
+        if self.config.inject_label_noise > 0 or self.config.label_error_review > 0:
+            self._label_error_pass()
         rows = self.wb.versions.rows(PROJECT, self.last_version) if self.last_version else None
         pool_rows = rows[rows["split"] == Split.POOL.value] if rows is not None else []
         correct = sum(self.truth[e] == label for e, label in zip(pool_rows["external_id"], pool_rows["label"])) \
             if len(pool_rows) else 0
+        by = Counter(pool_rows["aggregation"]) if len(pool_rows) and "aggregation" in pool_rows else Counter()
         return {
             "strategy": self.task.strategy, "seed": self.seed, "curve": self.curve,
             "labels": self.completed, "labels_spent": self.spent, "skips": self.skips,
             "adjudications": self.adjudications, "n_final": len(pool_rows),
             "final_label_accuracy": correct / len(pool_rows) if len(pool_rows) else None,
+            "labels_per_item": self.spent / self.completed if self.completed else None,
+            "review_share": self.reviews / self.completed if self.completed else None,
+            "reviews": self.reviews, "gold_labels_spent": 0,
+            "final_by": {str(k): int(v) for k, v in by.items()},
+            "first_flagged": self.first_flagged, "paused": self.paused,
+            "labels_by_worker": dict(self.labels_by) if self.crowd is not None else {},
+            "label_issues": self.label_issues,
             "claim_reasons": dict(self.claim_reasons), "seconds": time.perf_counter() - started,
             "cpu_seconds": time.process_time() - cpu,
             "timings": {name: {"calls": self.timer.counts[name], "seconds": round(s, 4)}
@@ -420,6 +469,7 @@ class _Run:
         for name, seconds in result.timings.items():
             self.round_steps[name] += seconds
         self.last_version = result.version
+        self._after_quality()
         accuracy = result.metrics.accuracy if result.run_id is not None and result.metrics is not None else None
         if accuracy is None:  # no model yet (one label only): predict the majority label seen so far
             accuracy = self._baseline()
@@ -442,12 +492,26 @@ class _Run:
         """Bring n more pool items to the end of double-labeling, then settle the review queue.
         False when the queue ran dry first."""
         target = self.completed + n
-        label_one = self._crowd_step if self.crowd is not None else self._simulated_step
+        label_one = self._simulated_step if self.crowd is None else \
+            self._arrival_step if self.config.crowd_arrival == "proportional" else self._crowd_step
         while self.completed < target:
             if not label_one():
                 break
+        if self.config.aggregation == "dawid_skene" and self.config.posterior_accept is not None:
+            # Dawid-Skene may settle review items before a reviewer sees them (on demand, as a
+            # round would).
+            self.timer("quality", self.quality.refresh, PROJECT, actor=self.reviewer)
         self._review()
         return self.completed == target
+
+    def _after_quality(self) -> None:
+        """Record when each annotator was first flagged; the simulated admin pauses them."""
+        for info in self.quality.stored(PROJECT, actor=self.reviewer):
+            if info.flagged and info.annotator not in self.first_flagged:
+                self.first_flagged[info.annotator] = self.labels_by[info.annotator]
+            if info.flagged and self.config.pause_flagged and not info.paused:
+                self.quality.set_paused(PROJECT, info.annotator, True, actor=Actor.operator())
+                self.paused.append(info.annotator)
 
     def _claim(self, actor: Actor):  # noqa: ANN202
         claimed = self.timer("claim", self.queue.claim, PROJECT, actor)
@@ -462,6 +526,7 @@ class _Run:
     def _submit(self, claimed, label: str, actor: Actor) -> None:  # noqa: ANN001
         result = self.timer("submit", self.queue.submit, claimed.lease_id, label, actor)
         self.spent += 1
+        self.labels_by[actor.name] += 1
         if result.item_state == ItemState.OPEN:
             self.pending.add(claimed.item_id)
         else:
@@ -520,7 +585,67 @@ class _Run:
             self._submit(claimed, answer, actor)
         return True
 
-    def _review(self) -> None:
+    def _arrival_step(self) -> bool:
+        """A worker comes to the queue with probability proportional to how many judgments they
+        made in the crowd file, claims, and answers what they answered for that item, or skips it
+        when they did not judge it (a claim, not a label). See docs/simulate for the model."""
+        active = [w for w in self.workers if w not in self._exhausted]
+        if not active:
+            return False
+        worker = self.rng.choices(active, weights=[self.weights[w] for w in active])[0]
+        actor = self.actors[worker]
+        claimed = self._claim(actor)
+        if claimed is None:  # nothing this worker has not had (or paused): permanent in a replay
+            self._exhausted.add(worker)
+            return len(self._exhausted) < len(self.workers)
+        answer = self.crowd.answer(worker, claimed.external_id)
+        if answer is None:
+            self.timer("skip", self.queue.skip, claimed.lease_id, actor, SKIP_REASON)
+            self.skips += 1
+        else:
+            self._submit(claimed, answer, actor)
+        return True
+
+    def _label_error_pass(self) -> None:
+        """After the budget: flip a share of the final pool labels at random (recorded as
+        adjudications with the reason "simulated label noise"), cut a round, run the label-error
+        queue (the same find_label_issues a live round runs), let the simulated reviewer settle
+        what it sent back, and cut a last round whose version diff holds the corrections."""
+        from workbench.services.quality import find_label_issues
+
+        rows = self.wb.versions.rows(PROJECT, self.last_version)
+        pool = rows[rows["split"] == Split.POOL.value]
+        rng = random.Random(f"noise|{self.seed}")
+        n_flip = int(round(self.config.inject_label_noise * len(pool)))
+        flipped: set[int] = set()
+        for item_id, label in rng.sample(list(zip(pool["item_id"], pool["label"])), n_flip):
+            wrong = rng.choice([other for other in self.labels if other != label])
+            self.wb.review.adjudicate(int(item_id), self.reviewer, Decision.LABEL, label=wrong,
+                                      reason="simulated label noise")
+            flipped.add(int(item_id))
+        self._round()
+        before = self.last_version
+        noisy = self.wb.versions.rows(PROJECT, before)
+        noisy = noisy[noisy["split"] == Split.POOL.value]
+        wrong = {int(i) for i, e, lab in zip(noisy["item_id"], noisy["external_id"], noisy["label"])
+                 if self.truth[e] != lab}
+        k = self.config.label_error_review or n_flip
+        result = self.timer("label_issues", find_label_issues, self.wb.engine, PROJECT, k=k, actor=self.reviewer,
+                            home=self.rounds.pipeline.home, seed=self.seed)
+        sent = [issue.item_id for issue in result.sent_to_review]
+        self._review(label_issues=True)
+        self._round()
+        diff = self.wb.versions.diff(PROJECT, before, self.last_version)
+        self.label_issues = {
+            "flipped": len(flipped), "k": k, "found": result.n_issues, "sent_to_review": len(sent),
+            "label_issue_precision_at_k": (sum(i in flipped for i in sent) / len(sent)) if sent else None,
+            "label_issue_recall": (sum(i in flipped for i in result.issue_item_ids) / len(flipped)) if flipped else None,
+            "recall_at_k": (sum(i in flipped for i in sent) / len(flipped)) if flipped else None,
+            "wrong_labels_before": len(wrong), "corrected_in_diff": len(diff.relabeled),
+            "folds": result.folds, "examples": [issue.reason for issue in result.sent_to_review[:3]],
+        }
+
+    def _review(self, label_issues: bool = False) -> None:
         """The simulated reviewer settles every item waiting in the review queue."""
         while True:
             cases = self.timer("review_queue", self.wb.review.queue, PROJECT, self.reviewer, limit=500)
@@ -531,6 +656,10 @@ class _Run:
                 self.timer("adjudicate", self.wb.review.adjudicate, case.item_id, self.reviewer, Decision.LABEL,
                            label=label, reason=reason)
                 self.adjudications += 1
+                if label_issues:
+                    self.issue_reviews += 1
+                else:
+                    self.reviews += 1
 
 
 def _limit_threads() -> None:
@@ -594,7 +723,8 @@ def simulate(data: LabeledData, config: SimulationConfig, crowd: CrowdData | Non
     if crowd is not None:
         if config.annotators is not None:
             raise WorkbenchError("--annotators does not apply with --crowd: the annotators are the crowd's workers")
-        data = restrict_to_crowd(data, crowd, config.overlap)  # only items `overlap` real workers judged
+        need = max(config.overlap, config.max_labels if config.overlap_policy == "adaptive" else 1)
+        data = restrict_to_crowd(data, crowd, need)  # only items that many real workers judged
     started = time.perf_counter()
     owned = config.work_dir is None
     work_dir = Path(config.work_dir or tempfile.mkdtemp(prefix="workbench-simulate-"))

@@ -22,6 +22,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('final_by', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True))
         batch_op.add_column(sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.add_column(sa.Column('gold_label', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
+        batch_op.add_column(sa.Column('posterior_label', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
+        batch_op.add_column(sa.Column('posterior', sa.Float(), nullable=True))
     # dataset_version_item is append-only by trigger; adding a nullable column rewrites no row on
     # PostgreSQL, and SQLite's ADD COLUMN does not fire UPDATE triggers.
     op.add_column('dataset_version_item',
@@ -54,6 +56,8 @@ def downgrade() -> None:
     op.drop_table('annotator_quality')
     op.drop_column('dataset_version_item', 'aggregation')
     with op.batch_alter_table('item', schema=None) as batch_op:
+        batch_op.drop_column('posterior')
+        batch_op.drop_column('posterior_label')
         batch_op.drop_column('gold_label')
         batch_op.drop_column('reason')
         batch_op.drop_column('final_by')

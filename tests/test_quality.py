@@ -1,0 +1,175 @@
+"""Annotator quality (Dawid-Skene via crowd-kit), pausing, posteriors, adaptive overlap in the live
+queue, and the label-error queue, on a real SQLite file and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from tests.helpers import add_items, annotators
+from workbench.db.models import AuditLog, Item
+from workbench.domain import Actor
+from workbench.errors import PermissionDenied
+from workbench.services.quality import QualityService, beta_interval, estimate, is_flagged
+
+LABELS = ["pos", "neg"]
+
+
+def truth_of(external_id: str) -> str:
+    return LABELS[int(external_id.split("-")[1]) % 2]
+
+
+def test_estimate_separates_a_chance_annotator_from_good_ones():
+    rng = random.Random(0)
+    judgments = []
+    for i in range(80):
+        true = LABELS[i % 2]
+        judgments += [(i, "good1", true), (i, "good2", true if rng.random() < 0.9 else LABELS[1 - i % 2]),
+                      (i, "coin", rng.choice(LABELS))]
+    found, posteriors, chance = estimate(judgments, LABELS)
+    by = {a.annotator: a for a in found}
+    assert chance == pytest.approx(0.5, abs=0.05)
+    assert by["coin"].flagged and not by["good1"].flagged and not by["good2"].flagged
+    assert by["good1"].accuracy > 0.9 and by["coin"].accuracy < 0.7
+    assert by["coin"].accuracy_low < by["coin"].accuracy < by["coin"].accuracy_high
+    assert sum(posteriors[i][0] == LABELS[i % 2] for i in range(80)) >= 70  # DS cannot always break good1-good2 splits
+    # Single-labeled items check nobody: an annotator alone on every item stays unestimated.
+    alone, _, _ = estimate([(i, "solo", "pos") for i in range(40)] + [(100, "x", "pos"), (100, "y", "pos")], LABELS)
+    solo = next(a for a in alone if a.annotator == "solo")
+    assert solo.n_checked == 0 and solo.accuracy is None and not solo.flagged and solo.reliability == pytest.approx(0.7)
+
+
+def test_gold_items_anchor_the_estimate_and_give_gold_accuracy():
+    # Two annotators who always disagree: without gold nobody can tell who is right.
+    judgments = [(i, "right", LABELS[i % 2]) for i in range(40)] + [(i, "wrong", LABELS[1 - i % 2]) for i in range(40)]
+    gold = {i: LABELS[i % 2] for i in range(0, 40, 4)}
+    found, posteriors, _ = estimate(judgments, LABELS, gold=gold)
+    by = {a.annotator: a for a in found}
+    assert by["right"].gold_accuracy == 1.0 and by["wrong"].gold_accuracy == 0.0 and by["right"].n_gold == 10
+    assert by["right"].accuracy > 0.9 > 0.1 > by["wrong"].accuracy
+    assert posteriors[1] == ("neg", pytest.approx(1.0, abs=1e-3)) or posteriors[1][0] == "neg"
+
+
+def test_interval_and_flag_rule():
+    low, high = beta_interval(27.5, 50)
+    assert low < 0.5 < high
+    assert is_flagged(50, low, high, 0.5)
+    assert not is_flagged(29, low, high, 0.5)  # too few labels to say
+    assert not is_flagged(200, 0.80, 0.90, 0.5)
+    assert is_flagged(700, 0.55, 0.62, 0.5)  # above chance, but barely
+
+
+@pytest.fixture
+def project(wb):
+    return wb.projects.create("qual", "text", LABELS, overlap=3,
+                              settings={"eval_fraction": 0.0, "random_share": 0.0, "lease_ttl_s": 3600})
+
+
+def _label_all(wb, name: str, people, answer) -> None:  # noqa: ANN001
+    """Each annotator in turn claims and answers until nobody gets anything."""
+    progress = True
+    while progress:
+        progress = False
+        for person in people:
+            claimed = wb.queue.claim(name, person)
+            if claimed is not None:
+                wb.queue.submit(claimed.lease_id, answer(person, claimed.external_id), person)
+                progress = True
+
+
+def test_service_flags_pauses_and_paused_labels_stop_counting(wb, project):
+    add_items(wb.engine, project.id, 40)
+    good1, good2, coin, late = annotators(wb, 4)
+    reviewer = annotators(wb, 1, "reviewer", "rev")[0]
+    rng = random.Random(1)
+
+    def answer(person, external_id):  # noqa: ANN001
+        return rng.choice(LABELS) if person.name == coin.name else truth_of(external_id)
+
+    _label_all(wb, "qual", [good1, good2, coin], answer)
+    quality = QualityService(wb.engine)
+    with pytest.raises(PermissionDenied):
+        quality.report("qual", actor=good1)
+    report = quality.report("qual", actor=reviewer)
+    by = {a.annotator: a for a in report.annotators}
+    assert by[coin.name].n_labels == 40 and by[coin.name].flagged
+    assert not by[good1.name].flagged and by[good1.name].accuracy > 0.9
+    assert 0.85 < by[good1.name].accuracy_low < by[good1.name].accuracy_high <= 1.0
+    with Session(wb.engine) as s:
+        stored = s.execute(select(Item.posterior_label, Item.posterior, Item.external_id)
+                           .where(Item.project_id == project.id)).all()
+    assert all(label == truth_of(e) and p > 0.9 for label, p, e in stored)
+
+    # Pausing is for admins; a paused annotator gets nothing, and their label on an open item
+    # no longer counts: the item asks for another one.
+    with pytest.raises(PermissionDenied):
+        quality.set_paused("qual", coin.name, True, actor=reviewer)
+    add_items(wb.engine, project.id, 1, start=100)
+    for person in (coin, good1):
+        claimed = wb.queue.claim("qual", person)
+        wb.queue.submit(claimed.lease_id, "pos", person)
+    quality.set_paused("qual", coin.name, True, actor=Actor.operator())
+    assert wb.queue.claim("qual", coin) is None
+    claimed = wb.queue.claim("qual", good2)
+    assert claimed.external_id == "item-100"
+    assert wb.queue.submit(claimed.lease_id, "pos", good2).item_state == "open"  # 2 counting of 3
+    claimed = wb.queue.claim("qual", late)
+    assert claimed.external_id == "item-100" and claimed.slot == 4
+    assert wb.queue.submit(claimed.lease_id, "pos", late).item_state == "final"
+    assert {a.annotator: a for a in quality.stored("qual", actor=reviewer)}[coin.name].paused
+
+
+def test_adaptive_overlap_in_the_live_queue_records_why(wb):
+    wb.projects.create("ad", "text", LABELS, settings={
+        "eval_fraction": 0.0, "random_share": 0.0, "overlap_policy": "adaptive", "min_labels": 1, "max_labels": 3})
+    project = wb.projects.get("ad")
+    add_items(wb.engine, project.id, 4)
+    expert, novice1, novice2 = annotators(wb, 3)
+    from workbench.db.models import AnnotatorQuality
+
+    with Session(wb.engine) as s, s.begin():
+        s.add(AnnotatorQuality(project_id=project.id, user_id=expert.id, reliability=0.97, confusion={}))
+    claimed = wb.queue.claim("ad", expert)
+    assert wb.queue.submit(claimed.lease_id, truth_of(claimed.external_id), expert).item_state == "final"
+    claimed = wb.queue.claim("ad", novice1)
+    assert wb.queue.submit(claimed.lease_id, "pos", novice1).item_state == "open"  # 0.7 < 0.9
+    again = wb.queue.claim("ad", novice2)
+    assert again.item_id == claimed.item_id and again.reason == "partial"
+    assert wb.queue.submit(again.lease_id, "neg", novice2).item_state == "open"  # a disagreement: a third
+    third = wb.queue.claim("ad", expert)
+    assert third.item_id == claimed.item_id
+    assert wb.queue.submit(third.lease_id, "pos", expert).item_state == "final"
+    with Session(wb.engine) as s:
+        items = {i.id: i for i in s.execute(select(Item).where(Item.project_id == project.id)).scalars()}
+        reasons = [a.details.get("reason") for a in s.execute(select(AuditLog).where(
+            AuditLog.action == "item.resolved")).scalars()]
+    assert items[claimed.item_id].final_by == "adaptive_posterior" and items[claimed.item_id].n_annotations == 3
+    assert any(r and r.startswith("1 label: annotator reliability 0.97") for r in reasons)
+
+
+def test_dawid_skene_posterior_can_settle_review_items(wb):
+    wb.projects.create("ds", "text", LABELS, overlap=3, settings={
+        "eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene", "posterior_accept": 0.9})
+    project = wb.projects.get("ds")
+    add_items(wb.engine, project.id, 40)
+    a, b, c = annotators(wb, 3)
+    reviewer = annotators(wb, 1, "reviewer", "rev")[0]
+    rng = random.Random(3)
+    # Everyone labels everything; a is always right, b and c 75% of the time, so many items disagree
+    # (with two annotators and no gold, nobody could tell who is right).
+    _label_all(wb, "ds", [a, b, c], lambda p, e: truth_of(e) if p.name == a.name or rng.random() < 0.75
+               else LABELS[1 - LABELS.index(truth_of(e))])
+    waiting = wb.review.count_waiting("ds", reviewer)
+    assert waiting > 3
+    QualityService(wb.engine).refresh("ds", actor=reviewer)
+    with Session(wb.engine) as s:
+        items = s.execute(select(Item).where(Item.project_id == project.id)).scalars().all()
+    settled = [i for i in items if i.final_by == "dawid_skene"]
+    assert settled and all(i.final_label == i.posterior_label and i.posterior >= 0.9 for i in settled)
+    assert wb.review.count_waiting("ds", reviewer) == waiting - len(settled)
+    version = wb.versions.create("ds", Actor.operator())
+    rows = wb.versions.rows("ds", version.number)
+    assert set(rows["aggregation"]) <= {"agreement", "dawid_skene"} and "dawid_skene" in set(rows["aggregation"])
