@@ -1,7 +1,7 @@
 """annotator quality, adaptive overlap, aggregation per final label, gold items, label issues
 
-Revision ID: 0009_quality
-Revises: 0008_rank_eval_predictions
+Revision ID: 0010_quality
+Revises: 0009_browse
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0009_quality'
-down_revision = '0008_rank_eval_predictions'
+revision = '0010_quality'
+down_revision = '0009_browse'
 branch_labels = None
 depends_on = None
 
