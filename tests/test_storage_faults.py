@@ -27,6 +27,7 @@ from workbench.db.models import Annotation, Item
 from workbench.domain import Actor, Role
 from workbench.errors import StorageError, storage_fault
 from workbench.services import Workbench
+from tests.test_ui_support import fast_hashing, ui_url  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = Actor.operator()
@@ -259,3 +260,26 @@ def test_cli_full_database_one_line(tmp_path):
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     _one_line(result, "full")
     assert _counts(url) == (50, 0)
+
+
+# -- the pages show the same sentence ----------------------------------------------------------------
+def test_pages_show_the_storage_sentence_not_a_traceback(ui_url, monkeypatch, tmp_path):
+    from tests.test_ui_support import PASSWORD, app, errors
+    from workbench.ui import session
+
+    wb = Workbench.open(ui_url)
+    wb.users.add("ann", Role.ANNOTATOR, PASSWORD, actor=OPERATOR)
+    wb.projects.create("p", "text", ["a", "b"], actor=OPERATOR)
+    wb.engine.dispose()
+    path = make_url(ui_url).database
+    monkeypatch.setenv("WORKBENCH_DATABASE_URL", f"sqlite:///file:{path}?mode=ro&uri=true")
+    session._open.clear()
+    at = app()
+    at.run()
+    at.text_input(key="signin_name").input("ann")
+    at.text_input(key="signin_password").input(PASSWORD)
+    at.button[0].click().run()  # signing in writes (a session row): refused by the read-only file
+    shown = errors(at)  # as the person reads them (markdown escapes undone)
+    assert not at.exception
+    assert any("read-only" in message for message in shown), shown
+    assert not any("Traceback" in m or path in m for m in shown)

@@ -323,12 +323,13 @@ class RowBuilder:
         try:
             resolved = candidate.resolve()
         except (OSError, RuntimeError) as exc:  # symlink loop
-            raise RowProblem(Problem.IMAGE_MISSING, f"{raw!r} cannot be resolved: {exc}", column) from None
+            raise RowProblem(Problem.IMAGE_MISSING, f"{raw!r} cannot be resolved ({type(exc).__name__}: "
+                             f"a symlink loop?)", column) from None
         if not resolved.is_relative_to(root):
             raise RowProblem(Problem.IMAGE_ESCAPES, f"{raw!r} is a symlink that leads out of the image "
-                             f"root (to {resolved})", column)
+                             "root", column)
         if not resolved.is_file():
-            raise RowProblem(Problem.IMAGE_MISSING, f"no image file {relative.as_posix()!r} under {root}", column)
+            raise RowProblem(Problem.IMAGE_MISSING, f"no image file {relative.as_posix()!r} under the image root", column)
         if self.verify_images:
             try:
                 inspect_image(resolved, max_pixels=self.limits.max_image_pixels,

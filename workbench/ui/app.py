@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import logging
+
 import streamlit as st
 
-from workbench.ui import session
+from workbench.errors import WorkbenchError
+from workbench.ui import render, session
 from workbench.ui.nav import PAGES, landing, visible_pages
 
 HERE = Path(__file__).resolve().parent
@@ -43,4 +46,20 @@ def main() -> None:
     nav.run()
 
 
-main()
+
+def guarded() -> None:
+    """The app, with every error shown as one sentence: a refusal (a full disk, a read-only
+    database, ...) as its own message; anything else as a plain apology, with the traceback only
+    in the server's log. No page shows a traceback or a server path."""
+    try:
+        main()
+    except WorkbenchError as exc:
+        render.error(exc)
+    except Exception:  # noqa: BLE001 - st.stop/st.rerun are BaseException and pass through
+        logging.getLogger("workbench.ui").exception("page failed")
+        render.error("Something went wrong on this page; it has been logged. Reload to try again.")
+
+
+# Anything that escapes even this (an error in a widget callback) shows no details either.
+st.set_option("client.showErrorDetails", "none")
+guarded()
