@@ -73,7 +73,8 @@ def _set_aside(project: ProjectInfo, claim: ClaimedItem, problem: str) -> None:
     except WorkbenchError as exc:
         session.flash(str(exc))
         return
-    session.flash(f"Item {claim.external_id} was set aside for an admin: {problem}. Here is the next one.")
+    end = "" if problem.endswith((".", "?", "!")) else "."
+    session.flash(f"Item {claim.external_id} was set aside for an admin: {problem}{end} Here is the next one.")
     _claim_next(project)
     st.rerun()
 
