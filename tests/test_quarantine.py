@@ -136,3 +136,26 @@ def test_label_page_sets_a_broken_image_aside_and_serves_the_next(uwb, tmp_path,
     assert len(made) == 1
     with Image.open(made[0]) as shown:
         assert shown.size == (256, 256)  # the 8x8 original, upscaled for the eye
+
+
+def test_cli_lists_and_releases(tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.db.engine import make_engine
+    from workbench.services import Workbench
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    wb = Workbench(make_engine(url))
+    people = _users(wb)
+    _image_project(wb, tmp_path / "imgs", ["a.png", "b.png"])
+    claim = wb.queue.claim("img", actor=people["ann1"])
+    wb.quarantine.quarantine_claim(claim.lease_id, "the image data is truncated", actor=people["ann1"])
+    wb.engine.dispose()
+    assert main(["--database-url", url, "quarantine", "list", "img"]) == 0
+    listed = capsys.readouterr().out
+    assert claim.external_id in listed and "render" in listed and "truncated" in listed
+    assert main(["--database-url", url, "quarantine", "release", "img", "nope.png"]) == 1
+    assert "no quarantined item" in capsys.readouterr().err
+    assert main(["--database-url", url, "quarantine", "release", "img", claim.external_id]) == 0
+    assert "open again" in capsys.readouterr().out
+    assert main(["--database-url", url, "quarantine", "list", "img"]) == 0
+    assert "no quarantined items" in capsys.readouterr().out

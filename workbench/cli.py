@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "workbench.commands.simulate",
     "workbench.commands.health",
     "workbench.commands.backup",
+    "workbench.commands.quarantine",
 ]
 
 
