@@ -128,7 +128,7 @@ def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: fl
     name = f"stress-{uuid.uuid4().hex[:8]}"
     project = wb.projects.create(name, "text", LABELS, settings={
         "eval_fraction": 0.0, "random_share": 0.05, "lease_ttl_s": lease_ttl_s, "overlap_policy": overlap_policy,
-        "min_labels": min_labels, "max_labels": max_labels})
+        "min_labels": min_labels, "max_labels": max_labels, "featurizer": {"method": "tfidf"}})
     rng = np.random.default_rng(0)
     keys = rng.random(n_items)
     with Session(wb.engine) as session, session.begin():

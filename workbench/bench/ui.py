@@ -34,7 +34,7 @@ def seed(url: str, pool: int, *, seed: int = 0) -> None:
     wb.users.add("bench-a", "annotator", PASSWORD)
     wb.users.add("bench-b", "annotator", PASSWORD)
     project = wb.projects.create("bench", "text", ["positive", "negative", "neutral"],
-                                 settings={"eval_fraction": 0.2})
+                                 settings={"eval_fraction": 0.2, "featurizer": {"method": "tfidf"}})
     rng = random.Random(seed)
     words = ["good", "bad", "fine", "terrible", "great", "meh", "okay", "awful", "superb", "plain"]
     with Session(wb.engine) as session, session.begin():
