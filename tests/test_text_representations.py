@@ -61,10 +61,13 @@ def test_project_creation_writes_the_default_method(wb, monkeypatch):
     actor = Actor.operator()
     made = wb.projects.create("emb", "text", ["a", "b"], actor=actor)
     assert made.settings["featurizer"] == {"method": "embeddings"}
+    assert made.strategy == "margin_diversity"  # the measured default: embeddings + margin with diversity
     pinned = wb.projects.create("tf", "text", ["a", "b"], settings={"featurizer": {"method": "tfidf"}}, actor=actor)
-    assert pinned.settings["featurizer"] == {"method": "tfidf"}
+    assert pinned.settings["featurizer"] == {"method": "tfidf"} and pinned.strategy == "margin"
     image = wb.projects.create("img", "image", ["a", "b"], actor=actor)
-    assert image.settings["featurizer"] == {}
+    assert image.settings["featurizer"] == {} and image.strategy == "margin"
+    chosen = wb.projects.create("ent", "text", ["a", "b"], strategy="entropy", actor=actor)
+    assert chosen.strategy == "entropy"
 
 
 def test_embeddings_chunked_cached_by_content_and_pairs_combined(tmp_path, monkeypatch):

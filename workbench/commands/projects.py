@@ -17,7 +17,8 @@ def register(subparsers) -> None:  # noqa: ANN001
     create.add_argument("--kind", choices=[k.value for k in ProjectKind], required=True)
     create.add_argument("--labels", required=True, help="comma-separated label set, e.g. spam,ham")
     create.add_argument("--overlap", type=int, default=2, help="annotations per item (default 2)")
-    create.add_argument("--strategy", default="margin", help="query strategy (default margin)")
+    create.add_argument("--strategy", help="query strategy (default: margin_diversity for text on sentence "
+                                           "embeddings, margin otherwise)")
     create.add_argument("--settings", type=json.loads, default=None, help='JSON, e.g. {"eval_fraction": 0.1}')
     create.set_defaults(func=run_create)
     verbs.add_parser("list", help="list projects").set_defaults(func=run_list)

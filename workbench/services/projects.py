@@ -111,6 +111,20 @@ def check_health_settings(settings: dict[str, Any]) -> None:
         raise WorkbenchError(f"near_duplicate_threshold must be a number from 0.5 to 1, got {threshold!r}")
 
 
+DEFAULT_STRATEGY = "margin"
+TEXT_EMBEDDINGS_STRATEGY = "margin_diversity"
+
+
+def default_strategy(kind: ProjectKind, featurizer: dict[str, Any]) -> str:
+    """The strategy a new project gets: margin with diversity for text on sentence embeddings (the
+    combination `python -m workbench.bench.simulate_all` measured against margin and random: no
+    worse than margin on any labeled set, above random on SMS and weather; docs/simulate/README.md),
+    margin otherwise."""
+    if kind == ProjectKind.TEXT and featurizer.get("method") == "embeddings":
+        return TEXT_EMBEDDINGS_STRATEGY
+    return DEFAULT_STRATEGY
+
+
 def check_strategy(name: str, model: dict[str, Any] | None = None) -> str:
     """Refuse a strategy that is not registered, or that the project's model cannot serve (say, BALD
     on a logistic regression), naming the strategies that model can serve. The model is never
@@ -152,7 +166,7 @@ class ProjectService:
         self.engine = engine
 
     def create(self, name: str, kind: ProjectKind | str, labels: list[str], *, overlap: int = 2,
-               strategy: str = "margin", settings: dict[str, Any] | None = None,
+               strategy: str | None = None, settings: dict[str, Any] | None = None,
                actor: Actor | None = None) -> ProjectInfo:
         require_role(actor, Role.ADMIN)
         name = name.strip()
@@ -163,7 +177,6 @@ class ProjectService:
         except ValueError:
             raise WorkbenchError(f"unknown project kind {kind!r}; use text, tabular or image") from None
         labels = clean_labels(labels)
-        check_strategy(strategy, (settings or {}).get("model"))
         if not 1 <= overlap <= 10:
             raise WorkbenchError("overlap must be between 1 and 10")
         unknown = set(settings or {}) - set(DEFAULT_SETTINGS) - {"image_root"}
@@ -185,6 +198,9 @@ class ProjectService:
 
         settings = {**(settings or {}), "featurizer": with_default_method(kind.value, (settings or {}).get("featurizer"))}
         check_quality_settings(overlap, settings)
+        if strategy is None:
+            strategy = default_strategy(kind, settings["featurizer"])
+        check_strategy(strategy, settings.get("model"))
 
         def work(session: Session) -> ProjectInfo:
             if session.exec(select(Project).where(Project.name == name)).first():

@@ -39,8 +39,9 @@ def _create_project(wb, actor) -> None:
         labels = st.text_area("Labels, in shortcut order (one per line, or comma-separated)", key="pc_labels")
         c1, c2, c3 = st.columns(3)
         overlap = c1.number_input("Annotators per item", min_value=1, max_value=10, value=2, key="pc_overlap")
-        strategy = c2.text_input("Strategy", value="margin", key="pc_strategy",
-                                 help="e.g. margin, entropy, least_confidence, random")
+        strategy = c2.text_input("Strategy", value="", key="pc_strategy", placeholder="default",
+                                 help="empty: margin_diversity for text (on sentence embeddings), margin otherwise; "
+                                      "or e.g. margin, entropy, least_confidence, random")
         eval_fraction = c3.number_input("Evaluation share", min_value=0.0, max_value=0.9, value=0.2,
                                         step=0.05, key="pc_eval")
         image_root = st.text_input("Image folder on the server (image projects)", key="pc_image_root")
@@ -52,7 +53,7 @@ def _create_project(wb, actor) -> None:
         settings["image_root"] = str(Path(image_root.strip()).expanduser().resolve())
     try:
         info = wb.projects.create(name, kind, _parse_labels(labels), overlap=int(overlap),
-                                  strategy=strategy.strip() or "margin", settings=settings, actor=actor)
+                                  strategy=strategy.strip() or None, settings=settings, actor=actor)
     except WorkbenchError as exc:
         render.error(exc)
     else:
