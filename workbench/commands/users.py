@@ -9,7 +9,7 @@ from workbench.commands._common import open_workbench, operator, read_password
 ROLES = ("annotator", "reviewer", "admin")  # workbench.domain.Role, spelled here so --help stays light
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers) -> None:
     parser = subparsers.add_parser("user", help="manage user accounts",
                                    description="Manage user accounts. Passwords are read from a prompt or stdin "
                                                "(12 characters or more, not a common password).")

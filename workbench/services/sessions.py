@@ -19,7 +19,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
@@ -86,7 +86,7 @@ class SessionPolicy:
     absolute: timedelta = timedelta(days=7)
 
     @classmethod
-    def from_env(cls) -> "SessionPolicy":
+    def from_env(cls) -> SessionPolicy:
         return cls(idle=_hours(IDLE_ENV, 8, timedelta(hours=1)), absolute=_hours(ABSOLUTE_ENV, 7, timedelta(days=1)))
 
 
@@ -118,7 +118,7 @@ class SessionInfo:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def revoke_user_sessions(session: Session, user_id: int, reason: str, now: datetime, *,

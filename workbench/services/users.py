@@ -112,7 +112,7 @@ class UserService:
             raise PermissionDenied(WRONG)
         return Actor(id=user_id, name=name, role=Role(role))
 
-    def _reserve(self, session: Session, name: str):  # noqa: ANN202 - None | timedelta | row tuple
+    def _reserve(self, session: Session, name: str):
         """Count one attempt before the password is checked; lock the account when this attempt
         is the FREE_FAILURES-th in a row. A locked account returns how long it stays locked."""
         row = session.execute(select(User.id, User.password_hash, User.role, User.active, User.failed_logins,

@@ -24,7 +24,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from streamlit.starlette import App
 
-from workbench.ui.cookies import BIND_COOKIE, BIND_MAX_AGE_S, ENDED_CODES, ENDED_COOKIE, SESSION_COOKIE
+from workbench.ui.cookies import (
+    BIND_COOKIE,
+    BIND_MAX_AGE_S,
+    ENDED_CODES,
+    ENDED_COOKIE,
+    SESSION_COOKIE,
+)
 
 HERE = Path(__file__).resolve().parent
 # Streamlit's own paths: assets, websocket, health, media, components, auth. Everything else that
@@ -68,7 +74,7 @@ def _cookies(scope: dict) -> dict[str, str]:
         if key == b"cookie":
             try:
                 jar.load(value.decode("latin-1"))
-            except Exception:  # noqa: BLE001 - a malformed cookie header is ignored, not fatal
+            except Exception:  # noqa: BLE001, S112 - a malformed cookie header is ignored, not fatal
                 continue
     return {name: morsel.value for name, morsel in jar.items()}
 
