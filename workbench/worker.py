@@ -26,6 +26,7 @@ import time
 from workbench.config import database_url as configured_url
 from workbench.db.engine import make_engine
 from workbench.domain import Actor, JobInfo, JobKind
+from workbench.errors import storage_fault
 from workbench.services import Workbench
 
 HEARTBEAT_S = 5.0
@@ -150,7 +151,8 @@ def run_worker(database_url: str | None = None, *, once: bool = False, poll_s: f
                 break
             except Exception as exc:  # noqa: BLE001 - a failed job records why and the worker goes on
                 stopper.in_job = False
-                wb.jobs.fail(job.id, f"{type(exc).__name__}: {exc}")
+                fault = storage_fault(exc, "the round")  # a full disk: one sentence, no server path
+                wb.jobs.fail(job.id, str(fault) if fault is not None else f"{type(exc).__name__}: {exc}")
                 done += 1
             finally:
                 pulse.job_id = None
