@@ -27,5 +27,10 @@ workbench simulate "${RTE[@]}" --overlap 2 --adjudicator gold --out $OUT/rte_ove
 workbench simulate "${RTE[@]}" --overlap 2 --adjudicator majority --out $OUT/rte_overlap2_majority.json
 workbench simulate "${RTE[@]}" --overlap 3 --adjudicator majority --out $OUT/rte_overlap3_majority.json
 
-# 4. Margin vs random on every labeled dataset (prints each command it runs).
-python -m workbench.bench.simulate_all --seeds 5 --budget 300 --out $OUT/all_datasets.json
+# 4. The default (sentence embeddings + margin_diversity) against margin and random on every labeled
+#    dataset, every run until 99% of full-pool accuracy (prints each command it runs; embeddings are
+#    cached by content hash under the system temp folder).
+python -m workbench.bench.simulate_all --only sms_spam_collection --overlap 2 --seeds 3 --out $OUT/sms_default.json
+python -m workbench.bench.simulate_all --only adult_census_income,crowd_snow2008_rte_temp,weather_sentiment_crowdflower \
+  --overlap 1 --seeds 3 --out $OUT/others_default.json
+workbench bench featurize --rows 3000 --json $OUT/featurize.json
