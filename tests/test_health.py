@@ -309,3 +309,49 @@ def test_import_pseudonymizes_before_anything_is_stored(db_url, home, tmp_path):
     assert "<EMAIL_" in text
     for value in planted:
         assert value not in text
+
+
+@pytest.mark.slow
+def test_round_subgroups_on_adult_match_fairlearn_on_the_stored_predictions(wb, home, tmp_path):
+    """A tabular round on adult with `sex` and `race` declared sensitive: they are not features,
+    and the per-group figures equal fairlearn's on the predictions the round stored."""
+    from fairlearn.metrics import MetricFrame, demographic_parity_ratio, equalized_odds_difference
+    from sklearn.metrics import accuracy_score
+    from sqlalchemy import select
+
+    from tests.helpers import set_final_labels
+    from workbench.db.models import EvalPrediction, Item, ModelRun
+
+    frame = _adult("adult.data").iloc[:3000].copy()
+    frame.insert(0, "id", [f"a{i}" for i in range(len(frame))])
+    path = tmp_path / "adult.csv"
+    frame.to_csv(path, index=False)
+    info = wb.projects.create("adult", "tabular", ["<=50K", ">50K"], actor=OPERATOR,
+                              settings={"sensitive_cols": ["sex", "race"], "eval_fraction": 0.3})
+    report = wb.imports.run("adult", path, actor=OPERATOR, seed=1)
+    assert report.ok, report.lines()[:3]
+    set_final_labels(wb.engine, info.id, dict(zip(frame["id"], frame["income"])))
+    result = wb.rounds.run_retrain("adult", actor=OPERATOR)
+    with wb.engine.connect() as conn:
+        run = conn.execute(select(ModelRun).order_by(ModelRun.id.desc())).first()
+        rows = conn.execute(select(Item.external_id, Item.content, EvalPrediction.predicted)
+                            .join(EvalPrediction, EvalPrediction.item_id == Item.id)
+                            .where(EvalPrediction.model_run_id == run.id)).all()
+    assert '"exclude_columns":["race","sex"]' in run.featurizer  # sensitive columns are not features
+    reports = {r.column: r for r in wb.health.subgroups("adult", actor=OPERATOR)}
+    truth = dict(zip(frame["id"], frame["income"]))
+    y_true = [truth[r.external_id] for r in rows]
+    y_pred = [r.predicted for r in rows]
+    for column in ("sex", "race"):
+        groups = [r.content["features"][column] for r in rows]
+        direct = MetricFrame(metrics=accuracy_score, y_true=y_true, y_pred=y_pred, sensitive_features=groups)
+        got = reports[column]
+        for group in got.groups:
+            assert group.accuracy == pytest.approx(direct.by_group[group.group])
+        t = [int(v == ">50K") for v in y_true]
+        p = [int(v == ">50K") for v in y_pred]
+        assert got.disparate_impact[">50K"] == pytest.approx(demographic_parity_ratio(t, p, sensitive_features=groups))
+        assert got.equalized_odds_difference[">50K"] == pytest.approx(
+            equalized_odds_difference(t, p, sensitive_features=groups))
+    assert reports["race"].small_groups  # some races have fewer than 30 eval items in 900
+    assert result.metrics is not None and result.metrics.accuracy > 0.75

@@ -19,6 +19,8 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.add_argument("--drift", nargs=2, type=int, metavar=("V1", "V2"),
                         help="compare two dataset versions instead")
     parser.add_argument("--no-store", action="store_true", help="report only; leave the item flags as they are")
+    parser.add_argument("--subgroups", action="store_true",
+                        help="instead: the latest model run's eval metrics per group of the sensitive columns")
     parser.set_defaults(func=run)
 
 
@@ -26,6 +28,16 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     wb = open_workbench(args)
+    if args.subgroups:
+        reports = wb.health.subgroups(args.project, actor=operator())
+        if not reports:
+            print("no sensitive columns: set them with `workbench import ... --sensitive-cols A,B`")
+        for report in reports:
+            _print_subgroups(report)
+        if args.json:
+            args.json.write_text(json.dumps([asdict(r) for r in reports], indent=2, default=str))
+            print(f"wrote {args.json}")
+        return 0
     if args.drift:
         report = wb.health.drift(args.project, actor=operator(), reference=args.drift[0], new=args.drift[1])
         _print_drift(report)
@@ -64,3 +76,14 @@ def _print_drift(report) -> None:  # noqa: ANN001
     for test in report.tests:
         if test.drifted:
             print(f"  {test.feature}: {test.test} = {test.statistic:.4g}, Holm-adjusted p = {test.p_adjusted:.3g}")
+
+
+def _print_subgroups(report) -> None:  # noqa: ANN001
+    print(f"{report.column}: worst group {report.worst_group!r} at accuracy {report.worst_accuracy:.3f}")
+    for group in report.groups:
+        rates = ", ".join(f"{label} {rate:.2f}" for label, rate in group.selection_rate.items())
+        small = "  (fewer than 30 eval items)" if group.group in report.small_groups else ""
+        print(f"  {group.group:<24} n={group.size:<6} accuracy {group.accuracy:.3f}  selection: {rates}{small}")
+    for label in report.disparate_impact:
+        print(f"  {label}: disparate-impact ratio {report.disparate_impact[label]:.3f}, "
+              f"equalized-odds difference {report.equalized_odds_difference[label]:.3f}")

@@ -46,6 +46,9 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.add_argument("--skip-initial-space", action="store_true",
                         help="ignore spaces right after a separator (e.g. for ', '-separated files)")
     parser.add_argument("--max-errors", type=int, default=1000, help="bad rows to list (default 1000)")
+    parser.add_argument("--sensitive-cols", metavar="A,B",
+                        help="columns to report model quality per group on (never model features unless the "
+                             "project's sensitive_as_features setting says so); saved in the project")
     parser.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run, _import_parser=parser)
@@ -100,6 +103,15 @@ def run(args: argparse.Namespace) -> int:
                            if getattr(args, name) not in (None, False)}
                 call = wb.imports.preview if args.dry_run else wb.imports.run
                 report = call(args.project, args.file, progress=progress, **common, **options)
+        if report.ok and not args.dry_run and args.sensitive_cols:
+            from workbench.domain import Actor
+
+            columns = [c.strip() for c in args.sensitive_cols.split(",") if c.strip()]
+            missing = [c for c in columns if c not in report.columns]
+            if missing:
+                print(f"workbench: warning: sensitive column(s) not in the file: {', '.join(missing)}",
+                      file=sys.stderr)
+            wb.projects.update_settings(args.project, actor=Actor.operator(), sensitive_cols=columns)
     finally:
         wb.engine.dispose()
     for line in report.lines():

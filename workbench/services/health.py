@@ -14,6 +14,7 @@ from workbench.db.models import DatasetVersion, DatasetVersionItem, Item, ItemFl
 from workbench.domain import Actor, ProjectInfo, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
 from workbench.health.report import Flag, FlagKind, HealthReport, ItemRecord, build_report
+from workbench.health.subgroups import SubgroupReport
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
 from workbench.services.users import require_role
@@ -108,6 +109,42 @@ class HealthService:
         require_role(actor, Role.REVIEWER)
         return exclude_items(self.engine, project_name, list(external_ids), reason, actor)
 
+    def subgroups(self, project_name: str, *, actor: Actor, run_id: int | None = None,
+                  columns: list[str] | None = None) -> list[SubgroupReport]:
+        """Per group of each sensitive column (the project's `sensitive_cols`, or `columns`): the
+        eval metrics of a model run (default: the latest), from the predictions stored with it and
+        the final labels of the version it was trained on. Nothing is recomputed by a model here."""
+        from workbench.db.models import EvalPrediction, ModelRun
+        from workbench.health.subgroups import subgroup_metrics
+
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            wanted = columns if columns is not None else sensitive_columns(project.settings)
+            if not wanted:
+                return []
+            query = select(ModelRun).where(ModelRun.project_id == project.id)
+            run = session.execute((query.where(ModelRun.id == run_id) if run_id is not None
+                                   else query.order_by(ModelRun.id.desc())).limit(1)).scalar_one_or_none()
+            if run is None:
+                raise NotFound(f"project {project.name!r} has no model run" + (f" {run_id}" if run_id else ""))
+            rows = session.execute(
+                select(EvalPrediction.predicted, DatasetVersionItem.label, Item.content)
+                .join(DatasetVersionItem, (DatasetVersionItem.item_id == EvalPrediction.item_id)
+                      & (DatasetVersionItem.version_id == run.version_id))
+                .join(Item, Item.id == EvalPrediction.item_id)
+                .where(EvalPrediction.model_run_id == run.id, DatasetVersionItem.split == "eval")).all()
+        if not rows:
+            raise WorkbenchError("the run has no labeled eval items to measure groups on")
+        reports = []
+        for column in wanted:
+            groups = [_column_value(content, column) for _, _, content in rows]
+            if all(g is None for g in groups):
+                raise WorkbenchError(f"no eval item has a value in column {column!r}")
+            reports.append(subgroup_metrics(column, [r[1] for r in rows], [r[0] for r in rows],
+                                            ["(missing)" if g is None else g for g in groups], list(project.labels)))
+        return reports
+
     def drift(self, project_name: str, *, actor: Actor, reference: int | None = None,
               new: int | None = None, seed: int = 0):  # noqa: ANN201 - DriftReport
         """Drift of version `new` (default: the items imported since the latest version) against
@@ -128,6 +165,21 @@ class HealthService:
         if not fresh:
             raise WorkbenchError("no items to compare: nothing was imported since the latest version")
         return drift_between(project.kind, old, fresh, seed=seed)
+
+
+def sensitive_columns(settings: dict[str, Any]) -> list[str]:
+    value = settings.get("sensitive_cols") or []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [str(c).strip() for c in value if str(c).strip()]
+
+
+def _column_value(content: dict[str, Any], column: str) -> Any:
+    for part in ("features", "context"):
+        values = content.get(part) or {}
+        if column in values:
+            return values[column]
+    return None
 
 
 def _is_number(value: Any) -> bool:

@@ -32,7 +32,7 @@ from sqlmodel import Session
 import strategies
 from workbench.config import workbench_home
 from workbench.db.models import EvalPrediction, Item, ModelRun, RankEntry, utcnow
-from workbench.domain import Actor, ItemState, ProjectInfo, Role, Split
+from workbench.domain import Actor, ItemState, ProjectInfo, ProjectKind, Role, Split
 from workbench.domain.rounds import EvalMetrics, RoundResult, VersionJobResult
 from workbench.errors import WorkbenchError
 from workbench.services._tx import audit, reading, write
@@ -305,7 +305,14 @@ class RoundPipeline:
         return f"{ARTIFACTS}/{name}", sha256
 
     def featurizer(self, project: ProjectInfo, progress: Callable[[int, int], None] | None = None) -> Any:
-        return make_featurizer(project.kind.value, project.settings.get("featurizer") or {},
+        params = dict(project.settings.get("featurizer") or {})
+        if project.kind == ProjectKind.TABULAR and not project.settings.get("sensitive_as_features"):
+            from workbench.services.health import sensitive_columns
+
+            # Sensitive columns measure the model per group; they are features only when asked.
+            if sensitive_columns(project.settings):
+                params.setdefault("exclude_columns", sensitive_columns(project.settings))
+        return make_featurizer(project.kind.value, params,
                                image_root=project.settings.get("image_root"),
                                cache_dir=self.home / "features" / "embedding-chunks", progress=progress)
 

@@ -427,16 +427,23 @@ class TabularFeaturizer(Featurizer):
         *,
         numeric_columns: Sequence[str] | None = None,
         categorical_columns: Sequence[str] | None = None,
+        exclude_columns: Sequence[str] | None = None,
     ) -> None:
         self.numeric_columns = None if numeric_columns is None else list(numeric_columns)
         self.categorical_columns = None if categorical_columns is None else list(categorical_columns)
+        # Never features: e.g. a project's sensitive columns, kept for subgroup metrics only.
+        self.exclude_columns = sorted(exclude_columns or [])
         self.numeric_columns_: list[str] = []
         self.categorical_columns_: list[str] = []
         self._numeric_pipeline = None
         self._categorical_pipeline = None
 
     def params(self) -> dict[str, Any]:
-        return {"numeric_columns": self.numeric_columns, "categorical_columns": self.categorical_columns}
+        params: dict[str, Any] = {"numeric_columns": self.numeric_columns,
+                                  "categorical_columns": self.categorical_columns}
+        if self.exclude_columns:  # absent when empty, so keys of existing feature caches stay valid
+            params["exclude_columns"] = self.exclude_columns
+        return params
 
     def fit_transform(self, contents: Sequence[dict]) -> np.ndarray:
         from sklearn.impute import SimpleImputer
@@ -470,10 +477,11 @@ class TabularFeaturizer(Featurizer):
         return rows
 
     def _infer_columns(self, rows: list[dict]) -> tuple[list[str], list[str]]:
-        declared = set(self.numeric_columns or []) | set(self.categorical_columns or [])
+        excluded = set(self.exclude_columns)
+        declared = set(self.numeric_columns or []) | set(self.categorical_columns or []) | excluded
         undeclared = sorted({column for row in rows for column in row} - declared)
-        numeric = list(self.numeric_columns or [])
-        categorical = list(self.categorical_columns or [])
+        numeric = [c for c in self.numeric_columns or [] if c not in excluded]
+        categorical = [c for c in self.categorical_columns or [] if c not in excluded]
         for column in undeclared:
             present = [row[column] for row in rows if not _is_missing_cell(row.get(column))]
             if present and all(_as_number(value) is not None for value in present):

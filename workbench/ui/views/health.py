@@ -80,6 +80,30 @@ def _drift(wb, actor, project) -> None:
         charts.grouped_bar(long, "bin", "share", "sample", key=f"drift_{histogram.feature}")
 
 
+def _subgroups(wb, actor, project) -> None:
+    try:
+        reports = wb.health.subgroups(project.name, actor=actor)
+    except WorkbenchError as exc:
+        st.caption(render.md(f"Subgroups: {exc}"))
+        return
+    if not reports:
+        return
+    st.subheader("The latest model per group")
+    for report in reports:
+        st.markdown(render.md(f"**{report.column}**: worst group {report.worst_group} "
+                              f"(accuracy {charts.fmt(report.worst_accuracy)})"))
+        if report.small_groups:
+            st.warning(render.md(f"Fewer than 30 eval items in: {', '.join(report.small_groups)}; "
+                                 "their figures are noise."))
+        st.dataframe(pd.DataFrame([{"group": g.group, "eval items": g.size, "accuracy": round(g.accuracy, 3),
+                                    **{f"predicted {k}": round(v, 3) for k, v in g.selection_rate.items()}}
+                                   for g in report.groups]), hide_index=True, width="stretch")
+        st.caption(render.md(" · ".join(
+            f"{label}: disparate impact {report.disparate_impact[label]:.2f}, "
+            f"equalized-odds difference {report.equalized_odds_difference[label]:.2f}"
+            for label in report.disparate_impact)))
+
+
 def main() -> None:
     actor = session.require(Role.REVIEWER)
     wb = session.workbench()
@@ -97,6 +121,7 @@ def main() -> None:
     _flags(wb, actor, project)
     st.subheader("Drift since the latest version")
     _drift(wb, actor, project)
+    _subgroups(wb, actor, project)
 
 
 main()
