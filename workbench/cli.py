@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "workbench.commands.health",
     "workbench.commands.backup",
     "workbench.commands.quarantine",
+    "workbench.commands.chaos",
 ]
 
 
