@@ -306,7 +306,7 @@ class Chaos:
         from workbench.db.models import Item
 
         name, project_id = self.project("export", 0)
-        n = 50_000
+        n = min(50_000, self.rows)
         with Session(self.wb.engine) as session, session.begin():
             insert_items(session, project_id, ((f"e{i}", {"text": f"exported text number {i} " * 4}, "pool", i / n)
                                                for i in range(n)))
