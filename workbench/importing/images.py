@@ -147,7 +147,7 @@ def rendition(path: Path, cache: Path, *, max_side: int = RENDITION_SIDE,
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            shown.save(f, format="PNG", optimize=False)
+            shown.save(f, format="PNG", compress_level=1)  # fast; the cache holds it once
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
