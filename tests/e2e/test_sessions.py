@@ -6,6 +6,7 @@ signing in and after choosing a project in the sidebar. Screenshots: signin, ove
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -195,7 +196,9 @@ def test_admin_disables_a_user_and_their_browser_loses_access(app, browser):
     admin.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").wait_for()
     assert _active_leases(app, "admin") == 0  # an admin opening the app claims nothing
     admin.wait_for_timeout(800)
+    admin.set_viewport_size({"width": 1280, "height": 1500})  # every section, not just the first screen
     _shot(admin, "overview")
+    admin.set_viewport_size(VIEWPORT)
     admin.get_by_test_id("stSidebarNav").get_by_role("link", name="Users").click()
     main.get_by_role("button", name="Add user").wait_for()
     main.get_by_test_id("stSelectbox").filter(has_text="Account").click()
@@ -300,3 +303,49 @@ def test_a_key_pressed_right_after_signing_in_is_not_dropped(app, browser):
     # either it labeled the item on screen, or the page says plainly that it stored nothing
     assert stored == 1 or ("Key 1 came before the page was ready" in said or "too soon" in said.lower()), said
     context.close()
+
+
+def test_admin_resets_a_password_and_the_user_changes_their_own(app, browser):
+    person_ctx = browser.new_context(viewport=VIEWPORT)
+    person = person_ctx.new_page()
+    person.set_default_timeout(20_000)
+    _sign_in(person, app, "rev")
+    person.reload()
+    _signed_in_as(person, "rev")
+
+    admin_ctx = browser.new_context(viewport=VIEWPORT)
+    admin = admin_ctx.new_page()
+    admin.set_default_timeout(20_000)
+    _sign_in(admin, app, "admin", "users")
+    main = admin.get_by_test_id("stMain")
+    main.get_by_role("button", name="Add user").wait_for()
+    main.get_by_test_id("stSelectbox").filter(has_text="Account").click()
+    admin.get_by_role("option", name="rev", exact=True).click()
+    _idle(admin)
+    main.get_by_text(re.compile(r"rev: reviewer, active, [1-9]\d* live session")).wait_for()
+    main.get_by_label("New password", exact=True).fill("qwerty123456")
+    main.get_by_role("button", name="Reset password").click()
+    main.get_by_text("common passwords", exact=False).wait_for()  # refused, with the reason
+    main.get_by_label("New password", exact=True).fill("reset-by-the-admin")
+    main.get_by_role("button", name="Reset password").click()
+    main.get_by_text("Password of rev reset", exact=False).wait_for()
+    admin_ctx.close()
+
+    person.reload()  # the reset ended rev's session
+    _sign_in_form(person)
+    person.get_by_text("the password was changed", exact=False).wait_for()
+    _sign_in(person, app, "rev", "account", password="reset-by-the-admin")
+    account = person.get_by_test_id("stMain")
+    account.get_by_label("Current password", exact=True).fill("reset-by-the-admin")
+    account.get_by_label("New password (12 characters or more, not a common one)", exact=True).fill("my-own-secret-42")
+    account.get_by_label("New password again", exact=True).fill("my-own-secret-42")
+    account.get_by_role("button", name="Change password").click()
+    account.get_by_text("Password changed.", exact=False).wait_for()
+    person.reload()  # this browser stays signed in after changing its own password
+    _signed_in_as(person, "rev")
+    person_ctx.close()
+    other = browser.new_context(viewport=VIEWPORT)
+    page = other.new_page()
+    page.set_default_timeout(20_000)
+    _sign_in(page, app, "rev", password="my-own-secret-42")
+    other.close()
