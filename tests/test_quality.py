@@ -173,3 +173,28 @@ def test_dawid_skene_posterior_can_settle_review_items(wb):
     version = wb.versions.create("ds", Actor.operator())
     rows = wb.versions.rows("ds", version.number)
     assert set(rows["aggregation"]) <= {"agreement", "dawid_skene"} and "dawid_skene" in set(rows["aggregation"])
+
+
+def test_quality_command_prints_flags_pauses_and_writes_json(db_url, wb, project, capsys, tmp_path):
+    import json
+
+    from workbench.cli import main
+
+    add_items(wb.engine, project.id, 36)
+    good1, good2, coin = annotators(wb, 3)
+    rng = random.Random(5)
+    _label_all(wb, "qual", [good1, good2, coin],
+               lambda p, e: rng.choice(LABELS) if p.name == coin.name else truth_of(e))
+    out_file = tmp_path / "quality.json"
+    code = main(["--database-url", db_url, "quality", "qual", "--json", str(out_file)])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    coin_line = next(line for line in out.splitlines() if line.startswith(coin.name))
+    assert "NOT ABOVE CHANCE" in coin_line and "flagged and not paused: " + coin.name in out
+    assert "NOT ABOVE CHANCE" not in next(line for line in out.splitlines() if line.startswith(good1.name))
+    data = json.loads(out_file.read_text())
+    assert {a["annotator"]: a["flagged"] for a in data["annotators"]}[coin.name] is True
+    assert main(["--database-url", db_url, "quality", "qual", "--pause", coin.name]) == 0
+    out, _ = capsys.readouterr()
+    assert f"{coin.name} paused" in out and "paused" in next(l for l in out.splitlines() if l.startswith(coin.name))
+    assert main(["--database-url", db_url, "quality", "qual", "--pause", "nobody"]) == 1

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "workbench.commands.retrain",
     "workbench.commands.versions",
     "workbench.commands.simulate",
+    "workbench.commands.quality",
     "workbench.commands.health",
     "workbench.commands.backup",
     "workbench.commands.quarantine",
