@@ -109,7 +109,9 @@ def register(subparsers) -> None:  # noqa: ANN001
                      help="with --crowd: workers come in proportion to their real label counts (default), or the "
                           "first release's uniform draw among an item's judges")
     pol.add_argument("--gold-share", type=float, default=0.0,
-                     help="share of claims that serve gold items (not simulated yet: must be 0)")
+                     help="share of claims that serve a gold item (default 0); gold labels count as spent")
+    pol.add_argument("--gold-items", type=int,
+                     help="pool items with a known answer (default: 5%% of the pool, at least 10)")
     pol.add_argument("--label-error-review", type=int, default=0, metavar="K",
                      help="after the budget, the label-error queue sends the K likeliest wrong labels to review "
                           "(default 0; with --inject-label-noise, 0 means K = the number of flips)")
@@ -189,8 +191,6 @@ def parse_featurizer(text: str | None) -> dict | None:
 def config_from_args(args) -> "SimulationConfig":  # noqa: ANN001, F821
     from workbench.simulate import SimulationConfig
 
-    if args.gold_share:
-        raise WorkbenchError("--gold-share is not simulated yet; gold items are not part of this release")
     budget = None if str(args.budget).lower() == "all" else _int(args.budget, "--budget")
     try:
         accuracy = tuple(float(p) for p in str(args.annotator_accuracy).split(",") if p.strip())
@@ -206,7 +206,8 @@ def config_from_args(args) -> "SimulationConfig":  # noqa: ANN001, F821
         keep_dbs=args.keep_dbs, overlap_policy=args.overlap_policy, min_labels=args.min_labels,
         max_labels=args.max_labels, overlap_confidence=args.overlap_confidence, aggregation=args.aggregation,
         posterior_accept=args.posterior_accept, pause_flagged=args.pause_flagged, crowd_arrival=args.crowd_arrival,
-        label_error_review=args.label_error_review, inject_label_noise=args.inject_label_noise)
+        label_error_review=args.label_error_review, inject_label_noise=args.inject_label_noise,
+        gold_share=args.gold_share, gold_items=args.gold_items)
 
 
 def _int(text: str, option: str) -> int:

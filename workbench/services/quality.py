@@ -301,6 +301,37 @@ class QualityService:
         write(self.engine, work)
 
 
+def mark_gold(engine: Engine, project_name: str, answers: Mapping[str, str], *, actor: Actor) -> int:
+    """Give pool items a known answer (external id → label): they become final with that label
+    (final_by "gold"), are served at the project's gold_share of claims to annotators who have not
+    had them, anchor annotator quality, and stay out of rankings (never open) and eval metrics
+    (pool only). Returns how many items were marked."""
+    require_role(actor, Role.ADMIN)
+
+    def work(session: Session) -> int:
+        project = load_project(session, project_name)
+        rows = dict(session.execute(select(Item.external_id, Item.split).where(
+            Item.project_id == project.id, Item.external_id.in_(list(answers)))).all())
+        missing = sorted(set(answers) - set(rows))
+        if missing:
+            raise NotFound(f"no item {missing[0]!r} in {project_name!r}")
+        bad = sorted(e for e, label in answers.items() if label not in project.labels)
+        if bad:
+            raise WorkbenchError(f"gold label {answers[bad[0]]!r} of item {bad[0]!r} is not in the label set")
+        in_eval = sorted(e for e, split in rows.items() if split != "pool")
+        if in_eval:
+            raise WorkbenchError(f"item {in_eval[0]!r} is in the eval split; gold items must be pool items")
+        for external_id, label in answers.items():
+            session.connection().execute(
+                update(Item).where(Item.project_id == project.id, Item.external_id == external_id)
+                .values(gold_label=label, state=ItemState.FINAL, final_label=label, final_by="gold",
+                        reason="gold item: known answer"))
+        audit(session, "gold.mark", actor_id=actor.id, project_id=project.id, items=len(answers))
+        return len(answers)
+
+    return write(engine, work)
+
+
 def reliabilities(session: Session, project_id: int) -> tuple[dict[int, float], set[int]]:
     """(user id → reliability, paused user ids) for the overlap policy, inside the caller's session."""
     rows = session.execute(select(AnnotatorQuality.user_id, AnnotatorQuality.reliability, AnnotatorQuality.paused)

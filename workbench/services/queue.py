@@ -71,6 +71,12 @@ _PICKS = {
     .join(Item, Item.id == RankEntry.item_id)
     .where(RankEntry.project_id == _P("project_id"), Item.state == ItemState.OPEN, Item.slots_taken == 0, _NOT_MINE)
     .order_by(RankEntry.position).limit(1),
+    # Gold items (a known answer) are final from the start and served to any annotator who has
+    # not had them, at the project's gold_share of claims; they look like any other item.
+    "gold_from": select(Item.id).where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE,
+                                       Item.random_key >= _P("start")).order_by(Item.random_key).limit(1),
+    "gold_before": select(Item.id).where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None),
+                                         _NOT_MINE, Item.random_key < _P("start")).order_by(Item.random_key).limit(1),
 }
 # PostgreSQL: concurrent claimers pass over each other's candidates (SKIP LOCKED); before an
 # annotator is told nothing is left, a second pass waits for locked candidates instead.
@@ -91,7 +97,7 @@ _INSERT_LEASE = insert(Lease).returning(Lease.id)
 _ITEM_VIEW = select(Item.id, Item.external_id, Item.split, Item.content).where(Item.id == _P("item_id"))
 _PROJECT_NAME = select(Project.name).where(Project.id == _P("project_id"))
 _STORED = select(Annotation.id).where(Annotation.lease_id == _P("lease_id"))
-_ITEM_FOR_UPDATE = (select(Item.state, Item.n_annotations, Item.external_id, Item.labels_wanted)
+_ITEM_FOR_UPDATE = (select(Item.state, Item.n_annotations, Item.external_id, Item.labels_wanted, Item.gold_label)
                     .where(Item.id == _P("item_id")).with_for_update())
 # The annotation records the guidelines version current at the time of the label, in the same statement.
 _INSERT_ANNOTATION = (insert(Annotation).values(guidelines_version=current_version_of(_P("b_gl_project_id")))
@@ -108,6 +114,7 @@ _ITEM_SPLIT = select(Item.split).where(Item.id == _P("item_id"))
 _RESOLVE = update(Item).where(Item.id == _P("item_id")).values(
     state=_P("b_state"), final_label=_P("b_final_label"), labels_wanted=_P("b_wanted"), final_by=_P("b_final_by"),
     reason=_P("b_reason"))
+_TAKE_GOLD_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken + 1)
 _PAUSED = select(AnnotatorQuality.paused).where(AnnotatorQuality.project_id == _P("project_id"),
                                                 AnnotatorQuality.user_id == _P("actor_id"))
 
@@ -233,11 +240,11 @@ class QueueService:
         claim's own transaction, so 0 means the annotator is done: no item can come back to them.
         """
         require_role(actor, Role.ANNOTATOR)
-        draws = (self.rng.random(), self.rng.random(), self.rng.random())
+        draws = (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
         return write(self.engine, lambda session: self._claim(session, project, actor, draws))
 
     def _claim(self, session: Session, project_name: str, actor: Actor,
-               draws: tuple[float, float, float]) -> ClaimedItem | int:
+               draws: tuple[float, ...]) -> ClaimedItem | int:
         conn = session.connection()
         project = self._project(session, project_name)
         now = utcnow()
@@ -263,12 +270,16 @@ class QueueService:
             if pick is None:
                 return 0
         item_id, reason, strategy, score, model_run_id = pick
+        gold = reason == "gold"
+        if gold:  # recorded and shown as a random pick: nothing tells an annotator it is gold
+            reason = "random"
         taken = {*conn.execute(_LEASED_SLOTS, {"item_id": item_id}).scalars(),
                  *conn.execute(_LABELED_SLOTS, {"item_id": item_id}).scalars()}
         first_want = _first_want(project)
         capacity = max(OverlapSettings.from_project(project.overlap, project.settings).capacity, len(taken) + 1)
         free = set(range(1, capacity + 1)) - taken
-        if not free or conn.execute(_TAKE_SLOT, {"item_id": item_id, "overlap": first_want}).rowcount != 1:
+        took = conn.execute(_TAKE_GOLD_SLOT if gold else _TAKE_SLOT, {"item_id": item_id, "overlap": first_want})
+        if not free or took.rowcount != 1:
             raise Conflict("the queue changed under this claim; try again")
         lease = {"project_id": project.id, "item_id": item_id, "annotator_id": actor.id, "slot": min(free),
                  "state": LeaseState.ACTIVE, "reason": reason, "strategy": strategy, "score": score,
@@ -281,10 +292,18 @@ class QueueService:
         return self._claimed(session, project, lease)
 
     @staticmethod
-    def _pick(session: Session, project: ProjectInfo, actor: Actor, draws: tuple[float, float, float],
+    def _pick(session: Session, project: ProjectInfo, actor: Actor, draws: tuple[float, ...],
               picks: dict) -> tuple | None:
         conn = session.connection()
         mine = {"project_id": project.id, "actor_id": actor.id}
+        gold_share = float(project.settings.get("gold_share") or 0.0)
+        if len(draws) > 3 and draws[3] < gold_share:
+            params = mine | {"start": draws[2]}
+            found = conn.execute(picks["gold_from"], params).scalar_one_or_none()
+            if found is None:
+                found = conn.execute(picks["gold_before"], params).scalar_one_or_none()
+            if found is not None:
+                return found, "gold", None, None, None
         partial = conn.execute(picks["partial"], mine | {"overlap": _first_want(project)}).scalar_one_or_none()
         if partial is not None:
             return partial, "partial", None, None, None
@@ -357,7 +376,7 @@ class QueueService:
                 raise Conflict(f"this claim is {'expired' if lease.state == LeaseState.ACTIVE else lease.state}; "
                                "ask for the next item")
             wanted = item.labels_wanted if item.labels_wanted is not None else _first_want(project)
-            if item.state != ItemState.OPEN or item.n_annotations >= wanted:
+            if item.gold_label is None and (item.state != ItemState.OPEN or item.n_annotations >= wanted):
                 raise Conflict(f"item {item.external_id!r} already has all its labels")
             elapsed = int((now - lease.claimed_at).total_seconds() * 1000)
             annotation_id = conn.execute(_INSERT_ANNOTATION, {
@@ -369,7 +388,8 @@ class QueueService:
             conn.execute(_COUNT_ANNOTATION, {"item_id": lease.item_id})
             audit(session, "annotation.submit", actor_id=actor.id, project_id=project.id,
                   item_id=lease.item_id, annotation_id=annotation_id, lease_id=lease.id, slot=lease.slot)
-            state = resolve(session, lease.item_id, project)
+            # A gold item keeps its known answer; its labels only measure the annotators.
+            state = ItemState(item.state) if item.gold_label is not None else resolve(session, lease.item_id, project)
             return SubmitResult(annotation_id, state, duplicate=False)
 
         return write(self.engine, work)
@@ -427,7 +447,8 @@ class QueueService:
             lease.expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
             previous_state, previous_label = ItemState(item.state), item.final_label
             item.n_annotations -= 1
-            item.state, item.final_label, item.final_by = ItemState.OPEN, None, None
+            if item.gold_label is None:  # a gold item keeps its known answer
+                item.state, item.final_label, item.final_by = ItemState.OPEN, None, None
             audit(session, "annotation.undo", actor_id=actor.id, project_id=project.id,
                   item_id=item.id, lease_id=lease.id, label=annotation.label,
                   previous_state=previous_state, previous_final_label=previous_label)
@@ -467,7 +488,7 @@ class QueueService:
                 session.flush()
                 audit(session, "annotation.change", actor_id=actor.id, project_id=project.id, item_id=item.id,
                       annotation_id=annotation.id, label_before=before, label=label)
-                if item.state != ItemState.OPEN:
+                if item.state != ItemState.OPEN and item.gold_label is None:
                     resolve(session, item.id, project)
             return RecentLabel(annotation.id, item.external_id, label, annotation.created_at, True)
 

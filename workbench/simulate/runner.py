@@ -95,6 +95,8 @@ class SimulationConfig:
     crowd_arrival: str = "proportional"  # proportional (to real label counts) | uniform (the first release's)
     label_error_review: int = 0  # K: after the budget, the K likeliest label errors go back to review
     inject_label_noise: float = 0.0  # share of final pool labels flipped at random before that pass
+    gold_share: float = 0.0  # share of claims that serve a gold item
+    gold_items: int | None = None  # pool items with a known answer (None: 5% of the pool when gold_share > 0)
     jobs: int = 0  # 0: one process per core
     work_dir: str | None = None
     keep_dbs: bool = False
@@ -156,7 +158,7 @@ class SimulationConfig:
         """The project settings a run labels under."""
         return {"overlap_policy": self.overlap_policy, "min_labels": self.min_labels, "max_labels": self.max_labels,
                 "overlap_confidence": self.overlap_confidence, "aggregation": self.aggregation,
-                "posterior_accept": self.posterior_accept}
+                "posterior_accept": self.posterior_accept, "gold_share": self.gold_share}
 
 
 @dataclass
@@ -176,6 +178,7 @@ class Template:
     full_pool_accuracy: float
     annotators: list[str]
     eval_annotations: int
+    n_gold: int = 0
     featurizer: str = ""
     full_pool_accuracy_by_featurizer: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -287,6 +290,15 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
             raise WorkbenchError("internal: the eval split did not end fully labeled")
         seconds["eval_gold_labels"] = time.perf_counter() - clock
 
+        # Gold items: a seeded random set of pool items, given their true label (the same in every run).
+        gold_ids: list[str] = []
+        if config.gold_share > 0:
+            n_gold = config.gold_items if config.gold_items is not None else max(10, round(0.05 * len(pool_ids)))
+            gold_ids = sorted(random.Random(f"gold|{config.split_seed}").sample(pool_ids, min(n_gold, len(pool_ids) // 2)))
+            from workbench.services.quality import mark_gold
+
+            mark_gold(engine, PROJECT, {i: truth[i] for i in gold_ids}, actor=OPERATOR)
+
         # Features, once, into the shared cache (the cold-start ranking computed alongside is
         # replaced by each run's own).
         clock = time.perf_counter()
@@ -322,13 +334,13 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
     shared_path = template_dir / "shared.json"
     shared_path.write_text(json.dumps({
         "truth": {i: truth[i] for i in pool_ids + eval_ids}, "eval_ids": eval_ids, "pool_ids": pool_ids,
-        "labels": labels, "annotators": annotators,
+        "labels": labels, "annotators": annotators, "gold_ids": gold_ids,
         "crowd": {i: crowd.judgments[i] for i in pool_ids if i in crowd.judgments} if crowd else None,
     }))
     return Template(work_dir=work_dir, db_path=db_path, features_dir=features_dir, shared_path=shared_path,
                     kind=data.kind, labels=labels, n_items=len(rows), n_pool=len(pool_ids), n_eval=len(eval_ids),
                     eval_label_counts=dict(Counter(truth[i] for i in eval_ids)), full_pool_accuracy=float(full_pool),
-                    annotators=annotators, eval_annotations=len(eval_ids) * config.overlap,
+                    annotators=annotators, eval_annotations=len(eval_ids) * config.overlap, n_gold=len(gold_ids),
                     featurizer=featurizer.key(), full_pool_accuracy_by_featurizer=references, seconds=seconds)
 
 
@@ -412,6 +424,8 @@ class _Run:
         self.paused: list[str] = []
         self.labels_by: Counter = Counter()
         self.label_issues: dict[str, Any] | None = None
+        self.gold_ids: set[str] = set(shared.get("gold_ids") or [])
+        self.gold_spent = 0
         self.quality = self.wb_quality()
 
     def wb_quality(self):  # noqa: ANN202
@@ -442,6 +456,8 @@ class _Run:
             self._label_error_pass()
         rows = self.wb.versions.rows(PROJECT, self.last_version) if self.last_version else None
         pool_rows = rows[rows["split"] == Split.POOL.value] if rows is not None else []
+        if len(pool_rows) and self.gold_ids:  # gold items are right by construction: not counted
+            pool_rows = pool_rows[~pool_rows["external_id"].isin(self.gold_ids)]
         correct = sum(self.truth[e] == label for e, label in zip(pool_rows["external_id"], pool_rows["label"])) \
             if len(pool_rows) else 0
         by = Counter(pool_rows["aggregation"]) if len(pool_rows) and "aggregation" in pool_rows else Counter()
@@ -452,7 +468,7 @@ class _Run:
             "final_label_accuracy": correct / len(pool_rows) if len(pool_rows) else None,
             "labels_per_item": self.spent / self.completed if self.completed else None,
             "review_share": self.reviews / self.completed if self.completed else None,
-            "reviews": self.reviews, "gold_labels_spent": 0,
+            "reviews": self.reviews, "gold_labels_spent": self.gold_spent, "gold_items": len(self.gold_ids),
             "final_by": {str(k): int(v) for k, v in by.items()},
             "first_flagged": self.first_flagged, "paused": self.paused,
             "labels_by_worker": dict(self.labels_by) if self.crowd is not None else {},
@@ -527,6 +543,9 @@ class _Run:
         result = self.timer("submit", self.queue.submit, claimed.lease_id, label, actor)
         self.spent += 1
         self.labels_by[actor.name] += 1
+        if claimed.external_id in self.gold_ids:  # a check of the annotator, not a new final label
+            self.gold_spent += 1
+            return
         if result.item_state == ItemState.OPEN:
             self.pending.add(claimed.item_id)
         else:
@@ -580,7 +599,8 @@ class _Run:
         if answer is None:
             self.timer("skip", self.queue.skip, claimed.lease_id, actor, SKIP_REASON)
             self.skips += 1
-            self.pending.add(claimed.item_id)  # its next claimer is one of its judges
+            if claimed.external_id not in self.gold_ids:
+                self.pending.add(claimed.item_id)  # its next claimer is one of its judges
         else:
             self._submit(claimed, answer, actor)
         return True
@@ -709,7 +729,8 @@ def _run_task_guarded(task: RunTask, progress=None) -> dict[str, Any]:  # noqa: 
 
 def plan(config: SimulationConfig, template: Template) -> tuple[int, int]:
     """(budget, initial) in labeled pool items, capped to the pool."""
-    budget = template.n_pool if config.budget is None else min(config.budget, template.n_pool)
+    labelable = template.n_pool - template.n_gold  # gold items are final from the start
+    budget = labelable if config.budget is None else min(config.budget, labelable)
     initial = SEEDS_PER_LABEL * len(template.labels) if config.initial is None else config.initial
     return budget, min(initial, budget)
 
