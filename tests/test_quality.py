@@ -198,3 +198,42 @@ def test_quality_command_prints_flags_pauses_and_writes_json(db_url, wb, project
     out, _ = capsys.readouterr()
     assert f"{coin.name} paused" in out and "paused" in next(l for l in out.splitlines() if l.startswith(coin.name))
     assert main(["--database-url", db_url, "quality", "qual", "--pause", "nobody"]) == 1
+
+
+def test_label_error_queue_sends_likely_wrong_labels_back_with_a_reason(wb, home):
+    import numpy as np
+
+    from workbench.db.bulk import insert_items
+    from workbench.services.quality import find_label_issues, mark_gold
+
+    wb.projects.create("blobs", "tabular", LABELS, overlap=1, settings={"eval_fraction": 0.0, "random_share": 0.0})
+    project = wb.projects.get("blobs")
+    rng = np.random.default_rng(0)
+    n = 120
+    truth = {f"b{i}": LABELS[i % 2] for i in range(n)}
+    with Session(wb.engine) as s, s.begin():
+        insert_items(s, project.id, ((f"b{i}", {"features": {"x": str(rng.normal(3.0 * (i % 2), 0.7)),
+                                                             "y": str(rng.normal(0, 1))}}, "pool", rng.random())
+                                     for i in range(n)))
+    flipped = {f"b{i}" for i in range(0, n, 12)}  # 10 wrong labels, an obvious 2-blob problem
+    worker = annotators(wb, 1)[0]
+    reviewer = annotators(wb, 1, "reviewer", "rev")[0]
+    mark_gold(wb.engine, "blobs", {"b1": "neg"}, actor=Actor.operator())  # gold is never sent back
+    _label_all(wb, "blobs", [worker], lambda p, e: LABELS[1 - LABELS.index(truth[e])] if e in flipped else truth[e])
+    before = wb.versions.create("blobs", Actor.operator())
+    result = find_label_issues(wb.engine, "blobs", k=10, actor=reviewer, home=home)
+    sent = {i.external_id for i in result.sent_to_review}
+    assert result.folds == 5 and result.n_checked == n and len(sent) == 10
+    assert len(sent & flipped) >= 8  # precision at K
+    issue = result.sent_to_review[0]
+    assert issue.reason.startswith(f"label issue: model gives P({issue.suggested!r}) = ")
+    assert f"final label {issue.label!r}" in issue.reason and issue.suggested != issue.label
+    cases = wb.review.queue("blobs", reviewer)
+    assert {c.external_id for c in cases} == sent
+    for case in cases:  # the reviewer corrects (or confirms): the next version's diff shows it
+        wb.review.adjudicate(case.item_id, reviewer, "label", label=truth[case.external_id], reason="checked")
+    after = wb.versions.create("blobs", Actor.operator())
+    diff = wb.versions.diff("blobs", before.number, after.number)
+    assert {e for e, _, _ in diff.relabeled} == sent & flipped
+    again = find_label_issues(wb.engine, "blobs", k=10, actor=reviewer, home=home)
+    assert not {i.external_id for i in again.sent_to_review} & sent  # reviewed once, not sent again

@@ -422,8 +422,15 @@ def find_label_issues(engine: Engine, project_name: str, *, k: int, actor: Actor
     if folds < 2:
         return LabelIssueResult(version.number, len(rows), 0, (), (), 0)
     y_int = np.asarray([index[label] for label in y])
-    ranked = cl_find(labels=y_int, pred_probs=proba, return_indices_ranked_by="self_confidence")
-    issue_ids = tuple(int(item_ids[i]) for i in ranked)
+    found = cl_find(labels=y_int, pred_probs=proba, return_indices_ranked_by="self_confidence")
+    issue_ids = tuple(int(item_ids[i]) for i in found)
+    # The ranking: cleanlab's issues first (most likely wrong first), then every other label by
+    # its self-confidence, so the top K is defined for any K.
+    from cleanlab.rank import get_label_quality_scores
+
+    quality = get_label_quality_scores(y_int, proba, method="self_confidence")
+    flagged = set(int(i) for i in found)
+    ranked = [int(i) for i in found] + [int(i) for i in np.argsort(quality, kind="stable") if int(i) not in flagged]
     eligible = [i for i in ranked if not (rows[i].reason or "").startswith(LABEL_ISSUE_PREFIX)
                 and rows[i].gold_label is None and rows[i].state == ItemState.FINAL]
     top: list[LabelIssue] = []
