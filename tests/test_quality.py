@@ -237,3 +237,20 @@ def test_label_error_queue_sends_likely_wrong_labels_back_with_a_reason(wb, home
     assert {e for e, _, _ in diff.relabeled} == sent & flipped
     again = find_label_issues(wb.engine, "blobs", k=10, actor=reviewer, home=home)
     assert not {i.external_id for i in again.sent_to_review} & sent  # reviewed once, not sent again
+
+
+def test_reviewer_sees_the_posterior_as_a_suggestion_and_why(wb):
+    wb.projects.create("sug", "text", LABELS, overlap=2, settings={
+        "eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene"})
+    project = wb.projects.get("sug")
+    add_items(wb.engine, project.id, 1)
+    a, b = annotators(wb, 2)
+    reviewer = annotators(wb, 1, "reviewer", "rev")[0]
+    for person, label in ((a, "pos"), (b, "neg")):
+        claimed = wb.queue.claim("sug", person)
+        wb.queue.submit(claimed.lease_id, label, person)
+    QualityService(wb.engine).refresh("sug", actor=reviewer)
+    (case,) = wb.review.queue("sug", reviewer)
+    assert case.suggestion in LABELS and 0.5 <= case.suggestion_p <= 1.0
+    assert case.reason == "2 labels disagree (fixed overlap 2)"
+    assert case.final_label is None  # nothing is preselected as the final label

@@ -211,6 +211,11 @@ class ReviewCase:
     content: dict[str, Any]
     answers: tuple[Answer, ...]
     final_label: str | None
+    # Why it is here (the overlap decision, or "label issue: ..."), and, with Dawid-Skene
+    # aggregation, the posterior label and its probability: a suggestion, never a default choice.
+    reason: str | None = None
+    suggestion: str | None = None
+    suggestion_p: float | None = None
 
 
 @dataclass(frozen=True)

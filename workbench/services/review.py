@@ -42,6 +42,14 @@ def _answers(session: Session, item_ids: list[int]) -> dict[int, list[Answer]]:
     return answers
 
 
+def _suggestion(project, item: Item) -> dict:  # noqa: ANN001
+    """Why the item is in review, and the Dawid-Skene posterior when the project aggregates with it
+    (shown to the reviewer as a suggestion, never preselected)."""
+    dawid_skene = project.settings.get("aggregation") == "dawid_skene" and item.posterior_label is not None
+    return {"reason": item.reason, "suggestion": item.posterior_label if dawid_skene else None,
+            "suggestion_p": item.posterior if dawid_skene else None}
+
+
 class ReviewService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -67,7 +75,7 @@ class ReviewService:
         return [
             ReviewCase(item_id=item.id, external_id=item.external_id, split=Split(item.split),
                        state=ItemState(item.state), content=dict(item.content),
-                       answers=tuple(answers[item.id]), final_label=item.final_label)
+                       answers=tuple(answers[item.id]), final_label=item.final_label, **_suggestion(project, item))
             for item in items
         ]
 
@@ -89,7 +97,7 @@ class ReviewService:
                 raise NotFound(f"no item {external_id!r} in {project_name!r}")
             answers = _answers(session, [item.id])[item.id]
         return ReviewCase(item.id, item.external_id, Split(item.split), ItemState(item.state),
-                          dict(item.content), tuple(answers), item.final_label)
+                          dict(item.content), tuple(answers), item.final_label, **_suggestion(project, item))
 
     def adjudicate(self, item_id: int, actor: Actor, decision: Decision | str, *, label: str | None = None,
                    reason: str) -> AdjudicationInfo:

@@ -33,6 +33,11 @@ def _case_view(wb, project, actor, case: ReviewCase) -> None:
             st.text(f"Label: {answer.label}")
             seconds = f"{answer.duration_ms / 1000:.1f} s" if answer.duration_ms is not None else "unknown"
             st.text(f"Time taken: {seconds} · {answer.created_at:%Y-%m-%d %H:%M} UTC")
+    if case.reason:
+        st.text(f"Why it is here: {case.reason}")
+    if case.suggestion is not None:  # a suggestion only: the label box below never preselects it
+        st.text(f"Dawid–Skene suggests: {case.suggestion} (posterior {case.suggestion_p:.2f}); "
+                "decide for yourself")
 
     with st.form(f"adjudicate_{case.item_id}", clear_on_submit=False):
         decision = st.radio("Decision", list(DECISIONS), format_func=lambda d: DECISIONS[d],
