@@ -208,3 +208,25 @@ def test_a_failed_publish_leaves_nothing_and_the_retry_reuses_the_version(sqlite
     assert count(EvalPrediction) == 2 * n_eval_split  # every eval-split item, labeled or not, per run
     comparison = wb.rounds.compare(info.name, first.run_id, again.run_id, actor=OPERATOR)
     assert comparison.n_eval == first.n_eval and comparison.difference == 0 and comparison.mcnemar_p == 1.0
+
+
+def test_why_this_item_names_the_strategy_that_ranked_it_with_run_and_score():
+    from datetime import datetime, timezone
+
+    from workbench.domain import ClaimedItem, ProjectInfo, ProjectKind, Split
+    from workbench.ui.render import why
+
+    project = ProjectInfo(id=1, name="p", kind=ProjectKind.TEXT, labels=("a", "b"), overlap=2, strategy="margin")
+
+    def claim(strategy: str, run: int | None, score: float) -> ClaimedItem:
+        return ClaimedItem(lease_id=1, item_id=1, external_id="x", split=Split.POOL, content={}, labels=("a", "b"),
+                           slot=1, reason="ranked", strategy=strategy, score=score, model_run_id=run,
+                           expires_at=datetime.now(timezone.utc))
+
+    cold = why(claim("cold_start", None, 0.0526), project)
+    assert cold.startswith("Ranked by cold start (no usable model yet; project strategy: margin), score 0.053")
+    ranked = why(claim("margin", 7, 0.98123), project)
+    assert ranked.startswith("Ranked by margin on model run 7, score 0.981: ")
+    assert "two most likely labels are closest" in ranked
+    bald = why(claim("bald", 3, 0.2), ProjectInfo(**{**project.__dict__, "strategy": "bald"}))
+    assert bald.startswith("Ranked by bald on model run 3, score 0.200") and "dropout" in bald

@@ -46,7 +46,7 @@ def test_killed_worker_leaves_no_half_registered_model(wb, db_url, home):
     job = wb.rounds.start("kill", actor=OPERATOR)
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.jobs.get(job.id).message == "features")  # training has begun
+        _wait_for(lambda: wb.jobs.get(job.id).message == "train")  # training has begun
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     finally:
@@ -95,7 +95,7 @@ def test_sigterm_mid_round_gives_the_round_back_uncharged(wb, db_url, home):
     job = wb.rounds.start("stop", actor=OPERATOR)
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.jobs.get(job.id).message == "features", timeout=120)
+        _wait_for(lambda: wb.jobs.get(job.id).message == "train", timeout=120)
         assert [w.pid for w in wb.jobs.live_workers(actor=Actor.operator())] == [worker.pid]
         started = time.monotonic()
         worker.send_signal(signal.SIGTERM)
@@ -118,7 +118,7 @@ def test_a_new_worker_requeues_what_a_dead_local_worker_held(wb, db_url, home):
     job = wb.rounds.start("dead", actor=OPERATOR)
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.jobs.get(job.id).message == "features", timeout=120)
+        _wait_for(lambda: wb.jobs.get(job.id).message == "train", timeout=120)
         worker.kill()
         worker.wait(timeout=10)
     finally:

@@ -119,17 +119,20 @@ class Ranked:
 
 
 class _Clock:
-    """Times each step and reports it as progress once it is done."""
+    """Times each step; the job's message names the step in progress, its percentage how far the
+    round got (``pct`` is where the step ends)."""
 
     def __init__(self, progress: ProgressFn) -> None:
         self.progress = progress
         self.timings: dict[str, float] = {}
+        self.done_pct = 0.0
 
     def step(self, name: str, pct: float, work: Callable[..., T], *args: Any) -> T:
+        self.progress(self.done_pct, name)
         started = time.perf_counter()
         value = work(*args)
         self.timings[name] = round(time.perf_counter() - started, 4)
-        self.progress(pct, name)
+        self.done_pct = pct
         return value
 
 
@@ -164,6 +167,7 @@ class RoundPipeline:
         ranked = clock.step("rank", 90, self.rank, project, X, pool, trained.model if trained.usable else None,
                             seed)
         artifact = clock.step("artifact", 95, self.save_artifact, trained.model)
+        progress(clock.done_pct, "publish")
         result = self.publish(project, actor=actor, job_id=job_id, seed=seed, snapshot=snapshot, labeled=labeled,
                               trained=trained, evaluated=evaluated, ranked=ranked, artifact=artifact,
                               timings=clock.timings)
