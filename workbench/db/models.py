@@ -103,8 +103,9 @@ class Item(SQLModel, table=True):
         CheckConstraint("slots_taken >= 0 AND n_annotations >= 0", name="ck_item_counts"),
         # Claims find open items by taken slots, then split and a random key (control arm, eval).
         Index("ix_item_queue", "project_id", "state", "slots_taken", "split", "random_key"),
-        # The item browser filters by final label.
-        Index("ix_item_project_label", "project_id", "final_label"),
+        # The item browser filters by final label or state and pages in id order.
+        Index("ix_item_project_label", "project_id", "final_label", "id"),
+        Index("ix_item_project_state", "project_id", "state", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id")

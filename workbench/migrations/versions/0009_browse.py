@@ -1,4 +1,4 @@
-"""item browser: a label index, and full-text search over item text
+"""item browser: label and state indexes in id order, and full-text search over item text
 
 Revision ID: 0009_browse
 Revises: 0008_rank_eval_predictions
@@ -21,7 +21,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('item', schema=None) as batch_op:
-        batch_op.create_index('ix_item_project_label', ['project_id', 'final_label'], unique=False)
+        batch_op.create_index('ix_item_project_label', ['project_id', 'final_label', 'id'], unique=False)
+        batch_op.create_index('ix_item_project_state', ['project_id', 'state', 'id'], unique=False)
     if op.get_bind().dialect.name == 'sqlite':
         op.execute("CREATE VIRTUAL TABLE item_fts USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2')")
     else:
@@ -34,4 +35,5 @@ def downgrade() -> None:
     else:
         op.execute("DROP INDEX ix_item_text_tsv")
     with op.batch_alter_table('item', schema=None) as batch_op:
+        batch_op.drop_index('ix_item_project_state')
         batch_op.drop_index('ix_item_project_label')
