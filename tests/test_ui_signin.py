@@ -55,8 +55,8 @@ def test_unknown_user_gets_the_same_message(uwb):
 
 @pytest.mark.parametrize("role, pages", [
     (Role.ANNOTATOR, ["label", "account"]),
-    (Role.REVIEWER, ["label", "review", "rounds", "health", "account"]),
-    (Role.ADMIN, ["overview", "label", "review", "rounds", "health", "data", "users", "account"]),
+    (Role.REVIEWER, ["label", "review", "rounds", "items", "health", "account"]),
+    (Role.ADMIN, ["overview", "label", "review", "rounds", "items", "health", "data", "users", "account"]),
     (None, []),
 ])
 def test_roles_decide_the_menu(role, pages):

@@ -10,6 +10,7 @@ any number of parallel attempts gets at most FREE_FAILURES password checks befor
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from workbench.services._tx import audit, reading, write
 
 _HASHER = PasswordHasher()
 FREE_FAILURES = 4  # password checks in a row without success before the account locks
+FIRST_LOCK = timedelta(seconds=5)  # then doubling with each further failure
 MAX_LOCK = timedelta(minutes=15)
 WRONG = "unknown user or wrong password"
 
@@ -53,7 +55,7 @@ def lock_for(failures: int) -> timedelta | None:
     extra = failures - FREE_FAILURES
     if extra < 0:
         return None
-    return min(timedelta(seconds=2 ** (extra + 1)), MAX_LOCK)
+    return min(FIRST_LOCK * 2 ** extra, MAX_LOCK)
 
 
 class UserService:
@@ -95,7 +97,7 @@ class UserService:
             _verify(_dummy_hash(), password)  # a wrong name costs as long as a wrong password
             raise PermissionDenied(WRONG)
         if isinstance(reserved, timedelta):
-            raise PermissionDenied(f"too many failed sign-ins; try again in {int(reserved.total_seconds()) + 1} s")
+            raise PermissionDenied(f"too many failed sign-ins; try again in {math.ceil(reserved.total_seconds())} s")
         user_id, password_hash, role, active = reserved
         ok = _verify(password_hash, password) and active
 
