@@ -21,7 +21,7 @@ BAD = b"id,text,source\nb1,fine,mail\nb2,,web\nb1,again,mail\n"
 
 
 def _count(uwb, project="news"):
-    return sum(sum(row.values()) for row in uwb.projects.progress(project).values())
+    return uwb.projects.progress(project).total()
 
 
 def _create(at, name="news", labels="sports\npolitics, weather", kind="text"):

@@ -44,8 +44,7 @@ def run_list(args) -> int:  # noqa: ANN001
     wb = open_workbench(args)
     for project in wb.projects.list():
         counts = wb.projects.progress(project.name)
-        total = sum(sum(states.values()) for states in counts.values())
-        done = sum(states["final"] for states in counts.values())
+        total, done = counts.total(), counts.in_state("final")
         print(f"{project.name}\t{project.kind}\t{total} items\t{done} final")
     return 0
 

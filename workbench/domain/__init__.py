@@ -152,6 +152,35 @@ class ProjectInfo:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """A project's items counted by split and state: what any role may see (no labels).
+
+    ``counts[split][state]`` holds every split and every state (0 where there is none).
+    """
+
+    counts: dict[str, dict[str, int]]
+
+    def count(self, split: str, state: str) -> int:
+        return self.counts.get(str(split), {}).get(str(state), 0)
+
+    def states(self, split: str) -> dict[str, int]:
+        return dict(self.counts.get(str(split), {}))
+
+    def total(self, split: str | None = None) -> int:
+        """Items in the split (in every split when None)."""
+        splits = [str(split)] if split is not None else list(self.counts)
+        return sum(sum(self.counts.get(name, {}).values()) for name in splits)
+
+    def done(self, split: str) -> int:
+        """Items whose labelling is complete: final, in review, ambiguous or excluded."""
+        return self.total(split) - self.count(split, ItemState.OPEN.value)
+
+    def in_state(self, state: str) -> int:
+        """Items in this state, over every split."""
+        return sum(self.count(split, state) for split in self.counts)
+
+
+@dataclass(frozen=True)
 class UserInfo:
     id: int
     name: str

@@ -9,23 +9,11 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 
 from workbench.db.models import DatasetVersion, Item, Job, ModelRun
-from workbench.domain import Actor, ItemState, JobKind, JobState, Role
+from workbench.domain import Actor, ItemState, JobKind, JobState, Progress, Role
 from workbench.services._tx import reading
 from workbench.services.agreement import AgreementService
 from workbench.services.projects import ProjectService, load_project
 from workbench.services.users import _require_actor
-
-
-@dataclass(frozen=True)
-class Progress:
-    counts: dict[str, dict[str, int]]  # split -> state -> items
-
-    def total(self, split: str) -> int:
-        return sum(self.counts.get(split, {}).values())
-
-    def done(self, split: str) -> int:
-        """Items whose labelling is complete: final, in review, ambiguous or excluded."""
-        return self.total(split) - self.counts.get(split, {}).get(ItemState.OPEN.value, 0)
 
 
 @dataclass(frozen=True)
@@ -86,7 +74,7 @@ class OverviewService:
         projects = ProjectService(self.engine)
         lines = []
         for project in projects.list():
-            progress = Progress(projects.progress(project.name))
+            progress = projects.progress(project.name)
             lines.append(ProjectLine(project=project.name, pool_done=progress.done("pool"),
                                      pool_total=progress.total("pool"), eval_done=progress.done("eval"),
                                      eval_total=progress.total("eval"),
@@ -96,7 +84,7 @@ class OverviewService:
     def project(self, name: str, *, actor: Actor) -> ProjectOverview:
         """One project: progress, agreement, the latest round and the review queue (admins)."""
         _require_actor(actor, Role.ADMIN)
-        progress = Progress(ProjectService(self.engine).progress(name))
+        progress = ProjectService(self.engine).progress(name)
         report = AgreementService(self.engine).report(name, actor=actor)
         agreement = AgreementSummary(n_paired_items=report.n_paired_items,
                                      percent_agreement=report.percent_agreement,

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from workbench.db.models import Item, Project, ProjectLabel
-from workbench.domain import Actor, ItemState, ProjectInfo, ProjectKind, Role, Split
+from workbench.domain import Actor, ItemState, Progress, ProjectInfo, ProjectKind, Role, Split
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.users import require_role
@@ -252,7 +252,7 @@ class ProjectService:
 
         return write(self.engine, work)
 
-    def progress(self, name: str) -> dict[str, Any]:
+    def progress(self, name: str) -> Progress:
         """Counts of items by split and state: what any role may see (no labels)."""
         with reading(self.engine) as session:
             project = load_project(session, name)
@@ -265,4 +265,4 @@ class ProjectService:
         counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}
         for state, _, split, n in rows:
             counts[split][state] += n
-        return counts
+        return Progress(counts)

@@ -286,7 +286,7 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         bar.close()
         wb.projects.update_settings(PROJECT, eval_fraction=0.0)
         progress = wb.projects.progress(PROJECT)
-        if progress["eval"]["final"] != len(eval_ids):
+        if progress.count(Split.EVAL, ItemState.FINAL) != len(eval_ids):
             raise WorkbenchError("internal: the eval split did not end fully labeled")
         seconds["eval_gold_labels"] = time.perf_counter() - clock
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from workbench.domain import ClaimedItem, ProjectInfo, ProjectKind, RankedBy
+from workbench.domain import ClaimedItem, Progress, ProjectInfo, ProjectKind, RankedBy
 from workbench.errors import WorkbenchError
 from workbench.services.quarantine import ImageUnavailable, image_path
 
@@ -192,8 +192,8 @@ def why(claim: ClaimedItem, project: ProjectInfo | None = None) -> str:
     return f"Served because: {claim.reason}."
 
 
-def progress_line(counts: dict[str, dict[str, int]], split: str) -> str:
-    row = counts.get(split, {})
-    total = sum(row.values())
+def progress_line(counts: Progress, split: str) -> str:
+    row = counts.states(split)
+    total = counts.total(split)
     parts = [f"{n} {state}" for state, n in row.items() if n]
     return f"{split}: {total} items" + (" (" + ", ".join(parts) + ")" if parts else "")

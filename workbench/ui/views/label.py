@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from workbench.domain import Actor, ClaimedItem, GuidelinesInfo, ProjectInfo, Role
+from workbench.domain import Actor, ClaimedItem, GuidelinesInfo, ProjectInfo, Role, Split
 from workbench.domain.keys import (
     DEFAULT_MIN_DWELL_MS,
     HELP_KEY,
@@ -229,9 +229,7 @@ def _progress(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
     a.metric("My labels today", stats.labels_today)
     b.metric("My labels in total", stats.labels_total)
     c.metric("My skips", stats.skips_total)
-    pool = counts.get("pool", {})
-    total = sum(pool.values())
-    done = total - pool.get("open", 0)
+    done, total = counts.done(Split.POOL), counts.total(Split.POOL)
     d.metric("Pool items done", f"{done} / {total}",
              help="pool items whose labels are complete: agreed, adjudicated or waiting for review")
     st.caption(render.md(" · ".join(render.progress_line(counts, split) for split in ("pool", "eval"))))
