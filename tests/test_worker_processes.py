@@ -46,7 +46,7 @@ def test_killed_worker_leaves_no_half_registered_model(wb, db_url, home):
     job = wb.rounds.start("kill", actor=OPERATOR)
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.jobs.get(job.id).message == "train")  # training has begun
+        _wait_for(lambda: wb.jobs.get(job.id).message == "train", timeout=120)  # training has begun
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     finally:
@@ -75,7 +75,7 @@ def test_two_workers_share_the_queue(wb, db_url, home):
     jobs = [wb.rounds.start(name, actor=OPERATOR) for name in names]
     workers = [_start_worker(db_url, home) for _ in range(2)]
     try:
-        _wait_for(lambda: all(wb.jobs.get(j.id).state in ("done", "failed") for j in jobs), timeout=120)
+        _wait_for(lambda: all(wb.jobs.get(j.id).state in ("done", "failed") for j in jobs), timeout=300)
     finally:
         for worker in workers:
             worker.terminate()
