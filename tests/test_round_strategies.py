@@ -228,5 +228,7 @@ def test_why_this_item_names_the_strategy_that_ranked_it_with_run_and_score():
     ranked = why(claim("margin", 7, 0.98123), project)
     assert ranked.startswith("Ranked by margin on model run 7, score 0.981: ")
     assert "two most likely labels are closest" in ranked
+    changed = why(claim("margin", 7, 0.5), ProjectInfo(**{**project.__dict__, "strategy": "entropy"}))
+    assert changed.startswith("Ranked by margin on model run 7 (project strategy now: entropy; the next round uses it)")
     bald = why(claim("bald", 3, 0.2), ProjectInfo(**{**project.__dict__, "strategy": "bald"}))
     assert bald.startswith("Ranked by bald on model run 3, score 0.200") and "dropout" in bald

@@ -113,14 +113,14 @@ class RankedBy:
         return self.strategy != self.project_strategy
 
     def describe(self) -> str:
-        """In words, e.g. ``cold start (no model yet; project strategy: margin)``."""
+        """In words, e.g. ``cold start (no usable model yet; project strategy: margin)``."""
         name = self.strategy.replace("_", " ")
-        if self.is_fallback:
-            why = "no usable model yet" if self.model_free else "fallback"
-            return f"{name} ({why}; project strategy: {self.project_strategy})"
-        if self.model_run_id is not None:
-            return f"{name} on model run {self.model_run_id}"
-        return name
+        if self.is_fallback and self.model_free:
+            return f"{name} (no usable model yet; project strategy: {self.project_strategy})"
+        on_run = f" on model run {self.model_run_id}" if self.model_run_id is not None else ""
+        if self.is_fallback:  # the project's strategy changed after this ranking was made
+            return f"{name}{on_run} (project strategy now: {self.project_strategy}; the next round uses it)"
+        return name + on_run
 
 
 @dataclass(frozen=True)
