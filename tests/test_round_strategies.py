@@ -98,7 +98,7 @@ def test_every_registered_strategy_runs_a_round_and_the_queue_serves_its_ranking
 
     # Replay the decision from the stored model and features: the same ranking, item for item.
     pipeline = wb.rounds.pipeline
-    project = wb.rounds.resolve(info.name)
+    project = wb.rounds.resolve(info.name, actor=OPERATOR)
     with Session(wb.engine) as s:
         from workbench.services.round_pipeline import RANK_SIZE, _load_pool
 

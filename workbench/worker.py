@@ -42,7 +42,7 @@ def _run_job(wb: Workbench, job: JobInfo) -> None:
     """Run one claimed job as the local operator; its project is loaded once, by the job's id."""
     actor = Actor.operator()
     payload = wb.jobs.payload(job.id)
-    project = wb.rounds.resolve(payload.project_id)
+    project = wb.rounds.resolve(payload.project_id, actor=actor)
 
     def progress(pct: float, message: str) -> None:
         wb.jobs.heartbeat(job.id, progress=pct, message=message, worker=job.worker)

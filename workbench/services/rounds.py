@@ -63,22 +63,23 @@ class RoundService:
                     seed: int = 0, progress: ProgressFn = _quiet) -> RoundResult:
         """Version, train, evaluate, rank; publish the version, run and ranking in one transaction."""
         require_role(actor, Role.ADMIN)
-        return self.pipeline.retrain(self.resolve(project), actor=actor, job_id=job_id, seed=seed, progress=progress)
+        return self.pipeline.retrain(self.resolve(project, actor=actor), actor=actor, job_id=job_id, seed=seed, progress=progress)
 
     def run_rescore(self, project: ProjectInfo | str | int, *, actor: Actor, job_id: int | None = None,
                     seed: int = 0, progress: ProgressFn = _quiet) -> RoundResult:
         """Re-rank the open pool with the latest registered model (hash-checked), or cold start."""
         require_role(actor, Role.ADMIN)
-        return self.pipeline.rescore(self.resolve(project), actor=actor, job_id=job_id, seed=seed, progress=progress)
+        return self.pipeline.rescore(self.resolve(project, actor=actor), actor=actor, job_id=job_id, seed=seed, progress=progress)
 
     def run_version(self, project: ProjectInfo | str | int, *, actor: Actor,
                     job_id: int | None = None) -> VersionJobResult:
         """Cut a dataset version as a job (the auto-version job)."""
         require_role(actor, Role.REVIEWER)
-        return self.pipeline.version_job(self.resolve(project), actor=actor, job_id=job_id)
+        return self.pipeline.version_job(self.resolve(project, actor=actor), actor=actor, job_id=job_id)
 
-    def resolve(self, project: ProjectInfo | str | int) -> ProjectInfo:
+    def resolve(self, project: ProjectInfo | str | int, *, actor: Actor) -> ProjectInfo:
         """The project, loaded once at the edge: by name (CLI, scripts) or id (a job's payload)."""
+        require_role(actor, Role.ANNOTATOR)
         if isinstance(project, ProjectInfo):
             return project
         with reading(self.engine) as session:
