@@ -97,14 +97,15 @@ def test_hostile_user_name_in_sidebar_and_review_page(uwb):
     shown = texts(at)
     assert HOSTILE[0] in shown
     assert f"Annotator: {EVIL_USER}" in shown and f"Label: {EVIL_LABELS[0]}" in shown
-    case = at.session_state["review_case"]
+    case = at.session_state["review_pick"]
     reason = "<script>alert('reason')</script> **done**"
-    at.text_area(key=f"adj_reason_{case}").input(reason)
-    at.button(key="FormSubmitter:adjudicate_%d-Adjudicate" % case).click().run()
+    at.radio(key=f"adj_decision_{case}").set_value("excluded")
+    at.text_input(key=f"adj_reason_{case}").input(reason)
+    at.button(key=f"adjudicate_{case}").click().run()
     assert uwb.review.history(EVIL_PROJECT, actor(uwb, "rev"))[0].reason == reason
     _check_no_markup(at)
     at.switch_page("views/review.py").run()
-    history = next(df.value for df in at.dataframe if "reason" in df.value.columns)
+    history = next(df.value for df in at.dataframe if "reviewer" in df.value.columns)
     assert history["reason"].tolist() == [reason]
     _check_no_markup(at)
 

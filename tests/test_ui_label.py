@@ -87,13 +87,13 @@ def test_duration_is_measured_from_when_the_item_was_shown(uwb, monkeypatch):
     seed_basic(uwb, n_items=2)
     at = sign_in("ann1")
     calls = []
-    original = uwb.queue.__class__.submit
+    original = uwb.queue.__class__.submit_and_claim
 
-    def spy(self, lease_id, label, who, *, duration_ms=None):
+    def spy(self, lease_id, label, *, actor, duration_ms=None):
         calls.append(duration_ms)
-        return original(self, lease_id, label, who, duration_ms=duration_ms)
+        return original(self, lease_id, label, actor=actor, duration_ms=duration_ms)
 
-    monkeypatch.setattr(uwb.queue.__class__, "submit", spy)
+    monkeypatch.setattr(uwb.queue.__class__, "submit_and_claim", spy)
     at.button(key="label_btn_0").click().run()
     assert len(calls) == 1 and calls[0] is not None and 0 <= calls[0] < 60_000
 

@@ -227,11 +227,16 @@ def test_reviewer_adjudicates_the_disagreement(app, browser, dialogs):
     main.get_by_text(DISAGREE, exact=True).wait_for()
     expect(main.get_by_text("Annotator: ann1", exact=True)).to_be_visible()
     expect(main.get_by_text("Label: neg", exact=True)).to_be_visible()
-    main.get_by_role("radio", name="Choose a label").check()
-    main.get_by_label("Reason (required, kept in the audit log)").fill(
-        "Slow but friendly reads as positive. <img src=x onerror=alert('reason')>")
+    expect(main.get_by_role("radio", name="Choose a label")).not_to_be_checked()  # no default decision
+    page.wait_for_timeout(DWELL_MS)
+    page.keyboard.press("1")  # the key of pos: decision "choose a label", label pos, focus on the reason
+    expect(main.get_by_role("radio", name="Choose a label")).to_be_checked()
+    page.wait_for_function("() => (document.activeElement.getAttribute('aria-label') || '')"
+                           ".startsWith('Reason (required')")  # the reason box has the focus
+    page.keyboard.type("Slow but friendly reads as positive. <img src=x onerror=alert('reason')>")
     _shot(page, "review")
-    main.get_by_role("button", name="Adjudicate").click()
+    expect(main.get_by_role("button", name="Adjudicate")).to_be_in_viewport()
+    page.keyboard.press("Enter")  # confirms from the reason box
     main.get_by_text("settled: pos", exact=False).wait_for()
     main.get_by_text("No disagreements waiting").wait_for()
     main.get_by_role("tab", name="Agreement", exact=True).click()

@@ -368,3 +368,12 @@ class GuidelinesUsage:
     labels_under_current: int
     labels_before_current: int
     by_version: dict[int | None, int]
+
+
+@dataclass(frozen=True)
+class LabelView:
+    """The label page's read besides the item: own counts, item counts, current guidelines."""
+
+    stats: AnnotatorStats
+    counts: dict[str, dict[str, int]]  # split -> state -> items
+    guidelines: GuidelinesInfo | None

@@ -45,6 +45,15 @@ def clean_notes(labels: tuple[str, ...], notes: dict[str, Any] | None) -> dict[s
     return cleaned
 
 
+def current_guidelines(session: Session, project_id: int) -> GuidelinesInfo | None:
+    """The project's current guidelines inside the caller's session (None: it has none)."""
+    row = session.execute(
+        select(Guidelines, User.name).outerjoin(User, User.id == Guidelines.created_by)
+        .where(Guidelines.project_id == project_id).order_by(Guidelines.version.desc()).limit(1)
+    ).first()
+    return None if row is None else _info(*row)
+
+
 class GuidelinesService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -53,11 +62,7 @@ class GuidelinesService:
         """The project's current guidelines, or None when it has none yet (any role may read)."""
         require_role(actor, Role.ANNOTATOR)
         with reading(self.engine) as session:
-            row = session.execute(
-                select(Guidelines, User.name).outerjoin(User, User.id == Guidelines.created_by)
-                .where(Guidelines.project_id == project.id).order_by(Guidelines.version.desc()).limit(1)
-            ).first()
-        return None if row is None else _info(*row)
+            return current_guidelines(session, project.id)
 
     def history(self, project_name: str, *, actor: Actor) -> list[GuidelinesInfo]:
         """Every version, newest first."""

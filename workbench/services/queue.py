@@ -23,6 +23,7 @@ from workbench.domain import (
     AnnotatorStats,
     ClaimedItem,
     ItemState,
+    LabelView,
     LeaseState,
     ProjectInfo,
     RecentLabel,
@@ -33,7 +34,7 @@ from workbench.domain import (
 from workbench.domain.overlap import GivenLabel, Next, OverlapPolicy, OverlapSettings, decide
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
-from workbench.services.guidelines import current_version_of
+from workbench.services.guidelines import current_guidelines, current_version_of
 from workbench.services.projects import load_project
 from workbench.services.users import require_role
 
@@ -326,8 +327,9 @@ class QueueService:
         return None
 
     @staticmethod
-    def _claimed(session: Session, project: ProjectInfo, lease: dict) -> ClaimedItem:
-        item = session.connection().execute(_ITEM_VIEW, {"item_id": lease["item_id"]}).one()
+    def _claimed(session: Session, project: ProjectInfo, lease: dict, item=None) -> ClaimedItem:  # noqa: ANN001
+        if item is None:
+            item = session.connection().execute(_ITEM_VIEW, {"item_id": lease["item_id"]}).one()
         return ClaimedItem(
             lease_id=lease["id"], item_id=item.id, external_id=item.external_id, split=Split(item.split),
             content=dict(item.content), labels=project.labels, slot=lease["slot"], reason=lease["reason"],
@@ -360,39 +362,53 @@ class QueueService:
     def submit(self, lease_id: int, label: str, actor: Actor, *, duration_ms: int | None = None) -> SubmitResult:
         """Store the annotator's label for a claimed slot. Idempotent per lease."""
         require_role(actor, Role.ANNOTATOR)
+        return write(self.engine, lambda session: self._submit(session, lease_id, label, actor, duration_ms)[0])
 
-        def work(session: Session) -> SubmitResult:
-            conn = session.connection()
-            lease, project = self._live_lease(session, lease_id, actor)
-            stored = conn.execute(_STORED, {"lease_id": lease.id}).scalar_one_or_none()
-            item = conn.execute(_ITEM_FOR_UPDATE, {"item_id": lease.item_id}).one()
-            if stored is not None:
-                return SubmitResult(stored, ItemState(item.state), duplicate=True)
-            if label not in project.labels:
-                raise WorkbenchError(
-                    f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}")
-            now = utcnow()
-            if lease.state != LeaseState.ACTIVE or lease.expires_at < now:
-                raise Conflict(f"this claim is {'expired' if lease.state == LeaseState.ACTIVE else lease.state}; "
-                               "ask for the next item")
-            wanted = item.labels_wanted if item.labels_wanted is not None else _first_want(project)
-            if item.gold_label is None and (item.state != ItemState.OPEN or item.n_annotations >= wanted):
-                raise Conflict(f"item {item.external_id!r} already has all its labels")
-            elapsed = int((now - lease.claimed_at).total_seconds() * 1000)
-            annotation_id = conn.execute(_INSERT_ANNOTATION, {
-                "project_id": project.id, "item_id": lease.item_id, "annotator_id": actor.id, "source": "human",
-                "slot": lease.slot, "lease_id": lease.id, "label": label, "created_at": now,
-                "duration_ms": duration_ms if duration_ms is not None else elapsed, "b_gl_project_id": project.id,
-            }).scalar_one()
-            conn.execute(_SUBMITTED, {"lease_id": lease.id, "now": now})
-            conn.execute(_COUNT_ANNOTATION, {"item_id": lease.item_id})
-            audit(session, "annotation.submit", actor_id=actor.id, project_id=project.id,
-                  item_id=lease.item_id, annotation_id=annotation_id, lease_id=lease.id, slot=lease.slot)
-            # A gold item keeps its known answer; its labels only measure the annotators.
-            state = ItemState(item.state) if item.gold_label is not None else resolve(session, lease.item_id, project)
-            return SubmitResult(annotation_id, state, duplicate=False)
+    def _submit(self, session: Session, lease_id: int, label: str, actor: Actor,
+                duration_ms: int | None) -> tuple[SubmitResult, ProjectInfo]:
+        conn = session.connection()
+        lease, project = self._live_lease(session, lease_id, actor)
+        stored = conn.execute(_STORED, {"lease_id": lease.id}).scalar_one_or_none()
+        item = conn.execute(_ITEM_FOR_UPDATE, {"item_id": lease.item_id}).one()
+        if stored is not None:
+            return SubmitResult(stored, ItemState(item.state), duplicate=True), project
+        if label not in project.labels:
+            raise WorkbenchError(
+                f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}")
+        now = utcnow()
+        if lease.state != LeaseState.ACTIVE or lease.expires_at < now:
+            raise Conflict(f"this claim is {'expired' if lease.state == LeaseState.ACTIVE else lease.state}; "
+                           "ask for the next item")
+        wanted = item.labels_wanted if item.labels_wanted is not None else _first_want(project)
+        if item.gold_label is None and (item.state != ItemState.OPEN or item.n_annotations >= wanted):
+            raise Conflict(f"item {item.external_id!r} already has all its labels")
+        elapsed = int((now - lease.claimed_at).total_seconds() * 1000)
+        annotation_id = conn.execute(_INSERT_ANNOTATION, {
+            "project_id": project.id, "item_id": lease.item_id, "annotator_id": actor.id, "source": "human",
+            "slot": lease.slot, "lease_id": lease.id, "label": label, "created_at": now,
+            "duration_ms": duration_ms if duration_ms is not None else elapsed, "b_gl_project_id": project.id,
+        }).scalar_one()
+        conn.execute(_SUBMITTED, {"lease_id": lease.id, "now": now})
+        conn.execute(_COUNT_ANNOTATION, {"item_id": lease.item_id})
+        audit(session, "annotation.submit", actor_id=actor.id, project_id=project.id,
+              item_id=lease.item_id, annotation_id=annotation_id, lease_id=lease.id, slot=lease.slot)
+        # A gold item keeps its known answer; its labels only measure the annotators.
+        state = ItemState(item.state) if item.gold_label is not None else resolve(session, lease.item_id, project)
+        return SubmitResult(annotation_id, state, duplicate=False), project
+
+    def submit_and_claim(self, lease_id: int, label: str, *, actor: Actor,
+                         duration_ms: int | None = None) -> tuple[SubmitResult, ClaimedItem | int]:
+        """Store the label and claim the next item (as :meth:`claim_or_wait`) in one transaction:
+        the label page's hot path, one round trip to the database per answer."""
+        require_role(actor, Role.ANNOTATOR)
+        draws = (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
+
+        def work(session: Session) -> tuple[SubmitResult, ClaimedItem | int]:
+            result, project = self._submit(session, lease_id, label, actor, duration_ms)
+            return result, self._claim(session, project.name, actor, draws)
 
         return write(self.engine, work)
+
 
     def release_leases(self, *, actor: Actor, why: str = "left the Label page") -> int:
         """Give back every item this user holds (they left the Label page or signed out)."""
@@ -510,17 +526,41 @@ class QueueService:
         return [RecentLabel(i, e, label, at, bool(ok)) for i, e, label, at, ok in rows]
 
     # -- what an annotator may see ---------------------------------------------------------
+    def label_view(self, project: ProjectInfo, *, actor: Actor) -> LabelView:
+        """What the label page shows besides the item, in one read: the annotator's own counts, the
+        project's item counts by split and state (no labels), and the current guidelines."""
+        require_role(actor, Role.ANNOTATOR)
+        with reading(self.engine) as session:
+            stats = self._stats(session, project.id, actor)
+            counts = item_counts(session, project.id)
+            guide = current_guidelines(session, project.id)
+        return LabelView(stats, counts, guide)
+
+    def _stats(self, session: Session, project_id: int, actor: Actor) -> AnnotatorStats:
+        midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        mine = and_(Annotation.project_id == project_id, Annotation.annotator_id == actor.id)
+        total, today, skips = session.execute(select(
+            select(func.count()).where(mine).scalar_subquery(),
+            select(func.count()).where(mine, Annotation.created_at >= midnight).scalar_subquery(),
+            select(func.count()).where(Lease.project_id == project_id, Lease.annotator_id == actor.id,
+                                       Lease.state == LeaseState.SKIPPED).scalar_subquery(),
+        )).one()
+        return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
+
     def my_stats(self, project: ProjectInfo | str, actor: Actor) -> AnnotatorStats:
         """The annotator's own counts (never anyone else's labels), in one statement."""
         require_role(actor, Role.ANNOTATOR)
-        midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         with reading(self.engine) as session:
             project_id = project.id if isinstance(project, ProjectInfo) else self._project(session, project).id
-            mine = and_(Annotation.project_id == project_id, Annotation.annotator_id == actor.id)
-            total, today, skips = session.execute(select(
-                select(func.count()).where(mine).scalar_subquery(),
-                select(func.count()).where(mine, Annotation.created_at >= midnight).scalar_subquery(),
-                select(func.count()).where(Lease.project_id == project_id, Lease.annotator_id == actor.id,
-                                           Lease.state == LeaseState.SKIPPED).scalar_subquery(),
-            )).one()
-        return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
+            return self._stats(session, project_id, actor)
+
+
+def item_counts(session: Session, project_id: int) -> dict[str, dict[str, int]]:
+    """Items by split and state (what any role may see), grouped in the order of the queue index."""
+    rows = session.execute(
+        select(Item.state, Item.slots_taken, Item.split, func.count()).where(Item.project_id == project_id)
+        .group_by(Item.state, Item.slots_taken, Item.split)).all()
+    counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}
+    for state, _, split, n in rows:
+        counts[split][state] += n
+    return counts

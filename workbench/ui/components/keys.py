@@ -6,7 +6,8 @@ and every press it sends carries the token of the item that was on screen (the l
 client time the item was drawn and the client time of the press. The server then checks both:
 a press for an item no longer shown, or within the minimum dwell time, stores nothing.
 
-Presses typed into a text box, select box or text area are left alone. Held-down keys (auto
+Presses typed into a text box or text area, or into an open select box, are left alone; a closed
+select box that kept focus after a choice (the sidebar's project picker) does not swallow them. Held-down keys (auto
 repeat) and presses with Ctrl/Alt/Meta are ignored. The JavaScript holds one document listener for
 the whole browser tab; each render updates the token and key map it reads.
 """
@@ -15,55 +16,87 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+import time
 from typing import Any
 
 import streamlit as st
 
 _JS = r"""
 export default function(component) {
-  const { data, setTriggerValue } = component;
+  const { data, setStateValue } = component;
   const w = window;
   const now = () => performance.timeOrigin + performance.now();
   if (!w.__wbKeys) {
-    w.__wbKeys = { seq: 0, token: null, drawnAt: 0, keys: {}, send: null, focus: null };
+    w.__wbKeys = { seq: 0, token: null, drawnAt: 0, keys: {}, send: null, focus: null, log: [],
+                   sid: Math.random().toString(36).slice(2) };
     document.addEventListener("keydown", (e) => {
       const s = w.__wbKeys;
       if (!s.send || e.repeat || e.ctrlKey || e.altKey || e.metaKey || e.isComposing) return;
       const t = e.target;
       const tag = t && t.tagName ? t.tagName.toLowerCase() : "";
-      if (tag === "input" || tag === "textarea" || tag === "select" || (t && t.isContentEditable)) return;
       let key = e.key;
       if (key === "Enter") key = "enter";
       else if (key.length === 1) key = key.toLowerCase();
       else return;
       if (!(key in s.keys)) return;
+      // A closed select box keeps focus after a choice (the sidebar's project picker): keys then
+      // answer the item instead of starting a search in it.
+      const closedSelect = t && t.getAttribute && t.getAttribute("role") === "combobox"
+        && t.getAttribute("aria-expanded") !== "true";
+      const typing = !closedSelect
+        && (tag === "input" || tag === "textarea" || tag === "select" || (t && t.isContentEditable));
+      if (closedSelect && key !== "enter") t.blur();
+      const press = { token: s.token, key: key, drawn_at: s.drawnAt, pressed_at: now(), seq: 0 };
+      if (typing) {
+        // Enter in the one box named by enter_inside confirms, after the box has committed its text
+        if (key !== "enter" || !s.enterInside || !t.matches || !t.matches(s.enterInside)) return;
+        setTimeout(() => { s.seq += 1; press.seq = s.seq; s.push(press); }, 80);
+        return;
+      }
       e.preventDefault();
       e.stopPropagation();
       s.seq += 1;
-      s.send("press", { token: s.token, key: key, drawn_at: s.drawnAt, pressed_at: now(), seq: s.seq });
+      press.seq = s.seq;
+      s.push(press);
     }, true);
   }
   const s = w.__wbKeys;
   const token = data && data.token !== undefined ? data.token : null;
   if (token !== s.token) {
     s.token = token;
+    const a = document.activeElement;
+    if (a && a.getAttribute && a.getAttribute("role") === "combobox" && a.getAttribute("aria-expanded") !== "true") a.blur();
     s.drawnAt = now();
     // the item counts as drawn from the next painted frame on
     requestAnimationFrame(() => { if (s.token === token) s.drawnAt = now(); });
   }
   s.keys = (data && data.keys) || {};
-  s.send = setTriggerValue;
+  s.enterInside = (data && data.enter_inside) || null;
+  // Every press is kept in a short log sent as the component's state: presses that arrive while
+  // the server is busy are all delivered (a trigger value would keep only the last one).
+  const send = setStateValue;
+  s.send = send;
+  s.push = (press) => {
+    if (!s.send) return;
+    s.log.push(press);
+    if (s.log.length > 40) s.log.shift();
+    s.send("presses", { sid: s.sid, items: s.log.slice() });
+  };
   if (data && data.focus) {
-    requestAnimationFrame(() => {
-      const el = document.querySelector(data.focus);
-      if (el) el.focus();
-    });
-  } else {
-    const a = document.activeElement;
-    // a button clicked with the mouse keeps focus; the keys work there too (handled above)
-    if (a && a.getAttribute && a.getAttribute("role") === "combobox" && data && data.blur_select) a.blur();
+    // the visible match (a tab panel kept from an earlier render may hold a hidden twin), tried
+    // again for a moment in case the page re-renders the box right after this component
+    const selector = data.focus;
+    const tryFocus = () => {
+      const el = [...document.querySelectorAll(selector)].reverse().find((x) => x.offsetParent !== null);
+      if (el && document.activeElement !== el) el.focus();
+    };
+    requestAnimationFrame(tryFocus);
+    [100, 300, 700].forEach((ms) => setTimeout(tryFocus, ms));
   }
-  return () => { if (s.send === setTriggerValue) s.send = null; };
+  if (s.off) { clearTimeout(s.off); s.off = null; }
+  // A new render calls the cleanup and then this function again, asynchronously: keep sending
+  // through the gap (a press then is not lost), and stop only if no render follows (page left).
+  return () => { s.off = setTimeout(() => { if (s.send === send) s.send = null; s.off = null; }, 1500); };
 }
 """
 
@@ -96,17 +129,31 @@ class KeyPress:
 
 
 def capture(*, key: str, token: int | str | None, keys: Iterable[str],
-            on_press: Callable[[KeyPress], None], focus: str | None = None) -> None:
+            on_press: Callable[[KeyPress], None], focus: str | None = None,
+            enter_inside: str | None = None) -> None:
     """Listen for `keys` (lower-case characters, or "enter") for the item named by `token`;
-    `on_press` runs in the press's own rerun, before the page renders."""
+    `on_press` runs once per press, in order, before the page renders. `focus` (a CSS selector)
+    is focused after the render; Enter inside the input matching `enter_inside` is sent too."""
+
+    seen_key = f"{key}__seen"
 
     def changed() -> None:
         state = st.session_state.get(key)
-        raw = state.get("press") if isinstance(state, dict) or hasattr(state, "get") else None
-        press = KeyPress.parse(raw)
-        if press is not None:
+        raw = state.get("presses") if hasattr(state, "get") else None
+        if not isinstance(raw, dict) or not isinstance(raw.get("items"), list):
+            return
+        sid = str(raw.get("sid"))
+        seen_sid, seen_seq = st.session_state.get(seen_key, (None, 0))
+        last = seen_seq if seen_sid == sid else 0
+        for item in raw["items"]:
+            press = KeyPress.parse(item)
+            if press is None or press.seq <= last:
+                continue
+            last = press.seq
+            st.session_state[seen_key] = (sid, last)
             on_press(press)
 
     _component(key=key, data={"token": token, "keys": {k: 1 for k in keys}, "focus": focus,
-                              "blur_select": True},
-               on_press_change=changed, height=0)
+                              "nonce": time.monotonic() if focus else 0,
+                              "enter_inside": enter_inside},
+               on_presses_change=changed, height=0)

@@ -16,7 +16,11 @@ from dataclasses import replace
 
 import streamlit as st
 
+<<<<<<< HEAD
 from workbench.domain import Actor, ClaimedItem, GuidelinesInfo, ProjectInfo, Role, Split
+=======
+from workbench.domain import Actor, ClaimedItem, GuidelinesInfo, LabelView, ProjectInfo, Role
+>>>>>>> 57f49a7 (Review by keyboard (no default decision, A/X/Enter, the selector names the case shown, decision above the fold at 1280x720), external ids in history, skips with who/when and per reason; guidelines on Label and Review and edited by admins; key presses sent as a log (none lost, none for an item not shown); submit and claim the next item in one transaction and one read for the rest of the label page (statement count test); browser benchmark; Chromium tests: digits, burst, phone widths, recent labels, review)
 from workbench.domain.keys import (
     DEFAULT_MIN_DWELL_MS,
     HELP_KEY,
@@ -27,7 +31,7 @@ from workbench.domain.keys import (
 )
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services import Workbench
-from workbench.ui import render, session
+from workbench.ui import render, sections, session
 from workbench.ui.components.keys import KeyPress, capture
 from workbench.ui.state import Shown
 
@@ -94,7 +98,10 @@ def _on_label(project: ProjectInfo, lease_id: int, label: str) -> None:
     current = held is not None and held.claim is not None and held.claim.lease_id == lease_id
     duration_ms = int((time.monotonic() - held.shown_at) * 1000) if current and held else None
     try:
-        result = wb.queue.submit(lease_id, label, actor, duration_ms=duration_ms)
+        if not current:  # a button of an earlier rendering: store (idempotently), keep what is shown
+            wb.queue.submit(lease_id, label, actor, duration_ms=None)
+            return
+        _, found = wb.queue.submit_and_claim(lease_id, label, actor=actor, duration_ms=duration_ms)
     except Conflict as exc:  # the claim lapsed meanwhile: say so and move on
         session.flash(str(exc))
         _claim_next(project)
@@ -102,9 +109,7 @@ def _on_label(project: ProjectInfo, lease_id: int, label: str) -> None:
     except WorkbenchError as exc:
         session.flash(str(exc))
         return
-    if result.duplicate and not current:
-        return  # a repeated press for an item already answered: keep the item on screen
-    _claim_next(project)
+    _store(project, found)  # the next item, claimed in the same transaction
 
 
 def _ask_skip(lease_id: int) -> None:
@@ -222,9 +227,8 @@ def _keep_alive(project_id: int) -> None:
     st.caption(f"Held for you until {expires:%H:%M} UTC while this page is open.")
 
 
-def _progress(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
-    stats = wb.queue.my_stats(project, actor=actor)
-    counts = wb.projects.progress(project.name)
+def _progress(view: LabelView) -> None:
+    stats, counts = view.stats, view.counts
     a, b, c, d = st.columns(4)
     a.metric("My labels today", stats.labels_today)
     b.metric("My labels in total", stats.labels_total)
@@ -233,15 +237,6 @@ def _progress(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
     d.metric("Pool items done", f"{done} / {total}",
              help="pool items whose labels are complete: agreed, adjudicated or waiting for review")
     st.caption(render.md(" · ".join(render.progress_line(counts, split) for split in ("pool", "eval"))))
-
-
-def _guidelines(guide: GuidelinesInfo | None) -> None:
-    if guide is None:
-        return
-    with st.expander(f"Guidelines (version {guide.version})", icon=":material/menu_book:"):
-        st.markdown(render.safe_markdown(guide.text))
-        for label, note in guide.label_notes.items():
-            st.markdown(f"**{render.md(label)}**: {render.md(note)}")
 
 
 def _key_help(keys: KeyMap, dwell: int) -> None:
@@ -276,6 +271,14 @@ def _skip_prompt(project: ProjectInfo, claim: ClaimedItem) -> None:
     st.caption("Enter skips; an empty reason is stored as “skipped”.")
 
 
+def _listen(project: ProjectInfo, claim: ClaimedItem | None, keys: KeyMap, asking: bool) -> None:
+    """The key capture. Placed after the item and its buttons: the browser counts the item as drawn
+    when this component receives the item's token, which must not be before the item is painted."""
+    listen = ([*keys.as_dict(), SKIP_KEY] if claim is not None else []) + [UNDO_KEY, HELP_KEY]
+    capture(key="label_keys", token=claim.lease_id if claim else None, keys=[] if asking else listen,
+            on_press=lambda press: _on_press(project, press), focus=SKIP_INPUT if asking else None)
+
+
 def _recent(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
     box = st.expander("My recent labels", key=RECENT_OPEN, on_change="rerun", icon=":material/history:")
     if not box.open:
@@ -305,7 +308,7 @@ def main() -> None:
     st.header(render.md(f"Label · {project.name}"))
     try:
         held = _current_claim(project, wb, actor)
-        guide = wb.guidelines.current(project, actor=actor)
+        view = wb.queue.label_view(project, actor=actor)
     except WorkbenchError as exc:
         render.error(exc)
         st.stop()
@@ -317,12 +320,10 @@ def main() -> None:
     dwell = min_dwell_ms(project)
     if st.session_state.get(HELP):
         _key_help(keys, dwell)
-    _guidelines(guide)
+    guide = view.guidelines
+    sections.guidelines_expander(guide)
     claim = held.claim
     asking = claim is not None and st.session_state.get(ASK_SKIP) == claim.lease_id
-    listen = ([k for k in keys.as_dict()] + [SKIP_KEY] if claim is not None else []) + [UNDO_KEY, HELP_KEY]
-    capture(key="label_keys", token=claim.lease_id if claim else None, keys=[] if asking else listen,
-            on_press=lambda press: _on_press(project, press), focus=SKIP_INPUT if asking else None)
 
     if claim is None:
         if held.waiting:
@@ -332,7 +333,8 @@ def main() -> None:
             st.success("Nothing left for you in this project. Thank you!")
         st.button("Check again", key="label_check_again")
         st.button("Undo last ⟨U⟩", key="label_undo", on_click=_on_undo, args=(project,), icon=":material/undo:")
-        _progress(wb, project, actor)
+        _listen(project, None, keys, False)
+        _progress(view)
         _recent(wb, project, actor)
         return
 
@@ -353,12 +355,13 @@ def main() -> None:
             st.button("Keys ⟨?⟩", key="label_keys_help", icon=":material/keyboard:",
                       on_click=lambda: st.session_state.__setitem__(HELP, not st.session_state.get(HELP, False)))
 
+    _listen(project, claim, keys, asking)
     with st.expander("Why this item?"):
         st.text(render.why(claim, project))
     st.session_state[KEEPALIVE_FIRST] = True
     ttl = float(project.settings.get("lease_ttl_s", 600))
     st.fragment(_keep_alive, run_every=max(15.0, min(120.0, ttl / 3)))(project.id)
-    _progress(wb, project, actor)
+    _progress(view)
     _recent(wb, project, actor)
 
 

@@ -6,92 +6,175 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import Decision, ReviewCase, Role
+from workbench.domain import Decision, ProjectInfo, ReviewCase, Role, role_allows
+from workbench.domain.keys import AMBIGUOUS_KEY, EXCLUDE_KEY, KeyMap, key_map
 from workbench.errors import WorkbenchError
-from workbench.ui import charts, render, session
+from workbench.ui import charts, render, sections, session
+from workbench.ui.components.keys import KeyPress, capture
 
 ANY = "(any label)"
 DECISIONS = {
     Decision.LABEL: "Choose a label",
-    Decision.AMBIGUOUS: "Ambiguous: no single right label",
-    Decision.EXCLUDED: "Exclude from the dataset",
+    Decision.AMBIGUOUS: "Ambiguous",
+    Decision.EXCLUDED: "Exclude",
 }
+HOTKEYS = {Decision.AMBIGUOUS: "A", Decision.EXCLUDED: "X"}
+PICK = "review_pick"  # the item id the case selector names; the page always shows that case
+ERROR = "review_error"
+FOCUS_REASON = "review_focus_reason"
+REASON_INPUT = 'input[aria-label="Reason (required, kept in the audit log)"]'
 
 
 def _answers(case: ReviewCase) -> str:
     return " · ".join(f"{a.annotator}: {a.label}" for a in case.answers)
 
 
-def _case_view(wb, project, actor, case: ReviewCase) -> None:
-    st.caption(render.md(f"Item {case.external_id} · {case.split.value} split · {case.state.value}"))
-    with st.container(border=True):
-        render.render_content(project, case.content, key=f"review_{case.item_id}")
-    cols = st.columns(max(len(case.answers), 1))
-    for col, answer in zip(cols, case.answers):
-        with col, st.container(border=True):
-            st.text(f"Annotator: {answer.annotator}")
-            st.text(f"Label: {answer.label}")
-            seconds = f"{answer.duration_ms / 1000:.1f} s" if answer.duration_ms is not None else "unknown"
-            st.text(f"Time taken: {seconds} · {answer.created_at:%Y-%m-%d %H:%M} UTC")
-    if case.reason:
-        st.text(f"Why it is here: {case.reason}")
-    if case.suggestion is not None:  # a suggestion only: the label box below never preselects it
-        st.text(f"Dawid–Skene suggests: {case.suggestion} (posterior {case.suggestion_p:.2f}); "
-                "decide for yourself")
+def _keys(project: ProjectInfo) -> KeyMap:
+    return key_map(project.labels, project.settings.get("label_keys") or {})
 
-    with st.form(f"adjudicate_{case.item_id}", clear_on_submit=False):
-        decision = st.radio("Decision", list(DECISIONS), format_func=lambda d: DECISIONS[d],
-                            key=f"adj_decision_{case.item_id}", horizontal=True)
-        given = [a.label for a in case.answers]
+
+def _fields(item_id: int) -> tuple[str, str, str]:
+    return f"adj_decision_{item_id}", f"adj_label_{item_id}", f"adj_reason_{item_id}"
+
+
+def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None) -> None:
+    """Confirm the decision (button or Enter): settle the case and show the next one, named by the
+    selector before the page renders."""
+    decision_key, label_key, reason_key = _fields(case.item_id)
+    decision = st.session_state.get(decision_key)
+    label = st.session_state.get(label_key)
+    if decision is None:
+        st.session_state[ERROR] = "Choose a decision first: a label, ambiguous or exclude."
+        return
+    if decision == Decision.LABEL and label is None:
+        st.session_state[ERROR] = "Choose the label."
+        return
+    actor = session.current_actor(refresh=False)
+    try:
+        info = session.workbench().review.adjudicate(
+            case.item_id, actor, decision, label=label if decision == Decision.LABEL else None,
+            reason=st.session_state.get(reason_key) or "")
+    except WorkbenchError as exc:
+        st.session_state[ERROR] = str(exc)
+        return
+    outcome = info.label if info.decision == Decision.LABEL else info.decision.value
+    session.flash(f"Item {case.external_id} settled: {outcome}.")
+    if following is not None:
+        st.session_state[PICK] = following
+    else:
+        st.session_state.pop(PICK, None)
+
+
+def _on_press(project: ProjectInfo, case: ReviewCase, following: int | None, press: KeyPress) -> None:
+    if press.token != case.item_id:
+        st.session_state[ERROR] = "Key ignored: it was pressed for a case that is no longer on screen."
+        return
+    decision_key, label_key, _ = _fields(case.item_id)
+    if press.key == "enter":
+        _adjudicate(project, case, following)
+        return
+    if press.key == AMBIGUOUS_KEY:
+        st.session_state[decision_key] = Decision.AMBIGUOUS
+    elif press.key == EXCLUDE_KEY:
+        st.session_state[decision_key] = Decision.EXCLUDED
+    elif (label := _keys(project).label_of(press.key)) is not None:
+        st.session_state[decision_key] = Decision.LABEL
+        st.session_state[label_key] = label
+    st.session_state[FOCUS_REASON] = True
+
+
+def _case_view(wb, project: ProjectInfo, actor, case: ReviewCase, following: int | None, item_col, decide_col) -> None:
+    keys = _keys(project)
+    decision_key, label_key, reason_key = _fields(case.item_id)
+    with item_col:
+        st.caption(render.md(f"Item {case.external_id} · {case.split.value} split · {case.state.value}"))
+        with st.container(border=True):
+            render.render_content(project, case.content, key=f"review_{case.item_id}")
+        with st.container(horizontal=True, gap="small"):
+            for answer in case.answers:
+                with st.container(border=True, width="stretch"):
+                    st.text(f"Annotator: {answer.annotator}")
+                    st.text(f"Label: {answer.label}")
+                    seconds = f"{answer.duration_ms / 1000:.1f} s" if answer.duration_ms is not None else "unknown"
+                    st.text(f"Time taken: {seconds} · {answer.created_at:%Y-%m-%d %H:%M} UTC")
+        if case.reason:
+            st.text(f"Why it is here: {case.reason}")
+        if case.suggestion is not None:  # a suggestion only: the label box never preselects it
+            st.text(f"Dawid–Skene suggests: {case.suggestion} (posterior {case.suggestion_p:.2f}); "
+                    "decide for yourself")
+        skips = wb.review.skips(project.name, actor=actor, external_id=case.external_id, limit=20)
+        if skips:
+            st.caption("Skipped by: " + " · ".join(
+                render.md(f"{s.annotator} ({s.at:%Y-%m-%d %H:%M} UTC): {s.reason}") for s in skips))
+    with decide_col:
+        decisions = list(DECISIONS)
+        st.radio("Decision", decisions, index=None, key=decision_key, horizontal=True,
+                 format_func=lambda d: DECISIONS[d] + (f" ⟨{HOTKEYS[d]}⟩" if d in HOTKEYS else ""))
         labels = list(project.labels)
-        default = labels.index(given[0]) if given and given[0] in labels else 0
-        label = st.selectbox("Label (when choosing a label)", labels, index=default,
-                             key=f"adj_label_{case.item_id}")
-        reason = st.text_area("Reason (required, kept in the audit log)", key=f"adj_reason_{case.item_id}",
-                              max_chars=2000)
-        submitted = st.form_submit_button("Adjudicate", type="primary")
-    if submitted:
-        try:
-            info = wb.review.adjudicate(case.item_id, actor, decision,
-                                        label=label if decision == Decision.LABEL else None, reason=reason)
-        except WorkbenchError as exc:
-            render.error(exc)
-        else:
-            outcome = info.label if info.decision == Decision.LABEL else info.decision.value
-            session.flash(f"Item {case.external_id} settled: {outcome}.")
-            st.session_state.pop("review_case", None)
-            st.rerun()
+        st.selectbox("Label (when choosing a label)", labels, index=None, key=label_key,
+                     placeholder="press a label's key or choose",
+                     format_func=lambda x: x + (f" ⟨{keys.key_of(x)}⟩" if keys.key_of(x) not in (None, x) else ""))
+        st.text_input("Reason (required, kept in the audit log)", key=reason_key, max_chars=2000,
+                      placeholder="why this decision")
+        st.button("Adjudicate ⟨Enter⟩", type="primary", key=f"adjudicate_{case.item_id}",
+                  on_click=_adjudicate, args=(project, case, following))
+        error = st.session_state.pop(ERROR, None)
+        if error:
+            render.error(error)
+        st.caption("Keys: " + ", ".join(render.md(f"{k} {label}") for label, k in keys.keys if k)
+                   + "; A ambiguous; X exclude; Enter confirms (also from the reason box).")
+    focus = st.session_state.pop(FOCUS_REASON, False)
+    capture(key="review_keys", token=case.item_id,
+            keys=[*keys.as_dict(), AMBIGUOUS_KEY, EXCLUDE_KEY, "enter"],
+            on_press=lambda press: _on_press(project, case, following, press),
+            focus=REASON_INPUT if focus else None, enter_inside=REASON_INPUT)
 
 
-def _queue_tab(wb, project, actor) -> None:
-    labels = list(project.labels)
-    a_col, b_col, n_col = st.columns([2, 2, 1])
-    first = a_col.selectbox("Answers include", [ANY, *labels], key="review_pair_a")
-    second = b_col.selectbox("and", [ANY, *labels], key="review_pair_b")
-    pair = None
+def _pair(labels: list[str]) -> tuple[tuple[str, str] | None, str | None]:
+    """The label-pair filter as the widgets below the case hold it, and a hint if it is incomplete."""
+    first = st.session_state.get("review_pair_a", ANY)
+    second = st.session_state.get("review_pair_b", ANY)
     if first != ANY and second != ANY:
         if first == second:
-            st.warning("Pick two different labels to filter by a pair.")
-        else:
-            pair = (first, second)
-    elif first != ANY or second != ANY:
-        st.caption("Pick a second label to filter by the pair.")
-    n_col.metric("Waiting", wb.review.count_waiting(project.name, actor))
+            return None, "Pick two different labels to filter by a pair."
+        return (first, second), None
+    if first != ANY or second != ANY:
+        return None, "Pick a second label to filter by the pair."
+    return None, None
 
+
+def _queue_tab(wb, project: ProjectInfo, actor) -> None:
+    labels = list(project.labels)
+    pair, hint = _pair(labels)
     cases = wb.review.queue(project.name, actor, label_pair=pair, limit=200)
     if not cases:
         st.success("No disagreements waiting" + (" for this pair." if pair else "."))
-        return
-    table = pd.DataFrame([{"item": c.external_id, "split": c.split.value, "answers": _answers(c)} for c in cases])
-    st.dataframe(table, hide_index=True, key="review_table", height=min(38 + 35 * len(cases), 250))
-    ids = [c.item_id for c in cases]
-    current = st.session_state.get("review_case")
-    index = ids.index(current) if current in ids else 0
-    chosen = st.selectbox("Case", range(len(cases)), index=index,
-                          format_func=lambda i: f"{cases[i].external_id} ({_answers(cases[i])})",
-                          key="review_pick")
-    st.session_state["review_case"] = ids[chosen]
-    _case_view(wb, project, actor, cases[chosen])
+    else:
+        by_id = {c.item_id: c for c in cases}
+        ids = list(by_id)
+        if st.session_state.get(PICK) not in by_id:  # settled elsewhere, filtered out, or first visit
+            st.session_state[PICK] = ids[0]
+        waiting = len(cases) if len(cases) < 200 else wb.review.count_waiting(project.name, actor)
+        item_col, decide_col = st.columns([3, 2], gap="medium")
+        chosen = item_col.selectbox("Case", ids, key=PICK, help=f"{waiting} case(s) waiting",
+                                    format_func=lambda i: f"{by_id[i].external_id} ({_answers(by_id[i])})")
+        position = ids.index(chosen)
+        following = ids[position + 1] if position + 1 < len(ids) else (ids[position - 1] if position else None)
+        _case_view(wb, project, actor, by_id[chosen], following, item_col, decide_col)
+    # the filter and the full list sit below the case, so the decision stays above the fold
+    with st.expander("Filter by a pair of labels, and the list of cases", expanded=pair is not None or bool(hint)):
+        a_col, b_col, n_col = st.columns([2, 2, 1])
+        a_col.selectbox("Answers include", [ANY, *labels], key="review_pair_a")
+        b_col.selectbox("and", [ANY, *labels], key="review_pair_b")
+        n_col.metric("Waiting", wb.review.count_waiting(project.name, actor))
+        if hint and "different" in hint:
+            st.warning(hint)
+        elif hint:
+            st.caption(hint)
+        if cases:
+            st.dataframe(pd.DataFrame([{"item": c.external_id, "split": c.split.value, "answers": _answers(c)}
+                                       for c in cases]), hide_index=True, key="review_table",
+                         height=min(38 + 35 * len(cases), 250))
 
 
 def _agreement_tab(wb, project, actor) -> None:
@@ -149,7 +232,7 @@ def _history_tab(wb, project, actor) -> None:
         st.caption("No adjudications yet.")
         return
     st.dataframe(pd.DataFrame([{
-        "when (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"), "item id": r.item_id, "reviewer": r.reviewer,
+        "when (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"), "item": r.external_id, "reviewer": r.reviewer,
         "decision": r.decision.value, "label": r.label, "reason": r.reason,
         "before": f"{r.previous_state.value}" + (f" ({r.previous_label})" if r.previous_label else ""),
     } for r in rows]), hide_index=True, key="history_table")
@@ -161,13 +244,21 @@ def main() -> None:
     project = session.pick_project(page="review")
     st.header(render.md(f"Review · {project.name}"))
     session.show_flash()
-    queue, agreement, history = st.tabs(["Disagreements", "Agreement", "Adjudication history"])
-    with queue:
+    sections.guidelines_expander(wb.guidelines.current(project, actor=actor))
+    names = ["Disagreements", "Agreement", "Adjudication history", "Skips"]
+    admin = role_allows(actor.role, Role.ADMIN)
+    tabs = st.tabs(names + (["Guidelines"] if admin else []))
+    with tabs[0]:
         _queue_tab(wb, project, actor)
-    with agreement:
+    with tabs[1]:
         _agreement_tab(wb, project, actor)
-    with history:
+    with tabs[2]:
         _history_tab(wb, project, actor)
+    with tabs[3]:
+        sections.skip_reasons(wb, project, actor)
+    if admin:
+        with tabs[4]:
+            sections.guidelines_editor(wb, project, actor)
 
 
 main()

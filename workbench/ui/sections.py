@@ -1,0 +1,80 @@
+"""Page sections shared by Label, Review and the admin overview: guidelines (shown and edited),
+skip reasons, and which labels predate the current guidelines."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from workbench.domain import Actor, GuidelinesInfo, ProjectInfo
+from workbench.errors import WorkbenchError
+from workbench.services import Workbench
+from workbench.ui import render, session
+
+
+def guidelines_expander(guide: GuidelinesInfo | None, *, expanded: bool = False) -> None:
+    """The project's guidelines, collapsible, as safe Markdown (no raw HTML, no script). Always one
+    container, so what follows keeps its place in the page whether a project has guidelines or not."""
+    slot = st.container()
+    if guide is None:
+        return
+    with slot, st.expander(f"Guidelines (version {guide.version})", expanded=expanded, icon=":material/menu_book:"):
+        st.markdown(render.safe_markdown(guide.text))
+        for label, note in guide.label_notes.items():
+            st.markdown(f"**{render.md(label)}**: {render.md(note)}")
+
+
+def skip_reasons(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
+    """Skips counted per reason, and the latest skips with who and when (reviewers and admins)."""
+    counts = wb.review.skip_counts(project.name, actor=actor)
+    if not counts:
+        st.caption("No item has been skipped yet.")
+        return
+    st.subheader("Skips per reason")
+    st.dataframe(pd.DataFrame([{"reason": r, "skips": n} for r, n in counts.items()]), hide_index=True,
+                 key="skip_counts")
+    latest = wb.review.skips(project.name, actor=actor, limit=100)
+    st.subheader("Latest skips")
+    st.dataframe(pd.DataFrame([{"item": s.external_id, "who": s.annotator, "when (UTC)": f"{s.at:%Y-%m-%d %H:%M}",
+                                "reason": s.reason} for s in latest]), hide_index=True, key="skip_latest")
+
+
+def guidelines_usage(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
+    """How many labels were made under the current guidelines and how many predate it."""
+    usage = wb.guidelines.usage(project.name, actor=actor)
+    if usage.current_version is None:
+        st.caption("This project has no guidelines yet.")
+        return
+    a, b = st.columns(2)
+    a.metric(f"Labels under guidelines v{usage.current_version}", usage.labels_under_current)
+    b.metric("Labels made before it", usage.labels_before_current,
+             help="made under an earlier version, or before the project had guidelines")
+
+
+def guidelines_editor(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
+    """Admins edit the guidelines; every save is a new version."""
+    current = wb.guidelines.current(project, actor=actor)
+    guidelines_usage(wb, project, actor)
+    suffix = f"_{project.id}_{current.version if current else 0}"
+    with st.form(f"guidelines_form{suffix}"):
+        text = st.text_area("Guidelines (Markdown; raw HTML is shown as text)", value=current.text if current else "",
+                            height=240, key=f"guidelines_text{suffix}", max_chars=100_000)
+        notes = {}
+        for label in project.labels:
+            notes[label] = st.text_input(f"Short description of {label}", max_chars=300,
+                                         value=(current.label_notes.get(label, "") if current else ""),
+                                         key=f"guidelines_note{suffix}_{label}")
+        saved = st.form_submit_button("Save as a new version", type="primary")
+    if saved:
+        try:
+            info = wb.guidelines.update(project.name, text, actor=actor, label_notes=notes)
+        except WorkbenchError as exc:
+            render.error(exc)
+        else:
+            session.flash(f"Saved guidelines version {info.version}.")
+            st.rerun()
+    versions = wb.guidelines.history(project.name, actor=actor)
+    if versions:
+        st.dataframe(pd.DataFrame([{"version": g.version, "by": g.author or "operator",
+                                    "when (UTC)": f"{g.created_at:%Y-%m-%d %H:%M}", "characters": len(g.text)}
+                                   for g in versions]), hide_index=True, key="guidelines_versions")
