@@ -375,5 +375,5 @@ class LabelView:
     """The label page's read besides the item: own counts, item counts, current guidelines."""
 
     stats: AnnotatorStats
-    counts: dict[str, dict[str, int]]  # split -> state -> items
+    counts: Progress
     guidelines: GuidelinesInfo | None

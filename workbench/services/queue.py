@@ -24,6 +24,7 @@ from workbench.domain import (
     ClaimedItem,
     ItemState,
     LabelView,
+    Progress,
     LeaseState,
     ProjectInfo,
     RecentLabel,
@@ -555,7 +556,7 @@ class QueueService:
             return self._stats(session, project_id, actor)
 
 
-def item_counts(session: Session, project_id: int) -> dict[str, dict[str, int]]:
+def item_counts(session: Session, project_id: int) -> Progress:
     """Items by split and state (what any role may see), grouped in the order of the queue index."""
     rows = session.execute(
         select(Item.state, Item.slots_taken, Item.split, func.count()).where(Item.project_id == project_id)
@@ -563,4 +564,4 @@ def item_counts(session: Session, project_id: int) -> dict[str, dict[str, int]]:
     counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}
     for state, _, split, n in rows:
         counts[split][state] += n
-    return counts
+    return Progress(counts)

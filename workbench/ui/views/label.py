@@ -16,11 +16,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-<<<<<<< HEAD
-from workbench.domain import Actor, ClaimedItem, GuidelinesInfo, ProjectInfo, Role, Split
-=======
-from workbench.domain import Actor, ClaimedItem, GuidelinesInfo, LabelView, ProjectInfo, Role
->>>>>>> 57f49a7 (Review by keyboard (no default decision, A/X/Enter, the selector names the case shown, decision above the fold at 1280x720), external ids in history, skips with who/when and per reason; guidelines on Label and Review and edited by admins; key presses sent as a log (none lost, none for an item not shown); submit and claim the next item in one transaction and one read for the rest of the label page (statement count test); browser benchmark; Chromium tests: digits, burst, phone widths, recent labels, review)
+from workbench.domain import Actor, ClaimedItem, GuidelinesInfo, LabelView, ProjectInfo, Role, Split
 from workbench.domain.keys import (
     DEFAULT_MIN_DWELL_MS,
     HELP_KEY,
