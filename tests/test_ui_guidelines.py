@@ -44,3 +44,16 @@ def test_reviewers_see_guidelines_but_no_editor(uwb):
     at = go(sign_in("rev"), "review")
     assert any(e.label.startswith("Guidelines (version 1)") for e in at.expander)
     assert not [t for t in at.text_area if t.key.startswith("guidelines_text")]
+
+
+def test_overview_counts_skips_per_reason_and_labels_before_the_current_guidelines(uwb):
+    seed_basic(uwb, n_items=3)
+    ann1 = actor(uwb, "ann1")
+    uwb.queue.skip(uwb.queue.claim("demo", ann1).lease_id, ann1, "too long")
+    uwb.queue.submit(uwb.queue.claim("demo", ann1).lease_id, "pos", ann1)  # before any guidelines
+    uwb.guidelines.update("demo", "Read twice.", actor=Actor.operator())
+    at = go(sign_in("admin"), "overview")
+    counts = [d for d in at.dataframe if "skips" in d.value.columns][0].value
+    assert counts.to_dict("records") == [{"reason": "too long", "skips": 1}]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Labels under guidelines v1"] == "0" and metrics["Labels made before it"] == "1"

@@ -24,8 +24,9 @@ def guidelines_expander(guide: GuidelinesInfo | None, *, expanded: bool = False)
             st.markdown(f"**{render.md(label)}**: {render.md(note)}")
 
 
-def skip_reasons(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
-    """Skips counted per reason, and the latest skips with who and when (reviewers and admins)."""
+def skip_reasons(wb: Workbench, project: ProjectInfo, actor: Actor, *, latest: bool = True) -> None:
+    """Skips counted per reason, and (with `latest`) the latest skips with who and when
+    (reviewers and admins)."""
     counts = wb.review.skip_counts(project.name, actor=actor)
     if not counts:
         st.caption("No item has been skipped yet.")
@@ -33,10 +34,12 @@ def skip_reasons(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
     st.subheader("Skips per reason")
     st.dataframe(pd.DataFrame([{"reason": r, "skips": n} for r, n in counts.items()]), hide_index=True,
                  key="skip_counts")
-    latest = wb.review.skips(project.name, actor=actor, limit=100)
+    if not latest:
+        return
+    rows = wb.review.skips(project.name, actor=actor, limit=100)
     st.subheader("Latest skips")
     st.dataframe(pd.DataFrame([{"item": s.external_id, "who": s.annotator, "when (UTC)": f"{s.at:%Y-%m-%d %H:%M}",
-                                "reason": s.reason} for s in latest]), hide_index=True, key="skip_latest")
+                                "reason": s.reason} for s in rows]), hide_index=True, key="skip_latest")
 
 
 def guidelines_usage(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:

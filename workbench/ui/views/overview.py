@@ -8,7 +8,7 @@ import streamlit as st
 
 from workbench.domain import Role
 from workbench.errors import WorkbenchError
-from workbench.ui import render, session
+from workbench.ui import render, sections, session
 
 
 def _pct(part: int, whole: int) -> str:
@@ -33,7 +33,7 @@ def _progress(overview) -> None:
              help="labelling complete: agreed, adjudicated, waiting for review, ambiguous or excluded")
     b.metric("Eval items done", f"{p.done('eval')} / {p.total('eval')}")
     c.metric("Waiting for review", overview.review.waiting)
-    st.caption(render.md(" · ".join(render.progress_line(p.counts, split) for split in ("pool", "eval"))))
+    st.caption(render.md(" · ".join(render.progress_line(p, split) for split in ("pool", "eval"))))
 
 
 def _agreement(overview) -> None:
@@ -98,6 +98,9 @@ def main() -> None:
     _agreement(overview)
     _latest_round(overview)
     _review(overview)
+    sections.skip_reasons(wb, project, actor, latest=False)
+    st.subheader("Guidelines")
+    sections.guidelines_usage(wb, project, actor)
 
 
 main()
