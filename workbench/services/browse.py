@@ -176,9 +176,10 @@ class BrowseService:
 
     def _query(self, session, project_id: int, f: BrowseFilter) -> Select:  # noqa: ANN001
         # Paging in id order without a sort: by the (project, state, id) or (project, label, id)
-        # index when one of those is filtered on, else along the primary key (`project_id + 0`
-        # keeps SQLite from picking a project index and then sorting every item by id).
-        by_id = SortKey(f.sort) == SortKey.ID and f.state is None and not f.final_label and not f.search
+        # index when one of those is filtered on, else along the primary key (on SQLite,
+        # `project_id + 0` keeps the planner from picking a project index and sorting every item).
+        by_id = (SortKey(f.sort) == SortKey.ID and f.state is None and not f.final_label and not f.search
+                 and session.bind.dialect.name == "sqlite")  # PostgreSQL's planner finds the key walk itself
         conditions = [(Item.project_id + 0 if by_id else Item.project_id) == project_id]
         if f.state == BrowseState.PARTLY_LABELED:
             conditions += [Item.state == ItemState.OPEN.value, Item.n_annotations > 0]

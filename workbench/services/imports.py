@@ -255,6 +255,17 @@ def _scrubber(info) -> Callable[[str], str] | None:  # noqa: ANN001
     return lambda text: scrub(text, mode, secret=secret, region=region).text
 
 
+def _analyze_items(engine: Engine) -> None:
+    """Fresh planner statistics after a bulk import (PostgreSQL), so the item browser's and the
+    queue's queries are planned for the rows that are there now, not for an empty table."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE item")
+            conn.commit()
+    except Exception:  # noqa: BLE001 - statistics are an optimisation; autovacuum does it later anyway
+        pass
+
+
 def _last_item_id(engine: Engine, project_id: int) -> int | None:
     with reading(engine) as session:
         return session.execute(select(func.max(Item.id)).where(Item.project_id == project_id)).scalar_one()
@@ -425,6 +436,8 @@ class ImportService:
                 raise
             raise fault from exc
         report.seconds = time.perf_counter() - started
+        if report.imported and self.engine.dialect.name == "postgresql":
+            _analyze_items(self.engine)
         if report.imported and info.settings.get("health_at_import", True):
             self._health(info, report, last_id, actor)
         return report
