@@ -83,8 +83,13 @@ class Chaos:
 
     # -- helpers ----------------------------------------------------------------------------
     def spawn(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args], env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """A workbench command; its output goes to logs/ under the chaos home, for post-mortems."""
+        logs = self.home / "logs"
+        logs.mkdir(exist_ok=True)
+        self._spawned = getattr(self, "_spawned", 0) + 1
+        with open(logs / f"{self._spawned:04d}-{args[0]}.log", "wb") as log:
+            return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args], env=self.env,
+                                    stdout=log, stderr=subprocess.STDOUT)
 
     def kill_after(self, process: subprocess.Popen, delay: float) -> bool:
         """SIGKILL `process` after `delay` seconds; False when it had already finished."""
@@ -257,6 +262,7 @@ class Chaos:
             while self.wb.jobs.get(job.id).state in (JobState.QUEUED, JobState.RUNNING) and time.monotonic() < deadline:
                 time.sleep(0.2)
             final = self.wb.jobs.get(job.id)
+            early_exit = recovery.poll()  # not None: the recovery worker died on its own
             recovery.send_signal(signal.SIGTERM)
             try:
                 recovery.wait(timeout=15)
@@ -265,7 +271,8 @@ class Chaos:
                 recovery.wait()
             if final.state in (JobState.QUEUED, JobState.RUNNING):
                 self.report.stuck_jobs += 1
-                self.report.notes.append(f"round run {run}: job {job.id} still {final.state.value} 90 s after the kill")
+                self.report.notes.append(f"round run {run}: job {job.id} still {final.state.value} 90 s after the kill "
+                                         f"(recovery worker {'exited early with ' + str(early_exit) if early_exit is not None else 'was running'}; logs in {self.home / 'logs'})")
             self.check_half_published(project_id, f"round run {run} after recovery")
             self.check_orphans()
             self.check_database()
