@@ -37,7 +37,26 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "posterior_accept": None,  # dawid_skene: items in review whose posterior reaches this take it (None: never)
     "gold_share": 0.05,  # share of claims that serve a gold item (when there are gold items)
     "label_issue_k": 0,  # after each round, send the K likeliest label errors back to review (0: off)
+    # Issue 12: keys per label ({label: key}; unnamed labels get the default keys) and the time an
+    # item must be on screen before a key press counts for it.
+    "label_keys": {},
+    "min_dwell_ms": 250,
 }
+
+
+def check_key_settings(labels: Any, settings: dict[str, Any]) -> None:
+    """Refuse label keys that collide or are reserved, and a dwell time outside 0..5000 ms."""
+    from workbench.domain.keys import check_label_keys
+
+    if "label_keys" in settings:
+        check_label_keys(list(labels), settings["label_keys"])
+    if "min_dwell_ms" in settings:
+        try:
+            dwell = int(settings["min_dwell_ms"])
+        except (TypeError, ValueError):
+            raise WorkbenchError("min_dwell_ms must be a whole number of milliseconds") from None
+        if not 0 <= dwell <= 5000:
+            raise WorkbenchError("min_dwell_ms must be within 0..5000")
 
 
 def check_quality_settings(overlap: int, settings: dict[str, Any]) -> None:
@@ -184,6 +203,7 @@ class ProjectService:
             raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
         if "featurizer" in (settings or {}):
             check_featurizer(kind, settings["featurizer"])
+        check_key_settings(labels, settings or {})
         check_health_settings(settings or {})
         if "limits" in (settings or {}):
             from workbench.importing.limits import Limits
@@ -242,6 +262,8 @@ class ProjectService:
                 project.strategy = check_strategy(strategy or project.strategy, model)
             if "featurizer" in settings:
                 check_featurizer(ProjectKind(project.kind), settings["featurizer"])
+            if "label_keys" in settings or "min_dwell_ms" in settings:
+                check_key_settings(load_project(session, name).labels, settings)
             check_health_settings(settings)
             check_quality_settings(project.overlap, {**project.settings, **settings})
             project.settings = {**project.settings, **settings}
