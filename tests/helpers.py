@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from workbench.db.bulk import insert_items
 from workbench.db.models import Item
+from workbench.domain import Actor
 
 
 def add_items(engine, project_id: int, n: int, *, eval_every: int = 0, seed: int = 0, start: int = 0) -> None:
@@ -21,7 +22,7 @@ def add_items(engine, project_id: int, n: int, *, eval_every: int = 0, seed: int
 
 
 def annotators(wb, n: int, role: str = "annotator", prefix: str = "ann"):
-    return [wb.users.add(f"{prefix}{i}", role, "password-123") and
+    return [wb.users.add(f"{prefix}{i}", role, "password-123", actor=Actor.operator()) and
             wb.users.authenticate(f"{prefix}{i}", "password-123") for i in range(n)]
 
 

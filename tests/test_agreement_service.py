@@ -17,32 +17,33 @@ from tests.helpers import add_items, annotators
 from workbench.db.models import Item
 from workbench.errors import PermissionDenied
 from workbench.services.queue import QueueService
+from workbench.domain import Actor
 
 
 def _replay(wb, project_name, answers_by_item, people):
     """Each person claims items and answers with answers_by_item[external_id][person.name]."""
     for person in people:
         queue = QueueService(wb.engine, random.Random(0))
-        while (lease := queue.claim(project_name, person)) is not None:
+        while (lease := queue.claim(project_name, actor=person)) is not None:
             answer = answers_by_item[lease.external_id].get(person.name)
             if answer is None:
-                queue.skip(lease.lease_id, person, "not one of mine")
+                queue.skip(lease.lease_id, "not one of mine", actor=person)
             else:
-                queue.submit(lease.lease_id, answer, person)
+                queue.submit(lease.lease_id, answer, actor=person)
 
 
 def test_report_matches_direct_computation(wb):
-    project = wb.projects.create("ag", "text", ["a", "b", "c"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+    project = wb.projects.create("ag", "text", ["a", "b", "c"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
     add_items(wb.engine, project.id, 40)
     people = annotators(wb, 3)
     rng = random.Random(3)
     answers = {f"item-{i}": {p.name: rng.choice("abc") for p in people} for i in range(40)}
     _replay(wb, "ag", answers, people)
     (reviewer,) = annotators(wb, 1, role="reviewer", prefix="rev")
-    report = wb.agreement.report("ag", reviewer)
+    report = wb.agreement.report("ag", actor=reviewer)
     assert report.n_items == 40 and report.n_judgments == 80
     stored = {}
-    for case in wb.review.queue("ag", reviewer, limit=1000) + wb.review.queue("ag", reviewer, limit=1000, state="final"):
+    for case in wb.review.queue("ag", actor=reviewer, limit=1000) + wb.review.queue("ag", actor=reviewer, limit=1000, state="final"):
         stored[case.external_id] = {a.annotator: a.label for a in case.answers}
     for pair in report.cohen_kappa:
         common = [k for k, v in stored.items() if pair.annotator_a in v and pair.annotator_b in v]
@@ -52,7 +53,7 @@ def test_report_matches_direct_computation(wb):
         if len(set(a) | set(b)) > 1:
             assert pair.kappa == pytest.approx(cohen_kappa_score(a, b, labels=["a", "b", "c"]))
     with pytest.raises(PermissionDenied):
-        wb.agreement.report("ag", people[0])
+        wb.agreement.report("ag", actor=people[0])
 
 
 def test_crowd_replay_gives_the_direct_kappa_and_alpha(wb):
@@ -72,15 +73,15 @@ def test_crowd_replay_gives_the_direct_kappa_and_alpha(wb):
             by_item.setdefault(r[item_col], {})[r[worker_col]] = r[label_col]
     both = dict([(k, v) for k, v in sorted(by_item.items()) if len(v) == 2][:150])
     labels = sorted({x for v in both.values() for x in v.values()})
-    project = wb.projects.create("rte", "text", labels, settings={"eval_fraction": 0.0, "random_share": 0.0})
+    project = wb.projects.create("rte", "text", labels, settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
     with Session(wb.engine) as s, s.begin():
         s.execute(insert(Item), [{"project_id": project.id, "external_id": k, "content": {"text": k},
                                   "random_key": i / len(both)} for i, k in enumerate(both)])
-    wb.users.add(w1, "annotator", "password-123")
-    wb.users.add(w2, "annotator", "password-123")
+    wb.users.add(w1, "annotator", "password-123", actor=Actor.operator())
+    wb.users.add(w2, "annotator", "password-123", actor=Actor.operator())
     people = [wb.users.authenticate(w, "password-123") for w in (w1, w2)]
     _replay(wb, "rte", both, people)
-    report = wb.agreement.report("rte")
+    report = wb.agreement.report("rte", actor=Actor.operator())
     a = [v[w1] for v in both.values()]
     b = [v[w2] for v in both.values()]
     (pair,) = report.cohen_kappa

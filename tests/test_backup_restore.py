@@ -32,7 +32,7 @@ def _empty_target(db_url, request, tmp_path) -> str:
 
 def test_backup_during_submits_restores_every_acknowledged_annotation(wb, db_url, home, tmp_path, request,
                                                                        monkeypatch):
-    info = wb.projects.create("b", "text", ["x", "y"])
+    info = wb.projects.create("b", "text", ["x", "y"], actor=Actor.operator())
     add_items(wb.engine, info.id, 3000)
     people = annotators(wb, 4)
     (home / "artifacts").mkdir()
@@ -48,10 +48,10 @@ def test_backup_during_submits_restores_every_acknowledged_annotation(wb, db_url
     def label(actor):
         try:
             while not stop.is_set():
-                claim = wb.queue.claim("b", actor)
+                claim = wb.queue.claim("b", actor=actor)
                 if claim is None:
                     return
-                result = wb.queue.submit(claim.lease_id, "x", actor)
+                result = wb.queue.submit(claim.lease_id, "x", actor=actor)
                 acked.append((result.annotation_id, time.monotonic()))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)

@@ -30,15 +30,15 @@ def labeled(wb):
     for _ in range(30):
         served = 0
         for k, person in enumerate(people):
-            claim = wb.queue.claim("browse", person)
+            claim = wb.queue.claim("browse", actor=person)
             if claim is None:
                 continue
             served += 1
             if claim.external_id == "t2" and k == 0 and not skipped:
-                wb.queue.skip(claim.lease_id, person, "unclear text")
+                wb.queue.skip(claim.lease_id, "unclear text", actor=person)
                 skipped = True
             else:
-                wb.queue.submit(claim.lease_id, "neg" if (k, claim.external_id) == (1, "t1") else "pos", person)
+                wb.queue.submit(claim.lease_id, "neg" if (k, claim.external_id) == (1, "t1") else "pos", actor=person)
         if not served:
             break
     return wb, people
@@ -69,7 +69,7 @@ def test_filters_search_sort_and_page(labeled):
     from tests.helpers import add_items
 
     info = next(p for p in wb.projects.list(actor=OPERATOR) if p.name == "browse") \
-        if "actor" in wb.projects.list.__code__.co_varnames else wb.projects.get("browse")
+        if "actor" in wb.projects.list.__code__.co_varnames else wb.projects.get("browse", actor=Actor.operator())
 
     add_items(wb.engine, info.id, 3, start=100)
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(search="number 101"))) == ["item-101"]

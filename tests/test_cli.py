@@ -71,15 +71,15 @@ def test_demo_builds_the_digits_project(wb, home):
     passwords = ensure_demo(wb, home)
     assert set(passwords) == {"admin", "reviewer", "alice", "bob"}
     assert wb.users.authenticate("alice", passwords["alice"]).role == "annotator"
-    project = wb.projects.get(PROJECT)
-    counts = wb.projects.progress(PROJECT)
+    project = wb.projects.get(PROJECT, actor=Actor.operator())
+    counts = wb.projects.progress(PROJECT, actor=Actor.operator())
     assert project.kind == "image" and project.labels == tuple(str(d) for d in range(10))
     assert counts.total() == 1797 and counts.total("pool") + counts.total("eval") == 1797
     assert len(list((home / "demo" / "digits").glob("*.png"))) == 1797
     again = ensure_demo(wb, home)  # a second run keeps the project and renews the passwords
     assert again["alice"] != passwords["alice"]
-    assert wb.projects.progress(PROJECT).total() == 1797
-    lease = wb.queue.claim(PROJECT, wb.users.authenticate("alice", again["alice"]))
+    assert wb.projects.progress(PROJECT, actor=Actor.operator()).total() == 1797
+    lease = wb.queue.claim(PROJECT, actor=wb.users.authenticate("alice", again["alice"]))
     assert lease.reason in ("ranked", "eval", "control")  # eval and control picks are random draws
     ranking = wb.rounds.run_rescore(PROJECT, actor=Actor.operator())
     assert ranking.strategy == "cold_start" and ranking.ranked == 100  # 10 seeds per label

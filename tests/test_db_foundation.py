@@ -11,10 +11,11 @@ from workbench.db.engine import make_engine
 from workbench.db.migrate import current_revision, head_revision, upgrade
 from workbench.db.models import Annotation, AuditLog, Item, Lease, User, utcnow
 from workbench.errors import Conflict, PermissionDenied, WorkbenchError
+from workbench.domain import Actor
 
 
 def _project(wb):
-    return wb.projects.create("p", "text", ["pos", "neg"])
+    return wb.projects.create("p", "text", ["pos", "neg"], actor=Actor.operator())
 
 
 def _item(session, project_id, external_id="a"):
@@ -69,7 +70,7 @@ def test_label_must_belong_to_label_set(wb):
 
 def test_unique_item_annotator_and_slot(wb):
     project = _project(wb)
-    user = wb.users.add("ann", "annotator", "correct horse")
+    user = wb.users.add("ann", "annotator", "correct horse", actor=Actor.operator())
     with Session(wb.engine) as session, session.begin():
         item = _item(session, project.id)
         leases = []
@@ -100,7 +101,7 @@ def test_audit_log_is_append_only(wb):
 
 
 def test_passwords_are_hashed_with_argon2(wb):
-    wb.users.add("alice", "admin", "s3cret-passphrase")
+    wb.users.add("alice", "admin", "s3cret-passphrase", actor=Actor.operator())
     with Session(wb.engine) as session:
         stored = session.exec(select(User).where(User.name == "alice")).one().password_hash
     assert stored.startswith("$argon2id$") and "s3cret" not in stored
@@ -110,7 +111,7 @@ def test_passwords_are_hashed_with_argon2(wb):
 
 
 def test_repeated_failed_sign_ins_lock_the_account(wb):
-    wb.users.add("bob", "annotator", "right-password")
+    wb.users.add("bob", "annotator", "right-password", actor=Actor.operator())
     for _ in range(4):
         with pytest.raises(PermissionDenied, match="wrong password"):
             wb.users.authenticate("bob", "nope-nope")
@@ -120,11 +121,11 @@ def test_repeated_failed_sign_ins_lock_the_account(wb):
 
 def test_user_and_project_validation(wb):
     with pytest.raises(WorkbenchError, match="at least 12"):
-        wb.users.add("c", "annotator", "short")
+        wb.users.add("c", "annotator", "short", actor=Actor.operator())
     with pytest.raises(WorkbenchError, match="unknown role"):
-        wb.users.add("c", "boss", "long enough")
+        wb.users.add("c", "boss", "long enough", actor=Actor.operator())
     with pytest.raises(WorkbenchError, match="duplicate labels"):
-        wb.projects.create("q", "text", ["a", "a"])
+        wb.projects.create("q", "text", ["a", "a"], actor=Actor.operator())
     _project(wb)
     with pytest.raises(Conflict):
         _project(wb)
@@ -132,16 +133,16 @@ def test_user_and_project_validation(wb):
 
 def test_featurizer_settings_are_checked_when_set_not_at_the_first_round(wb):
     with pytest.raises(WorkbenchError, match="unknown text method 'word2vec'"):
-        wb.projects.create("f", "text", ["a", "b"], settings={"featurizer": {"method": "word2vec"}})
+        wb.projects.create("f", "text", ["a", "b"], settings={"featurizer": {"method": "word2vec"}}, actor=Actor.operator())
     with pytest.raises(WorkbenchError, match="bad tabular featurizer parameters"):
-        wb.projects.create("f", "tabular", ["a", "b"], settings={"featurizer": {"side": 8}})
-    assert [p.name for p in wb.projects.list()] == []  # nothing was created
-    wb.projects.create("f", "image", ["a", "b"], settings={"featurizer": {"side": 16}})
+        wb.projects.create("f", "tabular", ["a", "b"], settings={"featurizer": {"side": 8}}, actor=Actor.operator())
+    assert [p.name for p in wb.projects.list(actor=Actor.operator())] == []  # nothing was created
+    wb.projects.create("f", "image", ["a", "b"], settings={"featurizer": {"side": 16}}, actor=Actor.operator())
     with pytest.raises(WorkbenchError, match="must be an object"):
-        wb.projects.update_settings("f", featurizer="pixels")
+        wb.projects.update_settings("f", featurizer="pixels", actor=Actor.operator())
     with pytest.raises(WorkbenchError, match="positive number of pixels"):
-        wb.projects.update_settings("f", featurizer={"side": 0})
-    assert wb.projects.get("f").settings["featurizer"] == {"side": 16}
+        wb.projects.update_settings("f", featurizer={"side": 0}, actor=Actor.operator())
+    assert wb.projects.get("f", actor=Actor.operator()).settings["featurizer"] == {"side": 16}
 
 
 def test_migrations_build_exactly_the_models_schema(engine):

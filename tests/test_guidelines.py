@@ -16,21 +16,21 @@ OP = Actor.operator()
 
 @pytest.fixture
 def project(wb):
-    return wb.projects.create("g", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+    return wb.projects.create("g", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
 
 
 def test_edits_are_versioned_and_each_annotation_records_its_version(wb, project):
     add_items(wb.engine, project.id, 3)
     a, b = annotators(wb, 2)
     assert wb.guidelines.current(project, actor=a) is None
-    wb.queue.submit(wb.queue.claim("g", a).lease_id, "pos", a)  # no guidelines yet
+    wb.queue.submit(wb.queue.claim("g", actor=a).lease_id, "pos", actor=a)  # no guidelines yet
     v1 = wb.guidelines.update("g", "# Sentiment\nLabel the *overall* tone.", actor=OP,
                               label_notes={"pos": "clearly positive"})
     assert v1.version == 1 and v1.label_notes == {"pos": "clearly positive"}
-    wb.queue.submit(wb.queue.claim("g", b).lease_id, "pos", b)
+    wb.queue.submit(wb.queue.claim("g", actor=b).lease_id, "pos", actor=b)
     v2 = wb.guidelines.update("g", "# Sentiment\nLabel the overall tone; sarcasm is neg.", actor=OP)
     assert v2.version == 2 and v2.label_notes == v1.label_notes  # notes carry over when not given
-    wb.queue.submit(wb.queue.claim("g", a).lease_id, "neg", a)
+    wb.queue.submit(wb.queue.claim("g", actor=a).lease_id, "neg", actor=a)
     current = wb.guidelines.current(project, actor=a)
     assert (current.version, current.text) == (2, v2.text)
     assert [g.version for g in wb.guidelines.history("g", actor=OP)] == [2, 1]

@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from tests.conftest import shared_dataset
 from workbench.db.models import Annotation, AuditLog, Item
+from workbench.domain import Actor
 
 COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
            "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week",
@@ -18,8 +19,8 @@ ADULT = {"format": "csv", "columns": COLUMNS, "skip_initial_space": True, "prela
 
 def test_adult_census_income(wb):
     folder = shared_dataset("adult_census_income")
-    project = wb.projects.create("adult", "tabular", ["<=50K", ">50K"])
-    report = wb.imports.run("adult", folder / "adult.data", seed=0, **ADULT)
+    project = wb.projects.create("adult", "tabular", ["<=50K", ">50K"], actor=Actor.operator())
+    report = wb.imports.run("adult", folder / "adult.data", seed=0, actor=Actor.operator(), **ADULT)
     assert report.ok, report.lines()[:5]
     assert (report.rows, report.imported, report.prelabels) == (32561, 32561, 32561)
     assert abs(report.n_eval / report.imported - 0.2) < 0.01
@@ -35,11 +36,11 @@ def test_adult_census_income(wb):
     assert all(isinstance(c["features"]["age"], int) for c in contents)
 
     # adult.test writes its labels with a trailing period: every row is refused, nothing written.
-    wb.projects.create("adult-test", "tabular", ["<=50K", ">50K"])
+    wb.projects.create("adult-test", "tabular", ["<=50K", ">50K"], actor=Actor.operator())
     with Session(wb.engine) as session:
         before = (session.exec(select(func.count()).select_from(Item)).one(),
                   session.exec(select(func.count()).select_from(AuditLog)).one())
-    report = wb.imports.run("adult-test", folder / "adult.test", **ADULT)
+    report = wb.imports.run("adult-test", folder / "adult.test", actor=Actor.operator(), **ADULT)
     assert not report.ok
     assert report.error_counts == {"unknown label": 16281} and len(report.errors) == 1000
     assert str(report.errors[0]).startswith("row 1 (line 1): unknown label: '<=50K.' in column 'income'")

@@ -64,8 +64,8 @@ GOOD_TEXT_FILES = ["good.csv", "good_crlf.csv", "good_utf8_bom.csv", "good_utf16
 def test_good_text_files_import_exactly(wb):
     """Every format and encoding (one database for all, one project per file: fast on PostgreSQL)."""
     for name in GOOD_TEXT_FILES:
-        project = wb.projects.create(name, "text", LABELS)
-        report = wb.imports.run(name, CORPUS / name, prelabel_col="label", seed=3)
+        project = wb.projects.create(name, "text", LABELS, actor=Actor.operator())
+        report = wb.imports.run(name, CORPUS / name, prelabel_col="label", seed=3, actor=Actor.operator())
         assert report.ok, (name, report.lines())
         assert (report.rows, report.imported, report.prelabels) == (3, 3, 2), name
         items = items_of(wb.engine, project.id)
@@ -77,26 +77,26 @@ def test_good_text_files_import_exactly(wb):
 
 
 def test_csv_details_multiline_row_numbers_and_no_id(wb):
-    project = wb.projects.create("p", "text", LABELS)
-    report = wb.imports.run("p", CORPUS / "good_multiline.csv", prelabel_col="label")
+    project = wb.projects.create("p", "text", LABELS, actor=Actor.operator())
+    report = wb.imports.run("p", CORPUS / "good_multiline.csv", prelabel_col="label", actor=Actor.operator())
     assert report.ok and report.imported == 2
     items = items_of(wb.engine, project.id)
     assert items["m1"].content == {"text": "line one\nline two", "context": {"source": "web"}}
     assert items["m2"].content["text"] == 'a, b and "c"'
     # No id column (and none asked for): the 1-based row number is the external id.
-    other = wb.projects.create("q", "text", LABELS)
-    report = wb.imports.run("q", CORPUS / "good_no_id.csv", prelabel_col="label", context_cols="")
+    other = wb.projects.create("q", "text", LABELS, actor=Actor.operator())
+    report = wb.imports.run("q", CORPUS / "good_no_id.csv", prelabel_col="label", context_cols="", actor=Actor.operator())
     assert report.ok, report.lines()
     assert sorted(items_of(wb.engine, other.id)) == ["1", "2", "3"]
     assert items_of(wb.engine, other.id)["2"].content == {"text": EXPECTED["g2"][0]["text"], "context": {}}
     # An id column asked for by name must exist.
-    report = wb.imports.preview("q", CORPUS / "good_no_id.csv", id_col="id")
+    report = wb.imports.preview("q", CORPUS / "good_no_id.csv", id_col="id", actor=Actor.operator())
     assert not report.ok and "missing required column 'id'" in report.file_errors[0]
 
 
 def test_tabular_types_and_missing_values(wb):
-    project = wb.projects.create("t", "tabular", ["<=50K", ">50K"])
-    report = wb.imports.run("t", CORPUS / "good_tabular.csv", prelabel_col="income")
+    project = wb.projects.create("t", "tabular", ["<=50K", ">50K"], actor=Actor.operator())
+    report = wb.imports.run("t", CORPUS / "good_tabular.csv", prelabel_col="income", actor=Actor.operator())
     assert report.ok, report.lines()
     features = {k: i.content["features"] for k, i in items_of(wb.engine, project.id).items()}
     assert features["t1"] == {"age": 39, "color": "red", "zip": "02134", "score": 1.5}
@@ -108,33 +108,33 @@ def test_tabular_types_and_missing_values(wb):
 
 
 def test_images_from_csv_and_root_saved(wb):
-    project = wb.projects.create("img", "image", LABELS)
-    report = wb.imports.run("img", CORPUS / "good_images.csv", image_root=CORPUS / "images", prelabel_col="label")
+    project = wb.projects.create("img", "image", LABELS, actor=Actor.operator())
+    report = wb.imports.run("img", CORPUS / "good_images.csv", image_root=CORPUS / "images", prelabel_col="label", actor=Actor.operator())
     assert report.ok, report.lines()
     items = items_of(wb.engine, project.id)
     assert {k: i.content for k, i in items.items()} == {
         "i1": {"image": "a.png"}, "i2": {"image": "b.png"}, "i3": {"image": "sub/c.png"}}
-    assert wb.projects.get("img").settings["image_root"] == str((CORPUS / "images").resolve())
+    assert wb.projects.get("img", actor=Actor.operator()).settings["image_root"] == str((CORPUS / "images").resolve())
     # A later import may not use a root outside the saved one.
-    refused = wb.imports.preview("img", CORPUS / "good_images.csv", image_root=CORPUS / "image_folder")
+    refused = wb.imports.preview("img", CORPUS / "good_images.csv", image_root=CORPUS / "image_folder", actor=Actor.operator())
     assert not refused.ok and "outside the project's image root" in refused.file_errors[0]
 
 
 def test_image_folder_with_and_without_folder_prelabels(wb):
-    project = wb.projects.create("img", "image", LABELS)
-    report = wb.imports.run_folder("img", CORPUS / "image_folder", seed=1)
+    project = wb.projects.create("img", "image", LABELS, actor=Actor.operator())
+    report = wb.imports.run_folder("img", CORPUS / "image_folder", seed=1, actor=Actor.operator())
     assert report.ok and report.imported == 4 and report.prelabels == 0
     assert sorted(items_of(wb.engine, project.id)) == ["loose.png", "neg/n1.png", "pos/p1.png", "pos/p2.png"]
     assert items_of(wb.engine, project.id)["pos/p1.png"].content == {"image": "pos/p1.png"}
 
-    other = wb.projects.create("img2", "image", LABELS)
-    report = wb.imports.run_folder("img2", CORPUS / "image_folder", prelabel_from_folders=True)
+    other = wb.projects.create("img2", "image", LABELS, actor=Actor.operator())
+    report = wb.imports.run_folder("img2", CORPUS / "image_folder", prelabel_from_folders=True, actor=Actor.operator())
     assert report.ok and report.prelabels == 3
     assert prelabels_of(wb.engine, other.id) == {"pos/p1.png": "pos", "pos/p2.png": "pos", "neg/n1.png": "neg"}
 
-    wb.projects.create("img3", "image", LABELS)
+    wb.projects.create("img3", "image", LABELS, actor=Actor.operator())
     before = state(wb.engine)
-    report = wb.imports.run_folder("img3", CORPUS / "image_folder_bad_label", prelabel_from_folders=True)
+    report = wb.imports.run_folder("img3", CORPUS / "image_folder_bad_label", prelabel_from_folders=True, actor=Actor.operator())
     assert not report.ok and report.errors[0].kind == "unknown label" and "'maybe'" in report.errors[0].message
     assert state(wb.engine) == before
 
@@ -170,9 +170,9 @@ def test_bad_files_are_refused_whole(wb, db_url, capsys):
     with --dry-run). One database for all files, one project per file."""
     assert (CORPUS / "images" / "link_out.png").is_symlink(), "run tests/bad_files/make_corpus.py"
     for name, kind, extra, reason, where in BAD_FILES:
-        wb.projects.create(name, kind, LABELS)
+        wb.projects.create(name, kind, LABELS, actor=Actor.operator())
         if name == "duplicate_existing.csv":
-            assert wb.imports.run(name, CORPUS / "good.csv").ok
+            assert wb.imports.run(name, CORPUS / "good.csv", actor=Actor.operator()).ok
         before = state(wb.engine)
         for dry_run in ([], ["--dry-run"]):
             code, output = cli(capsys, db_url, "import", name, str(CORPUS / name), *extra, *dry_run)
@@ -188,15 +188,15 @@ def test_late_bad_row_rolls_back_every_batch(wb, tmp_path):
     path = tmp_path / "late.csv"
     rows = [f"r{i},text {i},{'pos' if i % 2 else ''}" for i in range(1, 2500)] + ["r2500,,pos"]
     path.write_text("id,text,label\n" + "\n".join(rows) + "\n")
-    wb.projects.create("p", "text", LABELS)
+    wb.projects.create("p", "text", LABELS, actor=Actor.operator())
     before = state(wb.engine)
-    report = wb.imports.run("p", path, prelabel_col="label", batch_size=100)
+    report = wb.imports.run("p", path, prelabel_col="label", batch_size=100, actor=Actor.operator())
     assert not report.ok and report.n_errors == 1
     assert str(report.errors[0]) == "row 2500 (line 2501): empty text: text in column 'text' is empty"
     assert state(wb.engine) == before
     # A duplicate found many batches later names the earlier row's kind of clash.
     path.write_text("id,text\n" + "\n".join(f"r{i},t" for i in range(1, 501)) + "\nr7,again\n")
-    report = wb.imports.run("p", path, batch_size=100)
+    report = wb.imports.run("p", path, batch_size=100, actor=Actor.operator())
     assert [str(e) for e in report.errors] == [
         "row 501 (line 502): duplicate id: id 'r7' is already used earlier in this file"]
     assert state(wb.engine) == before
@@ -205,20 +205,20 @@ def test_late_bad_row_rolls_back_every_batch(wb, tmp_path):
 def test_error_list_is_capped_but_counted(wb, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("id,text\n" + "".join(f"{i},\n" for i in range(1, 3001)))
-    wb.projects.create("p", "text", LABELS)
-    report = wb.imports.preview("p", path, max_errors=50)
+    wb.projects.create("p", "text", LABELS, actor=Actor.operator())
+    report = wb.imports.preview("p", path, max_errors=50, actor=Actor.operator())
     assert report.n_errors == 3000 and len(report.errors) == 50 and report.error_counts == {"empty text": 3000}
     assert report.lines()[-1] == "... and 2950 more bad rows (only the first 50 are listed)"
 
 
 def test_preview_writes_nothing_and_run_writes_an_audit_row(wb):
-    wb.projects.create("p", "text", LABELS)
+    wb.projects.create("p", "text", LABELS, actor=Actor.operator())
     before = state(wb.engine)
-    preview = wb.imports.preview("p", CORPUS / "good.csv", prelabel_col="label", seed=5)
+    preview = wb.imports.preview("p", CORPUS / "good.csv", prelabel_col="label", seed=5, actor=Actor.operator())
     assert preview.ok and preview.valid_rows == 3 and preview.imported == 0 and preview.dry_run
     assert [s["external_id"] for s in preview.sample] == ["g1", "g2", "g3"]
     assert state(wb.engine) == before
-    report = wb.imports.run("p", CORPUS / "good.csv", prelabel_col="label", seed=5)
+    report = wb.imports.run("p", CORPUS / "good.csv", prelabel_col="label", seed=5, actor=Actor.operator())
     assert (report.n_eval, report.n_pool) == (preview.n_eval, preview.n_pool)
     with Session(wb.engine) as session:
         row = session.exec(select(AuditLog).where(AuditLog.action == "import")).one()
@@ -230,14 +230,14 @@ def test_preview_writes_nothing_and_run_writes_an_audit_row(wb):
 def test_eval_fraction_is_roughly_right_and_seeded(wb, tmp_path):
     path = tmp_path / "many.csv"
     path.write_text("id,text\n" + "".join(f"x{i},text {i}\n" for i in range(2000)))
-    a = wb.projects.create("a", "text", LABELS)
-    b = wb.projects.create("b", "text", LABELS, settings={"eval_fraction": 0.3})
-    c = wb.projects.create("c", "text", LABELS)
-    assert wb.imports.run("a", path, seed=11, eval_fraction=0.3).ok
-    report = wb.imports.run("b", path, seed=11)  # the project's own setting
+    a = wb.projects.create("a", "text", LABELS, actor=Actor.operator())
+    b = wb.projects.create("b", "text", LABELS, settings={"eval_fraction": 0.3}, actor=Actor.operator())
+    c = wb.projects.create("c", "text", LABELS, actor=Actor.operator())
+    assert wb.imports.run("a", path, seed=11, eval_fraction=0.3, actor=Actor.operator()).ok
+    report = wb.imports.run("b", path, seed=11, actor=Actor.operator())  # the project's own setting
     assert report.ok and report.eval_fraction == 0.3
     assert abs(report.n_eval - 600) < 80
-    assert wb.imports.run("c", path, seed=12, eval_fraction=0.3).ok
+    assert wb.imports.run("c", path, seed=12, eval_fraction=0.3, actor=Actor.operator()).ok
     items = {p.name: items_of(wb.engine, p.id) for p in (a, b, c)}
     same = [(items["a"][k].split, items["a"][k].random_key) == (items["b"][k].split, items["b"][k].random_key)
             for k in items["a"]]
@@ -250,33 +250,33 @@ def test_eval_fraction_is_roughly_right_and_seeded(wb, tmp_path):
 def test_progress_callback_reaches_the_end(wb, tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("id,text\n" + "".join(f"x{i},text {i}\n" for i in range(3000)))
-    wb.projects.create("p", "text", LABELS)
+    wb.projects.create("p", "text", LABELS, actor=Actor.operator())
     calls = []
-    assert wb.imports.run("p", path, batch_size=500, progress=lambda done, total: calls.append((done, total))).ok
+    assert wb.imports.run("p", path, batch_size=500, progress=lambda done, total: calls.append((done, total)), actor=Actor.operator()).ok
     assert len(calls) >= 6 and calls[-1] == (path.stat().st_size, path.stat().st_size)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
 def test_imports_need_the_admin_role_and_known_options(wb):
-    wb.projects.create("p", "text", LABELS)
-    user = wb.users.add("rev", "reviewer", "password-123")
+    wb.projects.create("p", "text", LABELS, actor=Actor.operator())
+    user = wb.users.add("rev", "reviewer", "password-123", actor=Actor.operator())
     reviewer = Actor(id=user.id, name=user.name, role=Role.REVIEWER)
     with pytest.raises(PermissionDenied):
         wb.imports.run("p", CORPUS / "good.csv", actor=reviewer)
     with pytest.raises(WorkbenchError, match="unknown import option"):
-        wb.imports.run("p", CORPUS / "good.csv", txt_col="text")
+        wb.imports.run("p", CORPUS / "good.csv", txt_col="text", actor=Actor.operator())
     with pytest.raises(WorkbenchError, match="cannot tell the format"):
-        wb.imports.run("p", CORPUS / "make_corpus.py")
+        wb.imports.run("p", CORPUS / "make_corpus.py", actor=Actor.operator())
     with pytest.raises(WorkbenchError, match="eval_fraction"):
-        wb.imports.run("p", CORPUS / "good.csv", eval_fraction=1.5)
+        wb.imports.run("p", CORPUS / "good.csv", eval_fraction=1.5, actor=Actor.operator())
 
 
 def test_cli_good_import_folder_and_usage_errors(wb, db_url, capsys, tmp_path):
-    wb.projects.create("p", "text", LABELS)
+    wb.projects.create("p", "text", LABELS, actor=Actor.operator())
     code, output = cli(capsys, db_url, "import", "p", str(CORPUS / "good.csv"), "--prelabel-col", "label",
                        "--context-cols", "source", "--eval-fraction", "0", "--seed", "1")
     assert code == 0 and "imported 3 items (3 pool, 0 eval, 2 prelabels)" in output
-    wb.projects.create("img", "image", LABELS)
+    wb.projects.create("img", "image", LABELS, actor=Actor.operator())
     folder = tmp_path / "pics"
     shutil.copytree(CORPUS / "image_folder", folder)
     code, output = cli(capsys, db_url, "import", "img", "--folder", str(folder), "--prelabel-from-folders")
@@ -295,14 +295,14 @@ def test_folder_inside_the_project_root_gets_prefixed_paths(wb, tmp_path):
     root = tmp_path / "pics"
     shutil.copytree(CORPUS / "image_folder", root / "first")
     shutil.copytree(CORPUS / "image_folder", root / "second")
-    project = wb.projects.create("img", "image", LABELS, settings={"image_root": str(root)})
-    assert wb.imports.run_folder("img", root / "first").ok
-    assert wb.imports.run_folder("img", root / "second", prelabel_from_folders=True).ok
+    project = wb.projects.create("img", "image", LABELS, settings={"image_root": str(root)}, actor=Actor.operator())
+    assert wb.imports.run_folder("img", root / "first", actor=Actor.operator()).ok
+    assert wb.imports.run_folder("img", root / "second", prelabel_from_folders=True, actor=Actor.operator()).ok
     items = items_of(wb.engine, project.id)
     assert len(items) == 8 and items["second/pos/p1.png"].content == {"image": "second/pos/p1.png"}
     # The subfolder's own label folders still give the prelabels.
     assert prelabels_of(wb.engine, project.id)["second/neg/n1.png"] == "neg"
-    report = wb.imports.run_folder("img", root / "first")
+    report = wb.imports.run_folder("img", root / "first", actor=Actor.operator())
     assert not report.ok and report.error_counts == {"duplicate id": 4}
     assert "is already in the project" in report.errors[0].message
 
@@ -318,7 +318,7 @@ def test_sqlite_preview_does_not_hold_the_write_lock(tmp_path):
     wb = Workbench(make_engine(db_url))
     path = tmp_path / "x.csv"
     path.write_text("id,text\n" + "".join(f"x{i},t\n" for i in range(3000)))
-    wb.projects.create("p", "text", LABELS)
+    wb.projects.create("p", "text", LABELS, actor=Actor.operator())
     writes = []
 
     def other_writer(done, total):
@@ -328,7 +328,7 @@ def test_sqlite_preview_does_not_hold_the_write_lock(tmp_path):
         conn.close()
         writes.append(done)
 
-    assert wb.imports.preview("p", path, batch_size=1000, progress=other_writer).ok
+    assert wb.imports.preview("p", path, batch_size=1000, progress=other_writer, actor=Actor.operator()).ok
     assert len(writes) >= 3
     wb.engine.dispose()
 
@@ -338,8 +338,8 @@ def test_broken_utf16_midway_is_refused_with_its_position(wb, tmp_path):
     good = "id,text\n" + "".join(f"x{i},text {i}\n" for i in range(2000))
     path.write_bytes(b"\xff\xfe" + good.encode("utf-16-le") + "\ud800".encode("utf-16-le", "surrogatepass")
                      + "x,y\n".encode("utf-16-le"))
-    wb.projects.create("p", "text", LABELS)
+    wb.projects.create("p", "text", LABELS, actor=Actor.operator())
     before = state(wb.engine)
-    report = wb.imports.run("p", path, batch_size=500)
+    report = wb.imports.run("p", path, batch_size=500, actor=Actor.operator())
     assert not report.ok and "undecodable UTF-16 near line" in report.file_errors[0]
     assert state(wb.engine) == before

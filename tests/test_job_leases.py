@@ -19,9 +19,9 @@ OP = Actor.operator()
 
 
 def _running_job(wb, worker="host-a:111"):
-    wb.projects.create("p", "text", ["a", "b"])
-    job = wb.jobs.enqueue("p", JobKind.RESCORE)
-    claimed = wb.jobs.claim_next(worker)
+    wb.projects.create("p", "text", ["a", "b"], actor=Actor.operator())
+    job = wb.jobs.enqueue("p", JobKind.RESCORE, actor=Actor.operator())
+    claimed = wb.jobs.claim_next(worker, actor=Actor.operator())
     assert claimed.id == job.id and claimed.state == JobState.RUNNING and claimed.worker == worker
     return claimed
 
@@ -37,11 +37,11 @@ def test_a_stale_lease_is_requeued_then_failed_after_max_attempts(wb):
     for attempt in range(1, MAX_ATTEMPTS + 1):
         _age_lease(wb, job.id, 60)
         assert wb.jobs.requeue_stale(actor=OP) == [job.id]
-        info = wb.jobs.get(job.id)
+        info = wb.jobs.get(job.id, actor=Actor.operator())
         if attempt < MAX_ATTEMPTS:
             assert info.state == JobState.QUEUED and "stopped responding" in info.error
-            assert wb.jobs.claim_next("host-b:222").attempts == attempt + 1
-    info = wb.jobs.get(job.id)
+            assert wb.jobs.claim_next("host-b:222", actor=Actor.operator()).attempts == attempt + 1
+    info = wb.jobs.get(job.id, actor=Actor.operator())
     assert info.state == JobState.FAILED and f"after {MAX_ATTEMPTS} attempts" in info.error
     assert info.finished_at is not None
 
@@ -49,11 +49,11 @@ def test_a_stale_lease_is_requeued_then_failed_after_max_attempts(wb):
 def test_heartbeat_renews_only_the_holders_lease(wb):
     job = _running_job(wb, "host-a:1")
     _age_lease(wb, job.id, 60)
-    wb.jobs.heartbeat(job.id, worker="host-a:2")  # not the holder: no renewal
+    wb.jobs.heartbeat(job.id, worker="host-a:2", actor=Actor.operator())  # not the holder: no renewal
     assert wb.jobs.requeue_stale(actor=OP) == [job.id]
-    job = wb.jobs.claim_next("host-a:1")
+    job = wb.jobs.claim_next("host-a:1", actor=Actor.operator())
     _age_lease(wb, job.id, 60)
-    wb.jobs.heartbeat(job.id, worker="host-a:1")
+    wb.jobs.heartbeat(job.id, worker="host-a:1", actor=Actor.operator())
     assert wb.jobs.requeue_stale(actor=OP) == []
 
 
@@ -61,7 +61,7 @@ def test_a_clean_interruption_is_not_charged(wb):
     job = _running_job(wb, "h:5")
     assert not wb.jobs.release(job.id, "h:6", "stopped", actor=OP)  # someone else's job
     assert wb.jobs.release(job.id, "h:5", "worker h:5 was stopped (SIGTERM)", actor=OP)
-    info = wb.jobs.get(job.id)
+    info = wb.jobs.get(job.id, actor=Actor.operator())
     assert info.state == JobState.QUEUED and info.attempts == 0 and "SIGTERM" in info.error
     assert not wb.jobs.release(job.id, "h:5", "again", actor=OP)  # already given back
 
@@ -74,7 +74,7 @@ def test_jobs_of_a_dead_local_process_are_requeued_without_waiting(wb):
     assert wb.jobs.requeue_dead_local("elsewhere", lambda pid: False, actor=OP) == []
     alive[4242] = False
     assert wb.jobs.requeue_dead_local("here", lambda pid: alive.get(pid, False), actor=OP) == [job.id]
-    info = wb.jobs.get(job.id)
+    info = wb.jobs.get(job.id, actor=Actor.operator())
     assert info.state == JobState.QUEUED and info.attempts == 1 and "is gone" in info.error
     assert wb.jobs.live_workers(actor=OP) == []  # its registry row went with it
 
@@ -93,12 +93,12 @@ def test_the_registry_tells_live_workers_from_gone_ones(wb):
 def test_sweep_removes_only_old_unreferenced_models_and_tmp_files(wb, home):
     from tests.helpers import add_text_items, set_final_labels
 
-    info = wb.projects.create("s", "text", ["ham", "spam"], settings={"model": {"type": "logreg"}})
+    info = wb.projects.create("s", "text", ["ham", "spam"], settings={"model": {"type": "logreg"}}, actor=Actor.operator())
     texts = [("win a prize" if i % 2 else "see you at lunch") + f" {i}" for i in range(60)]
     add_text_items(wb.engine, info.id, texts)
     set_final_labels(wb.engine, info.id, {f"t{i}": "spam" if i % 2 else "ham" for i in range(60)})
     job = wb.rounds.start("s", actor=OP)
-    wb.jobs.claim_next("w:1")
+    wb.jobs.claim_next("w:1", actor=Actor.operator())
     wb.rounds.run_retrain("s", actor=OP, job_id=job.id)
     artifacts, features = home / "artifacts", home / "features"
     kept = list(artifacts.glob("model-*"))

@@ -65,7 +65,7 @@ def test_interval_and_flag_rule():
 @pytest.fixture
 def project(wb):
     return wb.projects.create("qual", "text", LABELS, overlap=3,
-                              settings={"eval_fraction": 0.0, "random_share": 0.0, "lease_ttl_s": 3600})
+                              settings={"eval_fraction": 0.0, "random_share": 0.0, "lease_ttl_s": 3600}, actor=Actor.operator())
 
 
 def _label_all(wb, name: str, people, answer) -> None:  # noqa: ANN001
@@ -74,9 +74,9 @@ def _label_all(wb, name: str, people, answer) -> None:  # noqa: ANN001
     while progress:
         progress = False
         for person in people:
-            claimed = wb.queue.claim(name, person)
+            claimed = wb.queue.claim(name, actor=person)
             if claimed is not None:
-                wb.queue.submit(claimed.lease_id, answer(person, claimed.external_id), person)
+                wb.queue.submit(claimed.lease_id, answer(person, claimed.external_id), actor=person)
                 progress = True
 
 
@@ -109,39 +109,39 @@ def test_service_flags_pauses_and_paused_labels_stop_counting(wb, project):
         quality.set_paused("qual", coin.name, True, actor=reviewer)
     add_items(wb.engine, project.id, 1, start=100)
     for person in (coin, good1):
-        claimed = wb.queue.claim("qual", person)
-        wb.queue.submit(claimed.lease_id, "pos", person)
+        claimed = wb.queue.claim("qual", actor=person)
+        wb.queue.submit(claimed.lease_id, "pos", actor=person)
     quality.set_paused("qual", coin.name, True, actor=Actor.operator())
-    assert wb.queue.claim("qual", coin) is None
-    claimed = wb.queue.claim("qual", good2)
+    assert wb.queue.claim("qual", actor=coin) is None
+    claimed = wb.queue.claim("qual", actor=good2)
     assert claimed.external_id == "item-100"
-    assert wb.queue.submit(claimed.lease_id, "pos", good2).item_state == "open"  # 2 counting of 3
-    claimed = wb.queue.claim("qual", late)
+    assert wb.queue.submit(claimed.lease_id, "pos", actor=good2).item_state == "open"  # 2 counting of 3
+    claimed = wb.queue.claim("qual", actor=late)
     assert claimed.external_id == "item-100" and claimed.slot == 4
-    assert wb.queue.submit(claimed.lease_id, "pos", late).item_state == "final"
+    assert wb.queue.submit(claimed.lease_id, "pos", actor=late).item_state == "final"
     assert {a.annotator: a for a in quality.stored("qual", actor=reviewer)}[coin.name].paused
 
 
 def test_adaptive_overlap_in_the_live_queue_records_why(wb):
     wb.projects.create("ad", "text", LABELS, settings={
-        "eval_fraction": 0.0, "random_share": 0.0, "overlap_policy": "adaptive", "min_labels": 1, "max_labels": 3})
-    project = wb.projects.get("ad")
+        "eval_fraction": 0.0, "random_share": 0.0, "overlap_policy": "adaptive", "min_labels": 1, "max_labels": 3}, actor=Actor.operator())
+    project = wb.projects.get("ad", actor=Actor.operator())
     add_items(wb.engine, project.id, 4)
     expert, novice1, novice2 = annotators(wb, 3)
     from workbench.db.models import AnnotatorQuality
 
     with Session(wb.engine) as s, s.begin():
         s.add(AnnotatorQuality(project_id=project.id, user_id=expert.id, reliability=0.97, confusion={}))
-    claimed = wb.queue.claim("ad", expert)
-    assert wb.queue.submit(claimed.lease_id, truth_of(claimed.external_id), expert).item_state == "final"
-    claimed = wb.queue.claim("ad", novice1)
-    assert wb.queue.submit(claimed.lease_id, "pos", novice1).item_state == "open"  # 0.7 < 0.9
-    again = wb.queue.claim("ad", novice2)
+    claimed = wb.queue.claim("ad", actor=expert)
+    assert wb.queue.submit(claimed.lease_id, truth_of(claimed.external_id), actor=expert).item_state == "final"
+    claimed = wb.queue.claim("ad", actor=novice1)
+    assert wb.queue.submit(claimed.lease_id, "pos", actor=novice1).item_state == "open"  # 0.7 < 0.9
+    again = wb.queue.claim("ad", actor=novice2)
     assert again.item_id == claimed.item_id and again.reason == "partial"
-    assert wb.queue.submit(again.lease_id, "neg", novice2).item_state == "open"  # a disagreement: a third
-    third = wb.queue.claim("ad", expert)
+    assert wb.queue.submit(again.lease_id, "neg", actor=novice2).item_state == "open"  # a disagreement: a third
+    third = wb.queue.claim("ad", actor=expert)
     assert third.item_id == claimed.item_id
-    assert wb.queue.submit(third.lease_id, "pos", expert).item_state == "final"
+    assert wb.queue.submit(third.lease_id, "pos", actor=expert).item_state == "final"
     with Session(wb.engine) as s:
         items = {i.id: i for i in s.execute(select(Item).where(Item.project_id == project.id)).scalars()}
         reasons = [a.details.get("reason") for a in s.execute(select(AuditLog).where(
@@ -152,8 +152,8 @@ def test_adaptive_overlap_in_the_live_queue_records_why(wb):
 
 def test_dawid_skene_posterior_can_settle_review_items(wb):
     wb.projects.create("ds", "text", LABELS, overlap=3, settings={
-        "eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene", "posterior_accept": 0.9})
-    project = wb.projects.get("ds")
+        "eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene", "posterior_accept": 0.9}, actor=Actor.operator())
+    project = wb.projects.get("ds", actor=Actor.operator())
     add_items(wb.engine, project.id, 40)
     a, b, c = annotators(wb, 3)
     reviewer = annotators(wb, 1, "reviewer", "rev")[0]
@@ -162,16 +162,16 @@ def test_dawid_skene_posterior_can_settle_review_items(wb):
     # (with two annotators and no gold, nobody could tell who is right).
     _label_all(wb, "ds", [a, b, c], lambda p, e: truth_of(e) if p.name == a.name or rng.random() < 0.75
                else LABELS[1 - LABELS.index(truth_of(e))])
-    waiting = wb.review.count_waiting("ds", reviewer)
+    waiting = wb.review.count_waiting("ds", actor=reviewer)
     assert waiting > 3
     QualityService(wb.engine).refresh("ds", actor=reviewer)
     with Session(wb.engine) as s:
         items = s.execute(select(Item).where(Item.project_id == project.id)).scalars().all()
     settled = [i for i in items if i.final_by == "dawid_skene"]
     assert settled and all(i.final_label == i.posterior_label and i.posterior >= 0.9 for i in settled)
-    assert wb.review.count_waiting("ds", reviewer) == waiting - len(settled)
-    version = wb.versions.create("ds", Actor.operator())
-    rows = wb.versions.rows("ds", version.number)
+    assert wb.review.count_waiting("ds", actor=reviewer) == waiting - len(settled)
+    version = wb.versions.create("ds", actor=Actor.operator())
+    rows = wb.versions.rows("ds", version.number, actor=Actor.operator())
     assert set(rows["aggregation"]) <= {"agreement", "dawid_skene"} and "dawid_skene" in set(rows["aggregation"])
 
 
@@ -206,8 +206,8 @@ def test_label_error_queue_sends_likely_wrong_labels_back_with_a_reason(wb, home
     from workbench.db.bulk import insert_items
     from workbench.services.quality import find_label_issues, mark_gold
 
-    wb.projects.create("blobs", "tabular", LABELS, overlap=1, settings={"eval_fraction": 0.0, "random_share": 0.0})
-    project = wb.projects.get("blobs")
+    wb.projects.create("blobs", "tabular", LABELS, overlap=1, settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = wb.projects.get("blobs", actor=Actor.operator())
     rng = np.random.default_rng(0)
     n = 120
     truth = {f"b{i}": LABELS[i % 2] for i in range(n)}
@@ -220,7 +220,7 @@ def test_label_error_queue_sends_likely_wrong_labels_back_with_a_reason(wb, home
     reviewer = annotators(wb, 1, "reviewer", "rev")[0]
     mark_gold(wb.engine, "blobs", {"b1": "neg"}, actor=Actor.operator())  # gold is never sent back
     _label_all(wb, "blobs", [worker], lambda p, e: LABELS[1 - LABELS.index(truth[e])] if e in flipped else truth[e])
-    before = wb.versions.create("blobs", Actor.operator())
+    before = wb.versions.create("blobs", actor=Actor.operator())
     result = find_label_issues(wb.engine, "blobs", k=10, actor=reviewer, home=home)
     sent = {i.external_id for i in result.sent_to_review}
     assert result.folds == 5 and result.n_checked == n and len(sent) == 10
@@ -228,12 +228,12 @@ def test_label_error_queue_sends_likely_wrong_labels_back_with_a_reason(wb, home
     issue = result.sent_to_review[0]
     assert issue.reason.startswith(f"label issue: model gives P({issue.suggested!r}) = ")
     assert f"final label {issue.label!r}" in issue.reason and issue.suggested != issue.label
-    cases = wb.review.queue("blobs", reviewer)
+    cases = wb.review.queue("blobs", actor=reviewer)
     assert {c.external_id for c in cases} == sent
     for case in cases:  # the reviewer corrects (or confirms): the next version's diff shows it
-        wb.review.adjudicate(case.item_id, reviewer, "label", label=truth[case.external_id], reason="checked")
-    after = wb.versions.create("blobs", Actor.operator())
-    diff = wb.versions.diff("blobs", before.number, after.number)
+        wb.review.adjudicate(case.item_id, "label", actor=reviewer, label=truth[case.external_id], reason="checked")
+    after = wb.versions.create("blobs", actor=Actor.operator())
+    diff = wb.versions.diff("blobs", before.number, after.number, actor=Actor.operator())
     assert {e for e, _, _ in diff.relabeled} == sent & flipped
     again = find_label_issues(wb.engine, "blobs", k=10, actor=reviewer, home=home)
     assert not {i.external_id for i in again.sent_to_review} & sent  # reviewed once, not sent again
@@ -241,16 +241,16 @@ def test_label_error_queue_sends_likely_wrong_labels_back_with_a_reason(wb, home
 
 def test_reviewer_sees_the_posterior_as_a_suggestion_and_why(wb):
     wb.projects.create("sug", "text", LABELS, overlap=2, settings={
-        "eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene"})
-    project = wb.projects.get("sug")
+        "eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene"}, actor=Actor.operator())
+    project = wb.projects.get("sug", actor=Actor.operator())
     add_items(wb.engine, project.id, 1)
     a, b = annotators(wb, 2)
     reviewer = annotators(wb, 1, "reviewer", "rev")[0]
     for person, label in ((a, "pos"), (b, "neg")):
-        claimed = wb.queue.claim("sug", person)
-        wb.queue.submit(claimed.lease_id, label, person)
+        claimed = wb.queue.claim("sug", actor=person)
+        wb.queue.submit(claimed.lease_id, label, actor=person)
     QualityService(wb.engine).refresh("sug", actor=reviewer)
-    (case,) = wb.review.queue("sug", reviewer)
+    (case,) = wb.review.queue("sug", actor=reviewer)
     assert case.suggestion in LABELS and 0.5 <= case.suggestion_p <= 1.0
     assert case.reason == "2 labels disagree (fixed overlap 2)"
     assert case.final_label is None  # nothing is preselected as the final label

@@ -98,7 +98,7 @@ def test_a_round_quarantines_items_it_cannot_featurize(wb, tmp_path, monkeypatch
     Image.new("1", (9000, 9000)).save(root / "bomb.png")  # 81 MP: over the 40 MP limit
     from tests.helpers import set_final_labels
 
-    info = wb.projects.get("img")
+    info = wb.projects.get("img", actor=Actor.operator())
     set_final_labels(wb.engine, info.id, {name: str(i % 2) for i, name in enumerate(names[:6])})
     set_final_labels(wb.engine, info.id, {"fake.png": "0"})  # even a labeled item leaves the version
     result = wb.rounds.run_retrain("img", actor=OPERATOR)

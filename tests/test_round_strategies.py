@@ -120,7 +120,7 @@ def test_every_registered_strategy_runs_a_round_and_the_queue_serves_its_ranking
         assert entries[0].score == pytest.approx(scores.max(), abs=1e-4)
 
     (annotator,) = annotators(wb, 1, prefix=f"a-{name}-")
-    claim = wb.queue.claim(info.name, annotator)
+    claim = wb.queue.claim(info.name, actor=annotator)
     assert claim.reason == "ranked" and claim.item_id == entries[0].item_id
     assert (claim.strategy, claim.model_run_id) == (name, expected_run)
     assert claim.score == pytest.approx(entries[0].score)
@@ -135,7 +135,7 @@ def test_a_round_without_a_model_ranks_by_cold_start_and_says_so(sqlite_wb):
     assert result.ranked_by.describe() == "cold start (no usable model yet; project strategy: margin)"
     assert wb.rounds.ranked_by(info, actor=OPERATOR).describe() == result.ranked_by.describe()
     (annotator,) = annotators(wb, 1)
-    claim = wb.queue.claim(info.name, annotator)
+    claim = wb.queue.claim(info.name, actor=annotator)
     assert (claim.reason, claim.strategy, claim.model_run_id) == ("ranked", "cold_start", None)
 
 
@@ -152,19 +152,19 @@ def test_check_strategy_refuses_what_the_model_cannot_serve_at_create_and_update
     assert all(other in message for other in servable_by_logreg), message
     for family in strategy.families:
         assert f"set the model type to {family}" in message
-    assert wb.projects.list() == []
+    assert wb.projects.list(actor=Actor.operator()) == []
 
     info = wb.projects.create("p", "text", LABELS, actor=OPERATOR)
     with pytest.raises(WorkbenchError, match="choose one of .*margin"):
         wb.projects.update_settings("p", strategy=name, actor=OPERATOR)
-    assert wb.projects.get("p").strategy == "margin"
+    assert wb.projects.get("p", actor=Actor.operator()).strategy == "margin"
 
     model = FAMILY_MODELS[sorted(strategy.families)[0]]
     served = wb.projects.update_settings("p", strategy=name, model=model, actor=OPERATOR)
     assert served.strategy == name and served.settings["model"] == model
     with pytest.raises(WorkbenchError, match=f"strategy {name!r} needs"):  # the model cannot be swapped away
         wb.projects.update_settings("p", model={"type": "logreg"}, actor=OPERATOR)
-    assert wb.projects.get("p").settings["model"] == model and info.id == served.id
+    assert wb.projects.get("p", actor=Actor.operator()).settings["model"] == model and info.id == served.id
 
 
 def test_bald_is_refused_for_an_mlp_without_dropout(sqlite_wb):

@@ -52,8 +52,8 @@ def clock():
 
 @pytest.fixture
 def sessions(wb, clock):
-    wb.users.add("ann", "annotator", PASSWORD)
-    wb.users.add("boss", "admin", "boss-password-1")
+    wb.users.add("ann", "annotator", PASSWORD, actor=Actor.operator())
+    wb.users.add("boss", "admin", "boss-password-1", actor=Actor.operator())
     return SessionService(wb.engine, policy=SessionPolicy(idle=timedelta(hours=8), absolute=timedelta(days=7)),
                           clock=clock)
 
@@ -143,11 +143,11 @@ def test_password_change_ends_other_sessions_and_reset_ends_all(wb, sessions):
 
 
 def test_disabling_a_user_ends_sessions_and_releases_leases(wb, sessions):
-    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
     add_items(wb.engine, project.id, 5)
     signed = sessions.sign_in("ann", PASSWORD, bind="bb")
     token = sessions.adopt("bb").token
-    claim = wb.queue.claim("p", signed.actor)
+    claim = wb.queue.claim("p", actor=signed.actor)
     assert claim is not None
     boss = wb.users.authenticate("boss", "boss-password-1")
     with pytest.raises(WorkbenchError, match="your own account"):
@@ -174,13 +174,13 @@ def Item_slots():  # noqa: N802 - a column expression for the test above
 
 
 def test_release_leases_gives_back_what_the_user_holds(wb, sessions):
-    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
     add_items(wb.engine, project.id, 3)
     ann = wb.users.authenticate("ann", PASSWORD)
-    first = wb.queue.claim("p", ann)
+    first = wb.queue.claim("p", actor=ann)
     assert wb.queue.release_leases(actor=ann) == 1
     assert wb.queue.release_leases(actor=ann) == 0
-    again = wb.queue.claim("p", ann)  # released, not skipped: it may come back to the same person
+    again = wb.queue.claim("p", actor=ann)  # released, not skipped: it may come back to the same person
     assert again is not None and again.lease_id != first.lease_id
     with pytest.raises(TypeError):
         wb.queue.release_leases()  # the actor is required
@@ -217,13 +217,13 @@ def test_admin_passwords_can_be_required_to_be_longer(wb, monkeypatch):
     check_password("twelve-chars", admin=True)
     monkeypatch.setenv("WORKBENCH_ADMIN_PASSWORD_MIN_LENGTH", "16")
     with pytest.raises(WeakPassword, match="an admin password must have at least 16"):
-        wb.users.add("root", "admin", "twelve-chars")
-    wb.users.add("ann", "annotator", "twelve-chars")  # others keep the general minimum
-    wb.users.add("root", "admin", "sixteen-chars-ok")
+        wb.users.add("root", "admin", "twelve-chars", actor=Actor.operator())
+    wb.users.add("ann", "annotator", "twelve-chars", actor=Actor.operator())  # others keep the general minimum
+    wb.users.add("root", "admin", "sixteen-chars-ok", actor=Actor.operator())
     with pytest.raises(WeakPassword, match="at least 16"):
         wb.users.reset_password("root", "twelve-chars", actor=OP)
     with pytest.raises(WeakPassword, match="mostly the user name"):
-        wb.users.add("maximilian-x", "annotator", "maximilian-x1")
+        wb.users.add("maximilian-x", "annotator", "maximilian-x1", actor=Actor.operator())
 
 
 def test_the_common_list_is_the_shipped_one():
@@ -236,7 +236,7 @@ def test_the_common_list_is_the_shipped_one():
 # -- lockout under parallel processes -------------------------------------------------------------
 def test_lockout_holds_against_eight_parallel_processes(db_url):
     wb = Workbench.open(db_url)
-    wb.users.add("target", "annotator", "the-right-password")
+    wb.users.add("target", "annotator", "the-right-password", actor=Actor.operator())
     wb.engine.dispose()
     from tests.lockout_worker import attempt
 
@@ -266,7 +266,7 @@ def test_lockout_holds_against_eight_parallel_processes(db_url):
 
 def test_lockout_serially_and_the_right_password_after_it(wb, clock):
     users = UserService(wb.engine, clock=clock)
-    users.add("bob", "annotator", "right-password")
+    users.add("bob", "annotator", "right-password", actor=Actor.operator())
     for _ in range(FREE_FAILURES):
         with pytest.raises(PermissionDenied, match="wrong password"):
             users.authenticate("bob", "nope-nope")
@@ -295,14 +295,14 @@ def test_cli_user_list_disable_enable_reset_password(db_url, capsys, monkeypatch
         out, err = capsys.readouterr()
         return code, out, err
 
-    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
     add_items(wb.engine, project.id, 3)
     code, _, err = run("user", "add", "ann", "--password-stdin", stdin="aaaaaaaa\n")
     assert code == 1 and err.strip() == "workbench: error: a password must have at least 12 characters"
     assert run("user", "add", "ann", "--password-stdin", stdin="qwerty123456\n")[0] == 1
     assert run("user", "add", "ann", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
     signed = wb.sessions.sign_in("ann", PASSWORD)
-    wb.queue.claim("p", signed.actor)
+    wb.queue.claim("p", actor=signed.actor)
     code, out, _ = run("user", "list")
     assert code == 0 and out.splitlines() == ["name\trole\tstate\tsessions", "ann\tannotator\tactive\t1"]
     code, out, _ = run("user", "disable", "ann")

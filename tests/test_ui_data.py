@@ -3,6 +3,7 @@ written, import, and export downloads."""
 
 from __future__ import annotations
 
+from workbench.domain import Actor
 import json
 
 from tests.test_ui_support import (  # noqa: F401 - fixtures
@@ -21,7 +22,7 @@ BAD = b"id,text,source\nb1,fine,mail\nb2,,web\nb1,again,mail\n"
 
 
 def _count(uwb, project="news"):
-    return uwb.projects.progress(project).total()
+    return uwb.projects.progress(project, actor=Actor.operator()).total()
 
 
 def _create(at, name="news", labels="sports\npolitics, weather", kind="text"):
@@ -38,7 +39,7 @@ def test_admin_creates_a_project(uwb):
     at = _create(go(sign_in("admin"), "data"))
     assert not errors(at)
     assert "Created project news" in infos(at)[0]
-    info = uwb.projects.get("news")
+    info = uwb.projects.get("news", actor=Actor.operator())
     assert info.labels == ("sports", "politics", "weather") and info.overlap == 2
     assert info.settings["eval_fraction"] == 0.0
     _create(at)
@@ -81,7 +82,7 @@ def test_preview_then_import(uwb):
     run.click().run()
     assert "Imported 3 items from good.csv" in infos(at)[0]
     assert _count(uwb) == 3
-    claim = uwb.queue.claim("news", actor(uwb, "ann1"))
+    claim = uwb.queue.claim("news", actor=actor(uwb, "ann1"))
     assert claim.content["context"] == {"source": claim.content["context"]["source"]}
 
 
@@ -99,8 +100,8 @@ def test_changing_the_file_drops_the_old_preview(uwb):
 def test_exports_are_downloads(uwb):
     seed_basic(uwb, n_items=2)
     ann = actor(uwb, "ann1")
-    claim = uwb.queue.claim("demo", ann)
-    uwb.queue.submit(claim.lease_id, "pos", ann)
+    claim = uwb.queue.claim("demo", actor=ann)
+    uwb.queue.submit(claim.lease_id, "pos", actor=ann)
     at = go(sign_in("admin"), "data")
     at.radio(key="export_what").set_value("annotations")
     at.radio(key="export_fmt").set_value("jsonl")

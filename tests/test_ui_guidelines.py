@@ -26,7 +26,7 @@ def test_admin_saves_versions_and_annotators_see_them_as_safe_markdown(uwb):
     next(t for t in at.text_input if t.key.endswith("_pos")).input("clearly positive")
     next(b for b in at.button if b.label == "Save as a new version").click().run()
     assert not errors(at) and "Saved guidelines version 1" in infos(at)[0]
-    current = uwb.guidelines.current(uwb.projects.get("demo"), actor=Actor.operator())
+    current = uwb.guidelines.current(uwb.projects.get("demo", actor=Actor.operator()), actor=Actor.operator())
     assert (current.version, current.label_notes) == (1, {"pos": "clearly positive"})
 
     ann = sign_in("ann1")
@@ -49,8 +49,8 @@ def test_reviewers_see_guidelines_but_no_editor(uwb):
 def test_overview_counts_skips_per_reason_and_labels_before_the_current_guidelines(uwb):
     seed_basic(uwb, n_items=3)
     ann1 = actor(uwb, "ann1")
-    uwb.queue.skip(uwb.queue.claim("demo", ann1).lease_id, ann1, "too long")
-    uwb.queue.submit(uwb.queue.claim("demo", ann1).lease_id, "pos", ann1)  # before any guidelines
+    uwb.queue.skip(uwb.queue.claim("demo", actor=ann1).lease_id, "too long", actor=ann1)
+    uwb.queue.submit(uwb.queue.claim("demo", actor=ann1).lease_id, "pos", actor=ann1)  # before any guidelines
     uwb.guidelines.update("demo", "Read twice.", actor=Actor.operator())
     at = go(sign_in("admin"), "overview")
     counts = [d for d in at.dataframe if "skips" in d.value.columns][0].value

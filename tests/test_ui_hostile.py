@@ -23,6 +23,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     uwb,
 )
 from workbench.ui import render
+from workbench.domain import Actor
 
 UI = Path(__file__).resolve().parents[1] / "workbench" / "ui"
 EVIL_PROJECT = "<script>alert('project')</script>"
@@ -31,19 +32,19 @@ EVIL_LABELS = ["**bold**", "<b>html</b>", "[x](javascript:alert(1))"]
 
 
 def _seed(uwb):
-    uwb.users.add("admin", "admin", PASSWORD)
-    uwb.users.add(EVIL_USER, "annotator", PASSWORD)
+    uwb.users.add("admin", "admin", PASSWORD, actor=Actor.operator())
+    uwb.users.add(EVIL_USER, "annotator", PASSWORD, actor=Actor.operator())
     project = uwb.projects.create(EVIL_PROJECT, "text", EVIL_LABELS, overlap=2,
-                                  settings={"eval_fraction": 0.0, "random_share": 0.0})
+                                  settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
     context = {HOSTILE[3]: HOSTILE[1], "link": HOSTILE[2]}
     add_text_items(uwb, project.id, [HOSTILE[0], HOSTILE[0]], contexts=[context, context],
                    ids=[HOSTILE[1], HOSTILE[2]])
     # the hostile user labels the first one way, the admin (who may label) another: a review case
     for who, label in ((EVIL_USER, EVIL_LABELS[0]), ("admin", EVIL_LABELS[1])):
         person = actor(uwb, who)
-        while (claim := uwb.queue.claim(EVIL_PROJECT, person)).external_id != HOSTILE[1]:
-            uwb.queue.skip(claim.lease_id, person, "<script>alert('skip')</script>")
-        uwb.queue.submit(claim.lease_id, label, person)
+        while (claim := uwb.queue.claim(EVIL_PROJECT, actor=person)).external_id != HOSTILE[1]:
+            uwb.queue.skip(claim.lease_id, "<script>alert('skip')</script>", actor=person)
+        uwb.queue.submit(claim.lease_id, label, actor=person)
     return project
 
 
@@ -79,7 +80,7 @@ def test_md_escapes_every_markdown_and_html_construct():
 
 def test_label_page_shows_hostile_item_text_and_context_literally(uwb):
     _seed(uwb)
-    uwb.users.add("ann9", "annotator", PASSWORD)
+    uwb.users.add("ann9", "annotator", PASSWORD, actor=Actor.operator())
     at = sign_in("ann9")
     shown = texts(at)
     assert HOSTILE[0] in shown
@@ -92,7 +93,7 @@ def test_label_page_shows_hostile_item_text_and_context_literally(uwb):
 
 def test_hostile_user_name_in_sidebar_and_review_page(uwb):
     _seed(uwb)
-    uwb.users.add("rev", "reviewer", PASSWORD)
+    uwb.users.add("rev", "reviewer", PASSWORD, actor=Actor.operator())
     at = go(sign_in("rev"), "review")
     shown = texts(at)
     assert HOSTILE[0] in shown
@@ -102,7 +103,7 @@ def test_hostile_user_name_in_sidebar_and_review_page(uwb):
     at.radio(key=f"adj_decision_{case}").set_value("excluded")
     at.text_input(key=f"adj_reason_{case}").input(reason)
     at.button(key=f"adjudicate_{case}").click().run()
-    assert uwb.review.history(EVIL_PROJECT, actor(uwb, "rev"))[0].reason == reason
+    assert uwb.review.history(EVIL_PROJECT, actor=actor(uwb, "rev"))[0].reason == reason
     _check_no_markup(at)
     at.switch_page("views/review.py").run()
     history = next(df.value for df in at.dataframe if "reviewer" in df.value.columns)

@@ -19,6 +19,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     uwb,
 )
 from workbench.ui import render
+from workbench.domain import Actor
 
 
 def _item_text(at) -> str:
@@ -40,14 +41,14 @@ def test_digit_labels_are_their_own_keys(uwb):
     """The digits demo: label 4 is answered by the key 4 and its button says just "4"."""
     seed_basic(uwb, n_items=0)
     digits = [str(d) for d in range(10)]
-    project = uwb.projects.create("digits", "text", digits, settings={"eval_fraction": 0.0})
+    project = uwb.projects.create("digits", "text", digits, settings={"eval_fraction": 0.0}, actor=Actor.operator())
     add_text_items(uwb, project.id, ["text number 0"])
     at = sign_in("ann1")
     at.sidebar.selectbox(key="project_label").select("digits").run()
     assert [b.label for b in at.button if b.key.startswith("label_btn_")] == digits
     from workbench.domain.keys import key_map
 
-    assert key_map(uwb.projects.get("digits").labels).label_of("4") == "4"
+    assert key_map(uwb.projects.get("digits", actor=Actor.operator()).labels).label_of("4") == "4"
 
 
 def test_submit_stores_the_label_and_shows_the_next_item_in_the_same_rerun(uwb):
@@ -64,7 +65,7 @@ def test_submit_stores_the_label_and_shows_the_next_item_in_the_same_rerun(uwb):
     at.button(key="label_btn_0").click().run()
     assert len(set(seen)) == 3
     assert "Nothing left for you" in at.success[0].value
-    history = uwb.queue.recent_labels(uwb.projects.get("demo"), actor=actor(uwb, "ann1"))
+    history = uwb.queue.recent_labels(uwb.projects.get("demo", actor=Actor.operator()), actor=actor(uwb, "ann1"))
     assert sorted(h.label for h in history) == ["neg", "pos", "pos"]
 
 
@@ -72,13 +73,13 @@ def test_items_held_by_others_are_not_reported_as_done(uwb):
     """Both slots of one item are held by ann2 and ann3; once ann1 has labeled the other item, the
     page says that item may still come back instead of "nothing left", and serves it after a skip."""
     seed_basic(uwb, n_items=2)
-    uwb.users.add("ann3", "annotator", PASSWORD)
-    held = [uwb.queue.claim("demo", actor(uwb, name)) for name in ("ann2", "ann3")]
+    uwb.users.add("ann3", "annotator", PASSWORD, actor=Actor.operator())
+    held = [uwb.queue.claim("demo", actor=actor(uwb, name)) for name in ("ann2", "ann3")]
     assert held[0].item_id == held[1].item_id
     at = sign_in("ann1")
     at.button(key="label_btn_0").click().run()
     assert not at.success and "1 item(s) you could still label are claimed" in infos(at)[0]
-    uwb.queue.skip(held[0].lease_id, actor(uwb, "ann2"), "unsure")
+    uwb.queue.skip(held[0].lease_id, "unsure", actor=actor(uwb, "ann2"))
     at.button(key="label_check_again").click().run()
     assert _item_text(at) and not infos(at)
 
@@ -190,7 +191,7 @@ def test_progress_and_why_this_item_are_shown(uwb):
 
 def test_context_columns_are_shown_beside_the_text(uwb):
     seed_basic(uwb, n_items=0)
-    project = uwb.projects.get("demo")
+    project = uwb.projects.get("demo", actor=Actor.operator())
     add_text_items(uwb, project.id, ["text number 0"], contexts=[{"author": "ann", "source": "mail"}])
     at = sign_in("ann1")
     assert "author: ann" in texts(at) and "source: mail" in texts(at)
@@ -198,7 +199,7 @@ def test_context_columns_are_shown_beside_the_text(uwb):
 
 def test_tabular_item_is_a_one_row_table(uwb):
     seed_basic(uwb, n_items=0)
-    project = uwb.projects.create("tab", "tabular", ["a", "b"], settings={"eval_fraction": 0.0})
+    project = uwb.projects.create("tab", "tabular", ["a", "b"], settings={"eval_fraction": 0.0}, actor=Actor.operator())
     from sqlalchemy import insert
     from sqlmodel import Session
 
@@ -219,7 +220,7 @@ def _image_project(uwb, tmp_path, rel):
     root.mkdir(exist_ok=True)
     Image.new("L", (8, 8), 200).save(root / "digit.png")
     project = uwb.projects.create("img", "image", ["0", "1"],
-                                  settings={"eval_fraction": 0.0, "image_root": str(root)})
+                                  settings={"eval_fraction": 0.0, "image_root": str(root)}, actor=Actor.operator())
     from sqlalchemy import insert
     from sqlmodel import Session
 
@@ -280,7 +281,7 @@ def test_label_flow_on_sqlite_and_postgresql(db_url, monkeypatch, fast_hashing):
         assert _item_text(at) != first
         at.button(key="label_btn_2").click().run()
         assert "Nothing left for you" in at.success[0].value
-        assert wb.queue.my_stats("demo", actor(wb, "ann1")).labels_total == 2
+        assert wb.queue.my_stats("demo", actor=actor(wb, "ann1")).labels_total == 2
     finally:
         session._open.clear()
         wb.engine.dispose()

@@ -18,8 +18,8 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
 
 def _label_all(uwb, who: str, answer) -> None:
     person = actor(uwb, who)
-    while (claim := uwb.queue.claim("demo", person)) is not None:
-        uwb.queue.submit(claim.lease_id, answer(claim), person)
+    while (claim := uwb.queue.claim("demo", actor=person)) is not None:
+        uwb.queue.submit(claim.lease_id, answer(claim), actor=person)
 
 
 def _disagree(uwb, n_items=4):
@@ -57,7 +57,7 @@ def test_answers_side_by_side_and_adjudication_with_a_reason(uwb):
     assert not errors(at)
     assert "settled: neutral" in infos(at)[0]
     assert at.metric[0].value == "1"
-    history = uwb.review.history("demo", actor(uwb, "rev"))
+    history = uwb.review.history("demo", actor=actor(uwb, "rev"))
     assert [(h.item_id, h.label, h.reason) for h in history] == [
         (case, "neutral", "guideline 3: sarcasm counts as neutral")]
 
@@ -69,13 +69,13 @@ def test_the_case_selector_names_the_case_shown_after_each_adjudication(uwb):
     named = at.selectbox(key="review_pick")
     assert named.value == first
     shown_id = next(c.value for c in at.caption if c.value.startswith("Item "))
-    assert uwb.review.queue("demo", actor(uwb, "rev"))[0].external_id in shown_id.replace("\\", "")
+    assert uwb.review.queue("demo", actor=actor(uwb, "rev"))[0].external_id in shown_id.replace("\\", "")
     at.radio(key=f"adj_decision_{first}").set_value("ambiguous")
     at.text_input(key=f"adj_reason_{first}").input("both readings hold")
     _adjudicate(at, first)
     second = at.selectbox(key="review_pick").value
     assert second != first and at.session_state["review_pick"] == second
-    (left,) = uwb.review.queue("demo", actor(uwb, "rev"))
+    (left,) = uwb.review.queue("demo", actor=actor(uwb, "rev"))
     assert left.item_id == second
     caption = next(c.value for c in at.caption if c.value.startswith("Item ")).replace("\\", "")
     assert left.external_id in caption
@@ -91,7 +91,7 @@ def test_ambiguous_and_excluded_decisions(uwb):
         at.text_input(key=f"adj_reason_{case}").input(f"marked {decision}")
         _adjudicate(at, case)
         assert not errors(at)
-    states = sorted(h.decision.value for h in uwb.review.history("demo", actor(uwb, "rev")))
+    states = sorted(h.decision.value for h in uwb.review.history("demo", actor=actor(uwb, "rev")))
     assert states == ["ambiguous", "excluded"]
     assert "No disagreements waiting" in at.success[0].value
 
@@ -99,7 +99,7 @@ def test_ambiguous_and_excluded_decisions(uwb):
 def test_history_uses_external_ids_and_skips_are_shown_with_who_and_when(uwb):
     seed_basic(uwb, n_items=3)
     ann2 = actor(uwb, "ann2")
-    uwb.queue.skip(uwb.queue.claim("demo", ann2).lease_id, ann2, "cannot tell")
+    uwb.queue.skip(uwb.queue.claim("demo", actor=ann2).lease_id, "cannot tell", actor=ann2)
     _label_all(uwb, "ann1", lambda c: "pos")
     _label_all(uwb, "ann2", lambda c: "neg")
     at = go(sign_in("rev"), "review")
@@ -138,17 +138,17 @@ def test_admin_who_labelled_an_item_is_refused_by_the_service(uwb):
     at.text_input(key=f"adj_reason_{case}").input("mine")
     _adjudicate(at, case)
     assert "items they labeled themselves" in errors(at)[0]
-    assert uwb.review.count_waiting("demo", actor(uwb, "rev")) == 1
+    assert uwb.review.count_waiting("demo", actor=actor(uwb, "rev")) == 1
 
 
 def test_agreement_dashboard(uwb):
     _disagree(uwb, n_items=6)
     rev = actor(uwb, "rev")
-    case = uwb.review.queue("demo", rev)[0]
-    uwb.review.adjudicate(case.item_id, rev, "label", label="pos", reason="r")
+    case = uwb.review.queue("demo", actor=rev)[0]
+    uwb.review.adjudicate(case.item_id, "label", actor=rev, label="pos", reason="r")
     at = go(sign_in("rev"), "review")
     metrics = {m.label: m.value for m in at.metric}
-    report = uwb.agreement.report("demo", rev)
+    report = uwb.agreement.report("demo", actor=rev)
     assert metrics["Krippendorff's alpha"] == f"{report.krippendorff_alpha:.3f}"
     assert metrics["Percent agreement"] == f"{report.percent_agreement:.1%}"
     frames = [df.value for df in at.dataframe]

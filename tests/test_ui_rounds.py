@@ -19,14 +19,15 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     uwb,
 )
 from workbench.worker import run_worker
+from workbench.domain import Actor
 
 WORDS = {"pos": ["great", "lovely", "superb", "fine"], "neg": ["awful", "bad", "poor", "broken"]}
 
 
 def _seed(uwb, n=40):
     for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator")):
-        uwb.users.add(name, role, PASSWORD)
-    project = uwb.projects.create("sent", "text", ["pos", "neg"], settings={"random_share": 0.0})
+        uwb.users.add(name, role, PASSWORD, actor=Actor.operator())
+    project = uwb.projects.create("sent", "text", ["pos", "neg"], settings={"random_share": 0.0}, actor=Actor.operator())
     rng = random.Random(0)
     gold = {}
     texts_ = []
@@ -50,10 +51,10 @@ def _label(uwb, gold, limit):
     for who in ("ann1", "ann2"):
         person = actor(uwb, who)
         for _ in range(limit):
-            claim = uwb.queue.claim("sent", person)
+            claim = uwb.queue.claim("sent", actor=person)
             if claim is None:
                 break
-            uwb.queue.submit(claim.lease_id, gold[claim.external_id], person)
+            uwb.queue.submit(claim.lease_id, gold[claim.external_id], actor=person)
 
 
 def _round(at, ui_url):
@@ -86,7 +87,7 @@ def test_round_metrics_curve_compare_diff_download(uwb, ui_url):
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 2  # learning curve and confusion matrix
 
-    v1, v2 = uwb.versions.list("sent")
+    v1, v2 = uwb.versions.list("sent", actor=Actor.operator())
     assert f"{v2.n_items - v1.n_items} added · 0 removed · 0 relabeled" in texts(at)
     at.button(key="cmp_go").click().run()
     assert not errors(at)

@@ -16,7 +16,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     ui_url,
     uwb,
 )
-from workbench.domain import Role
+from workbench.domain import Actor, Role
 from workbench.ui.nav import visible_pages
 
 
@@ -96,10 +96,10 @@ def test_deactivation_and_demotion_apply_at_the_next_click(uwb):
     seed_basic(uwb)
     at = go(sign_in("rev"), "review")
     assert not errors(at)
-    uwb.users.set_role("rev", "annotator")
+    uwb.users.set_role("rev", "annotator", actor=Actor.operator())
     at.run()
     assert "needs the reviewer role" in errors(at)[0]
-    uwb.users.set_active("rev", False)
+    uwb.users.set_active("rev", False, actor=Actor.operator())
     at.run()
     assert [t.value for t in at.title] == ["Workbench"]
     assert "this account was disabled" in infos(at)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workbench.domain import Actor
 from tests.test_ui_support import (  # noqa: F401 - fixtures
     PASSWORD,
     errors,
@@ -53,7 +54,7 @@ def test_set_role_reset_password_deactivate_reactivate(uwb):
     at.selectbox(key="user_new_role_ann2").select("reviewer")
     at.button(key="FormSubmitter:user_role-Set role").click().run()
     assert "ann2 is now reviewer" in infos(at)[0]
-    assert uwb.users.get("ann2").role == "reviewer"
+    assert uwb.users.get("ann2", actor=Actor.operator()).role == "reviewer"
 
     at.text_input(key="user_new_password").input("brand-new-pass")
     at.button(key="FormSubmitter:user_password-Reset password").click().run()
@@ -65,7 +66,7 @@ def test_set_role_reset_password_deactivate_reactivate(uwb):
     assert any(t.startswith("text number") for t in texts(other))
     at.button(key="user_disable").click().run()
     assert "disabled" in infos(at)[0]
-    assert not uwb.users.get("ann2").active
+    assert not uwb.users.get("ann2", actor=Actor.operator()).active
     other.run()  # the other browser loses access at its next click
     assert [t.value for t in other.title] == ["Workbench"] and "this account was disabled" in infos(other)[0]
     assert "wrong password" in errors(sign_in("ann2", "brand-new-pass"))[0]
@@ -73,7 +74,7 @@ def test_set_role_reset_password_deactivate_reactivate(uwb):
     with uwb.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM lease WHERE state = 'active'")).scalar_one() == 0
     at.button(key="user_enable").click().run()
-    assert uwb.users.get("ann2").active
+    assert uwb.users.get("ann2", actor=Actor.operator()).active
 
 
 def test_admin_cannot_deactivate_themselves_here(uwb):

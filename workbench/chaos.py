@@ -238,11 +238,11 @@ class Chaos:
             job = self.wb.rounds.start(name, actor=self.op)
             worker = self.spawn("worker")
             deadline = time.monotonic() + 120
-            while self.wb.jobs.get(job.id).state == JobState.QUEUED and time.monotonic() < deadline:
+            while self.wb.jobs.get(job.id, actor=self.op).state == JobState.QUEUED and time.monotonic() < deadline:
                 time.sleep(0.05)
             if duration is None:
                 started = time.monotonic()
-                while self.wb.jobs.get(job.id).state in (JobState.QUEUED, JobState.RUNNING):
+                while self.wb.jobs.get(job.id, actor=self.op).state in (JobState.QUEUED, JobState.RUNNING):
                     time.sleep(0.1)
                 duration = time.monotonic() - started
                 worker.send_signal(signal.SIGTERM)
@@ -251,7 +251,7 @@ class Chaos:
                 continue
             # Later rounds reuse the cached features, so they are shorter than the calibration one.
             killed = self.kill_after(worker, self.rng.uniform(0.0, duration * 0.7))
-            at_kill = self.wb.jobs.get(job.id)
+            at_kill = self.wb.jobs.get(job.id, actor=self.op)
             killed = killed and at_kill.state == JobState.RUNNING  # mid-round, not an idle worker after it
             step = at_kill.message if killed else "finished before the kill"
             self.report.steps_hit[step] = self.report.steps_hit.get(step, 0) + 1
@@ -259,9 +259,9 @@ class Chaos:
             self.wb.projects.update_settings(name, model={"type": "logreg"}, actor=self.op)
             recovery = self.spawn("worker")
             deadline = time.monotonic() + 90
-            while self.wb.jobs.get(job.id).state in (JobState.QUEUED, JobState.RUNNING) and time.monotonic() < deadline:
+            while self.wb.jobs.get(job.id, actor=self.op).state in (JobState.QUEUED, JobState.RUNNING) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            final = self.wb.jobs.get(job.id)
+            final = self.wb.jobs.get(job.id, actor=self.op)
             early_exit = recovery.poll()  # not None: the recovery worker died on its own
             recovery.send_signal(signal.SIGTERM)
             try:
@@ -378,11 +378,11 @@ def _annotate(url: str, project: str, user_id: str, name: str, ack_path: str) ->
     actor = Actor(id=int(user_id), name=name, role=Role.ANNOTATOR)
     with open(ack_path, "a", encoding="utf-8") as acks:
         while True:
-            lease = queue.claim(project, actor)
+            lease = queue.claim(project, actor=actor)
             if lease is None:
                 time.sleep(0.05)
                 continue
-            result = queue.submit(lease.lease_id, "ham" if lease.item_id % 2 else "spam", actor)
+            result = queue.submit(lease.lease_id, "ham" if lease.item_id % 2 else "spam", actor=actor)
             acks.write(f"{result.annotation_id};\n")
             acks.flush()  # in the kernel's page cache: survives SIGKILL of this process
 

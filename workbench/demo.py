@@ -38,20 +38,20 @@ def ensure_demo(wb: Workbench, home: Path | None = None) -> dict[str, str]:
     home = home or workbench_home()
     folder = home / "demo" / "digits"
     try:
-        wb.projects.get(PROJECT)
+        wb.projects.get(PROJECT, actor=Actor.operator())
     except NotFound:
         write_digit_pngs(folder)
         wb.projects.create(PROJECT, "image", [str(d) for d in range(10)], strategy="margin",
-                           settings={"image_root": str(folder)})
-        wb.imports.run_folder(PROJECT, folder, seed=0)
+                           settings={"image_root": str(folder)}, actor=Actor.operator())
+        wb.imports.run_folder(PROJECT, folder, seed=0, actor=Actor.operator())
         # a cold-start seed set, so the first items are diverse
         wb.rounds.run_rescore(PROJECT, actor=Actor.operator())
     passwords = {}
     for name, role in USERS:
         password = secrets.token_urlsafe(9)
         try:
-            wb.users.add(name, role, password)
+            wb.users.add(name, role, password, actor=Actor.operator())
         except Conflict:
-            wb.users.set_password(name, password)
+            wb.users.set_password(name, password, actor=Actor.operator())
         passwords[name] = password
     return passwords

@@ -64,13 +64,13 @@ def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behav
     queue = QueueService(engine, random.Random(seed))
     rng = random.Random(seed + 1)
     log = AnnotatorLog(actor.name)
-    queue.my_stats(project, actor)  # connect and warm up before the clock starts
+    queue.my_stats(project, actor=actor)  # connect and warm up before the clock starts
     start.wait()
     try:
         while behaviour.max_submits is None or len(log.acknowledged) < behaviour.max_submits:
             started = time.perf_counter()
             try:
-                lease = queue.claim_or_wait(project, actor)
+                lease = queue.claim_or_wait(project, actor=actor)
             except WorkbenchError as exc:
                 log.refusals[type(exc).__name__] = log.refusals.get(type(exc).__name__, 0) + 1
                 continue
@@ -88,18 +88,18 @@ def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behav
                 continue
             try:
                 if roll < behaviour.p_abandon + behaviour.p_skip:
-                    queue.skip(lease.lease_id, actor, "stress: skipped")
+                    queue.skip(lease.lease_id, "stress: skipped", actor=actor)
                     log.skips += 1
                     continue
                 # Each item has a "true" label that most annotators give, so both outcomes occur.
                 truth = LABELS[lease.item_id % 2]
                 label = truth if rng.random() < 0.8 else LABELS[1 - lease.item_id % 2]
                 started = time.perf_counter()
-                result = queue.submit(lease.lease_id, label, actor)
+                result = queue.submit(lease.lease_id, label, actor=actor)
                 log.submit_ms.append((time.perf_counter() - started) * 1000)
                 log.acknowledged.append((result.annotation_id, lease.item_id, label))
                 if rng.random() < behaviour.p_double_submit:
-                    again = queue.submit(lease.lease_id, label, actor)
+                    again = queue.submit(lease.lease_id, label, actor=actor)
                     log.double_submits += 1
                     if again.annotation_id != result.annotation_id or not again.duplicate:
                         log.errors.append(f"double submit stored a second annotation for lease {lease.lease_id}")
@@ -128,7 +128,7 @@ def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: fl
     name = f"stress-{uuid.uuid4().hex[:8]}"
     project = wb.projects.create(name, "text", LABELS, settings={
         "eval_fraction": 0.0, "random_share": 0.05, "lease_ttl_s": lease_ttl_s, "overlap_policy": overlap_policy,
-        "min_labels": min_labels, "max_labels": max_labels, "featurizer": {"method": "tfidf"}})
+        "min_labels": min_labels, "max_labels": max_labels, "featurizer": {"method": "tfidf"}}, actor=Actor.operator())
     rng = np.random.default_rng(0)
     keys = rng.random(n_items)
     with Session(wb.engine) as session, session.begin():
@@ -149,7 +149,7 @@ def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: fl
 def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drained: bool = True) -> dict[str, object]:
     """Every double-labeling invariant, read back from the database. With drained=False (the
     annotators stopped after a fixed number of submits) items may be left unlabeled."""
-    project = wb.projects.get(project_name)
+    project = wb.projects.get(project_name, actor=Actor.operator())
     with Session(wb.engine) as session:
         items = session.execute(select(Item.id, Item.state, Item.final_label, Item.slots_taken,
                                        Item.n_annotations).where(Item.project_id == project.id)).all()

@@ -41,11 +41,11 @@ log = logging.getLogger("workbench.worker")
 def _run_job(wb: Workbench, job: JobInfo) -> None:
     """Run one claimed job as the local operator; its project is loaded once, by the job's id."""
     actor = Actor.operator()
-    payload = wb.jobs.payload(job.id)
+    payload = wb.jobs.payload(job.id, actor=Actor.operator())
     project = wb.rounds.resolve(payload.project_id, actor=actor)
 
     def progress(pct: float, message: str) -> None:
-        wb.jobs.heartbeat(job.id, progress=pct, message=message, worker=job.worker)
+        wb.jobs.heartbeat(job.id, progress=pct, message=message, worker=job.worker, actor=Actor.operator())
 
     if job.kind == JobKind.RETRAIN:
         wb.rounds.run_retrain(project, actor=actor, job_id=job.id, seed=payload.seed, progress=progress)
@@ -57,12 +57,12 @@ def _run_job(wb: Workbench, job: JobInfo) -> None:
 
 def queue_auto_versions(wb: Workbench) -> None:
     """Queue a version job for each project whose final labels grew by its `version_every`."""
-    for project in wb.projects.list():
+    for project in wb.projects.list(actor=Actor.operator()):
         every = int(project.settings.get("version_every") or 0)
         if every > 0:
-            final, versioned = wb.versions.final_label_count(project.name)
+            final, versioned = wb.versions.final_label_count(project.name, actor=Actor.operator())
             if final - versioned >= every:
-                wb.jobs.enqueue(project.name, JobKind.VERSION)
+                wb.jobs.enqueue(project.name, JobKind.VERSION, actor=Actor.operator())
 
 
 WORKER_NICENESS = 10  # rounds yield the CPU to the app's claims and submits
@@ -131,7 +131,7 @@ def run_worker(database_url: str | None = None, *, once: bool = False, poll_s: f
             if time.monotonic() >= next_version_check:
                 queue_auto_versions(wb)
                 next_version_check = time.monotonic() + AUTO_VERSION_CHECK_S
-            job = wb.jobs.claim_next(worker)
+            job = wb.jobs.claim_next(worker, actor=Actor.operator())
             if job is None:
                 if once:
                     break
@@ -152,7 +152,7 @@ def run_worker(database_url: str | None = None, *, once: bool = False, poll_s: f
             except Exception as exc:  # noqa: BLE001 - a failed job records why and the worker goes on
                 stopper.in_job = False
                 fault = storage_fault(exc, "the round")  # a full disk: one sentence, no server path
-                wb.jobs.fail(job.id, str(fault) if fault is not None else f"{type(exc).__name__}: {exc}")
+                wb.jobs.fail(job.id, str(fault) if fault is not None else f"{type(exc).__name__}: {exc}", actor=Actor.operator())
                 done += 1
             finally:
                 pulse.job_id = None
@@ -223,7 +223,7 @@ class _Pulse(threading.Thread):
             try:
                 job_id = self.job_id
                 if job_id is not None:
-                    self.wb.jobs.heartbeat(job_id, worker=self.worker)
+                    self.wb.jobs.heartbeat(job_id, worker=self.worker, actor=Actor.operator())
                 self.wb.jobs.worker_beat(self.worker, job_id=job_id, actor=OPERATOR)
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + SWEEP_S

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.e2e.conftest import SCREENSHOTS, Server
+from workbench.domain import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed").expect
@@ -35,8 +36,8 @@ def _seed(url: str) -> None:
     wb = Workbench.open(url)
     for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator"),
                        ("ann3", "annotator")):
-        wb.users.add(name, role, PASSWORD)
-    demo = wb.projects.create("demo", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+        wb.users.add(name, role, PASSWORD, actor=Actor.operator())
+    demo = wb.projects.create("demo", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
     rows = [("d-0", DISAGREE, {}), ("d-1", "A lovely afternoon.", {}),
             (HOSTILE_ID, HOSTILE_TEXT, {"note": HOSTILE_CONTEXT})]
     with Session(wb.engine) as s, s.begin():
@@ -45,7 +46,7 @@ def _seed(url: str) -> None:
                                   "content": {"text": text, **({"context": ctx} if ctx else {})}}
                                  for i, (ext, text, ctx) in enumerate(rows)])
     # a second project, already double-labeled through the services, for the admin's round
-    sent = wb.projects.create("sentiment", "text", ["pos", "neg"], settings={"random_share": 0.0})
+    sent = wb.projects.create("sentiment", "text", ["pos", "neg"], settings={"random_share": 0.0}, actor=Actor.operator())
     rng = random.Random(0)
     gold = {f"s-{i}": "pos" if i % 2 else "neg" for i in range(48)}
     with Session(wb.engine) as s, s.begin():
@@ -56,15 +57,15 @@ def _seed(url: str) -> None:
         s.execute(update(Item).where(Item.project_id == sent.id,
                                      Item.external_id.in_([f"s-{i}" for i in range(0, 48, 4)])).values(split="eval"))
     typing = wb.projects.create("typing", "text", ["yes", "no"],
-                                settings={"eval_fraction": 0.0, "random_share": 0.0})
+                                settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
     with Session(wb.engine) as s, s.begin():
         s.execute(insert(Item), [{"project_id": typing.id, "external_id": f"t-{i}", "split": "pool",
                                   "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": i / 10,
                                   "content": {"text": f"Typing item {i}."}} for i in range(3)])
     for who in ("ann1", "ann2"):
         person = wb.users.authenticate(who, PASSWORD)
-        while (claim := wb.queue.claim("sentiment", person)) is not None:
-            wb.queue.submit(claim.lease_id, gold[claim.external_id], person)
+        while (claim := wb.queue.claim("sentiment", actor=person)) is not None:
+            wb.queue.submit(claim.lease_id, gold[claim.external_id], actor=person)
     wb.engine.dispose()
 
 

@@ -50,7 +50,7 @@ def _seed(url: str) -> None:
     wb = Workbench.open(url)
     for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator"),
                        ("burst", "annotator"), ("phone", "annotator")):
-        wb.users.add(name, role, PASSWORD)
+        wb.users.add(name, role, PASSWORD, actor=Actor.operator())
     plain = {"eval_fraction": 0.0, "random_share": 0.0}
 
     def items(project_id: int, prefix: str, n: int) -> None:
@@ -61,16 +61,16 @@ def _seed(url: str) -> None:
                                      for i in range(n)])
 
     # "aa-digits" sorts first, so it is the project a fresh sign-in lands on
-    items(wb.projects.create("aa-digits", "text", DIGITS, settings=plain).id, "digit", 12)
-    items(wb.projects.create("burst", "text", ["yes", "no"], overlap=1, settings=plain).id, "burst", 40)
-    review = wb.projects.create("review", "text", ["cat", "dog", "bird"], settings=plain)
+    items(wb.projects.create("aa-digits", "text", DIGITS, settings=plain, actor=Actor.operator()).id, "digit", 12)
+    items(wb.projects.create("burst", "text", ["yes", "no"], overlap=1, settings=plain, actor=Actor.operator()).id, "burst", 40)
+    review = wb.projects.create("review", "text", ["cat", "dog", "bird"], settings=plain, actor=Actor.operator())
     items(review.id, "rv", 3)
     wb.guidelines.update("review", "# Animals\n\nLabel the animal **named first**.", actor=Actor.operator(),
                          label_notes={"cat": "any cat, big or small"})
     for who, answer in (("ann1", "cat"), ("ann2", "dog")):
         person = wb.users.authenticate(who, PASSWORD)
-        while (claim := wb.queue.claim("review", person)) is not None:
-            wb.queue.submit(claim.lease_id, answer, person)
+        while (claim := wb.queue.claim("review", actor=person)) is not None:
+            wb.queue.submit(claim.lease_id, answer, actor=person)
     wb.engine.dispose()
 
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.e2e.conftest import SCREENSHOTS, Server
+from workbench.domain import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed").expect
@@ -31,9 +32,9 @@ def _seed(url: str) -> None:
     wb = Workbench.open(url)
     for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator"),
                        ("ann3", "annotator")):
-        wb.users.add(name, role, PASSWORD)
+        wb.users.add(name, role, PASSWORD, actor=Actor.operator())
     for project in ("alpha", "beta"):
-        p = wb.projects.create(project, "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0})
+        p = wb.projects.create(project, "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
         with Session(wb.engine) as s, s.begin():
             s.execute(insert(Item), [{"project_id": p.id, "external_id": f"{project}-{i}", "split": "pool",
                                       "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": i / 20,
@@ -42,8 +43,8 @@ def _seed(url: str) -> None:
     for who in ("ann1", "ann2"):
         person = wb.users.authenticate(who, PASSWORD)
         for n in range(4):
-            claim = wb.queue.claim("alpha", person)
-            wb.queue.submit(claim.lease_id, "neg" if (who == "ann2" and n == 0) else "pos", person)
+            claim = wb.queue.claim("alpha", actor=person)
+            wb.queue.submit(claim.lease_id, "neg" if (who == "ann2" and n == 0) else "pos", actor=person)
     wb.engine.dispose()
 
 

@@ -41,14 +41,14 @@ def _annotator(url: str, project: str, actor: Actor, seed: int, seconds: float, 
     queue = QueueService(engine, random.Random(seed))
     rng = random.Random(seed)
     calls = []  # (started at, ms) per claim or submit, on time.time()'s clock
-    queue.my_stats(project, actor)
+    queue.my_stats(project, actor=actor)
     start.wait()
     until = time.time() + seconds
     try:
         while time.time() < until:
             began = time.time()
             try:
-                lease = queue.claim(project, actor)
+                lease = queue.claim(project, actor=actor)
             except WorkbenchError:
                 continue
             calls.append((began, (time.time() - began) * 1000))
@@ -58,7 +58,7 @@ def _annotator(url: str, project: str, actor: Actor, seed: int, seconds: float, 
             time.sleep(rng.uniform(0.002, 0.010))
             began = time.time()
             try:
-                queue.submit(lease.lease_id, "yes" if rng.random() < 0.7 else "no", actor)
+                queue.submit(lease.lease_id, "yes" if rng.random() < 0.7 else "no", actor=actor)
             except WorkbenchError:
                 continue
             calls.append((began, (time.time() - began) * 1000))

@@ -33,6 +33,7 @@ LOOK_MS = 400  # above the default minimum dwell time (250 ms)
 
 FLOOR_APP = '''
 import streamlit as st
+from workbench.domain import Actor
 st.session_state.setdefault("n", 0)
 def bump():
     st.session_state.n += 1
@@ -72,12 +73,13 @@ def seed(url: str, pool: int) -> None:
     from sqlmodel import Session
 
     from workbench.db.bulk import insert_items
+    from workbench.domain import Actor
     from workbench.services import Workbench
 
     wb = Workbench.open(url)
-    wb.users.add("bench", "annotator", PASSWORD)
+    wb.users.add("bench", "annotator", PASSWORD, actor=Actor.operator())
     project = wb.projects.create("bench", "text", ["positive", "negative", "neutral"],
-                                 settings={"eval_fraction": 0.2})
+                                 settings={"eval_fraction": 0.2}, actor=Actor.operator())
     rng = random.Random(0)
     words = ["good", "bad", "fine", "terrible", "great", "meh", "okay", "awful", "superb", "plain"]
     with Session(wb.engine) as session, session.begin():

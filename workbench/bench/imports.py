@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from workbench.domain import Actor
 
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
          "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
@@ -67,7 +68,7 @@ def bench_import(n_rows: int, database_url: str | None = None, *, batch_size: in
         try:
             wb = Workbench(engine)
             project = f"bench-import-{uuid.uuid4().hex[:8]}"
-            wb.projects.create(project, "text", LABELS)
+            wb.projects.create(project, "text", LABELS, actor=Actor.operator())
             bar = None
             peak = {"rss": _rss_kib()}
 
@@ -85,7 +86,7 @@ def bench_import(n_rows: int, database_url: str | None = None, *, batch_size: in
             maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             started = time.perf_counter()
             report = wb.imports.run(project, csv_path, prelabel_col="label", seed=seed,
-                                    batch_size=batch_size, progress=on_progress)
+                                    batch_size=batch_size, progress=on_progress, actor=Actor.operator())
             seconds = time.perf_counter() - started
             if bar is not None:
                 bar.close()

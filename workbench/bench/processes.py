@@ -183,7 +183,7 @@ def prepare_slow_round(home: Path) -> tuple[str, int]:
 
     url = f"sqlite:///{home / 'workbench.db'}"
     wb = Workbench.open(url)
-    info = wb.projects.create("slow", "text", ["ham", "spam"], settings={"model": SLOW_MODEL})
+    info = wb.projects.create("slow", "text", ["ham", "spam"], settings={"model": SLOW_MODEL}, actor=Actor.operator())
     with Session(wb.engine) as session, session.begin():
         insert_items(session, info.id, ((f"t{i}", {"text": f"{'win a prize now' if i % 3 == 0 else 'lunch at noon'} {i}"},
                                          "eval" if i % 5 == 0 else "pool", i / 300) for i in range(300)))
@@ -191,7 +191,7 @@ def prepare_slow_round(home: Path) -> tuple[str, int]:
             state="final", final_label="ham", n_annotations=2, slots_taken=2))
         session.execute(update(Item).where(Item.project_id == info.id, Item.external_id.in_(
             [f"t{i}" for i in range(0, 300, 3)])).values(final_label="spam"))
-    job = wb.rounds.start("slow", actor=Actor.operator()) if _takes_actor(wb.rounds.start) else wb.rounds.start("slow")
+    job = wb.rounds.start("slow", actor=Actor.operator()) if _takes_actor(wb.rounds.start) else wb.rounds.start("slow", actor=Actor.operator())
     wb.engine.dispose()
     return url, job.id
 
@@ -234,7 +234,7 @@ def one_kill(root: Path, *, stop_after: bool = True) -> KillRun:
     try:
         children = serve.wait_ready()
         deadline = time.monotonic() + 120
-        while (job := jobs.get(job_id)).state != JobState.RUNNING or not job.worker:
+        while (job := jobs.get(job_id, actor=Actor.operator())).state != JobState.RUNNING or not job.worker:
             if time.monotonic() > deadline:
                 raise TimeoutError("the worker never started the round")
             time.sleep(0.05)
@@ -245,7 +245,7 @@ def one_kill(root: Path, *, stop_after: bool = True) -> KillRun:
         requeued = back = None
         attempts = None
         while time.monotonic() - killed < 90 and (requeued is None or back is None):
-            job = jobs.get(job_id)
+            job = jobs.get(job_id, actor=Actor.operator())
             if requeued is None and (job.state != JobState.RUNNING or job.worker != dead):
                 requeued = time.monotonic() - killed
             if back is None and any(w.pid != dead_pid for w in jobs.live_workers(actor=op)):
@@ -256,12 +256,12 @@ def one_kill(root: Path, *, stop_after: bool = True) -> KillRun:
         if stop_after:
             # Let the new worker take the round, then stop serve mid-round: the round goes back uncharged.
             deadline = time.monotonic() + 60
-            while (job := jobs.get(job_id)).state == JobState.QUEUED and time.monotonic() < deadline:
+            while (job := jobs.get(job_id, actor=Actor.operator())).state == JobState.QUEUED and time.monotonic() < deadline:
                 time.sleep(0.05)
             attempts = job.attempts
             stop = stop_run(serve, signal.SIGTERM, [p for p in children if p != dead_pid] +
                             [int(w.rpartition(":")[2]) for w in [job.worker] if w and w != dead])
-            after = jobs.get(job_id)
+            after = jobs.get(job_id, actor=Actor.operator())
             state_after, attempts_after_stop = after.state.value, after.attempts
         return KillRun(job_id=job_id, dead_worker=dead, requeued_s=None if requeued is None else round(requeued, 3),
                        back_s=None if back is None else round(back, 3), attempts_after=attempts,

@@ -36,7 +36,7 @@ def seed_text_project(wb: Workbench, name: str, n_pool: int, n_labels: int, seed
     texts, labels = synthetic_corpus(n_pool + N_EVAL, seed)
     # TF-IDF: the round's figures are TF-IDF's (embedding 10^5 texts here takes an hour, see bench featurize).
     project = wb.projects.create(name, "text", BENCH_CLASSES, strategy="margin",
-                                 settings={"featurizer": {"method": "tfidf"}})
+                                 settings={"featurizer": {"method": "tfidf"}}, actor=Actor.operator())
     rng = np.random.default_rng(seed)
     keys = rng.random(len(texts))
     with Session(wb.engine) as session, session.begin():
@@ -48,7 +48,7 @@ def seed_text_project(wb: Workbench, name: str, n_pool: int, n_labels: int, seed
 def add_labels(wb: Workbench, name: str, start: int, count: int, seed: int = 0) -> None:
     """Mark `count` more pool items final (a round's worth of new labels)."""
     _, labels = synthetic_corpus(start + count, seed)
-    project = wb.projects.get(name)
+    project = wb.projects.get(name, actor=Actor.operator())
     with Session(wb.engine) as session, session.begin():
         _mark_final(session, project.id, range(start, start + count), labels)
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from workbench.domain import Actor
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 PASSWORD = "bench-password"
@@ -31,10 +32,10 @@ def seed(url: str, pool: int, *, seed: int = 0) -> None:
     from workbench.services import Workbench
 
     wb = Workbench.open(url)
-    wb.users.add("bench-a", "annotator", PASSWORD)
-    wb.users.add("bench-b", "annotator", PASSWORD)
+    wb.users.add("bench-a", "annotator", PASSWORD, actor=Actor.operator())
+    wb.users.add("bench-b", "annotator", PASSWORD, actor=Actor.operator())
     project = wb.projects.create("bench", "text", ["positive", "negative", "neutral"],
-                                 settings={"eval_fraction": 0.2, "featurizer": {"method": "tfidf"}})
+                                 settings={"eval_fraction": 0.2, "featurizer": {"method": "tfidf"}}, actor=Actor.operator())
     rng = random.Random(seed)
     words = ["good", "bad", "fine", "terrible", "great", "meh", "okay", "awful", "superb", "plain"]
     with Session(wb.engine) as session, session.begin():

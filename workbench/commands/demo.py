@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.commands._common import open_workbench
+from workbench.commands._common import open_workbench, operator
 from workbench.commands.serve import add_serve_options, exit_now, serve
 
 
@@ -23,7 +23,7 @@ def run(args) -> int:  # noqa: ANN001
     passwords = ensure_demo(wb)
     print(f"Demo project {PROJECT!r} is ready. Demo users (new passwords on every run):")
     for name, password in passwords.items():
-        print(f"  {name:<9} {wb.users.get(name).role.value:<10} {password}")
+        print(f"  {name:<9} {wb.users.get(name, actor=operator()).role.value:<10} {password}")
     if args.no_serve:
         return 0
     exit_now(serve(args.database_url, host=args.host, port=args.port, worker=not args.no_worker, grace_s=args.grace))

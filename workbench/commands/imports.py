@@ -10,6 +10,7 @@ import argparse
 import sys
 from contextlib import contextmanager
 
+from workbench.commands._common import operator
 from workbench.importing.readers import FORMATS
 
 _FOLDER_ONLY = ("prelabel_from_folders",)
@@ -97,12 +98,12 @@ def run(args: argparse.Namespace) -> int:
             if args.folder:
                 report = wb.imports.run_folder(args.project, args.folder, dry_run=args.dry_run,
                                                prelabel_from_folders=args.prelabel_from_folders,
-                                               progress=progress, **common)
+                                               progress=progress, actor=operator(), **common)
             else:
                 options = {name: getattr(args, name) for name in _FILE_ONLY
                            if getattr(args, name) not in (None, False)}
                 call = wb.imports.preview if args.dry_run else wb.imports.run
-                report = call(args.project, args.file, progress=progress, **common, **options)
+                report = call(args.project, args.file, progress=progress, actor=operator(), **common, **options)
         if report.ok and not args.dry_run and args.sensitive_cols:
             from workbench.domain import Actor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from workbench.commands._common import open_workbench
+from workbench.commands._common import open_workbench, operator
 from workbench.domain import ProjectKind
 
 
@@ -35,15 +35,15 @@ def register(subparsers) -> None:  # noqa: ANN001
 def run_create(args) -> int:  # noqa: ANN001
     project = open_workbench(args).projects.create(
         args.name, args.kind, args.labels.split(","), overlap=args.overlap, strategy=args.strategy,
-        settings=args.settings)
+        settings=args.settings, actor=operator())
     print(f"created {project.name} ({project.kind}, labels: {', '.join(project.labels)}, overlap {project.overlap})")
     return 0
 
 
 def run_list(args) -> int:  # noqa: ANN001
     wb = open_workbench(args)
-    for project in wb.projects.list():
-        counts = wb.projects.progress(project.name)
+    for project in wb.projects.list(actor=operator()):
+        counts = wb.projects.progress(project.name, actor=operator())
         total, done = counts.total(), counts.in_state("final")
         print(f"{project.name}\t{project.kind}\t{total} items\t{done} final")
     return 0
@@ -60,7 +60,7 @@ def run_guidelines(args) -> int:  # noqa: ANN001
     if args.file is None:
         if args.label_notes is not None:
             raise WorkbenchError("--label-notes needs --file (a new version is saved with both)")
-        current = wb.guidelines.current(wb.projects.get(args.name), actor=operator)
+        current = wb.guidelines.current(wb.projects.get(args.name, actor=operator()), actor=operator)
         if current is None:
             print(f"{args.name} has no guidelines yet; set them with --file FILE.md")
             return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from workbench.commands._common import open_workbench
+from workbench.commands._common import open_workbench, operator
 from workbench.errors import WorkbenchError
 
 NO_WORKER_S = 3.0  # a starting worker registers within this; then --wait says none is running
@@ -43,7 +43,7 @@ def run(args) -> int:  # noqa: ANN001
             else:
                 no_worker_since = None
             time.sleep(0.5)
-            job = wb.jobs.get(job.id)
+            job = wb.jobs.get(job.id, actor=operator())
             bar.set_postfix_str(job.message)
             bar.update(job.progress - bar.n)
     if job.state == JobState.FAILED:

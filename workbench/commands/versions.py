@@ -32,19 +32,19 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 def run_create(args) -> int:  # noqa: ANN001
-    version = open_workbench(args).versions.create(args.project)
+    version = open_workbench(args).versions.create(args.project, actor=operator())
     print(f"version {version.number}: {version.n_items} items, sha256 {version.content_hash}")
     return 0
 
 
 def run_list(args) -> int:  # noqa: ANN001
-    for v in open_workbench(args).versions.list(args.project):
+    for v in open_workbench(args).versions.list(args.project, actor=operator()):
         print(f"{v.number}\t{v.n_items} items\t{v.trigger}\t{v.created_at:%Y-%m-%d %H:%M}\t{v.content_hash[:16]}")
     return 0
 
 
 def run_diff(args) -> int:  # noqa: ANN001
-    diff = open_workbench(args).versions.diff(args.project, args.a, args.b)
+    diff = open_workbench(args).versions.diff(args.project, args.a, args.b, actor=operator())
     print(f"added {len(diff.added)}, removed {len(diff.removed)}, relabeled {len(diff.relabeled)}")
     for external_id, old, new in diff.relabeled:
         print(f"  {external_id}: {old} -> {new}")
@@ -52,6 +52,8 @@ def run_diff(args) -> int:  # noqa: ANN001
 
 
 def run_export(args) -> int:  # noqa: ANN001
-    manifest = open_workbench(args).versions.export_to(args.project, args.number, args.format, args.out)
-    print(f"wrote {args.out} and {manifest}")
+    wb = open_workbench(args)
+    result = wb.exports.version(args.project, args.number, args.format, args.out, actor=operator())
+    print(f"wrote {result.rows} rows to {result.path} ({result.format}, sha256 {result.sha256[:12]}…) "
+          f"and {result.manifest_path}")
     return 0

@@ -70,6 +70,7 @@ class ClaimReason(StrEnum):
     CONTROL = "control"  # the random control arm (for an unbiased comparison)
     RANKED = "ranked"  # the top of the latest ranking by the project's strategy
     RANDOM = "random"  # no ranking yet (or it is used up): a random open item
+    GOLD = "gold"  # the queue's pick of a gold item; stored and shown as RANDOM, so nothing gives it away
 
 
 class ExportFormat(StrEnum):
@@ -78,6 +79,11 @@ class ExportFormat(StrEnum):
     CSV = "csv"
     JSONL = "jsonl"
     PARQUET = "parquet"
+
+    @property
+    def mime(self) -> str:
+        return {"csv": "text/csv", "jsonl": "application/x-ndjson",
+                "parquet": "application/vnd.apache.parquet"}[self.value]
 
     @classmethod
     def parse(cls, value: "ExportFormat | str | None", path: object = None) -> "ExportFormat":
@@ -88,6 +94,14 @@ class ExportFormat(StrEnum):
         except ValueError:
             named = text or (PurePath(str(path)).name if path is not None else "")
             raise WorkbenchError(f"unknown export format {named!r}; use one of: {', '.join(cls)}") from None
+
+
+class ExportKind(StrEnum):
+    """What an export holds."""
+
+    ITEMS = "items"  # one row per item: final label and flattened content
+    ANNOTATIONS = "annotations"  # one row per human annotation
+    VERSION = "version"  # one dataset version's rows with lineage, and a manifest beside it
 
 
 class Decision(StrEnum):

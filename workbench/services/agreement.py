@@ -5,27 +5,27 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from workbench.db.models import Adjudication, Annotation, User
-from workbench.domain import Actor, Decision, Role
+from workbench.domain import Actor, AnnotationSource, Decision, Role
 from workbench.domain.agreement import AgreementReport, Judgment, agreement_report
 from workbench.services._tx import reading
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
+from workbench.services._auth import requires
 
 
 class AgreementService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def report(self, project_name: str, actor: Actor | None = None) -> AgreementReport:
+    @requires(Role.REVIEWER)
+    def report(self, project_name: str, *, actor: Actor) -> AgreementReport:
         """Percent agreement, kappa per pair, alpha, per-label agreement, the annotator confusion
         matrix and each annotator's agreement with adjudicated labels (annotators by name)."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(
                 select(Annotation.item_id, User.name, Annotation.label)
                 .join(User, User.id == Annotation.annotator_id)
-                .where(Annotation.project_id == project.id, Annotation.source == "human")
+                .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
             ).all()
             decisions = session.execute(
                 select(Adjudication.item_id, Adjudication.decision, Adjudication.label)

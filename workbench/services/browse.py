@@ -22,9 +22,9 @@ from sqlalchemy.sql import Select
 from workbench.db.models import Adjudication, Annotation, AuditLog, Item, ItemFlag, Lease, User
 from workbench.domain import Actor, AnnotationSource, ItemState, Role, Split
 from workbench.errors import NotFound, WorkbenchError
+from workbench.services._auth import require_role, requires
 from workbench.services._tx import reading, write
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000  # beyond this many matches the count is reported as "more than"
@@ -226,10 +226,10 @@ class BrowseService:
         tiebreak = Item.id.desc() if f.descending else Item.id.asc()
         return query.order_by(order, tiebreak) if order is not Item.id else query.order_by(order)
 
+    @requires(Role.REVIEWER)
     def page(self, project_name: str, *, actor: Actor, filters: BrowseFilter = BrowseFilter(),
              offset: int = 0, limit: int = PAGE_SIZE) -> BrowsePage:
         """One page of the items that match, with the number of matches (capped)."""
-        require_role(actor, Role.REVIEWER)
         limit = max(1, min(int(limit), 500))
         offset = max(0, int(offset))
         if filters.search and self.engine.dialect.name == "sqlite":
@@ -244,6 +244,7 @@ class BrowseService:
                                         r.n_annotations, _preview(r.content)) for r in rows),
                           offset, min(capped, COUNT_CAP), capped > COUNT_CAP)
 
+    @requires(Role.REVIEWER)
     def export_csv(self, project_name: str, *, actor: Actor, filters: BrowseFilter = BrowseFilter()) -> bytes:
         """Every item that matches (up to EXPORT_CAP), as CSV; values that a spreadsheet would run as a
         formula are prefixed with a quote."""
@@ -263,10 +264,10 @@ class BrowseService:
                                                          r.n_annotations, _preview(r.content))])
         return out.getvalue().encode("utf-8")
 
+    @requires(Role.REVIEWER)
     def detail(self, project_name: str, external_id: str, *, actor: Actor) -> ItemDetail:
         """One item with everything that happened to it (reviewers and admins only: it shows every
         annotator's answer)."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             item = session.execute(select(Item).where(Item.project_id == project.id,

@@ -1,7 +1,10 @@
-"""Export: items with their final labels, and every human annotation, as CSV, JSONL or Parquet.
+"""The one exporter: items with their final labels, every human annotation, and dataset versions,
+as CSV, JSONL or Parquet (``ExportFormat``).
 
-Both are streamed (yield_per) and written in chunks, to a temporary file renamed into place, so a
-big project never sits in memory and a failed export leaves no half-written file.
+All are streamed (yield_per) and written in chunks, to a temporary file renamed into place, so a
+big project never sits in memory and a failed export leaves no half-written file. A version's
+manifest (content hash, counts, agreement) is written beside it the same way. Downloads in the app
+(``payload``) go through the same writer, so a file is the same whichever way it was made.
 
 CSV cells are neutralised against formula injection: a *string* cell (header names included)
 that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``.
@@ -17,21 +20,21 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from workbench.db.models import Annotation, Item, User
-from workbench.domain import Actor, ProjectKind, Role
-from workbench.errors import WorkbenchError
+from workbench.db.models import Annotation, DatasetVersion, DatasetVersionItem, Item, User
+from workbench.domain import Actor, AnnotationSource, ExportFormat, ExportKind, ProjectKind, Role
+from workbench.errors import NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
+from workbench.services._auth import requires
 
-FORMATS = ("csv", "jsonl", "parquet")
+FORMATS = tuple(f.value for f in ExportFormat)
 CHUNK_ROWS = 10_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ITEM_COLUMNS = ["external_id", "item_id", "split", "state", "final_label"]
@@ -40,16 +43,20 @@ ANNOTATION_COLUMNS = ["annotation_id", "item_id", "item_external_id", "annotator
 ANNOTATION_TYPES = {"annotation_id": "int", "item_id": "int", "item_external_id": "str",
                     "annotator": "str", "label": "str", "slot": "int", "created_at": "str",
                     "duration_ms": "int"}
+VERSION_COLUMNS = ["item_id", "external_id", "split", "label", "source", "annotation_ids", "adjudication_id"]
+VERSION_TYPES = {"item_id": "int", "external_id": "str", "split": "str", "label": "str", "source": "str",
+                 "annotation_ids": "str", "adjudication_id": "int"}
 
 
 @dataclass(frozen=True)
 class ExportResult:
     path: str
-    format: str
+    format: ExportFormat
     rows: int
     columns: tuple[str, ...]
     sha256: str
     seconds: float
+    manifest_path: str | None = None  # versions only: `<file>.manifest.json` beside the export
 
 
 def neutralise(value: Any) -> Any:
@@ -59,11 +66,20 @@ def neutralise(value: Any) -> Any:
     return value
 
 
-def export_format(fmt: str | None, out_path: Path) -> str:
-    fmt = (fmt or out_path.suffix).lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise WorkbenchError(f"unknown export format {fmt or out_path.name!r}; use one of: {', '.join(FORMATS)}")
-    return fmt
+def export_format(fmt: ExportFormat | str | None, out_path: Path) -> ExportFormat:
+    return ExportFormat.parse(fmt, out_path)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """`text` to `path` through a temporary file renamed into place (never a partial file)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # Value types for a Parquet schema, from narrow to wide; mixed kinds become strings.
@@ -141,7 +157,7 @@ class _Flattener:
 class _Writer:
     """Chunked writing of rows (lists aligned with `columns`) to csv/jsonl/parquet."""
 
-    def __init__(self, fmt: str, out: Path, columns: list[str], types: dict[str, str]) -> None:
+    def __init__(self, fmt: ExportFormat, out: Path, columns: list[str], types: dict[str, str]) -> None:
         self.fmt, self.out, self.columns, self.types = fmt, out, columns, types
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
@@ -150,7 +166,7 @@ class _Writer:
         self.rows = 0
         self._parquet = None
         self._file = None
-        if fmt == "parquet":
+        if fmt is ExportFormat.PARQUET:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
@@ -166,14 +182,14 @@ class _Writer:
         if not rows:
             return
         self.rows += len(rows)
-        if self.fmt == "csv":
+        if self.fmt is ExportFormat.CSV:
             # CRLF line ends (RFC 4180) also make the writer quote a cell holding a bare CR.
             import pandas as pd
 
             cells = [[neutralise(value) for value in row] for row in rows]
             frame = pd.DataFrame(cells, columns=[neutralise(c) for c in self.columns], dtype=object)
             frame.to_csv(self._file, header=self._first, index=False, lineterminator="\r\n")
-        elif self.fmt == "jsonl":
+        elif self.fmt is ExportFormat.JSONL:
             dumps = json.JSONEncoder(ensure_ascii=False).encode
             self._file.write("".join(dumps(dict(zip(self.columns, row))) + "\n" for row in rows))
         else:
@@ -196,7 +212,7 @@ class _Writer:
         if self._parquet is not None:
             self._parquet.close()
         else:
-            if self._first and self.fmt == "csv":  # no rows: still write the header
+            if self._first and self.fmt is ExportFormat.CSV:  # no rows: still write the header
                 import pandas as pd
 
                 pd.DataFrame([], columns=[neutralise(c) for c in self.columns]).to_csv(
@@ -270,15 +286,15 @@ def _chunks(rows: Iterable[list], size: int = CHUNK_ROWS) -> Iterator[list[list]
 
 class ExportService:
     """Exports need the reviewer role or higher (annotators must never see others' answers);
-    actor=None is the local operator (the CLI)."""
+    the CLI passes Actor.operator()."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    @requires(Role.REVIEWER)
     def items(self, project: str, fmt: str | None, out_path: str | Path, *,
-              actor: Actor | None = None) -> ExportResult:
+              actor: Actor) -> ExportResult:
         """Every item: external id, item id, split, state, final label, and its content flattened."""
-        require_role(actor, Role.REVIEWER)
         out = Path(out_path).expanduser()
         fmt = export_format(fmt, out)
         started = time.perf_counter()
@@ -295,10 +311,10 @@ class ExportService:
         self._audit(info.id, actor, "export.items", result)
         return result
 
+    @requires(Role.REVIEWER)
     def annotations(self, project: str, fmt: str | None, out_path: str | Path, *,
-                    actor: Actor | None = None) -> ExportResult:
+                    actor: Actor) -> ExportResult:
         """One row per human annotation (import prelabels are not annotations by people)."""
-        require_role(actor, Role.REVIEWER)
         out = Path(out_path).expanduser()
         fmt = export_format(fmt, out)
         started = time.perf_counter()
@@ -309,7 +325,7 @@ class ExportService:
                        Annotation.slot, Annotation.created_at, Annotation.duration_ms)
                 .join(Item, Item.id == Annotation.item_id)
                 .join(User, User.id == Annotation.annotator_id)
-                .where(Annotation.project_id == info.id, Annotation.source == "human")
+                .where(Annotation.project_id == info.id, Annotation.source == AnnotationSource.HUMAN)
                 .order_by(Annotation.item_id, Annotation.slot, Annotation.id)
                 .execution_options(yield_per=CHUNK_ROWS)
             )
@@ -319,8 +335,63 @@ class ExportService:
         self._audit(info.id, actor, "export.annotations", result)
         return result
 
+    @requires(Role.REVIEWER)
+    def version(self, project: str, number: int, fmt: ExportFormat | str | None, out_path: str | Path, *,
+                actor: Actor) -> ExportResult:
+        """One dataset version: a row per item (id, split, label, source, the annotations and the
+        adjudication it came from), in external-id order, and beside it `<file>.manifest.json`
+        (content hash, counts, annotators, agreement)."""
+        out = Path(out_path).expanduser()
+        fmt = export_format(fmt, out)
+        started = time.perf_counter()
+        with reading(self.engine) as session:
+            info = load_project(session, project)
+            version = session.execute(select(DatasetVersion).where(
+                DatasetVersion.project_id == info.id, DatasetVersion.number == number)).scalar_one_or_none()
+            if version is None:
+                raise NotFound(f"{project!r} has no version {number}")
+            query = (
+                select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.split,
+                       DatasetVersionItem.label, DatasetVersionItem.source, DatasetVersionItem.annotation_ids,
+                       DatasetVersionItem.adjudication_id)
+                .join(Item, Item.id == DatasetVersionItem.item_id)
+                .where(DatasetVersionItem.version_id == version.id).order_by(Item.external_id)
+                .execution_options(yield_per=CHUNK_ROWS)
+            )
+            rows = ([item_id, external_id, split, label, source, ",".join(map(str, annotation_ids or ())),
+                     adjudication_id]
+                    for item_id, external_id, split, label, source, annotation_ids, adjudication_id
+                    in session.execute(query))
+            manifest = {"project": info.name, "version": version.number, "content_hash": version.content_hash,
+                        "n_items": version.n_items, "created_at": version.created_at.isoformat(),
+                        "trigger": version.trigger, **dict(version.manifest or {})}
+            result = self._write(fmt, out, VERSION_COLUMNS, VERSION_TYPES, rows, started)
+        manifest_path = out.with_name(out.name + ".manifest.json")
+        _write_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+        result = replace(result, manifest_path=str(manifest_path))
+        self._audit(info.id, actor, "export.version", result)
+        return result
+
+    @requires(Role.REVIEWER)
+    def payload(self, kind: ExportKind | str, project: str, fmt: ExportFormat | str, *, actor: Actor,
+                number: int | None = None) -> tuple[bytes, ExportResult]:
+        """An export as bytes, for a download: written by the same chunked writer to a temporary
+        folder, then read back (a download is handed over whole)."""
+        kind, fmt = ExportKind(kind), ExportFormat.parse(fmt)
+        with tempfile.TemporaryDirectory(prefix="wb-export-") as tmp:
+            out = Path(tmp) / f"export.{fmt.value}"
+            if kind is ExportKind.VERSION:
+                if number is None:
+                    raise WorkbenchError("a version export needs the version number")
+                result = self.version(project, number, fmt, out, actor=actor)
+            elif kind is ExportKind.ANNOTATIONS:
+                result = self.annotations(project, fmt, out, actor=actor)
+            else:
+                result = self.items(project, fmt, out, actor=actor)
+            return out.read_bytes(), result
+
     @staticmethod
-    def _write(fmt: str, out: Path, columns: list[str], types: dict[str, str], rows: Iterable[list],
+    def _write(fmt: ExportFormat, out: Path, columns: list[str], types: dict[str, str], rows: Iterable[list],
                started: float) -> ExportResult:
         writer = _Writer(fmt, out, columns, types)
         try:
@@ -333,9 +404,9 @@ class ExportService:
         return ExportResult(path=str(out), format=fmt, rows=writer.rows, columns=tuple(columns),
                             sha256=digest, seconds=time.perf_counter() - started)
 
-    def _audit(self, project_id: int, actor: Actor | None, action: str, result: ExportResult) -> None:
+    def _audit(self, project_id: int, actor: Actor, action: str, result: ExportResult) -> None:
         def work(session: Session) -> None:
-            audit(session, action, actor_id=actor.id if actor else None, project_id=project_id,
+            audit(session, action, actor_id=actor.id, project_id=project_id,
                   path=result.path, format=result.format, rows=result.rows, sha256=result.sha256)
 
         write(self.engine, work)

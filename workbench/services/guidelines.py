@@ -12,11 +12,11 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from workbench.db.models import Annotation, Guidelines, User, utcnow
-from workbench.domain import Actor, GuidelinesInfo, GuidelinesUsage, ProjectInfo, Role
+from workbench.domain import Actor, AnnotationSource, GuidelinesInfo, GuidelinesUsage, ProjectInfo, Role
 from workbench.errors import WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
+from workbench.services._auth import requires
 
 MAX_TEXT = 100_000
 MAX_NOTE = 300
@@ -58,15 +58,15 @@ class GuidelinesService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    @requires(Role.ANNOTATOR)
     def current(self, project: ProjectInfo, *, actor: Actor) -> GuidelinesInfo | None:
         """The project's current guidelines, or None when it has none yet (any role may read)."""
-        require_role(actor, Role.ANNOTATOR)
         with reading(self.engine) as session:
             return current_guidelines(session, project.id)
 
+    @requires(Role.REVIEWER)
     def history(self, project_name: str, *, actor: Actor) -> list[GuidelinesInfo]:
         """Every version, newest first."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(
@@ -75,10 +75,10 @@ class GuidelinesService:
             ).all()
         return [_info(*row) for row in rows]
 
+    @requires(Role.ADMIN)
     def update(self, project_name: str, text: str, *, actor: Actor,
                label_notes: dict[str, Any] | None = None) -> GuidelinesInfo:
         """Save a new version of the guidelines (admins). Notes not given are kept from the last version."""
-        require_role(actor, Role.ADMIN)
         text = (text or "").replace("\r\n", "\n").strip()
         if len(text) > MAX_TEXT:
             raise WorkbenchError(f"guidelines are limited to {MAX_TEXT} characters")
@@ -101,16 +101,16 @@ class GuidelinesService:
 
         return write(self.engine, work)
 
+    @requires(Role.REVIEWER)
     def usage(self, project_name: str, *, actor: Actor) -> GuidelinesUsage:
         """How many human labels were made under the current version, and how many predate it."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             current = session.execute(select(func.max(Guidelines.version))
                                       .where(Guidelines.project_id == project.id)).scalar_one()
             rows = session.execute(
                 select(Annotation.guidelines_version, func.count())
-                .where(Annotation.project_id == project.id, Annotation.source == "human")
+                .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
                 .group_by(Annotation.guidelines_version)).all()
         by_version = {version: n for version, n in rows}
         under = by_version.get(current, 0) if current is not None else 0

@@ -17,7 +17,7 @@ from workbench.health.report import Flag, FlagKind, HealthReport, ItemRecord, bu
 from workbench.health.subgroups import SubgroupReport
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
+from workbench.services._auth import require_role, requires
 
 DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9
 
@@ -47,6 +47,7 @@ class HealthService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    @requires(Role.REVIEWER)
     def check(self, project_name: str, *, actor: Actor, item_ids: list[int] | None = None,
               store: bool = True) -> HealthReport:
         """The health report of a batch (the given items, else every item not in the latest version)
@@ -90,10 +91,10 @@ class HealthService:
 
         write(self.engine, work)
 
+    @requires(Role.REVIEWER)
     def flags(self, project_name: str, *, actor: Actor, kind: FlagKind | str | None = None,
               limit: int = 1000) -> list[Flag]:
         """Flagged items with their reasons (reviewers and admins)."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             query = (select(ItemFlag.item_id, Item.external_id, ItemFlag.kind, ItemFlag.reason)
@@ -103,12 +104,13 @@ class HealthService:
             rows = session.execute(query.order_by(ItemFlag.item_id, ItemFlag.kind).limit(limit)).all()
         return [Flag(item_id, external_id, FlagKind(k), reason) for item_id, external_id, k, reason in rows]
 
+    @requires(Role.REVIEWER)
     def exclude(self, project_name: str, external_ids: list[str], *, actor: Actor, reason: str) -> list[str]:
         """Take items out of the pool and the dataset (state excluded), with a reason; audited, and
         signed as an adjudication when a reviewer does it. Nothing changes if one id is unknown."""
-        require_role(actor, Role.REVIEWER)
         return exclude_items(self.engine, project_name, list(external_ids), reason, actor)
 
+    @requires(Role.REVIEWER)
     def subgroups(self, project_name: str, *, actor: Actor, run_id: int | None = None,
                   columns: list[str] | None = None) -> list[SubgroupReport]:
         """Per group of each sensitive column (the project's `sensitive_cols`, or `columns`): the
@@ -145,11 +147,11 @@ class HealthService:
                                             ["(missing)" if g is None else g for g in groups], list(project.labels)))
         return reports
 
+    @requires(Role.REVIEWER)
     def drift(self, project_name: str, *, actor: Actor, reference: int | None = None,
               new: int | None = None, seed: int = 0):  # noqa: ANN201 - DriftReport
         """Drift of version `new` (default: the items imported since the latest version) against
         version `reference` (default: the latest version)."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             numbers = list(session.execute(select(DatasetVersion.number).where(

@@ -30,7 +30,7 @@ from sqlmodel import Session
 
 from workbench.db.engine import read_only, write_gate
 from workbench.db.models import Item, Project, utcnow
-from workbench.domain import Actor, ProjectKind, Role
+from workbench.domain import Actor, AnnotationSource, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError, storage_fault
 from workbench.importing.limits import Limits, size
 from workbench.importing.readers import FolderReader, Reader, detect_format, open_reader
@@ -38,7 +38,7 @@ from workbench.importing.report import FileProblem, ImportReport, LimitExceeded,
 from workbench.importing.validate import ImportOptions, NumericInference, RowBuilder
 from workbench.services._tx import audit, reading
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
+from workbench.services._auth import require_role, requires
 
 # progress(done, total): bytes of the file read so far (rows for Parquet and image folders).
 Progress = Callable[[int, int], None]
@@ -169,7 +169,7 @@ class _WriteSink(_Sink):
                 with self._cursor() as cursor, cursor.copy(
                         "COPY annotation (project_id, item_id, source, label, created_at) FROM STDIN") as copy:
                     for item_id, label in labeled:
-                        copy.write_row((self.project_id, item_id, "import", label, created))
+                        copy.write_row((self.project_id, item_id, AnnotationSource.IMPORT.value, label, created))
             elif labeled:
                 self.conn.exec_driver_sql(
                     "INSERT INTO annotation (project_id, item_id, annotator_id, source, slot, lease_id, "
@@ -272,33 +272,36 @@ def _last_item_id(engine: Engine, project_id: int) -> int | None:
 
 
 class ImportService:
-    """Import files and image folders into a project (admin; actor=None is the local operator)."""
+    """Import files and image folders into a project (admin; the CLI passes Actor.operator())."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def preview(self, project: str, path: str | Path, *, actor: Actor | None = None,
+    @requires(Role.ADMIN)
+    def preview(self, project: str, path: str | Path, *, actor: Actor,
                 progress: Progress | None = None, **options: Any) -> ImportReport:
         """Validate a file as `run` would, duplicates included; writes nothing."""
         return self._file(project, path, options, dry_run=True, actor=actor, progress=progress)
 
-    def run(self, project: str, path: str | Path, *, actor: Actor | None = None,
+    @requires(Role.ADMIN)
+    def run(self, project: str, path: str | Path, *, actor: Actor,
             progress: Progress | None = None, **options: Any) -> ImportReport:
         """Import a file: every row, in one transaction, or (any bad row) nothing."""
         return self._file(project, path, options, dry_run=False, actor=actor, progress=progress)
 
+    @requires(Role.ADMIN)
     def preview_folder(self, project: str, folder: str | Path, *, prelabel_from_folders: bool = False,
-                       actor: Actor | None = None, progress: Progress | None = None,
+                       actor: Actor, progress: Progress | None = None,
                        **options: Any) -> ImportReport:
         return self.run_folder(project, folder, prelabel_from_folders=prelabel_from_folders,
                                dry_run=True, actor=actor, progress=progress, **options)
 
+    @requires(Role.ADMIN)
     def run_folder(self, project: str, folder: str | Path, *, prelabel_from_folders: bool = False,
-                   dry_run: bool = False, actor: Actor | None = None, progress: Progress | None = None,
+                   dry_run: bool = False, actor: Actor, progress: Progress | None = None,
                    **options: Any) -> ImportReport:
         """Import a folder of images (recursively); the external id is the relative path. Images in
         subfolders named like labels become prelabels only with prelabel_from_folders=True."""
-        require_role(actor, Role.ADMIN)
         unknown = set(options) - {"eval_fraction", "seed", "batch_size", "max_errors"}
         if unknown:
             raise WorkbenchError(f"unknown folder import option(s): {', '.join(sorted(unknown))}")
@@ -332,7 +335,7 @@ class ImportService:
             return load_project(session, name)
 
     def _file(self, project: str, path: str | Path, options: dict[str, Any], *, dry_run: bool,
-              actor: Actor | None, progress: Progress | None) -> ImportReport:
+              actor: Actor, progress: Progress | None) -> ImportReport:
         require_role(actor, Role.ADMIN)
         opts = self._options(options)
         path = Path(path).expanduser()
@@ -385,7 +388,7 @@ class ImportService:
                           "(stored paths are relative to it): put the images under it")
 
     def _import(self, info, report: ImportReport, open_: Callable[[], Reader],  # noqa: ANN001
-                opts: ImportOptions, *, actor: Actor | None, progress: Progress | None,
+                opts: ImportOptions, *, actor: Actor, progress: Progress | None,
                 default_root: Path | None = None, folder: bool = False) -> ImportReport:
         started = time.perf_counter()
         report.max_listed = opts.max_errors
@@ -459,7 +462,7 @@ class ImportService:
 
     def _write(self, engine: Engine, info, report: ImportReport, reader: Reader, builder: RowBuilder,  # noqa: ANN001
                opts: ImportOptions, rng: np.random.Generator, fraction: float, created_at: Any,
-               actor: Actor | None, progress: Progress | None, save_root: str | None) -> None:
+               actor: Actor, progress: Progress | None, save_root: str | None) -> None:
         """Stream the rows into one transaction; commit only when every row is good."""
         gate = contextlib.nullcontext() if report.dry_run else write_gate(self.engine)
         with gate, engine.connect() as conn:
@@ -554,7 +557,7 @@ class ImportService:
             progress(reader.total, reader.total)
 
     @staticmethod
-    def _finish(conn: Connection, info, report: ImportReport, actor: Actor | None,  # noqa: ANN001
+    def _finish(conn: Connection, info, report: ImportReport, actor: Actor,  # noqa: ANN001
                 save_root: str | None) -> None:
         """Inside the import's transaction: save the image root if new, and append the audit row."""
         with Session(bind=conn) as session:
@@ -563,7 +566,7 @@ class ImportService:
                 if project is None:
                     raise NotFound(f"project {info.name!r} was deleted during the import")
                 project.settings = {**project.settings, "image_root": save_root}
-            audit(session, "import", actor_id=actor.id if actor else None, project_id=info.id,
+            audit(session, "import", actor_id=actor.id, project_id=info.id,
                   file=Path(report.path).name, path=str(Path(report.path).resolve()), format=report.format,
                   sha256=report.sha256, size_bytes=report.size_bytes, encoding=report.encoding,
                   rows=report.rows, items=report.imported, eval=report.n_eval, pool=report.n_pool,

@@ -19,7 +19,7 @@ from workbench.domain.rounds import JobPayload, JobResult, RoundResult, VersionJ
 from workbench.errors import NotFound
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
+from workbench.services._auth import requires
 
 MAX_ATTEMPTS = 3
 STALE_AFTER = timedelta(seconds=30)  # a running job whose heartbeat is older than this lost its worker
@@ -99,10 +99,10 @@ class JobService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def enqueue(self, project_name: str, kind: JobKind | str, *, actor: Actor | None = None,
+    @requires(Role.REVIEWER)
+    def enqueue(self, project_name: str, kind: JobKind | str, *, actor: Actor,
                 payload: dict | None = None) -> JobInfo:
         """Queue a job; an identical job already queued or running is returned instead."""
-        require_role(actor, Role.REVIEWER)
         kind = JobKind(kind)
 
         def work(session: Session) -> JobInfo:
@@ -122,7 +122,8 @@ class JobService:
 
         return write(self.engine, work)
 
-    def claim_next(self, worker: str, *, stale_after: timedelta = STALE_AFTER) -> JobInfo | None:
+    @requires(Role.ADMIN)
+    def claim_next(self, worker: str, *, stale_after: timedelta = STALE_AFTER, actor: Actor) -> JobInfo | None:
         """Take the oldest queued job (or one whose worker died) for this worker."""
 
         def work(session: Session) -> JobInfo | None:
@@ -139,18 +140,18 @@ class JobService:
 
         return write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def requeue_stale(self, *, actor: Actor, stale_after: timedelta = STALE_AFTER) -> list[int]:
         """Give back every running job whose heartbeat is stale (its worker died); returns their ids.
 
         Any live worker calls this periodically (also while busy), and so does the supervisor.
         """
-        require_role(actor, Role.ADMIN)
         return write(self.engine, lambda session: _sweep_stale(session, stale_after))
 
+    @requires(Role.ADMIN)
     def requeue_worker(self, worker: str, reason: str, *, actor: Actor, counts: bool = True) -> list[int]:
         """Give back the running jobs of one worker that is known to be gone (the supervisor saw it
         die, or it was interrupted); returns their ids. `counts=False` does not charge the attempt."""
-        require_role(actor, Role.ADMIN)
 
         def work(session: Session) -> list[int]:
             jobs = session.execute(select(Job).where(Job.state == JobState.RUNNING, Job.worker == worker)
@@ -161,10 +162,10 @@ class JobService:
 
         return write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def release(self, job_id: int, worker: str, reason: str, *, actor: Actor) -> bool:
         """A worker that was asked to stop hands its running job back (uncharged). False when the
         job was no longer this worker's (finished, or already taken back)."""
-        require_role(actor, Role.ADMIN)
 
         def work(session: Session) -> bool:
             job = session.get(Job, job_id, with_for_update=True)
@@ -175,10 +176,10 @@ class JobService:
 
         return write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def requeue_dead_local(self, host: str, is_alive, *, actor: Actor) -> list[int]:  # noqa: ANN001
         """Give back running jobs held by workers on `host` whose process is gone (`is_alive(pid)`
         is False), without waiting for their lease to go stale; drops their registry rows."""
-        require_role(actor, Role.ADMIN)
 
         def work(session: Session) -> list[int]:
             given = []
@@ -196,8 +197,8 @@ class JobService:
         return write(self.engine, work)
 
     # -- the worker registry ---------------------------------------------------------------
+    @requires(Role.ADMIN)
     def register_worker(self, name: str, host: str, pid: int, *, actor: Actor) -> None:
-        require_role(actor, Role.ADMIN)
 
         def work(session: Session) -> None:
             session.execute(delete(WorkerProcess).where(WorkerProcess.name == name))
@@ -205,9 +206,9 @@ class JobService:
 
         write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def worker_beat(self, name: str, *, job_id: int | None, actor: Actor) -> None:
         """Refresh a worker's registry row (re-creating it if someone pruned it)."""
-        require_role(actor, Role.ADMIN)
 
         def work(session: Session) -> None:
             row = session.get(WorkerProcess, name)
@@ -219,21 +220,22 @@ class JobService:
 
         write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def unregister_worker(self, name: str, *, actor: Actor) -> None:
-        require_role(actor, Role.ADMIN)
         write(self.engine, lambda session: session.execute(delete(WorkerProcess).where(WorkerProcess.name == name)))
 
+    @requires(Role.ANNOTATOR)
     def live_workers(self, *, actor: Actor, within: timedelta = WORKER_ALIVE) -> list[WorkerInfo]:
         """Workers whose registry heartbeat is fresh."""
-        require_role(actor, Role.ANNOTATOR)
         with reading(self.engine) as session:
             rows = session.execute(select(WorkerProcess).where(WorkerProcess.heartbeat_at >= utcnow() - within)
                                    .order_by(WorkerProcess.started_at)).scalars().all()
         return [WorkerInfo(name=r.name, host=r.host, pid=r.pid, job_id=r.job_id, started_at=r.started_at,
                            heartbeat_at=r.heartbeat_at) for r in rows]
 
+    @requires(Role.ADMIN)
     def heartbeat(self, job_id: int, *, progress: float | None = None, message: str | None = None,
-                  worker: str | None = None) -> None:
+                  worker: str | None = None, actor: Actor) -> None:
         """Renew a running job's lease (only while it is still `worker`'s, when given)."""
         values = {"heartbeat_at": utcnow()}
         if progress is not None:
@@ -244,10 +246,12 @@ class JobService:
         write(self.engine, lambda session: session.execute(
             update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING, *mine).values(**values)))
 
-    def finish(self, job_id: int, result: JobResult) -> None:
+    @requires(Role.ADMIN)
+    def finish(self, job_id: int, result: JobResult, *, actor: Actor) -> None:
         write(self.engine, lambda session: complete_job(session, job_id, result))
 
-    def fail(self, job_id: int, reason: str) -> None:
+    @requires(Role.ADMIN)
+    def fail(self, job_id: int, reason: str, *, actor: Actor) -> None:
         def work(session: Session) -> None:
             job = session.get(Job, job_id)
             job.state, job.error, job.finished_at = JobState.FAILED, reason, utcnow()
@@ -256,9 +260,9 @@ class JobService:
 
         write(self.engine, work)
 
-    def retry(self, job_id: int, *, actor: Actor | None = None) -> JobInfo:
+    @requires(Role.REVIEWER)
+    def retry(self, job_id: int, *, actor: Actor) -> JobInfo:
         """Queue a failed job again."""
-        require_role(actor, Role.REVIEWER)
 
         def work(session: Session) -> JobInfo:
             job = session.get(Job, job_id)
@@ -273,21 +277,24 @@ class JobService:
 
         return write(self.engine, work)
 
-    def get(self, job_id: int) -> JobInfo:
+    @requires(Role.REVIEWER)
+    def get(self, job_id: int, *, actor: Actor) -> JobInfo:
         with reading(self.engine) as session:
             job = session.get(Job, job_id)
             if job is None:
                 raise NotFound(f"no job {job_id}")
             return job_info(job)
 
-    def list(self, project_name: str, limit: int = 20) -> list[JobInfo]:
+    @requires(Role.REVIEWER)
+    def list(self, project_name: str, limit: int = 20, *, actor: Actor) -> list[JobInfo]:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             jobs = session.execute(select(Job).where(Job.project_id == project.id)
                                    .order_by(Job.id.desc()).limit(limit)).scalars().all()
         return [job_info(job) for job in jobs]
 
-    def payload(self, job_id: int) -> JobPayload:
+    @requires(Role.ADMIN)
+    def payload(self, job_id: int, *, actor: Actor) -> JobPayload:
         """What the worker needs to run the job: its project id and parameters."""
         with reading(self.engine) as session:
             job = session.get(Job, job_id)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 
 from workbench.db.models import DatasetVersion, Item, Job, ModelRun
 from workbench.domain import Actor, ItemState, JobKind, JobState, Progress, Role
+from workbench.services._auth import requires
 from workbench.services._tx import reading
 from workbench.services.agreement import AgreementService
 from workbench.services.projects import ProjectService, load_project
@@ -68,22 +69,22 @@ class OverviewService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    @requires(Role.ADMIN)
     def projects(self, *, actor: Actor) -> list[ProjectLine]:
         """Every project's progress in one line (admins)."""
-        _require_actor(actor, Role.ADMIN)
         projects = ProjectService(self.engine)
         lines = []
-        for project in projects.list():
-            progress = projects.progress(project.name)
+        for project in projects.list(actor=actor):
+            progress = projects.progress(project.name, actor=actor)
             lines.append(ProjectLine(project=project.name, pool_done=progress.done("pool"),
                                      pool_total=progress.total("pool"), eval_done=progress.done("eval"),
                                      eval_total=progress.total("eval"),
                                      in_review=sum(c.get(ItemState.REVIEW.value, 0) for c in progress.counts.values())))
         return lines
 
+    @requires(Role.ADMIN)
     def project(self, name: str, *, actor: Actor) -> ProjectOverview:
         """One project: progress, agreement, the latest round and the review queue (admins)."""
-        _require_actor(actor, Role.ADMIN)
         progress = ProjectService(self.engine).progress(name)
         report = AgreementService(self.engine).report(name, actor=actor)
         agreement = AgreementSummary(n_paired_items=report.n_paired_items,

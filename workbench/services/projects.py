@@ -11,7 +11,7 @@ from workbench.db.models import Item, Project, ProjectLabel
 from workbench.domain import Actor, ItemState, Progress, ProjectInfo, ProjectKind, Role, Split
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
-from workbench.services.users import require_role
+from workbench.services._auth import requires
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "eval_fraction": 0.2,  # share of imported items set aside for evaluation
@@ -184,10 +184,10 @@ class ProjectService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    @requires(Role.ADMIN)
     def create(self, name: str, kind: ProjectKind | str, labels: list[str], *, overlap: int = 2,
                strategy: str | None = None, settings: dict[str, Any] | None = None,
-               actor: Actor | None = None) -> ProjectInfo:
-        require_role(actor, Role.ADMIN)
+               actor: Actor) -> ProjectInfo:
         name = name.strip()
         if not name:
             raise WorkbenchError("project name must not be empty")
@@ -237,18 +237,20 @@ class ProjectService:
 
         return write(self.engine, work)
 
-    def get(self, name: str) -> ProjectInfo:
+    @requires(Role.ANNOTATOR)
+    def get(self, name: str, *, actor: Actor) -> ProjectInfo:
         with reading(self.engine) as session:
             return load_project(session, name)
 
-    def list(self) -> list[ProjectInfo]:
+    @requires(Role.ANNOTATOR)
+    def list(self, *, actor: Actor) -> list[ProjectInfo]:
         with reading(self.engine) as session:
             names = session.exec(select(Project.name).order_by(Project.name)).all()
             return [load_project(session, name) for name in names]
 
-    def update_settings(self, name: str, *, actor: Actor | None = None, strategy: str | None = None,
+    @requires(Role.ADMIN)
+    def update_settings(self, name: str, *, actor: Actor, strategy: str | None = None,
                         **settings: Any) -> ProjectInfo:
-        require_role(actor, Role.ADMIN)
         unknown = set(settings) - set(DEFAULT_SETTINGS)
         if unknown:
             raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
@@ -274,7 +276,8 @@ class ProjectService:
 
         return write(self.engine, work)
 
-    def progress(self, name: str) -> Progress:
+    @requires(Role.ANNOTATOR)
+    def progress(self, name: str, *, actor: Actor) -> Progress:
         """Counts of items by split and state: what any role may see (no labels)."""
         with reading(self.engine) as session:
             project = load_project(session, name)

@@ -33,12 +33,12 @@ from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
 from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, User, utcnow
-from workbench.domain import Actor, Decision, ItemState, Role
+from workbench.domain import Actor, AnnotationSource, Decision, ItemState, Role
 from workbench.domain.overlap import DEFAULT_RELIABILITY, Aggregation
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
+from workbench.services._auth import require_role, requires
 
 _SET_POSTERIOR = (update(Item).where(Item.id == bindparam("b_id"))
                   .values(posterior_label=bindparam("b_label"), posterior=bindparam("b_p")))
@@ -195,7 +195,7 @@ class QualityService:
         rows = session.execute(
             select(Annotation.item_id, User.name, Annotation.label)
             .join(User, User.id == Annotation.annotator_id)
-            .where(Annotation.project_id == project_id, Annotation.source == "human")
+            .where(Annotation.project_id == project_id, Annotation.source == AnnotationSource.HUMAN)
         ).all()
         gold = dict(session.execute(select(Item.id, Item.gold_label).where(
             Item.project_id == project_id, Item.gold_label.is_not(None))).all())
@@ -209,10 +209,10 @@ class QualityService:
         users = dict(session.execute(select(User.name, User.id)).all())
         return rows, gold, adjudicated, paused, users
 
+    @requires(Role.REVIEWER)
     def refresh(self, project_name: str, *, actor: Actor) -> QualityReport:
         """Re-estimate every annotator (after a round, or on demand) and store the estimates and
         each item's posterior; pauses are kept."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows, gold, adjudicated, paused, users = self._inputs(session, project.id)
@@ -259,14 +259,14 @@ class QualityService:
         return QualityReport(project.name, project.labels, chance, len(rows), len({r[0] for r in rows}),
                              len(gold), tuple(annotators), posteriors)
 
+    @requires(Role.REVIEWER)
     def report(self, project_name: str, *, actor: Actor) -> QualityReport:
         """A fresh estimate (what `workbench quality` and the overview show)."""
-        require_role(actor, Role.REVIEWER)
         return self.refresh(project_name, actor=actor)
 
+    @requires(Role.REVIEWER)
     def stored(self, project_name: str, *, actor: Actor) -> list[AnnotatorQualityInfo]:
         """The estimates stored by the last refresh (cheap: no re-estimation), annotators by name."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(select(AnnotatorQuality, User.name)
@@ -280,10 +280,10 @@ class QualityService:
             adjudication_agreement=q.adjudication_agreement, flagged=q.flagged, paused=q.paused,
             confusion=dict(q.confusion)) for q, name in rows]
 
+    @requires(Role.ADMIN)
     def set_paused(self, project_name: str, annotator: str, paused: bool, *, actor: Actor) -> None:
         """Pause (or resume) an annotator in a project: a paused annotator gets no claims and their
         labels stop counting toward overlap."""
-        require_role(actor, Role.ADMIN)
 
         def work(session: Session) -> None:
             project = load_project(session, project_name)

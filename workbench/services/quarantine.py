@@ -26,9 +26,9 @@ from workbench.domain import (
     Role,
 )
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
+from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
 
 MAX_REASON = 1000
 
@@ -77,10 +77,10 @@ class QuarantineService:
     def home(self) -> Path:
         return self._home or workbench_home()
 
+    @requires(Role.ANNOTATOR)
     def quarantine_claim(self, lease_id: int, reason: str, *, actor: Actor) -> None:
         """The annotator holding this lease could not be shown its item: quarantine the item (the
         lease is closed with it), so the next claim gets another item."""
-        _require(actor, Role.ANNOTATOR)
 
         def work(session: Session) -> None:
             lease = session.execute(select(Lease.project_id, Lease.item_id, Lease.annotator_id)
@@ -91,10 +91,10 @@ class QuarantineService:
 
         write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def quarantine(self, project: str, item_id: int, reason: str, *, actor: Actor,
                    source: QuarantineSource = QuarantineSource.ADMIN) -> bool:
         """Take an item out of the queue and the rounds (admin, or the worker as the operator)."""
-        _require(actor, Role.ADMIN)
         if not str(reason).strip():
             raise WorkbenchError("a quarantine needs a reason")
 
@@ -104,10 +104,10 @@ class QuarantineService:
 
         return write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def quarantine_many(self, project_id: int, reasons: dict[int, str], *, actor: Actor,
                         source: QuarantineSource = QuarantineSource.FEATURIZE) -> int:
         """Quarantine several items of a project at once (a round that could not featurize them)."""
-        _require(actor, Role.ADMIN)
 
         def work(session: Session) -> int:
             return sum(quarantine_item(session, project_id, item_id, reason, source, actor.id)
@@ -115,9 +115,9 @@ class QuarantineService:
 
         return write(self.engine, work) if reasons else 0
 
+    @requires(Role.ADMIN)
     def list_quarantined(self, project: str, *, actor: Actor) -> list[QuarantinedItem]:
         """The project's quarantined items, newest first, with why (admins)."""
-        _require(actor, Role.ADMIN)
         with reading(self.engine) as session:
             info = load_project(session, project)
             rows = session.execute(
@@ -131,9 +131,9 @@ class QuarantineService:
                                 reported_by=name, created_at=q.created_at)
                 for q, external_id, name in rows]
 
+    @requires(Role.ADMIN)
     def release(self, project: str, item_id: int, *, actor: Actor) -> ItemState:
         """Put a quarantined item back in the state it had (e.g. after the file was fixed)."""
-        _require(actor, Role.ADMIN)
 
         def work(session: Session) -> ItemState:
             info = load_project(session, project)
@@ -151,11 +151,11 @@ class QuarantineService:
         return write(self.engine, work)
 
     # -- what the UI shows instead of an original image ---------------------------------------
+    @requires(Role.ANNOTATOR)
     def rendition(self, project: ProjectInfo, relative: str, *, actor: Actor) -> Path:
         """A bounded-size PNG of an item's image (long side at most 1600 px), cached under
         WORKBENCH_HOME by content hash; the original is never served. WorkbenchError says why
         when it cannot be made (missing, outside the image root, broken, too many pixels)."""
-        _require(actor, Role.ANNOTATOR)
         from workbench.importing.images import ImageRefused, rendition
         from workbench.importing.limits import Limits
 

@@ -20,6 +20,8 @@ from sqlmodel import Session
 from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, Lease, Project, RankEntry, utcnow
 from workbench.domain import (
     Actor,
+    AnnotationSource,
+    ClaimReason,
     AnnotatorStats,
     ClaimedItem,
     ItemState,
@@ -37,7 +39,7 @@ from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.guidelines import current_guidelines, current_version_of
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
+from workbench.services._auth import require_role, requires
 
 # A lease by these states means the annotator has had the item: never serve it to them again.
 _HAD_IT = (LeaseState.ACTIVE, LeaseState.SUBMITTED, LeaseState.SKIPPED)
@@ -91,7 +93,7 @@ _HELD_BY_OTHERS = (select(func.count(func.distinct(_OTHERS.item_id))).join(Item,
                    .where(_OTHERS.project_id == _P("project_id"), _OTHERS.state == LeaseState.ACTIVE,
                           _OTHERS.annotator_id != _P("actor_id"), _OPEN, _NOT_MINE))
 _LEASED_SLOTS = select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE)
-_LABELED_SLOTS = select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
+_LABELED_SLOTS = select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN)
 _TAKE_SLOT = (update(Item).where(Item.id == _P("item_id"),
                                  Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")))
               .values(slots_taken=Item.slots_taken + 1))
@@ -110,7 +112,7 @@ _HUMAN_LABELS = (select(Annotation.annotator_id, Annotation.label, AnnotatorQual
                          AnnotatorQuality.paused)
                  .outerjoin(AnnotatorQuality, and_(AnnotatorQuality.user_id == Annotation.annotator_id,
                                                    AnnotatorQuality.project_id == Annotation.project_id))
-                 .where(Annotation.item_id == _P("item_id"), Annotation.source == "human")
+                 .where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN)
                  .order_by(Annotation.slot))
 _ITEM_SPLIT = select(Item.split).where(Item.id == _P("item_id"))
 _RESOLVE = update(Item).where(Item.id == _P("item_id")).values(
@@ -225,7 +227,8 @@ class QueueService:
         return self._project(session, name)
 
     # -- claim ------------------------------------------------------------------------------
-    def claim(self, project: str, actor: Actor) -> ClaimedItem | None:
+    @requires(Role.ANNOTATOR)
+    def claim(self, project: str, *, actor: Actor) -> ClaimedItem | None:
         """The next item for this annotator, or None when nothing is available to them now.
 
         Order: an item whose other slots are already taken (so pairs complete), else an eval item
@@ -233,15 +236,15 @@ class QueueService:
         random_share (the control arm), else the best remaining item of the latest ranking, else
         any open item at random. An annotator with a live lease gets that lease back.
         """
-        found = self.claim_or_wait(project, actor)
+        found = self.claim_or_wait(project, actor=actor)
         return found if isinstance(found, ClaimedItem) else None
 
-    def claim_or_wait(self, project: str, actor: Actor) -> ClaimedItem | int:
+    @requires(Role.ANNOTATOR)
+    def claim_or_wait(self, project: str, *, actor: Actor) -> ClaimedItem | int:
         """Like :meth:`claim`, but when nothing is available, how many items other annotators hold
         that this one could still get (each returns if skipped or left to lapse). Decided in the
         claim's own transaction, so 0 means the annotator is done: no item can come back to them.
         """
-        require_role(actor, Role.ANNOTATOR)
         draws = (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
         return write(self.engine, lambda session: self._claim(session, project, actor, draws))
 
@@ -272,9 +275,9 @@ class QueueService:
             if pick is None:
                 return 0
         item_id, reason, strategy, score, model_run_id = pick
-        gold = reason == "gold"
+        gold = reason == ClaimReason.GOLD
         if gold:  # recorded and shown as a random pick: nothing tells an annotator it is gold
-            reason = "random"
+            reason = ClaimReason.RANDOM
         taken = {*conn.execute(_LEASED_SLOTS, {"item_id": item_id}).scalars(),
                  *conn.execute(_LABELED_SLOTS, {"item_id": item_id}).scalars()}
         first_want = _first_want(project)
@@ -305,10 +308,10 @@ class QueueService:
             if found is None:
                 found = conn.execute(picks["gold_before"], params).scalar_one_or_none()
             if found is not None:
-                return found, "gold", None, None, None
+                return found, ClaimReason.GOLD, None, None, None
         partial = conn.execute(picks["partial"], mine | {"overlap": _first_want(project)}).scalar_one_or_none()
         if partial is not None:
-            return partial, "partial", None, None, None
+            return partial, ClaimReason.PARTIAL, None, None, None
 
         def at_random(split: Split) -> int | None:
             params = mine | {"split": split, "start": draws[2]}
@@ -316,15 +319,15 @@ class QueueService:
             return found if found is not None else conn.execute(picks["random_before"], params).scalar_one_or_none()
 
         if draws[0] < project.settings["eval_fraction"] and (found := at_random(Split.EVAL)) is not None:
-            return found, "eval", None, None, None
+            return found, ClaimReason.EVAL, None, None, None
         if draws[1] < project.settings["random_share"] and (found := at_random(Split.POOL)) is not None:
-            return found, "control", "random", None, None
+            return found, ClaimReason.CONTROL, "random", None, None
         ranked = conn.execute(picks["ranked"], mine).first()
         if ranked is not None:
-            return ranked.item_id, "ranked", ranked.strategy, ranked.score, ranked.model_run_id
+            return ranked.item_id, ClaimReason.RANKED, ranked.strategy, ranked.score, ranked.model_run_id
         for split in (Split.POOL, Split.EVAL):
             if (found := at_random(split)) is not None:
-                return found, "eval" if split == Split.EVAL else "random", None, None, None
+                return found, ClaimReason.EVAL if split == Split.EVAL else ClaimReason.RANDOM, None, None, None
         return None
 
     @staticmethod
@@ -333,7 +336,7 @@ class QueueService:
             item = session.connection().execute(_ITEM_VIEW, {"item_id": lease["item_id"]}).one()
         return ClaimedItem(
             lease_id=lease["id"], item_id=item.id, external_id=item.external_id, split=Split(item.split),
-            content=dict(item.content), labels=project.labels, slot=lease["slot"], reason=lease["reason"],
+            content=dict(item.content), labels=project.labels, slot=lease["slot"], reason=ClaimReason(lease["reason"]),
             strategy=lease["strategy"], score=lease["score"], model_run_id=lease["model_run_id"],
             expires_at=lease["expires_at"],
         )
@@ -345,7 +348,8 @@ class QueueService:
             raise NotFound(f"{actor.name} holds no claim {lease_id}")
         return lease, self._project_by_id(session, lease.project_id)
 
-    def renew(self, lease_id: int, actor: Actor) -> datetime:
+    @requires(Role.ANNOTATOR)
+    def renew(self, lease_id: int, *, actor: Actor) -> datetime:
         """Extend a live lease by the project's TTL (called while the annotator is active)."""
 
         def work(session: Session) -> datetime:
@@ -360,9 +364,9 @@ class QueueService:
         return write(self.engine, work)
 
     # -- submit / skip / undo --------------------------------------------------------------
-    def submit(self, lease_id: int, label: str, actor: Actor, *, duration_ms: int | None = None) -> SubmitResult:
+    @requires(Role.ANNOTATOR)
+    def submit(self, lease_id: int, label: str, *, actor: Actor, duration_ms: int | None = None) -> SubmitResult:
         """Store the annotator's label for a claimed slot. Idempotent per lease."""
-        require_role(actor, Role.ANNOTATOR)
         return write(self.engine, lambda session: self._submit(session, lease_id, label, actor, duration_ms)[0])
 
     def _submit(self, session: Session, lease_id: int, label: str, actor: Actor,
@@ -385,7 +389,7 @@ class QueueService:
             raise Conflict(f"item {item.external_id!r} already has all its labels")
         elapsed = int((now - lease.claimed_at).total_seconds() * 1000)
         annotation_id = conn.execute(_INSERT_ANNOTATION, {
-            "project_id": project.id, "item_id": lease.item_id, "annotator_id": actor.id, "source": "human",
+            "project_id": project.id, "item_id": lease.item_id, "annotator_id": actor.id, "source": AnnotationSource.HUMAN,
             "slot": lease.slot, "lease_id": lease.id, "label": label, "created_at": now,
             "duration_ms": duration_ms if duration_ms is not None else elapsed, "b_gl_project_id": project.id,
         }).scalar_one()
@@ -397,11 +401,11 @@ class QueueService:
         state = ItemState(item.state) if item.gold_label is not None else resolve(session, lease.item_id, project)
         return SubmitResult(annotation_id, state, duplicate=False), project
 
+    @requires(Role.ANNOTATOR)
     def submit_and_claim(self, lease_id: int, label: str, *, actor: Actor,
                          duration_ms: int | None = None) -> tuple[SubmitResult, ClaimedItem | int]:
         """Store the label and claim the next item (as :meth:`claim_or_wait`) in one transaction:
         the label page's hot path, one round trip to the database per answer."""
-        require_role(actor, Role.ANNOTATOR)
         draws = (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
 
         def work(session: Session) -> tuple[SubmitResult, ClaimedItem | int]:
@@ -411,15 +415,16 @@ class QueueService:
         return write(self.engine, work)
 
 
+    @requires(Role.ANNOTATOR)
     def release_leases(self, *, actor: Actor, why: str = "left the Label page") -> int:
         """Give back every item this user holds (they left the Label page or signed out)."""
-        require_role(actor, Role.ANNOTATOR)
         if actor.id is None:
             return 0  # the local operator holds no leases
         return write(self.engine, lambda session: release_user_leases(
             session, actor.id, utcnow(), why=why, actor_id=actor.id))
 
-    def skip(self, lease_id: int, actor: Actor, reason: str) -> None:
+    @requires(Role.ANNOTATOR)
+    def skip(self, lease_id: int, reason: str, *, actor: Actor) -> None:
         """Give the item back without a label; it is not offered to this annotator again."""
         if not reason.strip():
             raise WorkbenchError("a skip needs a reason")
@@ -434,13 +439,13 @@ class QueueService:
 
         write(self.engine, work)
 
+    @requires(Role.ANNOTATOR)
     def undo_last(self, project_name: str, *, actor: Actor) -> ClaimedItem:
         """Take back this annotator's last label and hand its item back to them under the same slot.
 
         Allowed until a reviewer has acted on the item, also when this label completed the item:
         the item then reopens, leaves review (it went there by this comparison) and loses the final
         label the agreement made. Any other live claim of theirs in the project is released."""
-        require_role(actor, Role.ANNOTATOR)
 
         def work(session: Session) -> ClaimedItem:
             project = load_project(session, project_name)
@@ -484,11 +489,11 @@ class QueueService:
                            "your label can no longer be changed")
         return item
 
+    @requires(Role.ANNOTATOR)
     def change_label(self, annotation_id: int, label: str, *, actor: Actor) -> RecentLabel:
         """Change one of the actor's own labels while no reviewer has acted on its item.
 
         A complete item is compared again at once: its labels agree (final) or not (review)."""
-        require_role(actor, Role.ANNOTATOR)
 
         def work(session: Session) -> RecentLabel:
             annotation = session.get(Annotation, annotation_id)
@@ -511,10 +516,10 @@ class QueueService:
 
         return write(self.engine, work)
 
+    @requires(Role.ANNOTATOR)
     def recent_labels(self, project: ProjectInfo, *, actor: Actor, limit: int = 50) -> list[RecentLabel]:
         """The actor's own last `limit` labels in this project, newest first, each saying whether it
         may still be changed. Never anyone else's answer, nor the item's outcome."""
-        require_role(actor, Role.ANNOTATOR)
         reviewed = exists().where(Adjudication.item_id == Annotation.item_id)
         with reading(self.engine) as session:
             rows = session.execute(
@@ -527,10 +532,10 @@ class QueueService:
         return [RecentLabel(i, e, label, at, bool(ok)) for i, e, label, at, ok in rows]
 
     # -- what an annotator may see ---------------------------------------------------------
+    @requires(Role.ANNOTATOR)
     def label_view(self, project: ProjectInfo, *, actor: Actor) -> LabelView:
         """What the label page shows besides the item, in one read: the annotator's own counts, the
         project's item counts by split and state (no labels), and the current guidelines."""
-        require_role(actor, Role.ANNOTATOR)
         with reading(self.engine) as session:
             stats = self._stats(session, project.id, actor)
             counts = item_counts(session, project.id)
@@ -548,9 +553,9 @@ class QueueService:
         )).one()
         return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
 
-    def my_stats(self, project: ProjectInfo | str, actor: Actor) -> AnnotatorStats:
+    @requires(Role.ANNOTATOR)
+    def my_stats(self, project: ProjectInfo | str, *, actor: Actor) -> AnnotatorStats:
         """The annotator's own counts (never anyone else's labels), in one statement."""
-        require_role(actor, Role.ANNOTATOR)
         with reading(self.engine) as session:
             project_id = project.id if isinstance(project, ProjectInfo) else self._project(session, project).id
             return self._stats(session, project_id, actor)

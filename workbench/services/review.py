@@ -11,6 +11,7 @@ from workbench.db.models import Adjudication, Annotation, Item, Lease, User, utc
 from workbench.domain import (
     Actor,
     AdjudicationInfo,
+    AnnotationSource,
     Answer,
     Decision,
     ItemState,
@@ -23,7 +24,7 @@ from workbench.domain import (
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project, load_project_by_id
-from workbench.services.users import require_role
+from workbench.services._auth import requires
 
 _DECIDED_STATE = {Decision.LABEL: ItemState.FINAL, Decision.AMBIGUOUS: ItemState.AMBIGUOUS,
                   Decision.EXCLUDED: ItemState.EXCLUDED}
@@ -33,7 +34,7 @@ def _answers(session: Session, item_ids: list[int]) -> dict[int, list[Answer]]:
     rows = session.execute(
         select(Annotation.item_id, User.name, Annotation.label, Annotation.created_at, Annotation.duration_ms)
         .join(User, User.id == Annotation.annotator_id)
-        .where(Annotation.item_id.in_(item_ids), Annotation.source == "human")
+        .where(Annotation.item_id.in_(item_ids), Annotation.source == AnnotationSource.HUMAN)
         .order_by(Annotation.item_id, Annotation.slot)
     ).all()
     answers: dict[int, list[Answer]] = defaultdict(list)
@@ -54,20 +55,20 @@ class ReviewService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def queue(self, project_name: str, actor: Actor, *, label_pair: tuple[str, str] | None = None,
+    @requires(Role.REVIEWER)
+    def queue(self, project_name: str, *, actor: Actor, label_pair: tuple[str, str] | None = None,
               limit: int = 100, state: ItemState = ItemState.REVIEW) -> list[ReviewCase]:
         """Items waiting for a reviewer (or in `state`), oldest first; optionally only those whose
         answers are exactly the two labels of `label_pair`."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             query = select(Item).where(Item.project_id == project.id, Item.state == state).order_by(Item.id)
             if label_pair is not None:
                 wanted = sorted(set(label_pair))
-                has = [select(Annotation.item_id).where(Annotation.label == label, Annotation.source == "human")
+                has = [select(Annotation.item_id).where(Annotation.label == label, Annotation.source == AnnotationSource.HUMAN)
                        for label in wanted]
                 query = query.where(*(Item.id.in_(h) for h in has))
-                others = select(Annotation.item_id).where(Annotation.source == "human",
+                others = select(Annotation.item_id).where(Annotation.source == AnnotationSource.HUMAN,
                                                           Annotation.label.not_in(wanted))
                 query = query.where(Item.id.not_in(others))
             items = session.execute(query.limit(limit)).scalars().all()
@@ -79,16 +80,16 @@ class ReviewService:
             for item in items
         ]
 
-    def count_waiting(self, project_name: str, actor: Actor) -> int:
-        require_role(actor, Role.REVIEWER)
+    @requires(Role.REVIEWER)
+    def count_waiting(self, project_name: str, *, actor: Actor) -> int:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             return session.execute(select(func.count()).where(
                 Item.project_id == project.id, Item.state == ItemState.REVIEW)).scalar_one()
 
-    def case(self, project_name: str, external_id: str, actor: Actor) -> ReviewCase:
+    @requires(Role.REVIEWER)
+    def case(self, project_name: str, external_id: str, *, actor: Actor) -> ReviewCase:
         """One item with its answers, whatever its state (reviewers may revisit agreed items)."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             item = session.execute(select(Item).where(
@@ -99,14 +100,14 @@ class ReviewService:
         return ReviewCase(item.id, item.external_id, Split(item.split), ItemState(item.state),
                           dict(item.content), tuple(answers), item.final_label, **_suggestion(project, item))
 
-    def adjudicate(self, item_id: int, actor: Actor, decision: Decision | str, *, label: str | None = None,
+    @requires(Role.REVIEWER)
+    def adjudicate(self, item_id: int, decision: Decision | str, *, actor: Actor, label: str | None = None,
                    reason: str) -> AdjudicationInfo:
         """Settle an item: pick a label, or mark it ambiguous or excluded, always with a reason.
 
         Items in review are the usual case; overturning an agreed (final) label is allowed and
         audited as an overturn. Reviewers do not judge items they labeled themselves.
         """
-        require_role(actor, Role.REVIEWER)
         try:
             decision = Decision(decision)
         except ValueError:
@@ -149,8 +150,8 @@ class ReviewService:
 
         return write(self.engine, work)
 
-    def history(self, project_name: str, actor: Actor, limit: int = 100) -> list[AdjudicationInfo]:
-        require_role(actor, Role.REVIEWER)
+    @requires(Role.REVIEWER)
+    def history(self, project_name: str, limit: int = 100, *, actor: Actor) -> list[AdjudicationInfo]:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(
@@ -165,10 +166,10 @@ class ReviewService:
 
 
     # -- skips (reviewers and admins only: annotators never see who skipped what) ----------------
+    @requires(Role.REVIEWER)
     def skips(self, project_name: str, *, actor: Actor, external_id: str | None = None,
               limit: int = 200) -> list[SkipInfo]:
         """Skips with who and when, newest first; only those of one item when `external_id` is given."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             query = (select(Lease.item_id, Item.external_id, User.name, Lease.skip_reason, Lease.closed_at)
@@ -179,9 +180,9 @@ class ReviewService:
             rows = session.execute(query.order_by(Lease.closed_at.desc(), Lease.id.desc()).limit(limit)).all()
         return [SkipInfo(item_id, ext, name, reason or "", at) for item_id, ext, name, reason, at in rows]
 
+    @requires(Role.REVIEWER)
     def skip_counts(self, project_name: str, *, actor: Actor) -> dict[str, int]:
         """How many skips gave each reason, most frequent first (for the admin overview)."""
-        require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(

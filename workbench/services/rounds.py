@@ -25,7 +25,7 @@ from workbench.services._tx import reading
 from workbench.services.jobs import JobService
 from workbench.services.projects import load_project, load_project_by_id
 from workbench.services.round_queries import RoundQueries
-from workbench.services.users import require_role
+from workbench.services._auth import requires
 
 if TYPE_CHECKING:
     from workbench.services.round_pipeline import ProgressFn, RoundPipeline
@@ -50,36 +50,38 @@ class RoundService:
         return self._pipeline
 
     # -- queue (app, CLI) ---------------------------------------------------------------------
+    @requires(Role.REVIEWER)
     def start(self, project_name: str, *, actor: Actor, seed: int = 0) -> JobInfo:
         """Queue a retrain round (an identical pending round is returned instead)."""
         return JobService(self.engine).enqueue(project_name, JobKind.RETRAIN, actor=actor, payload={"seed": seed})
 
+    @requires(Role.REVIEWER)
     def rescore(self, project_name: str, *, actor: Actor) -> JobInfo:
         """Queue a re-ranking of the open pool with the latest model."""
         return JobService(self.engine).enqueue(project_name, JobKind.RESCORE, actor=actor)
 
     # -- run (worker side) --------------------------------------------------------------------
+    @requires(Role.ADMIN)
     def run_retrain(self, project: ProjectInfo | str | int, *, actor: Actor, job_id: int | None = None,
                     seed: int = 0, progress: ProgressFn = _quiet) -> RoundResult:
         """Version, train, evaluate, rank; publish the version, run and ranking in one transaction."""
-        require_role(actor, Role.ADMIN)
         return self.pipeline.retrain(self.resolve(project, actor=actor), actor=actor, job_id=job_id, seed=seed, progress=progress)
 
+    @requires(Role.ADMIN)
     def run_rescore(self, project: ProjectInfo | str | int, *, actor: Actor, job_id: int | None = None,
                     seed: int = 0, progress: ProgressFn = _quiet) -> RoundResult:
         """Re-rank the open pool with the latest registered model (hash-checked), or cold start."""
-        require_role(actor, Role.ADMIN)
         return self.pipeline.rescore(self.resolve(project, actor=actor), actor=actor, job_id=job_id, seed=seed, progress=progress)
 
+    @requires(Role.REVIEWER)
     def run_version(self, project: ProjectInfo | str | int, *, actor: Actor,
                     job_id: int | None = None) -> VersionJobResult:
         """Cut a dataset version as a job (the auto-version job)."""
-        require_role(actor, Role.REVIEWER)
         return self.pipeline.version_job(self.resolve(project, actor=actor), actor=actor, job_id=job_id)
 
+    @requires(Role.ANNOTATOR)
     def resolve(self, project: ProjectInfo | str | int, *, actor: Actor) -> ProjectInfo:
         """The project, loaded once at the edge: by name (CLI, scripts) or id (a job's payload)."""
-        require_role(actor, Role.ANNOTATOR)
         if isinstance(project, ProjectInfo):
             return project
         with reading(self.engine) as session:
@@ -88,14 +90,18 @@ class RoundService:
             return load_project(session, project)
 
     # -- read (pages) -------------------------------------------------------------------------
+    @requires(Role.REVIEWER)
     def runs(self, project_name: str, *, actor: Actor) -> list[RunInfo]:
         return self._queries.runs(project_name, actor=actor)
 
+    @requires(Role.REVIEWER)
     def learning_curve(self, project_name: str, *, actor: Actor) -> list[LearningCurvePoint]:
         return self._queries.learning_curve(project_name, actor=actor)
 
+    @requires(Role.REVIEWER)
     def compare(self, project_name: str, run_a: int, run_b: int, *, actor: Actor) -> RunComparison:
         return self._queries.compare(project_name, run_a, run_b, actor=actor)
 
+    @requires(Role.ANNOTATOR)
     def ranked_by(self, project: ProjectInfo, *, actor: Actor) -> RankedBy | None:
         return self._queries.ranked_by(project, actor=actor)

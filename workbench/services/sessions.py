@@ -27,8 +27,9 @@ from sqlmodel import Session, select
 from workbench.db.models import User, UserSession, utcnow
 from workbench.domain import Actor, Role
 from workbench.errors import NotFound, PermissionDenied, WorkbenchError
+from workbench.services._auth import requires, unauthenticated
 from workbench.services._tx import audit, reading, write
-from workbench.services.users import UserService, _require_actor
+from workbench.services.users import UserService
 
 IDLE_ENV = "WORKBENCH_SESSION_IDLE_HOURS"
 ABSOLUTE_ENV = "WORKBENCH_SESSION_MAX_DAYS"
@@ -138,6 +139,7 @@ class SessionService:
         self.clock = clock
 
     # -- starting ---------------------------------------------------------------------------------
+    @unauthenticated("signing in is how an actor comes to be")
     def sign_in(self, name: str, password: str, *, bind: str | None = None) -> SignedIn:
         """Check the password (with the lockout) and start a session for it. `bind` is the
         browser's binding-cookie value: the browser's next page load then receives the session's
@@ -158,6 +160,7 @@ class SessionService:
 
         return write(self.engine, work)
 
+    @unauthenticated("a browser tab takes over the session its sign-in form bound, before it knows who it is")
     def adopt(self, bind: str) -> IssuedToken | None:
         """The cookie for a session signed in from this browser and not yet handed to it: a new
         random token whose hash replaces the binding. None when nothing waits for this browser."""
@@ -180,6 +183,7 @@ class SessionService:
         return write(self.engine, work)
 
     # -- checking ---------------------------------------------------------------------------------
+    @unauthenticated("the session token is what says who acts")
     def resolve(self, token: str) -> SignedIn | None:
         """The live session a cookie token names, touched (idle expiry restarts). None for a token
         that names no session; SessionEnded, saying why, for one that has ended."""
@@ -191,6 +195,7 @@ class SessionService:
             return None
         return self._check(row.id, None)
 
+    @requires(Role.ANNOTATOR)
     def current(self, session_id: int, *, actor: Actor) -> SignedIn:
         """The session a tab signed in with, checked and touched at every rerun: SessionEnded when
         it is over, with the user's role as it is now."""
@@ -236,9 +241,9 @@ class SessionService:
         return self._why_ended(row, session.get(User, row.user_id), now)
 
     # -- ending -----------------------------------------------------------------------------------
+    @requires(Role.ANNOTATOR)
     def sign_out(self, session_id: int, *, actor: Actor) -> None:
         """End this session now (every tab and browser holding it loses access at its next step)."""
-        _require_actor(actor, Role.ANNOTATOR)
         now = self.clock()
 
         def work(session: Session) -> None:
@@ -251,9 +256,9 @@ class SessionService:
 
         write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def end_all(self, user: str, *, actor: Actor, reason: str = SIGNED_OUT) -> int:
         """Admin: end every session of `user`; returns how many were live."""
-        _require_actor(actor, Role.ADMIN)
         now = self.clock()
 
         def work(session: Session) -> int:
@@ -266,9 +271,9 @@ class SessionService:
 
         return write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def list(self, *, actor: Actor, live_only: bool = True) -> list[SessionInfo]:
         """Admin: sessions (live ones by default), newest first. Never carries a token or hash."""
-        _require_actor(actor, Role.ADMIN)
         now = self.clock()
         with reading(self.engine) as session:
             rows = session.execute(select(UserSession, User).join(User, User.id == UserSession.user_id)

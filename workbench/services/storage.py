@@ -42,8 +42,8 @@ from workbench.config import workbench_home
 from workbench.db.models import ModelRun
 from workbench.domain import Actor, Role
 from workbench.errors import WorkbenchError
+from workbench.services._auth import require_role, requires
 from workbench.services._tx import reading
-from workbench.services.users import require_role
 
 BACKUP_FORMAT = 1
 
@@ -75,9 +75,9 @@ class StorageService:
     def home(self) -> Path:
         return self._home or workbench_home()
 
+    @requires(Role.ADMIN)
     def sweep_orphans(self, *, actor: Actor, grace: timedelta = SWEEP_GRACE, dry_run: bool = False) -> SweepReport:
         """Remove model files no model run references and `.tmp` leftovers, older than `grace`."""
-        require_role(actor, Role.ADMIN)
         cutoff = time.time() - grace.total_seconds()
         artifacts, features = self.home / ARTIFACTS, self.home / FEATURES
         # List the files first, then read the references: a run registered in between keeps its file.

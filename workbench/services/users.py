@@ -20,9 +20,10 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from workbench.db.models import User, utcnow
-from workbench.domain import Actor, Role, UserInfo, role_allows
+from workbench.domain import Actor, Role, UserInfo
 from workbench.domain.passwords import check_password
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
+from workbench.services._auth import require_role, requires, unauthenticated
 from workbench.services._tx import audit, reading, write
 
 _HASHER = PasswordHasher()
@@ -37,17 +38,7 @@ def _info(user: User) -> UserInfo:
                     created_at=user.created_at)
 
 
-def require_role(actor: Actor | None, role: Role) -> None:
-    """Refuse unless the actor's role is at least `role` (None is the local operator, e.g. the CLI)."""
-    if actor is not None and not role_allows(actor.role, role):
-        raise PermissionDenied(f"this needs the {role.value} role; {actor.name} is {actor.role.value}")
-
-
-def _require_actor(actor: Actor, role: Role) -> None:
-    """Fail closed: a missing actor is refused, as is a role below `role`."""
-    if not isinstance(actor, Actor):
-        raise PermissionDenied("no actor: sign in first")
-    require_role(actor, role)
+_require_actor = require_role  # fails closed (refuses None) like every check now; kept for its callers
 
 
 def lock_for(failures: int) -> timedelta | None:
@@ -63,9 +54,9 @@ class UserService:
         self.engine = engine
         self.clock = clock
 
-    def add(self, name: str, role: Role | str, password: str, *, actor: Actor | None = None) -> UserInfo:
+    @requires(Role.ADMIN)
+    def add(self, name: str, role: Role | str, password: str, *, actor: Actor) -> UserInfo:
         """Create a user; the password is stored only as an argon2id hash."""
-        require_role(actor, Role.ADMIN)
         name = name.strip()
         if not name:
             raise WorkbenchError("user name must not be empty")
@@ -82,12 +73,13 @@ class UserService:
             user = User(name=name, role=role.value, password_hash=password_hash)
             session.add(user)
             session.flush()
-            audit(session, "user.add", actor_id=actor.id if actor else None, user=name, role=role.value)
+            audit(session, "user.add", actor_id=actor.id, user=name, role=role.value)
             return _info(user)
 
         return write(self.engine, work)
 
     # -- signing in -------------------------------------------------------------------------------
+    @unauthenticated("signing in is how an actor comes to be")
     def authenticate(self, name: str, password: str) -> Actor:
         """The actor for a correct name and password (this establishes who acts, so it takes no
         actor). Failures in a row lock the account for a time that doubles with each one."""
@@ -131,12 +123,16 @@ class UserService:
         return row.id, row.password_hash, row.role, row.active
 
     # -- reading ----------------------------------------------------------------------------------
-    def list(self, *, actor: Actor | None = None) -> list[UserInfo]:
-        require_role(actor, Role.ADMIN)
+    @requires(Role.ADMIN)
+    def list(self, *, actor: Actor) -> list[UserInfo]:
         with reading(self.engine) as session:
             return [_info(u) for u in session.exec(select(User).order_by(User.name))]
 
-    def get(self, name: str) -> UserInfo:
+    @requires(Role.ANNOTATOR)
+    def get(self, name: str, *, actor: Actor) -> UserInfo:
+        """A user's account; anyone may read their own, only an admin someone else's."""
+        if name != actor.name:
+            require_role(actor, Role.ADMIN)
         with reading(self.engine) as session:
             user = session.exec(select(User).where(User.name == name)).first()
         if user is None:
@@ -144,25 +140,25 @@ class UserService:
         return _info(user)
 
     # -- changing ---------------------------------------------------------------------------------
-    def set_role(self, name: str, role: Role | str, *, actor: Actor | None = None) -> UserInfo:
-        require_role(actor, Role.ADMIN)
+    @requires(Role.ADMIN)
+    def set_role(self, name: str, role: Role | str, *, actor: Actor) -> UserInfo:
         role = Role(role)
         return self._update(name, actor, "user.set_role", role=role.value)
 
+    @requires(Role.ADMIN)
     def reset_password(self, name: str, password: str, *, actor: Actor) -> UserInfo:
         """Admin: set a new password for `name`, clear the lockout and end every session of theirs."""
-        _require_actor(actor, Role.ADMIN)
         return self._new_password(name, password, actor, "user.reset_password", keep_session=None)
 
-    def set_password(self, name: str, password: str, *, actor: Actor | None = None) -> UserInfo:
+    @requires(Role.ADMIN)
+    def set_password(self, name: str, password: str, *, actor: Actor) -> UserInfo:
         """Admin reset (kept for existing callers); see reset_password."""
-        require_role(actor, Role.ADMIN)
         return self._new_password(name, password, actor, "user.reset_password", keep_session=None)
 
+    @requires(Role.ANNOTATOR)
     def change_password(self, current: str, new: str, *, actor: Actor, keep_session: int | None = None) -> None:
         """Any user: change their own password, proving the current one first. Every other session
         of theirs ends; `keep_session` (the one asking) stays signed in."""
-        _require_actor(actor, Role.ANNOTATOR)
         if actor.id is None:
             raise WorkbenchError("the local operator has no password; use `workbench user reset-password`")
         try:
@@ -175,11 +171,11 @@ class UserService:
             raise WorkbenchError("the new password must differ from the current one")
         self._new_password(actor.name, new, actor, "user.change_password", keep_session=keep_session)
 
-    def _new_password(self, name: str, password: str, actor: Actor | None, action: str, *,
+    def _new_password(self, name: str, password: str, actor: Actor, action: str, *,
                       keep_session: int | None) -> UserInfo:
         from workbench.services.sessions import revoke_user_sessions
 
-        user = self.get(name)
+        user = self.get(name, actor=actor)
         check_password(password, user_name=name, admin=user.role is Role.ADMIN)
         password_hash = _HASHER.hash(password)
 
@@ -187,15 +183,15 @@ class UserService:
             row = self._row(session, name)
             row.password_hash, row.failed_logins, row.locked_until = password_hash, 0, None
             ended = revoke_user_sessions(session, row.id, "password changed", self.clock(), keep=keep_session)
-            audit(session, action, actor_id=actor.id if actor else None, user=name, sessions_ended=ended)
+            audit(session, action, actor_id=actor.id, user=name, sessions_ended=ended)
             return _info(row)
 
         return write(self.engine, work)
 
+    @requires(Role.ADMIN)
     def disable(self, name: str, *, actor: Actor) -> UserInfo:
         """Admin: the account can no longer sign in; its sessions end and its items go back to the
         queue at once."""
-        _require_actor(actor, Role.ADMIN)
         if actor.name == name and actor.id is not None:
             raise WorkbenchError("you cannot disable your own account")
         return write(self.engine, lambda session: self._disable(session, name, actor))
@@ -209,19 +205,19 @@ class UserService:
         row.active = False
         ended = revoke_user_sessions(session, row.id, "account disabled", now)
         released = release_user_leases(session, row.id, now, why="account disabled",
-                                       actor_id=actor.id if actor else None)
-        audit(session, "user.disable", actor_id=actor.id if actor else None, user=name, active=False,
+                                       actor_id=actor.id)
+        audit(session, "user.disable", actor_id=actor.id, user=name, active=False,
               sessions_ended=ended, leases_released=released)
         return _info(row)
 
+    @requires(Role.ADMIN)
     def enable(self, name: str, *, actor: Actor) -> UserInfo:
         """Admin: the account may sign in again (with its existing password)."""
-        _require_actor(actor, Role.ADMIN)
         return self._update(name, actor, "user.enable", active=True, failed_logins=0, locked_until=None)
 
-    def set_active(self, name: str, active: bool, *, actor: Actor | None = None) -> UserInfo:
+    @requires(Role.ADMIN)
+    def set_active(self, name: str, active: bool, *, actor: Actor) -> UserInfo:
         """Kept for existing callers: disable (ending sessions, releasing leases) or enable."""
-        require_role(actor, Role.ADMIN)
         if active:
             return self._update(name, actor, "user.enable", active=True, failed_logins=0, locked_until=None)
         return write(self.engine, lambda session: self._disable(session, name, actor))
@@ -233,13 +229,13 @@ class UserService:
             raise NotFound(f"no user named {name!r}")
         return user
 
-    def _update(self, name: str, actor: Actor | None, action: str, **changes) -> UserInfo:
+    def _update(self, name: str, actor: Actor, action: str, **changes) -> UserInfo:
         def work(session: Session) -> UserInfo:
             user = self._row(session, name)
             for key, value in changes.items():
                 setattr(user, key, value)
             shown = {k: v for k, v in changes.items() if k in ("role", "active")}
-            audit(session, action, actor_id=actor.id if actor else None, user=name, **shown)
+            audit(session, action, actor_id=actor.id, user=name, **shown)
             return _info(user)
 
         return write(self.engine, work)

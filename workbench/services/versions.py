@@ -8,11 +8,9 @@ the same hash; cutting a version whose hash equals the latest one returns the la
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session
@@ -26,16 +24,12 @@ from workbench.db.models import (
     User,
     utcnow,
 )
-from workbench.domain import Actor, Decision, ItemState, ProjectInfo, Role, VersionDiff, VersionInfo
+from workbench.domain import Actor, AnnotationSource, Decision, ItemState, ProjectInfo, Role, VersionDiff, VersionInfo
 from workbench.domain.agreement import Judgment, agreement_report
-from workbench.errors import NotFound, WorkbenchError
+from workbench.errors import NotFound
 from workbench.services._tx import audit, reading, write
-from workbench.services.exports import neutralise
 from workbench.services.projects import load_project
-from workbench.services.users import require_role
-
-EXPORT_FORMATS = ("csv", "jsonl", "parquet")
-
+from workbench.services._auth import requires
 
 def content_hash(rows: list[tuple[str, str, str]]) -> str:
     """sha256 over sorted (external id, split, label) lines: equal labels give equal hashes."""
@@ -80,7 +74,7 @@ def take_snapshot(session: Session, project: ProjectInfo) -> Snapshot:
     annotations = session.execute(
         select(Annotation.id, Annotation.item_id, User.name, Annotation.label)
         .join(User, User.id == Annotation.annotator_id)
-        .where(Annotation.project_id == project.id, Annotation.source == "human")
+        .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
     ).all()
     decisions = session.execute(
         select(Adjudication.id, Adjudication.item_id, Adjudication.decision, Adjudication.label)
@@ -152,18 +146,20 @@ class VersionService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, project_name: str, actor: Actor | None = None, *, trigger: str = "manual") -> VersionInfo:
-        require_role(actor, Role.REVIEWER)
-        return _info(cut_version(self.engine, project_name, trigger=trigger, actor_id=actor.id if actor else None))
+    @requires(Role.REVIEWER)
+    def create(self, project_name: str, *, actor: Actor, trigger: str = "manual") -> VersionInfo:
+        return _info(cut_version(self.engine, project_name, trigger=trigger, actor_id=actor.id))
 
-    def list(self, project_name: str) -> list[VersionInfo]:
+    @requires(Role.REVIEWER)
+    def list(self, project_name: str, *, actor: Actor) -> list[VersionInfo]:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project.id)
                                    .order_by(DatasetVersion.number)).scalars().all()
         return [_info(v) for v in rows]
 
-    def get(self, project_name: str, number: int) -> VersionInfo:
+    @requires(Role.REVIEWER)
+    def get(self, project_name: str, number: int, *, actor: Actor) -> VersionInfo:
         with reading(self.engine) as session:
             return _info(self._version(session, project_name, number))
 
@@ -176,7 +172,8 @@ class VersionService:
             raise NotFound(f"{project_name!r} has no version {number}")
         return version
 
-    def rows(self, project_name: str, number: int) -> "pd.DataFrame":  # noqa: F821
+    @requires(Role.REVIEWER)
+    def rows(self, project_name: str, number: int, *, actor: Actor) -> "pd.DataFrame":  # noqa: F821
         """The version's rows: item id, external id, split, label, source, lineage."""
         with reading(self.engine) as session:
             version = self._version(session, project_name, number)
@@ -192,45 +189,23 @@ class VersionService:
         return pd.DataFrame(rows, columns=["item_id", "external_id", "split", "label", "source",
                                            "annotation_ids", "adjudication_id", "aggregation"])
 
-    def diff(self, project_name: str, a: int, b: int) -> VersionDiff:
+    @requires(Role.REVIEWER)
+    def diff(self, project_name: str, a: int, b: int, *, actor: Actor) -> VersionDiff:
         """What changed from version a to version b."""
-        old = dict(self.rows(project_name, a)[["external_id", "label"]].itertuples(index=False))
-        new = dict(self.rows(project_name, b)[["external_id", "label"]].itertuples(index=False))
+        with reading(self.engine) as session:
+            old, new = (dict(session.execute(
+                select(Item.external_id, DatasetVersionItem.label)
+                .join(Item, Item.id == DatasetVersionItem.item_id)
+                .where(DatasetVersionItem.version_id == self._version(session, project_name, number).id)).all())
+                for number in (a, b))
         return VersionDiff(
             added=tuple(sorted((k, new[k]) for k in new.keys() - old.keys())),
             removed=tuple(sorted((k, old[k]) for k in old.keys() - new.keys())),
             relabeled=tuple(sorted((k, old[k], new[k]) for k in old.keys() & new.keys() if old[k] != new[k])),
         )
 
-    def export(self, project_name: str, number: int, fmt: str, *, actor: Actor | None = None) -> tuple[bytes, dict]:
-        """The version as CSV / JSONL / Parquet bytes, and its manifest (hash, counts, agreement)."""
-        require_role(actor, Role.REVIEWER)
-        if fmt not in EXPORT_FORMATS:
-            raise WorkbenchError(f"unknown format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
-        info = self.get(project_name, number)
-        frame = self.rows(project_name, number)
-        frame["annotation_ids"] = frame["annotation_ids"].map(lambda ids: ",".join(map(str, ids)))
-        manifest = {"project": project_name, "version": info.number, "content_hash": info.content_hash,
-                    "n_items": info.n_items, "created_at": info.created_at.isoformat(), "trigger": info.trigger,
-                    **info.manifest}
-        buffer = io.BytesIO()
-        if fmt == "csv":
-            frame.map(neutralise).to_csv(buffer, index=False)
-        elif fmt == "jsonl":
-            frame.to_json(buffer, orient="records", lines=True, force_ascii=False)
-        else:
-            frame.to_parquet(buffer, index=False)
-        return buffer.getvalue(), manifest
-
-    def export_to(self, project_name: str, number: int, fmt: str, out: Path, *, actor: Actor | None = None) -> Path:
-        """Write the export and, beside it, `<name>.manifest.json`."""
-        payload, manifest = self.export(project_name, number, fmt, actor=actor)
-        out.write_bytes(payload)
-        manifest_path = out.with_name(out.name + ".manifest.json")
-        manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
-        return manifest_path
-
-    def final_label_count(self, project_name: str) -> tuple[int, int]:
+    @requires(Role.REVIEWER)
+    def final_label_count(self, project_name: str, *, actor: Actor) -> tuple[int, int]:
         """(final labels now, items in the latest version): what auto-versioning compares."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)

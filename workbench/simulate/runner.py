@@ -239,11 +239,11 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         if config.featurizer is not None:
             settings["featurizer"] = config.featurizer
         strategy = config.strategies[0]
-        wb.projects.create(PROJECT, data.kind, labels, overlap=config.overlap, strategy=strategy, settings=settings)
+        wb.projects.create(PROJECT, data.kind, labels, overlap=config.overlap, strategy=strategy, settings=settings, actor=Actor.operator())
         import_path = template_dir / "items.csv"
         options = write_import_file(data, import_path)
         report = wb.imports.run(PROJECT, import_path, eval_fraction=config.eval_fraction, seed=config.split_seed,
-                                **options)
+                                actor=OPERATOR, **options)
         if not report.ok:
             problems = report.file_errors + [str(error) for error in report.errors[:3]]
             raise WorkbenchError(f"the import refused the items: {'; '.join(problems) or report.summary()}")
@@ -263,7 +263,7 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
 
         with Session(engine) as session:
             rows = session.execute(select(Item.id, Item.external_id, Item.split, Item.content)
-                                   .where(Item.project_id == wb.projects.get(PROJECT).id).order_by(Item.id)).all()
+                                   .where(Item.project_id == wb.projects.get(PROJECT, actor=Actor.operator()).id).order_by(Item.id)).all()
         truth = data.truth()
         eval_ids = [external_id for _, external_id, split, _ in rows if split == Split.EVAL]
         pool_ids = [external_id for _, external_id, split, _ in rows if split == Split.POOL]
@@ -273,19 +273,19 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
 
         # The eval split: labeled once, with the truth, by the oracles through the real queue.
         clock = time.perf_counter()
-        wb.projects.update_settings(PROJECT, eval_fraction=1.0)  # claims serve eval items first
+        wb.projects.update_settings(PROJECT, eval_fraction=1.0, actor=Actor.operator())  # claims serve eval items first
         oracle_queue = QueueService(engine, random.Random(config.split_seed))
         bar = _bar(len(eval_ids), "eval split, gold labels", show_progress)
         for _ in range(len(eval_ids)):
             for name in oracles:
-                claimed = oracle_queue.claim(PROJECT, actors[name])
+                claimed = oracle_queue.claim(PROJECT, actor=actors[name])
                 if claimed is None or claimed.split != Split.EVAL:
                     raise WorkbenchError("internal: the queue did not serve an eval item to the gold oracle")
-                oracle_queue.submit(claimed.lease_id, truth[claimed.external_id], actors[name])
+                oracle_queue.submit(claimed.lease_id, truth[claimed.external_id], actor=actors[name])
             bar.update(1)
         bar.close()
-        wb.projects.update_settings(PROJECT, eval_fraction=0.0)
-        progress = wb.projects.progress(PROJECT)
+        wb.projects.update_settings(PROJECT, eval_fraction=0.0, actor=Actor.operator())
+        progress = wb.projects.progress(PROJECT, actor=Actor.operator())
         if progress.count(Split.EVAL, ItemState.FINAL) != len(eval_ids):
             raise WorkbenchError("internal: the eval split did not end fully labeled")
         seconds["eval_gold_labels"] = time.perf_counter() - clock
@@ -307,7 +307,7 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
 
         # The reference: the same model on every pool item with its true label, same eval items.
         clock = time.perf_counter()
-        project = wb.projects.get(PROJECT)
+        project = wb.projects.get(PROJECT, actor=Actor.operator())
         featurizer = make_featurizer(data.kind, project.settings.get("featurizer") or {},
                                      image_root=project.settings.get("image_root"),
                                      cache_dir=features_dir / "embedding-chunks")  # the rescore's chunks
@@ -436,7 +436,8 @@ class _Run:
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         started, cpu = time.perf_counter(), time.process_time()
-        self.wb.projects.update_settings(PROJECT, strategy=self.task.strategy, **self.config.policy_settings())
+        self.wb.projects.update_settings(PROJECT, strategy=self.task.strategy, actor=OPERATOR,
+                                         **self.config.policy_settings())
         while self.completed < self.task.initial:  # the seed set: the workbench's cold-start ranking
             ranked = self.timer("rescore", self.rounds.run_rescore, PROJECT, actor=OPERATOR, seed=self.seed).ranked
             if not ranked or not self._label(min(ranked, self.task.initial - self.completed)):
@@ -454,7 +455,7 @@ class _Run:
                 self._round()
         if self.config.inject_label_noise > 0 or self.config.label_error_review > 0:
             self._label_error_pass()
-        rows = self.wb.versions.rows(PROJECT, self.last_version) if self.last_version else None
+        rows = self.wb.versions.rows(PROJECT, self.last_version, actor=Actor.operator()) if self.last_version else None
         pool_rows = rows[rows["split"] == Split.POOL.value] if rows is not None else []
         if len(pool_rows) and self.gold_ids:  # gold items are right by construction: not counted
             pool_rows = pool_rows[~pool_rows["external_id"].isin(self.gold_ids)]
@@ -498,7 +499,7 @@ class _Run:
     def _baseline(self) -> float:
         labeled: Counter = Counter()
         if self.last_version:
-            rows = self.wb.versions.rows(PROJECT, self.last_version)
+            rows = self.wb.versions.rows(PROJECT, self.last_version, actor=Actor.operator())
             labeled = Counter(rows.loc[rows["split"] == Split.POOL.value, "label"])
         guess = labeled.most_common(1)[0][0] if labeled else self.labels[0]
         return sum(label == guess for label in self.eval_truth) / len(self.eval_truth)
@@ -530,7 +531,7 @@ class _Run:
                 self.paused.append(info.annotator)
 
     def _claim(self, actor: Actor):  # noqa: ANN202
-        claimed = self.timer("claim", self.queue.claim, PROJECT, actor)
+        claimed = self.timer("claim", self.queue.claim, PROJECT, actor=actor)
         if claimed is not None:
             self.claim_reasons[claimed.reason] += 1
             if claimed.split != Split.POOL:
@@ -540,7 +541,7 @@ class _Run:
         return claimed
 
     def _submit(self, claimed, label: str, actor: Actor) -> None:  # noqa: ANN001
-        result = self.timer("submit", self.queue.submit, claimed.lease_id, label, actor)
+        result = self.timer("submit", self.queue.submit, claimed.lease_id, label, actor=actor)
         self.spent += 1
         self.labels_by[actor.name] += 1
         if claimed.external_id in self.gold_ids:  # a check of the annotator, not a new final label
@@ -597,7 +598,7 @@ class _Run:
             return len(self._exhausted) < len(self.workers)
         answer = self.crowd.answer(worker, claimed.external_id)
         if answer is None:
-            self.timer("skip", self.queue.skip, claimed.lease_id, actor, SKIP_REASON)
+            self.timer("skip", self.queue.skip, claimed.lease_id, SKIP_REASON, actor=actor)
             self.skips += 1
             if claimed.external_id not in self.gold_ids:
                 self.pending.add(claimed.item_id)  # its next claimer is one of its judges
@@ -620,7 +621,7 @@ class _Run:
             return len(self._exhausted) < len(self.workers)
         answer = self.crowd.answer(worker, claimed.external_id)
         if answer is None:
-            self.timer("skip", self.queue.skip, claimed.lease_id, actor, SKIP_REASON)
+            self.timer("skip", self.queue.skip, claimed.lease_id, SKIP_REASON, actor=actor)
             self.skips += 1
         else:
             self._submit(claimed, answer, actor)
@@ -633,19 +634,19 @@ class _Run:
         what it sent back, and cut a last round whose version diff holds the corrections."""
         from workbench.services.quality import find_label_issues
 
-        rows = self.wb.versions.rows(PROJECT, self.last_version)
+        rows = self.wb.versions.rows(PROJECT, self.last_version, actor=Actor.operator())
         pool = rows[rows["split"] == Split.POOL.value]
         rng = random.Random(f"noise|{self.seed}")
         n_flip = int(round(self.config.inject_label_noise * len(pool)))
         flipped: set[int] = set()
         for item_id, label in rng.sample(list(zip(pool["item_id"], pool["label"])), n_flip):
             wrong = rng.choice([other for other in self.labels if other != label])
-            self.wb.review.adjudicate(int(item_id), self.reviewer, Decision.LABEL, label=wrong,
+            self.wb.review.adjudicate(int(item_id), Decision.LABEL, actor=self.reviewer, label=wrong,
                                       reason="simulated label noise")
             flipped.add(int(item_id))
         self._round()
         before = self.last_version
-        noisy = self.wb.versions.rows(PROJECT, before)
+        noisy = self.wb.versions.rows(PROJECT, before, actor=Actor.operator())
         noisy = noisy[noisy["split"] == Split.POOL.value]
         wrong = {int(i) for i, e, lab in zip(noisy["item_id"], noisy["external_id"], noisy["label"])
                  if self.truth[e] != lab}
@@ -655,7 +656,7 @@ class _Run:
         sent = [issue.item_id for issue in result.sent_to_review]
         self._review(label_issues=True)
         self._round()
-        diff = self.wb.versions.diff(PROJECT, before, self.last_version)
+        diff = self.wb.versions.diff(PROJECT, before, self.last_version, actor=Actor.operator())
         self.label_issues = {
             "flipped": len(flipped), "k": k, "found": result.n_issues, "sent_to_review": len(sent),
             "label_issue_precision_at_k": (sum(i in flipped for i in sent) / len(sent)) if sent else None,
@@ -668,12 +669,12 @@ class _Run:
     def _review(self, label_issues: bool = False) -> None:
         """The simulated reviewer settles every item waiting in the review queue."""
         while True:
-            cases = self.timer("review_queue", self.wb.review.queue, PROJECT, self.reviewer, limit=500)
+            cases = self.timer("review_queue", self.wb.review.queue, PROJECT, actor=self.reviewer, limit=500)
             if not cases:
                 return
             for case in cases:
                 label, reason = self.adjudicator.decide(case)
-                self.timer("adjudicate", self.wb.review.adjudicate, case.item_id, self.reviewer, Decision.LABEL,
+                self.timer("adjudicate", self.wb.review.adjudicate, case.item_id, Decision.LABEL, actor=self.reviewer,
                            label=label, reason=reason)
                 self.adjudications += 1
                 if label_issues:

@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from workbench.domain import ClaimedItem, Progress, ProjectInfo, ProjectKind, RankedBy
+from workbench.domain import ClaimedItem, ClaimReason, Progress, ProjectInfo, ProjectKind, RankedBy
 from workbench.errors import WorkbenchError
 from workbench.services.quarantine import ImageUnavailable, image_path
 
@@ -171,23 +171,23 @@ def why(claim: ClaimedItem, project: ProjectInfo | None = None) -> str:
     """Why the queue served this item, in words: for a ranked item, the strategy that really ranked
     it (a cold start while there is no model, whatever the project's strategy), the model run and
     the score."""
-    if claim.reason == "partial":
+    if claim.reason == ClaimReason.PARTIAL:
         return ("Someone else has already started this item, and items with some labels are "
                 "finished first so that pairs complete.")
-    if claim.reason == "eval":
+    if claim.reason == ClaimReason.EVAL:
         return ("This item belongs to the evaluation set: drawn at random and used only to measure "
                 "models, never chosen by a strategy.")
-    if claim.reason == "control":
+    if claim.reason == ClaimReason.CONTROL:
         return ("Drawn at random from the pool (the control arm), so the gain from active learning "
                 "can be measured against random picks.")
-    if claim.reason == "ranked":
+    if claim.reason == ClaimReason.RANKED:
         strategy = claim.strategy or "unknown"
         ranked_by = RankedBy(strategy=strategy, project_strategy=project.strategy if project else strategy,
                              model_run_id=claim.model_run_id, model_free=claim.model_run_id is None)
         words = _STRATEGY_WORDS.get(strategy, "it ranks highest for this strategy")
         score = f", score {claim.score:.3f}" if claim.score is not None else ""
         return f"Ranked by {ranked_by.describe()}{score}: among the remaining items, for this one {words}."
-    if claim.reason == "random":
+    if claim.reason == ClaimReason.RANDOM:
         return "No model ranking is available yet (or it is used up), so this item was drawn at random."
     return f"Served because: {claim.reason}."
 

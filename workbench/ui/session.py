@@ -73,7 +73,9 @@ def _oidc_actor(wb: Workbench) -> Actor | None:
     if not name:
         return None
     try:
-        info = wb.users.get(str(name))
+        # Nobody is signed in yet: the identity provider vouched for this name, and the app looks
+        # the account up on its own authority (as the local operator), exactly as sign-in does.
+        info = wb.users.get(str(name), actor=Actor.operator())
     except NotFound:
         st.session_state[FLASH] = f"signed in as {name}, but there is no workbench account of that name"
         return None
@@ -317,7 +319,7 @@ def focus_keeper(*, signin: bool) -> None:
 # -- project picker ---------------------------------------------------------------------------
 def pick_project(*, page: str) -> ProjectInfo:
     """The project the user works on (shared across pages); stops the page when there is none."""
-    projects = workbench().projects.list()
+    projects = workbench().projects.list(actor=require(Role.ANNOTATOR))
     if not projects:
         st.info("No projects yet. An admin creates one on the Data page.")
         st.stop()

@@ -11,12 +11,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import ProjectKind, Role
+from workbench.domain import ExportFormat, ExportKind, ProjectKind, Role
 from workbench.errors import WorkbenchError
 from workbench.ui import render, session
 
 PREVIEW = "data_preview"  # (fingerprint of file + options, ImportReport)
-MIME = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 
 
 def _safe_name(name: str) -> str:
@@ -214,28 +213,21 @@ def _import_folder(wb, actor, project) -> None:
 
 # -- export ----------------------------------------------------------------------------------
 def _export(wb, actor, project) -> None:
-    kinds = {"items": "Items with final labels", "annotations": "Every human annotation",
-             "version": "A dataset version"}
+    kinds = {ExportKind.ITEMS.value: "Items with final labels", ExportKind.ANNOTATIONS.value: "Every human annotation",
+             ExportKind.VERSION.value: "A dataset version"}
     what = st.radio("Export", list(kinds), horizontal=True, key="export_what", format_func=kinds.get)
-    fmt = st.radio("Format", ["csv", "jsonl", "parquet"], horizontal=True, key="export_fmt")
+    fmt = st.radio("Format", [f.value for f in ExportFormat], horizontal=True, key="export_fmt")
     number = None
-    if what == "version":
-        numbers = [v.number for v in wb.versions.list(project.name)]
+    if what == ExportKind.VERSION:
+        numbers = [v.number for v in wb.versions.list(project.name, actor=actor)]
         if not numbers:
             st.caption("No dataset version yet: a retrain round cuts one.")
             return
         number = st.selectbox("Version", numbers[::-1], key="export_version")
     if st.button("Prepare the download", key="export_prepare"):
         try:
-            if what == "version":
-                data = wb.versions.export(project.name, number, fmt, actor=actor)[0]
-                rows = max(data.count(b"\n") - (fmt == "csv"), 0) if fmt != "parquet" else None
-                digest = None
-            else:
-                with tempfile.TemporaryDirectory(prefix="wb-export-") as tmp:
-                    out = Path(tmp) / f"export.{fmt}"
-                    result = getattr(wb.exports, what)(project.name, fmt, out, actor=actor)
-                    data, rows, digest = out.read_bytes(), result.rows, result.sha256
+            data, result = wb.exports.payload(what, project.name, fmt, number=number, actor=actor)
+            rows, digest = result.rows, result.sha256
         except WorkbenchError as exc:
             render.error(exc)
             return
@@ -243,10 +235,10 @@ def _export(wb, actor, project) -> None:
     ready = st.session_state.get("export_ready")
     if ready and ready[0] == project.name and ready[1:3] == (what, fmt) and ready[6] == number:
         _, what, fmt, data, rows, digest, number = ready
-        name = f"version-{number}" if what == "version" else what
+        name = f"version-{number}" if what == ExportKind.VERSION else what
         count = f" ({rows} rows)" if rows is not None else ""
         st.download_button(f"Download {name}.{fmt}{count}", data,
-                           file_name=f"{_safe_name(project.name)}-{name}.{fmt}", mime=MIME[fmt],
+                           file_name=f"{_safe_name(project.name)}-{name}.{fmt}", mime=ExportFormat(fmt).mime,
                            key="export_download", on_click="ignore", icon=":material/download:")
         if digest:
             st.caption(f"sha256 {digest}")

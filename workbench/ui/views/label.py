@@ -63,7 +63,7 @@ def _actor() -> Actor:
 
 
 def _claim_next(project: ProjectInfo) -> None:
-    _store(project, session.workbench().queue.claim_or_wait(project.name, _actor()))
+    _store(project, session.workbench().queue.claim_or_wait(project.name, actor=_actor()))
 
 
 def _set_aside(project: ProjectInfo, claim: ClaimedItem, problem: str) -> None:
@@ -95,7 +95,7 @@ def _on_label(project: ProjectInfo, lease_id: int, label: str) -> None:
     duration_ms = int((time.monotonic() - held.shown_at) * 1000) if current and held else None
     try:
         if not current:  # a button of an earlier rendering: store (idempotently), keep what is shown
-            wb.queue.submit(lease_id, label, actor, duration_ms=None)
+            wb.queue.submit(lease_id, label, actor=actor, duration_ms=None)
             return
         _, found = wb.queue.submit_and_claim(lease_id, label, actor=actor, duration_ms=duration_ms)
     except Conflict as exc:  # the claim lapsed meanwhile: say so and move on
@@ -116,7 +116,7 @@ def _ask_skip(lease_id: int) -> None:
 def _on_skip(project: ProjectInfo, lease_id: int) -> None:
     reason = (st.session_state.get(SKIP_REASON) or "").strip() or DEFAULT_SKIP_REASON
     try:
-        session.workbench().queue.skip(lease_id, _actor(), reason)
+        session.workbench().queue.skip(lease_id, reason, actor=_actor())
     except WorkbenchError as exc:
         session.flash(str(exc))
     st.session_state[SKIP_REASON] = ""
@@ -191,13 +191,13 @@ def _current_claim(project: ProjectInfo, wb: Workbench, actor: Actor) -> Shown:
             return held
         if held.claim is not None:
             try:
-                expires = wb.queue.renew(held.claim.lease_id, actor)
+                expires = wb.queue.renew(held.claim.lease_id, actor=actor)
                 held = replace(held, claim=replace(held.claim, expires_at=expires))
                 st.session_state[STATE] = held
                 return held
             except (Conflict, NotFound):
                 session.flash("Your claim on the last item lapsed; here is the next one.")
-    _store(project, wb.queue.claim_or_wait(project.name, actor))
+    _store(project, wb.queue.claim_or_wait(project.name, actor=actor))
     held = _held()
     assert held is not None
     st.session_state[STATE] = replace(held, fresh=False)
@@ -215,7 +215,7 @@ def _keep_alive(project_id: int) -> None:
         expires = claim.expires_at  # the first run follows a claim or renew of this same rerun
     else:
         try:
-            expires = session.workbench().queue.renew(claim.lease_id, _actor())
+            expires = session.workbench().queue.renew(claim.lease_id, actor=_actor())
             st.session_state[STATE] = replace(held, claim=replace(claim, expires_at=expires))
         except WorkbenchError:
             st.caption("Your claim on this item has lapsed; your next answer gets a fresh item.")

@@ -80,7 +80,7 @@ def main() -> None:
     wb = session.workbench()
     st.header("Overview")
     session.show_flash()
-    projects = wb.projects.list()
+    projects = wb.projects.list(actor=actor)
     if not projects:
         st.info("No projects yet. Create one on the Data page.")
         st.page_link("views/data.py", label="Open Data", icon=":material/database:")

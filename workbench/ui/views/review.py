@@ -52,7 +52,7 @@ def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None) -
     actor = session.current_actor(refresh=False)
     try:
         info = session.workbench().review.adjudicate(
-            case.item_id, actor, decision, label=label if decision == Decision.LABEL else None,
+            case.item_id, decision, actor=actor, label=label if decision == Decision.LABEL else None,
             reason=st.session_state.get(reason_key) or "")
     except WorkbenchError as exc:
         st.session_state[ERROR] = str(exc)
@@ -146,7 +146,7 @@ def _pair(labels: list[str]) -> tuple[tuple[str, str] | None, str | None]:
 def _queue_tab(wb, project: ProjectInfo, actor) -> None:
     labels = list(project.labels)
     pair, hint = _pair(labels)
-    cases = wb.review.queue(project.name, actor, label_pair=pair, limit=200)
+    cases = wb.review.queue(project.name, actor=actor, label_pair=pair, limit=200)
     if not cases:
         st.success("No disagreements waiting" + (" for this pair." if pair else "."))
     else:
@@ -154,7 +154,7 @@ def _queue_tab(wb, project: ProjectInfo, actor) -> None:
         ids = list(by_id)
         if st.session_state.get(PICK) not in by_id:  # settled elsewhere, filtered out, or first visit
             st.session_state[PICK] = ids[0]
-        waiting = len(cases) if len(cases) < 200 else wb.review.count_waiting(project.name, actor)
+        waiting = len(cases) if len(cases) < 200 else wb.review.count_waiting(project.name, actor=actor)
         item_col, decide_col = st.columns([3, 2], gap="medium")
         chosen = item_col.selectbox("Case", ids, key=PICK, help=f"{waiting} case(s) waiting",
                                     format_func=lambda i: f"{by_id[i].external_id} ({_answers(by_id[i])})")
@@ -166,7 +166,7 @@ def _queue_tab(wb, project: ProjectInfo, actor) -> None:
         a_col, b_col, n_col = st.columns([2, 2, 1])
         a_col.selectbox("Answers include", [ANY, *labels], key="review_pair_a")
         b_col.selectbox("and", [ANY, *labels], key="review_pair_b")
-        n_col.metric("Waiting", wb.review.count_waiting(project.name, actor))
+        n_col.metric("Waiting", wb.review.count_waiting(project.name, actor=actor))
         if hint and "different" in hint:
             st.warning(hint)
         elif hint:
@@ -179,7 +179,7 @@ def _queue_tab(wb, project: ProjectInfo, actor) -> None:
 
 def _agreement_tab(wb, project, actor) -> None:
     try:
-        report = wb.agreement.report(project.name, actor)
+        report = wb.agreement.report(project.name, actor=actor)
     except WorkbenchError as exc:
         render.error(exc)
         return
@@ -227,7 +227,7 @@ def _agreement_tab(wb, project, actor) -> None:
 
 
 def _history_tab(wb, project, actor) -> None:
-    rows = wb.review.history(project.name, actor, limit=200)
+    rows = wb.review.history(project.name, actor=actor, limit=200)
     if not rows:
         st.caption("No adjudications yet.")
         return

@@ -7,13 +7,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import JobState, Role, RoundResult, VersionJobResult
+from workbench.domain import ExportFormat, ExportKind, JobState, Role, RoundResult, VersionJobResult
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, session
 
 JOB = "rounds_job"  # (project name, job id) of the round this browser started or follows
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
-MIME = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 POLL_S = 1.0
 
 
@@ -28,8 +27,9 @@ def _job_panel(project_name: str) -> None:
     held = st.session_state.get(JOB)
     if not held or held[0] != project_name:
         return
+    actor = session.require(Role.REVIEWER)
     try:
-        job = wb.jobs.get(held[1])
+        job = wb.jobs.get(held[1], actor=actor)
     except WorkbenchError as exc:
         render.error(exc)
         return
@@ -75,13 +75,13 @@ def _start(wb, actor, project) -> None:
                   "pool items, evaluates it on the labeled eval items and re-ranks the open pool.")
     held = st.session_state.get(JOB)
     if not held or held[0] != project.name:
-        jobs = wb.jobs.list(project.name, limit=1)
+        jobs = wb.jobs.list(project.name, limit=1, actor=actor)
         if jobs and jobs[0].state in ACTIVE:
             st.session_state[JOB] = held = (project.name, jobs[0].id)
     active = False
     if held and held[0] == project.name:
         try:
-            active = wb.jobs.get(held[1]).state in ACTIVE
+            active = wb.jobs.get(held[1], actor=actor).state in ACTIVE
         except WorkbenchError:
             st.session_state.pop(JOB, None)
     st.session_state["rounds_polling"] = active
@@ -112,8 +112,8 @@ def _runs_frame(runs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _versions(wb, project) -> list:
-    versions = wb.versions.list(project.name)
+def _versions(wb, actor, project) -> list:
+    versions = wb.versions.list(project.name, actor=actor)
     if not versions:
         st.caption("No dataset version yet: a round (or `workbench versions create`) cuts one.")
         return versions
@@ -183,7 +183,7 @@ def _compare(wb, actor, project, runs) -> None:
                    f"{result.only_b_correct}.")
 
 
-def _diff(wb, project, versions) -> None:
+def _diff(wb, actor, project, versions) -> None:
     numbers = [v.number for v in versions]
     if len(numbers) < 2:
         st.caption("Two versions are needed for a diff.")
@@ -192,7 +192,7 @@ def _diff(wb, project, versions) -> None:
     a = a_col.selectbox("From version", numbers, index=len(numbers) - 2, key="diff_a")
     b = b_col.selectbox("To version", numbers, index=len(numbers) - 1, key="diff_b")
     try:
-        diff = wb.versions.diff(project.name, a, b)
+        diff = wb.versions.diff(project.name, a, b, actor=actor)
     except WorkbenchError as exc:
         render.error(exc)
         return
@@ -212,10 +212,10 @@ def _downloads(wb, actor, project, versions) -> None:
     numbers = [v.number for v in versions]
     a, b, c = st.columns([2, 2, 2])
     number = a.selectbox("Version", numbers[::-1], key="dl_version")
-    fmt = b.selectbox("Format", ["csv", "jsonl", "parquet"], key="dl_fmt")
+    fmt = b.selectbox("Format", [f.value for f in ExportFormat], key="dl_fmt")
     if c.button("Prepare the download", key="dl_prepare"):
         try:
-            data = wb.versions.export(project.name, number, fmt, actor=actor)[0]
+            data, _ = wb.exports.payload(ExportKind.VERSION, project.name, fmt, number=number, actor=actor)
         except WorkbenchError as exc:
             render.error(exc)
             return
@@ -223,7 +223,7 @@ def _downloads(wb, actor, project, versions) -> None:
     ready = st.session_state.get("dl_ready")
     if ready and ready[:3] == (project.name, number, fmt):
         st.download_button(f"Download version {number} ({fmt})", ready[3],
-                           file_name=f"version-{number}.{fmt}", mime=MIME[fmt], key="dl_button",
+                           file_name=f"version-{number}.{fmt}", mime=ExportFormat(fmt).mime, key="dl_button",
                            on_click="ignore", icon=":material/download:")
 
 
@@ -258,14 +258,14 @@ def main() -> None:
     with tabs[1]:
         _compare(wb, actor, project, runs)
     with tabs[2]:
-        versions = _versions(wb, project)
+        versions = _versions(wb, actor, project)
         if versions:
             _downloads(wb, actor, project, versions)
     with tabs[3]:
-        _diff(wb, project, versions)
+        _diff(wb, actor, project, versions)
 
     with st.expander("Recent jobs"):
-        jobs = wb.jobs.list(project.name, limit=20)
+        jobs = wb.jobs.list(project.name, limit=20, actor=actor)
         if jobs:
             st.dataframe(pd.DataFrame([{"job": j.id, "kind": j.kind.value, "state": j.state.value,
                                         "progress": j.progress, "message": j.message, "error": j.error,
