@@ -85,7 +85,7 @@ class OverviewService:
     @requires(Role.ADMIN)
     def project(self, name: str, *, actor: Actor) -> ProjectOverview:
         """One project: progress, agreement, the latest round and the review queue (admins)."""
-        progress = ProjectService(self.engine).progress(name)
+        progress = ProjectService(self.engine).progress(name, actor=actor)
         report = AgreementService(self.engine).report(name, actor=actor)
         agreement = AgreementSummary(n_paired_items=report.n_paired_items,
                                      percent_agreement=report.percent_agreement,
