@@ -50,6 +50,7 @@ export default function(component) {
       if (typing) {
         // Enter in the one box named by enter_inside confirms, after the box has committed its text
         if (key !== "enter" || !s.enterInside || !t.matches || !t.matches(s.enterInside)) return;
+        press.text = t.value;  // what the box holds now, whether or not it has committed it yet
         setTimeout(() => { s.seq += 1; press.seq = s.seq; s.push(press); }, 80);
         return;
       }
@@ -61,11 +62,17 @@ export default function(component) {
     }, true);
   }
   const s = w.__wbKeys;
+  // A render older than one already seen (a stale copy Streamlit keeps for a moment) changes nothing.
+  const rev = (data && data.rev) || 0;
+  if (rev < (s.rev || 0)) return () => {};
+  s.rev = rev;
   const token = data && data.token !== undefined ? data.token : null;
   if (token !== s.token) {
     s.token = token;
+    // a new item: a box that kept the focus from the last one (a reason typed there, a select
+    // box just chosen in) gives it up, so the keys answer the new item at once
     const a = document.activeElement;
-    if (a && a.getAttribute && a.getAttribute("role") === "combobox" && a.getAttribute("aria-expanded") !== "true") a.blur();
+    if (a && a.blur && a !== document.body && a.getAttribute && a.getAttribute("aria-expanded") !== "true") a.blur();
     s.drawnAt = now();
     // the item counts as drawn from the next painted frame on
     requestAnimationFrame(() => { if (s.token === token) s.drawnAt = now(); });
@@ -112,6 +119,7 @@ class KeyPress:
     drawn_at: float
     pressed_at: float
     seq: int
+    text: str | None = None  # Enter in a text box: what the box held when it was pressed
 
     @property
     def dwell_ms(self) -> float:
@@ -123,7 +131,8 @@ class KeyPress:
             return None
         try:
             return cls(token=raw.get("token"), key=str(raw["key"]), drawn_at=float(raw["drawn_at"]),
-                       pressed_at=float(raw["pressed_at"]), seq=int(raw.get("seq", 0)))
+                       pressed_at=float(raw["pressed_at"]), seq=int(raw.get("seq", 0)),
+                       text=str(raw["text"])[:2000] if isinstance(raw.get("text"), str) else None)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -154,6 +163,6 @@ def capture(*, key: str, token: int | str | None, keys: Iterable[str],
             on_press(press)
 
     _component(key=key, data={"token": token, "keys": {k: 1 for k in keys}, "focus": focus,
-                              "nonce": time.monotonic() if focus else 0,
+                              "rev": time.time_ns() // 1000,
                               "enter_inside": enter_inside},
                on_presses_change=changed, height=0)

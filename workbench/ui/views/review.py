@@ -37,7 +37,8 @@ def _fields(item_id: int) -> tuple[str, str, str]:
     return f"adj_decision_{item_id}", f"adj_label_{item_id}", f"adj_reason_{item_id}"
 
 
-def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None) -> None:
+def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None,
+                reason: str | None = None) -> None:
     """Confirm the decision (button or Enter): settle the case and show the next one, named by the
     selector before the page renders."""
     decision_key, label_key, reason_key = _fields(case.item_id)
@@ -53,7 +54,7 @@ def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None) -
     try:
         info = session.workbench().review.adjudicate(
             case.item_id, decision, actor=actor, label=label if decision == Decision.LABEL else None,
-            reason=st.session_state.get(reason_key) or "")
+            reason=reason if reason is not None else (st.session_state.get(reason_key) or ""))
     except WorkbenchError as exc:
         st.session_state[ERROR] = str(exc)
         return
@@ -70,8 +71,8 @@ def _on_press(project: ProjectInfo, case: ReviewCase, following: int | None, pre
         st.session_state[ERROR] = "Key ignored: it was pressed for a case that is no longer on screen."
         return
     decision_key, label_key, _ = _fields(case.item_id)
-    if press.key == "enter":
-        _adjudicate(project, case, following)
+    if press.key == "enter":  # from the reason box, the press carries what it held
+        _adjudicate(project, case, following, press.text)
         return
     if press.key == AMBIGUOUS_KEY:
         st.session_state[decision_key] = Decision.AMBIGUOUS
