@@ -48,16 +48,17 @@ def test_tfidf_logreg_beats_95_percent_and_evaluate_agrees_with_sklearn():
     proba = model.predict_proba(features[test])
     result = evaluate(labels[test], proba, CLASSES)
 
-    assert result["accuracy"] > 0.95
+    assert result.accuracy > 0.95
     predicted = model.predict(features[test])
-    assert result["accuracy"] == pytest.approx(metrics.accuracy_score(labels[test], predicted))
-    assert result["macro_f1"] == pytest.approx(metrics.f1_score(labels[test], predicted, average="macro"))
-    assert result["confusion_matrix"] == metrics.confusion_matrix(labels[test], predicted, labels=CLASSES).tolist()
-    spam = result["per_class"][1]
-    assert spam["precision"] == pytest.approx(metrics.precision_score(labels[test], predicted, pos_label="spam"))
-    assert spam["recall"] == pytest.approx(metrics.recall_score(labels[test], predicted, pos_label="spam"))
-    assert result["accuracy_ci95"][0] < result["accuracy"] < result["accuracy_ci95"][1]
-    assert 0.0 <= result["ece"] < 0.1
+    assert result.accuracy == pytest.approx(metrics.accuracy_score(labels[test], predicted))
+    assert result.macro_f1 == pytest.approx(metrics.f1_score(labels[test], predicted, average="macro"))
+    assert [list(row) for row in result.confusion_matrix] == metrics.confusion_matrix(
+        labels[test], predicted, labels=CLASSES).tolist()
+    spam = result.per_class[1]
+    assert spam.precision == pytest.approx(metrics.precision_score(labels[test], predicted, pos_label="spam"))
+    assert spam.recall == pytest.approx(metrics.recall_score(labels[test], predicted, pos_label="spam"))
+    assert result.accuracy_ci95[0] < result.accuracy < result.accuracy_ci95[1]
+    assert 0.0 <= result.ece < 0.1
 
 
 def test_tfidf_equals_sklearn_on_real_messages():
