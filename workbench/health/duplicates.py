@@ -16,8 +16,6 @@ datasketch's on the same shingle sets.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,11 +25,6 @@ MAX_HASH = np.uint64((1 << 32) - 1)
 NUM_PERM = 64
 BANDS = 16  # 16 bands of 4 rows: candidate probability 0.64 at J = 0.5, 0.999 at J = 0.9
 DEFAULT_THRESHOLD = 0.9
-
-
-def normalize_text(text: str) -> str:
-    """The form exact duplicates are compared in: NFKC, case-folded, white space collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 _SEPARATOR = 0  # NUL never occurs in an imported text (the readers refuse it)
