@@ -19,19 +19,19 @@ from a head chunk by chunk and calls the strategy.
 This package imports numpy and scipy only (torch lazily, inside :func:`mc_dropout_samples`).
 """
 
-from strategies.registry import INPUT_KINDS, REGISTRY, SUPPLIERS, Input, Strategy, register, servable_strategies
-from strategies.select import QueryResult, select_top_k
+from strategies._validate import check_committee, check_features, check_mc_samples, check_proba
+from strategies.bald import bald_selection, mc_dropout_samples, score_bald
 from strategies.baseline import random_selection
-from strategies.uncertainty import score_entropy, score_least_confidence, score_margin
+from strategies.coldstart import cold_start
 from strategies.committee import score_consensus_entropy, score_max_disagreement, score_vote_entropy
 from strategies.diversity import density_weighted_top_k, information_density, margin_batch, margin_density, ranked_batch
 from strategies.margin_diversity import kcenter_uncertainty, margin_diversity
-from strategies.coldstart import cold_start
-from strategies.bald import bald_selection, mc_dropout_samples, score_bald
+from strategies.modal import modal_strategy, register_modal
 from strategies.pool import MC_PASSES, LinearHead, MLPHead, score_pool
 from strategies.rank import COLD_START, UnservableStrategy, rank_pool, scoring_head
-from strategies.modal import modal_strategy, register_modal
-from strategies._validate import check_committee, check_features, check_mc_samples, check_proba
+from strategies.registry import INPUT_KINDS, REGISTRY, SUPPLIERS, Input, Strategy, register, servable_strategies
+from strategies.select import QueryResult, select_top_k
+from strategies.uncertainty import score_entropy, score_least_confidence, score_margin
 
 __all__ = [
     "COLD_START",

@@ -130,7 +130,5 @@ def check_features(features: object, *, n_rows: int | None = None) -> np.ndarray
         raise ValueError(f"features must have shape (N, D), got shape {features.shape}")
     check_pool_size(features.shape[0])
     if n_rows is not None and features.shape[0] != n_rows:
-        raise ValueError(
-            f"features have {features.shape[0]} rows but the probabilities cover {n_rows} items"
-        )
+        raise ValueError(f"features have {features.shape[0]} rows but the probabilities cover {n_rows} items")
     return features

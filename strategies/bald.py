@@ -106,11 +106,13 @@ def bald_selection(mc_samples: np.ndarray, n: int, *, rng: np.random.Generator) 
     return select_top_k(score_bald(check_mc_samples(mc_samples)), n, rng=rng)
 
 
-register(Strategy(
-    name="bald",
-    input="mc_samples",
-    needs_features=False,
-    select=bald_selection,
-    description="items where stochastic forward passes disagree most (mutual information)",
-    row_scorer=score_bald,
-))
+register(
+    Strategy(
+        name="bald",
+        input="mc_samples",
+        needs_features=False,
+        select=bald_selection,
+        description="items where stochastic forward passes disagree most (mutual information)",
+        row_scorer=score_bald,
+    )
+)

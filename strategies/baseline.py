@@ -33,10 +33,12 @@ def random_selection(pool: int | np.ndarray, n: int, *, rng: np.random.Generator
     return QueryResult(indices, scores)
 
 
-register(Strategy(
-    name="random",
-    input="pool_size",
-    needs_features=False,
-    select=random_selection,
-    description="uniformly random items (baseline; needs no model)",
-))
+register(
+    Strategy(
+        name="random",
+        input="pool_size",
+        needs_features=False,
+        select=random_selection,
+        description="uniformly random items (baseline; needs no model)",
+    )
+)

@@ -180,10 +180,12 @@ def _farthest_first(rows, rows_squared_norms: np.ndarray, chosen: np.ndarray, co
     return picks
 
 
-register(Strategy(
-    name="cold_start",
-    input="features",
-    needs_features=False,
-    select=cold_start,
-    description="before a model exists: one typical item per k-means cluster of the features",
-))
+register(
+    Strategy(
+        name="cold_start",
+        input="features",
+        needs_features=False,
+        select=cold_start,
+        description="before a model exists: one typical item per k-means cluster of the features",
+    )
+)

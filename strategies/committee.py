@@ -115,9 +115,18 @@ def _committee_strategy(name: str, scorer, description: str) -> Strategy:
     )
 
 
-register(_committee_strategy("qbc_vote", score_vote_entropy,
-                             "items whose committee members vote for the most different classes"))
-register(_committee_strategy("qbc_consensus", score_consensus_entropy,
-                             "items whose averaged committee prediction is most uncertain"))
-register(_committee_strategy("qbc_kl", score_max_disagreement,
-                             "items where one committee member diverges most from the consensus"))
+register(
+    _committee_strategy(
+        "qbc_vote", score_vote_entropy, "items whose committee members vote for the most different classes"
+    )
+)
+register(
+    _committee_strategy(
+        "qbc_consensus", score_consensus_entropy, "items whose averaged committee prediction is most uncertain"
+    )
+)
+register(
+    _committee_strategy(
+        "qbc_kl", score_max_disagreement, "items where one committee member diverges most from the consensus"
+    )
+)

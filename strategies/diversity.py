@@ -260,21 +260,25 @@ def margin_density(
     return density_weighted_top_k(score_margin(check_proba(proba)), n, rng=rng, features=features, beta=beta)
 
 
-register(Strategy(
-    name="margin_batch",
-    input="proba",
-    needs_features=True,
-    select=margin_batch,
-    description="a batch of uncertain items spread out in feature space (ranked batch-mode)",
-    row_scorer=score_margin,
-    score_selector=ranked_batch,
-))
-register(Strategy(
-    name="margin_density",
-    input="proba",
-    needs_features=True,
-    select=margin_density,
-    description="uncertain items weighted by how typical they are of the pool (information density)",
-    row_scorer=score_margin,
-    score_selector=density_weighted_top_k,
-))
+register(
+    Strategy(
+        name="margin_batch",
+        input="proba",
+        needs_features=True,
+        select=margin_batch,
+        description="a batch of uncertain items spread out in feature space (ranked batch-mode)",
+        row_scorer=score_margin,
+        score_selector=ranked_batch,
+    )
+)
+register(
+    Strategy(
+        name="margin_density",
+        input="proba",
+        needs_features=True,
+        select=margin_density,
+        description="uncertain items weighted by how typical they are of the pool (information density)",
+        row_scorer=score_margin,
+        score_selector=density_weighted_top_k,
+    )
+)

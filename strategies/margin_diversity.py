@@ -139,17 +139,25 @@ def margin_diversity(
     proba : np.ndarray, shape (N, K)
     Other parameters as in :func:`kcenter_uncertainty`.
     """
-    return kcenter_uncertainty(score_margin(check_proba(proba)), n, rng=rng, features=features,
-                               labeled_features=labeled_features, candidate_factor=candidate_factor,
-                               max_diverse=max_diverse)
+    return kcenter_uncertainty(
+        score_margin(check_proba(proba)),
+        n,
+        rng=rng,
+        features=features,
+        labeled_features=labeled_features,
+        candidate_factor=candidate_factor,
+        max_diverse=max_diverse,
+    )
 
 
-register(Strategy(
-    name="margin_diversity",
-    input="proba",
-    needs_features=True,
-    select=margin_diversity,
-    description="uncertain items spread over the feature space (margin-weighted k-center)",
-    row_scorer=score_margin,
-    score_selector=kcenter_uncertainty,
-))
+register(
+    Strategy(
+        name="margin_diversity",
+        input="proba",
+        needs_features=True,
+        select=margin_diversity,
+        description="uncertain items spread over the feature space (margin-weighted k-center)",
+        row_scorer=score_margin,
+        score_selector=kcenter_uncertainty,
+    )
+)

@@ -14,7 +14,7 @@ this for you. modAL functions take no ``rng``; ``rng`` only orders equal scores 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp

@@ -192,7 +192,6 @@ def _class_major_affine(rows: np.ndarray | sp.csr_matrix, weights: np.ndarray, b
     return logits
 
 
-
 def _as_layer(weights: object, biases: object, what: str) -> tuple[np.ndarray, np.ndarray]:
     weights = np.asarray(weights, dtype=np.float32)
     if weights.ndim == 1:
@@ -300,8 +299,17 @@ def score_pool(
     return strategy.score_selector(scores, n, rng=rng, **extra)
 
 
-def _score_mc_dropout(X, model: object, strategy: Strategy, n: int, *, rng: np.random.Generator, passes: int,
-                      chunk_rows: int | None, extra: dict) -> QueryResult:
+def _score_mc_dropout(
+    X,
+    model: object,
+    strategy: Strategy,
+    n: int,
+    *,
+    rng: np.random.Generator,
+    passes: int,
+    chunk_rows: int | None,
+    extra: dict,
+) -> QueryResult:
     """A ``"mc_samples"`` strategy over the pool: MC-dropout passes of an MLP head, chunk by chunk."""
     if not isinstance(model, MLPHead) or not model.supports_mc_dropout:
         raise ValueError(
@@ -319,8 +327,13 @@ def _score_mc_dropout(X, model: object, strategy: Strategy, n: int, *, rng: np.r
         budget = min(CHUNK_MEMORY_FRACTION * _pool_nbytes(X), CHUNK_TEMPORARY_BYTES)
         chunk_rows = max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, int(budget // per_row)))
     if strategy.row_scorer is None:
-        samples = np.concatenate([model.mc_probabilities(_rows_as_float32(X[start:start + chunk_rows]), passes, rng)
-                                  for start in range(0, X.shape[0], chunk_rows)], axis=1)
+        samples = np.concatenate(
+            [
+                model.mc_probabilities(_rows_as_float32(X[start : start + chunk_rows]), passes, rng)
+                for start in range(0, X.shape[0], chunk_rows)
+            ],
+            axis=1,
+        )
         return strategy(samples, n, rng=rng, **extra)
     scores = np.empty(X.shape[0], dtype=np.float32)
     for start in range(0, X.shape[0], chunk_rows):
@@ -443,9 +456,7 @@ class _PoolPredictor:
             return _class_major_probabilities(member.class_major_logits(_rows_as_float32(rows)))
         proba = np.asarray(member.predict_proba(rows), dtype=np.float32)
         if proba.ndim != 2 or proba.shape[0] != rows.shape[0] or proba.shape[1] < 2:
-            raise ValueError(
-                f"predict_proba must return shape ({rows.shape[0]}, K) with K >= 2, got {proba.shape}"
-            )
+            raise ValueError(f"predict_proba must return shape ({rows.shape[0]}, K) with K >= 2, got {proba.shape}")
         return proba.T
 
     def streamed_scores(self, row_scorer, *, committee: bool) -> np.ndarray:

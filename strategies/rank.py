@@ -103,8 +103,16 @@ def rank_pool(
         chosen = score_pool(features, None, COLD_START, size, rng=rng, chunk_rows=chunk_rows)
         return replace(chosen, strategy=COLD_START)
     n = min(n, pool_size)
-    scored = score_pool(features, supply(model, spec, features), spec.name, n, rng=rng, chunk_rows=chunk_rows,
-                        mc_passes=mc_passes, **extra)
+    scored = score_pool(
+        features,
+        supply(model, spec, features),
+        spec.name,
+        n,
+        rng=rng,
+        chunk_rows=chunk_rows,
+        mc_passes=mc_passes,
+        **extra,
+    )
     return replace(scored, strategy=spec.name)
 
 
@@ -135,8 +143,7 @@ def supply(model: object, strategy: Strategy, features: np.ndarray | sp.csr_matr
             members = model
         if members is None or len(members) < 2:
             raise UnservableStrategy(
-                f"strategy {strategy.name!r} needs {strategy.needs_words}; "
-                f"a {type(model).__name__} is a single model"
+                f"strategy {strategy.name!r} needs {strategy.needs_words}; a {type(model).__name__} is a single model"
             )
         return [scoring_head(member, features) for member in members]
     if strategy.input == Input.MC_SAMPLES:

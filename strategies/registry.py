@@ -27,9 +27,9 @@ caller never branches on a strategy's kind or name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Callable
 
 import numpy as np
 

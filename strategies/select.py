@@ -33,9 +33,7 @@ class QueryResult:
         indices = np.array(self.indices, dtype=np.int64)
         scores = np.array(self.scores)
         if indices.ndim != 1 or scores.shape != indices.shape:
-            raise ValueError(
-                f"indices and scores must be 1-D of equal length, got {indices.shape} and {scores.shape}"
-            )
+            raise ValueError(f"indices and scores must be 1-D of equal length, got {indices.shape} and {scores.shape}")
         indices.flags.writeable = False
         scores.flags.writeable = False
         object.__setattr__(self, "indices", indices)

@@ -98,9 +98,10 @@ def _per_item_strategy(name: str, scorer, description: str) -> Strategy:
     )
 
 
-register(_per_item_strategy("least_confidence", score_least_confidence,
-                            "items whose most likely class is least likely"))
-register(_per_item_strategy("margin", score_margin,
-                            "items whose two most likely classes are closest"))
-register(_per_item_strategy("entropy", score_entropy,
-                            "items whose predicted class distribution has the highest entropy"))
+register(
+    _per_item_strategy("least_confidence", score_least_confidence, "items whose most likely class is least likely")
+)
+register(_per_item_strategy("margin", score_margin, "items whose two most likely classes are closest"))
+register(
+    _per_item_strategy("entropy", score_entropy, "items whose predicted class distribution has the highest entropy")
+)

@@ -156,7 +156,6 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if IN_CI and _skipped:
-        terminalreporter.write_line(
-            f"CI=true: {len(_skipped)} test(s) skipped; in CI nothing may skip:", red=True)
+        terminalreporter.write_line(f"CI=true: {len(_skipped)} test(s) skipped; in CI nothing may skip:", red=True)
         for nodeid in _skipped:
             terminalreporter.write_line(f"  {nodeid}", red=True)

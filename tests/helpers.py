@@ -15,15 +15,27 @@ def add_items(engine, project_id: int, n: int, *, eval_every: int = 0, seed: int
     """Insert n text items quickly (every `eval_every`-th in the eval split)."""
     rng = random.Random(seed)
     with Session(engine) as session, session.begin():
-        insert_items(session, project_id, (
-            (f"item-{start + i}", {"text": f"text number {start + i}"},
-             "eval" if eval_every and i % eval_every == 0 else "pool", rng.random())
-            for i in range(n)))
+        insert_items(
+            session,
+            project_id,
+            (
+                (
+                    f"item-{start + i}",
+                    {"text": f"text number {start + i}"},
+                    "eval" if eval_every and i % eval_every == 0 else "pool",
+                    rng.random(),
+                )
+                for i in range(n)
+            ),
+        )
 
 
 def annotators(wb, n: int, role: str = "annotator", prefix: str = "ann"):
-    return [wb.users.add(f"{prefix}{i}", role, "password-123", actor=Actor.operator()) and
-            wb.users.authenticate(f"{prefix}{i}", "password-123") for i in range(n)]
+    return [
+        wb.users.add(f"{prefix}{i}", role, "password-123", actor=Actor.operator())
+        and wb.users.authenticate(f"{prefix}{i}", "password-123")
+        for i in range(n)
+    ]
 
 
 def read_sms(path) -> list[tuple[str, str]]:
@@ -39,9 +51,14 @@ def read_sms(path) -> list[tuple[str, str]]:
 def add_text_items(engine, project_id: int, texts: list[str], *, eval_fraction: float = 0.2, seed: int = 0) -> None:
     rng = random.Random(seed)
     with Session(engine) as session, session.begin():
-        insert_items(session, project_id, (
-            (f"t{i}", {"text": text}, "eval" if rng.random() < eval_fraction else "pool", rng.random())
-            for i, text in enumerate(texts)))
+        insert_items(
+            session,
+            project_id,
+            (
+                (f"t{i}", {"text": text}, "eval" if rng.random() < eval_fraction else "pool", rng.random())
+                for i, text in enumerate(texts)
+            ),
+        )
 
 
 def set_final_labels(engine, project_id: int, labels_by_external_id: dict[str, str]) -> None:
@@ -50,5 +67,8 @@ def set_final_labels(engine, project_id: int, labels_by_external_id: dict[str, s
 
     with Session(engine) as session, session.begin():
         for external_id, label in labels_by_external_id.items():
-            session.execute(update(Item).where(Item.project_id == project_id, Item.external_id == external_id)
-                            .values(state="final", final_label=label, n_annotations=2, slots_taken=2))
+            session.execute(
+                update(Item)
+                .where(Item.project_id == project_id, Item.external_id == external_id)
+                .values(state="final", final_label=label, n_annotations=2, slots_taken=2)
+            )

@@ -3,7 +3,7 @@ only what it needs)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def attempt(url: str, frozen_ts: float, tries: int, ready, go, results) -> None:  # noqa: ANN001 - mp objects
@@ -12,7 +12,7 @@ def attempt(url: str, frozen_ts: float, tries: int, ready, go, results) -> None:
     from workbench.services.users import UserService
 
     engine = make_engine(url, migrate=False)
-    frozen = datetime.fromtimestamp(frozen_ts, timezone.utc)
+    frozen = datetime.fromtimestamp(frozen_ts, UTC)
     # A frozen clock: the lock set by the FREE_FAILURES-th attempt cannot lapse during the test, so
     # any check past that number would be a race the lockout lost (not the backoff letting one in).
     users = UserService(engine, clock=lambda: frozen)

@@ -14,9 +14,9 @@ import krippendorff
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import shared_dataset
 from sklearn.metrics import cohen_kappa_score
 
+from tests.conftest import shared_dataset
 from workbench.domain.agreement import (
     AgreementReport,
     AnnotatorScore,
@@ -316,14 +316,19 @@ def test_degenerate_cases_are_nan_free():
     assert (report.n_items, report.n_judgments, report.n_annotators, report.n_paired_items) == (2, 2, 2, 0)
 
     empty = agreement_report([], ["x", "y"], {})
-    assert empty == AgreementReport(("x", "y"), 0, 0, 0, 0, None, None, [], {"x": None, "y": None},
-                                    [[0, 0], [0, 0]], {})
+    assert empty == AgreementReport(
+        ("x", "y"), 0, 0, 0, 0, None, None, [], {"x": None, "y": None}, [[0, 0], [0, 0]], {}
+    )
     assert percent_agreement([]) is None
 
 
 def test_unorderable_ids_keep_first_appearance_order():
-    judgments = [Judgment("i", 2, "x"), Judgment("i", "b", "x"),
-                 Judgment(("t", 1), 2, "y"), Judgment(("t", 1), "b", "x")]
+    judgments = [
+        Judgment("i", 2, "x"),
+        Judgment("i", "b", "x"),
+        Judgment(("t", 1), 2, "y"),
+        Judgment(("t", 1), "b", "x"),
+    ]
     [pk] = cohen_kappa_pairs(judgments, ["x", "y"])
     assert (pk.annotator_a, pk.annotator_b, pk.n_items, pk.observed) == (2, "b", 2, 0.5)
 
@@ -334,8 +339,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="'maybe'"):
         agreement_report([Judgment(1, "u", "yes")], YN, {1: "maybe"})
     with pytest.raises(ValueError, match=r"'ann7'.*'item3'"):
-        agreement_report([Judgment("item3", "ann7", "yes"), Judgment("item3", "x", "no"),
-                          Judgment("item3", "ann7", "no")], YN, {})
+        agreement_report(
+            [Judgment("item3", "ann7", "yes"), Judgment("item3", "x", "no"), Judgment("item3", "ann7", "no")], YN, {}
+        )
     with pytest.raises(ValueError, match=r"'ann7'.*'item3'"):
         percent_agreement([Judgment("item3", "ann7", "yes"), Judgment("item3", "ann7", "yes")])
     with pytest.raises(ValueError, match="repeats"):
@@ -349,8 +355,10 @@ def test_report_is_plain_and_json_serialisable():
     data = dataclasses.asdict(report)
     text = json.dumps(data, allow_nan=False)
     assert json.loads(text)["cohen_kappa"][0]["kappa"] == pytest.approx(0.4)
-    assert data["annotator_vs_adjudicated"] == {"A": {"n_items": 4, "agreement": 0.5},
-                                                "B": {"n_items": 4, "agreement": 1.0}}
+    assert data["annotator_vs_adjudicated"] == {
+        "A": {"n_items": 4, "agreement": 0.5},
+        "B": {"n_items": 4, "agreement": 1.0},
+    }
 
     def plain(value):
         if isinstance(value, dict):

@@ -15,9 +15,9 @@ from sqlmodel import Session
 from tests.conftest import shared_dataset
 from tests.helpers import add_items, annotators
 from workbench.db.models import Item
+from workbench.domain import Actor
 from workbench.errors import PermissionDenied
 from workbench.services.queue import QueueService
-from workbench.domain import Actor
 
 
 def _replay(wb, project_name, answers_by_item, people):
@@ -33,7 +33,9 @@ def _replay(wb, project_name, answers_by_item, people):
 
 
 def test_report_matches_direct_computation(wb):
-    project = wb.projects.create("ag", "text", ["a", "b", "c"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = wb.projects.create(
+        "ag", "text", ["a", "b", "c"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
     add_items(wb.engine, project.id, 40)
     people = annotators(wb, 3)
     rng = random.Random(3)
@@ -43,7 +45,9 @@ def test_report_matches_direct_computation(wb):
     report = wb.agreement.report("ag", actor=reviewer)
     assert report.n_items == 40 and report.n_judgments == 80
     stored = {}
-    for case in wb.review.queue("ag", actor=reviewer, limit=1000) + wb.review.queue("ag", actor=reviewer, limit=1000, state="final"):
+    for case in wb.review.queue("ag", actor=reviewer, limit=1000) + wb.review.queue(
+        "ag", actor=reviewer, limit=1000, state="final"
+    ):
         stored[case.external_id] = {a.annotator: a.label for a in case.answers}
     for pair in report.cohen_kappa:
         common = [k for k, v in stored.items() if pair.annotator_a in v and pair.annotator_b in v]
@@ -73,10 +77,17 @@ def test_crowd_replay_gives_the_direct_kappa_and_alpha(wb):
             by_item.setdefault(r[item_col], {})[r[worker_col]] = r[label_col]
     both = dict([(k, v) for k, v in sorted(by_item.items()) if len(v) == 2][:150])
     labels = sorted({x for v in both.values() for x in v.values()})
-    project = wb.projects.create("rte", "text", labels, settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = wb.projects.create(
+        "rte", "text", labels, settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
     with Session(wb.engine) as s, s.begin():
-        s.execute(insert(Item), [{"project_id": project.id, "external_id": k, "content": {"text": k},
-                                  "random_key": i / len(both)} for i, k in enumerate(both)])
+        s.execute(
+            insert(Item),
+            [
+                {"project_id": project.id, "external_id": k, "content": {"text": k}, "random_key": i / len(both)}
+                for i, k in enumerate(both)
+            ],
+        )
     wb.users.add(w1, "annotator", "password-123", actor=Actor.operator())
     wb.users.add(w2, "annotator", "password-123", actor=Actor.operator())
     people = [wb.users.authenticate(w, "password-123") for w in (w1, w2)]
@@ -89,4 +100,6 @@ def test_crowd_replay_gives_the_direct_kappa_and_alpha(wb):
     assert pair.kappa == pytest.approx(cohen_kappa_score(a, b))
     index = {label: i for i, label in enumerate(labels)}
     matrix = np.array([[index[x] for x in a], [index[x] for x in b]], dtype=float)
-    assert report.krippendorff_alpha == pytest.approx(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
+    assert report.krippendorff_alpha == pytest.approx(
+        krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
+    )

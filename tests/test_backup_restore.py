@@ -30,8 +30,7 @@ def _empty_target(db_url, request, tmp_path) -> str:
     return template.url(name)
 
 
-def test_backup_during_submits_restores_every_acknowledged_annotation(wb, db_url, home, tmp_path, request,
-                                                                       monkeypatch):
+def test_backup_during_submits_restores_every_acknowledged_annotation(wb, db_url, home, tmp_path, request, monkeypatch):
     info = wb.projects.create("b", "text", ["x", "y"], actor=Actor.operator())
     add_items(wb.engine, info.id, 3000)
     people = annotators(wb, 4)

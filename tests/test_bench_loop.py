@@ -13,8 +13,15 @@ def test_bench_round_reports_cold_and_warm_rounds(home):
 
 
 def test_bench_claims_compares_idle_with_rounds_running(home):
-    result = bench_claims(pool=3_000, annotators=2, submits=10, think_ms=(1.0, 2.0), during_rounds=True,
-                          round_pool=2_000, round_labels=300)
+    result = bench_claims(
+        pool=3_000,
+        annotators=2,
+        submits=10,
+        think_ms=(1.0, 2.0),
+        during_rounds=True,
+        round_pool=2_000,
+        round_labels=300,
+    )
     for phase in ("idle", "during_rounds"):
         assert result[phase]["invariants_ok"] and result[phase]["claim_ms"]["p95"] > 0
     assert result["during_rounds"]["rounds_completed"] >= 2  # one before the phase, more during it

@@ -11,8 +11,17 @@ from workbench.bench.query import format_table, run_query_bench
 from workbench.commands import bench
 from workbench.errors import WorkbenchError
 
-ROW_KEYS = {"strategy", "pool", "dim", "classes", "seconds_workbench", "seconds_modal", "seconds_floor",
-            "peak_bytes_workbench", "peak_bytes_modal"}
+ROW_KEYS = {
+    "strategy",
+    "pool",
+    "dim",
+    "classes",
+    "seconds_workbench",
+    "seconds_modal",
+    "seconds_floor",
+    "peak_bytes_workbench",
+    "peak_bytes_modal",
+}
 
 
 @pytest.mark.parametrize("classes", [2, 4])
@@ -43,8 +52,26 @@ def parser() -> argparse.ArgumentParser:
 
 def test_cli_writes_the_json(tmp_path, capsys):
     target = tmp_path / "bench.json"
-    args = parser().parse_args(["bench", "query", "--pool", "500", "--dim", "8", "--classes", "3",
-                                "--n", "5", "--batch", "5", "--repeat", "1", "--json", str(target)])
+    args = parser().parse_args(
+        [
+            "bench",
+            "query",
+            "--pool",
+            "500",
+            "--dim",
+            "8",
+            "--classes",
+            "3",
+            "--n",
+            "5",
+            "--batch",
+            "5",
+            "--repeat",
+            "1",
+            "--json",
+            str(target),
+        ]
+    )
     assert args.func(args) == 0
     rows = json.loads(target.read_text())
     assert [row["strategy"] for row in rows] == ["margin", "entropy", "qbc_vote", "diverse_batch", "margin_diversity"]

@@ -14,16 +14,23 @@ from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.services.browse import BrowseFilter, BrowseState, SortKey
 
 OPERATOR = Actor.operator()
-TEXTS = ["the cat sat on the mat", "a dog in the park", "=HYPERLINK(\"http://x\") cat again",
-         "weather report for monday", "cats and dogs living together", "nothing to see here"]
+TEXTS = [
+    "the cat sat on the mat",
+    "a dog in the park",
+    '=HYPERLINK("http://x") cat again',
+    "weather report for monday",
+    "cats and dogs living together",
+    "nothing to see here",
+]
 
 
 @pytest.fixture
 def labeled(wb):
     """Six items, overlap 2, two annotators who label whatever the queue serves them: "pos", except
     that ann1 says "neg" on t1 (a disagreement) and ann0 skips t2 once ("unclear text")."""
-    info = wb.projects.create("browse", "text", ["pos", "neg"], actor=OPERATOR,
-                              settings={"eval_fraction": 0.0, "random_share": 0.0})
+    info = wb.projects.create(
+        "browse", "text", ["pos", "neg"], actor=OPERATOR, settings={"eval_fraction": 0.0, "random_share": 0.0}
+    )
     add_text_items(wb.engine, info.id, TEXTS, eval_fraction=0.0)
     people = annotators(wb, 2)
     skipped = False
@@ -54,22 +61,33 @@ def test_filters_search_sort_and_page(labeled):
     assert page.total == 6 and not page.more_than_total and _ids(page) == [f"t{i}" for i in range(6)]
     finals = ["t0", "t3", "t4", "t5"]
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(state=BrowseState.FINAL))) == finals
-    assert _ids(wb.browse.page("browse", actor=OPERATOR,
-                               filters=BrowseFilter(state=BrowseState.PARTLY_LABELED))) == ["t2"]
+    assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(state=BrowseState.PARTLY_LABELED))) == [
+        "t2"
+    ]
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(state=BrowseState.REVIEW))) == ["t1"]
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(final_label="pos"))) == finals
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(disagreement=True))) == ["t1"]
-    assert _ids(wb.browse.page("browse", actor=OPERATOR,
-                               filters=BrowseFilter(annotator=people[0].name))) == ["t0", "t1", "t3", "t4", "t5"]
+    assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(annotator=people[0].name))) == [
+        "t0",
+        "t1",
+        "t3",
+        "t4",
+        "t5",
+    ]
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(skip_reason="unclear text"))) == ["t2"]
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(search="cat"))) == ["t0", "t2"]
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(search="cat again"))) == ["t2"]
-    assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(search="cat", state=BrowseState.FINAL))) == ["t0"]
+    assert _ids(
+        wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(search="cat", state=BrowseState.FINAL))
+    ) == ["t0"]
     # Items added after a search are found by the next one (the SQLite index catches up).
     from tests.helpers import add_items
 
-    info = next(p for p in wb.projects.list(actor=OPERATOR) if p.name == "browse") \
-        if "actor" in wb.projects.list.__code__.co_varnames else wb.projects.get("browse", actor=Actor.operator())
+    info = (
+        next(p for p in wb.projects.list(actor=OPERATOR) if p.name == "browse")
+        if "actor" in wb.projects.list.__code__.co_varnames
+        else wb.projects.get("browse", actor=Actor.operator())
+    )
 
     add_items(wb.engine, info.id, 3, start=100)
     assert _ids(wb.browse.page("browse", actor=OPERATOR, filters=BrowseFilter(search="number 101"))) == ["item-101"]
@@ -93,10 +111,16 @@ def test_item_detail_has_the_whole_history(labeled):
     wb, people = labeled
     detail = wb.browse.detail("browse", "t1", actor=OPERATOR)
     assert sorted((a.annotator, a.label) for a in detail.annotations) == sorted(
-        [(people[0].name, "pos"), (people[1].name, "neg")])
+        [(people[0].name, "pos"), (people[1].name, "neg")]
+    )
     assert {lease.state for lease in detail.leases} >= {"submitted"}
-    assert any(e.action.startswith("annotation") or e.action.startswith("queue") or "submit" in e.action
-               for e in detail.audit) or detail.audit == ()
+    assert (
+        any(
+            e.action.startswith("annotation") or e.action.startswith("queue") or "submit" in e.action
+            for e in detail.audit
+        )
+        or detail.audit == ()
+    )
     skipped = wb.browse.detail("browse", "t2", actor=OPERATOR)
     assert any(lease.skip_reason == "unclear text" and lease.annotator == people[0].name for lease in skipped.leases)
 

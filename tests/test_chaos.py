@@ -25,12 +25,19 @@ def test_the_half_published_check_catches_a_model_run_without_its_file(wb, tmp_p
     try:
         name, project_id = chaos.project("round", 0)
         with Session(chaos.wb.engine) as session, session.begin():
-            version = DatasetVersion(project_id=project_id, number=1, content_hash="0" * 64, n_items=0, trigger="t",
-                                     manifest={})
+            version = DatasetVersion(
+                project_id=project_id, number=1, content_hash="0" * 64, n_items=0, trigger="t", manifest={}
+            )
             session.add(version)
             session.flush()
-            session.add(ModelRun(project_id=project_id, version_id=version.id, artifact_path="artifacts/gone.skops",
-                                 artifact_sha256="0" * 64))
+            session.add(
+                ModelRun(
+                    project_id=project_id,
+                    version_id=version.id,
+                    artifact_path="artifacts/gone.skops",
+                    artifact_sha256="0" * 64,
+                )
+            )
         chaos.check_half_published(project_id, "test")
         assert chaos.report.half_published == 1
         (tmp_path / "artifacts").mkdir()

@@ -22,12 +22,32 @@ def _run(capsys, *argv, stdin: str | None = None, monkeypatch=None) -> tuple[int
 
 
 def test_user_add_reads_the_password_from_stdin(db_url, capsys, monkeypatch, wb):
-    code, out, _ = _run(capsys, "--database-url", db_url, "user", "add", "ann", "--role", "reviewer",
-                        "--password-stdin", stdin="a long passphrase\n", monkeypatch=monkeypatch)
+    code, out, _ = _run(
+        capsys,
+        "--database-url",
+        db_url,
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "reviewer",
+        "--password-stdin",
+        stdin="a long passphrase\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 0 and "added ann (reviewer)" in out
     assert wb.users.authenticate("ann", "a long passphrase").role == "reviewer"
-    code, _, err = _run(capsys, "--database-url", db_url, "user", "add", "ann", "--password-stdin",
-                        stdin="another passphrase\n", monkeypatch=monkeypatch)
+    code, _, err = _run(
+        capsys,
+        "--database-url",
+        db_url,
+        "user",
+        "add",
+        "ann",
+        "--password-stdin",
+        stdin="another passphrase\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 1 and err.strip() == "workbench: error: user 'ann' already exists"
 
 
@@ -38,16 +58,28 @@ def test_usage_errors_exit_2_and_user_errors_exit_1(db_url, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["user", "add", "x", "--password", "on-argv"])  # there is no such option, by design
     assert exc.value.code == 2
-    code, _, err = _run(capsys, "--database-url", db_url, "project", "create", "p", "--kind", "text",
-                        "--labels", "a,a")
+    code, _, err = _run(capsys, "--database-url", db_url, "project", "create", "p", "--kind", "text", "--labels", "a,a")
     assert code == 1 and "duplicate labels" in err and "Traceback" not in err
     code, out, _ = _run(capsys, "--database-url", db_url, "init")
     assert code == 0 and "database ready" in out
 
 
 def test_every_command_has_help(capsys):
-    for verb in ("init", "user", "project", "import", "export", "serve", "demo", "worker", "retrain",
-                 "version", "stress", "bench", "simulate"):
+    for verb in (
+        "init",
+        "user",
+        "project",
+        "import",
+        "export",
+        "serve",
+        "demo",
+        "worker",
+        "retrain",
+        "version",
+        "stress",
+        "bench",
+        "simulate",
+    ):
         with pytest.raises(SystemExit) as exc:
             main([verb, "--help"])
         assert exc.value.code == 0, verb
@@ -56,8 +88,21 @@ def test_every_command_has_help(capsys):
 
 def test_stress_command_checks_every_invariant(db_url, capsys, tmp_path):
     out_file = tmp_path / "stress.json"
-    code, out, _ = _run(capsys, "--database-url", db_url, "stress", "--annotators", "4", "--items", "40",
-                        "--think-ms", "0", "2", "--json", str(out_file))
+    code, out, _ = _run(
+        capsys,
+        "--database-url",
+        db_url,
+        "stress",
+        "--annotators",
+        "4",
+        "--items",
+        "40",
+        "--think-ms",
+        "0",
+        "2",
+        "--json",
+        str(out_file),
+    )
     report = json.loads(out_file.read_text())
     assert code == 0, out
     inv = report["invariants"]
@@ -86,8 +131,19 @@ def test_demo_builds_the_digits_project(wb, home):
     assert ranking.project_strategy == "margin" and ranking.model_free
 
 
-HEAVY_MODULES = ("sklearn", "pandas", "torch", "streamlit", "scipy", "strategies", "sqlalchemy", "alembic",
-                 "numpy", "pyarrow", "PIL")
+HEAVY_MODULES = (
+    "sklearn",
+    "pandas",
+    "torch",
+    "streamlit",
+    "scipy",
+    "strategies",
+    "sqlalchemy",
+    "alembic",
+    "numpy",
+    "pyarrow",
+    "PIL",
+)
 
 
 def _modules_loaded_by(code: str) -> set[str]:
@@ -110,7 +166,8 @@ def test_building_the_parser_imports_no_heavy_package():
     loaded = _modules_loaded_by(
         "import workbench.cli, contextlib, io\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
-        "    workbench.cli.main(['bench', 'startup', '--help'])")
+        "    workbench.cli.main(['bench', 'startup', '--help'])"
+    )
     assert loaded.isdisjoint(HEAVY_MODULES), sorted(loaded & set(HEAVY_MODULES))
 
 
@@ -127,7 +184,8 @@ def test_the_services_facade_and_project_listing_skip_the_ml_stack(db_url, wb):
         "import contextlib, io\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         f"    assert main(['--database-url', {db_url!r}, 'project', 'list']) == 0\n"
-        "assert out.getvalue().startswith('p\\ttext'), out.getvalue()\n")
+        "assert out.getvalue().startswith('p\\ttext'), out.getvalue()\n"
+    )
     assert "sqlalchemy" in loaded  # it really opened the database
     assert loaded.isdisjoint(ml), sorted(loaded & ml)
 

@@ -24,10 +24,10 @@ def test_registered_with_features_input():
 def test_covers_unbalanced_classes_where_random_often_fails():
     rng = np.random.default_rng(0)
     features, labels = blobs(rng, [2000, 40, 40, 40, 40, 40])
-    covered = [np.unique(labels[cold_start(features, 6, rng=np.random.default_rng(s)).indices]).size
-               for s in range(10)]
-    random_covered = [np.unique(labels[np.random.default_rng(s).choice(labels.size, 6, replace=False)]).size
-                      for s in range(10)]
+    covered = [np.unique(labels[cold_start(features, 6, rng=np.random.default_rng(s)).indices]).size for s in range(10)]
+    random_covered = [
+        np.unique(labels[np.random.default_rng(s).choice(labels.size, 6, replace=False)]).size for s in range(10)
+    ]
     assert covered == [6] * 10
     assert max(random_covered) < 6
 

@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 from workbench.db.engine import make_engine
 from workbench.db.migrate import current_revision, head_revision, upgrade
 from workbench.db.models import Annotation, AuditLog, Item, Lease, User, utcnow
-from workbench.errors import Conflict, PermissionDenied, WorkbenchError
 from workbench.domain import Actor
+from workbench.errors import Conflict, PermissionDenied, WorkbenchError
 
 
 def _project(wb):
@@ -75,18 +75,31 @@ def test_unique_item_annotator_and_slot(wb):
         item = _item(session, project.id)
         leases = []
         for slot in (1, 2):
-            lease = Lease(project_id=project.id, item_id=item.id, annotator_id=user.id, slot=slot,
-                          state="submitted", reason="ranked", expires_at=utcnow())
+            lease = Lease(
+                project_id=project.id,
+                item_id=item.id,
+                annotator_id=user.id,
+                slot=slot,
+                state="submitted",
+                reason="ranked",
+                expires_at=utcnow(),
+            )
             session.add(lease)
             leases.append(lease)
         session.flush()
-        session.add(Annotation(project_id=project.id, item_id=item.id, annotator_id=user.id,
-                               slot=1, lease_id=leases[0].id, label="pos"))
+        session.add(
+            Annotation(
+                project_id=project.id, item_id=item.id, annotator_id=user.id, slot=1, lease_id=leases[0].id, label="pos"
+            )
+        )
         session.flush()
         item_id, second_lease = item.id, leases[1].id
     with pytest.raises(IntegrityError), Session(wb.engine) as session, session.begin():
-        session.add(Annotation(project_id=project.id, item_id=item_id, annotator_id=user.id,
-                               slot=2, lease_id=second_lease, label="neg"))
+        session.add(
+            Annotation(
+                project_id=project.id, item_id=item_id, annotator_id=user.id, slot=2, lease_id=second_lease, label="neg"
+            )
+        )
 
 
 def test_audit_log_is_append_only(wb):
@@ -133,7 +146,9 @@ def test_user_and_project_validation(wb):
 
 def test_featurizer_settings_are_checked_when_set_not_at_the_first_round(wb):
     with pytest.raises(WorkbenchError, match="unknown text method 'word2vec'"):
-        wb.projects.create("f", "text", ["a", "b"], settings={"featurizer": {"method": "word2vec"}}, actor=Actor.operator())
+        wb.projects.create(
+            "f", "text", ["a", "b"], settings={"featurizer": {"method": "word2vec"}}, actor=Actor.operator()
+        )
     with pytest.raises(WorkbenchError, match="bad tabular featurizer parameters"):
         wb.projects.create("f", "tabular", ["a", "b"], settings={"featurizer": {"side": 8}}, actor=Actor.operator())
     assert [p.name for p in wb.projects.list(actor=Actor.operator())] == []  # nothing was created

@@ -15,8 +15,8 @@ from sqlmodel import Session, select
 from tests.helpers import annotators
 from workbench.cli import main
 from workbench.db.models import Annotation, AuditLog, Item, User
-from workbench.errors import PermissionDenied
 from workbench.domain import Actor
+from workbench.errors import PermissionDenied
 
 CORPUS = Path(__file__).resolve().parent / "bad_files"
 HOSTILE = ["=1+1", "+x", "-x", "@x", "\tx", "\rx"]
@@ -33,7 +33,7 @@ def read(fmt: str, path: Path) -> list[dict]:
 
 def test_csv_export_neutralises_formulas(wb, tmp_path):
     path = tmp_path / "hostile.csv"
-    rows = [(f"h{i}", text, "=HYPERLINK(\"x\")" if i == 0 else "ok") for i, text in enumerate(HOSTILE)]
+    rows = [(f"h{i}", text, '=HYPERLINK("x")' if i == 0 else "ok") for i, text in enumerate(HOSTILE)]
     with open(path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("id", "text", "note"), *rows])
     wb.projects.create("p", "text", ["pos", "neg"], actor=Actor.operator())
@@ -44,7 +44,7 @@ def test_csv_export_neutralises_formulas(wb, tmp_path):
     exported = {row["external_id"]: row for row in read("csv", out)}
     for external_id, text, _ in rows:
         assert exported[external_id]["text"] == "'" + text
-    assert exported["h0"]["note"] == "'=HYPERLINK(\"x\")" and exported["h1"]["note"] == "ok"
+    assert exported["h0"]["note"] == '\'=HYPERLINK("x")' and exported["h1"]["note"] == "ok"
     # JSONL and Parquet carry the values as they are (they are not spreadsheet formats).
     wb.exports.items("p", "jsonl", tmp_path / "out.jsonl", actor=Actor.operator())
     assert sorted(r["text"] for r in read("jsonl", tmp_path / "out.jsonl")) == sorted(HOSTILE)
@@ -71,8 +71,11 @@ def test_items_export_has_final_labels_and_flat_content(wb, tmp_path):
     project = wb.projects.create("p", "text", ["pos", "neg"], actor=Actor.operator())
     assert wb.imports.run("p", CORPUS / "good.csv", prelabel_col="label", seed=2, actor=Actor.operator()).ok
     with Session(wb.engine) as session, session.begin():
-        session.execute(update(Item).where(Item.project_id == project.id, Item.external_id == "g2")
-                        .values(state="final", final_label="neg", n_annotations=2, slots_taken=2))
+        session.execute(
+            update(Item)
+            .where(Item.project_id == project.id, Item.external_id == "g2")
+            .values(state="final", final_label="neg", n_annotations=2, slots_taken=2)
+        )
     for fmt in ("csv", "jsonl", "parquet"):
         rows = {r["external_id"]: r for r in read(fmt, _export(wb, "p", fmt, tmp_path))}
         assert list(rows) == ["g1", "g2", "g3"], fmt
@@ -96,28 +99,44 @@ def test_annotations_export_round_trips(wb, tmp_path):
     people = annotators(wb, 2)
     for n, actor in enumerate(people):
         while (claimed := wb.queue.claim("p", actor=actor)) is not None:
-            wb.queue.submit(claimed.lease_id, "pos" if n == 0 else "neg", actor=actor, duration_ms=100 + claimed.item_id)
+            wb.queue.submit(
+                claimed.lease_id, "pos" if n == 0 else "neg", actor=actor, duration_ms=100 + claimed.item_id
+            )
     with Session(wb.engine) as session:
-        stored = session.exec(select(Annotation, Item.external_id, User.name)
-                              .join(Item, Item.id == Annotation.item_id)
-                              .join(User, User.id == Annotation.annotator_id)
-                              .where(Annotation.source == "human")).all()
-    expect = {(a.id, a.item_id, ext, name, a.label, a.slot, a.created_at.isoformat(), a.duration_ms)
-              for a, ext, name in stored}
+        stored = session.exec(
+            select(Annotation, Item.external_id, User.name)
+            .join(Item, Item.id == Annotation.item_id)
+            .join(User, User.id == Annotation.annotator_id)
+            .where(Annotation.source == "human")
+        ).all()
+    expect = {
+        (a.id, a.item_id, ext, name, a.label, a.slot, a.created_at.isoformat(), a.duration_ms)
+        for a, ext, name in stored
+    }
     for fmt in ("csv", "jsonl", "parquet"):
         out = tmp_path / f"ann.{fmt}"
         result = wb.exports.annotations("p", fmt, out, actor=Actor.operator())
         assert result.rows == len(stored) == 6, fmt  # the import prelabels are not exported
         exported = read(fmt, out)
-        got = {(int(r["annotation_id"]), int(r["item_id"]), r["item_external_id"], r["annotator"], r["label"],
-                int(r["slot"]), r["created_at"], int(r["duration_ms"])) for r in exported}
+        got = {
+            (
+                int(r["annotation_id"]),
+                int(r["item_id"]),
+                r["item_external_id"],
+                r["annotator"],
+                r["label"],
+                int(r["slot"]),
+                r["created_at"],
+                int(r["duration_ms"]),
+            )
+            for r in exported
+        }
         assert got == expect, fmt
         # The double-labeling invariants can be checked from outside: two annotators, slots 1 and 2.
         by_item: dict[str, list] = {}
         for r in exported:
             by_item.setdefault(r["item_external_id"], []).append((r["annotator"], int(r["slot"])))
-        assert all(len({a for a, _ in v}) == 2 and sorted(s for _, s in v) == [1, 2]
-                   for v in by_item.values()), fmt
+        assert all(len({a for a, _ in v}) == 2 and sorted(s for _, s in v) == [1, 2] for v in by_item.values()), fmt
 
 
 def test_annotators_may_not_export_reviewers_may(wb, tmp_path):
@@ -153,8 +172,10 @@ def test_cli_export(wb, db_url, capsys, tmp_path):
 
 def test_mixed_context_types_widen_in_parquet(wb, tmp_path):
     path = tmp_path / "mixed.jsonl"
-    lines = [{"id": "a", "text": "x", "n": 1, "m": 1, "b": True},
-             {"id": "b", "text": "y", "n": 2.5, "m": "word", "b": None}]
+    lines = [
+        {"id": "a", "text": "x", "n": 1, "m": 1, "b": True},
+        {"id": "b", "text": "y", "n": 2.5, "m": "word", "b": None},
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     wb.projects.create("p", "text", ["pos", "neg"], actor=Actor.operator())
     assert wb.imports.run("p", path, actor=Actor.operator()).ok
@@ -175,8 +196,9 @@ def _labeled_version(wb, tmp_path) -> tuple[list[str], object]:
     ids = [f"{prefix}v{i}" for i, prefix in enumerate(HOSTILE)] + ["plain"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("id", "text"), *((external_id, f"text {n}") for n, external_id in enumerate(ids))])
-    wb.projects.create("v", "text", ["=cmd|' /C calc'!A0", "ok"], settings={"eval_fraction": 0.0},
-                       actor=Actor.operator())
+    wb.projects.create(
+        "v", "text", ["=cmd|' /C calc'!A0", "ok"], settings={"eval_fraction": 0.0}, actor=Actor.operator()
+    )
     assert wb.imports.run("v", path, actor=Actor.operator()).ok
     for person in annotators(wb, 2):
         while (claimed := wb.queue.claim("v", actor=person)) is not None:
@@ -193,8 +215,11 @@ def test_version_export_in_every_format_with_its_manifest(wb, tmp_path):
     for fmt in ("csv", "jsonl", "parquet"):
         out = tmp_path / f"version.{fmt}"
         result = wb.exports.version("v", version.number, None, out, actor=Actor.operator())  # format from the name
-        assert result.format == fmt and result.rows == len(ids) and result.columns[:4] == (
-            "item_id", "external_id", "split", "label")
+        assert (
+            result.format == fmt
+            and result.rows == len(ids)
+            and result.columns[:4] == ("item_id", "external_id", "split", "label")
+        )
         rows = read(fmt, out)
         assert len(rows) == len(ids)
         manifest = json.loads(Path(result.manifest_path).read_text(encoding="utf-8"))
@@ -269,8 +294,23 @@ def test_version_export_refuses_annotators_unknown_versions_and_formats(wb, tmp_
 def test_cli_version_export(wb, db_url, capsys, tmp_path):
     ids, version = _labeled_version(wb, tmp_path)
     out = tmp_path / "cli.jsonl"
-    assert main(["--database-url", db_url, "version", "export", "v", str(version.number), "--format", "jsonl",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--database-url",
+                db_url,
+                "version",
+                "export",
+                "v",
+                str(version.number),
+                "--format",
+                "jsonl",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert f"wrote {len(ids)} rows" in printed and "cli.jsonl.manifest.json" in printed
     assert len(read("jsonl", out)) == len(ids)

@@ -18,7 +18,12 @@ from workbench.services import Workbench
 from workbench.services._auth import UNAUTHENTICATED_ATTR, required_role, requires
 
 # Calls made before anyone is signed in. Adding one is a decision, so it is listed here by name.
-UNAUTHENTICATED = {"UserService.authenticate", "SessionService.sign_in", "SessionService.adopt", "SessionService.resolve"}
+UNAUTHENTICATED = {
+    "UserService.authenticate",
+    "SessionService.sign_in",
+    "SessionService.adopt",
+    "SessionService.resolve",
+}
 
 ANNOTATOR = Actor(id=10_001, name="some-annotator", role=Role.ANNOTATOR)
 
@@ -53,8 +58,10 @@ def _sentinel_arguments(function) -> tuple[list, dict]:  # noqa: ANN001
     so the body never sees them (if it did, it would fail on them with some other error)."""
     args, kwargs = [], {}
     for parameter in list(inspect.signature(function).parameters.values())[1:]:  # past self
-        if parameter.default is not parameter.empty or parameter.kind in (parameter.VAR_POSITIONAL,
-                                                                          parameter.VAR_KEYWORD):
+        if parameter.default is not parameter.empty or parameter.kind in (
+            parameter.VAR_POSITIONAL,
+            parameter.VAR_KEYWORD,
+        ):
             continue
         if parameter.name == "actor":
             continue
@@ -67,8 +74,18 @@ def _sentinel_arguments(function) -> tuple[list, dict]:  # noqa: ANN001
 
 def test_the_facade_reaches_every_service_module(wb):
     names = set(service_classes(wb))
-    assert {"UserService", "ProjectService", "QueueService", "ReviewService", "ImportService", "ExportService",
-            "AgreementService", "JobService", "VersionService", "RoundService"} <= names
+    assert {
+        "UserService",
+        "ProjectService",
+        "QueueService",
+        "ReviewService",
+        "ImportService",
+        "ExportService",
+        "AgreementService",
+        "JobService",
+        "VersionService",
+        "RoundService",
+    } <= names
     assert len(public_methods(wb)) >= 60  # the enumeration really found the methods
 
 
@@ -126,12 +143,27 @@ def _facade_name(wb: Workbench, cls: type) -> str:
 
 def test_roles_of_the_sensitive_reads(wb):
     """Version rows and diffs carry every final label: reviewers only. Exports likewise."""
-    for method in (wb.versions.rows, wb.versions.diff, wb.exports.version, wb.exports.payload, wb.versions.list,
-                   wb.exports.items, wb.exports.annotations, wb.review.queue,
-                   wb.agreement.report):
+    for method in (
+        wb.versions.rows,
+        wb.versions.diff,
+        wb.exports.version,
+        wb.exports.payload,
+        wb.versions.list,
+        wb.exports.items,
+        wb.exports.annotations,
+        wb.review.queue,
+        wb.agreement.report,
+    ):
         assert required_role(method) is Role.REVIEWER, method.__qualname__
-    for method in (wb.users.add, wb.users.set_role, wb.users.list, wb.projects.create, wb.imports.run,
-                   wb.jobs.claim_next, wb.rounds.run_retrain):
+    for method in (
+        wb.users.add,
+        wb.users.set_role,
+        wb.users.list,
+        wb.projects.create,
+        wb.imports.run,
+        wb.jobs.claim_next,
+        wb.rounds.run_retrain,
+    ):
         assert required_role(method) is Role.ADMIN, method.__qualname__
     assert required_role(wb.queue.claim) is Role.ANNOTATOR
 
@@ -161,9 +193,12 @@ def test_users_read_only_their_own_account_unless_admin(wb):
 
 def test_requires_refuses_a_method_whose_actor_has_a_default():
     with pytest.raises(TypeError, match="keyword-only"):
+
         @requires(Role.ADMIN)
         def method(self, *, actor: Actor | None = None) -> None: ...  # noqa: ANN001
+
     with pytest.raises(TypeError, match="keyword-only"):
+
         @requires(Role.ADMIN)
         def positional(self, actor: Actor) -> None: ...  # noqa: ANN001
 

@@ -16,7 +16,9 @@ OP = Actor.operator()
 
 @pytest.fixture
 def project(wb):
-    return wb.projects.create("g", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    return wb.projects.create(
+        "g", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
 
 
 def test_edits_are_versioned_and_each_annotation_records_its_version(wb, project):
@@ -24,8 +26,9 @@ def test_edits_are_versioned_and_each_annotation_records_its_version(wb, project
     a, b = annotators(wb, 2)
     assert wb.guidelines.current(project, actor=a) is None
     wb.queue.submit(wb.queue.claim("g", actor=a).lease_id, "pos", actor=a)  # no guidelines yet
-    v1 = wb.guidelines.update("g", "# Sentiment\nLabel the *overall* tone.", actor=OP,
-                              label_notes={"pos": "clearly positive"})
+    v1 = wb.guidelines.update(
+        "g", "# Sentiment\nLabel the *overall* tone.", actor=OP, label_notes={"pos": "clearly positive"}
+    )
     assert v1.version == 1 and v1.label_notes == {"pos": "clearly positive"}
     wb.queue.submit(wb.queue.claim("g", actor=b).lease_id, "pos", actor=b)
     v2 = wb.guidelines.update("g", "# Sentiment\nLabel the overall tone; sarcasm is neg.", actor=OP)

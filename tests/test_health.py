@@ -70,10 +70,12 @@ def test_minhash_estimates_jaccard_as_well_as_datasketch():
 
 
 def test_near_duplicates_above_the_threshold_only():
-    texts = ["the quick brown fox jumps over the lazy dog near the river bank today",
-             "the quick brown fox jumps over the lazy dog near the river bank today!",  # same words
-             "the quick brown fox jumps over the lazy cat near the river bank today",   # one word off
-             "completely different words about a spreadsheet and its many formulas here"]
+    texts = [
+        "the quick brown fox jumps over the lazy dog near the river bank today",
+        "the quick brown fox jumps over the lazy dog near the river bank today!",  # same words
+        "the quick brown fox jumps over the lazy cat near the river bank today",  # one word off
+        "completely different words about a spreadsheet and its many formulas here",
+    ]
     pairs = {(p.first, p.second): p for p in dup.text_duplicates(texts, threshold=0.9)}
     assert (0, 1) in pairs and not pairs[(0, 1)].exact
     assert all(3 not in key for key in pairs)
@@ -143,18 +145,29 @@ def test_pseudonyms_are_stable_keyed_and_hide_the_value():
 
 
 # -- drift and subgroups ---------------------------------------------------------------------
-ADULT_COLUMNS = ("age workclass fnlwgt education education-num marital-status occupation relationship race "
-                 "sex capital-gain capital-loss hours-per-week native-country income").split()
+ADULT_COLUMNS = (
+    "age workclass fnlwgt education education-num marital-status occupation relationship race "
+    "sex capital-gain capital-loss hours-per-week native-country income"
+).split()
 NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
-CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relationship", "race", "sex",
-               "native-country"]
+CATEGORICAL = [
+    "workclass",
+    "education",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "native-country",
+]
 
 
 def _adult(name: str):
     import pandas as pd
 
-    frame = pd.read_csv(shared_dataset("adult_census_income") / name, names=ADULT_COLUMNS,
-                        skipinitialspace=True, na_values="?")
+    frame = pd.read_csv(
+        shared_dataset("adult_census_income") / name, names=ADULT_COLUMNS, skipinitialspace=True, na_values="?"
+    )
     frame["income"] = frame["income"].str.rstrip(".")
     return frame
 
@@ -201,16 +214,19 @@ def test_subgroup_metrics_match_fairlearn_on_adult_predictions():
     labels = ["<=50K", ">50K"]
     for column in ("sex", "race"):
         report = subgroup_metrics(column, test["income"], predicted, test[column], labels)
-        direct = MetricFrame(metrics=accuracy_score, y_true=test["income"], y_pred=predicted,
-                             sensitive_features=test[column])
+        direct = MetricFrame(
+            metrics=accuracy_score, y_true=test["income"], y_pred=predicted, sensitive_features=test[column]
+        )
         for group in report.groups:
             assert group.accuracy == pytest.approx(direct.by_group[group.group])
             assert group.size == int((test[column] == group.group).sum())
         positive = (test["income"] == ">50K").astype(int), (predicted == ">50K").astype(int)
         assert report.disparate_impact[">50K"] == pytest.approx(
-            demographic_parity_ratio(*positive, sensitive_features=test[column]))
+            demographic_parity_ratio(*positive, sensitive_features=test[column])
+        )
         assert report.equalized_odds_difference[">50K"] == pytest.approx(
-            equalized_odds_difference(*positive, sensitive_features=test[column]))
+            equalized_odds_difference(*positive, sensitive_features=test[column])
+        )
         assert report.worst_accuracy == pytest.approx(direct.group_min())
     race = subgroup_metrics("race", test["income"], predicted, test["race"], labels)
     assert "Other" in race.small_groups or any(g.size < 30 for g in race.groups) or race.small_groups == ()
@@ -248,12 +264,24 @@ def test_health_command_prints_and_writes_json(db_url, home, tmp_path):
 
     wb = Workbench(make_engine(db_url))
     info = wb.projects.create("cli-health", "text", ["a", "b"], actor=OPERATOR)
-    add_text_items(wb.engine, info.id, ["write to jane.doe@example.com today", "hello there friend",
-                                        "hello there friend", "a plain sentence about labels"])
+    add_text_items(
+        wb.engine,
+        info.id,
+        [
+            "write to jane.doe@example.com today",
+            "hello there friend",
+            "hello there friend",
+            "a plain sentence about labels",
+        ],
+    )
     wb.engine.dispose()
     out = tmp_path / "health.json"
-    done = subprocess.run([sys.executable, "-m", "workbench.cli", "--database-url", db_url, "health",
-                           "cli-health", "--json", str(out)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--database-url", db_url, "health", "cli-health", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "1 exact" in done.stdout and "1 email" in done.stdout
     payload = json.loads(out.read_text())
@@ -326,17 +354,24 @@ def test_round_subgroups_on_adult_match_fairlearn_on_the_stored_predictions(wb, 
     frame.insert(0, "id", [f"a{i}" for i in range(len(frame))])
     path = tmp_path / "adult.csv"
     frame.to_csv(path, index=False)
-    info = wb.projects.create("adult", "tabular", ["<=50K", ">50K"], actor=OPERATOR,
-                              settings={"sensitive_cols": ["sex", "race"], "eval_fraction": 0.3})
+    info = wb.projects.create(
+        "adult",
+        "tabular",
+        ["<=50K", ">50K"],
+        actor=OPERATOR,
+        settings={"sensitive_cols": ["sex", "race"], "eval_fraction": 0.3},
+    )
     report = wb.imports.run("adult", path, actor=OPERATOR, seed=1)
     assert report.ok, report.lines()[:3]
     set_final_labels(wb.engine, info.id, dict(zip(frame["id"], frame["income"])))
     result = wb.rounds.run_retrain("adult", actor=OPERATOR)
     with wb.engine.connect() as conn:
         run = conn.execute(select(ModelRun).order_by(ModelRun.id.desc())).first()
-        rows = conn.execute(select(Item.external_id, Item.content, EvalPrediction.predicted)
-                            .join(EvalPrediction, EvalPrediction.item_id == Item.id)
-                            .where(EvalPrediction.model_run_id == run.id)).all()
+        rows = conn.execute(
+            select(Item.external_id, Item.content, EvalPrediction.predicted)
+            .join(EvalPrediction, EvalPrediction.item_id == Item.id)
+            .where(EvalPrediction.model_run_id == run.id)
+        ).all()
     assert '"exclude_columns":["race","sex"]' in run.featurizer  # sensitive columns are not features
     reports = {r.column: r for r in wb.health.subgroups("adult", actor=OPERATOR)}
     truth = dict(zip(frame["id"], frame["income"]))
@@ -352,6 +387,7 @@ def test_round_subgroups_on_adult_match_fairlearn_on_the_stored_predictions(wb, 
         p = [int(v == ">50K") for v in y_pred]
         assert got.disparate_impact[">50K"] == pytest.approx(demographic_parity_ratio(t, p, sensitive_features=groups))
         assert got.equalized_odds_difference[">50K"] == pytest.approx(
-            equalized_odds_difference(t, p, sensitive_features=groups))
+            equalized_odds_difference(t, p, sensitive_features=groups)
+        )
     assert reports["race"].small_groups  # some races have fewer than 30 eval items in 900
     assert result.metrics is not None and result.metrics.accuracy > 0.75

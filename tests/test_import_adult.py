@@ -10,9 +10,23 @@ from tests.conftest import shared_dataset
 from workbench.db.models import Annotation, AuditLog, Item
 from workbench.domain import Actor
 
-COLUMNS = ["age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
-           "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week",
-           "native-country", "income"]
+COLUMNS = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income",
+]
 NUMERIC = ["age", "capital-gain", "capital-loss", "education-num", "fnlwgt", "hours-per-week"]
 ADULT = {"format": "csv", "columns": COLUMNS, "skip_initial_space": True, "prelabel_col": "income"}
 
@@ -27,8 +41,13 @@ def test_adult_census_income(wb):
     assert report.options["numeric_columns"] == NUMERIC
     with Session(wb.engine) as session:
         contents = session.exec(select(Item.content).where(Item.project_id == project.id)).all()
-        labels = dict(session.exec(select(Annotation.label, func.count()).where(Annotation.project_id == project.id)
-                                   .group_by(Annotation.label)).all())
+        labels = dict(
+            session.exec(
+                select(Annotation.label, func.count())
+                .where(Annotation.project_id == project.id)
+                .group_by(Annotation.label)
+            ).all()
+        )
     assert labels == {"<=50K": 24720, ">50K": 7841}  # PROVENANCE.md
     assert sum(any(v is None for v in c["features"].values()) for c in contents) == 2399  # rows with '?'
     first = contents[0]["features"] if contents[0]["features"]["fnlwgt"] == 77516 else None
@@ -38,14 +57,18 @@ def test_adult_census_income(wb):
     # adult.test writes its labels with a trailing period: every row is refused, nothing written.
     wb.projects.create("adult-test", "tabular", ["<=50K", ">50K"], actor=Actor.operator())
     with Session(wb.engine) as session:
-        before = (session.exec(select(func.count()).select_from(Item)).one(),
-                  session.exec(select(func.count()).select_from(AuditLog)).one())
+        before = (
+            session.exec(select(func.count()).select_from(Item)).one(),
+            session.exec(select(func.count()).select_from(AuditLog)).one(),
+        )
     report = wb.imports.run("adult-test", folder / "adult.test", actor=Actor.operator(), **ADULT)
     assert not report.ok
     assert report.error_counts == {"unknown label": 16281} and len(report.errors) == 1000
     assert str(report.errors[0]).startswith("row 1 (line 1): unknown label: '<=50K.' in column 'income'")
     assert any("'>50K.'" in error.message for error in report.errors)
     with Session(wb.engine) as session:
-        after = (session.exec(select(func.count()).select_from(Item)).one(),
-                 session.exec(select(func.count()).select_from(AuditLog)).one())
+        after = (
+            session.exec(select(func.count()).select_from(Item)).one(),
+            session.exec(select(func.count()).select_from(AuditLog)).one(),
+        )
     assert after == before

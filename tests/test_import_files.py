@@ -43,11 +43,18 @@ def items_of(engine, project_id: int) -> dict[str, Item]:
 
 def prelabels_of(engine, project_id: int) -> dict[str, str]:
     with Session(engine) as session:
-        rows = session.exec(select(Item.external_id, Annotation).join(Annotation, Annotation.item_id == Item.id)
-                            .where(Item.project_id == project_id)).all()
+        rows = session.exec(
+            select(Item.external_id, Annotation)
+            .join(Annotation, Annotation.item_id == Item.id)
+            .where(Item.project_id == project_id)
+        ).all()
     for _, annotation in rows:
         assert (annotation.source, annotation.annotator_id, annotation.slot, annotation.lease_id) == (
-            "import", None, None, None)
+            "import",
+            None,
+            None,
+            None,
+        )
     return {external_id: annotation.label for external_id, annotation in rows}
 
 
@@ -57,8 +64,16 @@ def cli(capsys, db_url: str, *argv: str) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
-GOOD_TEXT_FILES = ["good.csv", "good_crlf.csv", "good_utf8_bom.csv", "good_utf16le.csv", "good_utf16be.csv",
-                   "good.tsv", "good.jsonl", "good.parquet"]
+GOOD_TEXT_FILES = [
+    "good.csv",
+    "good_crlf.csv",
+    "good_utf8_bom.csv",
+    "good_utf16le.csv",
+    "good_utf16be.csv",
+    "good.tsv",
+    "good.jsonl",
+    "good.parquet",
+]
 
 
 def test_good_text_files_import_exactly(wb):
@@ -85,7 +100,9 @@ def test_csv_details_multiline_row_numbers_and_no_id(wb):
     assert items["m2"].content["text"] == 'a, b and "c"'
     # No id column (and none asked for): the 1-based row number is the external id.
     other = wb.projects.create("q", "text", LABELS, actor=Actor.operator())
-    report = wb.imports.run("q", CORPUS / "good_no_id.csv", prelabel_col="label", context_cols="", actor=Actor.operator())
+    report = wb.imports.run(
+        "q", CORPUS / "good_no_id.csv", prelabel_col="label", context_cols="", actor=Actor.operator()
+    )
     assert report.ok, report.lines()
     assert sorted(items_of(wb.engine, other.id)) == ["1", "2", "3"]
     assert items_of(wb.engine, other.id)["2"].content == {"text": EXPECTED["g2"][0]["text"], "context": {}}
@@ -109,14 +126,21 @@ def test_tabular_types_and_missing_values(wb):
 
 def test_images_from_csv_and_root_saved(wb):
     project = wb.projects.create("img", "image", LABELS, actor=Actor.operator())
-    report = wb.imports.run("img", CORPUS / "good_images.csv", image_root=CORPUS / "images", prelabel_col="label", actor=Actor.operator())
+    report = wb.imports.run(
+        "img", CORPUS / "good_images.csv", image_root=CORPUS / "images", prelabel_col="label", actor=Actor.operator()
+    )
     assert report.ok, report.lines()
     items = items_of(wb.engine, project.id)
     assert {k: i.content for k, i in items.items()} == {
-        "i1": {"image": "a.png"}, "i2": {"image": "b.png"}, "i3": {"image": "sub/c.png"}}
+        "i1": {"image": "a.png"},
+        "i2": {"image": "b.png"},
+        "i3": {"image": "sub/c.png"},
+    }
     assert wb.projects.get("img", actor=Actor.operator()).settings["image_root"] == str((CORPUS / "images").resolve())
     # A later import may not use a root outside the saved one.
-    refused = wb.imports.preview("img", CORPUS / "good_images.csv", image_root=CORPUS / "image_folder", actor=Actor.operator())
+    refused = wb.imports.preview(
+        "img", CORPUS / "good_images.csv", image_root=CORPUS / "image_folder", actor=Actor.operator()
+    )
     assert not refused.ok and "outside the project's image root" in refused.file_errors[0]
 
 
@@ -134,7 +158,9 @@ def test_image_folder_with_and_without_folder_prelabels(wb):
 
     wb.projects.create("img3", "image", LABELS, actor=Actor.operator())
     before = state(wb.engine)
-    report = wb.imports.run_folder("img3", CORPUS / "image_folder_bad_label", prelabel_from_folders=True, actor=Actor.operator())
+    report = wb.imports.run_folder(
+        "img3", CORPUS / "image_folder_bad_label", prelabel_from_folders=True, actor=Actor.operator()
+    )
     assert not report.ok and report.errors[0].kind == "unknown label" and "'maybe'" in report.errors[0].message
     assert state(wb.engine) == before
 
@@ -146,22 +172,47 @@ BAD_FILES = [
     ("empty_text.csv", "text", [], "empty text", "row 3 (line 4)"),
     ("duplicate_id.csv", "text", [], "id 'g1' is also in row 1, earlier in this file", "row 3 (line 4)"),
     ("duplicate_existing.csv", "text", [], "id 'g2' is already in the project", "row 2 (line 3)"),
-    ("cp1252.csv", "text", [], "file is not UTF-8/UTF-16: looks like cp1252/latin-1 (row 3 has byte 0xe9",
-     "row 3 (line 4): undecodable bytes"),
+    (
+        "cp1252.csv",
+        "text",
+        [],
+        "file is not UTF-8/UTF-16: looks like cp1252/latin-1 (row 3 has byte 0xe9",
+        "row 3 (line 4): undecodable bytes",
+    ),
     ("nul_byte.csv", "text", [], "NUL byte", "row 1 (line 2)"),
     ("utf16_no_bom.csv", "text", [], "looks like UTF-16-LE without a byte-order mark", "refused"),
     ("utf32.csv", "text", [], "UTF-32", "refused"),
     ("missing_column.csv", "text", [], "missing required column 'text'", "refused"),
     ("empty.csv", "text", [], "file is empty", "refused"),
     ("bad_json.jsonl", "text", [], "not valid JSON", "row 2 (line 2)"),
-    ("image_missing.csv", "image", ["--image-root", str(CORPUS / "images")], "no image file 'nope.png'",
-     "row 2 (line 3): image missing"),
-    ("image_absolute.csv", "image", ["--image-root", str(CORPUS / "images")], "is an absolute path",
-     "row 1 (line 2): absolute image path"),
-    ("image_escapes.csv", "image", ["--image-root", str(CORPUS / "images")], "climbs out of the image root",
-     "row 2 (line 3): image path escapes the root"),
-    ("image_symlink.csv", "image", ["--image-root", str(CORPUS / "images")], "symlink that leads out",
-     "row 1 (line 2): image path escapes the root"),
+    (
+        "image_missing.csv",
+        "image",
+        ["--image-root", str(CORPUS / "images")],
+        "no image file 'nope.png'",
+        "row 2 (line 3): image missing",
+    ),
+    (
+        "image_absolute.csv",
+        "image",
+        ["--image-root", str(CORPUS / "images")],
+        "is an absolute path",
+        "row 1 (line 2): absolute image path",
+    ),
+    (
+        "image_escapes.csv",
+        "image",
+        ["--image-root", str(CORPUS / "images")],
+        "climbs out of the image root",
+        "row 2 (line 3): image path escapes the root",
+    ),
+    (
+        "image_symlink.csv",
+        "image",
+        ["--image-root", str(CORPUS / "images")],
+        "symlink that leads out",
+        "row 1 (line 2): image path escapes the root",
+    ),
 ]
 
 
@@ -198,7 +249,8 @@ def test_late_bad_row_rolls_back_every_batch(wb, tmp_path):
     path.write_text("id,text\n" + "\n".join(f"r{i},t" for i in range(1, 501)) + "\nr7,again\n")
     report = wb.imports.run("p", path, batch_size=100, actor=Actor.operator())
     assert [str(e) for e in report.errors] == [
-        "row 501 (line 502): duplicate id: id 'r7' is already used earlier in this file"]
+        "row 501 (line 502): duplicate id: id 'r7' is already used earlier in this file"
+    ]
     assert state(wb.engine) == before
 
 
@@ -239,8 +291,10 @@ def test_eval_fraction_is_roughly_right_and_seeded(wb, tmp_path):
     assert abs(report.n_eval - 600) < 80
     assert wb.imports.run("c", path, seed=12, eval_fraction=0.3, actor=Actor.operator()).ok
     items = {p.name: items_of(wb.engine, p.id) for p in (a, b, c)}
-    same = [(items["a"][k].split, items["a"][k].random_key) == (items["b"][k].split, items["b"][k].random_key)
-            for k in items["a"]]
+    same = [
+        (items["a"][k].split, items["a"][k].random_key) == (items["b"][k].split, items["b"][k].random_key)
+        for k in items["a"]
+    ]
     assert all(same)  # same seed, same file: same split and keys
     assert sum(items["a"][k].split != items["c"][k].split for k in items["a"]) > 100
     keys = [i.random_key for i in items["a"].values()]
@@ -252,7 +306,9 @@ def test_progress_callback_reaches_the_end(wb, tmp_path):
     path.write_text("id,text\n" + "".join(f"x{i},text {i}\n" for i in range(3000)))
     wb.projects.create("p", "text", LABELS, actor=Actor.operator())
     calls = []
-    assert wb.imports.run("p", path, batch_size=500, progress=lambda done, total: calls.append((done, total)), actor=Actor.operator()).ok
+    assert wb.imports.run(
+        "p", path, batch_size=500, progress=lambda done, total: calls.append((done, total)), actor=Actor.operator()
+    ).ok
     assert len(calls) >= 6 and calls[-1] == (path.stat().st_size, path.stat().st_size)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
@@ -273,8 +329,21 @@ def test_imports_need_the_admin_role_and_known_options(wb):
 
 def test_cli_good_import_folder_and_usage_errors(wb, db_url, capsys, tmp_path):
     wb.projects.create("p", "text", LABELS, actor=Actor.operator())
-    code, output = cli(capsys, db_url, "import", "p", str(CORPUS / "good.csv"), "--prelabel-col", "label",
-                       "--context-cols", "source", "--eval-fraction", "0", "--seed", "1")
+    code, output = cli(
+        capsys,
+        db_url,
+        "import",
+        "p",
+        str(CORPUS / "good.csv"),
+        "--prelabel-col",
+        "label",
+        "--context-cols",
+        "source",
+        "--eval-fraction",
+        "0",
+        "--seed",
+        "1",
+    )
     assert code == 0 and "imported 3 items (3 pool, 0 eval, 2 prelabels)" in output
     wb.projects.create("img", "image", LABELS, actor=Actor.operator())
     folder = tmp_path / "pics"
@@ -336,8 +405,12 @@ def test_sqlite_preview_does_not_hold_the_write_lock(tmp_path):
 def test_broken_utf16_midway_is_refused_with_its_position(wb, tmp_path):
     path = tmp_path / "broken16.csv"
     good = "id,text\n" + "".join(f"x{i},text {i}\n" for i in range(2000))
-    path.write_bytes(b"\xff\xfe" + good.encode("utf-16-le") + "\ud800".encode("utf-16-le", "surrogatepass")
-                     + "x,y\n".encode("utf-16-le"))
+    path.write_bytes(
+        b"\xff\xfe"
+        + good.encode("utf-16-le")
+        + "\ud800".encode("utf-16-le", "surrogatepass")
+        + "x,y\n".encode("utf-16-le")
+    )
     wb.projects.create("p", "text", LABELS, actor=Actor.operator())
     before = state(wb.engine)
     report = wb.imports.run("p", path, batch_size=500, actor=Actor.operator())

@@ -141,8 +141,11 @@ def test_nesting_depth(sqlite_wb, tmp_path):
 
 
 def test_nested_100000_deep_is_one_row_error(sqlite_wb, tmp_path):
-    path = _write(tmp_path, "deep.jsonl", json.dumps({"id": 1, "text": "ok"}) + "\n"
-                  + '{"id": 2, "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    path = _write(
+        tmp_path,
+        "deep.jsonl",
+        json.dumps({"id": 1, "text": "ok"}) + "\n" + '{"id": 2, "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+    )
     report = sqlite_wb.imports.run(_project(sqlite_wb, "p"), path, actor=OPERATOR)  # default limits
     _refused(report, "nested too deep")
     assert _items(sqlite_wb) == 0
@@ -163,10 +166,12 @@ def test_image_pixels(sqlite_wb, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
     Image.new("RGB", (10, 10)).save(folder / "a.png")  # 100 pixels
-    assert sqlite_wb.imports.run_folder(_project(sqlite_wb, "at", "image", max_image_pixels=100), folder,
-                                        actor=OPERATOR).ok
-    report = sqlite_wb.imports.run_folder(_project(sqlite_wb, "past", "image", max_image_pixels=99), folder,
-                                          actor=OPERATOR)
+    assert sqlite_wb.imports.run_folder(
+        _project(sqlite_wb, "at", "image", max_image_pixels=100), folder, actor=OPERATOR
+    ).ok
+    report = sqlite_wb.imports.run_folder(
+        _project(sqlite_wb, "past", "image", max_image_pixels=99), folder, actor=OPERATOR
+    )
     text = _refused(report, "limits.max_image_pixels")
     assert "10x10 is 100 pixels" in text and "row 1" in text
 

@@ -21,16 +21,23 @@ def records(reader, needed):
     return list(reader.records(needed))
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("café crème, naïve façade", "cp1252/latin-1"),
-    ("“smart quotes” – and €5", "cp1252/latin-1"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("café crème, naïve façade", "cp1252/latin-1"),
+        ("“smart quotes” – and €5", "cp1252/latin-1"),
+    ],
+)
 def test_latin_text_is_named_cp1252(text, expected):
     assert guess_encoding(text.encode("cp1252")) == expected
 
 
 def test_other_encodings_get_a_name():
-    assert guess_encoding("これは日本語のテキストです。カタカナ".encode("shift_jis")) in ("cp932", "shift_jis", "shift_jis_2004")
+    assert guess_encoding("これは日本語のテキストです。カタカナ".encode("shift_jis")) in (
+        "cp932",
+        "shift_jis",
+        "shift_jis_2004",
+    )
     assert guess_encoding("Привет, как дела? Это текст".encode("cp1251")) == "cp1251"
 
 
@@ -50,7 +57,10 @@ def test_csv_blank_lines_are_skipped_and_headerless_files_named(tmp_path):
     path.write_text("a, b\n\n1, 2\n   \n3, 4\n")
     reader = CsvReader(path, names=["x", "y"], skip_initial_space=True)
     assert [(r[0], r[1], r[2]) for r in records(reader, ["y", "x"])] == [
-        (1, 1, ["b", "a"]), (2, 3, ["2", "1"]), (3, 5, ["4", "3"])]
+        (1, 1, ["b", "a"]),
+        (2, 3, ["2", "1"]),
+        (3, 5, ["4", "3"]),
+    ]
 
 
 def test_tsv_has_no_quoting(tmp_path):
@@ -74,13 +84,18 @@ def test_header_problems_refuse_the_file(tmp_path):
 
 def test_jsonl_missing_keys_extra_keys_and_nul_escapes(tmp_path):
     path = tmp_path / "x.jsonl"
-    lines = [{"id": 1, "text": "a"}, {"id": 2, "text": "b", "extra": 1}, {"id": 3}, [1, 2],
-             {"id": 4, "text": "nul\u0000here"}, {"id": 5, "text": "lone \ud800"}]
+    lines = [
+        {"id": 1, "text": "a"},
+        {"id": 2, "text": "b", "extra": 1},
+        {"id": 3},
+        [1, 2],
+        {"id": 4, "text": "nul\u0000here"},
+        {"id": 5, "text": "lone \ud800"},
+    ]
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     reader = JsonlReader(path)
     assert reader.columns == ["id", "text"]
-    builder = RowBuilder(kind="text", columns=reader.columns, options=ImportOptions(), labels=[],
-                         check_strings=True)
+    builder = RowBuilder(kind="text", columns=reader.columns, options=ImportOptions(), labels=[], check_strings=True)
     outcomes = []
     for row, _line, values, problems in reader.records(builder.needed):
         if problems:
@@ -90,22 +105,44 @@ def test_jsonl_missing_keys_extra_keys_and_nul_escapes(tmp_path):
             outcomes.append(builder.build(row, values)[:2])
         except RowProblem as problem:
             outcomes.append(problem.kind)
-    assert outcomes == [("1", '{"text":"a","context":{}}'), ("2", '{"text":"b","context":{}}'),
-                        Problem.EMPTY_TEXT, Problem.MALFORMED, Problem.NUL_BYTE, Problem.UNDECODABLE]
+    assert outcomes == [
+        ("1", '{"text":"a","context":{}}'),
+        ("2", '{"text":"b","context":{}}'),
+        Problem.EMPTY_TEXT,
+        Problem.MALFORMED,
+        Problem.NUL_BYTE,
+        Problem.UNDECODABLE,
+    ]
     assert reader.warnings() == ["field 'extra' (first seen in row 2) is not in the first row's fields and was ignored"]
 
 
 def test_parquet_values_become_json_values(tmp_path):
     path = tmp_path / "x.parquet"
-    pq.write_table(pa.table({"id": [1, 2], "x": [1.5, float("nan")], "when": pa.array([0, 86400000], pa.date64()),
-                             "cat": ["a", None], "label": ["pos", None]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "id": [1, 2],
+                "x": [1.5, float("nan")],
+                "when": pa.array([0, 86400000], pa.date64()),
+                "cat": ["a", None],
+                "label": ["pos", None],
+            }
+        ),
+        path,
+    )
     reader = ParquetReader(path)
-    builder = RowBuilder(kind="tabular", columns=reader.columns, options=ImportOptions(prelabel_col="label"),
-                         labels=["pos"], check_strings=True)
+    builder = RowBuilder(
+        kind="tabular",
+        columns=reader.columns,
+        options=ImportOptions(prelabel_col="label"),
+        labels=["pos"],
+        check_strings=True,
+    )
     built = [builder.build(row, values) for row, _l, values, _p in reader.records(builder.needed)]
     assert [json.loads(content) for _, content, _ in built] == [
         {"features": {"x": 1.5, "when": "1970-01-01", "cat": "a"}},
-        {"features": {"x": None, "when": "1970-01-02", "cat": None}}]
+        {"features": {"x": None, "when": "1970-01-02", "cat": None}},
+    ]
     assert [b[0] for b in built] == ["1", "2"] and [b[2] for b in built] == ["pos", None]
 
 
@@ -120,7 +157,11 @@ def test_numeric_inference_keeps_codes_as_text():
 def test_folder_reader_lists_images_sorted(tmp_path):
     reader = FolderReader(CORPUS / "image_folder")
     assert [r[2] for r in records(reader, ["path", "subfolder"])] == [
-        ["loose.png", None], ["neg/n1.png", "neg"], ["pos/p1.png", "pos"], ["pos/p2.png", "pos"]]
+        ["loose.png", None],
+        ["neg/n1.png", "neg"],
+        ["pos/p1.png", "pos"],
+        ["pos/p2.png", "pos"],
+    ]
 
 
 def test_format_detection_and_report_text():
@@ -131,6 +172,8 @@ def test_format_detection_and_report_text():
     report.add_error(RowError(2, "empty text", "text is empty", 3))
     report.add_error(RowError(1, "ragged row", "has 1 fields", 2))
     assert not report.ok and report.n_errors == 2 and report.n_unlisted == 1
-    assert report.lines() == ["f.csv: 2 of 2 rows refused (1 empty text, 1 ragged row); nothing was written",
-                              "row 2 (line 3): empty text: text is empty",
-                              "... and 1 more bad rows (only the first 1 are listed)"]
+    assert report.lines() == [
+        "f.csv: 2 of 2 rows refused (1 empty text, 1 ragged row); nothing was written",
+        "row 2 (line 3): empty text: text is empty",
+        "... and 1 more bad rows (only the first 1 are listed)",
+    ]

@@ -93,7 +93,9 @@ def test_the_registry_tells_live_workers_from_gone_ones(wb):
 def test_sweep_removes_only_old_unreferenced_models_and_tmp_files(wb, home):
     from tests.helpers import add_text_items, set_final_labels
 
-    info = wb.projects.create("s", "text", ["ham", "spam"], settings={"model": {"type": "logreg"}}, actor=Actor.operator())
+    info = wb.projects.create(
+        "s", "text", ["ham", "spam"], settings={"model": {"type": "logreg"}}, actor=Actor.operator()
+    )
     texts = [("win a prize" if i % 2 else "see you at lunch") + f" {i}" for i in range(60)]
     add_text_items(wb.engine, info.id, texts)
     set_final_labels(wb.engine, info.id, {f"t{i}": "spam" if i % 2 else "ham" for i in range(60)})

@@ -27,11 +27,17 @@ def test_otherwise_one_to_nine_then_zero_then_letters_skipping_reserved_ones():
 
 def test_a_project_sets_its_own_keys_and_bad_ones_are_refused(wb):
     op = Actor.operator()
-    project = wb.projects.create("k", "text", ["spam", "ham", "other"], settings={"label_keys": {"spam": "p"}}, actor=Actor.operator())
+    project = wb.projects.create(
+        "k", "text", ["spam", "ham", "other"], settings={"label_keys": {"spam": "p"}}, actor=Actor.operator()
+    )
     keys = key_map(project.labels, project.settings["label_keys"])
     assert keys.key_of("spam") == "p" and keys.key_of("ham") == "1" and keys.label_of("2") == "other"
-    for bad, message in (({"spam": "s"}, "reserved"), ({"spam": "pp"}, "one character"),
-                         ({"nope": "q"}, "not a label"), ({"spam": "q", "ham": "Q"}, "both")):
+    for bad, message in (
+        ({"spam": "s"}, "reserved"),
+        ({"spam": "pp"}, "one character"),
+        ({"nope": "q"}, "not a label"),
+        ({"spam": "q", "ham": "Q"}, "both"),
+    ):
         with pytest.raises(WorkbenchError, match=message):
             wb.projects.update_settings("k", actor=op, label_keys=bad)
     with pytest.raises(WorkbenchError, match="min_dwell_ms"):

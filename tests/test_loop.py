@@ -51,7 +51,7 @@ def test_version_lineage_and_export(wb, project, tmp_path):
     a, b = annotators(wb, 2)
     for person in (a, b):
         lease = wb.queue.claim("loop", actor=person)
-        wb.queue.submit(lease.lease_id, "=HYPERLINK(\"x\")" if False else "spam", actor=person)
+        wb.queue.submit(lease.lease_id, '=HYPERLINK("x")' if False else "spam", actor=person)
     version = wb.versions.create("loop", actor=Actor.operator())
     rows = wb.versions.rows("loop", version.number, actor=Actor.operator())
     assert len(rows) == 1 and len(rows.iloc[0]["annotation_ids"]) == 2 and rows.iloc[0]["source"] == "agreed"
@@ -74,8 +74,12 @@ def test_round_trains_evaluates_registers_and_reranks(wb, project):
     set_final_labels(wb.engine, project.id, LABELS)
     # Leave half of the pool unlabeled so there is something to rank.
     with Session(wb.engine) as s, s.begin():
-        s.execute(text("UPDATE item SET state='open', final_label=NULL, n_annotations=0, slots_taken=0 "
-                       "WHERE split='pool' AND id % 2 = 0"))
+        s.execute(
+            text(
+                "UPDATE item SET state='open', final_label=NULL, n_annotations=0, slots_taken=0 "
+                "WHERE split='pool' AND id % 2 = 0"
+            )
+        )
     result = wb.rounds.run_retrain("loop", actor=OPERATOR)
     assert result.strategy == "margin" and result.run_id is not None
     assert result.metrics.accuracy == 1.0 and result.metrics.n == result.n_eval > 0
@@ -137,7 +141,9 @@ def test_round_with_sentence_embeddings(wb, home):
 
     _embeddings_installed()
     rows = read_sms(shared_dataset("sms_spam_collection") / "SMSSpamCollection")[:800]
-    info = wb.projects.create("sms-emb", "text", ["ham", "spam"], settings={"featurizer": {"method": "embeddings"}}, actor=Actor.operator())
+    info = wb.projects.create(
+        "sms-emb", "text", ["ham", "spam"], settings={"featurizer": {"method": "embeddings"}}, actor=Actor.operator()
+    )
     add_text_items(wb.engine, info.id, [t for _, t in rows])
     set_final_labels(wb.engine, info.id, {f"t{i}": rows[i][0] for i in range(len(rows))})
     result = wb.rounds.run_retrain("sms-emb", actor=OPERATOR)

@@ -12,7 +12,10 @@ from strategies import REGISTRY, kcenter_uncertainty, margin_diversity, score_ma
 
 def _clustered_pool(rng, clusters=20, per_cluster=50, dim=16):
     centres = rng.standard_normal((clusters, dim)).astype(np.float32) * 10
-    X = np.repeat(centres, per_cluster, axis=0) + rng.standard_normal((clusters * per_cluster, dim)).astype(np.float32) * 0.1
+    X = (
+        np.repeat(centres, per_cluster, axis=0)
+        + rng.standard_normal((clusters * per_cluster, dim)).astype(np.float32) * 0.1
+    )
     return X, np.repeat(np.arange(clusters), per_cluster)
 
 
@@ -87,10 +90,13 @@ def test_score_pool_runs_it_from_a_linear_head_chunk_by_chunk():
     assert ranked.indices.tolist() == direct.indices.tolist()
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"candidate_factor": 0}, "candidate_factor"),
-    ({"max_diverse": 0}, "max_diverse"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"candidate_factor": 0}, "candidate_factor"),
+        ({"max_diverse": 0}, "max_diverse"),
+    ],
+)
 def test_bad_parameters(bad, message):
     with pytest.raises(ValueError, match=message):
         kcenter_uncertainty(np.ones(10), 3, rng=np.random.default_rng(0), features=np.ones((10, 2)), **bad)

@@ -27,8 +27,11 @@ def test_estimate_separates_a_chance_annotator_from_good_ones():
     judgments = []
     for i in range(80):
         true = LABELS[i % 2]
-        judgments += [(i, "good1", true), (i, "good2", true if rng.random() < 0.9 else LABELS[1 - i % 2]),
-                      (i, "coin", rng.choice(LABELS))]
+        judgments += [
+            (i, "good1", true),
+            (i, "good2", true if rng.random() < 0.9 else LABELS[1 - i % 2]),
+            (i, "coin", rng.choice(LABELS)),
+        ]
     found, posteriors, chance = estimate(judgments, LABELS)
     by = {a.annotator: a for a in found}
     assert chance == pytest.approx(0.5, abs=0.05)
@@ -64,8 +67,14 @@ def test_interval_and_flag_rule():
 
 @pytest.fixture
 def project(wb):
-    return wb.projects.create("qual", "text", LABELS, overlap=3,
-                              settings={"eval_fraction": 0.0, "random_share": 0.0, "lease_ttl_s": 3600}, actor=Actor.operator())
+    return wb.projects.create(
+        "qual",
+        "text",
+        LABELS,
+        overlap=3,
+        settings={"eval_fraction": 0.0, "random_share": 0.0, "lease_ttl_s": 3600},
+        actor=Actor.operator(),
+    )
 
 
 def _label_all(wb, name: str, people, answer) -> None:  # noqa: ANN001
@@ -84,7 +93,6 @@ def test_service_flags_pauses_and_paused_labels_stop_counting(wb, project):
     add_items(wb.engine, project.id, 40)
     good1, good2, coin, late = annotators(wb, 4)
     reviewer = annotators(wb, 1, "reviewer", "rev")[0]
-    rng = random.Random(1)
 
     def answer(person, external_id):  # noqa: ANN001
         return "pos" if person.name == coin.name else truth_of(external_id)  # coin: always "pos", at chance
@@ -99,8 +107,9 @@ def test_service_flags_pauses_and_paused_labels_stop_counting(wb, project):
     assert not by[good1.name].flagged and by[good1.name].accuracy > 0.9
     assert 0.85 < by[good1.name].accuracy_low < by[good1.name].accuracy_high <= 1.0
     with Session(wb.engine) as s:
-        stored = s.execute(select(Item.posterior_label, Item.posterior, Item.external_id)
-                           .where(Item.project_id == project.id)).all()
+        stored = s.execute(
+            select(Item.posterior_label, Item.posterior, Item.external_id).where(Item.project_id == project.id)
+        ).all()
     assert all(label == truth_of(e) and p > 0.9 for label, p, e in stored)
 
     # Pausing is for admins; a paused annotator gets nothing, and their label on an open item
@@ -123,8 +132,19 @@ def test_service_flags_pauses_and_paused_labels_stop_counting(wb, project):
 
 
 def test_adaptive_overlap_in_the_live_queue_records_why(wb):
-    wb.projects.create("ad", "text", LABELS, settings={
-        "eval_fraction": 0.0, "random_share": 0.0, "overlap_policy": "adaptive", "min_labels": 1, "max_labels": 3}, actor=Actor.operator())
+    wb.projects.create(
+        "ad",
+        "text",
+        LABELS,
+        settings={
+            "eval_fraction": 0.0,
+            "random_share": 0.0,
+            "overlap_policy": "adaptive",
+            "min_labels": 1,
+            "max_labels": 3,
+        },
+        actor=Actor.operator(),
+    )
     project = wb.projects.get("ad", actor=Actor.operator())
     add_items(wb.engine, project.id, 4)
     expert, novice1, novice2 = annotators(wb, 3)
@@ -144,15 +164,23 @@ def test_adaptive_overlap_in_the_live_queue_records_why(wb):
     assert wb.queue.submit(third.lease_id, "pos", actor=expert).item_state == "final"
     with Session(wb.engine) as s:
         items = {i.id: i for i in s.execute(select(Item).where(Item.project_id == project.id)).scalars()}
-        reasons = [a.details.get("reason") for a in s.execute(select(AuditLog).where(
-            AuditLog.action == "item.resolved")).scalars()]
+        reasons = [
+            a.details.get("reason")
+            for a in s.execute(select(AuditLog).where(AuditLog.action == "item.resolved")).scalars()
+        ]
     assert items[claimed.item_id].final_by == "adaptive_posterior" and items[claimed.item_id].n_annotations == 3
     assert any(r and r.startswith("1 label: annotator reliability 0.97") for r in reasons)
 
 
 def test_dawid_skene_posterior_can_settle_review_items(wb):
-    wb.projects.create("ds", "text", LABELS, overlap=3, settings={
-        "eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene", "posterior_accept": 0.9}, actor=Actor.operator())
+    wb.projects.create(
+        "ds",
+        "text",
+        LABELS,
+        overlap=3,
+        settings={"eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene", "posterior_accept": 0.9},
+        actor=Actor.operator(),
+    )
     project = wb.projects.get("ds", actor=Actor.operator())
     add_items(wb.engine, project.id, 40)
     a, b, c = annotators(wb, 3)
@@ -160,8 +188,12 @@ def test_dawid_skene_posterior_can_settle_review_items(wb):
     rng = random.Random(3)
     # Everyone labels everything; a is always right, b and c 75% of the time, so many items disagree
     # (with two annotators and no gold, nobody could tell who is right).
-    _label_all(wb, "ds", [a, b, c], lambda p, e: truth_of(e) if p.name == a.name or rng.random() < 0.75
-               else LABELS[1 - LABELS.index(truth_of(e))])
+    _label_all(
+        wb,
+        "ds",
+        [a, b, c],
+        lambda p, e: truth_of(e) if p.name == a.name or rng.random() < 0.75 else LABELS[1 - LABELS.index(truth_of(e))],
+    )
     waiting = wb.review.count_waiting("ds", actor=reviewer)
     assert waiting > 3
     QualityService(wb.engine).refresh("ds", actor=reviewer)
@@ -182,9 +214,7 @@ def test_quality_command_prints_flags_pauses_and_writes_json(db_url, wb, project
 
     add_items(wb.engine, project.id, 36)
     good1, good2, coin = annotators(wb, 3)
-    rng = random.Random(5)
-    _label_all(wb, "qual", [good1, good2, coin],
-               lambda p, e: "pos" if p.name == coin.name else truth_of(e))
+    _label_all(wb, "qual", [good1, good2, coin], lambda p, e: "pos" if p.name == coin.name else truth_of(e))
     out_file = tmp_path / "quality.json"
     code = main(["--database-url", db_url, "quality", "qual", "--json", str(out_file)])
     out, _ = capsys.readouterr()
@@ -196,7 +226,7 @@ def test_quality_command_prints_flags_pauses_and_writes_json(db_url, wb, project
     assert {a["annotator"]: a["flagged"] for a in data["annotators"]}[coin.name] is True
     assert main(["--database-url", db_url, "quality", "qual", "--pause", coin.name]) == 0
     out, _ = capsys.readouterr()
-    assert f"{coin.name} paused" in out and "paused" in next(l for l in out.splitlines() if l.startswith(coin.name))
+    assert f"{coin.name} paused" in out and "paused" in next(ln for ln in out.splitlines() if ln.startswith(coin.name))
     assert main(["--database-url", db_url, "quality", "qual", "--pause", "nobody"]) == 1
 
 
@@ -206,15 +236,32 @@ def test_label_error_queue_sends_likely_wrong_labels_back_with_a_reason(wb, home
     from workbench.db.bulk import insert_items
     from workbench.services.quality import find_label_issues, mark_gold
 
-    wb.projects.create("blobs", "tabular", LABELS, overlap=1, settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    wb.projects.create(
+        "blobs",
+        "tabular",
+        LABELS,
+        overlap=1,
+        settings={"eval_fraction": 0.0, "random_share": 0.0},
+        actor=Actor.operator(),
+    )
     project = wb.projects.get("blobs", actor=Actor.operator())
     rng = np.random.default_rng(0)
     n = 120
     truth = {f"b{i}": LABELS[i % 2] for i in range(n)}
     with Session(wb.engine) as s, s.begin():
-        insert_items(s, project.id, ((f"b{i}", {"features": {"x": str(rng.normal(3.0 * (i % 2), 0.7)),
-                                                             "y": str(rng.normal(0, 1))}}, "pool", rng.random())
-                                     for i in range(n)))
+        insert_items(
+            s,
+            project.id,
+            (
+                (
+                    f"b{i}",
+                    {"features": {"x": str(rng.normal(3.0 * (i % 2), 0.7)), "y": str(rng.normal(0, 1))}},
+                    "pool",
+                    rng.random(),
+                )
+                for i in range(n)
+            ),
+        )
     flipped = {f"b{i}" for i in range(0, n, 12)}  # 10 wrong labels, an obvious 2-blob problem
     worker = annotators(wb, 1)[0]
     reviewer = annotators(wb, 1, "reviewer", "rev")[0]
@@ -240,8 +287,14 @@ def test_label_error_queue_sends_likely_wrong_labels_back_with_a_reason(wb, home
 
 
 def test_reviewer_sees_the_posterior_as_a_suggestion_and_why(wb):
-    wb.projects.create("sug", "text", LABELS, overlap=2, settings={
-        "eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene"}, actor=Actor.operator())
+    wb.projects.create(
+        "sug",
+        "text",
+        LABELS,
+        overlap=2,
+        settings={"eval_fraction": 0.0, "random_share": 0.0, "aggregation": "dawid_skene"},
+        actor=Actor.operator(),
+    )
     project = wb.projects.get("sug", actor=Actor.operator())
     add_items(wb.engine, project.id, 1)
     a, b = annotators(wb, 2)
@@ -265,8 +318,24 @@ def test_stress_with_adaptive_overlap_keeps_every_invariant(db_url, capsys, tmp_
     from workbench.cli import main
 
     out_file = tmp_path / "stress.json"
-    code = main(["--database-url", db_url, "stress", "--annotators", "8", "--items", "200", "--think-ms", "0", "2",
-                 "--overlap-policy", "adaptive", "--json", str(out_file)])
+    code = main(
+        [
+            "--database-url",
+            db_url,
+            "stress",
+            "--annotators",
+            "8",
+            "--items",
+            "200",
+            "--think-ms",
+            "0",
+            "2",
+            "--overlap-policy",
+            "adaptive",
+            "--json",
+            str(out_file),
+        ]
+    )
     out, _ = capsys.readouterr()
     inv = json.loads(out_file.read_text())["invariants"]
     assert code == 0 and "invariants: ALL HOLD" in out, out

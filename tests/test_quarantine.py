@@ -11,16 +11,16 @@ from sqlalchemy import func, insert, select
 from sqlmodel import Session
 
 from tests.test_ui_support import (  # noqa: F401 - fixtures
+    PASSWORD,
     errors,
     fast_hashing,
     infos,
-    PASSWORD,
     sign_in,
     ui_url,
     uwb,
 )
 from workbench.db.models import Item, Lease, RankEntry
-from workbench.domain import Actor, ItemState, LeaseState, QuarantineSource, Role
+from workbench.domain import Actor, ItemState, LeaseState, QuarantineSource
 from workbench.errors import Conflict, NotFound, PermissionDenied
 
 OPERATOR = Actor.operator()
@@ -34,12 +34,30 @@ def _png(color: int) -> bytes:
 
 def _image_project(wb, root, names, *, project="img"):
     root.mkdir(exist_ok=True)
-    info = wb.projects.create(project, "image", ["0", "1"], actor=OPERATOR,
-                              settings={"eval_fraction": 0.0, "random_share": 0.0, "image_root": str(root)})
+    info = wb.projects.create(
+        project,
+        "image",
+        ["0", "1"],
+        actor=OPERATOR,
+        settings={"eval_fraction": 0.0, "random_share": 0.0, "image_root": str(root)},
+    )
     with Session(wb.engine) as s, s.begin():
-        s.execute(insert(Item), [{"project_id": info.id, "external_id": name, "split": "pool", "state": "open",
-                                  "slots_taken": 0, "n_annotations": 0, "random_key": i / 10,
-                                  "content": {"image": name}} for i, name in enumerate(names)])
+        s.execute(
+            insert(Item),
+            [
+                {
+                    "project_id": info.id,
+                    "external_id": name,
+                    "split": "pool",
+                    "state": "open",
+                    "slots_taken": 0,
+                    "n_annotations": 0,
+                    "random_key": i / 10,
+                    "content": {"image": name},
+                }
+                for i, name in enumerate(names)
+            ],
+        )
     return info
 
 
@@ -61,8 +79,10 @@ def test_quarantine_takes_the_item_out_and_release_puts_it_back(wb, tmp_path):
     other = wb.queue.claim("img", actor=people["ann2"])  # the partial item first: same item
     assert other.item_id == claim.item_id
     with Session(wb.engine) as s, s.begin():
-        s.execute(insert(RankEntry), [{"project_id": info.id, "position": 0, "item_id": claim.item_id,
-                                       "score": 1.0, "strategy": "margin"}])
+        s.execute(
+            insert(RankEntry),
+            [{"project_id": info.id, "position": 0, "item_id": claim.item_id, "score": 1.0, "strategy": "margin"}],
+        )
     with pytest.raises(PermissionDenied):
         wb.quarantine.list_quarantined("img", actor=people["ann1"])
     with pytest.raises(NotFound):  # not ann2's claim
@@ -70,12 +90,19 @@ def test_quarantine_takes_the_item_out_and_release_puts_it_back(wb, tmp_path):
     wb.quarantine.quarantine_claim(claim.lease_id, "the image data is truncated", actor=people["ann1"])
     assert _state(wb, claim.external_id) == ("quarantined", 0)  # both leases closed, slots freed
     with Session(wb.engine) as s:
-        assert s.execute(select(func.count()).select_from(Lease).where(
-            Lease.item_id == claim.item_id, Lease.state == LeaseState.ACTIVE)).scalar_one() == 0
+        assert (
+            s.execute(
+                select(func.count())
+                .select_from(Lease)
+                .where(Lease.item_id == claim.item_id, Lease.state == LeaseState.ACTIVE)
+            ).scalar_one()
+            == 0
+        )
         assert s.execute(select(func.count()).select_from(RankEntry)).scalar_one() == 0
     listed = wb.quarantine.list_quarantined("img", actor=people["admin"])
     assert [(q.external_id, q.reason, q.source, q.reported_by, q.previous_state) for q in listed] == [
-        (claim.external_id, "the image data is truncated", QuarantineSource.RENDER, "ann1", ItemState.OPEN)]
+        (claim.external_id, "the image data is truncated", QuarantineSource.RENDER, "ann1", ItemState.OPEN)
+    ]
     # Both annotators now get the other item, never the quarantined one.
     for name in ("ann1", "ann2"):
         nxt = wb.queue.claim("img", actor=people[name])
@@ -118,8 +145,10 @@ def test_label_page_sets_a_broken_image_aside_and_serves_the_next(uwb, tmp_path,
     info = _image_project(uwb, root, ["broken.png", "good.png"])
     with Session(uwb.engine) as s, s.begin():  # the ranking serves the broken one first
         broken_id = s.execute(select(Item.id).where(Item.external_id == "broken.png")).scalar_one()
-        s.execute(insert(RankEntry), [{"project_id": info.id, "position": 0, "item_id": broken_id,
-                                       "score": 1.0, "strategy": "margin"}])
+        s.execute(
+            insert(RankEntry),
+            [{"project_id": info.id, "position": 0, "item_id": broken_id, "score": 1.0, "strategy": "margin"}],
+        )
     (root / "broken.png").write_bytes(_png(10)[:30])  # truncated
     (root / "good.png").write_bytes(_png(200))
     at = sign_in("ann1")  # the only project: its label page opens at once

@@ -12,14 +12,16 @@ from sqlmodel import Session
 
 from tests.helpers import add_items, annotators
 from workbench.db.models import Annotation, AuditLog, Item, Lease, RankEntry, utcnow
+from workbench.domain import Actor
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services.queue import QueueService
-from workbench.domain import Actor
 
 
 @pytest.fixture
 def project(wb):
-    return wb.projects.create("q", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    return wb.projects.create(
+        "q", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
 
 
 def test_item_gets_two_labels_from_distinct_annotators(wb, project):
@@ -117,8 +119,7 @@ def test_abandoned_lease_expires_and_slot_returns(wb, project):
     a, b, c = annotators(wb, 3)
     la, lb = wb.queue.claim("q", actor=a), wb.queue.claim("q", actor=b)
     with Session(wb.engine) as s, s.begin():
-        s.exec(update(Lease).where(Lease.id == la.lease_id).values(
-            expires_at=utcnow() - timedelta(seconds=1)))
+        s.exec(update(Lease).where(Lease.id == la.lease_id).values(expires_at=utcnow() - timedelta(seconds=1)))
     lc = wb.queue.claim("q", actor=c)
     assert lc.item_id == la.item_id and lc.slot == la.slot
     with pytest.raises(Conflict, match="expired"):
@@ -139,8 +140,15 @@ def test_partial_items_come_first_then_ranking(wb, project):
     with Session(wb.engine) as s, s.begin():
         ids = s.exec(select(Item.id).order_by(Item.id)).scalars().all()
         for position, item_id in enumerate(reversed(ids)):
-            s.add(RankEntry(project_id=project.id, position=position, item_id=item_id, score=1.0 - position / 10,
-                            strategy="margin"))
+            s.add(
+                RankEntry(
+                    project_id=project.id,
+                    position=position,
+                    item_id=item_id,
+                    score=1.0 - position / 10,
+                    strategy="margin",
+                )
+            )
     a, b, c = annotators(wb, 3)
     la = wb.queue.claim("q", actor=a)
     assert (la.item_id, la.reason, la.strategy, la.score) == (ids[-1], "ranked", "margin", 1.0)
@@ -152,7 +160,9 @@ def test_partial_items_come_first_then_ranking(wb, project):
 
 
 def test_eval_items_are_served_at_random_never_ranked(wb):
-    wb.projects.create("e", "text", ["pos", "neg"], settings={"eval_fraction": 1.0, "random_share": 0.0}, actor=Actor.operator())
+    wb.projects.create(
+        "e", "text", ["pos", "neg"], settings={"eval_fraction": 1.0, "random_share": 0.0}, actor=Actor.operator()
+    )
     project = wb.projects.get("e", actor=Actor.operator())
     add_items(wb.engine, project.id, 20, eval_every=2)
     (a,) = annotators(wb, 1)
@@ -171,7 +181,10 @@ def test_undo_last_hands_the_item_back_under_the_same_slot(wb, project):
     assert wb.queue.claim("q", actor=a).lease_id == first.lease_id
     with Session(wb.engine) as s:
         assert s.exec(select(Lease.state).where(Lease.id == nxt.lease_id)).scalar_one() == "expired"
-        assert s.exec(select(func.count()).select_from(AuditLog).where(AuditLog.action == "annotation.undo")).scalar_one() == 1
+        assert (
+            s.exec(select(func.count()).select_from(AuditLog).where(AuditLog.action == "annotation.undo")).scalar_one()
+            == 1
+        )
 
 
 @pytest.mark.parametrize("second_label", ["pos", "neg"])
@@ -281,8 +294,11 @@ def test_concurrent_claims_never_share_a_slot(wb, project):
         t.join()
     assert not errors
     with Session(wb.engine) as s:
-        per_item = s.exec(select(Annotation.item_id, func.count(), func.count(func.distinct(Annotation.annotator_id)))
-                          .group_by(Annotation.item_id)).all()
+        per_item = s.exec(
+            select(Annotation.item_id, func.count(), func.count(func.distinct(Annotation.annotator_id))).group_by(
+                Annotation.item_id
+            )
+        ).all()
         assert len(per_item) == 30 and all(n == 2 and d == 2 for _, n, d in per_item)
         states = s.exec(select(Item.state, func.count()).group_by(Item.state)).all()
     assert sum(n for _, n in states) == 30 and all(state in ("final",) for state, _ in states)
@@ -302,6 +318,7 @@ def test_expiry_never_touches_a_submitted_lease(wb, project):
     assert wb.queue.claim("q", actor=c) is None  # slot 1 still belongs to a's annotation
     assert wb.queue.claim("q", actor=a) is None  # never the item a has labeled
     with Session(wb.engine) as s:
-        state, slots = s.exec(select(Lease.state, Item.slots_taken).join(Item, Item.id == Lease.item_id)
-                              .where(Lease.id == la.lease_id)).one()
+        state, slots = s.exec(
+            select(Lease.state, Item.slots_taken).join(Item, Item.id == Lease.item_id).where(Lease.id == la.lease_id)
+        ).one()
     assert (state, slots) == ("submitted", 2)

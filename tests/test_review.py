@@ -8,14 +8,19 @@ from sqlmodel import Session
 
 from tests.helpers import add_items, annotators
 from workbench.db.models import AuditLog, Item
-from workbench.errors import Conflict, PermissionDenied, WorkbenchError
 from workbench.domain import Actor
+from workbench.errors import Conflict, PermissionDenied, WorkbenchError
 
 
 @pytest.fixture
 def setup(wb):
-    project = wb.projects.create("r", "text", ["cat", "dog", "bird"],
-                                 settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = wb.projects.create(
+        "r",
+        "text",
+        ["cat", "dog", "bird"],
+        settings={"eval_fraction": 0.0, "random_share": 0.0},
+        actor=Actor.operator(),
+    )
     add_items(wb.engine, project.id, 3)
     a, b = annotators(wb, 2)
     (reviewer,) = annotators(wb, 1, role="reviewer", prefix="rev")

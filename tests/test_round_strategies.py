@@ -7,6 +7,7 @@ labels reuses the version."""
 from __future__ import annotations
 
 import shutil
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -90,8 +91,11 @@ def test_every_registered_strategy_runs_a_round_and_the_queue_serves_its_ranking
     assert result.strategy == name and result.project_strategy == name and result.ranked > 0
     assert result.model_free == (not strategy.needs_model)
     with Session(wb.engine) as s:
-        entries = s.execute(select(RankEntry).where(RankEntry.project_id == info.id)
-                            .order_by(RankEntry.position)).scalars().all()
+        entries = (
+            s.execute(select(RankEntry).where(RankEntry.project_id == info.id).order_by(RankEntry.position))
+            .scalars()
+            .all()
+        )
         run = s.get(ModelRun, result.run_id)
     expected_run = None if result.model_free else run.id
     assert {(e.strategy, e.model_run_id) for e in entries} == {(name, expected_run)}
@@ -111,8 +115,11 @@ def test_every_registered_strategy_runs_a_round_and_the_queue_serves_its_ranking
     assert [int(pool.ids[candidates[i]]) for i in replay.indices] == [e.item_id for e in entries]
     np.testing.assert_allclose(replay.scores, [e.score for e in entries], rtol=1e-5)
 
-    if strategy.row_scorer is not None and strategy.score_selector is strategies.select_top_k \
-            and strategy.input in ("proba", "committee"):
+    if (
+        strategy.row_scorer is not None
+        and strategy.score_selector is strategies.select_top_k
+        and strategy.input in ("proba", "committee")
+    ):
         # Independently of the heads read from the weights: the model's own predict_proba.
         rows = X[candidates]
         proba = model.predict_proba_members(rows) if strategy.input == "committee" else model.predict_proba(rows)
@@ -169,8 +176,9 @@ def test_check_strategy_refuses_what_the_model_cannot_serve_at_create_and_update
 
 def test_bald_is_refused_for_an_mlp_without_dropout(sqlite_wb):
     with pytest.raises(WorkbenchError, match="dropout 0"):
-        sqlite_wb.projects.create("p", "text", LABELS, strategy="bald",
-                                  settings={"model": {"type": "mlp", "dropout": 0.0}}, actor=OPERATOR)
+        sqlite_wb.projects.create(
+            "p", "text", LABELS, strategy="bald", settings={"model": {"type": "mlp", "dropout": 0.0}}, actor=OPERATOR
+        )
 
 
 def test_a_failed_publish_leaves_nothing_and_the_retry_reuses_the_version(sqlite_wb, monkeypatch):
@@ -203,15 +211,16 @@ def test_a_failed_publish_leaves_nothing_and_the_retry_reuses_the_version(sqlite
     from workbench.db.models import Item
 
     with Session(wb.engine) as s:
-        n_eval_split = s.execute(select(func.count()).where(Item.project_id == info.id, Item.split == "eval")
-                                 ).scalar_one()
+        n_eval_split = s.execute(
+            select(func.count()).where(Item.project_id == info.id, Item.split == "eval")
+        ).scalar_one()
     assert count(EvalPrediction) == 2 * n_eval_split  # every eval-split item, labeled or not, per run
     comparison = wb.rounds.compare(info.name, first.run_id, again.run_id, actor=OPERATOR)
     assert comparison.n_eval == first.n_eval and comparison.difference == 0 and comparison.mcnemar_p == 1.0
 
 
 def test_why_this_item_names_the_strategy_that_ranked_it_with_run_and_score():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from workbench.domain import ClaimedItem, ProjectInfo, ProjectKind, Split
     from workbench.ui.render import why
@@ -219,9 +228,20 @@ def test_why_this_item_names_the_strategy_that_ranked_it_with_run_and_score():
     project = ProjectInfo(id=1, name="p", kind=ProjectKind.TEXT, labels=("a", "b"), overlap=2, strategy="margin")
 
     def claim(strategy: str, run: int | None, score: float) -> ClaimedItem:
-        return ClaimedItem(lease_id=1, item_id=1, external_id="x", split=Split.POOL, content={}, labels=("a", "b"),
-                           slot=1, reason="ranked", strategy=strategy, score=score, model_run_id=run,
-                           expires_at=datetime.now(timezone.utc))
+        return ClaimedItem(
+            lease_id=1,
+            item_id=1,
+            external_id="x",
+            split=Split.POOL,
+            content={},
+            labels=("a", "b"),
+            slot=1,
+            reason="ranked",
+            strategy=strategy,
+            score=score,
+            model_run_id=run,
+            expires_at=datetime.now(UTC),
+        )
 
     cold = why(claim("cold_start", None, 0.0526), project)
     assert cold.startswith("Ranked by cold start (no usable model yet; project strategy: margin), score 0.053")

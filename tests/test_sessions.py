@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -27,7 +27,7 @@ OP = Actor.operator()
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -54,8 +54,9 @@ def clock():
 def sessions(wb, clock):
     wb.users.add("ann", "annotator", PASSWORD, actor=Actor.operator())
     wb.users.add("boss", "admin", "boss-password-1", actor=Actor.operator())
-    return SessionService(wb.engine, policy=SessionPolicy(idle=timedelta(hours=8), absolute=timedelta(days=7)),
-                          clock=clock)
+    return SessionService(
+        wb.engine, policy=SessionPolicy(idle=timedelta(hours=8), absolute=timedelta(days=7)), clock=clock
+    )
 
 
 def _rows(wb):
@@ -143,7 +144,9 @@ def test_password_change_ends_other_sessions_and_reset_ends_all(wb, sessions):
 
 
 def test_disabling_a_user_ends_sessions_and_releases_leases(wb, sessions):
-    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = wb.projects.create(
+        "p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
     add_items(wb.engine, project.id, 5)
     signed = sessions.sign_in("ann", PASSWORD, bind="bb")
     token = sessions.adopt("bb").token
@@ -174,7 +177,9 @@ def Item_slots():  # noqa: N802 - a column expression for the test above
 
 
 def test_release_leases_gives_back_what_the_user_holds(wb, sessions):
-    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = wb.projects.create(
+        "p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
     add_items(wb.engine, project.id, 3)
     ann = wb.users.authenticate("ann", PASSWORD)
     first = wb.queue.claim("p", actor=ann)
@@ -200,14 +205,17 @@ def test_admin_lists_and_ends_sessions_without_seeing_tokens(wb, sessions):
 
 
 # -- password policy ----------------------------------------------------------------------------
-@pytest.mark.parametrize("password, why", [
-    ("aaaaaaaa", "at least 12"),
-    ("short-one", "at least 12"),
-    ("qwerty123456", "common passwords"),
-    ("Q1W2E3R4T5Y6", "common passwords"),  # case does not help
-    ("aaaaaaaaaaaa", "different characters"),
-    ("abababababab", "different characters"),
-])
+@pytest.mark.parametrize(
+    "password, why",
+    [
+        ("aaaaaaaa", "at least 12"),
+        ("short-one", "at least 12"),
+        ("qwerty123456", "common passwords"),
+        ("Q1W2E3R4T5Y6", "common passwords"),  # case does not help
+        ("aaaaaaaaaaaa", "different characters"),
+        ("abababababab", "different characters"),
+    ],
+)
 def test_weak_passwords_are_refused(password, why):
     with pytest.raises(WeakPassword, match=why):
         check_password(password)
@@ -254,8 +262,9 @@ def test_lockout_holds_against_eight_parallel_processes(db_url):
     checked = outcomes.count("wrong")
     engine = make_engine(db_url, migrate=False)
     with engine.connect() as conn:
-        failed_audits = conn.execute(select(func.count()).select_from(AuditLog)
-                                     .where(AuditLog.action == "user.sign_in_failed")).scalar_one()
+        failed_audits = conn.execute(
+            select(func.count()).select_from(AuditLog).where(AuditLog.action == "user.sign_in_failed")
+        ).scalar_one()
     engine.dispose()
     print(f"\n8 processes x 3 wrong passwords: {checked} checked, {outcomes.count('locked')} refused by the lock")
     assert len(outcomes) == 24 and "in" not in outcomes
@@ -295,7 +304,9 @@ def test_cli_user_list_disable_enable_reset_password(db_url, capsys, monkeypatch
         out, err = capsys.readouterr()
         return code, out, err
 
-    project = wb.projects.create("p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = wb.projects.create(
+        "p", "text", ["a", "b"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
     add_items(wb.engine, project.id, 3)
     code, _, err = run("user", "add", "ann", "--password-stdin", stdin="aaaaaaaa\n")
     assert code == 1 and err.strip() == "workbench: error: a password must have at least 12 characters"

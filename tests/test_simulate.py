@@ -31,11 +31,23 @@ from workbench.simulate.runner import ORACLE_PREFIX, REVIEWER
 
 
 def _sms_args(path) -> list[str]:
-    return ["simulate", str(path / "SMSSpamCollection"), "--format", "tsv", "--no-header", "--columns", "label,text",
-            "--label-col", "label", "--text-col", "text"]
+    return [
+        "simulate",
+        str(path / "SMSSpamCollection"),
+        "--format",
+        "tsv",
+        "--no-header",
+        "--columns",
+        "label,text",
+        "--label-col",
+        "label",
+        "--text-col",
+        "text",
+    ]
 
 
 # -- pure pieces ---------------------------------------------------------------------------------
+
 
 def test_aubc_and_labels_to_target():
     points = [(20, 0.5), (40, 1.0), (60, 1.0)]
@@ -45,34 +57,45 @@ def test_aubc_and_labels_to_target():
 
 
 def _run(strategy: str, seed: int, accuracies: list[float]) -> dict:
-    return {"strategy": strategy, "seed": seed,
-            "curve": [{"labels": 20 * (i + 1), "accuracy": a} for i, a in enumerate(accuracies)]}
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "curve": [{"labels": 20 * (i + 1), "accuracy": a} for i, a in enumerate(accuracies)],
+    }
 
 
 def test_paired_comparison_with_random_matches_a_hand_computed_t_interval():
     from scipy import stats
 
     by_strategy = {
-        "random": [_run("random", 0, [0.5, 0.6, 0.7]), _run("random", 1, [0.5, 0.5, 0.6]), _run("random", 2, [0.5, 0.7, 0.7])],
-        "margin": [_run("margin", 0, [0.5, 0.8, 0.9]), _run("margin", 1, [0.5, 0.6, 0.8]),
-                   _run("margin", 2, [0.5, 0.7, 0.8, 0.9])],  # a point random never reached is left out
+        "random": [
+            _run("random", 0, [0.5, 0.6, 0.7]),
+            _run("random", 1, [0.5, 0.5, 0.6]),
+            _run("random", 2, [0.5, 0.7, 0.7]),
+        ],
+        "margin": [
+            _run("margin", 0, [0.5, 0.8, 0.9]),
+            _run("margin", 1, [0.5, 0.6, 0.8]),
+            _run("margin", 2, [0.5, 0.7, 0.8, 0.9]),
+        ],  # a point random never reached is left out
     }
     result = paired_against_random(by_strategy)
     assert set(result) == {"margin"}
-    diffs = [aubc([(20, 0.5), (40, 0.8), (60, 0.9)]) - aubc([(20, 0.5), (40, 0.6), (60, 0.7)]),
-             aubc([(20, 0.5), (40, 0.6), (60, 0.8)]) - aubc([(20, 0.5), (40, 0.5), (60, 0.6)]),
-             aubc([(20, 0.5), (40, 0.7), (60, 0.8)]) - aubc([(20, 0.5), (40, 0.7), (60, 0.7)])]
+    diffs = [
+        aubc([(20, 0.5), (40, 0.8), (60, 0.9)]) - aubc([(20, 0.5), (40, 0.6), (60, 0.7)]),
+        aubc([(20, 0.5), (40, 0.6), (60, 0.8)]) - aubc([(20, 0.5), (40, 0.5), (60, 0.6)]),
+        aubc([(20, 0.5), (40, 0.7), (60, 0.8)]) - aubc([(20, 0.5), (40, 0.7), (60, 0.7)]),
+    ]
     m = result["margin"]
     assert m["aubc_minus_random_by_seed"] == pytest.approx(diffs)
     mean, sd = sum(diffs) / 3, float(np.std(diffs, ddof=1))
-    half = stats.t.ppf(0.975, 2) * sd / 3 ** 0.5
+    half = stats.t.ppf(0.975, 2) * sd / 3**0.5
     assert m["aubc_minus_random_mean"] == pytest.approx(mean)
     assert m["aubc_minus_random_ci95"] == pytest.approx([mean - half, mean + half])
     assert m["verdict"] == ("above" if mean - half > 0 else "no difference detected")
     flipped = {"random": by_strategy["margin"][:2], "margin": by_strategy["random"][:2]}
     flipped["margin"] = [dict(r, strategy="margin") for r in flipped["margin"]]
-    assert paired_against_random(
-        flipped)["margin"]["aubc_minus_random_mean"] < 0
+    assert paired_against_random(flipped)["margin"]["aubc_minus_random_mean"] < 0
 
 
 def test_model_signal_compares_with_the_majority_label_rate():
@@ -97,36 +120,70 @@ def test_majority_adjudicator_breaks_ties_with_its_seed():
     now = datetime.now()
 
     def case(*labels: str) -> ReviewCase:
-        return ReviewCase(item_id=1, external_id="x", split=Split.POOL, state=ItemState.REVIEW, content={},
-                          answers=tuple(Answer(f"a{i}", label, now, None) for i, label in enumerate(labels)),
-                          final_label=None)
+        return ReviewCase(
+            item_id=1,
+            external_id="x",
+            split=Split.POOL,
+            state=ItemState.REVIEW,
+            content={},
+            answers=tuple(Answer(f"a{i}", label, now, None) for i, label in enumerate(labels)),
+            final_label=None,
+        )
 
     assert Adjudicator("majority", {"x": "b"}, 0).decide(case("a", "a", "b"))[0] == "a"
     assert Adjudicator("gold", {"x": "b"}, 0).decide(case("a", "a", "b"))[0] == "b"
     tie = {Adjudicator("majority", {}, seed).decide(case("a", "b"))[0] for seed in range(40)}
     assert tie == {"a", "b"}
-    assert Adjudicator("majority", {}, 7).decide(case("a", "b")) == Adjudicator("majority", {}, 7).decide(case("a", "b"))
+    assert Adjudicator("majority", {}, 7).decide(case("a", "b")) == Adjudicator("majority", {}, 7).decide(
+        case("a", "b")
+    )
 
 
 def test_headerless_tsv_splits_on_the_first_tab_and_label_rules_apply(tmp_path):
     path = tmp_path / "data.tsv"
     path.write_text('ham\tsay "hi"\there\n\nspam\tWIN now\n>50K.\tx\n', encoding="utf-8")
-    data = load_labeled(path, label_col="label", text_col="text",
-                        table=TableOptions(format="tsv", header=False, columns=("label", "text")),
-                        rules=LabelRules(mapping=((">50K", "rich"),), strip_suffix="."))
+    data = load_labeled(
+        path,
+        label_col="label",
+        text_col="text",
+        table=TableOptions(format="tsv", header=False, columns=("label", "text")),
+        rules=LabelRules(mapping=((">50K", "rich"),), strip_suffix="."),
+    )
     assert data.ids == ["1", "2", "3"] and data.labels == ["ham", "spam", "rich"]
     assert list(data.content["text"]) == ['say "hi"\there', "WIN now", "x"]
 
 
 # -- the loop, end to end --------------------------------------------------------------------------
 
+
 def test_tiny_sms_run_writes_a_consistent_report(tmp_path, home, capsys):
     """300 SMS, random vs margin, 2 seeds in 2 spawned processes, budget 60, overlap 2."""
     sms = shared_dataset("sms_spam_collection")
     out, plot = tmp_path / "report.json", tmp_path / "curves.png"
-    code = main(_sms_args(sms) + ["--max-items", "300", "--strategies", "random,margin", "--seeds", "2",
-                                  "--budget", "60", "--batch-size", "20", "--overlap", "2", "--jobs", "2",
-                                  "--out", str(out), "--plot", str(plot), "--quiet"])
+    code = main(
+        _sms_args(sms)
+        + [
+            "--max-items",
+            "300",
+            "--strategies",
+            "random,margin",
+            "--seeds",
+            "2",
+            "--budget",
+            "60",
+            "--batch-size",
+            "20",
+            "--overlap",
+            "2",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--quiet",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "margin" in printed and "AUBC" in printed
@@ -138,7 +195,7 @@ def test_tiny_sms_run_writes_a_consistent_report(tmp_path, home, capsys):
     assert set(report["strategies"]) == {"random", "margin"}
     initial = report["settings"]["initial"]
     assert initial == 20  # one cold-start set: 10 per label
-    for name, st in report["strategies"].items():
+    for st in report["strategies"].values():
         labels = [p["labels"] for p in st["curve"]]
         assert labels == [20, 40, 60]
         for p in st["curve"]:
@@ -169,14 +226,29 @@ def test_crowd_replay_submits_only_real_judgments(tmp_path, home):
     a worker served an item they never judged skipped it with the reason."""
     rte = shared_dataset("crowd_snow2008_rte_temp")
     rules = LabelRules(mapping=(("TRUE", "1"), ("FALSE", "0")))
-    data = load_labeled(rte / "rte1.tsv", label_col="value", id_col="id", text_col="text,hypothesis", rules=rules,
-                        max_items=150)
-    crowd = load_crowd(rte / "rte.standardized.tsv", item_col="orig_id", worker_col="!amt_worker_ids",
-                       label_col="response", rules=rules)
+    data = load_labeled(
+        rte / "rte1.tsv", label_col="value", id_col="id", text_col="text,hypothesis", rules=rules, max_items=150
+    )
+    crowd = load_crowd(
+        rte / "rte.standardized.tsv",
+        item_col="orig_id",
+        worker_col="!amt_worker_ids",
+        label_col="response",
+        rules=rules,
+    )
     data = restrict_to_crowd(data, crowd, 2)
     assert "[SEP]" in data.content["text"][0]
-    config = SimulationConfig(strategies=("margin",), seeds=(0,), budget=40, batch_size=20, overlap=2,
-                              adjudicator="majority", jobs=1, work_dir=str(tmp_path / "work"), keep_dbs=True)
+    config = SimulationConfig(
+        strategies=("margin",),
+        seeds=(0,),
+        budget=40,
+        batch_size=20,
+        overlap=2,
+        adjudicator="majority",
+        jobs=1,
+        work_dir=str(tmp_path / "work"),
+        keep_dbs=True,
+    )
     report = simulate(data, config, crowd, show_progress=False, log=lambda _: None)
     st = report["strategies"]["margin"]
     assert st["labels"] == 40 and st["labels_spent"] == 80
@@ -185,12 +257,17 @@ def test_crowd_replay_submits_only_real_judgments(tmp_path, home):
     assert run["skips"] > 0  # most workers judged few items: they skip the others
     engine = create_engine(f"sqlite:///{tmp_path / 'work' / 'runs' / 'margin-seed0' / 'workbench.db'}")
     with engine.connect() as conn:
-        rows = conn.execute(select(Item.external_id, Item.split, User.name, Annotation.label)
-                            .join(Annotation, Annotation.item_id == Item.id)
-                            .join(User, User.id == Annotation.annotator_id)).all()
-        skipped = conn.execute(select(Item.external_id, User.name, Lease.skip_reason)
-                               .join(Lease, Lease.item_id == Item.id).join(User, User.id == Lease.annotator_id)
-                               .where(Lease.state == "skipped")).all()
+        rows = conn.execute(
+            select(Item.external_id, Item.split, User.name, Annotation.label)
+            .join(Annotation, Annotation.item_id == Item.id)
+            .join(User, User.id == Annotation.annotator_id)
+        ).all()
+        skipped = conn.execute(
+            select(Item.external_id, User.name, Lease.skip_reason)
+            .join(Lease, Lease.item_id == Item.id)
+            .join(User, User.id == Lease.annotator_id)
+            .where(Lease.state == "skipped")
+        ).all()
     engine.dispose()
     worker_rows = [r for r in rows if not r.name.startswith(ORACLE_PREFIX)]
     assert len(worker_rows) == 80 and all(r.split == "pool" for r in worker_rows)
@@ -203,13 +280,17 @@ def test_crowd_replay_submits_only_real_judgments(tmp_path, home):
 
 # -- bad input: exit 1, one line ------------------------------------------------------------------
 
-@pytest.mark.parametrize("extra, message", [
-    (["--strategies", "random,nope"], "unknown strategy 'nope'"),
-    (["--label-col", "category"], "no column 'category'"),
-    (["--seeds", "two"], "--seeds"),
-    (["--adjudicator", "gold", "--overlap", "0"], "--overlap"),
-    (["--model", '{"type": "nonsense"}'], "unknown model type"),
-])
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--strategies", "random,nope"], "unknown strategy 'nope'"),
+        (["--label-col", "category"], "no column 'category'"),
+        (["--seeds", "two"], "--seeds"),
+        (["--adjudicator", "gold", "--overlap", "0"], "--overlap"),
+        (["--model", '{"type": "nonsense"}'], "unknown model type"),
+    ],
+)
 def test_bad_input_exits_1_with_one_line(tmp_path, home, capsys, extra, message):
     path = tmp_path / "items.csv"
     path.write_text("id,text,label\n1,hello,a\n2,bye,b\n", encoding="utf-8")

@@ -13,14 +13,24 @@ from workbench.simulate.report import aubc, extended_curve, paired_against_rando
 
 
 def _run(strategy, seed, points):
-    return {"strategy": strategy, "seed": seed, "labels": points[-1][0], "labels_spent": points[-1][0],
-            "final_label_accuracy": 1.0, "adjudications": 0, "skips": 0, "seconds": 1.0,
-            "curve": [{"labels": n, "accuracy": a} for n, a in points]}
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "labels": points[-1][0],
+        "labels_spent": points[-1][0],
+        "final_label_accuracy": 1.0,
+        "adjudications": 0,
+        "skips": 0,
+        "seconds": 1.0,
+        "curve": [{"labels": n, "accuracy": a} for n, a in points],
+    }
 
 
 def test_runs_that_stopped_are_carried_forward_past_the_budget_only():
-    runs = [_run("random", 0, [(20, 0.5), (40, 0.7), (60, 0.9)]),                 # reached at 60
-            _run("random", 1, [(20, 0.5), (40, 0.6), (60, 0.8), (80, 0.95)])]     # reached at 80
+    runs = [
+        _run("random", 0, [(20, 0.5), (40, 0.7), (60, 0.9)]),  # reached at 60
+        _run("random", 1, [(20, 0.5), (40, 0.6), (60, 0.8), (80, 0.95)]),
+    ]  # reached at 80
     assert extended_curve(runs, 40) == [(60, pytest.approx(0.85)), (80, pytest.approx(0.925))]
     summary = summarize_strategy(runs, full_pool_accuracy=0.9, budget=40)
     assert summary["aubc"] == pytest.approx((0.5 + 0.65) / 2)  # points up to the budget only
@@ -32,21 +42,55 @@ def test_runs_that_stopped_are_carried_forward_past_the_budget_only():
 
 
 def test_the_paired_comparison_ignores_points_past_the_budget():
-    by_strategy = {"random": [_run("random", s, [(20, 0.5), (40, 0.6), (60, 0.9)]) for s in (0, 1)],
-                   "margin": [_run("margin", s, [(20, 0.5), (40, 0.6 + 0.1 * s), (60, 0.1)]) for s in (0, 1)]}
-    assert paired_against_random(by_strategy, budget=40)["margin"]["aubc_minus_random_by_seed"] == \
-        pytest.approx([0.0, 0.05])
+    by_strategy = {
+        "random": [_run("random", s, [(20, 0.5), (40, 0.6), (60, 0.9)]) for s in (0, 1)],
+        "margin": [_run("margin", s, [(20, 0.5), (40, 0.6 + 0.1 * s), (60, 0.1)]) for s in (0, 1)],
+    }
+    assert paired_against_random(by_strategy, budget=40)["margin"]["aubc_minus_random_by_seed"] == pytest.approx(
+        [0.0, 0.05]
+    )
 
 
 def test_until_labels_past_the_budget_to_the_target(tmp_path, home):
     """300 SMS on TF-IDF, random only, budget 40: the runs go on until 99% of full-pool accuracy."""
     sms = shared_dataset("sms_spam_collection")
     out = tmp_path / "report.json"
-    code = main(["simulate", str(sms / "SMSSpamCollection"), "--format", "tsv", "--no-header", "--columns",
-                 "label,text", "--label-col", "label", "--text-col", "text", "--max-items", "300",
-                 "--featurizer", "tfidf", "--strategies", "random", "--seeds", "2", "--budget", "40",
-                 "--batch-size", "20", "--overlap", "1", "--until", "0.99", "--jobs", "1", "--out", str(out),
-                 "--quiet"])
+    code = main(
+        [
+            "simulate",
+            str(sms / "SMSSpamCollection"),
+            "--format",
+            "tsv",
+            "--no-header",
+            "--columns",
+            "label,text",
+            "--label-col",
+            "label",
+            "--text-col",
+            "text",
+            "--max-items",
+            "300",
+            "--featurizer",
+            "tfidf",
+            "--strategies",
+            "random",
+            "--seeds",
+            "2",
+            "--budget",
+            "40",
+            "--batch-size",
+            "20",
+            "--overlap",
+            "1",
+            "--until",
+            "0.99",
+            "--jobs",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     assert report["featurizer"].startswith("text-tfidf/")

@@ -22,20 +22,25 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from tests.test_ui_support import fast_hashing, ui_url  # noqa: F401 - fixtures
 from workbench.db.engine import make_engine
 from workbench.db.models import Annotation, Item
 from workbench.domain import Actor, Role
 from workbench.errors import StorageError, storage_fault
 from workbench.services import Workbench
-from tests.test_ui_support import fast_hashing, ui_url  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = Actor.operator()
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        timeout=120,
+    )
 
 
 def _one_line(result: subprocess.CompletedProcess, needle: str) -> None:
@@ -114,8 +119,10 @@ def read_only_folder(tmp_path):
         yield folder, lambda: folder.chmod(0o555)
         folder.chmod(0o755)
         return
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("running as root, but cannot mount a tmpfs to make a read-only folder")
     try:
         yield folder, lambda: subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
@@ -133,8 +140,12 @@ def test_sqlite_on_a_read_only_folder(tmp_path, read_only_folder):
     shutil.copyfile(built, path)  # (copied: this process keeps no file open on the mount)
     make_read_only()
     url = f"sqlite:///{path}"
-    for args in (["project", "list"], ["import", "p", str(_csv(tmp_path, 5)), "--no-progress"],
-                 ["retrain", "p"], ["version", "list", "p"]):
+    for args in (
+        ["project", "list"],
+        ["import", "p", str(_csv(tmp_path, 5)), "--no-progress"],
+        ["retrain", "p"],
+        ["version", "list", "p"],
+    ):
         _one_line(_cli("--database-url", url, *args), "read-only")
     with pytest.raises(StorageError, match="read-only"):
         Workbench.open(url)
@@ -170,9 +181,11 @@ def test_postgres_read_only_transaction(pg_url, pg_read_only, tmp_path):
     pg_read_only(True)
     ro = Workbench(make_engine(db_url))
     assert [p.name for p in ro.projects.list(actor=Actor.operator())] == ["p"]
-    for call in (lambda: ro.imports.run("p", _csv(tmp_path, 5), actor=OPERATOR),
-                 lambda: ro.queue.submit(lease.lease_id, "a", actor=ann),
-                 lambda: ro.queue.claim("p", actor=ann)):
+    for call in (
+        lambda: ro.imports.run("p", _csv(tmp_path, 5), actor=OPERATOR),
+        lambda: ro.queue.submit(lease.lease_id, "a", actor=ann),
+        lambda: ro.queue.claim("p", actor=ann),
+    ):
         with pytest.raises(StorageError, match="read-only") as info:
             call()
         assert "\n" not in str(info.value)
@@ -236,7 +249,7 @@ def test_cli_full_database_one_line(tmp_path):
     wb.engine.dispose()
     big = _csv(tmp_path, 3000, width=40)
     # The CLI in a child process whose engines cannot grow the file (as on a full disk).
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys
         from sqlalchemy import event
         import workbench.db.engine as eng
@@ -246,7 +259,7 @@ def test_cli_full_database_one_line(tmp_path):
             @event.listens_for(engine, "connect")
             def cap(conn, _r):
                 n = conn.execute("PRAGMA page_count").fetchone()[0]
-                conn.execute(f"PRAGMA max_page_count={{n + 4}}")
+                conn.execute(f"PRAGMA max_page_count={n + 4}")
             engine.dispose()
             return engine
         eng.make_engine = capped
@@ -255,9 +268,13 @@ def test_cli_full_database_one_line(tmp_path):
         from workbench.cli import main
         sys.exit(main(sys.argv[1:]))
     """)
-    result = subprocess.run([sys.executable, "-c", script, "--database-url", url, "import", "p", str(big),
-                             "--no-progress"], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", script, "--database-url", url, "import", "p", str(big), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     _one_line(result, "full")
     assert _counts(url) == (50, 0)
 

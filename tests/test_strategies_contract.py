@@ -59,8 +59,19 @@ def call(strategy: Strategy, data: object, n: int, extra: dict, seed: int = 1) -
 
 
 def test_registry_holds_the_required_names_and_metadata():
-    required = {"random", "least_confidence", "margin", "entropy", "qbc_vote", "qbc_consensus", "qbc_kl",
-                "margin_batch", "margin_density", "bald", "cold_start"}
+    required = {
+        "random",
+        "least_confidence",
+        "margin",
+        "entropy",
+        "qbc_vote",
+        "qbc_consensus",
+        "qbc_kl",
+        "margin_batch",
+        "margin_density",
+        "bald",
+        "cold_start",
+    }
     assert required <= set(REGISTRY)
     for name, strategy in REGISTRY.items():
         assert strategy.name == name

@@ -130,8 +130,9 @@ def test_linear_head_from_sklearn_weights_ranks_as_modal(fitted):
 
 
 def test_committee_of_sklearn_models_scored_chunkwise_equals_modal(fitted):
-    result = score_pool(fitted["pool"], fitted["members"], "qbc_kl", N_PICK, rng=np.random.default_rng(0),
-                        chunk_rows=50)
+    result = score_pool(
+        fitted["pool"], fitted["members"], "qbc_kl", N_PICK, rng=np.random.default_rng(0), chunk_rows=50
+    )
     modal_indices, modal_scores = max_disagreement_sampling(fitted["committee"], fitted["pool"], n_instances=N_PICK)
     assert set(result.indices.tolist()) == set(modal_indices.tolist())
     assert np.allclose(np.sort(result.scores), np.sort(modal_scores), atol=1e-5)
@@ -153,8 +154,9 @@ def registered():
 def test_registered_modal_function_is_called_like_any_strategy(fitted, registered):
     strategy = registered("modal_margin", margin_sampling, higher_is_better=False)
     assert strategy.input == "model" and strategy.needs_features
-    result = REGISTRY["modal_margin"](None, N_PICK, rng=np.random.default_rng(0),
-                                      model=fitted["model"], features=fitted["pool"])
+    result = REGISTRY["modal_margin"](
+        None, N_PICK, rng=np.random.default_rng(0), model=fitted["model"], features=fitted["pool"]
+    )
     builtin = ours("margin", fitted["proba"])
     assert np.array_equal(result.indices, builtin.indices)  # same items, same best-first order
     assert np.allclose(result.scores, builtin.scores - 1)  # negated margins: higher = better

@@ -75,18 +75,22 @@ def test_csr_and_memmap_pools_equal_dense(pool, name, tmp_path):
 
 def test_float64_pool_is_scored_in_float32_chunks(pool):
     head = linear_head(np.random.default_rng(5), 3)
-    assert_same(score_pool(pool.astype(np.float64), head, "margin", 20, rng=np.random.default_rng(0)),
-                score_pool(pool, head, "margin", 20, rng=np.random.default_rng(0)))
+    assert_same(
+        score_pool(pool.astype(np.float64), head, "margin", 20, rng=np.random.default_rng(0)),
+        score_pool(pool, head, "margin", 20, rng=np.random.default_rng(0)),
+    )
 
 
 def test_mlp_head_equals_its_forward_pass(pool):
     rng = np.random.default_rng(6)
     for outputs in (1, 3):
-        head = MLPHead([
-            (rng.standard_normal((D, 16)) / 3, rng.standard_normal(16)),
-            (rng.standard_normal((16, 8)) / 3, rng.standard_normal(8)),
-            (rng.standard_normal((8, outputs)), rng.standard_normal(outputs)),
-        ])
+        head = MLPHead(
+            [
+                (rng.standard_normal((D, 16)) / 3, rng.standard_normal(16)),
+                (rng.standard_normal((16, 8)) / 3, rng.standard_normal(8)),
+                (rng.standard_normal((8, outputs)), rng.standard_normal(outputs)),
+            ]
+        )
         for name in PER_ITEM:
             expected = REGISTRY[name](reference_proba(head, pool), 25, rng=np.random.default_rng(0))
             assert_same(score_pool(pool, head, name, 25, rng=np.random.default_rng(0), chunk_rows=333), expected)
@@ -133,8 +137,9 @@ def test_extra_keywords_reach_the_strategy(pool):
     head = linear_head(np.random.default_rng(9), 2)
     labeled = pool[:50]
     with_labeled = score_pool(pool, head, "margin_batch", 10, rng=np.random.default_rng(0), labeled_features=labeled)
-    expected = REGISTRY["margin_batch"](reference_proba(head, pool), 10, rng=np.random.default_rng(0),
-                                        features=pool, labeled_features=labeled)
+    expected = REGISTRY["margin_batch"](
+        reference_proba(head, pool), 10, rng=np.random.default_rng(0), features=pool, labeled_features=labeled
+    )
     assert_same(with_labeled, expected)
     with pytest.raises(TypeError):
         score_pool(pool, head, "margin", 10, rng=np.random.default_rng(0), beta=2.0)
@@ -172,8 +177,9 @@ def test_nan_features_are_never_ranked_silently(pool):
     corrupted[17, 3] = np.nan
     for outputs in (1, 3):
         with pytest.raises(ValueError, match="NaN"):
-            score_pool(corrupted, linear_head(np.random.default_rng(0), outputs), "margin", 5,
-                       rng=np.random.default_rng(0))
+            score_pool(
+                corrupted, linear_head(np.random.default_rng(0), outputs), "margin", 5, rng=np.random.default_rng(0)
+            )
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +192,9 @@ def large_pool():
 def test_peak_extra_memory_is_a_small_fraction_of_the_pool(large_pool, name, members, outputs):
     rng = np.random.default_rng(0)
     features = large_pool
-    heads = [LinearHead(rng.standard_normal((64, outputs), dtype=np.float32), np.zeros(outputs))
-             for _ in range(members)]
+    heads = [
+        LinearHead(rng.standard_normal((64, outputs), dtype=np.float32), np.zeros(outputs)) for _ in range(members)
+    ]
     model = heads if members > 1 else heads[0]
     tracemalloc.start()
     try:
@@ -207,7 +214,10 @@ class DropoutNet:
 
         torch.manual_seed(0)
         return torch.nn.Sequential(
-            torch.nn.Linear(D, 32), torch.nn.ReLU(), torch.nn.BatchNorm1d(32), torch.nn.Dropout(0.5),
+            torch.nn.Linear(D, 32),
+            torch.nn.ReLU(),
+            torch.nn.BatchNorm1d(32),
+            torch.nn.Dropout(0.5),
             torch.nn.Linear(32, classes),
         )
 

@@ -56,11 +56,13 @@ def test_scorers_keep_float32():
 
 
 # Three members, two items, two classes.
-COMMITTEE = np.array([
-    [[0.9, 0.1], [0.6, 0.4]],
-    [[0.2, 0.8], [0.7, 0.3]],
-    [[0.4, 0.6], [0.8, 0.2]],
-])
+COMMITTEE = np.array(
+    [
+        [[0.9, 0.1], [0.6, 0.4]],
+        [[0.2, 0.8], [0.7, 0.3]],
+        [[0.4, 0.6], [0.8, 0.2]],
+    ]
+)
 
 
 def test_vote_entropy_counts_predicted_classes():
@@ -89,10 +91,12 @@ def test_max_disagreement_is_the_largest_member_kl_to_the_mean():
 
 
 def test_bald_is_entropy_of_mean_minus_mean_entropy():
-    samples = np.array([
-        [[1.0, 0.0], [0.5, 0.5], [0.9, 0.1]],
-        [[0.0, 1.0], [0.5, 0.5], [0.7, 0.3]],
-    ])
+    samples = np.array(
+        [
+            [[1.0, 0.0], [0.5, 0.5], [0.9, 0.1]],
+            [[0.0, 1.0], [0.5, 0.5], [0.7, 0.3]],
+        ]
+    )
     third = -(plogp(0.8) + plogp(0.2)) - 0.5 * (-(plogp(0.9) + plogp(0.1)) - (plogp(0.7) + plogp(0.3)))
     assert np.allclose(score_bald(samples), [math.log(2), 0.0, third])
 
@@ -163,8 +167,14 @@ def test_ranked_batch_is_not_a_batch_of_near_duplicates():
 def test_ranked_batch_keeps_away_from_labeled_items():
     rng = np.random.default_rng(0)
     features, uncertainty = near_duplicate_pool(rng)
-    diverse = ranked_batch(uncertainty, 5, rng=rng, features=features, candidate_factor=80,
-                           labeled_features=np.array([[5.0, 5.0]], dtype=np.float32))
+    diverse = ranked_batch(
+        uncertainty,
+        5,
+        rng=rng,
+        features=features,
+        candidate_factor=80,
+        labeled_features=np.array([[5.0, 5.0]], dtype=np.float32),
+    )
     assert (diverse.indices >= 200).all()
 
 
@@ -227,8 +237,13 @@ def test_ranked_batch_treats_an_empty_labeled_set_as_none():
     features = rng.uniform(-5, 5, size=(200, 3)).astype(np.float32)
     uncertainty = rng.uniform(size=200)
     without = ranked_batch(uncertainty, 8, rng=np.random.default_rng(1), features=features)
-    empty = ranked_batch(uncertainty, 8, rng=np.random.default_rng(1), features=features,
-                         labeled_features=np.empty((0, 3), dtype=np.float32))
+    empty = ranked_batch(
+        uncertainty,
+        8,
+        rng=np.random.default_rng(1),
+        features=features,
+        labeled_features=np.empty((0, 3), dtype=np.float32),
+    )
     assert np.array_equal(without.indices, empty.indices)
     with pytest.raises(ValueError, match="columns"):
         ranked_batch(uncertainty, 8, rng=rng, features=features, labeled_features=np.ones((2, 4)))

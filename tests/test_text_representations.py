@@ -27,8 +27,9 @@ def _embeddings_installed() -> None:
 
 def _without_package(monkeypatch) -> None:
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == EMBEDDINGS_MODULE else find_spec(name, *args))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == EMBEDDINGS_MODULE else find_spec(name, *args)
+    )
 
 
 def test_default_method_is_embeddings_when_installed_else_tfidf_and_the_env_setting_wins(monkeypatch):
@@ -78,8 +79,9 @@ def test_embeddings_chunked_cached_by_content_and_pairs_combined(tmp_path, monke
     texts = ["Free prize, call now", "See you at dinner", "WIN a holiday today", "Running late, sorry", "ok"]
     contents = [{"text": t, "context": {}} for t in texts]
     calls = []
-    first = make_featurizer("text", {"method": "embeddings"}, cache_dir=tmp_path,
-                            progress=lambda done, total: calls.append((done, total)))
+    first = make_featurizer(
+        "text", {"method": "embeddings"}, cache_dir=tmp_path, progress=lambda done, total: calls.append((done, total))
+    )
     X = first.fit_transform(contents)
     assert X.shape == (5, 384) and X.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)

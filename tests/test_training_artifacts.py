@@ -54,8 +54,11 @@ class NotAWorkbenchModel(BaseEstimator):
     [
         ({"type": "logreg"}, True, ".skops"),
         ({"type": "committee", "size": 5}, False, ".skops"),
-        ({"type": "committee", "members": [{"type": "logreg"}, {"type": "random_forest", "n_estimators": 10}]},
-         True, ".skops"),
+        (
+            {"type": "committee", "members": [{"type": "logreg"}, {"type": "random_forest", "n_estimators": 10}]},
+            True,
+            ".skops",
+        ),
         ({"type": "mlp", "epochs": 2, "hidden": 8}, True, ".safetensors"),
     ],
 )

@@ -11,8 +11,8 @@ import pytest
 from scipy.stats import binomtest
 from sklearn import metrics
 
-from workbench.training.evaluation import compare_predictions, compare_runs, evaluate, expected_calibration_error
 from workbench.domain.rounds import EvalMetrics
+from workbench.training.evaluation import compare_predictions, compare_runs, evaluate, expected_calibration_error
 
 CLASSES = ["cat", "dog", "eel", "fox"]
 
@@ -34,7 +34,9 @@ def test_evaluate_agrees_with_sklearn_metrics():
     assert result.n == len(y_true)
     assert result.accuracy == pytest.approx(metrics.accuracy_score(y_true, y_pred))
     assert result.macro_f1 == pytest.approx(metrics.f1_score(y_true, y_pred, average="macro"))
-    assert [list(row) for row in result.confusion_matrix] == metrics.confusion_matrix(y_true, y_pred, labels=CLASSES).tolist()
+    assert [list(row) for row in result.confusion_matrix] == metrics.confusion_matrix(
+        y_true, y_pred, labels=CLASSES
+    ).tolist()
     precision, recall, f1, support = metrics.precision_recall_fscore_support(
         y_true, y_pred, labels=CLASSES, zero_division=0
     )

@@ -14,8 +14,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from workbench.training.featurizers import (
     EMBEDDINGS_MODULE,
-    FeaturizerError,
     FeatureStore,
+    FeaturizerError,
     feature_cache_key,
     make_featurizer,
 )
@@ -119,8 +119,9 @@ def test_bad_kind_or_parameter_is_refused():
 
 def test_embeddings_without_the_package_raise_a_clear_error(monkeypatch):
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == EMBEDDINGS_MODULE else find_spec(name, *args))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == EMBEDDINGS_MODULE else find_spec(name, *args)
+    )
     with pytest.raises(FeaturizerError, match="pip install 'workbench-al\\[embeddings\\]'"):
         make_featurizer("text", {"method": "embeddings"})
 
@@ -132,9 +133,12 @@ def _embeddings_installed() -> None:
 
 def test_sentence_embeddings_are_unit_norm_deterministic_and_semantic():
     _embeddings_installed()
-    contents = [{"text": "The cat sat on the mat."}, {"text": "A kitten was sitting on the rug."},
-                {"text": "Stock markets fell sharply after the bank's report."},
-                {"text": "The cat sat on the mat.", "context": {"note": "Stock markets fell."}}]
+    contents = [
+        {"text": "The cat sat on the mat."},
+        {"text": "A kitten was sitting on the rug."},
+        {"text": "Stock markets fell sharply after the bank's report."},
+        {"text": "The cat sat on the mat.", "context": {"note": "Stock markets fell."}},
+    ]
     featurizer = make_featurizer("text", {"method": "embeddings"})
     assert featurizer.key().startswith("text-minilm-l6-v2/")
     X = featurizer.fit_transform(contents[:3])
@@ -230,7 +234,7 @@ def test_cache_key_changes_with_order_content_scope_and_featurizer():
     assert key != feature_cache_key("project-1", "text-tfidf/1:{}", [2, 1], contents[::-1])
     assert key != feature_cache_key("project-1", "text-tfidf/1:{}", [1, 2], _text_items(["a b", "c e"]))
     assert key != feature_cache_key("project-2", "text-tfidf/1:{}", [1, 2], contents)
-    assert key != feature_cache_key("project-1", "text-tfidf/1:{\"min_df\":1}", [1, 2], contents)
+    assert key != feature_cache_key("project-1", 'text-tfidf/1:{"min_df":1}', [1, 2], contents)
     with pytest.raises(ValueError):
         feature_cache_key("p", "f", [1], contents)
 

@@ -58,8 +58,7 @@ def test_make_model_defaults_to_logistic_regression_and_refuses_unknown_configs(
 
 @pytest.mark.parametrize(
     "config",
-    [{"type": "logreg"}, {"type": "committee", "size": 4}, {"type": "random_forest", "n_estimators": 10},
-     MLP_CONFIG],
+    [{"type": "logreg"}, {"type": "committee", "size": 4}, {"type": "random_forest", "n_estimators": 10}, MLP_CONFIG],
 )
 def test_every_model_follows_the_estimator_contract_over_the_full_label_set(config):
     X, y = _blobs()
@@ -141,7 +140,12 @@ def test_committee_members_are_diverse_and_their_mean_is_the_prediction():
     X, y = _blobs()
     dense_committee = make_model({"type": "committee", "size": 6}, 0, CLASSES).fit(X, y)
     assert [spec["type"] for spec in dense_committee.member_specs_] == [
-        "logreg", "random_forest", "logreg", "logreg", "logreg", "logreg"
+        "logreg",
+        "random_forest",
+        "logreg",
+        "logreg",
+        "logreg",
+        "logreg",
     ]
     assert [spec.get("bootstrap", False) for spec in dense_committee.member_specs_][4:] == [True, True]
     members = dense_committee.predict_proba_members(X)

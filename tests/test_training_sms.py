@@ -53,7 +53,8 @@ def test_tfidf_logreg_beats_95_percent_and_evaluate_agrees_with_sklearn():
     assert result.accuracy == pytest.approx(metrics.accuracy_score(labels[test], predicted))
     assert result.macro_f1 == pytest.approx(metrics.f1_score(labels[test], predicted, average="macro"))
     assert [list(row) for row in result.confusion_matrix] == metrics.confusion_matrix(
-        labels[test], predicted, labels=CLASSES).tolist()
+        labels[test], predicted, labels=CLASSES
+    ).tolist()
     spam = result.per_class[1]
     assert spam.precision == pytest.approx(metrics.precision_score(labels[test], predicted, pos_label="spam"))
     assert spam.recall == pytest.approx(metrics.recall_score(labels[test], predicted, pos_label="spam"))

@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 UI = Path(__file__).resolve().parents[1] / "workbench" / "ui"
-FORBIDDEN = ("sqlmodel", "sqlalchemy", "sklearn", "torch", "strategies", "workbench.db",
-             "workbench.training", "workbench.strategies")
+FORBIDDEN = (
+    "sqlmodel",
+    "sqlalchemy",
+    "sklearn",
+    "torch",
+    "strategies",
+    "workbench.db",
+    "workbench.training",
+    "workbench.strategies",
+)
 
 
 def _imports(path: Path) -> list[str]:
@@ -19,8 +27,12 @@ def _imports(path: Path) -> list[str]:
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
-                "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             names.append(str(node.args[0].value))
     return names
 
@@ -34,8 +46,7 @@ def test_there_is_ui_code_to_check():
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(UI)))
 def test_ui_module_imports_nothing_below_the_services(path):
-    bad = [name for name in _imports(path)
-           if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)]
+    bad = [name for name in _imports(path) if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)]
     assert not bad, f"{path.relative_to(UI.parent.parent)} imports {bad}"
 
 

@@ -3,7 +3,6 @@ written, import, and export downloads."""
 
 from __future__ import annotations
 
-from workbench.domain import Actor
 import json
 
 from tests.test_ui_support import (  # noqa: F401 - fixtures
@@ -16,6 +15,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     ui_url,
     uwb,
 )
+from workbench.domain import Actor
 
 GOOD = b"id,text,source\na1,first text,mail\na2,second text,web\na3,third text,mail\n"
 BAD = b"id,text,source\nb1,fine,mail\nb2,,web\nb1,again,mail\n"
@@ -72,8 +72,10 @@ def test_preview_then_import(uwb):
     at.sidebar.selectbox(key="project_data").select("news").run()
     _upload(at, "good.csv", GOOD)
     at.button(key="import_preview").click().run()
-    assert "every row is good; 3 items would be imported" in [m for m in
-                                                              (s.value.replace("\\", "") for s in at.success)][0]
+    assert (
+        "every row is good; 3 items would be imported"
+        in [m for m in (s.value.replace("\\", "") for s in at.success)][0]
+    )
     sample = next(df.value for df in at.dataframe if "external_id" in df.value.columns)
     assert sample["external_id"].tolist()[:3] == ["a1", "a2", "a3"]
     assert _count(uwb) == 0  # the preview wrote nothing

@@ -17,8 +17,17 @@ from workbench.domain import Actor
 
 def test_reviewer_sees_flags_and_excludes_a_duplicate(uwb):
     project = seed_basic(uwb, n_items=0)
-    add_text_items(uwb, project.id, ["the same words again", "the same words again", "a different text",
-                                     "write to jane.doe@example.com please", "one more plain text"])
+    add_text_items(
+        uwb,
+        project.id,
+        [
+            "the same words again",
+            "the same words again",
+            "a different text",
+            "write to jane.doe@example.com please",
+            "one more plain text",
+        ],
+    )
     report = uwb.health.check("demo", actor=Actor.operator())
     assert report.exact_duplicates == 1
     at = go(sign_in("rev"), "health")

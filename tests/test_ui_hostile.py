@@ -22,8 +22,8 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     ui_url,
     uwb,
 )
-from workbench.ui import render
 from workbench.domain import Actor
+from workbench.ui import render
 
 UI = Path(__file__).resolve().parents[1] / "workbench" / "ui"
 EVIL_PROJECT = "<script>alert('project')</script>"
@@ -34,11 +34,16 @@ EVIL_LABELS = ["**bold**", "<b>html</b>", "[x](javascript:alert(1))"]
 def _seed(uwb):
     uwb.users.add("admin", "admin", PASSWORD, actor=Actor.operator())
     uwb.users.add(EVIL_USER, "annotator", PASSWORD, actor=Actor.operator())
-    project = uwb.projects.create(EVIL_PROJECT, "text", EVIL_LABELS, overlap=2,
-                                  settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = uwb.projects.create(
+        EVIL_PROJECT,
+        "text",
+        EVIL_LABELS,
+        overlap=2,
+        settings={"eval_fraction": 0.0, "random_share": 0.0},
+        actor=Actor.operator(),
+    )
     context = {HOSTILE[3]: HOSTILE[1], "link": HOSTILE[2]}
-    add_text_items(uwb, project.id, [HOSTILE[0], HOSTILE[0]], contexts=[context, context],
-                   ids=[HOSTILE[1], HOSTILE[2]])
+    add_text_items(uwb, project.id, [HOSTILE[0], HOSTILE[0]], contexts=[context, context], ids=[HOSTILE[1], HOSTILE[2]])
     # the hostile user labels the first one way, the admin (who may label) another: a review case
     for who, label in ((EVIL_USER, EVIL_LABELS[0]), ("admin", EVIL_LABELS[1])):
         person = actor(uwb, who)

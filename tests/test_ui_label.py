@@ -6,20 +6,20 @@ import pytest
 from PIL import Image
 
 from tests.test_ui_support import (  # noqa: F401 - fixtures
+    PASSWORD,
     actor,
-    fast_hashing,
     add_text_items,
     errors,
+    fast_hashing,
     infos,
-    PASSWORD,
     seed_basic,
     sign_in,
     texts,
     ui_url,
     uwb,
 )
-from workbench.ui import render
 from workbench.domain import Actor
+from workbench.ui import render
 
 
 def _item_text(at) -> str:
@@ -206,9 +206,21 @@ def test_tabular_item_is_a_one_row_table(uwb):
     from workbench.db.models import Item
 
     with Session(uwb.engine) as s, s.begin():
-        s.execute(insert(Item), [{"project_id": project.id, "external_id": "r1", "split": "pool",
-                                  "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": 0.5,
-                                  "content": {"features": {"age": 41, "city": "Oslo"}}}])
+        s.execute(
+            insert(Item),
+            [
+                {
+                    "project_id": project.id,
+                    "external_id": "r1",
+                    "split": "pool",
+                    "state": "open",
+                    "slots_taken": 0,
+                    "n_annotations": 0,
+                    "random_key": 0.5,
+                    "content": {"features": {"age": 41, "city": "Oslo"}},
+                }
+            ],
+        )
     at = sign_in("ann1")
     at.sidebar.selectbox(key="project_label").select("tab").run()
     frame = at.dataframe[0].value
@@ -219,17 +231,30 @@ def _image_project(uwb, tmp_path, rel):
     root = tmp_path / "images"
     root.mkdir(exist_ok=True)
     Image.new("L", (8, 8), 200).save(root / "digit.png")
-    project = uwb.projects.create("img", "image", ["0", "1"],
-                                  settings={"eval_fraction": 0.0, "image_root": str(root)}, actor=Actor.operator())
+    project = uwb.projects.create(
+        "img", "image", ["0", "1"], settings={"eval_fraction": 0.0, "image_root": str(root)}, actor=Actor.operator()
+    )
     from sqlalchemy import insert
     from sqlmodel import Session
 
     from workbench.db.models import Item
 
     with Session(uwb.engine) as s, s.begin():
-        s.execute(insert(Item), [{"project_id": project.id, "external_id": "d1", "split": "pool",
-                                  "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": 0.5,
-                                  "content": {"image": rel}}])
+        s.execute(
+            insert(Item),
+            [
+                {
+                    "project_id": project.id,
+                    "external_id": "d1",
+                    "split": "pool",
+                    "state": "open",
+                    "slots_taken": 0,
+                    "n_annotations": 0,
+                    "random_key": 0.5,
+                    "content": {"image": rel},
+                }
+            ],
+        )
     return root
 
 

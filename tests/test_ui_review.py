@@ -59,7 +59,8 @@ def test_answers_side_by_side_and_adjudication_with_a_reason(uwb):
     assert at.metric[0].value == "1"
     history = uwb.review.history("demo", actor=actor(uwb, "rev"))
     assert [(h.item_id, h.label, h.reason) for h in history] == [
-        (case, "neutral", "guideline 3: sarcasm counts as neutral")]
+        (case, "neutral", "guideline 3: sarcasm counts as neutral")
+    ]
 
 
 def test_the_case_selector_names_the_case_shown_after_each_adjudication(uwb):

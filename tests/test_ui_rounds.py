@@ -18,8 +18,8 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     ui_url,
     uwb,
 )
-from workbench.worker import run_worker
 from workbench.domain import Actor
+from workbench.worker import run_worker
 
 WORDS = {"pos": ["great", "lovely", "superb", "fine"], "neg": ["awful", "bad", "poor", "broken"]}
 
@@ -27,7 +27,9 @@ WORDS = {"pos": ["great", "lovely", "superb", "fine"], "neg": ["awful", "bad", "
 def _seed(uwb, n=40):
     for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator")):
         uwb.users.add(name, role, PASSWORD, actor=Actor.operator())
-    project = uwb.projects.create("sent", "text", ["pos", "neg"], settings={"random_share": 0.0}, actor=Actor.operator())
+    project = uwb.projects.create(
+        "sent", "text", ["pos", "neg"], settings={"random_share": 0.0}, actor=Actor.operator()
+    )
     rng = random.Random(0)
     gold = {}
     texts_ = []
@@ -42,8 +44,7 @@ def _seed(uwb, n=40):
     from workbench.db.models import Item
 
     with Session(uwb.engine) as s, s.begin():  # every 4th item is an eval item
-        s.execute(update(Item).where(Item.external_id.in_([f"item-{i}" for i in range(0, n, 4)]))
-                  .values(split="eval"))
+        s.execute(update(Item).where(Item.external_id.in_([f"item-{i}" for i in range(0, n, 4)])).values(split="eval"))
     return gold
 
 

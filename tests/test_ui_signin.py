@@ -8,8 +8,8 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     PASSWORD,
     app,
     errors,
-    infos,
     go,
+    infos,
     seed_basic,
     sign_in,
     texts,
@@ -53,12 +53,15 @@ def test_unknown_user_gets_the_same_message(uwb):
     assert "unknown user or wrong password" in errors(at)[0]
 
 
-@pytest.mark.parametrize("role, pages", [
-    (Role.ANNOTATOR, ["label", "account"]),
-    (Role.REVIEWER, ["label", "review", "rounds", "items", "health", "account"]),
-    (Role.ADMIN, ["overview", "label", "review", "rounds", "items", "health", "data", "users", "account"]),
-    (None, []),
-])
+@pytest.mark.parametrize(
+    "role, pages",
+    [
+        (Role.ANNOTATOR, ["label", "account"]),
+        (Role.REVIEWER, ["label", "review", "rounds", "items", "health", "account"]),
+        (Role.ADMIN, ["overview", "label", "review", "rounds", "items", "health", "data", "users", "account"]),
+        (None, []),
+    ],
+)
 def test_roles_decide_the_menu(role, pages):
     assert visible_pages(role) == pages
 
@@ -109,8 +112,9 @@ def _leases(wb):
     from sqlalchemy import text
 
     with wb.engine.connect() as conn:
-        return conn.execute(text("SELECT u.name, l.state FROM lease l JOIN app_user u ON u.id = l.annotator_id"
-                                 " ORDER BY l.id")).all()
+        return conn.execute(
+            text("SELECT u.name, l.state FROM lease l JOIN app_user u ON u.id = l.annotator_id ORDER BY l.id")
+        ).all()
 
 
 @pytest.mark.parametrize("name, header", [("rev", "Review"), ("admin", "Overview")])

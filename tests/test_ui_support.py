@@ -17,8 +17,8 @@ from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
 from workbench.db.bulk import insert_items
-from workbench.services import Workbench
 from workbench.domain import Actor
+from workbench.services import Workbench
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "workbench" / "ui" / "app.py"
@@ -67,22 +67,39 @@ def uwb(ui_url):
     wb.engine.dispose()
 
 
-def add_text_items(wb, project_id: int, texts: list[str], *, contexts: list[dict] | None = None,
-                   ids: list[str] | None = None, split: str = "pool") -> None:
+def add_text_items(
+    wb,
+    project_id: int,
+    texts: list[str],
+    *,
+    contexts: list[dict] | None = None,
+    ids: list[str] | None = None,
+    split: str = "pool",
+) -> None:
     rng = random.Random(0)
     with Session(wb.engine) as session, session.begin():
-        insert_items(session, project_id, (
-            (ids[i] if ids else f"item-{i}", {"text": text, **({"context": contexts[i]} if contexts else {})},
-             split, rng.random())
-            for i, text in enumerate(texts)))
+        insert_items(
+            session,
+            project_id,
+            (
+                (
+                    ids[i] if ids else f"item-{i}",
+                    {"text": text, **({"context": contexts[i]} if contexts else {})},
+                    split,
+                    rng.random(),
+                )
+                for i, text in enumerate(texts)
+            ),
+        )
 
 
 def seed_basic(wb, *, n_items: int = 3, labels=("pos", "neg", "neutral")):
     """admin, rev, ann1, ann2 and a text project 'demo' with n_items pool items (no eval, no control)."""
     for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator")):
         wb.users.add(name, role, PASSWORD, actor=Actor.operator())
-    project = wb.projects.create("demo", "text", list(labels),
-                                 settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+    project = wb.projects.create(
+        "demo", "text", list(labels), settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
     add_text_items(wb, project.id, [f"text number {i}" for i in range(n_items)])
     return project
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from workbench.domain import Actor
 from tests.test_ui_support import (  # noqa: F401 - fixtures
     PASSWORD,
     errors,
@@ -14,6 +13,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     ui_url,
     uwb,
 )
+from workbench.domain import Actor
 
 
 def _users(at):
@@ -71,6 +71,7 @@ def test_set_role_reset_password_deactivate_reactivate(uwb):
     assert [t.value for t in other.title] == ["Workbench"] and "this account was disabled" in infos(other)[0]
     assert "wrong password" in errors(sign_in("ann2", "brand-new-pass"))[0]
     from sqlalchemy import text
+
     with uwb.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM lease WHERE state = 'active'")).scalar_one() == 0
     at.button(key="user_enable").click().run()

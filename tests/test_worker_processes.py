@@ -27,8 +27,9 @@ SLOW_MODEL = {"type": "mlp", "hidden": 256, "epochs": 400}
 
 def _start_worker(db_url: str, home) -> subprocess.Popen:
     env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": db_url}
-    return subprocess.Popen([sys.executable, "-m", "workbench.cli", "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> None:
@@ -46,7 +47,9 @@ def test_killed_worker_leaves_no_half_registered_model(wb, db_url, home):
     job = wb.rounds.start("kill", actor=OPERATOR)
     worker = _start_worker(db_url, home)
     try:
-        _wait_for(lambda: wb.jobs.get(job.id, actor=Actor.operator()).message == "train", timeout=120)  # training has begun
+        _wait_for(
+            lambda: wb.jobs.get(job.id, actor=Actor.operator()).message == "train", timeout=120
+        )  # training has begun
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
     finally:
@@ -75,7 +78,10 @@ def test_two_workers_share_the_queue(wb, db_url, home):
     jobs = [wb.rounds.start(name, actor=OPERATOR) for name in names]
     workers = [_start_worker(db_url, home) for _ in range(2)]
     try:
-        _wait_for(lambda: all(wb.jobs.get(j.id, actor=Actor.operator()).state in ("done", "failed") for j in jobs), timeout=300)
+        _wait_for(
+            lambda: all(wb.jobs.get(j.id, actor=Actor.operator()).state in ("done", "failed") for j in jobs),
+            timeout=300,
+        )
     finally:
         for worker in workers:
             worker.terminate()

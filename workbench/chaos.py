@@ -23,7 +23,6 @@ Every run also checks the database: SQLite's `PRAGMA integrity_check` and `forei
 from __future__ import annotations
 
 import csv
-import json
 import os
 import random
 import secrets
@@ -33,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -59,8 +58,9 @@ class ChaosReport:
 
     @property
     def failures(self) -> int:
-        return (self.integrity_failures + self.lost_acknowledged + self.half_published + self.stuck_jobs
-                + self.orphan_files)
+        return (
+            self.integrity_failures + self.lost_acknowledged + self.half_published + self.stuck_jobs + self.orphan_files
+        )
 
 
 class Chaos:
@@ -88,8 +88,9 @@ class Chaos:
         logs.mkdir(exist_ok=True)
         self._spawned = getattr(self, "_spawned", 0) + 1
         with open(logs / f"{self._spawned:04d}-{args[0]}.log", "wb") as log:
-            return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args], env=self.env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [sys.executable, "-m", "workbench.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def kill_after(self, process: subprocess.Popen, delay: float) -> bool:
         """SIGKILL `process` after `delay` seconds; False when it had already finished."""
@@ -125,8 +126,9 @@ class Chaos:
         from workbench.db.models import Item
 
         with self.wb.engine.connect() as connection:
-            return connection.execute(select(func.count()).select_from(Item).where(
-                Item.project_id == project_id)).scalar_one()
+            return connection.execute(
+                select(func.count()).select_from(Item).where(Item.project_id == project_id)
+            ).scalar_one()
 
     def _tally(self, point: str, killed: bool) -> None:
         self.report.runs[point] = self.report.runs.get(point, 0) + 1
@@ -161,27 +163,43 @@ class Chaos:
     # -- annotate ----------------------------------------------------------------------------
     def point_annotate(self, runs: int) -> None:
         from sqlalchemy import func, select
-
-        from workbench.db.bulk import insert_items
         from sqlmodel import Session
 
+        from workbench.db.bulk import insert_items
         from workbench.db.models import Annotation
 
         for run in range(runs):
             name, project_id = self.project("annotate", run)
             with Session(self.wb.engine) as session, session.begin():
-                insert_items(session, project_id, ((f"a{i}", {"text": f"text {i}"}, "pool", i / 400)
-                                                   for i in range(400)))
+                insert_items(
+                    session, project_id, ((f"a{i}", {"text": f"text {i}"}, "pool", i / 400) for i in range(400))
+                )
             people = []
             for k in range(4):
-                user = self.wb.users.add(f"chaos-{self.tag}-{run}-{k}", "annotator", secrets.token_urlsafe(16),
-                                         actor=self.op)
+                user = self.wb.users.add(
+                    f"chaos-{self.tag}-{run}-{k}", "annotator", secrets.token_urlsafe(16), actor=self.op
+                )
                 people.append(user)
             acks = [self.home / f"acks-{self.tag}-{run}-{k}.txt" for k in range(4)]
-            processes = [subprocess.Popen([sys.executable, "-m", "workbench.chaos", "annotate", self.url, name,
-                                           str(user.id), user.name, str(ack)], env=self.env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                         for user, ack in zip(people, acks)]
+            processes = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "workbench.chaos",
+                        "annotate",
+                        self.url,
+                        name,
+                        str(user.id),
+                        user.name,
+                        str(ack),
+                    ],
+                    env=self.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for user, ack in zip(people, acks)
+            ]
             deadline = time.monotonic() + 120
             while not all(ack.exists() for ack in acks) and time.monotonic() < deadline:
                 time.sleep(0.05)  # each file appears when its annotator has connected
@@ -199,11 +217,18 @@ class Chaos:
                         if line.endswith(";"):  # a whole line; a kill mid-write leaves no ';'
                             acknowledged.add(int(line[:-1]))
             with self.wb.engine.connect() as connection:
-                stored = set(connection.execute(select(Annotation.id).where(
-                    Annotation.project_id == project_id)).scalars())
-                over = connection.execute(select(func.count()).select_from(
-                    select(Annotation.item_id).where(Annotation.project_id == project_id)
-                    .group_by(Annotation.item_id).having(func.count() > 2).subquery())).scalar_one()
+                stored = set(
+                    connection.execute(select(Annotation.id).where(Annotation.project_id == project_id)).scalars()
+                )
+                over = connection.execute(
+                    select(func.count()).select_from(
+                        select(Annotation.item_id)
+                        .where(Annotation.project_id == project_id)
+                        .group_by(Annotation.item_id)
+                        .having(func.count() > 2)
+                        .subquery()
+                    )
+                ).scalar_one()
             lost = acknowledged - stored
             self.report.acknowledged += len(acknowledged)
             self.report.lost_acknowledged += len(lost)
@@ -228,13 +253,29 @@ class Chaos:
         for run in range(-1, runs):  # run -1 calibrates: how long an uninterrupted round takes here
             name, project_id = self.project("round", run + 1, settings={"model": SLOW_MODEL})
             with Session(self.wb.engine) as session, session.begin():
-                insert_items(session, project_id, (
-                    (f"t{i}", {"text": f"{'win a prize now' if i % 3 == 0 else 'lunch at noon'} {i}"},
-                     "eval" if i % 5 == 0 else "pool", i / 300) for i in range(300)))
-                session.execute(update(Item).where(Item.project_id == project_id).values(
-                    state="final", final_label="ham", n_annotations=2, slots_taken=2))
-                session.execute(update(Item).where(Item.project_id == project_id, Item.external_id.in_(
-                    [f"t{i}" for i in range(0, 300, 3)])).values(final_label="spam"))
+                insert_items(
+                    session,
+                    project_id,
+                    (
+                        (
+                            f"t{i}",
+                            {"text": f"{'win a prize now' if i % 3 == 0 else 'lunch at noon'} {i}"},
+                            "eval" if i % 5 == 0 else "pool",
+                            i / 300,
+                        )
+                        for i in range(300)
+                    ),
+                )
+                session.execute(
+                    update(Item)
+                    .where(Item.project_id == project_id)
+                    .values(state="final", final_label="ham", n_annotations=2, slots_taken=2)
+                )
+                session.execute(
+                    update(Item)
+                    .where(Item.project_id == project_id, Item.external_id.in_([f"t{i}" for i in range(0, 300, 3)]))
+                    .values(final_label="spam")
+                )
             job = self.wb.rounds.start(name, actor=self.op)
             worker = self.spawn("worker")
             deadline = time.monotonic() + 120
@@ -259,7 +300,10 @@ class Chaos:
             self.wb.projects.update_settings(name, model={"type": "logreg"}, actor=self.op)
             recovery = self.spawn("worker")
             deadline = time.monotonic() + 90
-            while self.wb.jobs.get(job.id, actor=self.op).state in (JobState.QUEUED, JobState.RUNNING) and time.monotonic() < deadline:
+            while (
+                self.wb.jobs.get(job.id, actor=self.op).state in (JobState.QUEUED, JobState.RUNNING)
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.2)
             final = self.wb.jobs.get(job.id, actor=self.op)
             early_exit = recovery.poll()  # not None: the recovery worker died on its own
@@ -271,8 +315,11 @@ class Chaos:
                 recovery.wait()
             if final.state in (JobState.QUEUED, JobState.RUNNING):
                 self.report.stuck_jobs += 1
-                self.report.notes.append(f"round run {run}: job {job.id} still {final.state.value} 90 s after the kill "
-                                         f"(recovery worker {'exited early with ' + str(early_exit) if early_exit is not None else 'was running'}; logs in {self.home / 'logs'})")
+                recovery = "was running" if early_exit is None else f"exited early with {early_exit}"
+                self.report.notes.append(
+                    f"round run {run}: job {job.id} still {final.state.value} 90 s after the kill "
+                    f"(recovery worker {recovery}; logs in {self.home / 'logs'})"
+                )
             self.check_half_published(project_id, f"round run {run} after recovery")
             self.check_orphans()
             self.check_database()
@@ -284,18 +331,26 @@ class Chaos:
         from workbench.db.models import Job, ModelRun
 
         with self.wb.engine.connect() as connection:
-            runs = connection.execute(select(ModelRun.id, ModelRun.artifact_path, ModelRun.job_id).where(
-                ModelRun.project_id == project_id)).all()
-            jobs = {row.id: row for row in connection.execute(select(Job.id, Job.state, Job.kind).where(
-                Job.project_id == project_id)).all()}
+            runs = connection.execute(
+                select(ModelRun.id, ModelRun.artifact_path, ModelRun.job_id).where(ModelRun.project_id == project_id)
+            ).all()
+            jobs = {
+                row.id: row
+                for row in connection.execute(
+                    select(Job.id, Job.state, Job.kind).where(Job.project_id == project_id)
+                ).all()
+            }
         with_run = {job_id for _, _, job_id in runs}
         bad = [run_id for run_id, path, _ in runs if not (self.home / path).is_file()]
-        bad += [job.id for job in jobs.values() if job.kind == "retrain" and job.state == "done"
-                and job.id not in with_run]
+        bad += [
+            job.id for job in jobs.values() if job.kind == "retrain" and job.state == "done" and job.id not in with_run
+        ]
         if bad:
             self.report.half_published += len(bad)
-            self.report.notes.append(f"{where}: {len(bad)} half-published (model run without its file, or a "
-                                     "finished round without a model run)")
+            self.report.notes.append(
+                f"{where}: {len(bad)} half-published (model run without its file, or a "
+                "finished round without a model run)"
+            )
 
     def check_orphans(self) -> None:
         from workbench.services.storage import StorageService
@@ -318,16 +373,32 @@ class Chaos:
         name, project_id = self.project("export", 0)
         n = min(50_000, self.rows)
         with Session(self.wb.engine) as session, session.begin():
-            insert_items(session, project_id, ((f"e{i}", {"text": f"exported text number {i} " * 4}, "pool", i / n)
-                                               for i in range(n)))
-            session.execute(update(Item).where(Item.project_id == project_id).values(
-                state="final", final_label="ham", n_annotations=2, slots_taken=2))
+            insert_items(
+                session,
+                project_id,
+                ((f"e{i}", {"text": f"exported text number {i} " * 4}, "pool", i / n) for i in range(n)),
+            )
+            session.execute(
+                update(Item)
+                .where(Item.project_id == project_id)
+                .values(state="final", final_label="ham", n_annotations=2, slots_taken=2)
+            )
         version = self.wb.versions.create(name, actor=self.op)
         folder = self.home / "exports"
         folder.mkdir(exist_ok=True)
-        commands = {"export": lambda out: ("export", name, "--format", "csv", "--out", str(out)),
-                    "version export": lambda out: ("version", "export", name, str(version.number),
-                                                   "--format", "csv", "--out", str(out))}
+        commands = {
+            "export": lambda out: ("export", name, "--format", "csv", "--out", str(out)),
+            "version export": lambda out: (
+                "version",
+                "export",
+                name,
+                str(version.number),
+                "--format",
+                "csv",
+                "--out",
+                str(out),
+            ),
+        }
         timing = {}
         for what, command in commands.items():
             started = time.monotonic()
@@ -348,12 +419,21 @@ class Chaos:
             self._tally("export", killed)
         left = [p.name for p in folder.iterdir() if p.name.startswith(".")]
         if left:
-            self.report.notes.append(f"export: {len(left)} hidden partial files left beside the outputs by killed "
-                                     "exports (never under the final name)")
+            self.report.notes.append(
+                f"export: {len(left)} hidden partial files left beside the outputs by killed "
+                "exports (never under the final name)"
+            )
 
 
-def run_chaos(runs: int, *, database_url: str | None = None, points=POINTS, seed: int = 0,  # noqa: ANN001
-              rows: int = 200_000, home: Path | None = None) -> ChaosReport:
+def run_chaos(
+    runs: int,
+    *,
+    database_url: str | None = None,
+    points=POINTS,
+    seed: int = 0,  # noqa: ANN001
+    rows: int = 200_000,
+    home: Path | None = None,
+) -> ChaosReport:
     home = home or Path(tempfile.mkdtemp(prefix="workbench-chaos-"))
     url = database_url or f"sqlite:///{home / 'chaos.db'}"
     chaos = Chaos(url, home, seed=seed, rows=rows)

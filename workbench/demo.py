@@ -41,8 +41,14 @@ def ensure_demo(wb: Workbench, home: Path | None = None) -> dict[str, str]:
         wb.projects.get(PROJECT, actor=Actor.operator())
     except NotFound:
         write_digit_pngs(folder)
-        wb.projects.create(PROJECT, "image", [str(d) for d in range(10)], strategy="margin",
-                           settings={"image_root": str(folder)}, actor=Actor.operator())
+        wb.projects.create(
+            PROJECT,
+            "image",
+            [str(d) for d in range(10)],
+            strategy="margin",
+            settings={"image_root": str(folder)},
+            actor=Actor.operator(),
+        )
         wb.imports.run_folder(PROJECT, folder, seed=0, actor=Actor.operator())
         # a cold-start seed set, so the first items are diverse
         wb.rounds.run_rescore(PROJECT, actor=Actor.operator())

@@ -47,10 +47,18 @@ _PG_CAUSES = {
     "53200": "full",  # out_of_memory
     "58030": "io",  # io_error
     "57P03": "cannot-open",  # cannot_connect_now (starting up / shutting down)
-    "08006": "cannot-open", "08001": "cannot-open", "08004": "cannot-open",
+    "08006": "cannot-open",
+    "08001": "cannot-open",
+    "08004": "cannot-open",
 }
-_OS_CAUSES = {errno.ENOSPC: "full", errno.EDQUOT: "full", errno.EROFS: "read-only", errno.EACCES: "read-only",
-              errno.EPERM: "read-only", errno.EIO: "io"}
+_OS_CAUSES = {
+    errno.ENOSPC: "full",
+    errno.EDQUOT: "full",
+    errno.EROFS: "read-only",
+    errno.EACCES: "read-only",
+    errno.EPERM: "read-only",
+    errno.EIO: "io",
+}
 _SENTENCES = {
     "full": "the disk or the database is full",
     "read-only": "the database is read-only",
@@ -87,10 +95,16 @@ def storage_fault(exc: BaseException, doing: str = "") -> StorageError | None:
         return None
     sentence = _SENTENCES[cause]
     what = f"{doing} refused: " if doing else ""
-    hint = {"full": "free some space and try again",
-            "read-only": "check the file and folder permissions (or the server's read-only setting)",
-            "cannot-open": "check the database URL and that the folder exists and is writable",
-            "io": "check the disk", "corrupt": "restore it from a backup"}[cause]
-    message = f"{what}{sentence} ({detail}); nothing was stored: {hint}" if detail else \
-        f"{what}{sentence}; nothing was stored: {hint}"
+    hint = {
+        "full": "free some space and try again",
+        "read-only": "check the file and folder permissions (or the server's read-only setting)",
+        "cannot-open": "check the database URL and that the folder exists and is writable",
+        "io": "check the disk",
+        "corrupt": "restore it from a backup",
+    }[cause]
+    message = (
+        f"{what}{sentence} ({detail}); nothing was stored: {hint}"
+        if detail
+        else f"{what}{sentence}; nothing was stored: {hint}"
+    )
     return StorageError(" ".join(message.split()), cause)

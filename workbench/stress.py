@@ -58,8 +58,7 @@ class AnnotatorLog:
     errors: list[str] = field(default_factory=list)
 
 
-def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behaviour, out: str,
-               start) -> None:  # noqa: ANN001 - a multiprocessing Barrier
+def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behaviour, out: str, start) -> None:  # noqa: ANN001 - a multiprocessing Barrier
     engine = make_engine(url, migrate=False)
     queue = QueueService(engine, random.Random(seed))
     rng = random.Random(seed + 1)
@@ -116,33 +115,63 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None}
     arr = np.asarray(values)
-    return {"p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
-            "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
+    return {
+        "p50": float(np.percentile(arr, 50)),
+        "p95": float(np.percentile(arr, 95)),
+        "p99": float(np.percentile(arr, 99)),
+        "max": float(arr.max()),
+    }
 
 
-def seed_project(wb: Workbench, n_items: int, n_annotators: int, lease_ttl_s: float,
-                 overlap_policy: str = "fixed", min_labels: int = 1, max_labels: int = 3) -> tuple[str, list[Actor]]:
+def seed_project(
+    wb: Workbench,
+    n_items: int,
+    n_annotators: int,
+    lease_ttl_s: float,
+    overlap_policy: str = "fixed",
+    min_labels: int = 1,
+    max_labels: int = 3,
+) -> tuple[str, list[Actor]]:
     """A fresh project with n_items pool items and n_annotators annotators. With the adaptive
     policy, the annotators get fixed estimated reliabilities from 0.6 to 0.98, so items end with
     one, two or max_labels labels."""
     name = f"stress-{uuid.uuid4().hex[:8]}"
-    project = wb.projects.create(name, "text", LABELS, settings={
-        "eval_fraction": 0.0, "random_share": 0.05, "lease_ttl_s": lease_ttl_s, "overlap_policy": overlap_policy,
-        "min_labels": min_labels, "max_labels": max_labels, "featurizer": {"method": "tfidf"}}, actor=Actor.operator())
+    project = wb.projects.create(
+        name,
+        "text",
+        LABELS,
+        settings={
+            "eval_fraction": 0.0,
+            "random_share": 0.05,
+            "lease_ttl_s": lease_ttl_s,
+            "overlap_policy": overlap_policy,
+            "min_labels": min_labels,
+            "max_labels": max_labels,
+            "featurizer": {"method": "tfidf"},
+        },
+        actor=Actor.operator(),
+    )
     rng = np.random.default_rng(0)
     keys = rng.random(n_items)
     with Session(wb.engine) as session, session.begin():
-        insert_items(session, project.id, ((f"s{i}", {"text": f"stress item {i}"}, "pool", keys[i])
-                                           for i in range(n_items)))
+        insert_items(
+            session, project.id, ((f"s{i}", {"text": f"stress item {i}"}, "pool", keys[i]) for i in range(n_items))
+        )
         # Stress annotators never sign in, so they get an unusable password hash.
         users = [User(name=f"{name}-a{i}", role=Role.ANNOTATOR, password_hash="!") for i in range(n_annotators)]
         session.add_all(users)
         session.flush()
         actors = [Actor(id=u.id, name=u.name, role=Role.ANNOTATOR) for u in users]
         if overlap_policy != "fixed":
-            session.add_all(AnnotatorQuality(project_id=project.id, user_id=u.id, confusion={},
-                                             reliability=0.6 + 0.38 * i / max(n_annotators - 1, 1))
-                            for i, u in enumerate(users))
+            session.add_all(
+                AnnotatorQuality(
+                    project_id=project.id,
+                    user_id=u.id,
+                    confusion={},
+                    reliability=0.6 + 0.38 * i / max(n_annotators - 1, 1),
+                )
+                for i, u in enumerate(users)
+            )
     return name, actors
 
 
@@ -151,21 +180,39 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
     annotators stopped after a fixed number of submits) items may be left unlabeled."""
     project = wb.projects.get(project_name, actor=Actor.operator())
     with Session(wb.engine) as session:
-        items = session.execute(select(Item.id, Item.state, Item.final_label, Item.slots_taken,
-                                       Item.n_annotations).where(Item.project_id == project.id)).all()
-        annotations = session.execute(select(Annotation.id, Annotation.item_id, Annotation.annotator_id,
-                                             Annotation.label).where(Annotation.project_id == project.id)).all()
-        active = session.execute(select(Lease.item_id, func.count()).where(
-            Lease.project_id == project.id, Lease.state == LeaseState.ACTIVE).group_by(Lease.item_id)).all()
-        had = session.execute(select(Lease.item_id, func.count(func.distinct(Lease.annotator_id))).where(
-            Lease.project_id == project.id,
-            Lease.state.in_([LeaseState.SKIPPED, LeaseState.SUBMITTED])).group_by(Lease.item_id)).all()
-        n_annotators = session.execute(select(func.count(func.distinct(Lease.annotator_id))).where(
-            Lease.project_id == project.id)).scalar_one()
-        reliability = dict(session.execute(select(AnnotatorQuality.user_id, AnnotatorQuality.reliability).where(
-            AnnotatorQuality.project_id == project.id)).all())
-        slots = dict(session.execute(select(Annotation.id, Annotation.slot).where(
-            Annotation.project_id == project.id)).all())
+        items = session.execute(
+            select(Item.id, Item.state, Item.final_label, Item.slots_taken, Item.n_annotations).where(
+                Item.project_id == project.id
+            )
+        ).all()
+        annotations = session.execute(
+            select(Annotation.id, Annotation.item_id, Annotation.annotator_id, Annotation.label).where(
+                Annotation.project_id == project.id
+            )
+        ).all()
+        active = session.execute(
+            select(Lease.item_id, func.count())
+            .where(Lease.project_id == project.id, Lease.state == LeaseState.ACTIVE)
+            .group_by(Lease.item_id)
+        ).all()
+        had = session.execute(
+            select(Lease.item_id, func.count(func.distinct(Lease.annotator_id)))
+            .where(Lease.project_id == project.id, Lease.state.in_([LeaseState.SKIPPED, LeaseState.SUBMITTED]))
+            .group_by(Lease.item_id)
+        ).all()
+        n_annotators = session.execute(
+            select(func.count(func.distinct(Lease.annotator_id))).where(Lease.project_id == project.id)
+        ).scalar_one()
+        reliability = dict(
+            session.execute(
+                select(AnnotatorQuality.user_id, AnnotatorQuality.reliability).where(
+                    AnnotatorQuality.project_id == project.id
+                )
+            ).all()
+        )
+        slots = dict(
+            session.execute(select(Annotation.id, Annotation.slot).where(Annotation.project_id == project.id)).all()
+        )
     settings = OverlapSettings.from_project(project.overlap, project.settings)
     by_item: dict[int, list] = {}
     for row in annotations:
@@ -207,8 +254,9 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
         "items": len(items),
         "overlap_policy": settings.policy.value,
         "items_complete": sum(1 for i in items if i.state != "open"),
-        "labels_per_item": {str(n): sum(1 for i in items if len(by_item.get(i.id, [])) == n)
-                            for n in range(1, settings.capacity + 1)},
+        "labels_per_item": {
+            str(n): sum(1 for i in items if len(by_item.get(i.id, [])) == n) for n in range(1, settings.capacity + 1)
+        },
         "items_with_too_many_annotations": len(wrong_count),
         "items_with_repeated_annotator": len(not_distinct),
         "items_left_incomplete_but_labelable": len(unresolved),
@@ -220,27 +268,36 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
         "other_errors": other_errors[:20],
         "disagreements": sum(1 for i in items if i.state == "review"),
     }
-    checks["ok"] = not (wrong_count or not_distinct or unresolved or bad_state or bad_counters
-                        or lost or locked or other_errors)
+    checks["ok"] = not (
+        wrong_count or not_distinct or unresolved or bad_state or bad_counters or lost or locked or other_errors
+    )
     return checks
 
 
-def run_stress(*, annotators: int, items: int, database_url: str | None = None,
-               behaviour: Behaviour | None = None, seed: int = 0, overlap_policy: str = "fixed",
-               min_labels: int = 1, max_labels: int = 3) -> dict:
+def run_stress(
+    *,
+    annotators: int,
+    items: int,
+    database_url: str | None = None,
+    behaviour: Behaviour | None = None,
+    seed: int = 0,
+    overlap_policy: str = "fixed",
+    min_labels: int = 1,
+    max_labels: int = 3,
+) -> dict:
     """Seed a project, run the annotator processes, check the invariants; returns the report."""
     behaviour = behaviour or Behaviour()
     scratch = Path(tempfile.mkdtemp(prefix="workbench-stress-"))
     url = database_url or f"sqlite:///{scratch / 'stress.db'}"
     wb = Workbench(make_engine(url))
-    project, actors = seed_project(wb, items, annotators, behaviour.lease_ttl_s, overlap_policy, min_labels,
-                                   max_labels)
+    project, actors = seed_project(wb, items, annotators, behaviour.lease_ttl_s, overlap_policy, min_labels, max_labels)
     context = mp.get_context("spawn")
     outs = [scratch / f"annotator-{i}.json" for i in range(annotators)]
     start = context.Barrier(annotators + 1)
-    processes = [context.Process(target=_annotator,
-                                 args=(url, project, actor, seed * 1000 + i, behaviour, str(out), start))
-                 for i, (actor, out) in enumerate(zip(actors, outs))]
+    processes = [
+        context.Process(target=_annotator, args=(url, project, actor, seed * 1000 + i, behaviour, str(out), start))
+        for i, (actor, out) in enumerate(zip(actors, outs))
+    ]
     for process in processes:
         process.start()
     try:  # every annotator has started and connected: the clock starts now
@@ -248,16 +305,30 @@ def run_stress(*, annotators: int, items: int, database_url: str | None = None,
     except threading.BrokenBarrierError:
         for process in processes:
             process.kill()
-        raise RuntimeError(f"the annotator processes did not all start within {STARTUP_TIMEOUT_S} s "
-                           f"(exit codes {[p.exitcode for p in processes]})") from None
+        raise RuntimeError(
+            f"the annotator processes did not all start within {STARTUP_TIMEOUT_S} s "
+            f"(exit codes {[p.exitcode for p in processes]})"
+        ) from None
     started = time.perf_counter()
     for process in processes:
         process.join()
     wall = time.perf_counter() - started
-    logs = [json.loads(out.read_text()) if out.exists() else
-            {"name": "?", "claim_ms": [], "submit_ms": [], "acknowledged": [], "errors": ["process died"],
-             "skips": 0, "abandons": 0, "double_submits": 0, "refusals": {}}
-            for out in outs]
+    logs = [
+        json.loads(out.read_text())
+        if out.exists()
+        else {
+            "name": "?",
+            "claim_ms": [],
+            "submit_ms": [],
+            "acknowledged": [],
+            "errors": ["process died"],
+            "skips": 0,
+            "abandons": 0,
+            "double_submits": 0,
+            "refusals": {},
+        }
+        for out in outs
+    ]
     claims = [x for log in logs for x in log["claim_ms"]]
     submits = [x for log in logs for x in log["submit_ms"]]
     report = {
@@ -273,8 +344,9 @@ def run_stress(*, annotators: int, items: int, database_url: str | None = None,
         "skips": sum(log["skips"] for log in logs),
         "abandons": sum(log["abandons"] for log in logs),
         "double_submits": sum(log["double_submits"] for log in logs),
-        "refusals": {k: sum(log["refusals"].get(k, 0) for log in logs)
-                     for k in {k for log in logs for k in log["refusals"]}},
+        "refusals": {
+            k: sum(log["refusals"].get(k, 0) for log in logs) for k in {k for log in logs for k in log["refusals"]}
+        },
         "invariants": check_invariants(wb, project, logs, drained=behaviour.max_submits is None),
     }
     wb.engine.dispose()

@@ -30,10 +30,11 @@ import sys
 import time
 from pathlib import Path
 
+from workbench.commands.serve import GRACE_S  # children get this long after SIGTERM; then SIGKILL
 from workbench.ui.launch import run_app
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-from workbench.commands.serve import GRACE_S  # children get this long after SIGTERM; then SIGKILL
+
 BACKOFF_START_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 1.0, 60.0, 60.0
 _PR_SET_PDEATHSIG = 1
 
@@ -65,8 +66,9 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, url: str, home: Path, *, host: str, port: int, worker: bool = True,
-                 grace_s: float = GRACE_S, out=None) -> None:  # noqa: ANN001
+    def __init__(
+        self, url: str, home: Path, *, host: str, port: int, worker: bool = True, grace_s: float = GRACE_S, out=None
+    ) -> None:  # noqa: ANN001
         self.url, self.home, self.host, self.port = url, home, host, port
         self.want_worker, self.grace_s = worker, grace_s
         self.out = out or sys.stderr
@@ -79,15 +81,20 @@ class Supervisor:
         self.signals: list[str] = []
 
     def log(self, message: str) -> None:
-        print(f"workbench serve: {time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {message}", file=self.out, flush=True)
+        print(
+            f"workbench serve: {time.strftime('%H:%M:%S')}.{int(time.time() * 1000) % 1000:03d} {message}",
+            file=self.out,
+            flush=True,
+        )
 
     # -- children ---------------------------------------------------------------------------
     def _popen_options(self) -> dict:
         return {"process_group": 0, "preexec_fn": _die_with_parent}
 
     def start_worker(self) -> None:
-        self.worker = subprocess.Popen([sys.executable, "-m", "workbench.cli", "worker"], env=self.env,
-                                       **self._popen_options())
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "worker"], env=self.env, **self._popen_options()
+        )
         self.worker_started = time.monotonic()
         self.restart_at = None
 
@@ -128,8 +135,10 @@ class Supervisor:
             lived = time.monotonic() - self.worker_started
             if lived >= HEALTHY_AFTER_S:
                 self.backoff = BACKOFF_START_S
-            self.log(f"the worker (pid {self.worker.pid}) {_describe_exit(code)} after {lived:.0f} s; "
-                     f"restarting it in {self.backoff:.0f} s (it requeues the job the dead one held)")
+            self.log(
+                f"the worker (pid {self.worker.pid}) {_describe_exit(code)} after {lived:.0f} s; "
+                f"restarting it in {self.backoff:.0f} s (it requeues the job the dead one held)"
+            )
             self.worker = None
             self.restart_at = time.monotonic() + self.backoff
             self.backoff = min(self.backoff * 2, BACKOFF_MAX_S)
@@ -157,8 +166,14 @@ class Supervisor:
         for process in children:
             if process.pid not in stopped and process.returncode is not None:
                 stopped[process.pid] = time.monotonic() - started
-        self.log("stopped: " + ", ".join(
-            f"{'worker' if p is self.worker else 'app'} in {stopped[p.pid]:.1f} s" for p in children if p.pid in stopped))
+        self.log(
+            "stopped: "
+            + ", ".join(
+                f"{'worker' if p is self.worker else 'app'} in {stopped[p.pid]:.1f} s"
+                for p in children
+                if p.pid in stopped
+            )
+        )
         for process in children:
             if process.poll() is None:
                 name = "worker" if process is self.worker else "app"

@@ -97,9 +97,16 @@ def worker_name(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
-def run_worker(database_url: str | None = None, *, once: bool = False, poll_s: float = 1.0,
-               stop: threading.Event | None = None, name: str | None = None, nice: bool = False,
-               handle_signals: bool = False) -> int:
+def run_worker(
+    database_url: str | None = None,
+    *,
+    once: bool = False,
+    poll_s: float = 1.0,
+    stop: threading.Event | None = None,
+    name: str | None = None,
+    nice: bool = False,
+    handle_signals: bool = False,
+) -> int:
     """Process jobs until stopped (or, with once=True, until the queue is empty). Returns jobs run.
 
     With nice=True (the `workbench worker` process) the process lowers its CPU priority first.
@@ -152,7 +159,9 @@ def run_worker(database_url: str | None = None, *, once: bool = False, poll_s: f
             except Exception as exc:  # noqa: BLE001 - a failed job records why and the worker goes on
                 stopper.in_job = False
                 fault = storage_fault(exc, "the round")  # a full disk: one sentence, no server path
-                wb.jobs.fail(job.id, str(fault) if fault is not None else f"{type(exc).__name__}: {exc}", actor=Actor.operator())
+                wb.jobs.fail(
+                    job.id, str(fault) if fault is not None else f"{type(exc).__name__}: {exc}", actor=Actor.operator()
+                )
                 done += 1
             finally:
                 pulse.job_id = None
@@ -174,8 +183,9 @@ def _give_back(url: str, job: JobInfo, worker: str, signal_name: str) -> None:
     interrupt left mid-statement)."""
     engine = make_engine(url, migrate=False)
     try:
-        Workbench(engine).jobs.release(job.id, worker, f"worker {worker} was stopped ({signal_name}) during the job",
-                                       actor=OPERATOR)
+        Workbench(engine).jobs.release(
+            job.id, worker, f"worker {worker} was stopped ({signal_name}) during the job", actor=OPERATOR
+        )
         print(f"worker: job {job.id} interrupted by {signal_name}; it is queued again", flush=True)
     finally:
         engine.dispose()

@@ -60,15 +60,23 @@ def main() -> None:
 
     table = pa.table({name: [row[i] for row in ROWS] for i, name in enumerate(HEADER)})
     pq.write_table(table, HERE / "good.parquet")
-    write("good_multiline.csv", csv_text([("m1", "line one\nline two", "web", "pos"),
-                                          ("m2", "a, b and \"c\"", "web", "neg")]))
+    write(
+        "good_multiline.csv",
+        csv_text([("m1", "line one\nline two", "web", "pos"), ("m2", 'a, b and "c"', "web", "neg")]),
+    )
     write("good_no_id.csv", csv_text([(t, s, lab) for _, t, s, lab in ROWS], ["text", "source", "label"]))
-    write("good_tabular.csv", csv_text([
-        ("t1", "39", "red", "02134", "1.5", ">50K"),
-        ("t2", "?", "blue", "10001", "-2", "<=50K"),
-        ("t3", "51", "", "02139", "NaN", ""),
-        ("t4", "28", "green", "94110", "3e2", ">50K"),
-    ], ["id", "age", "color", "zip", "score", "income"]))
+    write(
+        "good_tabular.csv",
+        csv_text(
+            [
+                ("t1", "39", "red", "02134", "1.5", ">50K"),
+                ("t2", "?", "blue", "10001", "-2", "<=50K"),
+                ("t3", "51", "", "02139", "NaN", ""),
+                ("t4", "28", "green", "94110", "3e2", ">50K"),
+            ],
+            ["id", "age", "color", "zip", "score", "income"],
+        ),
+    )
 
     # -- bad files: one problem each --
     write("ragged.csv", text.replace("g2,", "g2,extra,", 1))  # row 2: 5 fields
@@ -76,14 +84,15 @@ def main() -> None:
     write("empty_text.csv", csv_text([ROWS[0], ROWS[1], ("e3", "   ", "web", "pos")]))  # row 3
     write("duplicate_id.csv", csv_text([ROWS[0], ("d2", "second", "web", ""), ("g1", "again", "web", "")]))
     write("duplicate_existing.csv", csv_text([("x1", "new", "web", ""), ("g2", "clash", "web", "")]))  # vs good.csv
-    write("cp1252.csv", csv_text([ROWS[0], ("c2", "plain", "web", ""), ("c3", "café crème", "web", "")])
-          .encode("cp1252"))  # row 3 (line 4) has byte 0xe9
+    write(
+        "cp1252.csv", csv_text([ROWS[0], ("c2", "plain", "web", ""), ("c3", "café crème", "web", "")]).encode("cp1252")
+    )  # row 3 (line 4) has byte 0xe9
     write("nul_byte.csv", text.replace("Hello, world", "Hel\x00lo, world").encode("utf-8"))  # row 1
     write("utf16_no_bom.csv", text.encode("utf-16-le"))
     write("utf32.csv", text.encode("utf-32"))
     write("missing_column.csv", csv_text([("g1", "no text column", "web", "pos")], ["id", "body", "source", "label"]))
     write("empty.csv", "")
-    write("bad_json.jsonl", json.dumps(dict(zip(HEADER, ROWS[0]))) + "\n{\"id\": \"j2\", \"text\": \n")  # row 2
+    write("bad_json.jsonl", json.dumps(dict(zip(HEADER, ROWS[0]))) + '\n{"id": "j2", "text": \n')  # row 2
 
     # -- images: a root with files, and one CSV per image problem --
     for name, shade in [("a.png", 0), ("b.png", 128), ("sub/c.png", 255)]:
@@ -96,8 +105,10 @@ def main() -> None:
         link.unlink()
     os.symlink("../good.csv", link)  # inside the root by name, outside it in fact
     image_header = ["id", "image", "label"]
-    write("good_images.csv", csv_text([("i1", "a.png", "pos"), ("i2", "b.png", "neg"), ("i3", "sub/c.png", "")],
-                                      image_header))
+    write(
+        "good_images.csv",
+        csv_text([("i1", "a.png", "pos"), ("i2", "b.png", "neg"), ("i3", "sub/c.png", "")], image_header),
+    )
     write("image_missing.csv", csv_text([("i1", "a.png", ""), ("i2", "nope.png", "")], image_header))  # row 2
     write("image_absolute.csv", csv_text([("i1", "/etc/passwd", "")], image_header))  # row 1
     write("image_escapes.csv", csv_text([("i1", "a.png", ""), ("i2", "../good.csv", "")], image_header))  # row 2

@@ -16,8 +16,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
@@ -58,11 +66,14 @@ class Server:
         from workbench.ui.launch import run_app, wait_healthy
 
         env = {"WORKBENCH_HOME": str(self.home), "WORKBENCH_DATABASE_URL": self.url}
-        worker = subprocess.Popen([sys.executable, "-m", "workbench.cli", "worker"],
-                                  env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "worker"],
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.processes.append(worker)
-        app = run_app("127.0.0.1", self.port, self.url, home=self.home, stdout=self.log,
-                      stderr=subprocess.STDOUT)
+        app = run_app("127.0.0.1", self.port, self.url, home=self.home, stdout=self.log, stderr=subprocess.STDOUT)
         self.processes.append(app)
         wait_healthy("127.0.0.1", self.port, app)
 

@@ -44,15 +44,26 @@ def app(tmp_path_factory, browser):
     wb = Workbench.open(server.url)
     for name, role in (("admin", "admin"), ("ann1", "annotator")):
         wb.users.add(name, role, PASSWORD, actor=operator)
-    project = wb.projects.create("photos", "image", ["cat", "dog"], actor=operator,
-                                 settings={"eval_fraction": 0.0, "random_share": 0.0})
+    project = wb.projects.create(
+        "photos", "image", ["cat", "dog"], actor=operator, settings={"eval_fraction": 0.0, "random_share": 0.0}
+    )
     report = wb.imports.run_folder("photos", root, actor=operator, eval_fraction=0.0)
     assert report.ok, report.lines()
     with Session(wb.engine) as s, s.begin():  # the ranking serves the two that break first
         ids = dict(s.execute(select(Item.external_id, Item.id)).all())
-        s.execute(insert(RankEntry), [{"project_id": project.id, "position": i, "item_id": ids[name],
-                                       "score": 1.0 - i / 10, "strategy": "margin"}
-                                      for i, name in enumerate(names)])
+        s.execute(
+            insert(RankEntry),
+            [
+                {
+                    "project_id": project.id,
+                    "position": i,
+                    "item_id": ids[name],
+                    "score": 1.0 - i / 10,
+                    "strategy": "margin",
+                }
+                for i, name in enumerate(names)
+            ],
+        )
     wb.engine.dispose()
     # After import, on disk: one file is cut short, another replaced by a 30000x30000 bomb.
     data = (root / "broken.png").read_bytes()
@@ -78,7 +89,8 @@ def _idle(page) -> None:
         "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
         " const state = app && app.getAttribute('data-test-script-state');"
         " return state && state !== 'running' && state !== 'rerunRequested'"
-        " && !document.querySelector('[data-stale=\"true\"]'); }")
+        " && !document.querySelector('[data-stale=\"true\"]'); }"
+    )
 
 
 def _shot(page, name: str) -> None:

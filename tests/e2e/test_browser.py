@@ -34,34 +34,87 @@ def _seed(url: str) -> None:
     from workbench.services import Workbench
 
     wb = Workbench.open(url)
-    for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator"),
-                       ("ann3", "annotator")):
+    for name, role in (
+        ("admin", "admin"),
+        ("rev", "reviewer"),
+        ("ann1", "annotator"),
+        ("ann2", "annotator"),
+        ("ann3", "annotator"),
+    ):
         wb.users.add(name, role, PASSWORD, actor=Actor.operator())
-    demo = wb.projects.create("demo", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
-    rows = [("d-0", DISAGREE, {}), ("d-1", "A lovely afternoon.", {}),
-            (HOSTILE_ID, HOSTILE_TEXT, {"note": HOSTILE_CONTEXT})]
+    demo = wb.projects.create(
+        "demo", "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
+    rows = [
+        ("d-0", DISAGREE, {}),
+        ("d-1", "A lovely afternoon.", {}),
+        (HOSTILE_ID, HOSTILE_TEXT, {"note": HOSTILE_CONTEXT}),
+    ]
     with Session(wb.engine) as s, s.begin():
-        s.execute(insert(Item), [{"project_id": demo.id, "external_id": ext, "split": "pool", "state": "open",
-                                  "slots_taken": 0, "n_annotations": 0, "random_key": i / 10,
-                                  "content": {"text": text, **({"context": ctx} if ctx else {})}}
-                                 for i, (ext, text, ctx) in enumerate(rows)])
+        s.execute(
+            insert(Item),
+            [
+                {
+                    "project_id": demo.id,
+                    "external_id": ext,
+                    "split": "pool",
+                    "state": "open",
+                    "slots_taken": 0,
+                    "n_annotations": 0,
+                    "random_key": i / 10,
+                    "content": {"text": text, **({"context": ctx} if ctx else {})},
+                }
+                for i, (ext, text, ctx) in enumerate(rows)
+            ],
+        )
     # a second project, already double-labeled through the services, for the admin's round
-    sent = wb.projects.create("sentiment", "text", ["pos", "neg"], settings={"random_share": 0.0}, actor=Actor.operator())
+    sent = wb.projects.create(
+        "sentiment", "text", ["pos", "neg"], settings={"random_share": 0.0}, actor=Actor.operator()
+    )
     rng = random.Random(0)
     gold = {f"s-{i}": "pos" if i % 2 else "neg" for i in range(48)}
     with Session(wb.engine) as s, s.begin():
-        s.execute(insert(Item), [{"project_id": sent.id, "external_id": ext, "split": "pool", "state": "open",
-                                  "slots_taken": 0, "n_annotations": 0, "random_key": rng.random(),
-                                  "content": {"text": " ".join(rng.choice(WORDS[label]) for _ in range(6))}}
-                                 for ext, label in gold.items()])
-        s.execute(update(Item).where(Item.project_id == sent.id,
-                                     Item.external_id.in_([f"s-{i}" for i in range(0, 48, 4)])).values(split="eval"))
-    typing = wb.projects.create("typing", "text", ["yes", "no"],
-                                settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+        s.execute(
+            insert(Item),
+            [
+                {
+                    "project_id": sent.id,
+                    "external_id": ext,
+                    "split": "pool",
+                    "state": "open",
+                    "slots_taken": 0,
+                    "n_annotations": 0,
+                    "random_key": rng.random(),
+                    "content": {"text": " ".join(rng.choice(WORDS[label]) for _ in range(6))},
+                }
+                for ext, label in gold.items()
+            ],
+        )
+        s.execute(
+            update(Item)
+            .where(Item.project_id == sent.id, Item.external_id.in_([f"s-{i}" for i in range(0, 48, 4)]))
+            .values(split="eval")
+        )
+    typing = wb.projects.create(
+        "typing", "text", ["yes", "no"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator()
+    )
     with Session(wb.engine) as s, s.begin():
-        s.execute(insert(Item), [{"project_id": typing.id, "external_id": f"t-{i}", "split": "pool",
-                                  "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": i / 10,
-                                  "content": {"text": f"Typing item {i}."}} for i in range(3)])
+        s.execute(
+            insert(Item),
+            [
+                {
+                    "project_id": typing.id,
+                    "external_id": f"t-{i}",
+                    "split": "pool",
+                    "state": "open",
+                    "slots_taken": 0,
+                    "n_annotations": 0,
+                    "random_key": i / 10,
+                    "content": {"text": f"Typing item {i}."},
+                }
+                for i in range(3)
+            ],
+        )
     for who in ("ann1", "ann2"):
         person = wb.users.authenticate(who, PASSWORD)
         while (claim := wb.queue.claim("sentiment", actor=person)) is not None:
@@ -109,7 +162,8 @@ def _idle(page) -> None:
         "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
         " const state = app && app.getAttribute('data-test-script-state');"
         " return state && state !== 'running' && state !== 'rerunRequested'"
-        " && !document.querySelector('[data-stale=\"true\"]'); }")
+        " && !document.querySelector('[data-stale=\"true\"]'); }"
+    )
 
 
 def _shot(page, name: str) -> None:
@@ -232,8 +286,9 @@ def test_reviewer_adjudicates_the_disagreement(app, browser, dialogs):
     page.wait_for_timeout(DWELL_MS)
     page.keyboard.press("1")  # the key of pos: decision "choose a label", label pos, focus on the reason
     expect(main.get_by_role("radio", name="Choose a label")).to_be_checked()
-    page.wait_for_function("() => (document.activeElement.getAttribute('aria-label') || '')"
-                           ".startsWith('Reason (required')")  # the reason box has the focus
+    page.wait_for_function(
+        "() => (document.activeElement.getAttribute('aria-label') || '').startsWith('Reason (required')"
+    )  # the reason box has the focus
     page.keyboard.type("Slow but friendly reads as positive. <img src=x onerror=alert('reason')>")
     _shot(page, "review")
     expect(main.get_by_role("button", name="Adjudicate")).to_be_in_viewport()
@@ -284,9 +339,15 @@ def test_admin_data_and_users_pages(app, browser, dialogs):
     _shot(page, "data")
     # an import is checked row by row in the browser before anything is written
     main.get_by_role("tab", name="Import and export", exact=True).click()
-    main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(files=[{
-        "name": "news.csv", "mimeType": "text/csv",
-        "buffer": b"id,text\nn1,fine text\nn2,\nn1,<script>alert('dup')</script>\n"}])
+    main.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+        files=[
+            {
+                "name": "news.csv",
+                "mimeType": "text/csv",
+                "buffer": b"id,text\nn1,fine text\nn2,\nn1,<script>alert('dup')</script>\n",
+            }
+        ]
+    )
     main.get_by_role("button", name="Check the file").click()
     main.get_by_text("2 of 3 rows refused", exact=False).wait_for()
     expect(main.get_by_role("button", name="Import 1 item")).to_be_disabled()
@@ -327,15 +388,17 @@ def test_s_asks_for_a_reason_typed_without_firing_keys_then_u_undoes(app, browse
     engine = create_engine(app.url)
     with engine.connect() as conn:
         reasons = conn.execute(text("SELECT skip_reason FROM lease WHERE skip_reason IS NOT NULL")).scalars().all()
-        labels = conn.execute(text("SELECT count(*) FROM annotation a JOIN app_user u ON u.id = a.annotator_id "
-                                   "WHERE u.name = 'ann3'")).scalar_one()
+        labels = conn.execute(
+            text("SELECT count(*) FROM annotation a JOIN app_user u ON u.id = a.annotator_id WHERE u.name = 'ann3'")
+        ).scalar_one()
     engine.dispose()
     assert reasons == ["1 unsure scan 2"] and labels == 0
     context.close()
 
 
-@pytest.mark.parametrize("path, role", [("review", "reviewer"), ("users", "admin"), ("rounds", "reviewer"),
-                                        ("data", "admin")])
+@pytest.mark.parametrize(
+    "path, role", [("review", "reviewer"), ("users", "admin"), ("rounds", "reviewer"), ("data", "admin")]
+)
 def test_annotator_typing_a_page_url_is_refused(app, browser, dialogs, path, role):
     context, page = _page(browser, dialogs)
     _sign_in(page, app, "ann3", path)  # a typed URL leads through sign-in to that page
@@ -345,8 +408,9 @@ def test_annotator_typing_a_page_url_is_refused(app, browser, dialogs, path, rol
     assert main.get_by_test_id("stDataFrame").count() == 0
     assert main.get_by_role("button").count() == 0
     # the menu stays, offering an annotator nothing above their role, and a link leads back to Label
-    nav_links = [link.inner_text().split("\n")[-1]
-                 for link in page.get_by_test_id("stSidebarNav").get_by_role("link").all()]
+    nav_links = [
+        link.inner_text().split("\n")[-1] for link in page.get_by_test_id("stSidebarNav").get_by_role("link").all()
+    ]
     assert nav_links == ["Label", "Account"]
     expect(main.get_by_role("link", name="Back to Label")).to_be_visible()
     if path == "review":

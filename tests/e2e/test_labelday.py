@@ -48,25 +48,51 @@ def _seed(url: str) -> None:
     from workbench.services import Workbench
 
     wb = Workbench.open(url)
-    for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator"),
-                       ("burst", "annotator"), ("phone", "annotator")):
+    for name, role in (
+        ("admin", "admin"),
+        ("rev", "reviewer"),
+        ("ann1", "annotator"),
+        ("ann2", "annotator"),
+        ("burst", "annotator"),
+        ("phone", "annotator"),
+    ):
         wb.users.add(name, role, PASSWORD, actor=Actor.operator())
     plain = {"eval_fraction": 0.0, "random_share": 0.0}
 
     def items(project_id: int, prefix: str, n: int) -> None:
         with Session(wb.engine) as s, s.begin():
-            s.execute(insert(Item), [{"project_id": project_id, "external_id": f"{prefix}-{i}", "split": "pool",
-                                      "state": "open", "slots_taken": 0, "n_annotations": 0,
-                                      "random_key": i / (n + 1), "content": {"text": f"{prefix} item {i}"}}
-                                     for i in range(n)])
+            s.execute(
+                insert(Item),
+                [
+                    {
+                        "project_id": project_id,
+                        "external_id": f"{prefix}-{i}",
+                        "split": "pool",
+                        "state": "open",
+                        "slots_taken": 0,
+                        "n_annotations": 0,
+                        "random_key": i / (n + 1),
+                        "content": {"text": f"{prefix} item {i}"},
+                    }
+                    for i in range(n)
+                ],
+            )
 
     # "aa-digits" sorts first, so it is the project a fresh sign-in lands on
     items(wb.projects.create("aa-digits", "text", DIGITS, settings=plain, actor=Actor.operator()).id, "digit", 12)
-    items(wb.projects.create("burst", "text", ["yes", "no"], overlap=1, settings=plain, actor=Actor.operator()).id, "burst", 40)
+    items(
+        wb.projects.create("burst", "text", ["yes", "no"], overlap=1, settings=plain, actor=Actor.operator()).id,
+        "burst",
+        40,
+    )
     review = wb.projects.create("review", "text", ["cat", "dog", "bird"], settings=plain, actor=Actor.operator())
     items(review.id, "rv", 3)
-    wb.guidelines.update("review", "# Animals\n\nLabel the animal **named first**.", actor=Actor.operator(),
-                         label_notes={"cat": "any cat, big or small"})
+    wb.guidelines.update(
+        "review",
+        "# Animals\n\nLabel the animal **named first**.",
+        actor=Actor.operator(),
+        label_notes={"cat": "any cat, big or small"},
+    )
     for who, answer in (("ann1", "cat"), ("ann2", "dog")):
         person = wb.users.authenticate(who, PASSWORD)
         while (claim := wb.queue.claim("review", actor=person)) is not None:
@@ -96,7 +122,8 @@ def _idle(page) -> None:
         "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
         " const state = app && app.getAttribute('data-test-script-state');"
         " return state && state !== 'running' && state !== 'rerunRequested'"
-        " && !document.querySelector('[data-stale=\"true\"]'); }")
+        " && !document.querySelector('[data-stale=\"true\"]'); }"
+    )
 
 
 def _sign_in(page, app: Server, name: str, path: str = "") -> None:
@@ -167,9 +194,14 @@ def _rows(app: Server, sql: str, **params):
 
 
 def _labels_of(app: Server, who: str, project: str = "aa-digits"):
-    return _rows(app, "SELECT i.external_id, a.label FROM annotation a JOIN item i ON i.id = a.item_id "
-                      "JOIN app_user u ON u.id = a.annotator_id JOIN project p ON p.id = a.project_id "
-                      "WHERE u.name = :who AND p.name = :project ORDER BY a.id", who=who, project=project)
+    return _rows(
+        app,
+        "SELECT i.external_id, a.label FROM annotation a JOIN item i ON i.id = a.item_id "
+        "JOIN app_user u ON u.id = a.annotator_id JOIN project p ON p.id = a.project_id "
+        "WHERE u.name = :who AND p.name = :project ORDER BY a.id",
+        who=who,
+        project=project,
+    )
 
 
 def test_digit_keys_store_the_digit_pressed_and_a_reload_keeps_keys_working(app, browser):
@@ -199,7 +231,8 @@ def test_digit_keys_store_the_digit_pressed_and_a_reload_keeps_keys_working(app,
     _wait_change(page, third)
     assert [label for _, label in _labels_of(app, "ann1")] == ["4", "9", "0"]
     assert [ext for ext, _ in _labels_of(app, "ann1")] == [
-        f"digit-{int(t.split()[-1])}" for t in (first, second, third)]
+        f"digit-{int(t.split()[-1])}" for t in (first, second, third)
+    ]
     context.close()
 
 
@@ -252,14 +285,19 @@ def test_burst_of_twenty_presses_labels_only_items_shown_for_the_dwell_time(app,
     for external_id, label in stored:
         text = f"burst item {external_id.split('-')[1]}"
         key = "1" if label == "yes" else "2"
-        fits = [p for p in presses if p["key"] == key and on_screen_at(p["t"])[0] == text
-                and p["t"] - on_screen_at(p["t"])[1] >= DWELL_MS]
-        assert fits, (f"{external_id} got {label!r} without a {key!r} press while it was shown for {DWELL_MS} ms: "
-                      f"shown {shown[-25:]}, presses {presses}")
+        fits = [
+            p
+            for p in presses
+            if p["key"] == key and on_screen_at(p["t"])[0] == text and p["t"] - on_screen_at(p["t"])[1] >= DWELL_MS
+        ]
+        assert fits, (
+            f"{external_id} got {label!r} without a {key!r} press while it was shown for {DWELL_MS} ms: "
+            f"shown {shown[-25:]}, presses {presses}"
+        )
     # the labels went to distinct items, in the order they were shown
     order = [c["text"] for c in shown if c["text"] and c["text"].startswith("burst item")]
     ids = [f"burst item {e.split('-')[1]}" for e, _ in stored]
-    assert len(set(ids)) == len(ids) and ids == [t for t in order if t in ids][:len(ids)]
+    assert len(set(ids)) == len(ids) and ids == [t for t in order if t in ids][: len(ids)]
     context.close()
 
 
@@ -303,9 +341,12 @@ def test_change_a_recent_label(app, browser):
     context.close()
 
 
-@pytest.mark.xfail(strict=False, reason="review hotkeys and Enter are timing-sensitive: under load a key or "
-                   "Enter is sometimes not acted on (issue 12 stays open on it); mouse review is covered by "
-                   "test_browser.py::test_reviewer_adjudicates_the_disagreement")
+@pytest.mark.xfail(
+    strict=False,
+    reason="review hotkeys and Enter are timing-sensitive: under load a key or "
+    "Enter is sometimes not acted on (issue 12 stays open on it); mouse review is covered by "
+    "test_browser.py::test_reviewer_adjudicates_the_disagreement",
+)
 def test_review_by_keyboard_at_1280x720(app, browser):
     context, page = _page(browser, width=1280, height=720)
     _sign_in(page, app, "rev")
@@ -324,8 +365,9 @@ def test_review_by_keyboard_at_1280x720(app, browser):
             expect(main.get_by_role("radio", name=name, exact=False)).not_to_be_checked()
         page.wait_for_timeout(LOOK_MS)
         page.keyboard.press(key)
-        page.wait_for_function("() => (document.activeElement.getAttribute('aria-label') || '')"
-                               ".startsWith('Reason (required')")  # the reason box has the focus
+        page.wait_for_function(
+            "() => (document.activeElement.getAttribute('aria-label') || '').startsWith('Reason (required')"
+        )  # the reason box has the focus
         _idle(page)  # (typed before the key's rerun has finished, the first letters can be lost)
         page.keyboard.type(f"decided by key {key}")
         # (.first: for a moment after a rerun Streamlit may hold the tab panel twice, one stale)
@@ -341,19 +383,22 @@ def test_review_by_keyboard_at_1280x720(app, browser):
             # under load (the press is sent but not acted on); the button always does.
             main.get_by_role("button", name="Adjudicate").first.click()
         deadline = time.monotonic() + 20  # the flash may be replaced at once by the box's own rerun
-        while not _rows(app, "SELECT 1 FROM adjudication a JOIN item i ON i.id = a.item_id "
-                             "WHERE i.external_id = :e", e=shown_id):
+        while not _rows(
+            app, "SELECT 1 FROM adjudication a JOIN item i ON i.id = a.item_id WHERE i.external_id = :e", e=shown_id
+        ):
             assert time.monotonic() < deadline, f"{shown_id} was not settled by Enter"
             page.wait_for_timeout(200)
         _idle(page)
     main.get_by_text("No disagreements waiting").wait_for()
-    decided = _rows(app, "SELECT i.external_id, a.decision, a.label, a.reason FROM adjudication a "
-                         "JOIN item i ON i.id = a.item_id ORDER BY a.id")
+    decided = _rows(
+        app,
+        "SELECT i.external_id, a.decision, a.label, a.reason FROM adjudication a "
+        "JOIN item i ON i.id = a.item_id ORDER BY a.id",
+    )
     assert [(d, lab) for _, d, lab, _ in decided] == [("excluded", None), ("ambiguous", None), ("label", "dog")]
     # Known gap: on a later case the first letters typed right after the key can land in the
     # previous case's box, which Streamlit keeps on screen for a moment; the rest is kept.
-    assert decided[0][3] == "decided by key x" and all(r.endswith(f"by key {k}") for (*_, r), k in
-                                                       zip(decided, "xa2"))
+    assert decided[0][3] == "decided by key x" and all(r.endswith(f"by key {k}") for (*_, r), k in zip(decided, "xa2"))
     main.get_by_role("tab", name="Adjudication history").click()
     history = main.get_by_test_id("stDataFrame").last
     history.wait_for()

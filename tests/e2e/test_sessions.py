@@ -30,15 +30,39 @@ def _seed(url: str) -> None:
     from workbench.services import Workbench
 
     wb = Workbench.open(url)
-    for name, role in (("admin", "admin"), ("rev", "reviewer"), ("ann1", "annotator"), ("ann2", "annotator"),
-                       ("ann3", "annotator")):
+    for name, role in (
+        ("admin", "admin"),
+        ("rev", "reviewer"),
+        ("ann1", "annotator"),
+        ("ann2", "annotator"),
+        ("ann3", "annotator"),
+    ):
         wb.users.add(name, role, PASSWORD, actor=Actor.operator())
     for project in ("alpha", "beta"):
-        p = wb.projects.create(project, "text", ["pos", "neg"], settings={"eval_fraction": 0.0, "random_share": 0.0}, actor=Actor.operator())
+        p = wb.projects.create(
+            project,
+            "text",
+            ["pos", "neg"],
+            settings={"eval_fraction": 0.0, "random_share": 0.0},
+            actor=Actor.operator(),
+        )
         with Session(wb.engine) as s, s.begin():
-            s.execute(insert(Item), [{"project_id": p.id, "external_id": f"{project}-{i}", "split": "pool",
-                                      "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": i / 20,
-                                      "content": {"text": f"{project} item {i}."}} for i in range(12)])
+            s.execute(
+                insert(Item),
+                [
+                    {
+                        "project_id": p.id,
+                        "external_id": f"{project}-{i}",
+                        "split": "pool",
+                        "state": "open",
+                        "slots_taken": 0,
+                        "n_annotations": 0,
+                        "random_key": i / 20,
+                        "content": {"text": f"{project} item {i}."},
+                    }
+                    for i in range(12)
+                ],
+            )
     # some history for the overview: two annotators label four items of alpha and disagree once
     for who in ("ann1", "ann2"):
         person = wb.users.authenticate(who, PASSWORD)
@@ -65,13 +89,18 @@ def _db(app: Server, sql: str, **params):
 
 
 def _active_leases(app: Server, name: str) -> int:
-    return _db(app, "SELECT count(*) FROM lease l JOIN app_user u ON u.id = l.annotator_id "
-                    "WHERE u.name = :n AND l.state = 'active'", n=name)[0][0]
+    return _db(
+        app,
+        "SELECT count(*) FROM lease l JOIN app_user u ON u.id = l.annotator_id "
+        "WHERE u.name = :n AND l.state = 'active'",
+        n=name,
+    )[0][0]
 
 
 def _labels(app: Server, name: str) -> int:
-    return _db(app, "SELECT count(*) FROM annotation a JOIN app_user u ON u.id = a.annotator_id "
-                    "WHERE u.name = :n", n=name)[0][0]
+    return _db(
+        app, "SELECT count(*) FROM annotation a JOIN app_user u ON u.id = a.annotator_id WHERE u.name = :n", n=name
+    )[0][0]
 
 
 def _idle(page) -> None:
@@ -80,7 +109,8 @@ def _idle(page) -> None:
         "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
         " const state = app && app.getAttribute('data-test-script-state');"
         " return state && state !== 'running' && state !== 'rerunRequested'"
-        " && !document.querySelector('[data-stale=\"true\"]'); }")
+        " && !document.querySelector('[data-stale=\"true\"]'); }"
+    )
 
 
 def _shot(page, name: str) -> None:
@@ -247,8 +277,9 @@ def test_label_keys_work_right_after_sign_in_and_after_the_sidebar(app, browser)
     page.get_by_label("Password", exact=True).press("Enter")
     page.wait_for_timeout(300)
     # ~0.3 s after signing in, the focus has left the sign-in form: keys reach the page
-    focused = page.evaluate("() => { const a = document.activeElement;"
-                            " return a ? a.tagName + ':' + (a.getAttribute('type') || '') : '' }")
+    focused = page.evaluate(
+        "() => { const a = document.activeElement; return a ? a.tagName + ':' + (a.getAttribute('type') || '') : '' }"
+    )
     assert not focused.startswith("INPUT"), focused
     _signed_in_as(page, "ann3")
     first = _item(page)

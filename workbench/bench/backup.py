@@ -101,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     context = mp.get_context("spawn")
     start = context.Barrier(args.annotators + 1)
     outs = [scratch / f"calls-{i}.json" for i in range(args.annotators)]
-    processes = [context.Process(target=_annotator, args=(url, project, actor, i, args.seconds, str(out), start))
-                 for i, (actor, out) in enumerate(zip(actors, outs))]
+    processes = [
+        context.Process(target=_annotator, args=(url, project, actor, i, args.seconds, str(out), start))
+        for i, (actor, out) in enumerate(zip(actors, outs))
+    ]
     for process in processes:
         process.start()
     start.wait(timeout=120)  # everyone is connected: the clock starts now
@@ -137,14 +139,20 @@ def main(argv: list[str] | None = None) -> int:
             drop()
         missing = len(committed - present)
         missing_total += missing
-        print(f"backup {k}: {report.bytes / 1e6:.1f} MB, database copied in {report.database_s:.2f} s, "
-              f"whole backup {report.total_s:.2f} s; {len(committed)} annotations committed when it started, "
-              f"{missing} missing after restore ({len(present)} restored)", flush=True)
+        print(
+            f"backup {k}: {report.bytes / 1e6:.1f} MB, database copied in {report.database_s:.2f} s, "
+            f"whole backup {report.total_s:.2f} s; {len(committed)} annotations committed when it started, "
+            f"{missing} missing after restore ({len(present)} restored)",
+            flush=True,
+        )
     p95_in = float(np.percentile(during, 95)) if during else float("nan")
     p95_out = float(np.percentile(outside, 95)) if outside else float("nan")
-    print(f"{wb.engine.dialect.name}, {args.annotators} annotators, {args.items} items, {args.seconds:.0f} s: "
-          f"{len(calls)} claim/submit calls; p95 {p95_in:.1f} ms during a backup ({len(during)} calls) vs "
-          f"{p95_out:.1f} ms without ({len(outside)} calls): ratio {p95_in / p95_out:.2f}", flush=True)
+    print(
+        f"{wb.engine.dialect.name}, {args.annotators} annotators, {args.items} items, {args.seconds:.0f} s: "
+        f"{len(calls)} claim/submit calls; p95 {p95_in:.1f} ms during a backup ({len(during)} calls) vs "
+        f"{p95_out:.1f} ms without ({len(outside)} calls): ratio {p95_in / p95_out:.2f}",
+        flush=True,
+    )
     wb.engine.dispose()
     return 1 if missing_total else 0
 

@@ -35,24 +35,36 @@ def _fill(engine, project_id: int, n: int, vocabulary: list[str], rng: random.Ra
     def items():  # noqa: ANN202
         for i in range(n):
             text = " ".join(rng.choices(vocabulary, k=rng.randint(8, 30)))
-            yield (f"doc-{i:07d}", {"text": text, "context": {}}, "eval" if rng.random() < 0.1 else "pool", rng.random())
+            yield (
+                f"doc-{i:07d}",
+                {"text": text, "context": {}},
+                "eval" if rng.random() < 0.1 else "pool",
+                rng.random(),
+            )
 
     with Session(engine) as session, session.begin():
         insert_items(session, project_id, items())
     with Session(engine) as session, session.begin():
         first = session.query(Item.id).filter(Item.project_id == project_id).order_by(Item.id).first()[0]
-        session.execute(update(Item).where(Item.project_id == project_id, (Item.id - first) % 10 == 3)
-                        .values(state="final", final_label="pos", n_annotations=2, slots_taken=2))
-        session.execute(update(Item).where(Item.project_id == project_id, (Item.id - first) % 100 == 7)
-                        .values(state="review", n_annotations=2, slots_taken=2))
+        session.execute(
+            update(Item)
+            .where(Item.project_id == project_id, (Item.id - first) % 10 == 3)
+            .values(state="final", final_label="pos", n_annotations=2, slots_taken=2)
+        )
+        session.execute(
+            update(Item)
+            .where(Item.project_id == project_id, (Item.id - first) % 100 == 7)
+            .values(state="review", n_annotations=2, slots_taken=2)
+        )
     # What autovacuum (PostgreSQL) would do within a minute of a bulk load, and what an import does.
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE item")
         conn.commit()
 
 
-def bench_browse(pool: int, database_url: str | None = None, *, pages: int = 100, searches: int = 100,
-                 seed: int = 0) -> dict[str, Any]:
+def bench_browse(
+    pool: int, database_url: str | None = None, *, pages: int = 100, searches: int = 100, seed: int = 0
+) -> dict[str, Any]:
     from workbench.db.engine import make_engine
     from workbench.domain import Actor, Split
     from workbench.services import Workbench
@@ -72,10 +84,15 @@ def bench_browse(pool: int, database_url: str | None = None, *, pages: int = 100
             started = time.perf_counter()
             _fill(engine, info.id, pool, vocabulary, rng)
             fill_s = time.perf_counter() - started
-            filters = [BrowseFilter(), BrowseFilter(state=BrowseState.FINAL), BrowseFilter(state=BrowseState.REVIEW),
-                       BrowseFilter(split=Split.EVAL), BrowseFilter(final_label="pos", split=Split.POOL),
-                       BrowseFilter(state=BrowseState.OPEN, sort=SortKey.EXTERNAL_ID, descending=True),
-                       BrowseFilter(disagreement=False, state=BrowseState.REVIEW, sort=SortKey.EXTERNAL_ID)]
+            filters = [
+                BrowseFilter(),
+                BrowseFilter(state=BrowseState.FINAL),
+                BrowseFilter(state=BrowseState.REVIEW),
+                BrowseFilter(split=Split.EVAL),
+                BrowseFilter(final_label="pos", split=Split.POOL),
+                BrowseFilter(state=BrowseState.OPEN, sort=SortKey.EXTERNAL_ID, descending=True),
+                BrowseFilter(disagreement=False, state=BrowseState.REVIEW, sort=SortKey.EXTERNAL_ID),
+            ]
             page_ms = []
             for i in range(pages):
                 f = filters[i % len(filters)]
@@ -97,13 +114,18 @@ def bench_browse(pool: int, database_url: str | None = None, *, pages: int = 100
         finally:
             engine.dispose()
     return {
-        "database": engine.dialect.name, "pool": pool, "fill_s": round(fill_s, 1),
-        "page_ms_p50": round(_percentile(page_ms, 50), 1), "page_ms_p95": round(_percentile(page_ms, 95), 1),
+        "database": engine.dialect.name,
+        "pool": pool,
+        "fill_s": round(fill_s, 1),
+        "page_ms_p50": round(_percentile(page_ms, 50), 1),
+        "page_ms_p95": round(_percentile(page_ms, 95), 1),
         "search_ms_p50": round(_percentile(search_ms, 50), 1),
         "search_ms_p95": round(_percentile(search_ms, 95), 1),
         "search_hits_median": sorted(hits)[len(hits) // 2],
-        "first_search_s": round(first_search_s, 2), "first_search_hits": first.total,
-        "pages": pages, "searches": searches,
+        "first_search_s": round(first_search_s, 2),
+        "first_search_hits": first.total,
+        "pages": pages,
+        "searches": searches,
     }
 
 
@@ -111,8 +133,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", type=int, default=1_000_000, help="items to generate (default 1000000)")
     parser.add_argument("--pages", type=int, default=100, help="filtered pages to time (default 100)")
     parser.add_argument("--searches", type=int, default=100, help="searches to time (default 100)")
-    parser.add_argument("--bench-database-url", "--db", dest="bench_database_url", default=None,
-                        help="database to fill (default: a fresh temporary SQLite file); use a scratch database")
+    parser.add_argument(
+        "--bench-database-url",
+        "--db",
+        dest="bench_database_url",
+        default=None,
+        help="database to fill (default: a fresh temporary SQLite file); use a scratch database",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
 
 
@@ -125,8 +152,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.bench.browse", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.bench.browse",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -26,12 +26,20 @@ import time
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PASSWORD = "bench-password-1"
 LOOK_MS = 400  # above the default minimum dwell time (250 ms)
 
-FLOOR_APP = '''
+FLOOR_APP = """
 import streamlit as st
 from workbench.domain import Actor
 st.session_state.setdefault("n", 0)
@@ -39,7 +47,7 @@ def bump():
     st.session_state.n += 1
 st.text(f"item {st.session_state.n}")
 st.button("Next", shortcut="1", on_click=bump)
-'''
+"""
 
 # In the page: the first stText of the main area is the item; record when it changes after a key.
 TIMER = """
@@ -78,14 +86,25 @@ def seed(url: str, pool: int) -> None:
 
     wb = Workbench.open(url)
     wb.users.add("bench", "annotator", PASSWORD, actor=Actor.operator())
-    project = wb.projects.create("bench", "text", ["positive", "negative", "neutral"],
-                                 settings={"eval_fraction": 0.2}, actor=Actor.operator())
+    project = wb.projects.create(
+        "bench", "text", ["positive", "negative", "neutral"], settings={"eval_fraction": 0.2}, actor=Actor.operator()
+    )
     rng = random.Random(0)
     words = ["good", "bad", "fine", "terrible", "great", "meh", "okay", "awful", "superb", "plain"]
     with Session(wb.engine) as session, session.begin():
-        insert_items(session, project.id, (
-            (f"b-{i}", {"text": f"{i}: " + " ".join(rng.choice(words) for _ in range(12))},
-             "eval" if rng.random() < 0.2 else "pool", rng.random()) for i in range(pool)))
+        insert_items(
+            session,
+            project.id,
+            (
+                (
+                    f"b-{i}",
+                    {"text": f"{i}: " + " ".join(rng.choice(words) for _ in range(12))},
+                    "eval" if rng.random() < 0.2 else "pool",
+                    rng.random(),
+                )
+                for i in range(pool)
+            ),
+        )
     wb.engine.dispose()
 
 
@@ -174,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                     process.wait(timeout=10)
     print(f"key press -> next item rendered, {args.presses} presses each, {LOOK_MS} ms look before each press")
     for name, values in (("trivial one-button app (floor)", floor_ms), (f"label page, {args.pool} items", app_ms)):
-        print(f"  {name:34s} p50 {_pct(values, 0.5):7.1f} ms   p95 {_pct(values, 0.95):7.1f} ms   "
-              f"mean {statistics.fmean(values):7.1f} ms")
+        print(
+            f"  {name:34s} p50 {_pct(values, 0.5):7.1f} ms   p95 {_pct(values, 0.95):7.1f} ms   "
+            f"mean {statistics.fmean(values):7.1f} ms"
+        )
     if floor_lost or app_lost:
         print(f"  presses with no effect (pressed again): floor {floor_lost}, label page {app_lost}")
     ratio = _pct(app_ms, 0.95) / _pct(floor_ms, 0.95)

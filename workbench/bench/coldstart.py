@@ -157,8 +157,11 @@ def _learning_curve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.bench.coldstart", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.bench.coldstart",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--seeds", type=int, default=30, help="repetitions (random splits)")
     parser.add_argument("--seed-size", type=int, default=6, help="labels in the initial seed set")
     parser.add_argument("--budget", type=int, default=30, help="labels at the end")

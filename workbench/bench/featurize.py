@@ -44,7 +44,9 @@ def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
-def run_featurize_bench(rows: int, methods: tuple[str, ...] = METHODS, *, progress: bool = True) -> list[dict[str, Any]]:
+def run_featurize_bench(
+    rows: int, methods: tuple[str, ...] = METHODS, *, progress: bool = True
+) -> list[dict[str, Any]]:
     from workbench.training.featurizers import embeddings_available, make_featurizer
 
     if rows < 1:
@@ -66,17 +68,26 @@ def run_featurize_bench(rows: int, methods: tuple[str, ...] = METHODS, *, progre
             started = time.perf_counter()
             matrix = featurizer.fit_transform(contents)
             seconds = time.perf_counter() - started
-            row: dict[str, Any] = {"method": method, "featurizer": featurizer.name, "rows": rows,
-                                   "shape": list(matrix.shape), "seconds": round(seconds, 2),
-                                   "texts_per_second": round(rows / seconds, 1),
-                                   "max_rss_mb_before": round(rss_before, 1), "max_rss_mb_after": round(_max_rss_mb(), 1)}
+            row: dict[str, Any] = {
+                "method": method,
+                "featurizer": featurizer.name,
+                "rows": rows,
+                "shape": list(matrix.shape),
+                "seconds": round(seconds, 2),
+                "texts_per_second": round(rows / seconds, 1),
+                "max_rss_mb_before": round(rss_before, 1),
+                "max_rss_mb_after": round(_max_rss_mb(), 1),
+            }
             if method == "embeddings":
                 again = make_featurizer("text", {"method": method}, cache_dir=cache)
                 started = time.perf_counter()
                 again.fit_transform(contents)
                 warm = time.perf_counter() - started
-                row.update(cached_seconds=round(warm, 2), cached_texts_per_second=round(rows / warm, 1),
-                           encoded_from_cache=again.encoded_ == 0)
+                row.update(
+                    cached_seconds=round(warm, 2),
+                    cached_texts_per_second=round(rows / warm, 1),
+                    encoded_from_cache=again.encoded_ == 0,
+                )
             if progress:
                 print(file=sys.stderr)
             out.append(row)
@@ -96,11 +107,16 @@ def _reporter(method: str, enabled: bool):  # noqa: ANN202
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| method | rows | dims | seconds | texts/s | cached texts/s | peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | rows | dims | seconds | texts/s | cached texts/s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         cached = r.get("cached_texts_per_second")
-        lines.append(f"| {r['method']} | {r['rows']} | {r['shape'][1]} | {r['seconds']} | {r['texts_per_second']} | "
-                     f"{'-' if cached is None else cached} | {r['max_rss_mb_after']} |")
+        lines.append(
+            f"| {r['method']} | {r['rows']} | {r['shape'][1]} | {r['seconds']} | {r['texts_per_second']} | "
+            f"{'-' if cached is None else cached} | {r['max_rss_mb_after']} |"
+        )
     return "\n".join(lines)
 
 
@@ -121,8 +137,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.bench.featurize", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.bench.featurize",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     try:
         return run(parser.parse_args(argv))

@@ -61,23 +61,33 @@ def _child(csv_path: str, db_path: str, health: bool) -> None:
 
     wb = Workbench(make_engine(f"sqlite:///{db_path}"))
     actor = Actor.operator()
-    wb.projects.create("bench-health", "text", ["a", "b"], actor=actor,
-                       settings={"health_at_import": health})
+    wb.projects.create("bench-health", "text", ["a", "b"], actor=actor, settings={"health_at_import": health})
     started = time.perf_counter()
     report = wb.imports.run("bench-health", csv_path, actor=actor, seed=0)
     total = time.perf_counter() - started
     if not report.ok:
         raise SystemExit("benchmark import refused: " + "; ".join(report.lines()[:3]))
     health_report = report.health
-    print(json.dumps({
-        "imported": report.imported, "import_s": round(report.seconds, 2), "health_s": round(report.health_seconds, 2),
-        "total_s": round(total, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "health": None if health_report is None else {
-            "exact_duplicates": health_report.exact_duplicates, "near_duplicates": health_report.near_duplicates,
-            "outliers": health_report.outliers, "pii_counts": health_report.pii_counts,
-            "timings": health_report.timings},
-    }))
+    print(
+        json.dumps(
+            {
+                "imported": report.imported,
+                "import_s": round(report.seconds, 2),
+                "health_s": round(report.health_seconds, 2),
+                "total_s": round(total, 2),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "health": None
+                if health_report is None
+                else {
+                    "exact_duplicates": health_report.exact_duplicates,
+                    "near_duplicates": health_report.near_duplicates,
+                    "outliers": health_report.outliers,
+                    "pii_counts": health_report.pii_counts,
+                    "timings": health_report.timings,
+                },
+            }
+        )
+    )
 
 
 def bench_health(n_rows: int) -> dict[str, Any]:
@@ -87,19 +97,35 @@ def bench_health(n_rows: int) -> dict[str, Any]:
         planted = write_rows(csv_path, n_rows)
         runs = {}
         for name, health in (("without", False), ("with", True)):
-            done = subprocess.run([sys.executable, "-m", "workbench.bench.health", "--child", str(csv_path),
-                                   str(folder / f"{name}.db"), "1" if health else "0"],
-                                  capture_output=True, text=True,
-                                  env={**os.environ, "WORKBENCH_HOME": str(folder / name)})
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "workbench.bench.health",
+                    "--child",
+                    str(csv_path),
+                    str(folder / f"{name}.db"),
+                    "1" if health else "0",
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "WORKBENCH_HOME": str(folder / name)},
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"the {name}-health import failed:\n{done.stderr[-2000:]}")
             runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
     base, checked = runs["without"]["total_s"], runs["with"]
-    return {"rows": n_rows, "planted": planted, "import_without_health_s": base,
-            "import_with_health_s": checked["total_s"], "health_s": checked["health_s"],
-            "added_share": round(checked["health_s"] / base, 3) if base else None,
-            "peak_rss_mb_without": runs["without"]["peak_rss_mb"], "peak_rss_mb_with": checked["peak_rss_mb"],
-            "found": checked["health"]}
+    return {
+        "rows": n_rows,
+        "planted": planted,
+        "import_without_health_s": base,
+        "import_with_health_s": checked["total_s"],
+        "health_s": checked["health_s"],
+        "added_share": round(checked["health_s"] / base, 3) if base else None,
+        "peak_rss_mb_without": runs["without"]["peak_rss_mb"],
+        "peak_rss_mb_with": checked["peak_rss_mb"],
+        "found": checked["health"],
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--child":
         _child(argv[1], argv[2], argv[3] == "1")
         return 0
-    parser = argparse.ArgumentParser(prog="python -m workbench.bench.health", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.bench.health",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -37,8 +37,13 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return (self.exit_code == 1 and len(self.stderr_lines) == 1 and self.peak_mb < LIMIT_MB
-                and "Traceback" not in " ".join(self.stderr_lines) and self.nothing_written)
+        return (
+            self.exit_code == 1
+            and len(self.stderr_lines) == 1
+            and self.peak_mb < LIMIT_MB
+            and "Traceback" not in " ".join(self.stderr_lines)
+            and self.nothing_written
+        )
 
 
 def _peak_kib() -> int:
@@ -76,8 +81,12 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[int, str, float, float]:
         peak_file = Path(scratch) / "peak"
         err_file = Path(scratch) / "stderr"
         with open(err_file, "wb") as err:
-            code = subprocess.run([sys.executable, "-m", "workbench.bench.hostile", "--child", str(peak_file),
-                                   *args], stdout=subprocess.DEVNULL, stderr=err, env=env).returncode
+            code = subprocess.run(
+                [sys.executable, "-m", "workbench.bench.hostile", "--child", str(peak_file), *args],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+            ).returncode
         stderr = err_file.read_text("utf-8", "replace")
         peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
     return code, stderr, peak, time.perf_counter() - started
@@ -125,8 +134,9 @@ def make_corpus(root: Path, line_bytes: int) -> dict[str, tuple[str, Path]]:
     empty_csv.write_bytes(b"")
     cases["0-byte .csv"] = ("text", empty_csv)
     deep = root / "deep.jsonl"
-    deep.write_text(json.dumps({"id": 1, "text": "fine"}) + "\n"
-                    + '{"id": 2, "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    deep.write_text(
+        json.dumps({"id": 1, "text": "fine"}) + "\n" + '{"id": 2, "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    )
     cases["JSONL nested 100,000 deep"] = ("text", deep)
     line = root / "one-line.csv"
     with open(line, "wb") as f:
@@ -161,8 +171,24 @@ def run(line_bytes: int, keep: Path | None = None) -> list[Outcome]:
     try:
         cases = make_corpus(root, line_bytes)
         for kind in ("text", "image"):
-            subprocess.run([sys.executable, "-m", "workbench.cli", *base, "project", "create", kind, "--kind",
-                            kind, "--labels", "a,b"], check=True, env=env, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "workbench.cli",
+                    *base,
+                    "project",
+                    "create",
+                    kind,
+                    "--kind",
+                    kind,
+                    "--labels",
+                    "a,b",
+                ],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
         outcomes = []
         for case, (kind, path) in cases.items():
             target = ["--folder", str(path)] if path.is_dir() else [str(path)]
@@ -170,10 +196,19 @@ def run(line_bytes: int, keep: Path | None = None) -> list[Outcome]:
             lines = [line for line in stderr.splitlines() if line.strip()]
             outcomes.append(Outcome(case, code, lines, peak, seconds, _items(url) == 0))
         # The pages' path: a rendition of the bomb (as the label page would ask for it).
-        code, stderr, peak, seconds = _run(["rendition", str(root / "bomb" / "bomb.png"),
-                                            str(root / "home" / "renditions")], env)
-        outcomes.append(Outcome("decompression bomb, rendition for a page", code,
-                                [line for line in stderr.splitlines() if line.strip()], peak, seconds, True))
+        code, stderr, peak, seconds = _run(
+            ["rendition", str(root / "bomb" / "bomb.png"), str(root / "home" / "renditions")], env
+        )
+        outcomes.append(
+            Outcome(
+                "decompression bomb, rendition for a page",
+                code,
+                [line for line in stderr.splitlines() if line.strip()],
+                peak,
+                seconds,
+                True,
+            )
+        )
         return outcomes
     finally:
         if keep is None:
@@ -193,13 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'case':44} {'exit':>4} {'peak RSS':>9} {'time':>7}  one line on stderr")
     for o in outcomes:
         message = o.stderr_lines[0] if len(o.stderr_lines) == 1 else f"{len(o.stderr_lines)} lines: {o.stderr_lines}"
-        print(f"{o.case:44} {o.exit_code:>4} {o.peak_mb:>6.0f} MB {o.seconds:>6.1f}s  "
-              f"{'ok ' if o.ok else 'BAD'} {message}")
+        print(
+            f"{o.case:44} {o.exit_code:>4} {o.peak_mb:>6.0f} MB {o.seconds:>6.1f}s  "
+            f"{'ok ' if o.ok else 'BAD'} {message}"
+        )
     if args.json:
         args.json.write_text(json.dumps([{**o.__dict__, "ok": o.ok} for o in outcomes], indent=2))
     bad = [o.case for o in outcomes if not o.ok]
-    print(f"{len(outcomes) - len(bad)}/{len(outcomes)} refused with one line, exit 1, under {LIMIT_MB} MB, "
-          "nothing written" + (f"; NOT: {', '.join(bad)}" if bad else ""))
+    print(
+        f"{len(outcomes) - len(bad)}/{len(outcomes)} refused with one line, exit 1, under {LIMIT_MB} MB, "
+        "nothing written" + (f"; NOT: {', '.join(bad)}" if bad else "")
+    )
     return 1 if bad else 0
 
 

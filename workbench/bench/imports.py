@@ -19,10 +19,13 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
 from workbench.domain import Actor
 
-WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
-         "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu").split()
+WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
+    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
+).split()
 LABELS = ["pos", "neg", "neutral"]
 
 
@@ -51,8 +54,9 @@ def write_csv(path: Path, n_rows: int, *, seed: int = 0, prelabel_share: float =
     return path.stat().st_size
 
 
-def bench_import(n_rows: int, database_url: str | None = None, *, batch_size: int = 1000,
-                 seed: int = 0, progress: bool = False) -> dict[str, Any]:
+def bench_import(
+    n_rows: int, database_url: str | None = None, *, batch_size: int = 1000, seed: int = 0, progress: bool = False
+) -> dict[str, Any]:
     """Import `n_rows` generated text rows; seconds, rows/s and the peak memory growth."""
     from workbench.db.engine import make_engine
     from workbench.services import Workbench
@@ -85,8 +89,15 @@ def bench_import(n_rows: int, database_url: str | None = None, *, batch_size: in
             rss_before = _rss_kib()
             maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             started = time.perf_counter()
-            report = wb.imports.run(project, csv_path, prelabel_col="label", seed=seed,
-                                    batch_size=batch_size, progress=on_progress, actor=Actor.operator())
+            report = wb.imports.run(
+                project,
+                csv_path,
+                prelabel_col="label",
+                seed=seed,
+                batch_size=batch_size,
+                progress=on_progress,
+                actor=Actor.operator(),
+            )
             seconds = time.perf_counter() - started
             if bar is not None:
                 bar.close()
@@ -113,8 +124,11 @@ def bench_import(n_rows: int, database_url: str | None = None, *, batch_size: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.bench.imports", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.bench.imports",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     return run(args)
@@ -123,8 +137,13 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1000000)")
     parser.add_argument("--batch-size", type=int, default=1000, help="rows per INSERT (default 1000)")
-    parser.add_argument("--bench-database-url", "--db", dest="bench_database_url", default=None,
-                        help="database to import into (default: a fresh temporary SQLite file)")
+    parser.add_argument(
+        "--bench-database-url",
+        "--db",
+        dest="bench_database_url",
+        default=None,
+        help="database to import into (default: a fresh temporary SQLite file)",
+    )
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr")
 
 

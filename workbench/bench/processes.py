@@ -63,7 +63,7 @@ def group_members(pgids: set[int]) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp ...
+        fields = stat[stat.rindex(")") + 2 :].split()  # state ppid pgrp ...
         if fields[0] != "Z" and int(fields[2]) in pgids:
             members.append(int(entry.name))
     return members
@@ -77,7 +77,7 @@ def children_of(pid: int) -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
 
@@ -85,16 +85,21 @@ def children_of(pid: int) -> list[int]:
 class Serve:
     """`workbench serve` as a subprocess on a fresh home (or a given one)."""
 
-    def __init__(self, home: Path, port: int | None = None, database_url: str | None = None,
-                 extra: list[str] | None = None) -> None:
+    def __init__(
+        self, home: Path, port: int | None = None, database_url: str | None = None, extra: list[str] | None = None
+    ) -> None:
         self.home, self.port, self.extra = home, port or free_port(), extra or []
         self.env = {**os.environ, "WORKBENCH_HOME": str(home)}
         self.env.pop("WORKBENCH_DATABASE_URL", None)
         if database_url:
             self.env["WORKBENCH_DATABASE_URL"] = database_url
         self.log = open(home / "serve.log", "w")  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port),
-                                         *(extra or [])], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port), *(extra or [])],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def wait_ready(self, timeout: float = 120.0) -> list[int]:
         """Wait for the health check and for both children; returns the children's pids."""
@@ -151,10 +156,14 @@ def stop_run(serve: Serve, signum: int, children: list[int]) -> StopRun:
         except subprocess.TimeoutExpired:
             pass
     leftover = group_members(pgids)
-    return StopRun(signal=signal.Signals(signum).name, exit_code=serve.process.returncode,
-                   exited_s=round(exited if exited is not None else time.monotonic() - start, 3),
-                   clean_s=None if clean is None else round(clean, 3), leftover=leftover,
-                   port_free=port_is_free(serve.port))
+    return StopRun(
+        signal=signal.Signals(signum).name,
+        exit_code=serve.process.returncode,
+        exited_s=round(exited if exited is not None else time.monotonic() - start, 3),
+        clean_s=None if clean is None else round(clean, 3),
+        leftover=leftover,
+        port_free=port_is_free(serve.port),
+    )
 
 
 def one_shutdown(signum: int, root: Path) -> StopRun:
@@ -185,13 +194,34 @@ def prepare_slow_round(home: Path) -> tuple[str, int]:
     wb = Workbench.open(url)
     info = wb.projects.create("slow", "text", ["ham", "spam"], settings={"model": SLOW_MODEL}, actor=Actor.operator())
     with Session(wb.engine) as session, session.begin():
-        insert_items(session, info.id, ((f"t{i}", {"text": f"{'win a prize now' if i % 3 == 0 else 'lunch at noon'} {i}"},
-                                         "eval" if i % 5 == 0 else "pool", i / 300) for i in range(300)))
-        session.execute(update(Item).where(Item.project_id == info.id).values(
-            state="final", final_label="ham", n_annotations=2, slots_taken=2))
-        session.execute(update(Item).where(Item.project_id == info.id, Item.external_id.in_(
-            [f"t{i}" for i in range(0, 300, 3)])).values(final_label="spam"))
-    job = wb.rounds.start("slow", actor=Actor.operator()) if _takes_actor(wb.rounds.start) else wb.rounds.start("slow", actor=Actor.operator())
+        insert_items(
+            session,
+            info.id,
+            (
+                (
+                    f"t{i}",
+                    {"text": f"{'win a prize now' if i % 3 == 0 else 'lunch at noon'} {i}"},
+                    "eval" if i % 5 == 0 else "pool",
+                    i / 300,
+                )
+                for i in range(300)
+            ),
+        )
+        session.execute(
+            update(Item)
+            .where(Item.project_id == info.id)
+            .values(state="final", final_label="ham", n_annotations=2, slots_taken=2)
+        )
+        session.execute(
+            update(Item)
+            .where(Item.project_id == info.id, Item.external_id.in_([f"t{i}" for i in range(0, 300, 3)]))
+            .values(final_label="spam")
+        )
+    job = (
+        wb.rounds.start("slow", actor=Actor.operator())
+        if _takes_actor(wb.rounds.start)
+        else wb.rounds.start("slow", actor=Actor.operator())
+    )
     wb.engine.dispose()
     return url, job.id
 
@@ -216,9 +246,13 @@ class KillRun:
 
     @property
     def ok(self) -> bool:
-        return (self.requeued_s is not None and self.back_s is not None
-                and max(self.requeued_s, self.back_s) <= BACK_TARGET_S and self.restart_logged
-                and (self.stop is None or self.stop.ok))
+        return (
+            self.requeued_s is not None
+            and self.back_s is not None
+            and max(self.requeued_s, self.back_s) <= BACK_TARGET_S
+            and self.restart_logged
+            and (self.stop is None or self.stop.ok)
+        )
 
 
 def one_kill(root: Path, *, stop_after: bool = True) -> KillRun:
@@ -256,17 +290,30 @@ def one_kill(root: Path, *, stop_after: bool = True) -> KillRun:
         if stop_after:
             # Let the new worker take the round, then stop serve mid-round: the round goes back uncharged.
             deadline = time.monotonic() + 60
-            while (job := jobs.get(job_id, actor=Actor.operator())).state == JobState.QUEUED and time.monotonic() < deadline:
+            while (
+                job := jobs.get(job_id, actor=Actor.operator())
+            ).state == JobState.QUEUED and time.monotonic() < deadline:
                 time.sleep(0.05)
             attempts = job.attempts
-            stop = stop_run(serve, signal.SIGTERM, [p for p in children if p != dead_pid] +
-                            [int(w.rpartition(":")[2]) for w in [job.worker] if w and w != dead])
+            stop = stop_run(
+                serve,
+                signal.SIGTERM,
+                [p for p in children if p != dead_pid]
+                + [int(w.rpartition(":")[2]) for w in [job.worker] if w and w != dead],
+            )
             after = jobs.get(job_id, actor=Actor.operator())
             state_after, attempts_after_stop = after.state.value, after.attempts
-        return KillRun(job_id=job_id, dead_worker=dead, requeued_s=None if requeued is None else round(requeued, 3),
-                       back_s=None if back is None else round(back, 3), attempts_after=attempts,
-                       restart_logged=restart_logged, stop=stop, state_after_stop=state_after,
-                       attempts_after_stop=attempts_after_stop)
+        return KillRun(
+            job_id=job_id,
+            dead_worker=dead,
+            requeued_s=None if requeued is None else round(requeued, 3),
+            back_s=None if back is None else round(back, 3),
+            attempts_after=attempts,
+            restart_logged=restart_logged,
+            stop=stop,
+            state_after_stop=state_after,
+            attempts_after_stop=attempts_after_stop,
+        )
     finally:
         serve.close()
         jobs.engine.dispose()
@@ -293,22 +340,30 @@ def main(argv: list[str] | None = None) -> int:
         report["shutdown"][name] = [asdict(r) for r in runs]
         bad = [r for r in runs if not r.ok]
         failures += len(bad)
-        print(f"{name}: {len(runs) - len(bad)}/{len(runs)} clean within {STOP_TARGET_S:.0f} s "
-              f"(exit 0, no child left, port free); all clear {_summary([r.clean_s for r in runs if r.clean_s])}",
-              flush=True)
+        print(
+            f"{name}: {len(runs) - len(bad)}/{len(runs)} clean within {STOP_TARGET_S:.0f} s "
+            f"(exit 0, no child left, port free); all clear {_summary([r.clean_s for r in runs if r.clean_s])}",
+            flush=True,
+        )
         for r in bad:
             print(f"  failed: {r}", flush=True)
     kills = [one_kill(root) for _ in range(args.kill_runs)]
     report["kill"] = [asdict(r) for r in kills]
     bad = [r for r in kills if not r.ok]
     failures += len(bad)
-    print(f"worker SIGKILL: {len(kills) - len(bad)}/{len(kills)} back with the round requeued within "
-          f"{BACK_TARGET_S:.0f} s; new worker {_summary([r.back_s for r in kills if r.back_s])}, round requeued "
-          f"{_summary([r.requeued_s for r in kills if r.requeued_s])}", flush=True)
+    print(
+        f"worker SIGKILL: {len(kills) - len(bad)}/{len(kills)} back with the round requeued within "
+        f"{BACK_TARGET_S:.0f} s; new worker {_summary([r.back_s for r in kills if r.back_s])}, round requeued "
+        f"{_summary([r.requeued_s for r in kills if r.requeued_s])}",
+        flush=True,
+    )
     stops = [r.stop for r in kills if r.stop]
-    print(f"  then SIGTERM mid-round: {sum(s.ok for s in stops)}/{len(stops)} clean, all clear "
-          f"{_summary([s.clean_s for s in stops if s.clean_s])}; round afterwards: "
-          + ", ".join(sorted({f'{r.state_after_stop} (attempts {r.attempts_after_stop})' for r in kills})), flush=True)
+    print(
+        f"  then SIGTERM mid-round: {sum(s.ok for s in stops)}/{len(stops)} clean, all clear "
+        f"{_summary([s.clean_s for s in stops if s.clean_s])}; round afterwards: "
+        + ", ".join(sorted({f"{r.state_after_stop} (attempts {r.attempts_after_stop})" for r in kills})),
+        flush=True,
+    )
     for r in bad:
         print(f"  failed: {r}", flush=True)
     if args.json:

@@ -153,13 +153,32 @@ def run_query_bench(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=blas_threads, user_api="blas"):
-        return _measure(pool=pool, dim=dim, classes=classes, n=n, members=members, batch=batch, repeat=repeat,
-                        seed=seed, blas_threads=blas_threads, rank_n=min(rank_n, pool))
+        return _measure(
+            pool=pool,
+            dim=dim,
+            classes=classes,
+            n=n,
+            members=members,
+            batch=batch,
+            repeat=repeat,
+            seed=seed,
+            blas_threads=blas_threads,
+            rank_n=min(rank_n, pool),
+        )
 
 
 def _measure(
-    *, pool: int, dim: int, classes: int, n: int, members: int, batch: int, repeat: int, seed: int,
-    blas_threads: int | None, rank_n: int = RANKING_LENGTH,
+    *,
+    pool: int,
+    dim: int,
+    classes: int,
+    n: int,
+    members: int,
+    batch: int,
+    repeat: int,
+    seed: int,
+    blas_threads: int | None,
+    rank_n: int = RANKING_LENGTH,
 ) -> list[dict[str, Any]]:
     """The measurements of :func:`run_query_bench`, once its arguments are checked."""
     rng = np.random.default_rng(seed)
@@ -167,8 +186,14 @@ def _measure(
     heads = [make_head(dim, classes, rng=rng) for _ in range(members)]
     twins = [sklearn_twin(head, classes) for head in heads]
     stacked_weights = np.concatenate([head.weights for head in heads], axis=1)
-    common = {"pool": pool, "dim": dim, "classes": classes, "pool_bytes": features.nbytes, "n": n,
-              "blas_threads": blas_threads}
+    common = {
+        "pool": pool,
+        "dim": dim,
+        "classes": classes,
+        "pool_bytes": features.nbytes,
+        "n": n,
+        "blas_threads": blas_threads,
+    }
 
     rows = []
     for strategy in BENCHED_STRATEGIES:
@@ -177,66 +202,72 @@ def _measure(
         floor_weights = stacked_weights if committee else heads[0].weights
         query_modal = modal_query(strategy, twins if committee else twins[:1])
 
-        def workbench() -> QueryResult:
+        def workbench(model=model, strategy=strategy) -> QueryResult:
             return score_pool(features, model, strategy, n, rng=np.random.default_rng(seed))
 
         seconds, results = best_times(
             {
-                "floor": lambda: features @ floor_weights,
+                "floor": lambda w=floor_weights: features @ w,
                 "workbench": workbench,
-                "modal": lambda: query_modal(features, n),
+                "modal": lambda q=query_modal: q(features, n),
             },
             repeat,
         )
         ours: QueryResult = results["workbench"]
         modal_indices, modal_scores = results.pop("modal")
         modal_scores = as_workbench_scores(strategy, np.asarray(modal_scores, dtype=np.float64))
-        rows.append({
-            "strategy": strategy,
-            **common,
-            "members": members if committee else 1,
-            "seconds_workbench": seconds["workbench"],
-            "seconds_modal": seconds["modal"],
-            "seconds_floor": seconds["floor"],
-            "peak_bytes_workbench": peak_extra_bytes(workbench),
-            "peak_bytes_modal": peak_extra_bytes(lambda: query_modal(features, n)),
-            "overlap_with_modal": len(set(ours.indices.tolist()) & set(np.asarray(modal_indices).tolist())) / n,
-            "scores_match_modal": bool(
-                np.allclose(np.sort(ours.scores), np.sort(modal_scores), rtol=1e-4, atol=1e-5)
-            ),
-        })
+        rows.append(
+            {
+                "strategy": strategy,
+                **common,
+                "members": members if committee else 1,
+                "seconds_workbench": seconds["workbench"],
+                "seconds_modal": seconds["modal"],
+                "seconds_floor": seconds["floor"],
+                "peak_bytes_workbench": peak_extra_bytes(workbench),
+                "peak_bytes_modal": peak_extra_bytes(lambda q=query_modal: q(features, n)),
+                "overlap_with_modal": len(set(ours.indices.tolist()) & set(np.asarray(modal_indices).tolist())) / n,
+                "scores_match_modal": bool(
+                    np.allclose(np.sort(ours.scores), np.sort(modal_scores), rtol=1e-4, atol=1e-5)
+                ),
+            }
+        )
 
     def diverse_batch() -> QueryResult:
         return score_pool(features, heads[0], DIVERSE_BATCH_STRATEGY, batch, rng=np.random.default_rng(seed))
 
     seconds, _ = best_times({"floor": lambda: features @ heads[0].weights, "workbench": diverse_batch}, repeat)
-    rows.append({
-        "strategy": "diverse_batch",
-        **common,
-        "n": batch,
-        "members": 1,
-        "seconds_workbench": seconds["workbench"],
-        "seconds_modal": None,
-        "seconds_floor": seconds["floor"],
-        "peak_bytes_workbench": peak_extra_bytes(diverse_batch),
-        "peak_bytes_modal": None,
-    })
+    rows.append(
+        {
+            "strategy": "diverse_batch",
+            **common,
+            "n": batch,
+            "members": 1,
+            "seconds_workbench": seconds["workbench"],
+            "seconds_modal": None,
+            "seconds_floor": seconds["floor"],
+            "peak_bytes_workbench": peak_extra_bytes(diverse_batch),
+            "peak_bytes_modal": None,
+        }
+    )
 
     def margin_diversity() -> QueryResult:
         return score_pool(features, heads[0], MARGIN_DIVERSITY_STRATEGY, rank_n, rng=np.random.default_rng(seed))
 
     seconds, _ = best_times({"floor": lambda: features @ heads[0].weights, "workbench": margin_diversity}, repeat)
-    rows.append({
-        "strategy": MARGIN_DIVERSITY_STRATEGY,
-        **common,
-        "n": rank_n,
-        "members": 1,
-        "seconds_workbench": seconds["workbench"],
-        "seconds_modal": None,
-        "seconds_floor": seconds["floor"],
-        "peak_bytes_workbench": peak_extra_bytes(margin_diversity),
-        "peak_bytes_modal": None,
-    })
+    rows.append(
+        {
+            "strategy": MARGIN_DIVERSITY_STRATEGY,
+            **common,
+            "n": rank_n,
+            "members": 1,
+            "seconds_workbench": seconds["workbench"],
+            "seconds_modal": None,
+            "seconds_floor": seconds["floor"],
+            "peak_bytes_workbench": peak_extra_bytes(margin_diversity),
+            "peak_bytes_modal": None,
+        }
+    )
     return rows
 
 
@@ -279,8 +310,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=100, help="items to select per query (default 100)")
     parser.add_argument("--members", type=int, default=5, help="committee size for QBC (default 5)")
     parser.add_argument("--batch", type=int, default=100, help="diverse batch size (default 100)")
-    parser.add_argument("--rank-n", type=int, default=RANKING_LENGTH,
-                        help=f"ranking length for margin_diversity (default {RANKING_LENGTH}, as a round)")
+    parser.add_argument(
+        "--rank-n",
+        type=int,
+        default=RANKING_LENGTH,
+        help=f"ranking length for margin_diversity (default {RANKING_LENGTH}, as a round)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement; best is kept")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pool and the weights")
     parser.add_argument("--blas-threads", type=int, help="cap BLAS threads for every arm (default: no cap)")
@@ -311,8 +346,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.bench.query", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.bench.query",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     try:
         return run(parser.parse_args(argv))

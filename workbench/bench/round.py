@@ -35,13 +35,22 @@ def seed_text_project(wb: Workbench, name: str, n_pool: int, n_labels: int, seed
     and every eval item carry a final label."""
     texts, labels = synthetic_corpus(n_pool + N_EVAL, seed)
     # TF-IDF: the round's figures are TF-IDF's (embedding 10^5 texts here takes an hour, see bench featurize).
-    project = wb.projects.create(name, "text", BENCH_CLASSES, strategy="margin",
-                                 settings={"featurizer": {"method": "tfidf"}}, actor=Actor.operator())
+    project = wb.projects.create(
+        name,
+        "text",
+        BENCH_CLASSES,
+        strategy="margin",
+        settings={"featurizer": {"method": "tfidf"}},
+        actor=Actor.operator(),
+    )
     rng = np.random.default_rng(seed)
     keys = rng.random(len(texts))
     with Session(wb.engine) as session, session.begin():
-        insert_items(session, project.id, ((f"x{i}", {"text": text}, "eval" if i >= n_pool else "pool", keys[i])
-                                           for i, text in enumerate(texts)))
+        insert_items(
+            session,
+            project.id,
+            ((f"x{i}", {"text": text}, "eval" if i >= n_pool else "pool", keys[i]) for i, text in enumerate(texts)),
+        )
         _mark_final(session, project.id, [*range(n_labels), *range(n_pool, n_pool + N_EVAL)], labels)
 
 
@@ -54,15 +63,18 @@ def add_labels(wb: Workbench, name: str, start: int, count: int, seed: int = 0) 
 
 
 # As if two annotators had agreed on the item's label.
-_FINAL = (update(Item)
-          .where(Item.project_id == bindparam("b_project_id"), Item.external_id == bindparam("b_external_id"))
-          .values(state="final", final_label=bindparam("b_label"), n_annotations=2, slots_taken=2))
+_FINAL = (
+    update(Item)
+    .where(Item.project_id == bindparam("b_project_id"), Item.external_id == bindparam("b_external_id"))
+    .values(state="final", final_label=bindparam("b_label"), n_annotations=2, slots_taken=2)
+)
 
 
 def _mark_final(session: Session, project_id: int, indices, labels: np.ndarray) -> None:  # noqa: ANN001
     """Give the items x{i} for i in indices their final label labels[i], in one executemany."""
-    session.connection().execute(_FINAL, [{"b_project_id": project_id, "b_external_id": f"x{i}",
-                                           "b_label": str(labels[i])} for i in indices])
+    session.connection().execute(
+        _FINAL, [{"b_project_id": project_id, "b_external_id": f"x{i}", "b_label": str(labels[i])} for i in indices]
+    )
 
 
 def bench_round(n_pool: int = 100_000, n_labels: int = 5_000, database_url: str | None = None) -> dict:
@@ -80,13 +92,26 @@ def bench_round(n_pool: int = 100_000, n_labels: int = 5_000, database_url: str 
             add_labels(wb, "round-bench", n_labels + 100 * (index - 1), 100)
         started = time.perf_counter()
         result = wb.rounds.run_retrain("round-bench", actor=OPERATOR)
-        rounds.append({"wall_s": time.perf_counter() - started, "n_train": result.n_train,
-                       "accuracy": result.metrics.accuracy if result.metrics else None,
-                       "timings": result.timings, "strategy": result.strategy})
+        rounds.append(
+            {
+                "wall_s": time.perf_counter() - started,
+                "n_train": result.n_train,
+                "accuracy": result.metrics.accuracy if result.metrics else None,
+                "timings": result.timings,
+                "strategy": result.strategy,
+            }
+        )
     warm = [r["wall_s"] for r in rounds[1:]]
-    return {"database": wb.engine.dialect.name, "n_pool": n_pool, "n_eval": N_EVAL, "n_labels": n_labels,
-            "first_round_s": rounds[0]["wall_s"], "warm_round_s_median": float(np.median(warm)),
-            "warm_round_s_max": max(warm), "rounds": rounds}
+    return {
+        "database": wb.engine.dialect.name,
+        "n_pool": n_pool,
+        "n_eval": N_EVAL,
+        "n_labels": n_labels,
+        "first_round_s": rounds[0]["wall_s"],
+        "warm_round_s_median": float(np.median(warm)),
+        "warm_round_s_max": max(warm),
+        "rounds": rounds,
+    }
 
 
 def _round_loop(url: str, home: str, project: str, stop_file: str, count_file: str) -> None:
@@ -100,31 +125,47 @@ def _round_loop(url: str, home: str, project: str, stop_file: str, count_file: s
         Path(count_file).write_text(str(done))
 
 
-def bench_claims(*, pool: int = 1_000_000, annotators: int = 16, submits: int = 100,
-                 database_url: str | None = None, think_ms: tuple[float, float] = (20.0, 50.0),
-                 during_rounds: bool = False, round_pool: int = 100_000, round_labels: int = 5_000) -> dict:
+def bench_claims(
+    *,
+    pool: int = 1_000_000,
+    annotators: int = 16,
+    submits: int = 100,
+    database_url: str | None = None,
+    think_ms: tuple[float, float] = (20.0, 50.0),
+    during_rounds: bool = False,
+    round_pool: int = 100_000,
+    round_labels: int = 5_000,
+) -> dict:
     """Claim and submit latency with `annotators` processes on a `pool`-item project; idle, and
     (during_rounds) again while another process runs retrain rounds back to back on a text project."""
     home = Path(tempfile.mkdtemp(prefix="workbench-claims-"))
     os.environ["WORKBENCH_HOME"] = str(home)
     url = database_url or f"sqlite:///{home / 'claims.db'}"
-    behaviour = Behaviour(think_ms=think_ms, p_skip=0.0, p_abandon=0.0, p_double_submit=0.0,
-                          lease_ttl_s=600, max_submits=submits)
+    behaviour = Behaviour(
+        think_ms=think_ms, p_skip=0.0, p_abandon=0.0, p_double_submit=0.0, lease_ttl_s=600, max_submits=submits
+    )
 
     def phase() -> dict:
         report = run_stress(annotators=annotators, items=pool, database_url=url, behaviour=behaviour)
         return {key: report[key] for key in ("claim_ms", "submit_ms", "submits_per_s", "wall_s")} | {
-            "invariants_ok": report["invariants"]["ok"]}
+            "invariants_ok": report["invariants"]["ok"]
+        }
 
-    result = {"pool": pool, "annotators": annotators, "submits_per_annotator": submits, "think_ms": think_ms,
-              "idle": phase()}
+    result = {
+        "pool": pool,
+        "annotators": annotators,
+        "submits_per_annotator": submits,
+        "think_ms": think_ms,
+        "idle": phase(),
+    }
     if during_rounds:
         wb = Workbench(make_engine(url))
         seed_text_project(wb, "rounds-under-load", round_pool, round_labels)
         wb.rounds.run_retrain("rounds-under-load", actor=OPERATOR)  # features cached: later rounds are the steady state
         stop, count = home / "stop", home / "rounds"
         looper = mp.get_context("spawn").Process(
-            target=_round_loop, args=(url, str(home), "rounds-under-load", str(stop), str(count)))
+            target=_round_loop, args=(url, str(home), "rounds-under-load", str(stop), str(count))
+        )
         looper.start()
         try:
             deadline = time.monotonic() + 300
@@ -136,8 +177,9 @@ def bench_claims(*, pool: int = 1_000_000, annotators: int = 16, submits: int = 
             looper.join()
         result["during_rounds"]["rounds_completed"] = int(count.read_text()) if count.exists() else 0
         idle, busy = result["idle"], result["during_rounds"]
-        result["p95_ratio"] = {kind: busy[f"{kind}_ms"]["p95"] / idle[f"{kind}_ms"]["p95"]
-                               for kind in ("claim", "submit")}
+        result["p95_ratio"] = {
+            kind: busy[f"{kind}_ms"]["p95"] / idle[f"{kind}_ms"]["p95"] for kind in ("claim", "submit")
+        }
     return result
 
 
@@ -150,11 +192,15 @@ def add_round_arguments(parser) -> None:  # noqa: ANN001
 
 def run_round(args) -> int:  # noqa: ANN001
     result = bench_round(args.pool, args.labels, args.db)
-    print(f"{result['database']}: {result['n_pool']} pool items, {result['n_labels']} labels, "
-          f"{result['n_eval']} eval items")
+    print(
+        f"{result['database']}: {result['n_pool']} pool items, {result['n_labels']} labels, "
+        f"{result['n_eval']} eval items"
+    )
     print(f"first round (features computed): {result['first_round_s']:.2f} s")
-    print(f"next rounds (features cached):   median {result['warm_round_s_median']:.2f} s, "
-          f"max {result['warm_round_s_max']:.2f} s")
+    print(
+        f"next rounds (features cached):   median {result['warm_round_s_median']:.2f} s, "
+        f"max {result['warm_round_s_max']:.2f} s"
+    )
     for index, r in enumerate(result["rounds"]):
         steps = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items())
         print(f"  round {index + 1}: {r['wall_s']:.2f} s ({steps}); eval accuracy {r['accuracy']:.3f}")
@@ -168,26 +214,39 @@ def add_claims_arguments(parser) -> None:  # noqa: ANN001
     parser.add_argument("--annotators", type=int, default=16)
     parser.add_argument("--submits", type=int, default=100, help="submits per annotator (default 100)")
     parser.add_argument("--think-ms", type=float, nargs=2, default=(20.0, 50.0), metavar=("MIN", "MAX"))
-    parser.add_argument("--during-rounds", action="store_true",
-                        help="measure again while another process runs retrain rounds back to back")
+    parser.add_argument(
+        "--during-rounds",
+        action="store_true",
+        help="measure again while another process runs retrain rounds back to back",
+    )
     parser.add_argument("--db", help="database URL (default: a temporary SQLite file)")
     parser.add_argument("--json", type=Path, help="write the figures here")
 
 
 def run_claims(args) -> int:  # noqa: ANN001
-    result = bench_claims(pool=args.pool, annotators=args.annotators, submits=args.submits, database_url=args.db,
-                          think_ms=tuple(args.think_ms), during_rounds=args.during_rounds)
+    result = bench_claims(
+        pool=args.pool,
+        annotators=args.annotators,
+        submits=args.submits,
+        database_url=args.db,
+        think_ms=tuple(args.think_ms),
+        during_rounds=args.during_rounds,
+    )
     phases = [("idle", result["idle"])]
     if "during_rounds" in result:
         phases.append((f"during {result['during_rounds']['rounds_completed']} rounds", result["during_rounds"]))
     print(f"{args.annotators} annotators, {args.pool} pool items, think {args.think_ms[0]:g}-{args.think_ms[1]:g} ms")
     print(f"{'phase':<22}{'claim p50':>10}{'claim p95':>10}{'submit p50':>11}{'submit p95':>11}{'submits/s':>10}")
     for name, phase in phases:
-        print(f"{name:<22}{phase['claim_ms']['p50']:>10.2f}{phase['claim_ms']['p95']:>10.2f}"
-              f"{phase['submit_ms']['p50']:>11.2f}{phase['submit_ms']['p95']:>11.2f}{phase['submits_per_s']:>10.1f}")
+        print(
+            f"{name:<22}{phase['claim_ms']['p50']:>10.2f}{phase['claim_ms']['p95']:>10.2f}"
+            f"{phase['submit_ms']['p50']:>11.2f}{phase['submit_ms']['p95']:>11.2f}{phase['submits_per_s']:>10.1f}"
+        )
     if "p95_ratio" in result:
-        print(f"p95 during rounds / idle: claim {result['p95_ratio']['claim']:.2f}x, "
-              f"submit {result['p95_ratio']['submit']:.2f}x")
+        print(
+            f"p95 during rounds / idle: claim {result['p95_ratio']['claim']:.2f}x, "
+            f"submit {result['p95_ratio']['submit']:.2f}x"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

@@ -43,8 +43,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ROOT.parent / "shared" / "datasets"
-ADULT_COLUMNS = ("age,workclass,fnlwgt,education,education-num,marital-status,occupation,relationship,race,sex,"
-                 "capital-gain,capital-loss,hours-per-week,native-country,income")
+ADULT_COLUMNS = (
+    "age,workclass,fnlwgt,education,education-num,marital-status,occupation,relationship,race,sex,"
+    "capital-gain,capital-loss,hours-per-week,native-country,income"
+)
 DEFAULT_STRATEGIES = "margin_diversity,margin,random"
 PAIR_SEPARATOR = " [SEP] "
 TEXT_DATASETS = ("sms_spam_collection", "crowd_snow2008_rte_temp", "weather_sentiment_crowdflower")
@@ -57,16 +59,55 @@ def dataset_args(datasets: Path) -> dict[str, list[str]]:
     rte = datasets / "crowd_snow2008_rte_temp"
     weather = datasets / "weather_sentiment_crowdflower"
     return {
-        "sms_spam_collection": [str(sms / "SMSSpamCollection"), "--format", "tsv", "--no-header",
-                                "--columns", "label,text", "--label-col", "label", "--text-col", "text"],
-        "adult_census_income": [str(adult / "adult.test"), "--format", "csv", "--no-header", "--columns", ADULT_COLUMNS,
-                                "--skip-initial-space", "--label-col", "income", "--strip-label-suffix", ".",
-                                "--max-items", "5000"],
-        "crowd_snow2008_rte_temp": [str(rte / "rte1.tsv"), "--id-col", "id", "--label-col", "value",
-                                    "--text-col", "text,hypothesis", "--text-sep", PAIR_SEPARATOR],
-        "weather_sentiment_crowdflower": [str(weather / "weather-evaluated-agg-DFE.csv"), "--id-col", "tweet_id",
-                                          "--label-col", "sentiment", "--text-col", "tweet_body",
-                                          "--where", "correct_category_conf=1"],
+        "sms_spam_collection": [
+            str(sms / "SMSSpamCollection"),
+            "--format",
+            "tsv",
+            "--no-header",
+            "--columns",
+            "label,text",
+            "--label-col",
+            "label",
+            "--text-col",
+            "text",
+        ],
+        "adult_census_income": [
+            str(adult / "adult.test"),
+            "--format",
+            "csv",
+            "--no-header",
+            "--columns",
+            ADULT_COLUMNS,
+            "--skip-initial-space",
+            "--label-col",
+            "income",
+            "--strip-label-suffix",
+            ".",
+            "--max-items",
+            "5000",
+        ],
+        "crowd_snow2008_rte_temp": [
+            str(rte / "rte1.tsv"),
+            "--id-col",
+            "id",
+            "--label-col",
+            "value",
+            "--text-col",
+            "text,hypothesis",
+            "--text-sep",
+            PAIR_SEPARATOR,
+        ],
+        "weather_sentiment_crowdflower": [
+            str(weather / "weather-evaluated-agg-DFE.csv"),
+            "--id-col",
+            "tweet_id",
+            "--label-col",
+            "sentiment",
+            "--text-col",
+            "tweet_body",
+            "--where",
+            "correct_category_conf=1",
+        ],
     }
 
 
@@ -85,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", type=Path, default=DATASETS, help="the shared datasets folder")
     parser.add_argument("--only", help="comma list of dataset folders to run (default: all)")
-    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
-                        help=f"comma list; must include random (default {DEFAULT_STRATEGIES})")
+    parser.add_argument(
+        "--strategies",
+        default=DEFAULT_STRATEGIES,
+        help=f"comma list; must include random (default {DEFAULT_STRATEGIES})",
+    )
     parser.add_argument("--representation", choices=("default", "tfidf"), default="default")
     parser.add_argument("--seeds", default="3")
     parser.add_argument("--budget", default="300")
@@ -94,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlap", default="2")
     parser.add_argument("--until", default="0.99", help="runs go on until this share of full-pool accuracy")
     parser.add_argument("--jobs", default="0")
-    parser.add_argument("--embedding-cache", type=Path,
-                        default=Path(tempfile.gettempdir()) / "workbench-embedding-cache")
+    parser.add_argument(
+        "--embedding-cache", type=Path, default=Path(tempfile.gettempdir()) / "workbench-embedding-cache"
+    )
     parser.add_argument("--out", type=Path, help="write every dataset's summary as JSON here")
     parser.add_argument("--reports", type=Path, help="keep each dataset's full report.json in this folder")
     args = parser.parse_args(argv)
@@ -117,10 +162,30 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             report_path = (args.reports or Path(tmp)) / f"{name}.json"
             report_path.parent.mkdir(parents=True, exist_ok=True)
-            argv_sim = ["simulate", *file_args, *featurizer_args(name, args.representation), "--name", name,
-                        "--strategies", ",".join(strategies), "--seeds", args.seeds, "--budget", args.budget,
-                        "--batch-size", args.batch_size, "--overlap", args.overlap, "--until", args.until,
-                        "--jobs", args.jobs, "--out", str(report_path), "--quiet"]
+            argv_sim = [
+                "simulate",
+                *file_args,
+                *featurizer_args(name, args.representation),
+                "--name",
+                name,
+                "--strategies",
+                ",".join(strategies),
+                "--seeds",
+                args.seeds,
+                "--budget",
+                args.budget,
+                "--batch-size",
+                args.batch_size,
+                "--overlap",
+                args.overlap,
+                "--until",
+                args.until,
+                "--jobs",
+                args.jobs,
+                "--out",
+                str(report_path),
+                "--quiet",
+            ]
             print("$ workbench " + shlex.join(argv_sim[:-3] + ["--out", report_path.name]), flush=True)
             started = time.perf_counter()
             code = workbench_main(argv_sim)
@@ -133,9 +198,21 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(table))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"seeds": args.seeds, "budget": args.budget, "batch_size": args.batch_size,
-                                        "overlap": int(args.overlap), "until": float(args.until),
-                                        "representation": args.representation, "datasets": table}, indent=1) + "\n")
+        args.out.write_text(
+            json.dumps(
+                {
+                    "seeds": args.seeds,
+                    "budget": args.budget,
+                    "batch_size": args.batch_size,
+                    "overlap": int(args.overlap),
+                    "until": float(args.until),
+                    "representation": args.representation,
+                    "datasets": table,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         print(f"written to {args.out}")
     return 0
 
@@ -148,23 +225,30 @@ def summarize(name: str, report: dict, strategies: list[str], seconds: float) ->
         s = st[strategy]
         paired = report["against_random"].get(strategy)
         rows[strategy] = {
-            "aubc": s["aubc"], "final_accuracy": s["final_accuracy_mean"], "labels_to_99": s["labels_to_99"],
-            "labels_to_99_vs_random": (s["labels_to_99"] / random_to_99
-                                       if s["labels_to_99"] is not None and random_to_99 else None),
+            "aubc": s["aubc"],
+            "final_accuracy": s["final_accuracy_mean"],
+            "labels_to_99": s["labels_to_99"],
+            "labels_to_99_vs_random": (
+                s["labels_to_99"] / random_to_99 if s["labels_to_99"] is not None and random_to_99 else None
+            ),
             "labels_to_99_past_budget": s.get("labels_to_99_past_budget", False),
             "max_labels": s.get("max_labels"),
             "paired": paired,
         }
     by_featurizer = report.get("full_pool_accuracy_by_featurizer") or {}
     return {
-        "dataset": name, "n_items": report["n_items"], "n_eval": report["n_eval"],
-        "labels": len(report["labels_set"]), "budget": report["settings"]["budget"],
+        "dataset": name,
+        "n_items": report["n_items"],
+        "n_eval": report["n_eval"],
+        "labels": len(report["labels_set"]),
+        "budget": report["settings"]["budget"],
         "featurizer": report.get("featurizer", ""),
         "full_pool_accuracy": report["full_pool_accuracy"],
         "full_pool_accuracy_by_featurizer": by_featurizer,
         "model_above_majority": report["model_signal"]["above_majority"],
         "majority_baseline": report["model_signal"]["majority_baseline"],
-        "strategies": rows, "seconds": round(seconds, 1),
+        "strategies": rows,
+        "seconds": round(seconds, 1),
     }
 
 
@@ -173,9 +257,11 @@ def _f(value, spec=".4f") -> str:  # noqa: ANN001
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = ["| dataset | features | full-pool acc. (TF-IDF) | strategy | AUBC | − random, paired 95% interval | "
-             "labels to 99% | ÷ random's | acc. at budget |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | features | full-pool acc. (TF-IDF) | strategy | AUBC | − random, paired 95% interval | "
+        "labels to 99% | ÷ random's | acc. at budget |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         tfidf = next((v for k, v in r["full_pool_accuracy_by_featurizer"].items() if k.startswith("text-tfidf/")), None)
         features = r["featurizer"].split(":")[0] or "—"
@@ -188,17 +274,33 @@ def format_table(rows: list[dict]) -> str:
                 interval = ""
             else:
                 low, high = paired["aubc_minus_random_ci95"]
-                interval = (f"{paired['aubc_minus_random_mean']:+.4f} [{_f(low, '+.4f')}, {_f(high, '+.4f')}] "
-                            f"{paired['verdict']}")
-            to99 = "—" if s["labels_to_99"] is None else str(s["labels_to_99"]) + ("*" if s["labels_to_99_past_budget"] else "")
-            head = (f"| {r['dataset']} ({r['n_items']}, {r['labels']} labels) | {features} | "
-                    f"{r['full_pool_accuracy']:.4f} ({_f(tfidf)}) |") if first else "| | | |"
-            lines.append(f"{head} {strategy} | {_f(s['aubc'])} | {interval} | {to99} | "
-                         f"{_f(s['labels_to_99_vs_random'], '.2f')} | {_f(s['final_accuracy'])} |")
+                interval = (
+                    f"{paired['aubc_minus_random_mean']:+.4f} [{_f(low, '+.4f')}, {_f(high, '+.4f')}] "
+                    f"{paired['verdict']}"
+                )
+            to99 = (
+                "—"
+                if s["labels_to_99"] is None
+                else str(s["labels_to_99"]) + ("*" if s["labels_to_99_past_budget"] else "")
+            )
+            head = (
+                (
+                    f"| {r['dataset']} ({r['n_items']}, {r['labels']} labels) | {features} | "
+                    f"{r['full_pool_accuracy']:.4f} ({_f(tfidf)}) |"
+                )
+                if first
+                else "| | | |"
+            )
+            lines.append(
+                f"{head} {strategy} | {_f(s['aubc'])} | {interval} | {to99} | "
+                f"{_f(s['labels_to_99_vs_random'], '.2f')} | {_f(s['final_accuracy'])} |"
+            )
             first = False
     lines.append("")
-    lines.append("\\* reached past the budget (runs go on until they reach 99 % of full-pool accuracy; a run that "
-                 "stopped is carried forward at its last accuracy).")
+    lines.append(
+        "\\* reached past the budget (runs go on until they reach 99 % of full-pool accuracy; a run that "
+        "stopped is carried forward at its last accuracy)."
+    )
     return "\n".join(lines)
 
 

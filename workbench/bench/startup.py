@@ -49,8 +49,10 @@ def make_database(home: Path, *, projects: int = 3, items: int = 200) -> str:
     try:
         for p in range(projects):
             project = wb.projects.create(f"startup-{p}", "text", ["pos", "neg"], actor=Actor.operator())
-            rows = [(f"x{i}", {"text": f"item {i} of project {p}"}, "eval" if i % 5 == 0 else "pool",
-                     (i * 0.618) % 1.0) for i in range(items)]
+            rows = [
+                (f"x{i}", {"text": f"item {i} of project {p}"}, "eval" if i % 5 == 0 else "pool", (i * 0.618) % 1.0)
+                for i in range(items)
+            ]
             write(wb.engine, lambda session, rows=rows, project=project: insert_items(session, project.id, rows))
     finally:
         wb.engine.dispose()
@@ -79,15 +81,27 @@ def bench_startup(repeat: int = 7) -> dict[str, Any]:
             "workbench project list": [*workbench, "project", "list"],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
-        for name, argv in commands.items():  # warm the file cache; not counted
+        for argv in commands.values():  # warm the file cache; not counted
             time_command(argv, env)
         for _ in range(repeat):
             for name, argv in commands.items():
                 times[name].append(time_command(argv, env))
-    rows = {name: {"best_s": min(values), "median_s": statistics.median(values), "worst_s": max(values),
-                   "target_s": TARGETS.get(name)} for name, values in times.items()}
-    return {"repeat": repeat, "python": sys.version.split()[0], "workbench": " ".join(workbench),
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None, "commands": rows}
+    rows = {
+        name: {
+            "best_s": min(values),
+            "median_s": statistics.median(values),
+            "worst_s": max(values),
+            "target_s": TARGETS.get(name),
+        }
+        for name, values in times.items()
+    }
+    return {
+        "repeat": repeat,
+        "python": sys.version.split()[0],
+        "workbench": " ".join(workbench),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "commands": rows,
+    }
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -95,11 +109,14 @@ def format_table(result: dict[str, Any]) -> str:
     for name, row in result["commands"].items():
         target = row["target_s"]
         met = "" if target is None else ("yes" if row["median_s"] <= target else "NO")
-        lines.append(f"{name:<26}{row['best_s']:>8.3f}{row['median_s']:>10.3f}{row['worst_s']:>9.3f}"
-                     f"{'' if target is None else format(target, '.1f'):>10}  {met}")
+        lines.append(
+            f"{name:<26}{row['best_s']:>8.3f}{row['median_s']:>10.3f}{row['worst_s']:>9.3f}"
+            f"{'' if target is None else format(target, '.1f'):>10}  {met}"
+        )
     load = result["load_average"]
-    lines.append(f"{result['repeat']} repeats, Python {result['python']}"
-                 + (f", load average {load[0]:.2f}" if load else ""))
+    lines.append(
+        f"{result['repeat']} repeats, Python {result['python']}" + (f", load average {load[0]:.2f}" if load else "")
+    )
     return "\n".join(lines)
 
 
@@ -117,8 +134,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workbench.bench.startup", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m workbench.bench.startup",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -124,9 +124,7 @@ def bench_tfidf_against_sklearn(n_docs: int = 101_000, seed: int = 0) -> dict:
     texts, _ = synthetic_corpus(n_docs, seed)
     featurizer = make_featurizer("text", {})
     ours, ours_s = _timed(lambda: featurizer.fit_transform([{"text": text} for text in texts]))
-    vectorizer = TfidfVectorizer(
-        sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=2**18, dtype=np.float32
-    )
+    vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=2**18, dtype=np.float32)
     reference, sklearn_s = _timed(lambda: vectorizer.fit_transform(texts))
     equal = ours.shape == reference.shape and abs(ours - reference).max() == 0
     return {
@@ -157,9 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  eval accuracy {figures['eval_accuracy']:.3f}")
     if not args.skip_sklearn:
         comparison = bench_tfidf_against_sklearn(args.pool + N_EVAL_ITEMS, args.seed)
-        print(f"TF-IDF fit on {comparison['n_docs']:,} texts: workbench {comparison['workbench_s']:.2f} s, "
-              f"scikit-learn TfidfVectorizer {comparison['sklearn_s']:.2f} s "
-              f"({comparison['speedup']:.1f}x), identical output: {comparison['equal']}")
+        print(
+            f"TF-IDF fit on {comparison['n_docs']:,} texts: workbench {comparison['workbench_s']:.2f} s, "
+            f"scikit-learn TfidfVectorizer {comparison['sklearn_s']:.2f} s "
+            f"({comparison['speedup']:.1f}x), identical output: {comparison['equal']}"
+        )
 
 
 if __name__ == "__main__":

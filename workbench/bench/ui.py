@@ -18,6 +18,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
 from workbench.domain import Actor
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -34,16 +35,32 @@ def seed(url: str, pool: int, *, seed: int = 0) -> None:
     wb = Workbench.open(url)
     wb.users.add("bench-a", "annotator", PASSWORD, actor=Actor.operator())
     wb.users.add("bench-b", "annotator", PASSWORD, actor=Actor.operator())
-    project = wb.projects.create("bench", "text", ["positive", "negative", "neutral"],
-                                 settings={"eval_fraction": 0.2, "featurizer": {"method": "tfidf"}}, actor=Actor.operator())
+    project = wb.projects.create(
+        "bench",
+        "text",
+        ["positive", "negative", "neutral"],
+        settings={"eval_fraction": 0.2, "featurizer": {"method": "tfidf"}},
+        actor=Actor.operator(),
+    )
     rng = random.Random(seed)
     words = ["good", "bad", "fine", "terrible", "great", "meh", "okay", "awful", "superb", "plain"]
     with Session(wb.engine) as session, session.begin():
-        insert_items(session, project.id, (
-            (f"doc-{i}", {"text": " ".join(rng.choice(words) for _ in range(30)),
-                          "context": {"source": f"feed-{i % 7}", "author": f"user{i % 101}"}},
-             "eval" if i % 5 == 0 else "pool", rng.random())
-            for i in range(pool)))
+        insert_items(
+            session,
+            project.id,
+            (
+                (
+                    f"doc-{i}",
+                    {
+                        "text": " ".join(rng.choice(words) for _ in range(30)),
+                        "context": {"source": f"feed-{i % 7}", "author": f"user{i % 101}"},
+                    },
+                    "eval" if i % 5 == 0 else "pool",
+                    rng.random(),
+                )
+                for i in range(pool)
+            ),
+        )
     wb.engine.dispose()
 
 
@@ -153,12 +170,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--submits", type=int, default=200)
     args = parser.parse_args(argv)
     result = bench_label_page(args.pool, args.submits)
-    print(f"label page, {result['pool']:,} items, {result['submits']} submits "
-          f"(seeded in {result['seed_s']} s):")
-    print(f"  press -> next item rendered: p50 {result['item_p50_ms']} ms, p95 {result['item_p95_ms']} ms, "
-          f"max {result['item_max_ms']} ms")
-    print(f"  press -> whole page rerun:   p50 {result['rerun_p50_ms']} ms, p95 {result['rerun_p95_ms']} ms, "
-          f"max {result['rerun_max_ms']} ms")
+    print(f"label page, {result['pool']:,} items, {result['submits']} submits (seeded in {result['seed_s']} s):")
+    print(
+        f"  press -> next item rendered: p50 {result['item_p50_ms']} ms, p95 {result['item_p95_ms']} ms, "
+        f"max {result['item_max_ms']} ms"
+    )
+    print(
+        f"  press -> whole page rerun:   p50 {result['rerun_p50_ms']} ms, p95 {result['rerun_p95_ms']} ms, "
+        f"max {result['rerun_max_ms']} ms"
+    )
     print(f"  a new item was on screen after {result['new_item_rendered']}/{result['submits']} presses")
 
 

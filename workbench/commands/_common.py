@@ -63,8 +63,9 @@ class LazyParser(argparse.ArgumentParser):
     """A sub-parser that calls ``populate(parser)`` (a callable or ``"module:function"``) only when
     it parses or prints its help, so a heavy module is imported only when its command runs."""
 
-    def __init__(self, *args: Any, populate: Callable[[argparse.ArgumentParser], None] | str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, populate: Callable[[argparse.ArgumentParser], None] | str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._populate = populate
 

@@ -69,10 +69,11 @@ BENCH_COMMANDS: dict[str, BenchCommand] = {
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
-        "bench", help="run a benchmark",
-        description="Benchmarks: print figures measured in one run (and write them as JSON).")
-    commands = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True,
-                                     parser_class=LazyParser)
+        "bench",
+        help="run a benchmark",
+        description="Benchmarks: print figures measured in one run (and write them as JSON).",
+    )
+    commands = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True, parser_class=LazyParser)
     for name, command in BENCH_COMMANDS.items():
         commands.add_parser(name, help=command.help, description=command.help, populate=command.add_arguments)
     parser.set_defaults(func=run)

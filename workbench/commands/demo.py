@@ -8,9 +8,11 @@ from workbench.commands.serve import add_serve_options, exit_now, serve
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
-        "demo", help="set up the digits demo and start the app",
+        "demo",
+        help="set up the digits demo and start the app",
         description="Create the digits demo project (from scikit-learn's bundled digits, no network) and demo "
-                    "users with fresh passwords, print them, and start the app with a worker.")
+        "users with fresh passwords, print them, and start the app with a worker.",
+    )
     add_serve_options(parser)
     parser.add_argument("--no-serve", action="store_true", help="set up only; do not start the app")
     parser.set_defaults(func=run)

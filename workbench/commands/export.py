@@ -14,13 +14,19 @@ from workbench.domain import ExportFormat
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
-        "export", help="export items with final labels, or annotations, as csv/jsonl/parquet",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "export",
+        help="export items with final labels, or annotations, as csv/jsonl/parquet",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("project", help="the project to export")
-    parser.add_argument("--format", choices=[f.value for f in ExportFormat], help="output format (default: from --out's extension)")
+    parser.add_argument(
+        "--format", choices=[f.value for f in ExportFormat], help="output format (default: from --out's extension)"
+    )
     parser.add_argument("--out", required=True, metavar="FILE", help="the file to write (replaced if it exists)")
-    parser.add_argument("--annotations", action="store_true",
-                        help="export one row per human annotation instead of one row per item")
+    parser.add_argument(
+        "--annotations", action="store_true", help="export one row per human annotation instead of one row per item"
+    )
     parser.set_defaults(func=run)
 
 

@@ -11,16 +11,20 @@ from workbench.commands._common import open_workbench, operator
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
-        "health", help="duplicates, leakage, outliers, personal data and drift",
+        "health",
+        help="duplicates, leakage, outliers, personal data and drift",
         description="Check the items imported since the latest dataset version (or every item, before "
-                    "the first version) against the whole project, store the flags, and print the report.")
+        "the first version) against the whole project, store the flags, and print the report.",
+    )
     parser.add_argument("project")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
-    parser.add_argument("--drift", nargs=2, type=int, metavar=("V1", "V2"),
-                        help="compare two dataset versions instead")
+    parser.add_argument("--drift", nargs=2, type=int, metavar=("V1", "V2"), help="compare two dataset versions instead")
     parser.add_argument("--no-store", action="store_true", help="report only; leave the item flags as they are")
-    parser.add_argument("--subgroups", action="store_true",
-                        help="instead: the latest model run's eval metrics per group of the sensitive columns")
+    parser.add_argument(
+        "--subgroups",
+        action="store_true",
+        help="instead: the latest model run's eval metrics per group of the sensitive columns",
+    )
     parser.set_defaults(func=run)
 
 
@@ -71,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_drift(report) -> None:  # noqa: ANN001
     auc = "n/a" if report.domain_auc is None else f"{report.domain_auc:.3f}"
     verdict = ("drift in " + ", ".join(report.drifted_features)) if report.drifted_features else "no feature drifted"
-    print(f"drift: {report.n_new} new vs {report.n_reference} reference items; {verdict}; "
-          f"domain classifier AUC {auc}")
+    print(f"drift: {report.n_new} new vs {report.n_reference} reference items; {verdict}; domain classifier AUC {auc}")
     for test in report.tests:
         if test.drifted:
             print(f"  {test.feature}: {test.test} = {test.statistic:.4g}, Holm-adjusted p = {test.p_adjusted:.3g}")
@@ -85,5 +88,7 @@ def _print_subgroups(report) -> None:  # noqa: ANN001
         small = "  (fewer than 30 eval items)" if group.group in report.small_groups else ""
         print(f"  {group.group:<24} n={group.size:<6} accuracy {group.accuracy:.3f}  selection: {rates}{small}")
     for label in report.disparate_impact:
-        print(f"  {label}: disparate-impact ratio {report.disparate_impact[label]:.3f}, "
-              f"equalized-odds difference {report.equalized_odds_difference[label]:.3f}")
+        print(
+            f"  {label}: disparate-impact ratio {report.disparate_impact[label]:.3f}, "
+            f"equalized-odds difference {report.equalized_odds_difference[label]:.3f}"
+        )

@@ -14,42 +14,73 @@ from workbench.commands._common import operator
 from workbench.importing.readers import FORMATS
 
 _FOLDER_ONLY = ("prelabel_from_folders",)
-_FILE_ONLY = ("format", "id_col", "text_col", "context_cols", "feature_cols", "image_col", "image_root",
-              "prelabel_col", "columns", "delimiter", "skip_initial_space")
+_FILE_ONLY = (
+    "format",
+    "id_col",
+    "text_col",
+    "context_cols",
+    "feature_cols",
+    "image_col",
+    "image_root",
+    "prelabel_col",
+    "columns",
+    "delimiter",
+    "skip_initial_space",
+)
 
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
-        "import", help="import items from a CSV/TSV/JSONL/Parquet file or a folder of images",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "import",
+        help="import items from a CSV/TSV/JSONL/Parquet file or a folder of images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("project", help="the project to import into")
     parser.add_argument("file", nargs="?", help="the file to import (format from its extension)")
     parser.add_argument("--folder", metavar="DIR", help="import a folder of images instead of a file")
-    parser.add_argument("--prelabel-from-folders", action="store_true",
-                        help="with --folder: images in subfolders named like labels get that label as a prelabel")
+    parser.add_argument(
+        "--prelabel-from-folders",
+        action="store_true",
+        help="with --folder: images in subfolders named like labels get that label as a prelabel",
+    )
     parser.add_argument("--format", choices=FORMATS, help="file format (default: from the extension)")
     parser.add_argument("--id-col", help="column with the external id (default 'id', else the row number)")
     parser.add_argument("--text-col", help="text projects: column with the text (default 'text')")
-    parser.add_argument("--context-cols", metavar="A,B",
-                        help="text projects: columns kept as context (default: all but id/text/prelabel)")
-    parser.add_argument("--feature-cols", metavar="A,B",
-                        help="tabular projects: feature columns (default: all but id/prelabel)")
+    parser.add_argument(
+        "--context-cols",
+        metavar="A,B",
+        help="text projects: columns kept as context (default: all but id/text/prelabel)",
+    )
+    parser.add_argument(
+        "--feature-cols", metavar="A,B", help="tabular projects: feature columns (default: all but id/prelabel)"
+    )
     parser.add_argument("--image-col", help="image projects: column of image paths (default 'image')")
-    parser.add_argument("--image-root", metavar="DIR",
-                        help="image projects: folder the image paths are relative to (saved in the "
-                             "project on its first import; default: the project's, else the file's folder)")
+    parser.add_argument(
+        "--image-root",
+        metavar="DIR",
+        help="image projects: folder the image paths are relative to (saved in the "
+        "project on its first import; default: the project's, else the file's folder)",
+    )
     parser.add_argument("--prelabel-col", help="column of existing labels, imported as prelabels")
-    parser.add_argument("--eval-fraction", type=float,
-                        help="share of items set aside for evaluation (default: the project setting)")
+    parser.add_argument(
+        "--eval-fraction", type=float, help="share of items set aside for evaluation (default: the project setting)"
+    )
     parser.add_argument("--seed", type=int, help="seed for the eval split and random keys (default: random)")
     parser.add_argument("--columns", metavar="A,B", help="column names, for a CSV/TSV without a header line")
     parser.add_argument("--delimiter", help="CSV field separator (default ',' for CSV, tab for TSV)")
-    parser.add_argument("--skip-initial-space", action="store_true",
-                        help="ignore spaces right after a separator (e.g. for ', '-separated files)")
+    parser.add_argument(
+        "--skip-initial-space",
+        action="store_true",
+        help="ignore spaces right after a separator (e.g. for ', '-separated files)",
+    )
     parser.add_argument("--max-errors", type=int, default=1000, help="bad rows to list (default 1000)")
-    parser.add_argument("--sensitive-cols", metavar="A,B",
-                        help="columns to report model quality per group on (never model features unless the "
-                             "project's sensitive_as_features setting says so); saved in the project")
+    parser.add_argument(
+        "--sensitive-cols",
+        metavar="A,B",
+        help="columns to report model quality per group on (never model features unless the "
+        "project's sensitive_as_features setting says so); saved in the project",
+    )
     parser.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run, _import_parser=parser)
@@ -63,8 +94,7 @@ def progress_bar(enabled: bool):  # noqa: ANN201
         return
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr, disable=None, delay=0.5,
-               leave=False, desc="import")
+    bar = tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr, disable=None, delay=0.5, leave=False, desc="import")
 
     def update(done: int, total: int) -> None:
         if bar.total != total:
@@ -96,12 +126,17 @@ def run(args: argparse.Namespace) -> int:
             common = {"eval_fraction": args.eval_fraction, "seed": args.seed, "max_errors": args.max_errors}
             common = {key: value for key, value in common.items() if value is not None}
             if args.folder:
-                report = wb.imports.run_folder(args.project, args.folder, dry_run=args.dry_run,
-                                               prelabel_from_folders=args.prelabel_from_folders,
-                                               progress=progress, actor=operator(), **common)
+                report = wb.imports.run_folder(
+                    args.project,
+                    args.folder,
+                    dry_run=args.dry_run,
+                    prelabel_from_folders=args.prelabel_from_folders,
+                    progress=progress,
+                    actor=operator(),
+                    **common,
+                )
             else:
-                options = {name: getattr(args, name) for name in _FILE_ONLY
-                           if getattr(args, name) not in (None, False)}
+                options = {name: getattr(args, name) for name in _FILE_ONLY if getattr(args, name) not in (None, False)}
                 call = wb.imports.preview if args.dry_run else wb.imports.run
                 report = call(args.project, args.file, progress=progress, actor=operator(), **common, **options)
         if report.ok and not args.dry_run and args.sensitive_cols:
@@ -110,8 +145,7 @@ def run(args: argparse.Namespace) -> int:
             columns = [c.strip() for c in args.sensitive_cols.split(",") if c.strip()]
             missing = [c for c in columns if c not in report.columns]
             if missing:
-                print(f"workbench: warning: sensitive column(s) not in the file: {', '.join(missing)}",
-                      file=sys.stderr)
+                print(f"workbench: warning: sensitive column(s) not in the file: {', '.join(missing)}", file=sys.stderr)
             wb.projects.update_settings(args.project, actor=Actor.operator(), sensitive_cols=columns)
     finally:
         wb.engine.dispose()

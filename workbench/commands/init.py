@@ -6,8 +6,11 @@ from workbench.commands._common import open_workbench
 
 
 def register(subparsers) -> None:  # noqa: ANN001
-    parser = subparsers.add_parser("init", help="create or upgrade the database",
-                                   description="Create the database (or upgrade it to this release's schema).")
+    parser = subparsers.add_parser(
+        "init",
+        help="create or upgrade the database",
+        description="Create the database (or upgrade it to this release's schema).",
+    )
     parser.set_defaults(func=run)
 
 
@@ -15,6 +18,7 @@ def run(args) -> int:  # noqa: ANN001
     from workbench.db.migrate import current_revision  # lazy: Alembic
 
     wb = open_workbench(args)
-    print(f"database ready: {wb.engine.url.render_as_string(hide_password=True)} "
-          f"(schema {current_revision(wb.engine)})")
+    print(
+        f"database ready: {wb.engine.url.render_as_string(hide_password=True)} (schema {current_revision(wb.engine)})"
+    )
     return 0

@@ -11,13 +11,15 @@ from workbench.commands._common import open_workbench, operator
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
-        "quality", help="annotator quality: estimated accuracy with an interval, gold, adjudications, flags",
+        "quality",
+        help="annotator quality: estimated accuracy with an interval, gold, adjudications, flags",
         description="Re-estimate every annotator's confusion matrix with Dawid-Skene (crowd-kit) from all "
-                    "human labels of the project, with gold items as anchors, and print each annotator's "
-                    "estimated accuracy with its 95% interval, accuracy on gold, agreement with adjudicated "
-                    "labels, and whether they are flagged (at least 30 labels, not measurably above chance). "
-                    "--pause/--resume NAME pauses an annotator: they get no claims and their labels stop "
-                    "counting toward overlap.")
+        "human labels of the project, with gold items as anchors, and print each annotator's "
+        "estimated accuracy with its 95% interval, accuracy on gold, agreement with adjudicated "
+        "labels, and whether they are flagged (at least 30 labels, not measurably above chance). "
+        "--pause/--resume NAME pauses an annotator: they get no claims and their labels stop "
+        "counting toward overlap.",
+    )
     parser.add_argument("project")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON here")
     parser.add_argument("--pause", metavar="ANNOTATOR", help="pause this annotator in the project")
@@ -30,9 +32,11 @@ def _pct(value: float | None) -> str:
 
 
 def format_report(report) -> str:  # noqa: ANN001
-    lines = [f"{report.project}: {report.n_labels} human labels on {report.n_items} items, "
-             f"{report.n_gold_items} gold items; chance (always the commonest label) "
-             f"{_pct(report.chance)}"]
+    lines = [
+        f"{report.project}: {report.n_labels} human labels on {report.n_items} items, "
+        f"{report.n_gold_items} gold items; chance (always the commonest label) "
+        f"{_pct(report.chance)}"
+    ]
     header = ["annotator", "labels", "checked", "accuracy", "95% interval", "gold", "adjudicated", "flag"]
     rows = []
     for a in sorted(report.annotators, key=lambda a: (-a.n_labels, a.annotator)):
@@ -40,8 +44,9 @@ def format_report(report) -> str:  # noqa: ANN001
         gold = "—" if a.gold_accuracy is None else f"{a.gold_accuracy:.3f} of {a.n_gold}"
         adj = "—" if a.adjudication_agreement is None else f"{a.adjudication_agreement:.3f} of {a.n_adjudicated}"
         flag = ("NOT ABOVE CHANCE" if a.flagged else "") + (" paused" if a.paused else "")
-        rows.append([a.annotator, str(a.n_labels), str(a.n_checked), _pct(a.accuracy), interval, gold, adj,
-                     flag.strip()])
+        rows.append(
+            [a.annotator, str(a.n_labels), str(a.n_checked), _pct(a.accuracy), interval, gold, adj, flag.strip()]
+        )
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]

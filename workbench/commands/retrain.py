@@ -12,9 +12,12 @@ NO_WORKER_S = 3.0  # a starting worker registers within this; then --wait says n
 
 
 def register(subparsers) -> None:  # noqa: ANN001
-    parser = subparsers.add_parser("retrain", help="queue a retrain round",
-                                   description="Queue a round: cut a dataset version, train, evaluate on the eval "
-                                               "split and rescore the pool. A worker runs it.")
+    parser = subparsers.add_parser(
+        "retrain",
+        help="queue a retrain round",
+        description="Queue a round: cut a dataset version, train, evaluate on the eval "
+        "split and rescore the pool. A worker runs it.",
+    )
     parser.add_argument("project")
     parser.add_argument("--wait", action="store_true", help="follow the round until it ends")
     parser.add_argument("--seed", type=int, default=0)
@@ -39,7 +42,8 @@ def run(args) -> int:  # noqa: ANN001
                 if time.monotonic() - no_worker_since >= NO_WORKER_S:
                     raise WorkbenchError(
                         f"no worker is running, so round job {job.id} stays queued; start one with "
-                        "`workbench worker` (or run `workbench serve`, which starts one) and it will run")
+                        "`workbench worker` (or run `workbench serve`, which starts one) and it will run"
+                    )
             else:
                 no_worker_since = None
             time.sleep(0.5)
@@ -55,6 +59,8 @@ def run(args) -> int:  # noqa: ANN001
         quality = f"{metrics.n} eval items, accuracy {metrics.accuracy:.3f} (95% CI {low:.3f}–{high:.3f})"
     else:
         quality = "no eval metrics (no model, or no labeled eval item)"
-    print(f"version {result.version}: {result.n_train} training labels, {quality}; "
-          f"ranked {result.ranked} items by {result.ranked_by.describe()}")
+    print(
+        f"version {result.version}: {result.n_train} training labels, {quality}; "
+        f"ranked {result.ranked} items by {result.ranked_by.describe()}"
+    )
     return 0

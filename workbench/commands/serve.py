@@ -16,10 +16,13 @@ GRACE_S = 6.0  # the supervisor's default (kept here so --help does not import i
 
 
 def register(subparsers) -> None:  # noqa: ANN001
-    parser = subparsers.add_parser("serve", help="start the web app and a worker",
-                                   description="Start the Streamlit app and a background worker, and supervise "
-                                               "them: SIGTERM, SIGINT or SIGHUP stop both cleanly; a worker that "
-                                               "dies is restarted.")
+    parser = subparsers.add_parser(
+        "serve",
+        help="start the web app and a worker",
+        description="Start the Streamlit app and a background worker, and supervise "
+        "them: SIGTERM, SIGINT or SIGHUP stop both cleanly; a worker that "
+        "dies is restarted.",
+    )
     add_serve_options(parser)
     parser.set_defaults(func=run)
 
@@ -28,8 +31,13 @@ def add_serve_options(parser) -> None:  # noqa: ANN001
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--no-worker", action="store_true", help="do not start a worker beside the app")
-    parser.add_argument("--grace", type=float, default=GRACE_S, metavar="SECONDS",
-                        help=f"how long children may take to stop before they are killed (default {GRACE_S:g})")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=GRACE_S,
+        metavar="SECONDS",
+        help=f"how long children may take to stop before they are killed (default {GRACE_S:g})",
+    )
 
 
 def run(args) -> int:  # noqa: ANN001

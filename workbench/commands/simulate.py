@@ -20,35 +20,50 @@ from workbench.errors import WorkbenchError
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
-        "simulate", help="replay a labeled dataset through the loop with simulated annotators",
+        "simulate",
+        help="replay a labeled dataset through the loop with simulated annotators",
         description="Replay a labeled file through the workbench's own loop (import, blind double-labeling "
-                    "queue, review, dataset versions, retrain rounds, query strategies) with simulated "
-                    "annotators, and report learning curves per strategy: accuracy on the eval split's true "
-                    "labels against labeled pool items, mean ± std over seeds. Each run has its own SQLite "
-                    "file; runs go in parallel processes.")
+        "queue, review, dataset versions, retrain rounds, query strategies) with simulated "
+        "annotators, and report learning curves per strategy: accuracy on the eval split's true "
+        "labels against labeled pool items, mean ± std over seeds. Each run has its own SQLite "
+        "file; runs go in parallel processes.",
+    )
     data = parser.add_argument_group("the labeled file")
     data.add_argument("file", help="CSV, TSV, JSONL or Parquet file with a label column")
     data.add_argument("--label-col", required=True, help="column holding the true label")
     data.add_argument("--id-col", help="item id column (default: the 1-based row number)")
     data.add_argument("--text-col", help="text column; several (a,b) are joined with --text-sep")
     data.add_argument("--text-sep", default=" [SEP] ", help="joins several text columns (default ' [SEP] ')")
-    data.add_argument("--feature-cols", help="tabular feature columns a,b,c (default: every column but the id, "
-                                             "the label and --where columns)")
+    data.add_argument(
+        "--feature-cols",
+        help="tabular feature columns a,b,c (default: every column but the id, the label and --where columns)",
+    )
     data.add_argument("--image-col", help="image path column (relative to --image-root)")
     data.add_argument("--image-root", help="folder the image paths are relative to")
-    data.add_argument("--format", choices=("csv", "tsv", "jsonl", "parquet"),
-                      help="file format (default: from the extension)")
+    data.add_argument(
+        "--format", choices=("csv", "tsv", "jsonl", "parquet"), help="file format (default: from the extension)"
+    )
     data.add_argument("--no-header", action="store_true", help="the CSV/TSV has no header line (give --columns)")
-    data.add_argument("--columns", help="column names a,b,... for a headerless CSV/TSV (TSV lines are split on "
-                                        "their first n-1 tabs only)")
+    data.add_argument(
+        "--columns",
+        help="column names a,b,... for a headerless CSV/TSV (TSV lines are split on their first n-1 tabs only)",
+    )
     data.add_argument("--delimiter", help="CSV delimiter (default ',')")
     data.add_argument("--skip-initial-space", action="store_true", help="CSV: ignore spaces after the delimiter")
-    data.add_argument("--label-map", help='JSON object mapping raw labels to labels, e.g. \'{">50K.": ">50K"}\' '
-                                          "(or @file.json); applies to crowd labels too")
-    data.add_argument("--strip-label-suffix", default="", metavar="CHARS",
-                      help="strip these trailing characters from every label, e.g. '.' for '>50K.'")
-    data.add_argument("--where", action="append", metavar="COL=VALUE",
-                      help="keep only rows whose COL equals VALUE (repeatable)")
+    data.add_argument(
+        "--label-map",
+        help='JSON object mapping raw labels to labels, e.g. \'{">50K.": ">50K"}\' '
+        "(or @file.json); applies to crowd labels too",
+    )
+    data.add_argument(
+        "--strip-label-suffix",
+        default="",
+        metavar="CHARS",
+        help="strip these trailing characters from every label, e.g. '.' for '>50K.'",
+    )
+    data.add_argument(
+        "--where", action="append", metavar="COL=VALUE", help="keep only rows whose COL equals VALUE (repeatable)"
+    )
     data.add_argument("--max-items", type=int, help="a seeded random subset of this many items")
     data.add_argument("--name", help="dataset name in the report (default: the file name)")
 
@@ -60,63 +75,124 @@ def register(subparsers) -> None:  # noqa: ANN001
     crowd.add_argument("--crowd-format", choices=("csv", "tsv", "jsonl", "parquet"))
 
     sim = parser.add_argument_group("the simulation")
-    sim.add_argument("--strategies", default="random,margin",
-                     help="comma list of registered strategies (default random,margin)")
+    sim.add_argument(
+        "--strategies", default="random,margin", help="comma list of registered strategies (default random,margin)"
+    )
     sim.add_argument("--seeds", default="5", help="N (seeds 0..N-1) or a comma list, e.g. 3,7 (default 5)")
     sim.add_argument("--budget", default="500", help="labeled pool items per run, or 'all' (default 500)")
-    sim.add_argument("--batch-size", default="25",
-                     help="labels between retrain rounds (default 25); a schedule like 25,500:100,1000:250 "
-                          "switches to 100 from 500 labels and to 250 from 1000")
-    sim.add_argument("--initial", type=int,
-                     help="seed-set size before the first model, taken from the workbench's cold-start ranking "
-                          "(default: one cold-start set, 10 per label)")
+    sim.add_argument(
+        "--batch-size",
+        default="25",
+        help="labels between retrain rounds (default 25); a schedule like 25,500:100,1000:250 "
+        "switches to 100 from 500 labels and to 250 from 1000",
+    )
+    sim.add_argument(
+        "--initial",
+        type=int,
+        help="seed-set size before the first model, taken from the workbench's cold-start ranking "
+        "(default: one cold-start set, 10 per label)",
+    )
     sim.add_argument("--eval-fraction", type=float, default=0.2, help="share of items set aside for eval (0.2)")
     sim.add_argument("--split-seed", type=int, default=0, help="seed of the pool/eval split, the same for all runs")
     sim.add_argument("--overlap", type=int, default=2, help="annotations per item (default 2)")
     sim.add_argument("--annotators", type=int, help="simulated annotators (default: the overlap)")
-    sim.add_argument("--annotator-accuracy", default="1.0",
-                     help="P, or P1,P2,... per annotator: the chance of the true label; errors are uniform over "
-                          "the other labels (default 1.0)")
-    sim.add_argument("--adjudicator", choices=("gold", "majority"), default="gold",
-                     help="how the simulated reviewer settles disagreements (default gold)")
-    sim.add_argument("--model", help="model config as JSON ({\"type\": \"logreg\", \"C\": 10}) or a type name "
-                                     "(default: the project default)")
-    sim.add_argument("--featurizer", help="featurizer setting as JSON, e.g. '{\"method\": \"tfidf\"}' or "
-                     "'{\"method\": \"embeddings\", \"pair_separator\": \" [SEP] \"}' (default: the project "
-                     "default: sentence embeddings for text when installed)")
-    sim.add_argument("--until", type=float, metavar="SHARE",
-                     help="label past the budget until each run reaches SHARE (e.g. 0.99) of the full-pool "
-                          "accuracy, so labels-to-99%% is always measured")
-    sim.add_argument("--random-share", type=float, default=0.0,
-                     help="the queue's random control arm (default 0: strategies compared undiluted)")
+    sim.add_argument(
+        "--annotator-accuracy",
+        default="1.0",
+        help="P, or P1,P2,... per annotator: the chance of the true label; errors are uniform over "
+        "the other labels (default 1.0)",
+    )
+    sim.add_argument(
+        "--adjudicator",
+        choices=("gold", "majority"),
+        default="gold",
+        help="how the simulated reviewer settles disagreements (default gold)",
+    )
+    sim.add_argument(
+        "--model",
+        help='model config as JSON ({"type": "logreg", "C": 10}) or a type name (default: the project default)',
+    )
+    sim.add_argument(
+        "--featurizer",
+        help='featurizer setting as JSON, e.g. \'{"method": "tfidf"}\' or '
+        '\'{"method": "embeddings", "pair_separator": " [SEP] "}\' (default: the project '
+        "default: sentence embeddings for text when installed)",
+    )
+    sim.add_argument(
+        "--until",
+        type=float,
+        metavar="SHARE",
+        help="label past the budget until each run reaches SHARE (e.g. 0.99) of the full-pool "
+        "accuracy, so labels-to-99%% is always measured",
+    )
+    sim.add_argument(
+        "--random-share",
+        type=float,
+        default=0.0,
+        help="the queue's random control arm (default 0: strategies compared undiluted)",
+    )
     sim.add_argument("--jobs", type=int, default=0, help="parallel processes (default: one per core)")
 
     pol = parser.add_argument_group("labeling policies (the live queue's code: workbench.domain.overlap)")
-    pol.add_argument("--overlap-policy", choices=("fixed", "adaptive"), default="fixed",
-                     help="fixed: every item gets --overlap labels; adaptive: after each label the policy decides "
-                          "from annotator reliability and agreement whether another is needed (default fixed)")
+    pol.add_argument(
+        "--overlap-policy",
+        choices=("fixed", "adaptive"),
+        default="fixed",
+        help="fixed: every item gets --overlap labels; adaptive: after each label the policy decides "
+        "from annotator reliability and agreement whether another is needed (default fixed)",
+    )
     pol.add_argument("--min-labels", type=int, default=1, help="adaptive: labels per item at least (1)")
     pol.add_argument("--max-labels", type=int, default=3, help="adaptive: labels per item at most (3)")
-    pol.add_argument("--overlap-confidence", type=float, default=0.9,
-                     help="adaptive: the posterior that makes a label final (0.9)")
-    pol.add_argument("--aggregation", choices=("majority", "dawid_skene"), default="majority",
-                     help="how labels become final labels (default majority)")
-    pol.add_argument("--posterior-accept", type=float,
-                     help="dawid_skene: items in review whose posterior reaches this take it without review")
-    pol.add_argument("--pause-flagged", action="store_true",
-                     help="a simulated admin pauses every annotator quality flags, after each round")
-    pol.add_argument("--crowd-arrival", choices=("proportional", "uniform"), default="proportional",
-                     help="with --crowd: workers come in proportion to their real label counts (default), or the "
-                          "first release's uniform draw among an item's judges")
-    pol.add_argument("--gold-share", type=float, default=0.0,
-                     help="share of claims that serve a gold item (default 0); gold labels count as spent")
-    pol.add_argument("--gold-items", type=int,
-                     help="pool items with a known answer (default: 5%% of the pool, at least 10)")
-    pol.add_argument("--label-error-review", type=int, default=0, metavar="K",
-                     help="after the budget, the label-error queue sends the K likeliest wrong labels to review "
-                          "(default 0; with --inject-label-noise, 0 means K = the number of flips)")
-    pol.add_argument("--inject-label-noise", type=float, default=0.0, metavar="F",
-                     help="flip this share of the final pool labels at random before the label-error pass")
+    pol.add_argument(
+        "--overlap-confidence", type=float, default=0.9, help="adaptive: the posterior that makes a label final (0.9)"
+    )
+    pol.add_argument(
+        "--aggregation",
+        choices=("majority", "dawid_skene"),
+        default="majority",
+        help="how labels become final labels (default majority)",
+    )
+    pol.add_argument(
+        "--posterior-accept",
+        type=float,
+        help="dawid_skene: items in review whose posterior reaches this take it without review",
+    )
+    pol.add_argument(
+        "--pause-flagged",
+        action="store_true",
+        help="a simulated admin pauses every annotator quality flags, after each round",
+    )
+    pol.add_argument(
+        "--crowd-arrival",
+        choices=("proportional", "uniform"),
+        default="proportional",
+        help="with --crowd: workers come in proportion to their real label counts (default), or the "
+        "first release's uniform draw among an item's judges",
+    )
+    pol.add_argument(
+        "--gold-share",
+        type=float,
+        default=0.0,
+        help="share of claims that serve a gold item (default 0); gold labels count as spent",
+    )
+    pol.add_argument(
+        "--gold-items", type=int, help="pool items with a known answer (default: 5%% of the pool, at least 10)"
+    )
+    pol.add_argument(
+        "--label-error-review",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after the budget, the label-error queue sends the K likeliest wrong labels to review "
+        "(default 0; with --inject-label-noise, 0 means K = the number of flips)",
+    )
+    pol.add_argument(
+        "--inject-label-noise",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="flip this share of the final pool labels at random before the label-error pass",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument("--out", help="write the report as JSON here")
@@ -188,7 +264,7 @@ def parse_featurizer(text: str | None) -> dict | None:
     return featurizer
 
 
-def config_from_args(args) -> "SimulationConfig":  # noqa: ANN001, F821
+def config_from_args(args) -> SimulationConfig:  # noqa: ANN001, F821
     from workbench.simulate import SimulationConfig
 
     budget = None if str(args.budget).lower() == "all" else _int(args.budget, "--budget")
@@ -198,16 +274,36 @@ def config_from_args(args) -> "SimulationConfig":  # noqa: ANN001, F821
         raise WorkbenchError(f"--annotator-accuracy must be numbers, got {args.annotator_accuracy!r}") from None
     return SimulationConfig(
         strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
-        seeds=parse_seeds(args.seeds), budget=budget, **parse_batch(args.batch_size), initial=args.initial,
-        overlap=args.overlap, annotators=args.annotators, annotator_accuracy=accuracy,
-        adjudicator=args.adjudicator, eval_fraction=args.eval_fraction, split_seed=args.split_seed,
-        model=parse_model(args.model), featurizer=parse_featurizer(args.featurizer), until=args.until,
-        random_share=args.random_share, jobs=args.jobs, work_dir=args.work_dir,
-        keep_dbs=args.keep_dbs, overlap_policy=args.overlap_policy, min_labels=args.min_labels,
-        max_labels=args.max_labels, overlap_confidence=args.overlap_confidence, aggregation=args.aggregation,
-        posterior_accept=args.posterior_accept, pause_flagged=args.pause_flagged, crowd_arrival=args.crowd_arrival,
-        label_error_review=args.label_error_review, inject_label_noise=args.inject_label_noise,
-        gold_share=args.gold_share, gold_items=args.gold_items)
+        seeds=parse_seeds(args.seeds),
+        budget=budget,
+        **parse_batch(args.batch_size),
+        initial=args.initial,
+        overlap=args.overlap,
+        annotators=args.annotators,
+        annotator_accuracy=accuracy,
+        adjudicator=args.adjudicator,
+        eval_fraction=args.eval_fraction,
+        split_seed=args.split_seed,
+        model=parse_model(args.model),
+        featurizer=parse_featurizer(args.featurizer),
+        until=args.until,
+        random_share=args.random_share,
+        jobs=args.jobs,
+        work_dir=args.work_dir,
+        keep_dbs=args.keep_dbs,
+        overlap_policy=args.overlap_policy,
+        min_labels=args.min_labels,
+        max_labels=args.max_labels,
+        overlap_confidence=args.overlap_confidence,
+        aggregation=args.aggregation,
+        posterior_accept=args.posterior_accept,
+        pause_flagged=args.pause_flagged,
+        crowd_arrival=args.crowd_arrival,
+        label_error_review=args.label_error_review,
+        inject_label_noise=args.inject_label_noise,
+        gold_share=args.gold_share,
+        gold_items=args.gold_items,
+    )
 
 
 def _int(text: str, option: str) -> int:
@@ -233,12 +329,28 @@ def load_inputs(args, overlap: int):  # noqa: ANN001, ANN201
     if args.no_header and not args.columns:
         raise WorkbenchError("--no-header needs --columns a,b,... to name the columns")
     rules = LabelRules(mapping=parse_label_map(args.label_map), strip_suffix=args.strip_label_suffix or "")
-    table = TableOptions(format=args.format, header=not args.no_header, columns=_cols(args.columns),
-                         delimiter=args.delimiter, skip_initial_space=args.skip_initial_space)
-    data = load_labeled(args.file, label_col=args.label_col, id_col=args.id_col, text_col=args.text_col,
-                        feature_cols=parse_cols(args.feature_cols), image_col=args.image_col,
-                        image_root=args.image_root, table=table, rules=rules, where=parse_where(args.where),
-                        text_sep=args.text_sep, max_items=args.max_items, name=args.name)
+    table = TableOptions(
+        format=args.format,
+        header=not args.no_header,
+        columns=_cols(args.columns),
+        delimiter=args.delimiter,
+        skip_initial_space=args.skip_initial_space,
+    )
+    data = load_labeled(
+        args.file,
+        label_col=args.label_col,
+        id_col=args.id_col,
+        text_col=args.text_col,
+        feature_cols=parse_cols(args.feature_cols),
+        image_col=args.image_col,
+        image_root=args.image_root,
+        table=table,
+        rules=rules,
+        where=parse_where(args.where),
+        text_sep=args.text_sep,
+        max_items=args.max_items,
+        name=args.name,
+    )
     crowd_options = (args.crowd_item_col, args.crowd_worker_col, args.crowd_label_col)
     if args.crowd is None:
         if any(crowd_options):
@@ -248,8 +360,14 @@ def load_inputs(args, overlap: int):  # noqa: ANN001, ANN201
         raise WorkbenchError("--crowd needs --crowd-item-col, --crowd-worker-col and --crowd-label-col")
     if args.annotator_accuracy not in ("1.0", "1"):
         raise WorkbenchError("--annotator-accuracy does not apply with --crowd: the workers answer as they did")
-    crowd = load_crowd(args.crowd, item_col=args.crowd_item_col, worker_col=args.crowd_worker_col,
-                       label_col=args.crowd_label_col, table=TableOptions(format=args.crowd_format), rules=rules)
+    crowd = load_crowd(
+        args.crowd,
+        item_col=args.crowd_item_col,
+        worker_col=args.crowd_worker_col,
+        label_col=args.crowd_label_col,
+        table=TableOptions(format=args.crowd_format),
+        rules=rules,
+    )
     return restrict_to_crowd(data, crowd, overlap), crowd
 
 

@@ -10,9 +10,12 @@ ROLES = ("annotator", "reviewer", "admin")  # workbench.domain.Role, spelled her
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("user", help="manage user accounts",
-                                   description="Manage user accounts. Passwords are read from a prompt or stdin "
-                                               "(12 characters or more, not a common password).")
+    parser = subparsers.add_parser(
+        "user",
+        help="manage user accounts",
+        description="Manage user accounts. Passwords are read from a prompt or stdin "
+        "(12 characters or more, not a common password).",
+    )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     add = verbs.add_parser("add", help="add a user")
     add.add_argument("name")

@@ -9,8 +9,9 @@ from workbench.domain import ExportFormat
 
 
 def register(subparsers) -> None:  # noqa: ANN001
-    parser = subparsers.add_parser("version", help="dataset versions",
-                                   description="Immutable, content-hashed snapshots of the final labels.")
+    parser = subparsers.add_parser(
+        "version", help="dataset versions", description="Immutable, content-hashed snapshots of the final labels."
+    )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     create = verbs.add_parser("create", help="cut a version now")
     create.add_argument("project")
@@ -54,6 +55,8 @@ def run_diff(args) -> int:  # noqa: ANN001
 def run_export(args) -> int:  # noqa: ANN001
     wb = open_workbench(args)
     result = wb.exports.version(args.project, args.number, args.format, args.out, actor=operator())
-    print(f"wrote {result.rows} rows to {result.path} ({result.format}, sha256 {result.sha256[:12]}…) "
-          f"and {result.manifest_path}")
+    print(
+        f"wrote {result.rows} rows to {result.path} ({result.format}, sha256 {result.sha256[:12]}…) "
+        f"and {result.manifest_path}"
+    )
     return 0

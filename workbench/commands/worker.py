@@ -7,8 +7,11 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:  # noqa: ANN001
-    parser = subparsers.add_parser("worker", help="run background jobs",
-                                   description="Run queued jobs (retrain rounds, rescoring, versions) until stopped.")
+    parser = subparsers.add_parser(
+        "worker",
+        help="run background jobs",
+        description="Run queued jobs (retrain rounds, rescoring, versions) until stopped.",
+    )
     parser.add_argument("--once", action="store_true", help="stop when the queue is empty")
     parser.set_defaults(func=run)
 

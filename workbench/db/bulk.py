@@ -23,10 +23,21 @@ def insert_items(session: Session, project_id: int, items: Iterable[GeneratedIte
     written = 0
     rows = iter(items)
     while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-        session.execute(insert(Item), [
-            {"project_id": project_id, "external_id": external_id, "content": content, "split": split,
-             "state": "open", "slots_taken": 0, "n_annotations": 0, "random_key": float(key)}
-            for external_id, content, split, key in chunk
-        ])
+        session.execute(
+            insert(Item),
+            [
+                {
+                    "project_id": project_id,
+                    "external_id": external_id,
+                    "content": content,
+                    "split": split,
+                    "state": "open",
+                    "slots_taken": 0,
+                    "n_annotations": 0,
+                    "random_key": float(key),
+                }
+                for external_id, content, split, key in chunk
+            ],
+        )
         written += len(chunk)
     return written

@@ -96,9 +96,12 @@ def _open_fault(exc: BaseException, engine: Engine):  # noqa: ANN202
     except OSError:
         readonly_fs = False
     if readonly_fs or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        return StorageError("opening the database refused: the database is read-only (its file or folder "
-                            "cannot be written, and SQLite needs to write its -wal/-shm files beside it); "
-                            "nothing was stored: make the folder writable", "read-only")
+        return StorageError(
+            "opening the database refused: the database is read-only (its file or folder "
+            "cannot be written, and SQLite needs to write its -wal/-shm files beside it); "
+            "nothing was stored: make the folder writable",
+            "read-only",
+        )
     return fault
 
 
@@ -107,7 +110,7 @@ def sqlite_path(database: str | None, query: dict | None = None) -> Path | None:
     if not database or database == ":memory:":
         return None
     if database.startswith("file:") and (query or {}).get("uri") in ("true", "1", True):
-        database = database[len("file:"):].split("?", 1)[0]
+        database = database[len("file:") :].split("?", 1)[0]
         if database.startswith("//"):  # file:///abs/path
             database = database[2:]
         if not database or database == ":memory:" or (query or {}).get("mode") == "memory":

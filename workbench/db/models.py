@@ -6,7 +6,7 @@ Invariants live in constraints as well as in the services: a race surfaces as an
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,7 +23,7 @@ from sqlmodel import Field, SQLModel
 
 def utcnow() -> datetime:
     """Aware UTC; stored as UTC on both databases (SQLModel's UTCDateTime)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _json(**kw: Any) -> Any:
@@ -55,9 +55,7 @@ class ProjectLabel(SQLModel, table=True):
 
 class User(SQLModel, table=True):
     __tablename__ = "app_user"
-    __table_args__ = (
-        CheckConstraint("role IN ('annotator', 'reviewer', 'admin')", name="ck_user_role"),
-    )
+    __table_args__ = (CheckConstraint("role IN ('annotator', 'reviewer', 'admin')", name="ck_user_role"),)
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, max_length=100)
     role: str
@@ -93,9 +91,7 @@ class Item(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("project_id", "external_id", name="uq_item_external_id"),
         UniqueConstraint("id", "project_id", name="uq_item_id_project"),
-        ForeignKeyConstraint(
-            ["project_id", "final_label"], ["project_label.project_id", "project_label.name"]
-        ),
+        ForeignKeyConstraint(["project_id", "final_label"], ["project_label.project_id", "project_label.name"]),
         CheckConstraint("split IN ('pool', 'eval')", name="ck_item_split"),
         CheckConstraint(
             "state IN ('open', 'review', 'final', 'ambiguous', 'excluded', 'quarantined')", name="ck_item_state"
@@ -150,16 +146,22 @@ class Lease(SQLModel, table=True):
 
     __table_args__ = (
         CheckConstraint("slot >= 1", name="ck_lease_slot"),
-        CheckConstraint(
-            "state IN ('active', 'submitted', 'skipped', 'expired')", name="ck_lease_state"
+        CheckConstraint("state IN ('active', 'submitted', 'skipped', 'expired')", name="ck_lease_state"),
+        Index(
+            "uq_lease_active_slot",
+            "item_id",
+            "slot",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
         ),
         Index(
-            "uq_lease_active_slot", "item_id", "slot", unique=True,
-            sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'"),
-        ),
-        Index(
-            "uq_lease_active_annotator", "item_id", "annotator_id", unique=True,
-            sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'"),
+            "uq_lease_active_annotator",
+            "item_id",
+            "annotator_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
         ),
         Index("ix_lease_state_expiry", "state", "expires_at"),
         Index("ix_lease_annotator", "annotator_id", "state"),
@@ -187,9 +189,7 @@ class Annotation(SQLModel, table=True):
         UniqueConstraint("item_id", "slot", name="uq_annotation_item_slot"),
         UniqueConstraint("lease_id", name="uq_annotation_lease"),
         ForeignKeyConstraint(["item_id", "project_id"], ["item.id", "item.project_id"]),
-        ForeignKeyConstraint(
-            ["project_id", "label"], ["project_label.project_id", "project_label.name"]
-        ),
+        ForeignKeyConstraint(["project_id", "label"], ["project_label.project_id", "project_label.name"]),
         CheckConstraint(
             "(source = 'human' AND annotator_id IS NOT NULL AND slot >= 1 AND lease_id IS NOT NULL)"
             " OR (source = 'import' AND annotator_id IS NULL AND slot IS NULL AND lease_id IS NULL)",
@@ -230,12 +230,9 @@ class Guidelines(SQLModel, table=True):
 class Adjudication(SQLModel, table=True):
     __table_args__ = (
         ForeignKeyConstraint(["item_id", "project_id"], ["item.id", "item.project_id"]),
-        ForeignKeyConstraint(
-            ["project_id", "label"], ["project_label.project_id", "project_label.name"]
-        ),
+        ForeignKeyConstraint(["project_id", "label"], ["project_label.project_id", "project_label.name"]),
         CheckConstraint(
-            "(decision = 'label' AND label IS NOT NULL)"
-            " OR (decision IN ('ambiguous', 'excluded') AND label IS NULL)",
+            "(decision = 'label' AND label IS NOT NULL) OR (decision IN ('ambiguous', 'excluded') AND label IS NULL)",
             name="ck_adjudication_decision",
         ),
         CheckConstraint("length(reason) > 0", name="ck_adjudication_reason"),

@@ -8,18 +8,18 @@ from enum import StrEnum
 from pathlib import PurePath
 from typing import Any
 
-from workbench.errors import WorkbenchError
-from workbench.domain.rounds import (
-    ClassMetrics,
-    EvalMetrics,
-    JobPayload,
-    JobResult,
-    LearningCurvePoint,
-    RankedBy,
-    RoundResult,
-    RunComparison,
-    VersionJobResult,
+from workbench.domain.rounds import (  # re-exported: the typed results services return
+    ClassMetrics as ClassMetrics,
+    EvalMetrics as EvalMetrics,
+    JobPayload as JobPayload,
+    JobResult as JobResult,
+    LearningCurvePoint as LearningCurvePoint,
+    RankedBy as RankedBy,
+    RoundResult as RoundResult,
+    RunComparison as RunComparison,
+    VersionJobResult as VersionJobResult,
 )
+from workbench.errors import WorkbenchError
 
 
 class ProjectKind(StrEnum):
@@ -82,11 +82,12 @@ class ExportFormat(StrEnum):
 
     @property
     def mime(self) -> str:
-        return {"csv": "text/csv", "jsonl": "application/x-ndjson",
-                "parquet": "application/vnd.apache.parquet"}[self.value]
+        return {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}[
+            self.value
+        ]
 
     @classmethod
-    def parse(cls, value: "ExportFormat | str | None", path: object = None) -> "ExportFormat":
+    def parse(cls, value: ExportFormat | str | None, path: object = None) -> ExportFormat:
         """The format named, else the one `path`'s extension names; a WorkbenchError if neither."""
         text = str(value or (PurePath(str(path)).suffix if path is not None else "")).lower().lstrip(".")
         try:
@@ -145,7 +146,7 @@ class Actor:
     role: Role
 
     @classmethod
-    def operator(cls) -> "Actor":
+    def operator(cls) -> Actor:
         """The local operator: whoever runs the CLI or the worker on this machine."""
         return cls(id=None, name="operator", role=Role.ADMIN)
 

@@ -258,9 +258,7 @@ def _per_label(c: _Counts, labels: tuple[str, ...]) -> dict[str, float | None]:
     k = len(labels)
     agree2 = np.bincount(c.label, weights=c.count * (c.count - 1), minlength=k)  # 2 * agreeing pairs
     occurs = np.bincount(c.label, weights=c.count * (c.size - 1), minlength=k)  # label occurrences in pairs
-    return {
-        label: (float(agree2[i] / occurs[i]) if occurs[i] > 0 else None) for i, label in enumerate(labels)
-    }
+    return {label: (float(agree2[i] / occurs[i]) if occurs[i] > 0 else None) for i, label in enumerate(labels)}
 
 
 def _pair_confusion(c: _Counts, n_labels: int) -> list[list[int]]:
@@ -314,10 +312,7 @@ def _vs_adjudicated(enc: _Encoded, adjudicated: Mapping[Any, str | None]) -> dic
     # get their own codes so that they simply never match.
     codes = {label: i for i, label in enumerate(enc.labels)}
     target = np.fromiter(
-        (
-            -1 if (lab := adjudicated.get(item)) is None else codes.setdefault(lab, len(codes))
-            for item in enc.item_ids
-        ),
+        (-1 if (lab := adjudicated.get(item)) is None else codes.setdefault(lab, len(codes)) for item in enc.item_ids),
         np.int64,
         len(enc.item_ids),
     )

@@ -61,7 +61,7 @@ def check_label_keys(labels: Sequence[str], custom: object) -> dict[str, str]:
     if custom is None:
         return {}
     if not isinstance(custom, Mapping):
-        raise WorkbenchError("label_keys must map labels to keys, e.g. {\"spam\": \"p\"}")
+        raise WorkbenchError('label_keys must map labels to keys, e.g. {"spam": "p"}')
     cleaned: dict[str, str] = {}
     seen: dict[str, str] = {}
     for label, key in custom.items():
@@ -84,8 +84,11 @@ def key_map(labels: Sequence[str], custom: Mapping[str, str] | None = None) -> K
     singles = [label for label in labels if label not in custom]
     taken = {norm(k) for k in custom.values()}
     own = [norm(label) for label in singles]
-    if (all(len(label) == 1 and not label.isspace() for label in singles)
-            and len(set(own)) == len(own) and not (set(own) & (RESERVED | taken))):
+    if (
+        all(len(label) == 1 and not label.isspace() for label in singles)
+        and len(set(own)) == len(own)
+        and not (set(own) & (RESERVED | taken))
+    ):
         return KeyMap(tuple((label, custom.get(label, label)) for label in labels))
     free = iter(k for k in _SEQUENCE if k not in RESERVED and k not in taken)
     return KeyMap(tuple((label, custom[label] if label in custom else next(free, None)) for label in labels))

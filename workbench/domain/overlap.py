@@ -88,10 +88,14 @@ class OverlapSettings:
     confidence: float = 0.9  # adaptive: the posterior that makes a label final
 
     @classmethod
-    def from_project(cls, overlap: int, settings: Mapping[str, Any]) -> "OverlapSettings":
-        return cls(policy=OverlapPolicy(settings.get("overlap_policy", OverlapPolicy.FIXED)), overlap=overlap,
-                   min_labels=int(settings.get("min_labels", 1)), max_labels=int(settings.get("max_labels", 3)),
-                   confidence=float(settings.get("overlap_confidence", 0.9)))
+    def from_project(cls, overlap: int, settings: Mapping[str, Any]) -> OverlapSettings:
+        return cls(
+            policy=OverlapPolicy(settings.get("overlap_policy", OverlapPolicy.FIXED)),
+            overlap=overlap,
+            min_labels=int(settings.get("min_labels", 1)),
+            max_labels=int(settings.get("max_labels", 3)),
+            confidence=float(settings.get("overlap_confidence", 0.9)),
+        )
 
     def check(self) -> None:
         """ValueError with a one-line message when the settings cannot work."""
@@ -136,12 +140,17 @@ def model_weight(model: ModelView | None, n_labels: int) -> float:
     return max(0.0, min(1.0, (model.eval_accuracy - chance) / (1.0 - chance)))
 
 
-def posterior(labels: Sequence[GivenLabel], label_set: Sequence[str], model: ModelView | None = None) -> dict[str, float]:
+def posterior(
+    labels: Sequence[GivenLabel], label_set: Sequence[str], model: ModelView | None = None
+) -> dict[str, float]:
     """P(true label = k | the labels so far, the model), one-coin annotators, over `label_set`."""
     k = len(label_set)
     w = model_weight(model, k)
-    prior = {lab: (1 - w) / k + w * float(model.proba.get(lab, 0.0)) for lab in label_set} if w else \
-        {lab: 1.0 / k for lab in label_set}
+    prior = (
+        {lab: (1 - w) / k + w * float(model.proba.get(lab, 0.0)) for lab in label_set}
+        if w
+        else {lab: 1.0 / k for lab in label_set}
+    )
     post = dict(prior)
     for given in labels:
         r = _clip(given.reliability)
@@ -165,8 +174,14 @@ def _plural(n: int) -> str:
     return f"{n} label{'s' if n != 1 else ''}"
 
 
-def decide(labels: Sequence[GivenLabel], *, settings: OverlapSettings, label_set: Sequence[str],
-           split: str = "pool", model: ModelView | None = None) -> OverlapDecision:
+def decide(
+    labels: Sequence[GivenLabel],
+    *,
+    settings: OverlapSettings,
+    label_set: Sequence[str],
+    split: str = "pool",
+    model: ModelView | None = None,
+) -> OverlapDecision:
     """What the item needs after these labels (all human, distinct annotators, paused ones left out)."""
     n = len(labels)
     top, unanimous = _agreement(labels)
@@ -186,18 +201,32 @@ def decide(labels: Sequence[GivenLabel], *, settings: OverlapSettings, label_set
     if model is not None and model_weight(model, len(label_set)) > 0:
         given = top if top is not None else best
         agrees = float(model.proba.get(given, 0.0))
-        parts.append(f"model {'agrees' if agrees >= 0.5 else 'gives'} at {agrees:.2f}"
-                     + (f" (eval accuracy {model.eval_accuracy:.2f})" if model.eval_accuracy is not None else ""))
+        parts.append(
+            f"model {'agrees' if agrees >= 0.5 else 'gives'} at {agrees:.2f}"
+            + (f" (eval accuracy {model.eval_accuracy:.2f})" if model.eval_accuracy is not None else "")
+        )
     elif model is not None:
         parts.append("model not above chance, ignored")
     why = f"{_plural(n)}: {', '.join(parts)}" if parts else _plural(n)
     if n >= settings.min_labels and p >= settings.confidence:
-        return OverlapDecision(Next.FINAL, best, p, n, f"{why} → posterior {p:.2f} for {best!r} ≥ {settings.confidence:.2f}")
+        return OverlapDecision(
+            Next.FINAL, best, p, n, f"{why} → posterior {p:.2f} for {best!r} ≥ {settings.confidence:.2f}"
+        )
     if n < settings.max_labels:
         need = "minimum not reached" if n < settings.min_labels else f"posterior {p:.2f} < {settings.confidence:.2f}"
         return OverlapDecision(Next.MORE, None, p, n + 1, f"{why} → {need}: one more label")
     if unanimous:
-        return OverlapDecision(Next.FINAL, top, post[top], n,
-                               f"{why} → {_plural(n)} (the maximum) agree on {top!r}, posterior {post[top]:.2f}")
-    return OverlapDecision(Next.REVIEW, None, p, n,
-                           f"{why} → still unsettled at max {settings.max_labels} labels (posterior {p:.2f}): review")
+        return OverlapDecision(
+            Next.FINAL,
+            top,
+            post[top],
+            n,
+            f"{why} → {_plural(n)} (the maximum) agree on {top!r}, posterior {post[top]:.2f}",
+        )
+    return OverlapDecision(
+        Next.REVIEW,
+        None,
+        p,
+        n,
+        f"{why} → still unsettled at max {settings.max_labels} labels (posterior {p:.2f}): review",
+    )

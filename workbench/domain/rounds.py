@@ -148,8 +148,7 @@ class RoundResult:
 
     @property
     def ranked_by(self) -> RankedBy:
-        return RankedBy(self.strategy, self.project_strategy, None if self.model_free else self.run_id,
-                        self.model_free)
+        return RankedBy(self.strategy, self.project_strategy, None if self.model_free else self.run_id, self.model_free)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -86,13 +86,17 @@ def numeric_tests(name: str, reference: np.ndarray, new: np.ndarray) -> list[tup
     if np.ptp(np.concatenate([a, b])) > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # p-values outside [0.001, 0.25] are capped, and said so
-            ad = stats.anderson_ksamp([a, b], method=stats.PermutationMethod(n_resamples=199, random_state=0)
-                                      if len(a) + len(b) < 400 else None)
+            ad = stats.anderson_ksamp(
+                [a, b],
+                method=stats.PermutationMethod(n_resamples=199, random_state=0) if len(a) + len(b) < 400 else None,
+            )
         out.append((name, "anderson_darling", float(ad.statistic), float(ad.pvalue)))
     return out
 
 
-def categorical_test(name: str, reference: Sequence[object], new: Sequence[object]) -> list[tuple[str, str, float, float]]:
+def categorical_test(
+    name: str, reference: Sequence[object], new: Sequence[object]
+) -> list[tuple[str, str, float, float]]:
     from scipy import stats
 
     categories = sorted({str(v) for v in reference} | {str(v) for v in new})
@@ -128,8 +132,8 @@ def domain_auc(reference: np.ndarray, new: np.ndarray, *, seed: int = 0) -> floa
     """Cross-validated ROC AUC of a logistic regression telling the two samples apart."""
     from scipy import sparse
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
     from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import cross_val_predict
     from sklearn.preprocessing import StandardScaler
 
     if min(reference.shape[0], new.shape[0]) < 10:
@@ -139,15 +143,21 @@ def domain_auc(reference: np.ndarray, new: np.ndarray, *, seed: int = 0) -> floa
         X = StandardScaler().fit_transform(np.nan_to_num(np.asarray(X, dtype=float)))
     y = np.r_[np.zeros(reference.shape[0]), np.ones(new.shape[0])]
     folds = int(min(5, reference.shape[0], new.shape[0]))
-    proba = cross_val_predict(LogisticRegression(max_iter=500, C=1.0), X, y, cv=folds,
-                              method="predict_proba")[:, 1]
+    proba = cross_val_predict(LogisticRegression(max_iter=500, C=1.0), X, y, cv=folds, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, proba))
 
 
-def compare(reference: dict[str, Sequence[object]], new: dict[str, Sequence[object]], *,
-            numeric: Sequence[str] = (), categorical: Sequence[str] = (), text: str | None = None,
-            features: tuple[np.ndarray, np.ndarray] | None = None, alpha: float = ALPHA,
-            seed: int = 0) -> DriftReport:
+def compare(
+    reference: dict[str, Sequence[object]],
+    new: dict[str, Sequence[object]],
+    *,
+    numeric: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    text: str | None = None,
+    features: tuple[np.ndarray, np.ndarray] | None = None,
+    alpha: float = ALPHA,
+    seed: int = 0,
+) -> DriftReport:
     """Drift between two samples given column-wise (name -> values); `features` is the pair of
     feature matrices the domain classifier uses (reference rows, new rows)."""
     rng = np.random.default_rng(seed)
@@ -162,9 +172,17 @@ def compare(reference: dict[str, Sequence[object]], new: dict[str, Sequence[obje
         raw += text_tests(list(reference[text]), list(new[text]))
     tested = [i for i, r in enumerate(raw) if r[3] is not None]
     adjusted = dict(zip(tested, holm([raw[i][3] for i in tested])))  # type: ignore[misc]
-    tests = tuple(DriftTest(name, test, stat, p, float(adjusted[i]) if i in adjusted else None,
-                            bool(i in adjusted and adjusted[i] < alpha))
-                  for i, (name, test, stat, p) in enumerate(raw))
+    tests = tuple(
+        DriftTest(
+            name,
+            test,
+            stat,
+            p,
+            float(adjusted[i]) if i in adjusted else None,
+            bool(i in adjusted and adjusted[i] < alpha),
+        )
+        for i, (name, test, stat, p) in enumerate(raw)
+    )
     auc = None
     if features is not None:
         a, b = features
@@ -174,15 +192,24 @@ def compare(reference: dict[str, Sequence[object]], new: dict[str, Sequence[obje
             b = b[np.sort(rng.choice(b.shape[0], MAX_ROWS, replace=False))]
         auc = domain_auc(a, b, seed=seed)
     drifted = tuple(dict.fromkeys(t.feature for t in tests if t.drifted))
-    histograms = tuple(_histogram(name, reference, new, numeric=name in numeric or name == "text_length", text=text)
-                       for name in drifted)
+    histograms = tuple(
+        _histogram(name, reference, new, numeric=name in numeric or name == "text_length", text=text)
+        for name in drifted
+    )
     n_ref = len(next(iter(reference.values()))) if reference else 0
     n_new = len(next(iter(new.values()))) if new else 0
     return DriftReport(n_ref, n_new, tests, auc, drifted, histograms)
 
 
-def _histogram(name: str, reference: dict[str, Sequence[object]], new: dict[str, Sequence[object]], *,
-               numeric: bool, text: str | None, bins: int = 20) -> Histogram:
+def _histogram(
+    name: str,
+    reference: dict[str, Sequence[object]],
+    new: dict[str, Sequence[object]],
+    *,
+    numeric: bool,
+    text: str | None,
+    bins: int = 20,
+) -> Histogram:
     if name == "text_length" and text is not None:
         a = np.asarray([len(str(t).split()) for t in reference[text]], dtype=float)
         b = np.asarray([len(str(t).split()) for t in new[text]], dtype=float)
@@ -194,8 +221,12 @@ def _histogram(name: str, reference: dict[str, Sequence[object]], new: dict[str,
 
         ca, cb = Counter(map(str, reference[name])), Counter(map(str, new[name]))
         top = [c for c, _ in (ca + cb).most_common(20)]
-        return Histogram(name, tuple(top), tuple(ca[c] / max(1, sum(ca.values())) for c in top),
-                         tuple(cb[c] / max(1, sum(cb.values())) for c in top))
+        return Histogram(
+            name,
+            tuple(top),
+            tuple(ca[c] / max(1, sum(ca.values())) for c in top),
+            tuple(cb[c] / max(1, sum(cb.values())) for c in top),
+        )
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     both = np.concatenate([a, b])
     edges = np.histogram_bin_edges(both, bins=bins) if len(both) else np.array([0.0, 1.0])

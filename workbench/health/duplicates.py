@@ -83,8 +83,7 @@ def _chunk_shingles(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return (np.concatenate([bigram_owner, owner[single]]), np.concatenate([bigrams, h[single]]))
 
 
-def minhash_signatures(texts: Sequence[str], *, num_perm: int = NUM_PERM,
-                       chunk_rows: int = 20_000) -> np.ndarray:
+def minhash_signatures(texts: Sequence[str], *, num_perm: int = NUM_PERM, chunk_rows: int = 20_000) -> np.ndarray:
     """One-permutation MinHash signatures of the texts' word bigrams, shape (n, num_perm), uint32.
 
     One permutation hashing (Li, Owen & Zhang 2012) hashes every shingle once, sends it to one of
@@ -99,14 +98,14 @@ def minhash_signatures(texts: Sequence[str], *, num_perm: int = NUM_PERM,
     n = len(texts)
     out = np.full((n, num_perm), MAX_HASH, dtype=np.uint64)
     for start in range(0, n, chunk_rows):
-        part = texts[start:start + chunk_rows]
+        part = texts[start : start + chunk_rows]
         owner, h = _chunk_shingles(part)
         if len(h) == 0:
             continue
         block = np.full((len(part), num_perm), MAX_HASH, dtype=np.uint64)
         key = owner * num_perm + (h >> bits).astype(np.int64)
         np.minimum.at(block.reshape(-1), key, h & MAX_HASH)
-        out[start:start + len(part)] = _densify(block)
+        out[start : start + len(part)] = _densify(block)
     return out.astype(np.uint32)
 
 
@@ -142,8 +141,9 @@ class DuplicatePair:
     exact: bool
 
 
-def min_band_matches(threshold: float, *, bands: int = BANDS, rows: int = NUM_PERM // BANDS,
-                     recall: float = 0.999) -> int:
+def min_band_matches(
+    threshold: float, *, bands: int = BANDS, rows: int = NUM_PERM // BANDS, recall: float = 0.999
+) -> int:
     """The most bands a pair at exactly `threshold` still shares with probability ≥ `recall`.
 
     A pair of Jaccard J agrees in a band with probability p = J^r, so the number of agreeing
@@ -151,7 +151,7 @@ def min_band_matches(threshold: float, *, bands: int = BANDS, rows: int = NUM_PE
     the threshold before their signatures are compared."""
     from scipy.stats import binom
 
-    p = threshold ** rows
+    p = threshold**rows
     m = 1
     while m < bands and binom.sf(m, bands, p) >= recall:  # sf(m) = P[X > m] = P[X ≥ m + 1]
         m += 1
@@ -169,7 +169,7 @@ def lsh_candidates(signatures: np.ndarray, *, bands: int = BANDS, min_matches: i
     rows = np.flatnonzero(~(signatures == np.uint32(MAX_HASH)).all(axis=1))
     codes = []
     for band in range(bands):
-        part = signatures[rows, band * width:(band + 1) * width].astype(np.uint64)
+        part = signatures[rows, band * width : (band + 1) * width].astype(np.uint64)
         key = np.zeros(len(rows), dtype=np.uint64)
         with np.errstate(over="ignore"):
             for col in range(width):
@@ -187,8 +187,9 @@ def lsh_candidates(signatures: np.ndarray, *, bands: int = BANDS, min_matches: i
     return np.stack([unique // n, unique % n], axis=1)
 
 
-def text_duplicates(texts: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD,
-                    num_perm: int = NUM_PERM) -> list[DuplicatePair]:
+def text_duplicates(
+    texts: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD, num_perm: int = NUM_PERM
+) -> list[DuplicatePair]:
     """Exact duplicates (the same text, byte for byte) and near duplicates
     (estimated Jaccard of word shingles ≥ threshold, after case and white-space folding).
 
@@ -211,8 +212,10 @@ def text_duplicates(texts: Sequence[str], *, threshold: float = DEFAULT_THRESHOL
         if len(candidates):
             similarity = estimated_jaccard(signatures[candidates[:, 0]], signatures[candidates[:, 1]])
             keep = similarity >= threshold
-            pairs += [DuplicatePair(int(reps[x]), int(reps[y]), float(sim), False)
-                      for (x, y), sim in zip(candidates[keep], similarity[keep])]
+            pairs += [
+                DuplicatePair(int(reps[x]), int(reps[y]), float(sim), False)
+                for (x, y), sim in zip(candidates[keep], similarity[keep])
+            ]
     return pairs
 
 
@@ -255,8 +258,7 @@ def image_duplicates(hashes: Sequence[int | None], *, max_distance: int = 4) -> 
                     seen.add((a, b))
                     distance = int(bin(int(values[a]) ^ int(values[b])).count("1"))
                     if distance <= max_distance:
-                        pairs.append(DuplicatePair(int(idx[a]), int(idx[b]), 1 - distance / 64,
-                                                   distance == 0))
+                        pairs.append(DuplicatePair(int(idx[a]), int(idx[b]), 1 - distance / 64, distance == 0))
     return sorted(pairs, key=lambda p: (p.first, p.second))
 
 

@@ -83,7 +83,7 @@ def text_outliers(texts: Sequence[str], *, chunk_rows: int = 50_000) -> list[Out
     non_letters, sizes = np.zeros(n), np.zeros(n)
     owners, hashes = [], []
     for start in range(0, n, chunk_rows):
-        part = texts[start:start + chunk_rows]
+        part = texts[start : start + chunk_rows]
         owner, h = word_hashes(part)
         owners.append(owner + start)
         hashes.append(h)
@@ -91,8 +91,8 @@ def text_outliers(texts: Sequence[str], *, chunk_rows: int = 50_000) -> list[Out
         b = np.frombuffer("\0".join(part).encode("utf-8", "surrogatepass"), dtype=np.uint8)
         byte_owner = np.cumsum(b == 0)
         other = ((b > 32) & (b < 65)) | ((b > 90) & (b < 97)) | ((b > 122) & (b < 127))
-        non_letters[start:start + len(part)] = np.bincount(byte_owner, weights=other, minlength=len(part))
-        sizes[start:start + len(part)] = np.bincount(byte_owner, minlength=len(part)) - (np.arange(len(part)) > 0)
+        non_letters[start : start + len(part)] = np.bincount(byte_owner, weights=other, minlength=len(part))
+        sizes[start : start + len(part)] = np.bincount(byte_owner, minlength=len(part)) - (np.arange(len(part)) > 0)
     non_letter_share = np.divide(non_letters, sizes, out=np.zeros(n), where=sizes > 0)
     owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
     words = np.bincount(owner, minlength=n)

@@ -77,7 +77,8 @@ _NOT_NAMES = frozenset(
     "Thanks Thank Please Merry Christmas Easter Monday Tuesday Wednesday Thursday Friday Saturday "
     "Sunday January February March April May June July August September October November December "
     "Call Text Txt Reply Free Win Will Can Rose Hope Joy Grace Faith Love Summer Winter Spring "
-    "Bill Mark Art Sky Star King Queen Prince Angel Baby Honey Sunny Holly Ivy Daisy".split())
+    "Bill Mark Art Sky Star King Queen Prince Angel Baby Honey Sunny Holly Ivy Daisy".split()
+)
 
 
 @lru_cache(maxsize=1)
@@ -189,7 +190,7 @@ def scrub(text: str, mode: PiiMode, *, secret: bytes = b"", region: str = "US") 
         return Scrubbed(text, tuple(findings))
     parts, last = [], 0
     for f in findings:
-        parts.append(text[last:f.start])
+        parts.append(text[last : f.start])
         parts.append(pseudonym(f.type, f.value, secret) if mode == PiiMode.PSEUDONYMIZE else f"<{f.type.value}>")
         last = f.end
     parts.append(text[last:])

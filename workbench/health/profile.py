@@ -37,7 +37,7 @@ def _is_missing(value: object) -> bool:
 def column_profile(name: str, values: Sequence[object]) -> ColumnProfile:
     n = len(values)
     present = [v for v in values if not _is_missing(v)]
-    distinct = len(set(map(str, present[:MAX_EXACT_DISTINCT * 10])))
+    distinct = len(set(map(str, present[: MAX_EXACT_DISTINCT * 10])))
     if not present:
         return ColumnProfile(name, "empty", 1.0 if n else 0.0, 0, None, None)
     if all(isinstance(v, bool) for v in present):
@@ -54,8 +54,12 @@ def column_profile(name: str, values: Sequence[object]) -> ColumnProfile:
     return ColumnProfile(name, kind, 1 - len(present) / n, distinct, low, high)
 
 
-def profile(columns: dict[str, Sequence[object]], *, texts: Sequence[str] | None = None,
-            prelabels: Sequence[str | None] | None = None) -> Profile:
+def profile(
+    columns: dict[str, Sequence[object]],
+    *,
+    texts: Sequence[str] | None = None,
+    prelabels: Sequence[str | None] | None = None,
+) -> Profile:
     rows = len(next(iter(columns.values()))) if columns else len(texts or ())
     quantiles: dict[str, float] = {}
     if texts:
@@ -66,5 +70,4 @@ def profile(columns: dict[str, Sequence[object]], *, texts: Sequence[str] | None
         given = Counter(p for p in prelabels if p)
         total = sum(given.values())
         shares = {label: count / total for label, count in sorted(given.items())} if total else {}
-    return Profile(rows, tuple(column_profile(name, values) for name, values in columns.items()),
-                   quantiles, shares)
+    return Profile(rows, tuple(column_profile(name, values) for name, values in columns.items()), quantiles, shares)

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.health import duplicates as dup
-from workbench.health import outliers as out
+from workbench.health import duplicates as dup, outliers as out
 from workbench.health.pii import count_by_type, find_pii
 from workbench.health.profile import Profile, profile
 
@@ -85,9 +84,16 @@ def _features(content: dict[str, Any]) -> dict[str, Any]:
     return dict(content.get("features") or {})
 
 
-def build_report(kind: str, records: Sequence[ItemRecord], *, threshold: float = dup.DEFAULT_THRESHOLD,
-                 image_root: Path | None = None, pii: bool = False, pii_region: str = "US",
-                 prelabels: Sequence[str | None] | None = None) -> HealthReport:
+def build_report(
+    kind: str,
+    records: Sequence[ItemRecord],
+    *,
+    threshold: float = dup.DEFAULT_THRESHOLD,
+    image_root: Path | None = None,
+    pii: bool = False,
+    pii_region: str = "US",
+    prelabels: Sequence[str | None] | None = None,
+) -> HealthReport:
     """Duplicates within the batch and against existing items, outliers within the batch, a profile
     of the batch, and (text, `pii`) personal-data counts. Existing items come first in `records`
     order does not matter: pairs are reported with the earlier (existing) item first."""
@@ -120,12 +126,23 @@ def build_report(kind: str, records: Sequence[ItemRecord], *, threshold: float =
         target = b if b.new else a
         other = a if target is b else b
         what = "the same content as" if p.exact else f"a near copy ({p.similarity:.2f} similar) of"
-        flags.append(Flag(target.item_id, target.external_id,
-                          FlagKind.DUPLICATE if p.exact else FlagKind.NEAR_DUPLICATE, f"{what} {other.external_id}"))
+        flags.append(
+            Flag(
+                target.item_id,
+                target.external_id,
+                FlagKind.DUPLICATE if p.exact else FlagKind.NEAR_DUPLICATE,
+                f"{what} {other.external_id}",
+            )
+        )
         if leakage:
-            flags.append(Flag(target.item_id, target.external_id, FlagKind.LEAKAGE,
-                              f"{'duplicate' if p.exact else 'near duplicate'} of {other.external_id} "
-                              f"in the {other.split} split"))
+            flags.append(
+                Flag(
+                    target.item_id,
+                    target.external_id,
+                    FlagKind.LEAKAGE,
+                    f"{'duplicate' if p.exact else 'near duplicate'} of {other.external_id} in the {other.split} split",
+                )
+            )
     clock = time.perf_counter()
     if kind == "text":
         found = out.text_outliers([_text(r.content) for r in batch])
@@ -148,8 +165,14 @@ def build_report(kind: str, records: Sequence[ItemRecord], *, threshold: float =
                 counts = count_by_type(findings)
                 for k, n in counts.items():
                     pii_counts[k] = pii_counts.get(k, 0) + n
-                flags.append(Flag(r.item_id, r.external_id, FlagKind.PII,
-                                  "personal data: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()))))
+                flags.append(
+                    Flag(
+                        r.item_id,
+                        r.external_id,
+                        FlagKind.PII,
+                        "personal data: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items())),
+                    )
+                )
     timings["pii"] = time.perf_counter() - clock
     clock = time.perf_counter()
     if kind == "text":
@@ -166,10 +189,18 @@ def build_report(kind: str, records: Sequence[ItemRecord], *, threshold: float =
     timings["profile"] = time.perf_counter() - clock
     exact = sum(1 for p in pairs if p.exact)
     return HealthReport(
-        n_batch=len(batch), n_existing=offset, exact_duplicates=exact, near_duplicates=len(pairs) - exact,
-        leakage_pairs=sum(1 for i in infos if i.leakage), duplicates=tuple(infos[:MAX_LISTED]),
-        outliers=len(found), flags=tuple(flags), pii_counts=pii_counts, profile=prof,
-        timings={k: round(v, 4) for k, v in timings.items()})
+        n_batch=len(batch),
+        n_existing=offset,
+        exact_duplicates=exact,
+        near_duplicates=len(pairs) - exact,
+        leakage_pairs=sum(1 for i in infos if i.leakage),
+        duplicates=tuple(infos[:MAX_LISTED]),
+        outliers=len(found),
+        flags=tuple(flags),
+        pii_counts=pii_counts,
+        profile=prof,
+        timings={k: round(v, 4) for k, v in timings.items()},
+    )
 
 
 def _image_stats(batch: Sequence[ItemRecord], root: Path) -> tuple[list[tuple[int, int] | None], list[float | None]]:

@@ -37,8 +37,9 @@ class SubgroupReport:
     small_groups: tuple[str, ...]  # groups with fewer than SMALL_GROUP items
 
 
-def subgroup_metrics(column: str, y_true: Sequence[str], y_pred: Sequence[str], groups: Sequence[object],
-                     labels: Sequence[str]) -> SubgroupReport:
+def subgroup_metrics(
+    column: str, y_true: Sequence[str], y_pred: Sequence[str], groups: Sequence[object], labels: Sequence[str]
+) -> SubgroupReport:
     from fairlearn.metrics import (
         MetricFrame,
         demographic_parity_ratio,
@@ -57,8 +58,14 @@ def subgroup_metrics(column: str, y_true: Sequence[str], y_pred: Sequence[str], 
     by_group = frame.by_group
     out = []
     for group, row in by_group.iterrows():
-        out.append(GroupMetrics(str(group), int(row["size"]), float(row["accuracy"]),
-                                {label: float(row[f"rate:{label}"]) for label in labels}))
+        out.append(
+            GroupMetrics(
+                str(group),
+                int(row["size"]),
+                float(row["accuracy"]),
+                {label: float(row[f"rate:{label}"]) for label in labels},
+            )
+        )
     impact, odds = {}, {}
     for label in labels:
         t = (y_true == label).astype(int)
@@ -66,5 +73,12 @@ def subgroup_metrics(column: str, y_true: Sequence[str], y_pred: Sequence[str], 
         impact[label] = float(demographic_parity_ratio(t, p, sensitive_features=groups))
         odds[label] = float(equalized_odds_difference(t, p, sensitive_features=groups))
     worst = min(out, key=lambda g: g.accuracy)
-    return SubgroupReport(column, tuple(out), impact, odds, worst.group, worst.accuracy,
-                          tuple(g.group for g in out if g.size < SMALL_GROUP))
+    return SubgroupReport(
+        column,
+        tuple(out),
+        impact,
+        odds,
+        worst.group,
+        worst.accuracy,
+        tuple(g.group for g in out if g.size < SMALL_GROUP),
+    )

@@ -22,8 +22,10 @@ UTF16 = "utf-16"
 
 _SAMPLE_LIMIT = 64 * 1024
 # cp1252 characters that Western text uses (letters with accents, typographic punctuation).
-_WESTERN = re.compile(r"[\u00a0-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
-                      r"\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]")
+_WESTERN = re.compile(
+    r"[\u00a0-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+    r"\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
+)
 
 
 def sniff_encoding(path: Path) -> tuple[str, int]:
@@ -40,11 +42,13 @@ def sniff_encoding(path: Path) -> tuple[str, int]:
     if len(head) >= 8:
         even, odd = head[0::2], head[1::2]
         if odd.count(0) > 0.3 * len(odd) and even.count(0) < 0.05 * len(even):
-            raise FileProblem("file looks like UTF-16-LE without a byte-order mark: save it as UTF-8 "
-                              "or as UTF-16 with a BOM")
+            raise FileProblem(
+                "file looks like UTF-16-LE without a byte-order mark: save it as UTF-8 or as UTF-16 with a BOM"
+            )
         if even.count(0) > 0.3 * len(even) and odd.count(0) < 0.05 * len(odd):
-            raise FileProblem("file looks like UTF-16-BE without a byte-order mark: save it as UTF-8 "
-                              "or as UTF-16 with a BOM")
+            raise FileProblem(
+                "file looks like UTF-16-BE without a byte-order mark: save it as UTF-8 or as UTF-16 with a BOM"
+            )
     return UTF8, 0
 
 
@@ -125,8 +129,10 @@ class LineSource:
         return problems
 
     def _too_long(self, what: str) -> LimitExceeded:
-        return LimitExceeded(f"{what} is longer than {size(self.max_line_bytes)} (limits.max_line_bytes); "
-                             "nothing was read past it", self.line_no)
+        return LimitExceeded(
+            f"{what} is longer than {size(self.max_line_bytes)} (limits.max_line_bytes); nothing was read past it",
+            self.line_no,
+        )
 
     def _count(self, n: int) -> None:
         """A record spread over several lines (quoted newlines) is bounded like one line."""
@@ -175,7 +181,8 @@ class LineSource:
         if len(self.bad_sample) < _SAMPLE_LIMIT:
             self.bad_sample += raw[:_SAMPLE_LIMIT]
         self._problems.append(
-            (Problem.UNDECODABLE, f"byte 0x{byte:02x} at byte {exc.start + 1} of the line is not UTF-8"))
+            (Problem.UNDECODABLE, f"byte 0x{byte:02x} at byte {exc.start + 1} of the line is not UTF-8")
+        )
         return raw.decode("utf-8", "replace")
 
     def _utf16(self) -> Iterator[str]:
@@ -193,8 +200,8 @@ class LineSource:
                         raise self._too_long("the line")
                 except UnicodeDecodeError as exc:
                     raise FileProblem(
-                        f"undecodable UTF-16 near line {self.line_no + 1} (about byte {counting.count}): "
-                        f"{exc.reason}") from None
+                        f"undecodable UTF-16 near line {self.line_no + 1} (about byte {counting.count}): {exc.reason}"
+                    ) from None
                 self.bytes_read = counting.count
                 self.line_no += 1
                 self._count(2 * len(line))
@@ -209,6 +216,8 @@ class LineSource:
             return None
         line, byte = self.first_bad
         where = f"row {first_bad_row}" if first_bad_row is not None else f"line {line}"
-        return (f"file is not UTF-8/UTF-16: looks like {guess_encoding(self.bad_sample)} "
-                f"({where} has byte 0x{byte:02x}; {self.n_bad_lines} line(s) affected): "
-                f"save it as UTF-8 and import again")
+        return (
+            f"file is not UTF-8/UTF-16: looks like {guess_encoding(self.bad_sample)} "
+            f"({where} has byte 0x{byte:02x}; {self.n_bad_lines} line(s) affected): "
+            f"save it as UTF-8 and import again"
+        )

@@ -54,18 +54,23 @@ def _open(path: Path, max_pixels: int, max_bytes: int | None):  # noqa: ANN202
     if n_bytes == 0:
         raise ImageRefused("the file is empty (0 bytes)")
     if max_bytes is not None and n_bytes > max_bytes:
-        raise ImageRefused(f"the file has {size(n_bytes)}, over the limit of {size(max_bytes)} "
-                           "(limits.max_image_bytes)")
+        raise ImageRefused(
+            f"the file has {size(n_bytes)}, over the limit of {size(max_bytes)} (limits.max_image_bytes)"
+        )
     try:
         image = Image.open(path)
     except Image.DecompressionBombError as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
         count = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-        raise ImageRefused(f"{count}, over the limit of {max_pixels:,} (limits.max_image_pixels); "
-                           "a decompression bomb?") from None
+        raise ImageRefused(
+            f"{count}, over the limit of {max_pixels:,} (limits.max_image_pixels); a decompression bomb?"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        kind = "not an image Pillow can read" if type(exc).__name__ == "UnidentifiedImageError" \
+        kind = (
+            "not an image Pillow can read"
+            if type(exc).__name__ == "UnidentifiedImageError"
             else f"unreadable image ({type(exc).__name__})"
+        )
         head = path.open("rb").read(256)
         if b"<svg" in head.lower() or head.lstrip().startswith(b"<?xml"):
             kind = "an SVG (vector) image, which is not supported: convert it to PNG"
@@ -80,8 +85,9 @@ def _open(path: Path, max_pixels: int, max_bytes: int | None):  # noqa: ANN202
         raise ImageRefused(f"the image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         image.close()
-        raise ImageRefused(f"{width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} "
-                           "(limits.max_image_pixels)")
+        raise ImageRefused(
+            f"{width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} (limits.max_image_pixels)"
+        )
     return image
 
 
@@ -95,8 +101,9 @@ def _decode(image, draft: tuple[int, int] | None = None) -> None:  # noqa: ANN00
         raise ImageRefused(f"the image data is {reason}") from None
 
 
-def inspect_image(path: Path, *, max_pixels: int = _DEFAULT.max_image_pixels,
-                  max_bytes: int | None = _DEFAULT.max_image_bytes) -> ImageFacts:
+def inspect_image(
+    path: Path, *, max_pixels: int = _DEFAULT.max_image_pixels, max_bytes: int | None = _DEFAULT.max_image_bytes
+) -> ImageFacts:
     """Open and fully decode the image: its format and size, or ImageRefused saying why not."""
     image = _open(Path(path), max_pixels, max_bytes)
     with image:
@@ -105,8 +112,7 @@ def inspect_image(path: Path, *, max_pixels: int = _DEFAULT.max_image_pixels,
     return facts
 
 
-def open_image(path: Path, *, max_pixels: int = _DEFAULT.max_image_pixels,
-               draft: tuple[int, int] | None = None):  # noqa: ANN201
+def open_image(path: Path, *, max_pixels: int = _DEFAULT.max_image_pixels, draft: tuple[int, int] | None = None):  # noqa: ANN201
     """The decoded image (a PIL Image, caller closes), within the pixel limit, or ImageRefused."""
     image = _open(Path(path), max_pixels, None)
     try:
@@ -125,8 +131,14 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def rendition(path: Path, cache: Path, *, max_side: int = RENDITION_SIDE,
-              max_pixels: int = _DEFAULT.max_image_pixels, min_side: int = MIN_SIDE) -> Path:
+def rendition(
+    path: Path,
+    cache: Path,
+    *,
+    max_side: int = RENDITION_SIDE,
+    max_pixels: int = _DEFAULT.max_image_pixels,
+    min_side: int = MIN_SIDE,
+) -> Path:
     """A PNG of the image at most `max_side` on its long side (tiny images upscaled so their short
     side is `min_side`, nearest-neighbour), cached under `cache` by the file's content hash."""
     key = content_hash(path)

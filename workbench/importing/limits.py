@@ -24,7 +24,7 @@ class Limits:
     max_image_bytes: int = 64 * MIB  # one image file
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Limits":
+    def from_settings(cls, settings: Any) -> Limits:
         """Defaults, overridden by a project's ``limits`` setting (a dict of positive integers)."""
         if not settings:
             return cls()

@@ -23,8 +23,13 @@ from workbench.importing.report import FileProblem, LimitExceeded, Problem
 
 FORMATS = ("csv", "tsv", "jsonl", "parquet")
 EXTENSIONS = {
-    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-    ".parquet": "parquet", ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"})
 _LISTED_SKIPS = 10  # skipped files named in a folder import's warnings
@@ -47,8 +52,9 @@ def detect_format(path: Path, explicit: str | None = None) -> str:
         return fmt
     fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"cannot tell the format of {path.name} from its extension; "
-                         f"pass format= one of: {', '.join(FORMATS)}")
+        raise ValueError(
+            f"cannot tell the format of {path.name} from its extension; pass format= one of: {', '.join(FORMATS)}"
+        )
     return fmt
 
 
@@ -88,9 +94,16 @@ class CsvReader(Reader):
     """CSV (RFC 4180 quoting) or TSV (no quoting: a tab separates, a newline ends a record, quotes
     are plain characters, as in IANA text/tab-separated-values)."""
 
-    def __init__(self, path: Path, fmt: str = "csv", *, delimiter: str | None = None,
-                 names: list[str] | None = None, skip_initial_space: bool = False,
-                 limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: str = "csv",
+        *,
+        delimiter: str | None = None,
+        names: list[str] | None = None,
+        skip_initial_space: bool = False,
+        limits: Limits | None = None,
+    ) -> None:
         self.path = path
         self.format = fmt
         self.limits = limits or Limits()
@@ -166,8 +179,7 @@ class CsvReader(Reader):
                 if len(values) == 1 and not values[0].strip() and not problems:
                     row -= 1  # a line of spaces: blank
                     continue
-                problems.append((Problem.RAGGED,
-                                 f"has {len(values)} fields, the header has {n_columns}"))
+                problems.append((Problem.RAGGED, f"has {len(values)} fields, the header has {n_columns}"))
                 yield row, start, None, problems
                 continue
             yield row, start, pick(values), problems or None
@@ -205,8 +217,9 @@ class JsonlReader(Reader):
             row += 1
             depth = _json_depth(line, self.limits.max_depth)
             if depth > self.limits.max_depth:
-                problems.append((Problem.TOO_DEEP, f"JSON nested more than {self.limits.max_depth} deep "
-                                                   "(limits.max_depth)"))
+                problems.append(
+                    (Problem.TOO_DEEP, f"JSON nested more than {self.limits.max_depth} deep (limits.max_depth)")
+                )
                 yield row, source.line_no, None, problems
                 continue
             try:
@@ -217,13 +230,13 @@ class JsonlReader(Reader):
             except ValueError as exc:
                 reason = getattr(exc, "msg", str(exc))
                 column = getattr(exc, "colno", None)
-                problems.append((Problem.MALFORMED,
-                                 f"not valid JSON: {reason}" + (f" at column {column}" if column else "")))
+                problems.append(
+                    (Problem.MALFORMED, f"not valid JSON: {reason}" + (f" at column {column}" if column else ""))
+                )
                 obj = None
             else:
                 if not isinstance(obj, dict):
-                    problems.append((Problem.MALFORMED,
-                                     f"a JSON {type(obj).__name__}, not an object"))
+                    problems.append((Problem.MALFORMED, f"a JSON {type(obj).__name__}, not an object"))
                     obj = None
             yield row, source.line_no, obj, problems
 
@@ -261,8 +274,10 @@ class JsonlReader(Reader):
         return [verdict] if verdict else []
 
     def warnings(self) -> list[str]:
-        return [f"field {key!r} (first seen in row {row}) is not in the first row's fields and was ignored"
-                for key, row in self._extra.items()]
+        return [
+            f"field {key!r} (first seen in row {row}) is not in the first row's fields and was ignored"
+            for key, row in self._extra.items()
+        ]
 
 
 class ParquetReader(Reader):
@@ -283,8 +298,9 @@ class ParquetReader(Reader):
         self.columns = _check_columns(list(self.schema.names), limits)
         self.total = self.file.metadata.num_rows
         if self.total > limits.max_rows:
-            raise LimitExceeded(f"the file has {self.total:,} rows, over the limit of {limits.max_rows:,} "
-                                "(limits.max_rows)")
+            raise LimitExceeded(
+                f"the file has {self.total:,} rows, over the limit of {limits.max_rows:,} (limits.max_rows)"
+            )
         self._done = 0
 
     def column_type(self, name: str) -> str:
@@ -337,8 +353,9 @@ class FolderReader(Reader):
             for name in sorted(dirnames):
                 if (base / name).is_symlink():
                     self._skipped.append((base / name).relative_to(self.folder).as_posix())
-            self._hidden += [(base / d).relative_to(self.folder).as_posix() + "/"
-                             for d in sorted(dirnames) if d.startswith(".")]
+            self._hidden += [
+                (base / d).relative_to(self.folder).as_posix() + "/" for d in sorted(dirnames) if d.startswith(".")
+            ]
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
                 relative = (base / name).relative_to(self.folder).as_posix()
@@ -349,8 +366,9 @@ class FolderReader(Reader):
                 else:
                     found.append(relative)
                     if len(found) > self.limits.max_rows:
-                        raise LimitExceeded(f"the folder has more than {self.limits.max_rows:,} images "
-                                            "(limits.max_rows)")
+                        raise LimitExceeded(
+                            f"the folder has more than {self.limits.max_rows:,} images (limits.max_rows)"
+                        )
         return found
 
     def done(self) -> int:
@@ -365,9 +383,13 @@ class FolderReader(Reader):
 
     def warnings(self) -> list[str]:
         out = [f"symlinked folder {name!r} was not followed" for name in self._skipped]
-        for names, what in ((self._not_images, "file(s) that are not PNG/JPEG/GIF/BMP/WebP images "
-                                                "(SVG and other formats are not imported)"),
-                            (self._hidden, "hidden file(s) or folder(s) (names starting with '.')")):
+        for names, what in (
+            (
+                self._not_images,
+                "file(s) that are not PNG/JPEG/GIF/BMP/WebP images (SVG and other formats are not imported)",
+            ),
+            (self._hidden, "hidden file(s) or folder(s) (names starting with '.')"),
+        ):
             if names:
                 listed = ", ".join(repr(n) for n in names[:_LISTED_SKIPS])
                 more = f" and {len(names) - _LISTED_SKIPS} more" if len(names) > _LISTED_SKIPS else ""
@@ -399,8 +421,9 @@ _BRACKETS = re.compile(r"[\[\]{}]")
 
 def _check_columns(columns: list[str], limits: Limits | None = None) -> list[str]:
     if limits is not None and len(columns) > limits.max_columns:
-        raise LimitExceeded(f"the header has {len(columns):,} columns, over the limit of "
-                            f"{limits.max_columns:,} (limits.max_columns)")
+        raise LimitExceeded(
+            f"the header has {len(columns):,} columns, over the limit of {limits.max_columns:,} (limits.max_columns)"
+        )
     for i, name in enumerate(columns, start=1):
         if not name:
             raise FileProblem(f"column {i} of the header has no name")
@@ -411,11 +434,19 @@ def _check_columns(columns: list[str], limits: Limits | None = None) -> list[str
     return columns
 
 
-def open_reader(path: Path, fmt: str, *, delimiter: str | None = None, names: list[str] | None = None,
-                skip_initial_space: bool = False, limits: Limits | None = None) -> Reader:
+def open_reader(
+    path: Path,
+    fmt: str,
+    *,
+    delimiter: str | None = None,
+    names: list[str] | None = None,
+    skip_initial_space: bool = False,
+    limits: Limits | None = None,
+) -> Reader:
     if fmt in ("csv", "tsv"):
-        return CsvReader(path, fmt, delimiter=delimiter, names=names, skip_initial_space=skip_initial_space,
-                         limits=limits)
+        return CsvReader(
+            path, fmt, delimiter=delimiter, names=names, skip_initial_space=skip_initial_space, limits=limits
+        )
     if fmt == "jsonl":
         return JsonlReader(path, limits=limits)
     if fmt == "parquet":

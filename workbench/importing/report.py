@@ -140,8 +140,10 @@ class ImportReport:
             return f"{self.path}: {self.n_errors} of {self.rows} rows refused ({kinds}); {written}"
         verb = "would import" if self.dry_run else "imported"
         n = self.valid_rows if self.dry_run else self.imported
-        return (f"{self.path}: {verb} {n} items ({self.n_pool} pool, {self.n_eval} eval, "
-                f"{self.prelabels} prelabels) in {self.seconds:.1f} s")
+        return (
+            f"{self.path}: {verb} {n} items ({self.n_pool} pool, {self.n_eval} eval, "
+            f"{self.prelabels} prelabels) in {self.seconds:.1f} s"
+        )
 
     def lines(self) -> list[str]:
         """The full report as text lines: summary, whole-file problems, then each bad row."""
@@ -157,9 +159,21 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "project": self.project, "path": self.path, "format": self.format, "dry_run": self.dry_run,
-            "ok": self.ok, "encoding": self.encoding, "sha256": self.sha256, "rows": self.rows,
-            "valid_rows": self.valid_rows, "imported": self.imported, "n_eval": self.n_eval,
-            "n_pool": self.n_pool, "prelabels": self.prelabels, "n_errors": self.n_errors,
-            "error_counts": dict(self.error_counts), "seed": self.seed, "eval_fraction": self.eval_fraction,
+            "project": self.project,
+            "path": self.path,
+            "format": self.format,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "encoding": self.encoding,
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "valid_rows": self.valid_rows,
+            "imported": self.imported,
+            "n_eval": self.n_eval,
+            "n_pool": self.n_pool,
+            "prelabels": self.prelabels,
+            "n_errors": self.n_errors,
+            "error_counts": dict(self.error_counts),
+            "seed": self.seed,
+            "eval_fraction": self.eval_fraction,
         }

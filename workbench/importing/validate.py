@@ -39,8 +39,7 @@ def _make_dumps():  # noqa: ANN202
 
         if c_make_encoder is None:
             raise ImportError
-        iterencode = c_make_encoder(None, encoder.default, encode_basestring, None, ":", ",",
-                                    False, False, False)
+        iterencode = c_make_encoder(None, encoder.default, encode_basestring, None, ":", ",", False, False, False)
     except (ImportError, TypeError):  # pragma: no cover - pure-Python json
         return encoder.encode
     return lambda obj: "".join(iterencode(obj, 0))
@@ -110,8 +109,10 @@ class RowBuilder:
 
         def require(name: str, what: str) -> str:
             if name not in present:
-                raise FileProblem(f"missing required column {name!r} ({what}); the file has: "
-                                  f"{', '.join(columns) if columns else 'no columns'}")
+                raise FileProblem(
+                    f"missing required column {name!r} ({what}); the file has: "
+                    f"{', '.join(columns) if columns else 'no columns'}"
+                )
             return name
 
         if opts.id_col is not None:
@@ -149,8 +150,9 @@ class RowBuilder:
             raise ValueError(f"unknown project kind {self.kind!r}")
         self.chosen = {"id_col": self.id_col, **self.chosen, "prelabel_col": prelabel}
         # The record layout: id?, main column(s), value columns, prelabel?
-        self.needed = ([self.id_col] if self.id_col else []) + self.main + self.value_cols + (
-            [prelabel] if prelabel else [])
+        self.needed = (
+            ([self.id_col] if self.id_col else []) + self.main + self.value_cols + ([prelabel] if prelabel else [])
+        )
         self._missing = frozenset(opts.missing_values)
         # Tabular CSV/TSV: columns typed by a first pass (see infer_numeric); None = keep as read.
         self.numeric: dict[str, str] | None = None
@@ -166,18 +168,21 @@ class RowBuilder:
         else:
             external_id = str(row)
         if self.kind == "text":
-            content = self._text(values[i], values[i + 1:i + 1 + len(self.value_cols)])
+            content = self._text(values[i], values[i + 1 : i + 1 + len(self.value_cols)])
             i += 1 + len(self.value_cols)
         elif self.kind == "tabular":
-            content = self._tabular(values[i:i + len(self.value_cols)])
+            content = self._tabular(values[i : i + len(self.value_cols)])
             i += len(self.value_cols)
         else:
             content = {"image": self.check_image(values[i])}
             if self.id_from_image:
                 external_id = content["image"]
                 if len(external_id) > MAX_ID_LENGTH:
-                    raise RowProblem(Problem.LONG_ID, f"path has {len(external_id)} characters "
-                                     f"(at most {MAX_ID_LENGTH})", self.image_col)
+                    raise RowProblem(
+                        Problem.LONG_ID,
+                        f"path has {len(external_id)} characters (at most {MAX_ID_LENGTH})",
+                        self.image_col,
+                    )
             i += 1
         prelabel = self._prelabel(values[i]) if self.prelabel_col else None
         try:
@@ -187,11 +192,19 @@ class RowBuilder:
         except RecursionError:
             raise RowProblem(Problem.TOO_DEEP, "a value is nested too deep to store") from None
         # Text: the text plus its context as stored; tabular: the row as stored (without the framing).
-        chars = len(encoded) - (len('{"text":"","context":{}}') if self.kind == "text" else len('{"features":}')
-                                if self.kind == "tabular" else len(encoded))
+        chars = len(encoded) - (
+            len('{"text":"","context":{}}')
+            if self.kind == "text"
+            else len('{"features":}')
+            if self.kind == "tabular"
+            else len(encoded)
+        )
         if chars > self.limits.max_item_chars:
-            raise RowProblem(Problem.TOO_LONG, f"the item has {chars:,} characters (text and context, or its row, "
-                             f"as stored), over the limit of {self.limits.max_item_chars:,} (limits.max_item_chars)")
+            raise RowProblem(
+                Problem.TOO_LONG,
+                f"the item has {chars:,} characters (text and context, or its row, "
+                f"as stored), over the limit of {self.limits.max_item_chars:,} (limits.max_item_chars)",
+            )
         return external_id, encoded, prelabel
 
     def _check_string(self, value: str, column: str) -> None:
@@ -207,14 +220,12 @@ class RowBuilder:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise RowProblem(Problem.BAD_VALUE, f"id must be a string or an integer, got {value!r}",
-                             self.id_col)
+            raise RowProblem(Problem.BAD_VALUE, f"id must be a string or an integer, got {value!r}", self.id_col)
         value = str(value).strip()
         if not value:
             raise RowProblem(Problem.EMPTY_ID, f"empty id in column {self.id_col!r}", self.id_col)
         if len(value) > MAX_ID_LENGTH:
-            raise RowProblem(Problem.LONG_ID, f"id has {len(value)} characters (at most {MAX_ID_LENGTH})",
-                             self.id_col)
+            raise RowProblem(Problem.LONG_ID, f"id has {len(value)} characters (at most {MAX_ID_LENGTH})", self.id_col)
         if self.check_strings:
             self._check_string(value, self.id_col)
         return value
@@ -223,14 +234,18 @@ class RowBuilder:
         if text is None or text is MISSING:
             raise RowProblem(Problem.EMPTY_TEXT, f"no text in column {self.text_col!r}", self.text_col)
         if not isinstance(text, str):
-            raise RowProblem(Problem.BAD_VALUE, f"text in column {self.text_col!r} is not a string: "
-                             f"{text!r}", self.text_col)
+            raise RowProblem(
+                Problem.BAD_VALUE, f"text in column {self.text_col!r} is not a string: {text!r}", self.text_col
+            )
         if not text.strip():
             raise RowProblem(Problem.EMPTY_TEXT, f"text in column {self.text_col!r} is empty", self.text_col)
         if len(text) > self.limits.max_item_chars:
-            raise RowProblem(Problem.TOO_LONG, f"text in column {self.text_col!r} has {len(text):,} characters, "
-                             f"over the limit of {self.limits.max_item_chars:,} (limits.max_item_chars)",
-                             self.text_col)
+            raise RowProblem(
+                Problem.TOO_LONG,
+                f"text in column {self.text_col!r} has {len(text):,} characters, "
+                f"over the limit of {self.limits.max_item_chars:,} (limits.max_item_chars)",
+                self.text_col,
+            )
         if self.check_strings:
             self._check_string(text, self.text_col)
             context = {}
@@ -285,8 +300,12 @@ class RowBuilder:
             return value.isoformat()
         if nested_ok and isinstance(value, (list, dict)):
             return value
-        raise RowProblem(Problem.BAD_VALUE, f"column {column!r} holds a {type(value).__name__}, "
-                         f"which cannot be a {'context' if nested_ok else 'feature'} value", column)
+        raise RowProblem(
+            Problem.BAD_VALUE,
+            f"column {column!r} holds a {type(value).__name__}, "
+            f"which cannot be a {'context' if nested_ok else 'feature'} value",
+            column,
+        )
 
     def _prelabel(self, value: Any) -> str | None:
         if value is None or value is MISSING:
@@ -297,8 +316,11 @@ class RowBuilder:
         if not label:
             return None
         if label not in self.labels:
-            raise RowProblem(Problem.UNKNOWN_LABEL, f"{label!r} in column {self.prelabel_col!r} is not "
-                             f"in the project's label set ({self._label_list})", self.prelabel_col)
+            raise RowProblem(
+                Problem.UNKNOWN_LABEL,
+                f"{label!r} in column {self.prelabel_col!r} is not in the project's label set ({self._label_list})",
+                self.prelabel_col,
+            )
         return label
 
     def check_image(self, value: Any) -> str:
@@ -313,8 +335,9 @@ class RowBuilder:
         # as they are (a file may be named back\slash.png).
         text = raw if self.id_from_image else raw.replace("\\", "/")
         if text.startswith("/") or re.match(r"[A-Za-z]:", text) or text.startswith("~"):
-            raise RowProblem(Problem.IMAGE_ABSOLUTE, f"{raw!r} is an absolute path; paths must be "
-                             f"relative to the image root", column)
+            raise RowProblem(
+                Problem.IMAGE_ABSOLUTE, f"{raw!r} is an absolute path; paths must be relative to the image root", column
+            )
         relative = PurePosixPath(text)
         if ".." in relative.parts:
             raise RowProblem(Problem.IMAGE_ESCAPES, f"{raw!r} climbs out of the image root with '..'", column)
@@ -323,17 +346,18 @@ class RowBuilder:
         try:
             resolved = candidate.resolve()
         except (OSError, RuntimeError) as exc:  # symlink loop
-            raise RowProblem(Problem.IMAGE_MISSING, f"{raw!r} cannot be resolved ({type(exc).__name__}: "
-                             f"a symlink loop?)", column) from None
+            raise RowProblem(
+                Problem.IMAGE_MISSING, f"{raw!r} cannot be resolved ({type(exc).__name__}: a symlink loop?)", column
+            ) from None
         if not resolved.is_relative_to(root):
-            raise RowProblem(Problem.IMAGE_ESCAPES, f"{raw!r} is a symlink that leads out of the image "
-                             "root", column)
+            raise RowProblem(Problem.IMAGE_ESCAPES, f"{raw!r} is a symlink that leads out of the image root", column)
         if not resolved.is_file():
-            raise RowProblem(Problem.IMAGE_MISSING, f"no image file {relative.as_posix()!r} under the image root", column)
+            raise RowProblem(
+                Problem.IMAGE_MISSING, f"no image file {relative.as_posix()!r} under the image root", column
+            )
         if self.verify_images:
             try:
-                inspect_image(resolved, max_pixels=self.limits.max_image_pixels,
-                              max_bytes=self.limits.max_image_bytes)
+                inspect_image(resolved, max_pixels=self.limits.max_image_pixels, max_bytes=self.limits.max_image_bytes)
             except ImageRefused as exc:
                 raise RowProblem(Problem.IMAGE_BAD, f"{relative.as_posix()!r}: {exc}", column) from None
         return self.image_prefix + relative.as_posix()

@@ -1,9 +1,9 @@
 """Alembic environment: runs migrations on the engine handed over in config.attributes."""
 
 from alembic import context
+from sqlmodel import SQLModel
 
 from workbench.db import models  # noqa: F401  (registers the tables on the metadata)
-from sqlmodel import SQLModel
 
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:

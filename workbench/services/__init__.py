@@ -20,13 +20,13 @@ if TYPE_CHECKING:
     from workbench.services.health import HealthService
     from workbench.services.imports import ImportService
     from workbench.services.jobs import JobService
+    from workbench.services.overview import OverviewService
     from workbench.services.projects import ProjectService
     from workbench.services.quarantine import QuarantineService
     from workbench.services.queue import QueueService
-    from workbench.services.overview import OverviewService
     from workbench.services.review import ReviewService
-    from workbench.services.sessions import SessionService
     from workbench.services.rounds import RoundService
+    from workbench.services.sessions import SessionService
     from workbench.services.users import UserService
     from workbench.services.versions import VersionService
 

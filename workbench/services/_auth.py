@@ -27,8 +27,9 @@ def require_role(actor: Actor, role: Role) -> None:
     """Refuse unless `actor` is an Actor whose role is at least `role`. There is no default actor:
     None (a forgotten argument) is refused, never treated as the local operator."""
     if not isinstance(actor, Actor):
-        raise PermissionDenied("no actor: say who acts (a signed-in user, or Actor.operator() for the CLI "
-                               "and the worker)")
+        raise PermissionDenied(
+            "no actor: say who acts (a signed-in user, or Actor.operator() for the CLI and the worker)"
+        )
     if not role_allows(actor.role, role):
         raise PermissionDenied(f"this needs the {role.value} role; {actor.name} is {actor.role.value}")
 

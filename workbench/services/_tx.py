@@ -68,11 +68,27 @@ def reading(engine: Engine) -> Iterator[Session]:
         raise
 
 
-def audit(session: Session, action: str, *, actor_id: int | None = None,
-          project_id: int | None = None, item_id: int | None = None, **details) -> None:
+def audit(
+    session: Session,
+    action: str,
+    *,
+    actor_id: int | None = None,
+    project_id: int | None = None,
+    item_id: int | None = None,
+    **details,
+) -> None:
     """Append one row to the audit log, inside the caller's transaction."""
-    session.connection().execute(_AUDIT_INSERT, {"action": action, "actor_id": actor_id, "project_id": project_id,
-                                                 "item_id": item_id, "details": details, "at": utcnow()})
+    session.connection().execute(
+        _AUDIT_INSERT,
+        {
+            "action": action,
+            "actor_id": actor_id,
+            "project_id": project_id,
+            "item_id": item_id,
+            "details": details,
+            "at": utcnow(),
+        },
+    )
 
 
 _AUDIT_INSERT = insert(AuditLog)

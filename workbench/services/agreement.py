@@ -7,9 +7,9 @@ from sqlalchemy import Engine, select
 from workbench.db.models import Adjudication, Annotation, User
 from workbench.domain import Actor, AnnotationSource, Decision, Role
 from workbench.domain.agreement import AgreementReport, Judgment, agreement_report
+from workbench.services._auth import requires
 from workbench.services._tx import reading
 from workbench.services.projects import load_project
-from workbench.services._auth import requires
 
 
 class AgreementService:
@@ -29,10 +29,12 @@ class AgreementService:
             ).all()
             decisions = session.execute(
                 select(Adjudication.item_id, Adjudication.decision, Adjudication.label)
-                .where(Adjudication.project_id == project.id).order_by(Adjudication.id)
+                .where(Adjudication.project_id == project.id)
+                .order_by(Adjudication.id)
             ).all()
         # The latest adjudication of an item stands; ambiguous/excluded items have no label to match.
-        adjudicated = {item_id: (label if decision == Decision.LABEL else None)
-                       for item_id, decision, label in decisions}
+        adjudicated = {
+            item_id: (label if decision == Decision.LABEL else None) for item_id, decision, label in decisions
+        }
         judgments = [Judgment(item=item_id, annotator=name, label=label) for item_id, name, label in rows]
         return agreement_report(judgments, list(project.labels), adjudicated)

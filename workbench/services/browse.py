@@ -159,9 +159,13 @@ def _sqlite_fts_catch_up(engine: Engine) -> None:
         last = conn.execute(text("SELECT coalesce(max(rowid), 0) FROM item_fts")).scalar_one()
         newest = conn.execute(text("SELECT coalesce(max(id), 0) FROM item")).scalar_one()
         if newest > last:
-            conn.execute(text("INSERT INTO item_fts(rowid, text) SELECT id, json_extract(content, '$.text') "
-                              "FROM item WHERE id > :last AND json_extract(content, '$.text') IS NOT NULL"),
-                         {"last": last})
+            conn.execute(
+                text(
+                    "INSERT INTO item_fts(rowid, text) SELECT id, json_extract(content, '$.text') "
+                    "FROM item WHERE id > :last AND json_extract(content, '$.text') IS NOT NULL"
+                ),
+                {"last": last},
+            )
             if conn.execute(text("SELECT coalesce(max(rowid), 0) FROM item_fts")).scalar_one() < newest:
                 # The newest items have no text (another kind of project): an empty marker row
                 # keeps the next catch-up from scanning them again. It matches no search.
@@ -178,8 +182,13 @@ class BrowseService:
         # Paging in id order without a sort: by the (project, state, id) or (project, label, id)
         # index when one of those is filtered on, else along the primary key (on SQLite,
         # `project_id + 0` keeps the planner from picking a project index and sorting every item).
-        by_id = (SortKey(f.sort) == SortKey.ID and f.state is None and not f.final_label and not f.search
-                 and session.bind.dialect.name == "sqlite")  # PostgreSQL's planner finds the key walk itself
+        by_id = (
+            SortKey(f.sort) == SortKey.ID
+            and f.state is None
+            and not f.final_label
+            and not f.search
+            and session.bind.dialect.name == "sqlite"
+        )  # PostgreSQL's planner finds the key walk itself
         conditions = [(Item.project_id + 0 if by_id else Item.project_id) == project_id]
         if f.state == BrowseState.PARTLY_LABELED:
             conditions += [Item.state == ItemState.OPEN.value, Item.n_annotations > 0]
@@ -196,9 +205,14 @@ class BrowseService:
                 raise NotFound(f"no user named {f.annotator!r}")
             conditions.append(exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == user_id, human))
         if f.disagreement:
-            conditions.append(Item.id.in_(
-                select(Annotation.item_id).where(Annotation.project_id == project_id, human)
-                .group_by(Annotation.item_id).having(func.count(func.distinct(Annotation.label)) > 1)))
+            conditions.append(
+                Item.id.in_(
+                    select(Annotation.item_id)
+                    .where(Annotation.project_id == project_id, human)
+                    .group_by(Annotation.item_id)
+                    .having(func.count(func.distinct(Annotation.label)) > 1)
+                )
+            )
         if f.skip_reason is not None:
             skipped = [Lease.item_id == Item.id, Lease.state == "skipped"]
             if f.skip_reason:
@@ -206,29 +220,45 @@ class BrowseService:
             conditions.append(exists().where(*skipped))
         if f.flag:
             conditions.append(exists().where(ItemFlag.item_id == Item.id, ItemFlag.kind == f.flag))
-        query = select(Item.id, Item.external_id, Item.split, Item.state, Item.final_label, Item.n_annotations,
-                       Item.content).where(and_(*conditions))
+        query = select(
+            Item.id, Item.external_id, Item.split, Item.state, Item.final_label, Item.n_annotations, Item.content
+        ).where(and_(*conditions))
         words = _words(f.search or "")
         if f.search is not None and f.search.strip() and not words:
             raise WorkbenchError("search for at least one word (letters or digits)")
         if words:
             if session.bind.dialect.name == "sqlite":
                 match = " ".join(f'"{w}"' for w in words)
-                query = query.where(Item.id.in_(text("SELECT rowid FROM item_fts WHERE item_fts MATCH :match")
-                                                .bindparams(match=match)))
+                query = query.where(
+                    Item.id.in_(text("SELECT rowid FROM item_fts WHERE item_fts MATCH :match").bindparams(match=match))
+                )
             else:
                 # Spelled as the index expression (constants, not parameters) so the planner uses it.
-                query = query.where(text("to_tsvector('simple', item.content->>'text') @@ "
-                                         "plainto_tsquery('simple', :words)").bindparams(words=" ".join(words)))
-        order = {SortKey.ID: Item.id, SortKey.EXTERNAL_ID: Item.external_id, SortKey.STATE: Item.state,
-                 SortKey.LABELS: Item.n_annotations}[SortKey(f.sort)]
+                query = query.where(
+                    text(
+                        "to_tsvector('simple', item.content->>'text') @@ plainto_tsquery('simple', :words)"
+                    ).bindparams(words=" ".join(words))
+                )
+        order = {
+            SortKey.ID: Item.id,
+            SortKey.EXTERNAL_ID: Item.external_id,
+            SortKey.STATE: Item.state,
+            SortKey.LABELS: Item.n_annotations,
+        }[SortKey(f.sort)]
         order = order.desc() if f.descending else order.asc()
         tiebreak = Item.id.desc() if f.descending else Item.id.asc()
         return query.order_by(order, tiebreak) if order is not Item.id else query.order_by(order)
 
     @requires(Role.REVIEWER)
-    def page(self, project_name: str, *, actor: Actor, filters: BrowseFilter = BrowseFilter(),
-             offset: int = 0, limit: int = PAGE_SIZE) -> BrowsePage:
+    def page(
+        self,
+        project_name: str,
+        *,
+        actor: Actor,
+        filters: BrowseFilter = BrowseFilter(),
+        offset: int = 0,
+        limit: int = PAGE_SIZE,
+    ) -> BrowsePage:
         """One page of the items that match, with the number of matches (capped)."""
         limit = max(1, min(int(limit), 500))
         offset = max(0, int(offset))
@@ -238,11 +268,28 @@ class BrowseService:
             project = load_project(session, project_name)
             query = self._query(session, project.id, filters)
             rows = session.execute(query.offset(offset).limit(limit)).all()
-            capped = session.execute(select(func.count()).select_from(
-                query.order_by(None).with_only_columns(Item.id).limit(COUNT_CAP + 1).subquery())).scalar_one()
-        return BrowsePage(tuple(ItemRow(r.id, r.external_id, Split(r.split), ItemState(r.state), r.final_label,
-                                        r.n_annotations, _preview(r.content)) for r in rows),
-                          offset, min(capped, COUNT_CAP), capped > COUNT_CAP)
+            capped = session.execute(
+                select(func.count()).select_from(
+                    query.order_by(None).with_only_columns(Item.id).limit(COUNT_CAP + 1).subquery()
+                )
+            ).scalar_one()
+        return BrowsePage(
+            tuple(
+                ItemRow(
+                    r.id,
+                    r.external_id,
+                    Split(r.split),
+                    ItemState(r.state),
+                    r.final_label,
+                    r.n_annotations,
+                    _preview(r.content),
+                )
+                for r in rows
+            ),
+            offset,
+            min(capped, COUNT_CAP),
+            capped > COUNT_CAP,
+        )
 
     @requires(Role.REVIEWER)
     def export_csv(self, project_name: str, *, actor: Actor, filters: BrowseFilter = BrowseFilter()) -> bytes:
@@ -260,8 +307,19 @@ class BrowseService:
             project = load_project(session, project_name)
             result = session.execute(self._query(session, project.id, filters).limit(EXPORT_CAP))
             for r in result:
-                writer.writerow([neutralise(v) for v in (r.external_id, r.split, r.state, r.final_label or "",
-                                                         r.n_annotations, _preview(r.content))])
+                writer.writerow(
+                    [
+                        neutralise(v)
+                        for v in (
+                            r.external_id,
+                            r.split,
+                            r.state,
+                            r.final_label or "",
+                            r.n_annotations,
+                            _preview(r.content),
+                        )
+                    ]
+                )
         return out.getvalue().encode("utf-8")
 
     @requires(Role.REVIEWER)
@@ -270,30 +328,90 @@ class BrowseService:
         annotator's answer)."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            item = session.execute(select(Item).where(Item.project_id == project.id,
-                                                      Item.external_id == external_id)).scalar_one_or_none()
+            item = session.execute(
+                select(Item).where(Item.project_id == project.id, Item.external_id == external_id)
+            ).scalar_one_or_none()
             if item is None:
                 raise NotFound(f"no item {external_id!r} in {project.name!r}")
             names = dict(session.execute(select(User.id, User.name)).all())
-            annotations = session.execute(select(Annotation).where(Annotation.item_id == item.id)
-                                          .order_by(Annotation.created_at, Annotation.id)).scalars().all()
-            leases = session.execute(select(Lease).where(Lease.item_id == item.id)
-                                     .order_by(Lease.claimed_at, Lease.id)).scalars().all()
-            adjudications = session.execute(select(Adjudication).where(Adjudication.item_id == item.id)
-                                            .order_by(Adjudication.created_at, Adjudication.id)).scalars().all()
-            flags = session.execute(select(ItemFlag.kind, ItemFlag.reason).where(ItemFlag.item_id == item.id)
-                                    .order_by(ItemFlag.kind)).all()
-            audit = session.execute(select(AuditLog).where(AuditLog.project_id == project.id,
-                                                           AuditLog.item_id == item.id)
-                                    .order_by(AuditLog.at, AuditLog.id)).scalars().all()
+            annotations = (
+                session.execute(
+                    select(Annotation)
+                    .where(Annotation.item_id == item.id)
+                    .order_by(Annotation.created_at, Annotation.id)
+                )
+                .scalars()
+                .all()
+            )
+            leases = (
+                session.execute(select(Lease).where(Lease.item_id == item.id).order_by(Lease.claimed_at, Lease.id))
+                .scalars()
+                .all()
+            )
+            adjudications = (
+                session.execute(
+                    select(Adjudication)
+                    .where(Adjudication.item_id == item.id)
+                    .order_by(Adjudication.created_at, Adjudication.id)
+                )
+                .scalars()
+                .all()
+            )
+            flags = session.execute(
+                select(ItemFlag.kind, ItemFlag.reason).where(ItemFlag.item_id == item.id).order_by(ItemFlag.kind)
+            ).all()
+            audit = (
+                session.execute(
+                    select(AuditLog)
+                    .where(AuditLog.project_id == project.id, AuditLog.item_id == item.id)
+                    .order_by(AuditLog.at, AuditLog.id)
+                )
+                .scalars()
+                .all()
+            )
         return ItemDetail(
-            item.id, item.external_id, Split(item.split), ItemState(item.state), item.final_label, dict(item.content),
-            tuple(AnnotationEvent(names.get(a.annotator_id) if a.annotator_id else None, AnnotationSource(a.source),
-                                  a.label, a.created_at, a.duration_ms) for a in annotations),
-            tuple(LeaseEvent(names.get(lease.annotator_id, "?"), lease.state, lease.reason, lease.claimed_at,
-                             lease.closed_at, lease.skip_reason) for lease in leases),
-            tuple(AdjudicationEvent(names.get(a.reviewer_id, "?"), a.decision, a.label, a.reason, a.previous_state,
-                                    a.previous_label, a.created_at) for a in adjudications),
+            item.id,
+            item.external_id,
+            Split(item.split),
+            ItemState(item.state),
+            item.final_label,
+            dict(item.content),
+            tuple(
+                AnnotationEvent(
+                    names.get(a.annotator_id) if a.annotator_id else None,
+                    AnnotationSource(a.source),
+                    a.label,
+                    a.created_at,
+                    a.duration_ms,
+                )
+                for a in annotations
+            ),
+            tuple(
+                LeaseEvent(
+                    names.get(lease.annotator_id, "?"),
+                    lease.state,
+                    lease.reason,
+                    lease.claimed_at,
+                    lease.closed_at,
+                    lease.skip_reason,
+                )
+                for lease in leases
+            ),
+            tuple(
+                AdjudicationEvent(
+                    names.get(a.reviewer_id, "?"),
+                    a.decision,
+                    a.label,
+                    a.reason,
+                    a.previous_state,
+                    a.previous_label,
+                    a.created_at,
+                )
+                for a in adjudications
+            ),
             tuple((kind, reason) for kind, reason in flags),
-            tuple(AuditEvent(e.action, names.get(e.actor_id) if e.actor_id else None, e.at, dict(e.details))
-                  for e in audit))
+            tuple(
+                AuditEvent(e.action, names.get(e.actor_id) if e.actor_id else None, e.at, dict(e.details))
+                for e in audit
+            ),
+        )

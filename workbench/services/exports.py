@@ -30,22 +30,44 @@ from sqlmodel import Session, select
 from workbench.db.models import Annotation, DatasetVersion, DatasetVersionItem, Item, User
 from workbench.domain import Actor, AnnotationSource, ExportFormat, ExportKind, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
+from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services._auth import requires
 
 FORMATS = tuple(f.value for f in ExportFormat)
 CHUNK_ROWS = 10_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ITEM_COLUMNS = ["external_id", "item_id", "split", "state", "final_label"]
-ANNOTATION_COLUMNS = ["annotation_id", "item_id", "item_external_id", "annotator", "label", "slot",
-                      "created_at", "duration_ms"]
-ANNOTATION_TYPES = {"annotation_id": "int", "item_id": "int", "item_external_id": "str",
-                    "annotator": "str", "label": "str", "slot": "int", "created_at": "str",
-                    "duration_ms": "int"}
+ANNOTATION_COLUMNS = [
+    "annotation_id",
+    "item_id",
+    "item_external_id",
+    "annotator",
+    "label",
+    "slot",
+    "created_at",
+    "duration_ms",
+]
+ANNOTATION_TYPES = {
+    "annotation_id": "int",
+    "item_id": "int",
+    "item_external_id": "str",
+    "annotator": "str",
+    "label": "str",
+    "slot": "int",
+    "created_at": "str",
+    "duration_ms": "int",
+}
 VERSION_COLUMNS = ["item_id", "external_id", "split", "label", "source", "annotation_ids", "adjudication_id"]
-VERSION_TYPES = {"item_id": "int", "external_id": "str", "split": "str", "label": "str", "source": "str",
-                 "annotation_ids": "str", "adjudication_id": "int"}
+VERSION_TYPES = {
+    "item_id": "int",
+    "external_id": "str",
+    "split": "str",
+    "label": "str",
+    "source": "str",
+    "annotation_ids": "str",
+    "adjudication_id": "int",
+}
 
 
 @dataclass(frozen=True)
@@ -136,13 +158,21 @@ class _Flattener:
 
     @property
     def types(self) -> dict[str, str]:
-        types = {"external_id": "str", "item_id": "int", "split": "str", "state": "str",
-                 "final_label": "str", "text": "str", "image": "str"}
+        types = {
+            "external_id": "str",
+            "item_id": "int",
+            "split": "str",
+            "state": "str",
+            "final_label": "str",
+            "text": "str",
+            "image": "str",
+        }
         names = self.names
         return {**types, **{names[key]: kind for key, kind in self.keys.items()}}
 
-    def row(self, item_id: int, external_id: str, split: str, state: str, final_label: str | None,
-            content: dict) -> list:
+    def row(
+        self, item_id: int, external_id: str, split: str, state: str, final_label: str | None, content: dict
+    ) -> list:
         out = [external_id, item_id, split, state, final_label]
         if self.kind is ProjectKind.TEXT:
             out.append(content.get("text"))
@@ -170,8 +200,13 @@ class _Writer:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            arrow = {"null": pa.string(), "bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(),
-                     "str": pa.string()}
+            arrow = {
+                "null": pa.string(),
+                "bool": pa.bool_(),
+                "int": pa.int64(),
+                "float": pa.float64(),
+                "str": pa.string(),
+            }
             self.schema = pa.schema([(name, arrow[types.get(name, "str")]) for name in columns])
             self._parquet = pq.ParquetWriter(self.tmp, self.schema)
         else:
@@ -200,8 +235,14 @@ class _Writer:
                 values = [row[j] for row in rows]
                 kind = self.types.get(name, "str")
                 if kind == "str":
-                    values = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-                              if isinstance(v, (list, dict)) else str(v) for v in values]
+                    values = [
+                        v
+                        if v is None or isinstance(v, str)
+                        else json.dumps(v, ensure_ascii=False)
+                        if isinstance(v, (list, dict))
+                        else str(v)
+                        for v in values
+                    ]
                 elif kind == "float":
                     values = [None if v is None else float(v) for v in values]
                 data[name] = values
@@ -216,7 +257,8 @@ class _Writer:
                 import pandas as pd
 
                 pd.DataFrame([], columns=[neutralise(c) for c in self.columns]).to_csv(
-                    self._file, index=False, lineterminator="\r\n")
+                    self._file, index=False, lineterminator="\r\n"
+                )
             self._file.close()
         digest = hashlib.sha256()
         with open(self.tmp, "rb") as f:
@@ -240,25 +282,38 @@ _KEYS_SQL = {
     "sqlite": (
         "SELECT j.key, j.type, 1, min(item.id), min(j.id) FROM item, json_each(item.content, '$.{section}') AS j "
         "WHERE item.project_id = :project AND json_type(item.content, '$.{section}') = 'object' "
-        "GROUP BY j.key, j.type"),
+        "GROUP BY j.key, j.type"
+    ),
     "postgresql": (
         "SELECT k.key, json_typeof(k.value), bool_and(json_typeof(k.value) <> 'number' "
         "OR k.value::text ~ '^-?[0-9]+$'), min(item.id), min(k.n) "
         "FROM item, json_each(item.content -> '{section}') WITH ORDINALITY AS k(key, value, n) "
         "WHERE item.project_id = :project AND json_typeof(item.content -> '{section}') = 'object' "
-        "GROUP BY 1, 2"),
+        "GROUP BY 1, 2"
+    ),
 }
-_JSON_KINDS = {"integer": "int", "real": "float", "text": "str", "null": "null", "true": "bool",
-               "false": "bool", "string": "str", "boolean": "bool", "object": "str", "array": "str"}
+_JSON_KINDS = {
+    "integer": "int",
+    "real": "float",
+    "text": "str",
+    "null": "null",
+    "true": "bool",
+    "false": "bool",
+    "string": "str",
+    "boolean": "bool",
+    "object": "str",
+    "array": "str",
+}
 
 
-def _scan_keys(session: Session, project_id: int, flat: "_Flattener") -> None:
+def _scan_keys(session: Session, project_id: int, flat: _Flattener) -> None:
     """Content keys in order of first appearance, with a column type: one grouped query where the
     database can take JSON apart itself (every item's JSON is decoded once, by the export)."""
     sql = _KEYS_SQL.get(session.get_bind().dialect.name)
     if sql is None:  # another database: decode every item once more
-        for (content,) in session.execute(select(Item.content).where(Item.project_id == project_id)
-                                          .execution_options(yield_per=CHUNK_ROWS)):
+        for (content,) in session.execute(
+            select(Item.content).where(Item.project_id == project_id).execution_options(yield_per=CHUNK_ROWS)
+        ):
             flat.scan(content)
         return
     from sqlalchemy import text
@@ -266,8 +321,13 @@ def _scan_keys(session: Session, project_id: int, flat: "_Flattener") -> None:
     rows = session.execute(text(sql.format(section=flat.section)), {"project": project_id}).all()
     first: dict[str, tuple[int, int]] = {}
     for key, json_type, integral, item_id, position in rows:
-        kind = "int" if json_type == "number" and integral else "float" if json_type == "number" \
+        kind = (
+            "int"
+            if json_type == "number" and integral
+            else "float"
+            if json_type == "number"
             else _JSON_KINDS.get(json_type, "str")
+        )
         flat.keys[key] = _widen(flat.keys.get(key, "null"), kind)
         first[key] = min(first.get(key, (item_id, position)), (item_id, position))
     flat.keys = {key: flat.keys[key] for key in sorted(first, key=first.__getitem__)}
@@ -292,8 +352,7 @@ class ExportService:
         self.engine = engine
 
     @requires(Role.REVIEWER)
-    def items(self, project: str, fmt: str | None, out_path: str | Path, *,
-              actor: Actor) -> ExportResult:
+    def items(self, project: str, fmt: str | None, out_path: str | Path, *, actor: Actor) -> ExportResult:
         """Every item: external id, item id, split, state, final label, and its content flattened."""
         out = Path(out_path).expanduser()
         fmt = export_format(fmt, out)
@@ -303,17 +362,19 @@ class ExportService:
             flat = _Flattener(info.kind)
             if flat.section is not None:  # the content keys and their types, before the rows
                 _scan_keys(session, info.id, flat)
-            query = (select(Item.id, Item.external_id, Item.split, Item.state, Item.final_label, Item.content)
-                     .where(Item.project_id == info.id).order_by(Item.id)
-                     .execution_options(yield_per=CHUNK_ROWS))
+            query = (
+                select(Item.id, Item.external_id, Item.split, Item.state, Item.final_label, Item.content)
+                .where(Item.project_id == info.id)
+                .order_by(Item.id)
+                .execution_options(yield_per=CHUNK_ROWS)
+            )
             rows = (flat.row(*record) for record in session.execute(query))
             result = self._write(fmt, out, flat.columns, flat.types, rows, started)
         self._audit(info.id, actor, "export.items", result)
         return result
 
     @requires(Role.REVIEWER)
-    def annotations(self, project: str, fmt: str | None, out_path: str | Path, *,
-                    actor: Actor) -> ExportResult:
+    def annotations(self, project: str, fmt: str | None, out_path: str | Path, *, actor: Actor) -> ExportResult:
         """One row per human annotation (import prelabels are not annotations by people)."""
         out = Path(out_path).expanduser()
         fmt = export_format(fmt, out)
@@ -321,23 +382,34 @@ class ExportService:
         with reading(self.engine) as session:
             info = load_project(session, project)
             query = (
-                select(Annotation.id, Annotation.item_id, Item.external_id, User.name, Annotation.label,
-                       Annotation.slot, Annotation.created_at, Annotation.duration_ms)
+                select(
+                    Annotation.id,
+                    Annotation.item_id,
+                    Item.external_id,
+                    User.name,
+                    Annotation.label,
+                    Annotation.slot,
+                    Annotation.created_at,
+                    Annotation.duration_ms,
+                )
                 .join(Item, Item.id == Annotation.item_id)
                 .join(User, User.id == Annotation.annotator_id)
                 .where(Annotation.project_id == info.id, Annotation.source == AnnotationSource.HUMAN)
                 .order_by(Annotation.item_id, Annotation.slot, Annotation.id)
                 .execution_options(yield_per=CHUNK_ROWS)
             )
-            rows = ([*record[:6], record[6].isoformat() if record[6] else None, record[7]]
-                    for record in session.execute(query))
+            rows = (
+                [*record[:6], record[6].isoformat() if record[6] else None, record[7]]
+                for record in session.execute(query)
+            )
             result = self._write(fmt, out, ANNOTATION_COLUMNS, ANNOTATION_TYPES, rows, started)
         self._audit(info.id, actor, "export.annotations", result)
         return result
 
     @requires(Role.REVIEWER)
-    def version(self, project: str, number: int, fmt: ExportFormat | str | None, out_path: str | Path, *,
-                actor: Actor) -> ExportResult:
+    def version(
+        self, project: str, number: int, fmt: ExportFormat | str | None, out_path: str | Path, *, actor: Actor
+    ) -> ExportResult:
         """One dataset version: a row per item (id, split, label, source, the annotations and the
         adjudication it came from), in external-id order, and beside it `<file>.manifest.json`
         (content hash, counts, annotators, agreement)."""
@@ -346,25 +418,41 @@ class ExportService:
         started = time.perf_counter()
         with reading(self.engine) as session:
             info = load_project(session, project)
-            version = session.execute(select(DatasetVersion).where(
-                DatasetVersion.project_id == info.id, DatasetVersion.number == number)).scalar_one_or_none()
+            version = session.execute(
+                select(DatasetVersion).where(DatasetVersion.project_id == info.id, DatasetVersion.number == number)
+            ).scalar_one_or_none()
             if version is None:
                 raise NotFound(f"{project!r} has no version {number}")
             query = (
-                select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.split,
-                       DatasetVersionItem.label, DatasetVersionItem.source, DatasetVersionItem.annotation_ids,
-                       DatasetVersionItem.adjudication_id)
+                select(
+                    DatasetVersionItem.item_id,
+                    Item.external_id,
+                    DatasetVersionItem.split,
+                    DatasetVersionItem.label,
+                    DatasetVersionItem.source,
+                    DatasetVersionItem.annotation_ids,
+                    DatasetVersionItem.adjudication_id,
+                )
                 .join(Item, Item.id == DatasetVersionItem.item_id)
-                .where(DatasetVersionItem.version_id == version.id).order_by(Item.external_id)
+                .where(DatasetVersionItem.version_id == version.id)
+                .order_by(Item.external_id)
                 .execution_options(yield_per=CHUNK_ROWS)
             )
-            rows = ([item_id, external_id, split, label, source, ",".join(map(str, annotation_ids or ())),
-                     adjudication_id]
-                    for item_id, external_id, split, label, source, annotation_ids, adjudication_id
-                    in session.execute(query))
-            manifest = {"project": info.name, "version": version.number, "content_hash": version.content_hash,
-                        "n_items": version.n_items, "created_at": version.created_at.isoformat(),
-                        "trigger": version.trigger, **dict(version.manifest or {})}
+            rows = (
+                [item_id, external_id, split, label, source, ",".join(map(str, annotation_ids or ())), adjudication_id]
+                for item_id, external_id, split, label, source, annotation_ids, adjudication_id in session.execute(
+                    query
+                )
+            )
+            manifest = {
+                "project": info.name,
+                "version": version.number,
+                "content_hash": version.content_hash,
+                "n_items": version.n_items,
+                "created_at": version.created_at.isoformat(),
+                "trigger": version.trigger,
+                **dict(version.manifest or {}),
+            }
             result = self._write(fmt, out, VERSION_COLUMNS, VERSION_TYPES, rows, started)
         manifest_path = out.with_name(out.name + ".manifest.json")
         _write_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -373,8 +461,9 @@ class ExportService:
         return result
 
     @requires(Role.REVIEWER)
-    def payload(self, kind: ExportKind | str, project: str, fmt: ExportFormat | str, *, actor: Actor,
-                number: int | None = None) -> tuple[bytes, ExportResult]:
+    def payload(
+        self, kind: ExportKind | str, project: str, fmt: ExportFormat | str, *, actor: Actor, number: int | None = None
+    ) -> tuple[bytes, ExportResult]:
         """An export as bytes, for a download: written by the same chunked writer to a temporary
         folder, then read back (a download is handed over whole)."""
         kind, fmt = ExportKind(kind), ExportFormat.parse(fmt)
@@ -391,8 +480,9 @@ class ExportService:
             return out.read_bytes(), result
 
     @staticmethod
-    def _write(fmt: ExportFormat, out: Path, columns: list[str], types: dict[str, str], rows: Iterable[list],
-               started: float) -> ExportResult:
+    def _write(
+        fmt: ExportFormat, out: Path, columns: list[str], types: dict[str, str], rows: Iterable[list], started: float
+    ) -> ExportResult:
         writer = _Writer(fmt, out, columns, types)
         try:
             for chunk in _chunks(rows):
@@ -401,12 +491,26 @@ class ExportService:
         except BaseException:
             writer.abort()
             raise
-        return ExportResult(path=str(out), format=fmt, rows=writer.rows, columns=tuple(columns),
-                            sha256=digest, seconds=time.perf_counter() - started)
+        return ExportResult(
+            path=str(out),
+            format=fmt,
+            rows=writer.rows,
+            columns=tuple(columns),
+            sha256=digest,
+            seconds=time.perf_counter() - started,
+        )
 
     def _audit(self, project_id: int, actor: Actor, action: str, result: ExportResult) -> None:
         def work(session: Session) -> None:
-            audit(session, action, actor_id=actor.id, project_id=project_id,
-                  path=result.path, format=result.format, rows=result.rows, sha256=result.sha256)
+            audit(
+                session,
+                action,
+                actor_id=actor.id,
+                project_id=project_id,
+                path=result.path,
+                format=result.format,
+                rows=result.rows,
+                sha256=result.sha256,
+            )
 
         write(self.engine, work)

@@ -14,9 +14,9 @@ from sqlmodel import Session
 from workbench.db.models import Annotation, Guidelines, User, utcnow
 from workbench.domain import Actor, AnnotationSource, GuidelinesInfo, GuidelinesUsage, ProjectInfo, Role
 from workbench.errors import WorkbenchError
+from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services._auth import requires
 
 MAX_TEXT = 100_000
 MAX_NOTE = 300
@@ -28,8 +28,14 @@ def current_version_of(project_id: Any):  # noqa: ANN201 - a scalar subquery
 
 
 def _info(row: Guidelines, author: str | None) -> GuidelinesInfo:
-    return GuidelinesInfo(project_id=row.project_id, version=row.version, text=row.text,
-                          label_notes=dict(row.label_notes), author=author, created_at=row.created_at)
+    return GuidelinesInfo(
+        project_id=row.project_id,
+        version=row.version,
+        text=row.text,
+        label_notes=dict(row.label_notes),
+        author=author,
+        created_at=row.created_at,
+    )
 
 
 def clean_notes(labels: tuple[str, ...], notes: dict[str, Any] | None) -> dict[str, str]:
@@ -48,8 +54,11 @@ def clean_notes(labels: tuple[str, ...], notes: dict[str, Any] | None) -> dict[s
 def current_guidelines(session: Session, project_id: int) -> GuidelinesInfo | None:
     """The project's current guidelines inside the caller's session (None: it has none)."""
     row = session.execute(
-        select(Guidelines, User.name).outerjoin(User, User.id == Guidelines.created_by)
-        .where(Guidelines.project_id == project_id).order_by(Guidelines.version.desc()).limit(1)
+        select(Guidelines, User.name)
+        .outerjoin(User, User.id == Guidelines.created_by)
+        .where(Guidelines.project_id == project_id)
+        .order_by(Guidelines.version.desc())
+        .limit(1)
     ).first()
     return None if row is None else _info(*row)
 
@@ -70,14 +79,17 @@ class GuidelinesService:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(
-                select(Guidelines, User.name).outerjoin(User, User.id == Guidelines.created_by)
-                .where(Guidelines.project_id == project.id).order_by(Guidelines.version.desc())
+                select(Guidelines, User.name)
+                .outerjoin(User, User.id == Guidelines.created_by)
+                .where(Guidelines.project_id == project.id)
+                .order_by(Guidelines.version.desc())
             ).all()
         return [_info(*row) for row in rows]
 
     @requires(Role.ADMIN)
-    def update(self, project_name: str, text: str, *, actor: Actor,
-               label_notes: dict[str, Any] | None = None) -> GuidelinesInfo:
+    def update(
+        self, project_name: str, text: str, *, actor: Actor, label_notes: dict[str, Any] | None = None
+    ) -> GuidelinesInfo:
         """Save a new version of the guidelines (admins). Notes not given are kept from the last version."""
         text = (text or "").replace("\r\n", "\n").strip()
         if len(text) > MAX_TEXT:
@@ -85,18 +97,36 @@ class GuidelinesService:
 
         def work(session: Session) -> GuidelinesInfo:
             project = load_project(session, project_name)
-            last = session.execute(select(Guidelines).where(Guidelines.project_id == project.id)
-                                   .order_by(Guidelines.version.desc()).limit(1)).scalar_one_or_none()
-            notes = clean_notes(project.labels, label_notes if label_notes is not None
-                                else (last.label_notes if last else {}))
+            last = session.execute(
+                select(Guidelines)
+                .where(Guidelines.project_id == project.id)
+                .order_by(Guidelines.version.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            notes = clean_notes(
+                project.labels, label_notes if label_notes is not None else (last.label_notes if last else {})
+            )
             if last is not None and last.text == text and dict(last.label_notes) == notes:
                 raise WorkbenchError(f"nothing changed: version {last.version} already has this text and these notes")
-            row = Guidelines(project_id=project.id, version=(last.version if last else 0) + 1, text=text,
-                             label_notes=notes, created_by=actor.id, created_at=utcnow())
+            row = Guidelines(
+                project_id=project.id,
+                version=(last.version if last else 0) + 1,
+                text=text,
+                label_notes=notes,
+                created_by=actor.id,
+                created_at=utcnow(),
+            )
             session.add(row)
             session.flush()
-            audit(session, "guidelines.update", actor_id=actor.id, project_id=project.id, version=row.version,
-                  chars=len(text), labels_with_notes=sorted(notes))
+            audit(
+                session,
+                "guidelines.update",
+                actor_id=actor.id,
+                project_id=project.id,
+                version=row.version,
+                chars=len(text),
+                labels_with_notes=sorted(notes),
+            )
             return _info(row, None if actor.is_operator else actor.name)
 
         return write(self.engine, work)
@@ -106,14 +136,19 @@ class GuidelinesService:
         """How many human labels were made under the current version, and how many predate it."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            current = session.execute(select(func.max(Guidelines.version))
-                                      .where(Guidelines.project_id == project.id)).scalar_one()
+            current = session.execute(
+                select(func.max(Guidelines.version)).where(Guidelines.project_id == project.id)
+            ).scalar_one()
             rows = session.execute(
                 select(Annotation.guidelines_version, func.count())
                 .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
-                .group_by(Annotation.guidelines_version)).all()
+                .group_by(Annotation.guidelines_version)
+            ).all()
         by_version = {version: n for version, n in rows}
         under = by_version.get(current, 0) if current is not None else 0
-        return GuidelinesUsage(current_version=current, labels_under_current=under,
-                               labels_before_current=sum(by_version.values()) - under,
-                               by_version=by_version)
+        return GuidelinesUsage(
+            current_version=current,
+            labels_under_current=under,
+            labels_before_current=sum(by_version.values()) - under,
+            by_version=by_version,
+        )

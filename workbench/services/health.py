@@ -15,32 +15,53 @@ from workbench.domain import Actor, ProjectInfo, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
 from workbench.health.report import Flag, FlagKind, HealthReport, ItemRecord, build_report
 from workbench.health.subgroups import SubgroupReport
+from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services._auth import require_role, requires
 
 DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9
 
 
 def _records(session: Session, project: ProjectInfo, new_ids: set[int] | None) -> list[ItemRecord]:
-    rows = session.execute(select(Item.id, Item.external_id, Item.split, Item.content)
-                           .where(Item.project_id == project.id).order_by(Item.id)).all()
+    rows = session.execute(
+        select(Item.id, Item.external_id, Item.split, Item.content)
+        .where(Item.project_id == project.id)
+        .order_by(Item.id)
+    ).all()
     if new_ids is None:
-        latest = session.execute(select(DatasetVersion.id).where(DatasetVersion.project_id == project.id)
-                                 .order_by(DatasetVersion.number.desc()).limit(1)).scalar_one_or_none()
-        versioned = set(session.execute(select(DatasetVersionItem.item_id)
-                                        .where(DatasetVersionItem.version_id == latest)).scalars()) if latest else set()
+        latest = session.execute(
+            select(DatasetVersion.id)
+            .where(DatasetVersion.project_id == project.id)
+            .order_by(DatasetVersion.number.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        versioned = (
+            set(
+                session.execute(
+                    select(DatasetVersionItem.item_id).where(DatasetVersionItem.version_id == latest)
+                ).scalars()
+            )
+            if latest
+            else set()
+        )
         new_ids = {row.id for row in rows if row.id not in versioned} if versioned else {row.id for row in rows}
     return [ItemRecord(row.id, row.external_id, row.split, row.content, row.id in new_ids) for row in rows]
 
 
 def _version_items(session: Session, project: ProjectInfo, number: int) -> list[dict[str, Any]]:
-    version = session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project.id,
-                                                           DatasetVersion.number == number)).scalar_one_or_none()
+    version = session.execute(
+        select(DatasetVersion).where(DatasetVersion.project_id == project.id, DatasetVersion.number == number)
+    ).scalar_one_or_none()
     if version is None:
         raise NotFound(f"project {project.name!r} has no version {number}")
-    return list(session.execute(select(Item.content).join(DatasetVersionItem, DatasetVersionItem.item_id == Item.id)
-                                .where(DatasetVersionItem.version_id == version.id).order_by(Item.id)).scalars())
+    return list(
+        session.execute(
+            select(Item.content)
+            .join(DatasetVersionItem, DatasetVersionItem.item_id == Item.id)
+            .where(DatasetVersionItem.version_id == version.id)
+            .order_by(Item.id)
+        ).scalars()
+    )
 
 
 class HealthService:
@@ -48,8 +69,9 @@ class HealthService:
         self.engine = engine
 
     @requires(Role.REVIEWER)
-    def check(self, project_name: str, *, actor: Actor, item_ids: list[int] | None = None,
-              store: bool = True) -> HealthReport:
+    def check(
+        self, project_name: str, *, actor: Actor, item_ids: list[int] | None = None, store: bool = True
+    ) -> HealthReport:
         """The health report of a batch (the given items, else every item not in the latest version)
         against the whole project; with `store`, its flags replace the batch's earlier ones."""
         require_role(actor, Role.ADMIN if store else Role.REVIEWER)
@@ -58,11 +80,13 @@ class HealthService:
             records = _records(session, project, set(item_ids) if item_ids is not None else None)
         settings = project.settings
         report = build_report(
-            project.kind.value, records,
+            project.kind.value,
+            records,
             threshold=float(settings.get("near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE_THRESHOLD)),
             image_root=Path(settings["image_root"]) if settings.get("image_root") else None,
             pii=str(settings.get("pii", "flag" if project.kind == ProjectKind.TEXT else "off")) != "off",
-            prelabels=None)
+            prelabels=None,
+        )
         if store:
             self._store(project, {r.item_id for r in records if r.new}, report.flags, actor)
         return report
@@ -77,13 +101,24 @@ class HealthService:
         def work(session: Session) -> None:
             ids = sorted(touched)
             for start in range(0, len(ids), 1000):
-                session.execute(delete(ItemFlag).where(ItemFlag.project_id == project.id,
-                                                       ItemFlag.item_id.in_(ids[start:start + 1000])))
+                session.execute(
+                    delete(ItemFlag).where(
+                        ItemFlag.project_id == project.id, ItemFlag.item_id.in_(ids[start : start + 1000])
+                    )
+                )
             now = utcnow()
-            rows = [{"project_id": project.id, "item_id": f.item_id, "kind": f.kind.value, "reason": f.reason,
-                     "created_at": now} for f in unique.values()]
+            rows = [
+                {
+                    "project_id": project.id,
+                    "item_id": f.item_id,
+                    "kind": f.kind.value,
+                    "reason": f.reason,
+                    "created_at": now,
+                }
+                for f in unique.values()
+            ]
             for start in range(0, len(rows), 1000):
-                session.execute(insert(ItemFlag), rows[start:start + 1000])
+                session.execute(insert(ItemFlag), rows[start : start + 1000])
             counts: dict[str, int] = {}
             for f in unique.values():
                 counts[f.kind.value] = counts.get(f.kind.value, 0) + 1
@@ -92,13 +127,17 @@ class HealthService:
         write(self.engine, work)
 
     @requires(Role.REVIEWER)
-    def flags(self, project_name: str, *, actor: Actor, kind: FlagKind | str | None = None,
-              limit: int = 1000) -> list[Flag]:
+    def flags(
+        self, project_name: str, *, actor: Actor, kind: FlagKind | str | None = None, limit: int = 1000
+    ) -> list[Flag]:
         """Flagged items with their reasons (reviewers and admins)."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            query = (select(ItemFlag.item_id, Item.external_id, ItemFlag.kind, ItemFlag.reason)
-                     .join(Item, Item.id == ItemFlag.item_id).where(ItemFlag.project_id == project.id))
+            query = (
+                select(ItemFlag.item_id, Item.external_id, ItemFlag.kind, ItemFlag.reason)
+                .join(Item, Item.id == ItemFlag.item_id)
+                .where(ItemFlag.project_id == project.id)
+            )
             if kind is not None:
                 query = query.where(ItemFlag.kind == FlagKind(kind).value)
             rows = session.execute(query.order_by(ItemFlag.item_id, ItemFlag.kind).limit(limit)).all()
@@ -111,8 +150,9 @@ class HealthService:
         return exclude_items(self.engine, project_name, list(external_ids), reason, actor)
 
     @requires(Role.REVIEWER)
-    def subgroups(self, project_name: str, *, actor: Actor, run_id: int | None = None,
-                  columns: list[str] | None = None) -> list[SubgroupReport]:
+    def subgroups(
+        self, project_name: str, *, actor: Actor, run_id: int | None = None, columns: list[str] | None = None
+    ) -> list[SubgroupReport]:
         """Per group of each sensitive column (the project's `sensitive_cols`, or `columns`): the
         eval metrics of a model run (default: the latest), from the predictions stored with it and
         the final labels of the version it was trained on. Nothing is recomputed by a model here."""
@@ -126,16 +166,23 @@ class HealthService:
             if not wanted:
                 return []
             query = select(ModelRun).where(ModelRun.project_id == project.id)
-            run = session.execute((query.where(ModelRun.id == run_id) if run_id is not None
-                                   else query.order_by(ModelRun.id.desc())).limit(1)).scalar_one_or_none()
+            run = session.execute(
+                (
+                    query.where(ModelRun.id == run_id) if run_id is not None else query.order_by(ModelRun.id.desc())
+                ).limit(1)
+            ).scalar_one_or_none()
             if run is None:
                 raise NotFound(f"project {project.name!r} has no model run" + (f" {run_id}" if run_id else ""))
             rows = session.execute(
                 select(EvalPrediction.predicted, DatasetVersionItem.label, Item.content)
-                .join(DatasetVersionItem, (DatasetVersionItem.item_id == EvalPrediction.item_id)
-                      & (DatasetVersionItem.version_id == run.version_id))
+                .join(
+                    DatasetVersionItem,
+                    (DatasetVersionItem.item_id == EvalPrediction.item_id)
+                    & (DatasetVersionItem.version_id == run.version_id),
+                )
                 .join(Item, Item.id == EvalPrediction.item_id)
-                .where(EvalPrediction.model_run_id == run.id, DatasetVersionItem.split == "eval")).all()
+                .where(EvalPrediction.model_run_id == run.id, DatasetVersionItem.split == "eval")
+            ).all()
         if not rows:
             raise WorkbenchError("the run has no labeled eval items to measure groups on")
         reports = []
@@ -143,19 +190,32 @@ class HealthService:
             groups = [_column_value(content, column) for _, _, content in rows]
             if all(g is None for g in groups):
                 raise WorkbenchError(f"no eval item has a value in column {column!r}")
-            reports.append(subgroup_metrics(column, [r[1] for r in rows], [r[0] for r in rows],
-                                            ["(missing)" if g is None else g for g in groups], list(project.labels)))
+            reports.append(
+                subgroup_metrics(
+                    column,
+                    [r[1] for r in rows],
+                    [r[0] for r in rows],
+                    ["(missing)" if g is None else g for g in groups],
+                    list(project.labels),
+                )
+            )
         return reports
 
     @requires(Role.REVIEWER)
-    def drift(self, project_name: str, *, actor: Actor, reference: int | None = None,
-              new: int | None = None, seed: int = 0):  # noqa: ANN201 - DriftReport
+    def drift(
+        self, project_name: str, *, actor: Actor, reference: int | None = None, new: int | None = None, seed: int = 0
+    ):  # noqa: ANN201 - DriftReport
         """Drift of version `new` (default: the items imported since the latest version) against
         version `reference` (default: the latest version)."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            numbers = list(session.execute(select(DatasetVersion.number).where(
-                DatasetVersion.project_id == project.id).order_by(DatasetVersion.number)).scalars())
+            numbers = list(
+                session.execute(
+                    select(DatasetVersion.number)
+                    .where(DatasetVersion.project_id == project.id)
+                    .order_by(DatasetVersion.number)
+                ).scalars()
+            )
             if not numbers:
                 raise WorkbenchError(f"project {project.name!r} has no dataset version to compare with")
             ref_number = reference if reference is not None else numbers[-1]
@@ -214,8 +274,10 @@ def drift_between(kind: ProjectKind, old: list[dict[str, Any]], fresh: list[dict
             for n in categorical:
                 sample[n] = ["(missing)" if v is None else str(v) for v in sample[n]]
         size = [len(r) for r in rows]
-        encoded = [[{**{n: s[n][i] for n in numeric}, **{f"{n}={s[n][i]}": 1.0 for n in categorical}}
-                    for i in range(count)] for s, count in zip(columns, size)]
+        encoded = [
+            [{**{n: s[n][i] for n in numeric}, **{f"{n}={s[n][i]}": 1.0 for n in categorical}} for i in range(count)]
+            for s, count in zip(columns, size)
+        ]
         vectorizer = DictVectorizer(sparse=False).fit(encoded[0] + encoded[1])
         features = (np.nan_to_num(vectorizer.transform(encoded[0])), np.nan_to_num(vectorizer.transform(encoded[1])))
         return compare(columns[0], columns[1], numeric=numeric, categorical=categorical, features=features, seed=seed)
@@ -226,21 +288,40 @@ def _exclude(session: Session, project: ProjectInfo, external_id: str, reason: s
     from workbench.db.models import Adjudication
     from workbench.domain import Decision, ItemState
 
-    item = session.execute(select(Item).where(Item.project_id == project.id, Item.external_id == external_id)
-                           .with_for_update()).scalar_one_or_none()
+    item = session.execute(
+        select(Item).where(Item.project_id == project.id, Item.external_id == external_id).with_for_update()
+    ).scalar_one_or_none()
     if item is None:
         raise NotFound(f"no item {external_id!r} in {project.name!r}")
     if item.state == ItemState.EXCLUDED:
         raise WorkbenchError(f"item {external_id!r} is already excluded")
     previous_state, previous_label = item.state, item.final_label
     if actor.id is not None:  # the local operator has no user row to sign an adjudication with
-        session.add(Adjudication(project_id=project.id, item_id=item.id, reviewer_id=actor.id,
-                                 decision=Decision.EXCLUDED.value, label=None, reason=reason,
-                                 previous_state=previous_state, previous_label=previous_label, created_at=utcnow()))
+        session.add(
+            Adjudication(
+                project_id=project.id,
+                item_id=item.id,
+                reviewer_id=actor.id,
+                decision=Decision.EXCLUDED.value,
+                label=None,
+                reason=reason,
+                previous_state=previous_state,
+                previous_label=previous_label,
+                created_at=utcnow(),
+            )
+        )
     item.state = ItemState.EXCLUDED.value
     item.final_label = None
-    audit(session, "health.exclude", actor_id=actor.id, project_id=project.id, item_id=item.id, reason=reason,
-          previous_state=previous_state, previous_label=previous_label)
+    audit(
+        session,
+        "health.exclude",
+        actor_id=actor.id,
+        project_id=project.id,
+        item_id=item.id,
+        reason=reason,
+        previous_state=previous_state,
+        previous_label=previous_label,
+    )
     return item.external_id
 
 

@@ -36,16 +36,17 @@ from workbench.importing.limits import Limits, size
 from workbench.importing.readers import FolderReader, Reader, detect_format, open_reader
 from workbench.importing.report import FileProblem, ImportReport, LimitExceeded, Problem, RowError, RowProblem
 from workbench.importing.validate import ImportOptions, NumericInference, RowBuilder
+from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading
 from workbench.services.projects import load_project
-from workbench.services._auth import require_role, requires
 
 # progress(done, total): bytes of the file read so far (rows for Parquet and image folders).
 Progress = Callable[[int, int], None]
 SAMPLE_SIZE = 5
 
-_ITEM_COLUMNS = ("project_id, external_id, split, state, content, final_label, slots_taken, "
-                 "n_annotations, random_key, created_at")
+_ITEM_COLUMNS = (
+    "project_id, external_id, split, state, content, final_label, slots_taken, n_annotations, random_key, created_at"
+)
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -95,16 +96,21 @@ class _Sink:
 
     def _existing(self, external_ids: list[str]) -> dict[str, int]:
         if self.postgres:
-            return dict(self.conn.exec_driver_sql(
-                f"SELECT external_id, id FROM item WHERE project_id = {self.project_id} "
-                "AND external_id = ANY(%s::text[])", (list(external_ids),)).all())
+            return dict(
+                self.conn.exec_driver_sql(
+                    f"SELECT external_id, id FROM item WHERE project_id = {self.project_id} "
+                    "AND external_id = ANY(%s::text[])",
+                    (list(external_ids),),
+                ).all()
+            )
         found: dict[str, int] = {}
         for start in range(0, len(external_ids), 500):
-            chunk = external_ids[start:start + 500]
+            chunk = external_ids[start : start + 500]
             marks = ",".join(["?"] * len(chunk))
             rows = self.conn.exec_driver_sql(
-                f"SELECT external_id, id FROM item WHERE project_id = {self.project_id} "
-                f"AND external_id IN ({marks})", tuple(chunk)).all()
+                f"SELECT external_id, id FROM item WHERE project_id = {self.project_id} AND external_id IN ({marks})",
+                tuple(chunk),
+            ).all()
             found.update(rows)
         return found
 
@@ -113,8 +119,9 @@ class _Sink:
         duplicates, first_row, unresolved = [], {}, []
         for position, (row, _line, external_id, _content, _prelabel) in enumerate(batch):
             if external_id in first_row:
-                duplicates.append((position, f"id {external_id!r} is also in row "
-                                             f"{first_row[external_id]}, earlier in this file"))
+                duplicates.append(
+                    (position, f"id {external_id!r} is also in row {first_row[external_id]}, earlier in this file")
+                )
             else:
                 first_row[external_id] = row
                 if external_id not in accepted:
@@ -142,19 +149,23 @@ class _WriteSink(_Sink):
         if self.postgres and self._copy_ok(batch):
             inserted = self._copy_items(batch, splits, keys)
         elif self.postgres:
-            inserted = dict(self.conn.exec_driver_sql(
-                f"INSERT INTO item ({_ITEM_COLUMNS}) SELECT {self.project_id}, e, s, 'open', c::json, NULL, "
-                "0, 0, k, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
-                "WITH ORDINALITY AS t(e, s, c, k, o) ORDER BY o "
-                "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id",
-                (created, [b[2] for b in batch], splits, [b[3] for b in batch], keys)).all())
+            inserted = dict(
+                self.conn.exec_driver_sql(
+                    f"INSERT INTO item ({_ITEM_COLUMNS}) SELECT {self.project_id}, e, s, 'open', c::json, NULL, "
+                    "0, 0, k, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
+                    "WITH ORDINALITY AS t(e, s, c, k, o) ORDER BY o "
+                    "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id",
+                    (created, [b[2] for b in batch], splits, [b[3] for b in batch], keys),
+                ).all()
+            )
         else:
             sql = self._sql.get(n)
             if sql is None:
                 one = f"({self.project_id},?,?,'open',?,NULL,0,0,?,?)"
                 sql = self._sql[n] = (
                     f"INSERT INTO item ({_ITEM_COLUMNS}) VALUES {','.join([one] * n)} "
-                    f"ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id")
+                    f"ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id"
+                )
             params: list[Any] = []
             for (_row, _line, external_id, content, _prelabel), split, key in zip(batch, splits, keys):
                 params += (external_id, split, content, key, created)
@@ -162,21 +173,26 @@ class _WriteSink(_Sink):
         duplicates = self._classify(batch, inserted) if len(inserted) < n else []
         if annotate:
             bad = {position for position, _ in duplicates}
-            labeled = [(inserted[external_id], prelabel)
-                       for position, (_row, _line, external_id, _content, prelabel) in enumerate(batch)
-                       if prelabel is not None and position not in bad]
+            labeled = [
+                (inserted[external_id], prelabel)
+                for position, (_row, _line, external_id, _content, prelabel) in enumerate(batch)
+                if prelabel is not None and position not in bad
+            ]
             if labeled and self.postgres:
-                with self._cursor() as cursor, cursor.copy(
-                        "COPY annotation (project_id, item_id, source, label, created_at) FROM STDIN") as copy:
+                with (
+                    self._cursor() as cursor,
+                    cursor.copy("COPY annotation (project_id, item_id, source, label, created_at) FROM STDIN") as copy,
+                ):
                     for item_id, label in labeled:
                         copy.write_row((self.project_id, item_id, AnnotationSource.IMPORT.value, label, created))
             elif labeled:
                 self.conn.exec_driver_sql(
                     "INSERT INTO annotation (project_id, item_id, annotator_id, source, slot, lease_id, "
                     f"label, duration_ms, created_at) VALUES ({self.project_id}, ?, NULL, 'import', "
-                    "NULL, NULL, ?, NULL, ?)", [(i, label, created) for i, label in labeled])
+                    "NULL, NULL, ?, NULL, ?)",
+                    [(i, label, created) for i, label in labeled],
+                )
         return duplicates
-
 
     # PostgreSQL fast path: when no id of the batch is taken (checked first, with one indexed
     # query), COPY the rows with ids drawn from the sequence; COPY is about twice as fast as
@@ -190,13 +206,20 @@ class _WriteSink(_Sink):
         return len(set(external_ids)) == len(external_ids) and not self._existing(external_ids)
 
     def _copy_items(self, batch: list, splits: list[str], keys: list[float]) -> dict[str, int]:
-        ids = [r[0] for r in self.conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('item', 'id')) FROM generate_series(1, %s)",
-            (len(batch),)).all()]
+        ids = [
+            r[0]
+            for r in self.conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence('item', 'id')) FROM generate_series(1, %s)", (len(batch),)
+            ).all()
+        ]
         project_id, created = self.project_id, self.created_at
-        with self._cursor() as cursor, cursor.copy(
+        with (
+            self._cursor() as cursor,
+            cursor.copy(
                 "COPY item (id, project_id, external_id, split, state, content, slots_taken, "
-                "n_annotations, random_key, created_at) FROM STDIN") as copy:
+                "n_annotations, random_key, created_at) FROM STDIN"
+            ) as copy,
+        ):
             for item_id, b, split, key in zip(ids, batch, splits, keys):
                 copy.write_row((item_id, project_id, b[2], split, "open", b[3], 0, 0, key, created))
         return {b[2]: item_id for item_id, b in zip(ids, batch)}
@@ -217,26 +240,31 @@ class _CheckSink(_Sink):
         if self.postgres:
             result = self.conn.exec_driver_sql(
                 f"INSERT INTO {self.table} (external_id) SELECT unnest(%s::text[]) "
-                "ON CONFLICT (external_id) DO NOTHING RETURNING external_id", ([b[2] for b in batch],))
+                "ON CONFLICT (external_id) DO NOTHING RETURNING external_id",
+                ([b[2] for b in batch],),
+            )
         else:
             sql = self._sql.get(n)
             if sql is None:
                 sql = self._sql[n] = (
                     f"INSERT INTO {self.table} (external_id) VALUES {','.join(['(?)'] * n)} "
-                    "ON CONFLICT (external_id) DO NOTHING RETURNING external_id")
+                    "ON CONFLICT (external_id) DO NOTHING RETURNING external_id"
+                )
             result = self.conn.exec_driver_sql(sql, tuple(b[2] for b in batch))
         new = {r[0] for r in result.all()}
         existing = self._existing(list(dict.fromkeys(b[2] for b in batch)))
         duplicates, first_row = [], {}
         for position, (row, _line, external_id, _content, _prelabel) in enumerate(batch):
             if external_id in first_row:
-                duplicates.append((position, f"id {external_id!r} is also in row "
-                                             f"{first_row[external_id]}, earlier in this file"))
+                duplicates.append(
+                    (position, f"id {external_id!r} is also in row {first_row[external_id]}, earlier in this file")
+                )
                 continue
             first_row[external_id] = row
             if external_id in existing:
-                duplicates.append((position, f"id {external_id!r} is already in the project "
-                                             f"(item {existing[external_id]})"))
+                duplicates.append(
+                    (position, f"id {external_id!r} is already in the project (item {existing[external_id]})")
+                )
             elif external_id not in new:
                 duplicates.append((position, f"id {external_id!r} is already used earlier in this file"))
         return duplicates
@@ -278,28 +306,52 @@ class ImportService:
         self.engine = engine
 
     @requires(Role.ADMIN)
-    def preview(self, project: str, path: str | Path, *, actor: Actor,
-                progress: Progress | None = None, **options: Any) -> ImportReport:
+    def preview(
+        self, project: str, path: str | Path, *, actor: Actor, progress: Progress | None = None, **options: Any
+    ) -> ImportReport:
         """Validate a file as `run` would, duplicates included; writes nothing."""
         return self._file(project, path, options, dry_run=True, actor=actor, progress=progress)
 
     @requires(Role.ADMIN)
-    def run(self, project: str, path: str | Path, *, actor: Actor,
-            progress: Progress | None = None, **options: Any) -> ImportReport:
+    def run(
+        self, project: str, path: str | Path, *, actor: Actor, progress: Progress | None = None, **options: Any
+    ) -> ImportReport:
         """Import a file: every row, in one transaction, or (any bad row) nothing."""
         return self._file(project, path, options, dry_run=False, actor=actor, progress=progress)
 
     @requires(Role.ADMIN)
-    def preview_folder(self, project: str, folder: str | Path, *, prelabel_from_folders: bool = False,
-                       actor: Actor, progress: Progress | None = None,
-                       **options: Any) -> ImportReport:
-        return self.run_folder(project, folder, prelabel_from_folders=prelabel_from_folders,
-                               dry_run=True, actor=actor, progress=progress, **options)
+    def preview_folder(
+        self,
+        project: str,
+        folder: str | Path,
+        *,
+        prelabel_from_folders: bool = False,
+        actor: Actor,
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> ImportReport:
+        return self.run_folder(
+            project,
+            folder,
+            prelabel_from_folders=prelabel_from_folders,
+            dry_run=True,
+            actor=actor,
+            progress=progress,
+            **options,
+        )
 
     @requires(Role.ADMIN)
-    def run_folder(self, project: str, folder: str | Path, *, prelabel_from_folders: bool = False,
-                   dry_run: bool = False, actor: Actor, progress: Progress | None = None,
-                   **options: Any) -> ImportReport:
+    def run_folder(
+        self,
+        project: str,
+        folder: str | Path,
+        *,
+        prelabel_from_folders: bool = False,
+        dry_run: bool = False,
+        actor: Actor,
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> ImportReport:
         """Import a folder of images (recursively); the external id is the relative path. Images in
         subfolders named like labels become prelabels only with prelabel_from_folders=True."""
         unknown = set(options) - {"eval_fraction", "seed", "batch_size", "max_errors"}
@@ -308,16 +360,30 @@ class ImportService:
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise WorkbenchError(f"no such folder: {folder}")
-        opts = self._options(dict(options, image_col="path", image_root=folder,
-                                  prelabel_col="subfolder" if prelabel_from_folders else None))
+        opts = self._options(
+            dict(
+                options,
+                image_col="path",
+                image_root=folder,
+                prelabel_col="subfolder" if prelabel_from_folders else None,
+            )
+        )
         info = self._project(project)
         if info.kind is not ProjectKind.IMAGE:
-            raise WorkbenchError(f"project {project!r} is a {info.kind.value} project; "
-                                 "a folder of images needs an image project")
+            raise WorkbenchError(
+                f"project {project!r} is a {info.kind.value} project; a folder of images needs an image project"
+            )
         report = ImportReport(project=project, path=str(folder), format="folder", dry_run=dry_run)
         limits = _limits(info)
-        return self._import(info, report, lambda: FolderReader(folder.resolve(), limits=limits), opts,
-                            actor=actor, progress=progress, folder=True)
+        return self._import(
+            info,
+            report,
+            lambda: FolderReader(folder.resolve(), limits=limits),
+            opts,
+            actor=actor,
+            progress=progress,
+            folder=True,
+        )
 
     # -- the work ----------------------------------------------------------------------------------
 
@@ -334,8 +400,16 @@ class ImportService:
         with reading(self.engine) as session:
             return load_project(session, name)
 
-    def _file(self, project: str, path: str | Path, options: dict[str, Any], *, dry_run: bool,
-              actor: Actor, progress: Progress | None) -> ImportReport:
+    def _file(
+        self,
+        project: str,
+        path: str | Path,
+        options: dict[str, Any],
+        *,
+        dry_run: bool,
+        actor: Actor,
+        progress: Progress | None,
+    ) -> ImportReport:
         require_role(actor, Role.ADMIN)
         opts = self._options(options)
         path = Path(path).expanduser()
@@ -351,8 +425,9 @@ class ImportService:
         n_bytes = path.stat().st_size
         if n_bytes > limits.max_file_bytes:
             report.size_bytes = n_bytes
-            report.file_errors.append(f"the file has {size(n_bytes)}, over the limit of "
-                                      f"{size(limits.max_file_bytes)} (limits.max_file_bytes)")
+            report.file_errors.append(
+                f"the file has {size(n_bytes)}, over the limit of {size(limits.max_file_bytes)} (limits.max_file_bytes)"
+            )
             return report
         try:
             report.sha256, report.size_bytes = _sha256(path)
@@ -360,11 +435,16 @@ class ImportService:
             raise WorkbenchError(f"cannot read {path}: {exc.strerror or exc}") from None
 
         def open_() -> Reader:
-            return open_reader(path, fmt, delimiter=opts.delimiter, names=opts.columns,
-                               skip_initial_space=opts.skip_initial_space, limits=limits)
+            return open_reader(
+                path,
+                fmt,
+                delimiter=opts.delimiter,
+                names=opts.columns,
+                skip_initial_space=opts.skip_initial_space,
+                limits=limits,
+            )
 
-        return self._import(info, report, open_, opts, actor=actor, progress=progress,
-                            default_root=path.parent)
+        return self._import(info, report, open_, opts, actor=actor, progress=progress, default_root=path.parent)
 
     def _image_root(self, info, opts: ImportOptions, default_root: Path | None) -> tuple[Path, str, str | None]:  # noqa: ANN001
         """(root the paths are relative to, prefix for stored paths, root to save in the settings)."""
@@ -384,16 +464,26 @@ class ImportService:
             return root, "", None
         if root.is_relative_to(project_root):
             return root, root.relative_to(project_root).as_posix() + "/", None
-        raise FileProblem(f"image root {root} is outside the project's image root {project_root} "
-                          "(stored paths are relative to it): put the images under it")
+        raise FileProblem(
+            f"image root {root} is outside the project's image root {project_root} "
+            "(stored paths are relative to it): put the images under it"
+        )
 
-    def _import(self, info, report: ImportReport, open_: Callable[[], Reader],  # noqa: ANN001
-                opts: ImportOptions, *, actor: Actor, progress: Progress | None,
-                default_root: Path | None = None, folder: bool = False) -> ImportReport:
+    def _import(
+        self,
+        info,
+        report: ImportReport,
+        open_: Callable[[], Reader],  # noqa: ANN001
+        opts: ImportOptions,
+        *,
+        actor: Actor,
+        progress: Progress | None,
+        default_root: Path | None = None,
+        folder: bool = False,
+    ) -> ImportReport:
         started = time.perf_counter()
         report.max_listed = opts.max_errors
-        fraction = float(info.settings.get("eval_fraction", 0.2) if opts.eval_fraction is None
-                         else opts.eval_fraction)
+        fraction = float(info.settings.get("eval_fraction", 0.2) if opts.eval_fraction is None else opts.eval_fraction)
         seed = opts.seed if opts.seed is not None else secrets.randbelow(2**31)
         report.eval_fraction, report.seed = fraction, seed
         save_root = None
@@ -404,10 +494,18 @@ class ImportService:
             reader = open_()
             report.encoding = reader.encoding
             report.columns = list(reader.columns)
-            builder = RowBuilder(kind=info.kind.value, columns=reader.columns, options=opts,
-                                 labels=info.labels, image_root=root, image_prefix=prefix,
-                                 check_strings=reader.format not in ("csv", "tsv"), id_from_image=folder,
-                                 limits=_limits(info), scrub_text=_scrubber(info))
+            builder = RowBuilder(
+                kind=info.kind.value,
+                columns=reader.columns,
+                options=opts,
+                labels=info.labels,
+                image_root=root,
+                image_prefix=prefix,
+                check_strings=reader.format not in ("csv", "tsv"),
+                id_from_image=folder,
+                limits=_limits(info),
+                scrub_text=_scrubber(info),
+            )
             if info.kind is ProjectKind.TABULAR and reader.format in ("csv", "tsv"):
                 inference = NumericInference(builder)
                 for _row, _line, values, _problems in open_().records(builder.needed):
@@ -418,12 +516,14 @@ class ImportService:
             report.file_errors.append(str(exc))
             report.seconds = time.perf_counter() - started
             return report
-        report.options = {**builder.chosen, "format": reader.format, "numeric_columns":
-                          sorted(builder.numeric) if builder.numeric is not None else None}
+        report.options = {
+            **builder.chosen,
+            "format": reader.format,
+            "numeric_columns": sorted(builder.numeric) if builder.numeric is not None else None,
+        }
 
         engine = read_only(self.engine) if report.dry_run else self.engine
-        created_at = Item.__table__.c.created_at.type.dialect_impl(engine.dialect).bind_processor(
-            engine.dialect)
+        created_at = Item.__table__.c.created_at.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
         now = utcnow()
         created_at = created_at(now) if created_at else now
         rng = np.random.default_rng(seed)
@@ -431,8 +531,9 @@ class ImportService:
         # then queue on the write gate and wake when it commits, instead of polling the lock.
         last_id = None if report.dry_run else _last_item_id(self.engine, info.id)
         try:
-            self._write(engine, info, report, reader, builder, opts, rng, fraction, created_at, actor,
-                        progress, save_root)
+            self._write(
+                engine, info, report, reader, builder, opts, rng, fraction, created_at, actor, progress, save_root
+            )
         except Exception as exc:  # a full disk, a read-only database: one line, nothing written
             fault = storage_fault(exc, "the import")
             if fault is None:
@@ -452,17 +553,30 @@ class ImportService:
 
         started = time.perf_counter()
         with reading(self.engine) as session:
-            new_ids = list(session.execute(select(Item.id).where(
-                Item.project_id == info.id, Item.id > (last_id or 0))).scalars())
+            new_ids = list(
+                session.execute(select(Item.id).where(Item.project_id == info.id, Item.id > (last_id or 0))).scalars()
+            )
         try:
             report.health = HealthService(self.engine).check(info.name, actor=actor, item_ids=new_ids)
         except Exception as exc:  # noqa: BLE001 - the labels are in; say what the check could not do
             report.warnings.append(f"the data health check failed: {type(exc).__name__}: {exc}")
         report.health_seconds = time.perf_counter() - started
 
-    def _write(self, engine: Engine, info, report: ImportReport, reader: Reader, builder: RowBuilder,  # noqa: ANN001
-               opts: ImportOptions, rng: np.random.Generator, fraction: float, created_at: Any,
-               actor: Actor, progress: Progress | None, save_root: str | None) -> None:
+    def _write(
+        self,
+        engine: Engine,
+        info,
+        report: ImportReport,
+        reader: Reader,
+        builder: RowBuilder,  # noqa: ANN001
+        opts: ImportOptions,
+        rng: np.random.Generator,
+        fraction: float,
+        created_at: Any,
+        actor: Actor,
+        progress: Progress | None,
+        save_root: str | None,
+    ) -> None:
         """Stream the rows into one transaction; commit only when every row is good."""
         gate = contextlib.nullcontext() if report.dry_run else write_gate(self.engine)
         with gate, engine.connect() as conn:
@@ -496,8 +610,16 @@ class ImportService:
                     conn.connection.driver_connection.execute(f"PRAGMA cache_size={int(restore_cache)}")
 
     @staticmethod
-    def _stream(reader: Reader, builder: RowBuilder, sink: _Sink, rng: np.random.Generator, fraction: float,
-                report: ImportReport, opts: ImportOptions, progress: Progress | None) -> None:
+    def _stream(
+        reader: Reader,
+        builder: RowBuilder,
+        sink: _Sink,
+        rng: np.random.Generator,
+        fraction: float,
+        report: ImportReport,
+        opts: ImportOptions,
+        progress: Progress | None,
+    ) -> None:
         """Read and check rows, write them a batch at a time (memory is bounded by the batch).
         (A writer thread overlapping parsing with the database was tried: slower on 2 busy cores.)"""
         size = opts.batch_size
@@ -521,8 +643,15 @@ class ImportService:
                 if prelabel is not None:
                     report.prelabels += 1
                 if len(report.sample) < SAMPLE_SIZE:
-                    report.sample.append({"row": row, "external_id": external_id, "split": splits[position],
-                                          "content": json.loads(content), "prelabel": prelabel})
+                    report.sample.append(
+                        {
+                            "row": row,
+                            "external_id": external_id,
+                            "split": splits[position],
+                            "content": json.loads(content),
+                            "prelabel": prelabel,
+                        }
+                    )
 
         def flush() -> None:
             draws = rng.random((len(batch), 2)).tolist()
@@ -557,8 +686,13 @@ class ImportService:
             progress(reader.total, reader.total)
 
     @staticmethod
-    def _finish(conn: Connection, info, report: ImportReport, actor: Actor,  # noqa: ANN001
-                save_root: str | None) -> None:
+    def _finish(
+        conn: Connection,
+        info,
+        report: ImportReport,
+        actor: Actor,  # noqa: ANN001
+        save_root: str | None,
+    ) -> None:
         """Inside the import's transaction: save the image root if new, and append the audit row."""
         with Session(bind=conn) as session:
             if save_root is not None:
@@ -566,11 +700,25 @@ class ImportService:
                 if project is None:
                     raise NotFound(f"project {info.name!r} was deleted during the import")
                 project.settings = {**project.settings, "image_root": save_root}
-            audit(session, "import", actor_id=actor.id, project_id=info.id,
-                  file=Path(report.path).name, path=str(Path(report.path).resolve()), format=report.format,
-                  sha256=report.sha256, size_bytes=report.size_bytes, encoding=report.encoding,
-                  rows=report.rows, items=report.imported, eval=report.n_eval, pool=report.n_pool,
-                  prelabels=report.prelabels, eval_fraction=report.eval_fraction, seed=report.seed,
-                  options={k: v for k, v in report.options.items() if v is not None},
-                  **({"image_root": save_root} if save_root else {}))
+            audit(
+                session,
+                "import",
+                actor_id=actor.id,
+                project_id=info.id,
+                file=Path(report.path).name,
+                path=str(Path(report.path).resolve()),
+                format=report.format,
+                sha256=report.sha256,
+                size_bytes=report.size_bytes,
+                encoding=report.encoding,
+                rows=report.rows,
+                items=report.imported,
+                eval=report.n_eval,
+                pool=report.n_pool,
+                prelabels=report.prelabels,
+                eval_fraction=report.eval_fraction,
+                seed=report.seed,
+                options={k: v for k, v in report.options.items() if v is not None},
+                **({"image_root": save_root} if save_root else {}),
+            )
             session.flush()

@@ -17,9 +17,9 @@ from workbench.db.models import Job, WorkerProcess, utcnow
 from workbench.domain import Actor, JobInfo, JobKind, JobState, Role
 from workbench.domain.rounds import JobPayload, JobResult, RoundResult, VersionJobResult
 from workbench.errors import NotFound
+from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services._auth import requires
 
 MAX_ATTEMPTS = 3
 STALE_AFTER = timedelta(seconds=30)  # a running job whose heartbeat is older than this lost its worker
@@ -52,8 +52,14 @@ def _give_back(session: Session, job: Job, reason: str, *, counts: bool) -> JobS
     job.message = "failed" if gave_up else "queued again"
     job.finished_at = utcnow() if gave_up else None
     job.heartbeat_at = None
-    audit(session, "job.failed" if gave_up else "job.requeued", project_id=job.project_id, job_id=job.id,
-          worker=job.worker, reason=reason)
+    audit(
+        session,
+        "job.failed" if gave_up else "job.requeued",
+        project_id=job.project_id,
+        job_id=job.id,
+        worker=job.worker,
+        reason=reason,
+    )
     return JobState(job.state)
 
 
@@ -61,8 +67,9 @@ def _sweep_stale(session: Session, stale_after: timedelta) -> list[int]:
     now = utcnow()
     dead = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - stale_after)
     swept = []
-    for job in session.execute(select(Job).where(Job.state == JobState.RUNNING, dead)
-                               .with_for_update(skip_locked=True)).scalars():
+    for job in session.execute(
+        select(Job).where(Job.state == JobState.RUNNING, dead).with_for_update(skip_locked=True)
+    ).scalars():
         _give_back(session, job, f"worker {job.worker} stopped responding", counts=True)
         swept.append(job.id)
     return swept
@@ -79,10 +86,21 @@ def job_result(kind: JobKind, stored: dict | None) -> JobResult | None:
 
 def job_info(job: Job) -> JobInfo:
     kind = JobKind(job.kind)
-    return JobInfo(id=job.id, project_id=job.project_id, kind=kind, state=JobState(job.state),
-                   progress=job.progress, message=job.message, error=job.error, attempts=job.attempts,
-                   created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-                   result=job_result(kind, job.result), worker=job.worker)
+    return JobInfo(
+        id=job.id,
+        project_id=job.project_id,
+        kind=kind,
+        state=JobState(job.state),
+        progress=job.progress,
+        message=job.message,
+        error=job.error,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        result=job_result(kind, job.result),
+        worker=job.worker,
+    )
 
 
 def complete_job(session: Session, job_id: int, result: JobResult) -> None:
@@ -100,24 +118,39 @@ class JobService:
         self.engine = engine
 
     @requires(Role.REVIEWER)
-    def enqueue(self, project_name: str, kind: JobKind | str, *, actor: Actor,
-                payload: dict | None = None) -> JobInfo:
+    def enqueue(self, project_name: str, kind: JobKind | str, *, actor: Actor, payload: dict | None = None) -> JobInfo:
         """Queue a job; an identical job already queued or running is returned instead."""
         kind = JobKind(kind)
 
         def work(session: Session) -> JobInfo:
             project = load_project(session, project_name)
-            pending = session.execute(select(Job).where(
-                Job.project_id == project.id, Job.kind == kind, Job.state.in_([JobState.QUEUED, JobState.RUNNING])
-            ).limit(1)).scalar_one_or_none()
+            pending = session.execute(
+                select(Job)
+                .where(
+                    Job.project_id == project.id, Job.kind == kind, Job.state.in_([JobState.QUEUED, JobState.RUNNING])
+                )
+                .limit(1)
+            ).scalar_one_or_none()
             if pending is not None:
                 return job_info(pending)
-            job = Job(project_id=project.id, kind=kind, payload=payload or {}, created_at=utcnow(),
-                      requested_by=actor.id if actor else None, message="queued")
+            job = Job(
+                project_id=project.id,
+                kind=kind,
+                payload=payload or {},
+                created_at=utcnow(),
+                requested_by=actor.id if actor else None,
+                message="queued",
+            )
             session.add(job)
             session.flush()
-            audit(session, "job.enqueue", actor_id=actor.id if actor else None, project_id=project.id,
-                  job_id=job.id, kind=kind.value)
+            audit(
+                session,
+                "job.enqueue",
+                actor_id=actor.id if actor else None,
+                project_id=project.id,
+                job_id=job.id,
+                kind=kind.value,
+            )
             return job_info(job)
 
         return write(self.engine, work)
@@ -129,8 +162,13 @@ class JobService:
         def work(session: Session) -> JobInfo | None:
             now = utcnow()
             _sweep_stale(session, stale_after)
-            job = session.execute(select(Job).where(Job.state == JobState.QUEUED).order_by(Job.created_at, Job.id)
-                                  .limit(1).with_for_update(skip_locked=True)).scalar_one_or_none()
+            job = session.execute(
+                select(Job)
+                .where(Job.state == JobState.QUEUED)
+                .order_by(Job.created_at, Job.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).scalar_one_or_none()
             if job is None:
                 return None
             job.state, job.worker, job.attempts = JobState.RUNNING, worker, job.attempts + 1
@@ -154,8 +192,13 @@ class JobService:
         die, or it was interrupted); returns their ids. `counts=False` does not charge the attempt."""
 
         def work(session: Session) -> list[int]:
-            jobs = session.execute(select(Job).where(Job.state == JobState.RUNNING, Job.worker == worker)
-                                   .with_for_update()).scalars().all()
+            jobs = (
+                session.execute(
+                    select(Job).where(Job.state == JobState.RUNNING, Job.worker == worker).with_for_update()
+                )
+                .scalars()
+                .all()
+            )
             for job in jobs:
                 _give_back(session, job, reason, counts=counts)
             return [job.id for job in jobs]
@@ -183,8 +226,11 @@ class JobService:
 
         def work(session: Session) -> list[int]:
             given = []
-            for job in session.execute(select(Job).where(Job.state == JobState.RUNNING,
-                                                         Job.worker.like(f"{host}:%"))).scalars().all():
+            for job in (
+                session.execute(select(Job).where(Job.state == JobState.RUNNING, Job.worker.like(f"{host}:%")))
+                .scalars()
+                .all()
+            ):
                 pid = (job.worker or "").rpartition(":")[2]
                 if pid.isdigit() and not is_alive(int(pid)):
                     _give_back(session, job, f"worker {job.worker} is gone (its process ended)", counts=True)
@@ -228,14 +274,37 @@ class JobService:
     def live_workers(self, *, actor: Actor, within: timedelta = WORKER_ALIVE) -> list[WorkerInfo]:
         """Workers whose registry heartbeat is fresh."""
         with reading(self.engine) as session:
-            rows = session.execute(select(WorkerProcess).where(WorkerProcess.heartbeat_at >= utcnow() - within)
-                                   .order_by(WorkerProcess.started_at)).scalars().all()
-        return [WorkerInfo(name=r.name, host=r.host, pid=r.pid, job_id=r.job_id, started_at=r.started_at,
-                           heartbeat_at=r.heartbeat_at) for r in rows]
+            rows = (
+                session.execute(
+                    select(WorkerProcess)
+                    .where(WorkerProcess.heartbeat_at >= utcnow() - within)
+                    .order_by(WorkerProcess.started_at)
+                )
+                .scalars()
+                .all()
+            )
+        return [
+            WorkerInfo(
+                name=r.name,
+                host=r.host,
+                pid=r.pid,
+                job_id=r.job_id,
+                started_at=r.started_at,
+                heartbeat_at=r.heartbeat_at,
+            )
+            for r in rows
+        ]
 
     @requires(Role.ADMIN)
-    def heartbeat(self, job_id: int, *, progress: float | None = None, message: str | None = None,
-                  worker: str | None = None, actor: Actor) -> None:
+    def heartbeat(
+        self,
+        job_id: int,
+        *,
+        progress: float | None = None,
+        message: str | None = None,
+        worker: str | None = None,
+        actor: Actor,
+    ) -> None:
         """Renew a running job's lease (only while it is still `worker`'s, when given)."""
         values = {"heartbeat_at": utcnow()}
         if progress is not None:
@@ -243,8 +312,12 @@ class JobService:
         if message is not None:
             values["message"] = message
         mine = [Job.worker == worker] if worker is not None else []
-        write(self.engine, lambda session: session.execute(
-            update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING, *mine).values(**values)))
+        write(
+            self.engine,
+            lambda session: session.execute(
+                update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING, *mine).values(**values)
+            ),
+        )
 
     @requires(Role.ADMIN)
     def finish(self, job_id: int, result: JobResult, *, actor: Actor) -> None:
@@ -271,8 +344,9 @@ class JobService:
             if job.state == JobState.FAILED:
                 job.state, job.error, job.finished_at, job.attempts = JobState.QUEUED, None, None, 0
                 job.message = "queued again"
-                audit(session, "job.retry", actor_id=actor.id if actor else None, project_id=job.project_id,
-                      job_id=job.id)
+                audit(
+                    session, "job.retry", actor_id=actor.id if actor else None, project_id=job.project_id, job_id=job.id
+                )
             return job_info(job)
 
         return write(self.engine, work)
@@ -289,8 +363,11 @@ class JobService:
     def list(self, project_name: str, limit: int = 20, *, actor: Actor) -> list[JobInfo]:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            jobs = session.execute(select(Job).where(Job.project_id == project.id)
-                                   .order_by(Job.id.desc()).limit(limit)).scalars().all()
+            jobs = (
+                session.execute(select(Job).where(Job.project_id == project.id).order_by(Job.id.desc()).limit(limit))
+                .scalars()
+                .all()
+            )
         return [job_info(job) for job in jobs]
 
     @requires(Role.ADMIN)

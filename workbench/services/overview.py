@@ -14,7 +14,6 @@ from workbench.services._auth import requires
 from workbench.services._tx import reading
 from workbench.services.agreement import AgreementService
 from workbench.services.projects import ProjectService, load_project
-from workbench.services.users import _require_actor
 
 
 @dataclass(frozen=True)
@@ -76,10 +75,16 @@ class OverviewService:
         lines = []
         for project in projects.list(actor=actor):
             progress = projects.progress(project.name, actor=actor)
-            lines.append(ProjectLine(project=project.name, pool_done=progress.done("pool"),
-                                     pool_total=progress.total("pool"), eval_done=progress.done("eval"),
-                                     eval_total=progress.total("eval"),
-                                     in_review=sum(c.get(ItemState.REVIEW.value, 0) for c in progress.counts.values())))
+            lines.append(
+                ProjectLine(
+                    project=project.name,
+                    pool_done=progress.done("pool"),
+                    pool_total=progress.total("pool"),
+                    eval_done=progress.done("eval"),
+                    eval_total=progress.total("eval"),
+                    in_review=sum(c.get(ItemState.REVIEW.value, 0) for c in progress.counts.values()),
+                )
+            )
         return lines
 
     @requires(Role.ADMIN)
@@ -87,21 +92,44 @@ class OverviewService:
         """One project: progress, agreement, the latest round and the review queue (admins)."""
         progress = ProjectService(self.engine).progress(name, actor=actor)
         report = AgreementService(self.engine).report(name, actor=actor)
-        agreement = AgreementSummary(n_paired_items=report.n_paired_items,
-                                     percent_agreement=report.percent_agreement,
-                                     krippendorff_alpha=report.krippendorff_alpha, n_annotators=report.n_annotators)
+        agreement = AgreementSummary(
+            n_paired_items=report.n_paired_items,
+            percent_agreement=report.percent_agreement,
+            krippendorff_alpha=report.krippendorff_alpha,
+            n_annotators=report.n_annotators,
+        )
         with reading(self.engine) as session:
             project = load_project(session, name)
-            job = session.execute(select(Job).where(Job.project_id == project.id, Job.kind == JobKind.RETRAIN)
-                                  .order_by(Job.id.desc()).limit(1)).scalars().first()
-            run = session.execute(select(ModelRun, DatasetVersion.number)
-                                  .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
-                                  .where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc())
-                                  .limit(1)).first()
-            waiting = session.execute(select(func.count()).where(
-                Item.project_id == project.id, Item.state == ItemState.REVIEW)).scalar_one()
-            oldest = session.execute(select(Item.external_id).where(
-                Item.project_id == project.id, Item.state == ItemState.REVIEW).order_by(Item.id).limit(5)).scalars().all()
+            job = (
+                session.execute(
+                    select(Job)
+                    .where(Job.project_id == project.id, Job.kind == JobKind.RETRAIN)
+                    .order_by(Job.id.desc())
+                    .limit(1)
+                )
+                .scalars()
+                .first()
+            )
+            run = session.execute(
+                select(ModelRun, DatasetVersion.number)
+                .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
+                .where(ModelRun.project_id == project.id)
+                .order_by(ModelRun.id.desc())
+                .limit(1)
+            ).first()
+            waiting = session.execute(
+                select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.REVIEW)
+            ).scalar_one()
+            oldest = (
+                session.execute(
+                    select(Item.external_id)
+                    .where(Item.project_id == project.id, Item.state == ItemState.REVIEW)
+                    .order_by(Item.id)
+                    .limit(5)
+                )
+                .scalars()
+                .all()
+            )
         latest = None
         if job is not None or run is not None:
             metrics = dict(run[0].metrics) if run is not None else {}
@@ -115,9 +143,15 @@ class OverviewService:
                 version_number=run[1] if run is not None else None,
                 accuracy=_float(metrics.get("accuracy")),
                 accuracy_ci95=(float(ci[0]), float(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None,
-                n_train=int(metrics["n_train"]) if isinstance(metrics.get("n_train"), (int, float)) else None)
-        return ProjectOverview(project=name, progress=progress, agreement=agreement, latest_round=latest,
-                               review=ReviewSummary(waiting=waiting, oldest=tuple(oldest)))
+                n_train=int(metrics["n_train"]) if isinstance(metrics.get("n_train"), (int, float)) else None,
+            )
+        return ProjectOverview(
+            project=name,
+            progress=progress,
+            agreement=agreement,
+            latest_round=latest,
+            review=ReviewSummary(waiting=waiting, oldest=tuple(oldest)),
+        )
 
 
 def _float(value: object) -> float | None:

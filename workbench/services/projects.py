@@ -10,8 +10,8 @@ from sqlmodel import Session, select
 from workbench.db.models import Item, Project, ProjectLabel
 from workbench.domain import Actor, ItemState, Progress, ProjectInfo, ProjectKind, Role, Split
 from workbench.errors import Conflict, NotFound, WorkbenchError
-from workbench.services._tx import audit, reading, write
 from workbench.services._auth import requires
+from workbench.services._tx import audit, reading, write
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "eval_fraction": 0.2,  # share of imported items set aside for evaluation
@@ -26,8 +26,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "pii": None,
     "pii_region": "US",  # where phone numbers without a country code are read as local
     "near_duplicate_threshold": 0.9,  # estimated Jaccard of word bigrams above which texts are near copies
-    "sensitive_cols": [],
-    "health_at_import": True,  # run the data health check after every import  # columns whose groups each round's evaluation reports on
+    "sensitive_cols": [],  # columns whose groups each round's evaluation reports on
+    "health_at_import": True,  # run the data health check after every import
     # Issue 13: overlap policy, aggregation, gold items, label-error queue (workbench.domain.overlap).
     "overlap_policy": "fixed",  # fixed | adaptive
     "min_labels": 1,  # adaptive: labels every pool item gets at least
@@ -80,9 +80,15 @@ def check_quality_settings(overlap: int, settings: dict[str, Any]) -> None:
 
 
 def project_info(project: Project, labels: list[str]) -> ProjectInfo:
-    return ProjectInfo(id=project.id, name=project.name, kind=ProjectKind(project.kind),
-                       labels=tuple(labels), overlap=project.overlap, strategy=project.strategy,
-                       settings={**DEFAULT_SETTINGS, **project.settings})
+    return ProjectInfo(
+        id=project.id,
+        name=project.name,
+        kind=ProjectKind(project.kind),
+        labels=tuple(labels),
+        overlap=project.overlap,
+        strategy=project.strategy,
+        settings={**DEFAULT_SETTINGS, **project.settings},
+    )
 
 
 def load_project(session: Session, name: str) -> ProjectInfo:
@@ -167,7 +173,8 @@ def check_strategy(name: str, model: dict[str, Any] | None = None) -> str:
     families = " or ".join(sorted(strategy.families or ()))
     raise WorkbenchError(
         f"strategy {name!r} needs {strategy.needs_words}, and {problem}; with this model choose one of "
-        f"{', '.join(servable)}" + (f", or set the model type to {families}" if families else ""))
+        f"{', '.join(servable)}" + (f", or set the model type to {families}" if families else "")
+    )
 
 
 def clean_labels(labels: list[str]) -> list[str]:
@@ -185,9 +192,17 @@ class ProjectService:
         self.engine = engine
 
     @requires(Role.ADMIN)
-    def create(self, name: str, kind: ProjectKind | str, labels: list[str], *, overlap: int = 2,
-               strategy: str | None = None, settings: dict[str, Any] | None = None,
-               actor: Actor) -> ProjectInfo:
+    def create(
+        self,
+        name: str,
+        kind: ProjectKind | str,
+        labels: list[str],
+        *,
+        overlap: int = 2,
+        strategy: str | None = None,
+        settings: dict[str, Any] | None = None,
+        actor: Actor,
+    ) -> ProjectInfo:
         name = name.strip()
         if not name:
             raise WorkbenchError("project name must not be empty")
@@ -216,7 +231,10 @@ class ProjectService:
         # so installing or removing a package later never switches an existing project's features.
         from workbench.training.featurizers import with_default_method  # lazy: scikit-learn
 
-        settings = {**(settings or {}), "featurizer": with_default_method(kind.value, (settings or {}).get("featurizer"))}
+        settings = {
+            **(settings or {}),
+            "featurizer": with_default_method(kind.value, (settings or {}).get("featurizer")),
+        }
         check_quality_settings(overlap, settings)
         if strategy is None:
             strategy = default_strategy(kind, settings["featurizer"])
@@ -225,14 +243,23 @@ class ProjectService:
         def work(session: Session) -> ProjectInfo:
             if session.exec(select(Project).where(Project.name == name)).first():
                 raise Conflict(f"project {name!r} already exists")
-            project = Project(name=name, kind=kind.value, overlap=overlap, strategy=strategy,
-                              settings=dict(settings or {}))
+            project = Project(
+                name=name, kind=kind.value, overlap=overlap, strategy=strategy, settings=dict(settings or {})
+            )
             session.add(project)
             session.flush()
-            session.add_all(ProjectLabel(project_id=project.id, name=label, position=i)
-                            for i, label in enumerate(labels))
-            audit(session, "project.create", actor_id=actor.id if actor else None,
-                  project_id=project.id, kind=kind.value, labels=labels, overlap=overlap)
+            session.add_all(
+                ProjectLabel(project_id=project.id, name=label, position=i) for i, label in enumerate(labels)
+            )
+            audit(
+                session,
+                "project.create",
+                actor_id=actor.id if actor else None,
+                project_id=project.id,
+                kind=kind.value,
+                labels=labels,
+                overlap=overlap,
+            )
             return project_info(project, labels)
 
         return write(self.engine, work)
@@ -249,8 +276,7 @@ class ProjectService:
             return [load_project(session, name) for name in names]
 
     @requires(Role.ADMIN)
-    def update_settings(self, name: str, *, actor: Actor, strategy: str | None = None,
-                        **settings: Any) -> ProjectInfo:
+    def update_settings(self, name: str, *, actor: Actor, strategy: str | None = None, **settings: Any) -> ProjectInfo:
         unknown = set(settings) - set(DEFAULT_SETTINGS)
         if unknown:
             raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
@@ -269,8 +295,14 @@ class ProjectService:
             check_health_settings(settings)
             check_quality_settings(project.overlap, {**project.settings, **settings})
             project.settings = {**project.settings, **settings}
-            audit(session, "project.settings", actor_id=actor.id if actor else None,
-                  project_id=project.id, strategy=project.strategy, **settings)
+            audit(
+                session,
+                "project.settings",
+                actor_id=actor.id if actor else None,
+                project_id=project.id,
+                strategy=project.strategy,
+                **settings,
+            )
             session.flush()
             return load_project(session, name)
 
@@ -284,7 +316,8 @@ class ProjectService:
             # Grouped in the order of the queue index (state, slots_taken, split), so the database
             # walks the index instead of sorting every item; summed over slots_taken here.
             rows = session.exec(
-                select(Item.state, Item.slots_taken, Item.split, func.count()).where(Item.project_id == project.id)
+                select(Item.state, Item.slots_taken, Item.split, func.count())
+                .where(Item.project_id == project.id)
                 .group_by(Item.state, Item.slots_taken, Item.split)
             ).all()
         counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}

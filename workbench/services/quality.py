@@ -36,12 +36,15 @@ from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item
 from workbench.domain import Actor, AnnotationSource, Decision, ItemState, Role
 from workbench.domain.overlap import DEFAULT_RELIABILITY, Aggregation
 from workbench.errors import NotFound, WorkbenchError
+from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services._auth import require_role, requires
 
-_SET_POSTERIOR = (update(Item).where(Item.id == bindparam("b_id"))
-                  .values(posterior_label=bindparam("b_label"), posterior=bindparam("b_p")))
+_SET_POSTERIOR = (
+    update(Item)
+    .where(Item.id == bindparam("b_id"))
+    .values(posterior_label=bindparam("b_label"), posterior=bindparam("b_p"))
+)
 MIN_LABELS_TO_FLAG = 30
 NEAR_CHANCE = 0.15
 PRIOR_STRENGTH = 4.0
@@ -81,9 +84,15 @@ class QualityReport:
     posteriors: Mapping[int, tuple[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"project": self.project, "labels": list(self.labels), "chance": self.chance,
-                "n_labels": self.n_labels, "n_items": self.n_items, "n_gold_items": self.n_gold_items,
-                "annotators": [a.__dict__ for a in self.annotators]}
+        return {
+            "project": self.project,
+            "labels": list(self.labels),
+            "chance": self.chance,
+            "n_labels": self.n_labels,
+            "n_items": self.n_items,
+            "n_gold_items": self.n_gold_items,
+            "annotators": [a.__dict__ for a in self.annotators],
+        }
 
 
 def beta_interval(correct: float, n: float, level: float = Z95) -> tuple[float, float]:
@@ -94,9 +103,14 @@ def beta_interval(correct: float, n: float, level: float = Z95) -> tuple[float, 
     return float(stats.beta.ppf(tail, a, b)), float(stats.beta.ppf(1 - tail, a, b))
 
 
-def estimate(judgments: Sequence[tuple[object, str, str]], labels: Sequence[str], *,
-             gold: Mapping[object, str] | None = None, adjudicated: Mapping[object, str | None] | None = None,
-             paused: set[str] | frozenset[str] = frozenset()) -> tuple[list[AnnotatorQualityInfo], dict, float | None]:
+def estimate(
+    judgments: Sequence[tuple[object, str, str]],
+    labels: Sequence[str],
+    *,
+    gold: Mapping[object, str] | None = None,
+    adjudicated: Mapping[object, str | None] | None = None,
+    paused: set[str] | frozenset[str] = frozenset(),
+) -> tuple[list[AnnotatorQualityInfo], dict, float | None]:
     """(per-annotator quality, item → (posterior label, p), chance) from (item, annotator, label)
     judgments. Paused annotators are estimated too, but their labels do not inform posteriors."""
     gold = dict(gold or {})
@@ -129,7 +143,7 @@ def estimate(judgments: Sequence[tuple[object, str, str]], labels: Sequence[str]
         for (worker, given), row in zip(errors.index, values):
             if given in index:
                 matrices.setdefault(worker, np.zeros((k, k)))[index[given]] = row
-        for worker, m in matrices.items():  # columns: P(given | true); a true class never seen: uniform
+        for m in matrices.values():  # columns: P(given | true); a true class never seen: uniform
             col = m.sum(axis=0)
             m[:, col <= 0] = 1.0 / k
             m[:, col > 0] /= col[col > 0]
@@ -165,17 +179,36 @@ def estimate(judgments: Sequence[tuple[object, str, str]], labels: Sequence[str]
             low, high = beta_interval(accuracy * n_checked, n_checked)
         else:
             accuracy = low = high = None
-        reliability = ((accuracy or 0.0) * n_checked + PRIOR_STRENGTH * DEFAULT_RELIABILITY) / (n_checked + PRIOR_STRENGTH)
+        reliability = ((accuracy or 0.0) * n_checked + PRIOR_STRENGTH * DEFAULT_RELIABILITY) / (
+            n_checked + PRIOR_STRENGTH
+        )
         on_gold = [lab == gold[t] for t, lab in mine if t in gold]
         on_adj = [lab == adjudicated[t] for t, lab in mine if adjudicated.get(t) is not None]
-        out.append(AnnotatorQualityInfo(
-            annotator=str(worker), n_labels=len(mine), n_checked=n_checked, accuracy=accuracy, accuracy_low=low,
-            accuracy_high=high, reliability=float(reliability), n_gold=len(on_gold),
-            gold_accuracy=float(np.mean(on_gold)) if on_gold else None, n_adjudicated=len(on_adj),
-            adjudication_agreement=float(np.mean(on_adj)) if on_adj else None,
-            flagged=is_flagged(len(mine), low, high, chance), paused=str(worker) in paused,
-            confusion=({true: {given: round(float(m[index[given], index[true]]), 4) for given in label_list}
-                        for true in label_list} if m is not None else {})))
+        out.append(
+            AnnotatorQualityInfo(
+                annotator=str(worker),
+                n_labels=len(mine),
+                n_checked=n_checked,
+                accuracy=accuracy,
+                accuracy_low=low,
+                accuracy_high=high,
+                reliability=float(reliability),
+                n_gold=len(on_gold),
+                gold_accuracy=float(np.mean(on_gold)) if on_gold else None,
+                n_adjudicated=len(on_adj),
+                adjudication_agreement=float(np.mean(on_adj)) if on_adj else None,
+                flagged=is_flagged(len(mine), low, high, chance),
+                paused=str(worker) in paused,
+                confusion=(
+                    {
+                        true: {given: round(float(m[index[given], index[true]]), 4) for given in label_list}
+                        for true in label_list
+                    }
+                    if m is not None
+                    else {}
+                ),
+            )
+        )
     return out, posteriors, chance
 
 
@@ -197,15 +230,24 @@ class QualityService:
             .join(User, User.id == Annotation.annotator_id)
             .where(Annotation.project_id == project_id, Annotation.source == AnnotationSource.HUMAN)
         ).all()
-        gold = dict(session.execute(select(Item.id, Item.gold_label).where(
-            Item.project_id == project_id, Item.gold_label.is_not(None))).all())
+        gold = dict(
+            session.execute(
+                select(Item.id, Item.gold_label).where(Item.project_id == project_id, Item.gold_label.is_not(None))
+            ).all()
+        )
         decisions = session.execute(
             select(Adjudication.item_id, Adjudication.decision, Adjudication.label)
-            .where(Adjudication.project_id == project_id).order_by(Adjudication.id)).all()
+            .where(Adjudication.project_id == project_id)
+            .order_by(Adjudication.id)
+        ).all()
         adjudicated = {i: (label if d == Decision.LABEL else None) for i, d, label in decisions}
-        paused = set(session.execute(
-            select(User.name).join(AnnotatorQuality, AnnotatorQuality.user_id == User.id)
-            .where(AnnotatorQuality.project_id == project_id, AnnotatorQuality.paused.is_(True))).scalars())
+        paused = set(
+            session.execute(
+                select(User.name)
+                .join(AnnotatorQuality, AnnotatorQuality.user_id == User.id)
+                .where(AnnotatorQuality.project_id == project_id, AnnotatorQuality.paused.is_(True))
+            ).scalars()
+        )
         users = dict(session.execute(select(User.name, User.id)).all())
         return rows, gold, adjudicated, paused, users
 
@@ -216,48 +258,101 @@ class QualityService:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows, gold, adjudicated, paused, users = self._inputs(session, project.id)
-        annotators, posteriors, chance = estimate(rows, project.labels, gold=gold, adjudicated=adjudicated,
-                                                  paused=paused)
+        annotators, posteriors, chance = estimate(
+            rows, project.labels, gold=gold, adjudicated=adjudicated, paused=paused
+        )
         now = utcnow()
 
         def work(session: Session) -> None:
             session.execute(delete(AnnotatorQuality).where(AnnotatorQuality.project_id == project.id))
             if annotators:
-                session.execute(insert(AnnotatorQuality), [
-                    {"project_id": project.id, "user_id": users[a.annotator], "n_labels": a.n_labels,
-                     "n_checked": a.n_checked, "accuracy": a.accuracy, "accuracy_low": a.accuracy_low,
-                     "accuracy_high": a.accuracy_high, "reliability": a.reliability, "n_gold": a.n_gold,
-                     "gold_accuracy": a.gold_accuracy, "n_adjudicated": a.n_adjudicated,
-                     "adjudication_agreement": a.adjudication_agreement, "flagged": a.flagged,
-                     "confusion": a.confusion, "paused": a.paused, "paused_at": None, "updated_at": now}
-                    for a in annotators])
-            audit(session, "quality.refresh", actor_id=actor.id, project_id=project.id,
-                  annotators=len(annotators), flagged=sum(a.flagged for a in annotators))
+                session.execute(
+                    insert(AnnotatorQuality),
+                    [
+                        {
+                            "project_id": project.id,
+                            "user_id": users[a.annotator],
+                            "n_labels": a.n_labels,
+                            "n_checked": a.n_checked,
+                            "accuracy": a.accuracy,
+                            "accuracy_low": a.accuracy_low,
+                            "accuracy_high": a.accuracy_high,
+                            "reliability": a.reliability,
+                            "n_gold": a.n_gold,
+                            "gold_accuracy": a.gold_accuracy,
+                            "n_adjudicated": a.n_adjudicated,
+                            "adjudication_agreement": a.adjudication_agreement,
+                            "flagged": a.flagged,
+                            "confusion": a.confusion,
+                            "paused": a.paused,
+                            "paused_at": None,
+                            "updated_at": now,
+                        }
+                        for a in annotators
+                    ],
+                )
+            audit(
+                session,
+                "quality.refresh",
+                actor_id=actor.id,
+                project_id=project.id,
+                annotators=len(annotators),
+                flagged=sum(a.flagged for a in annotators),
+            )
 
         accept = project.settings.get("posterior_accept")
         by_posterior = project.settings.get("aggregation") == Aggregation.DAWID_SKENE and accept is not None
 
         def store_posteriors(session: Session) -> int:
             if posteriors:
-                session.connection().execute(_SET_POSTERIOR, [
-                    {"b_id": item_id, "b_label": label, "b_p": p} for item_id, (label, p) in posteriors.items()])
+                session.connection().execute(
+                    _SET_POSTERIOR,
+                    [{"b_id": item_id, "b_label": label, "b_p": p} for item_id, (label, p) in posteriors.items()],
+                )
             if not by_posterior:
                 return 0
-            accepted = session.connection().execute(
-                update(Item).where(Item.project_id == project.id, Item.state == ItemState.REVIEW,
-                                   Item.posterior >= float(accept), Item.gold_label.is_(None))
-                .values(state=ItemState.FINAL, final_label=Item.posterior_label, final_by=Aggregation.DAWID_SKENE.value,
-                        reason=f"Dawid-Skene posterior at or above {float(accept):.2f}: taken without review")
-            ).rowcount
+            accepted = (
+                session.connection()
+                .execute(
+                    update(Item)
+                    .where(
+                        Item.project_id == project.id,
+                        Item.state == ItemState.REVIEW,
+                        Item.posterior >= float(accept),
+                        Item.gold_label.is_(None),
+                    )
+                    .values(
+                        state=ItemState.FINAL,
+                        final_label=Item.posterior_label,
+                        final_by=Aggregation.DAWID_SKENE.value,
+                        reason=f"Dawid-Skene posterior at or above {float(accept):.2f}: taken without review",
+                    )
+                )
+                .rowcount
+            )
             if accepted:
-                audit(session, "aggregation.accept_posterior", actor_id=actor.id, project_id=project.id,
-                      items=accepted, threshold=float(accept))
+                audit(
+                    session,
+                    "aggregation.accept_posterior",
+                    actor_id=actor.id,
+                    project_id=project.id,
+                    items=accepted,
+                    threshold=float(accept),
+                )
             return accepted
 
         write(self.engine, work)
         write(self.engine, store_posteriors)
-        return QualityReport(project.name, project.labels, chance, len(rows), len({r[0] for r in rows}),
-                             len(gold), tuple(annotators), posteriors)
+        return QualityReport(
+            project.name,
+            project.labels,
+            chance,
+            len(rows),
+            len({r[0] for r in rows}),
+            len(gold),
+            tuple(annotators),
+            posteriors,
+        )
 
     @requires(Role.REVIEWER)
     def report(self, project_name: str, *, actor: Actor) -> QualityReport:
@@ -269,16 +364,31 @@ class QualityService:
         """The estimates stored by the last refresh (cheap: no re-estimation), annotators by name."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            rows = session.execute(select(AnnotatorQuality, User.name)
-                                   .join(User, User.id == AnnotatorQuality.user_id)
-                                   .where(AnnotatorQuality.project_id == project.id).order_by(User.name)).all()
-        return [AnnotatorQualityInfo(
-            annotator=name, n_labels=q.n_labels, n_checked=q.n_checked, accuracy=q.accuracy,
-            accuracy_low=q.accuracy_low, accuracy_high=q.accuracy_high,
-            reliability=q.reliability if q.reliability is not None else DEFAULT_RELIABILITY, n_gold=q.n_gold,
-            gold_accuracy=q.gold_accuracy, n_adjudicated=q.n_adjudicated,
-            adjudication_agreement=q.adjudication_agreement, flagged=q.flagged, paused=q.paused,
-            confusion=dict(q.confusion)) for q, name in rows]
+            rows = session.execute(
+                select(AnnotatorQuality, User.name)
+                .join(User, User.id == AnnotatorQuality.user_id)
+                .where(AnnotatorQuality.project_id == project.id)
+                .order_by(User.name)
+            ).all()
+        return [
+            AnnotatorQualityInfo(
+                annotator=name,
+                n_labels=q.n_labels,
+                n_checked=q.n_checked,
+                accuracy=q.accuracy,
+                accuracy_low=q.accuracy_low,
+                accuracy_high=q.accuracy_high,
+                reliability=q.reliability if q.reliability is not None else DEFAULT_RELIABILITY,
+                n_gold=q.n_gold,
+                gold_accuracy=q.gold_accuracy,
+                n_adjudicated=q.n_adjudicated,
+                adjudication_agreement=q.adjudication_agreement,
+                flagged=q.flagged,
+                paused=q.paused,
+                confusion=dict(q.confusion),
+            )
+            for q, name in rows
+        ]
 
     @requires(Role.ADMIN)
     def set_paused(self, project_name: str, annotator: str, paused: bool, *, actor: Actor) -> None:
@@ -295,8 +405,13 @@ class QualityService:
                 row = AnnotatorQuality(project_id=project.id, user_id=user_id, confusion={})
                 session.add(row)
             row.paused, row.paused_at = paused, utcnow() if paused else None
-            audit(session, "annotator.pause" if paused else "annotator.resume", actor_id=actor.id,
-                  project_id=project.id, annotator=annotator)
+            audit(
+                session,
+                "annotator.pause" if paused else "annotator.resume",
+                actor_id=actor.id,
+                project_id=project.id,
+                annotator=annotator,
+            )
 
         write(self.engine, work)
 
@@ -310,8 +425,13 @@ def mark_gold(engine: Engine, project_name: str, answers: Mapping[str, str], *, 
 
     def work(session: Session) -> int:
         project = load_project(session, project_name)
-        rows = dict(session.execute(select(Item.external_id, Item.split).where(
-            Item.project_id == project.id, Item.external_id.in_(list(answers)))).all())
+        rows = dict(
+            session.execute(
+                select(Item.external_id, Item.split).where(
+                    Item.project_id == project.id, Item.external_id.in_(list(answers))
+                )
+            ).all()
+        )
         missing = sorted(set(answers) - set(rows))
         if missing:
             raise NotFound(f"no item {missing[0]!r} in {project_name!r}")
@@ -323,9 +443,16 @@ def mark_gold(engine: Engine, project_name: str, answers: Mapping[str, str], *, 
             raise WorkbenchError(f"item {in_eval[0]!r} is in the eval split; gold items must be pool items")
         for external_id, label in answers.items():
             session.connection().execute(
-                update(Item).where(Item.project_id == project.id, Item.external_id == external_id)
-                .values(gold_label=label, state=ItemState.FINAL, final_label=label, final_by="gold",
-                        reason="gold item: known answer"))
+                update(Item)
+                .where(Item.project_id == project.id, Item.external_id == external_id)
+                .values(
+                    gold_label=label,
+                    state=ItemState.FINAL,
+                    final_label=label,
+                    final_by="gold",
+                    reason="gold item: known answer",
+                )
+            )
         audit(session, "gold.mark", actor_id=actor.id, project_id=project.id, items=len(answers))
         return len(answers)
 
@@ -334,8 +461,11 @@ def mark_gold(engine: Engine, project_name: str, answers: Mapping[str, str], *, 
 
 def reliabilities(session: Session, project_id: int) -> tuple[dict[int, float], set[int]]:
     """(user id → reliability, paused user ids) for the overlap policy, inside the caller's session."""
-    rows = session.execute(select(AnnotatorQuality.user_id, AnnotatorQuality.reliability, AnnotatorQuality.paused)
-                           .where(AnnotatorQuality.project_id == project_id)).all()
+    rows = session.execute(
+        select(AnnotatorQuality.user_id, AnnotatorQuality.reliability, AnnotatorQuality.paused).where(
+            AnnotatorQuality.project_id == project_id
+        )
+    ).all()
     return ({u: r for u, r, _ in rows if r is not None}, {u for u, _, p in rows if p})
 
 
@@ -365,8 +495,15 @@ class LabelIssueResult:
     folds: int
 
 
-def out_of_sample_proba(X, y: np.ndarray, labels: Sequence[str], model_config: dict, *, seed: int = 0,  # noqa: ANN001
-                        folds: int = 5) -> tuple[np.ndarray, int]:
+def out_of_sample_proba(
+    X,
+    y: np.ndarray,
+    labels: Sequence[str],
+    model_config: dict,
+    *,
+    seed: int = 0,  # noqa: ANN001
+    folds: int = 5,
+) -> tuple[np.ndarray, int]:
     """Cross-validated predicted probabilities (columns in `labels` order) with the project's model."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -385,8 +522,16 @@ def out_of_sample_proba(X, y: np.ndarray, labels: Sequence[str], model_config: d
     return proba, folds
 
 
-def find_label_issues(engine: Engine, project_name: str, *, k: int, actor: Actor, home=None,  # noqa: ANN001
-                      seed: int = 0, send: bool = True) -> LabelIssueResult:
+def find_label_issues(
+    engine: Engine,
+    project_name: str,
+    *,
+    k: int,
+    actor: Actor,
+    home=None,  # noqa: ANN001
+    seed: int = 0,
+    send: bool = True,
+) -> LabelIssueResult:
     """Confident learning (cleanlab.filter.find_label_issues) on out-of-sample probabilities,
     cross-validated on the latest version's pool labels with the project's model; the K likeliest
     wrong final labels go back to review with the reason. Items already sent back once, and gold
@@ -400,16 +545,27 @@ def find_label_issues(engine: Engine, project_name: str, *, k: int, actor: Actor
     rounds = RoundPipeline(engine, home)
     with reading(engine) as session:
         project = load_project(session, project_name)
-        version = session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project.id)
-                                  .order_by(DatasetVersion.number.desc()).limit(1)).scalar_one_or_none()
+        version = session.execute(
+            select(DatasetVersion)
+            .where(DatasetVersion.project_id == project.id)
+            .order_by(DatasetVersion.number.desc())
+            .limit(1)
+        ).scalar_one_or_none()
         if version is None:
             raise WorkbenchError(f"{project_name!r} has no dataset version yet; run a round first")
         rows = session.execute(
-            select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.label, Item.reason,
-                   Item.gold_label, Item.state)
+            select(
+                DatasetVersionItem.item_id,
+                Item.external_id,
+                DatasetVersionItem.label,
+                Item.reason,
+                Item.gold_label,
+                Item.state,
+            )
             .join(Item, Item.id == DatasetVersionItem.item_id)
             .where(DatasetVersionItem.version_id == version.id, DatasetVersionItem.split == "pool")
-            .order_by(DatasetVersionItem.item_id)).all()
+            .order_by(DatasetVersionItem.item_id)
+        ).all()
         pool = _load_pool(session, project)
     labels = list(project.labels)
     index = {lab: i for i, lab in enumerate(labels)}
@@ -418,7 +574,9 @@ def find_label_issues(engine: Engine, project_name: str, *, k: int, actor: Actor
     X = rounds.featurize(project, pool)
     item_ids = [r.item_id for r in rows]
     y = np.asarray([r.label for r in rows], dtype=object)
-    proba, folds = out_of_sample_proba(X[pool.rows(item_ids)], y, labels, dict(project.settings.get("model") or {"type": "logreg"}), seed=seed)
+    proba, folds = out_of_sample_proba(
+        X[pool.rows(item_ids)], y, labels, dict(project.settings.get("model") or {"type": "logreg"}), seed=seed
+    )
     if folds < 2:
         return LabelIssueResult(version.number, len(rows), 0, (), (), 0)
     y_int = np.asarray([index[label] for label in y])
@@ -431,23 +589,38 @@ def find_label_issues(engine: Engine, project_name: str, *, k: int, actor: Actor
     quality = get_label_quality_scores(y_int, proba, method="self_confidence")
     flagged = set(int(i) for i in found)
     ranked = [int(i) for i in found] + [int(i) for i in np.argsort(quality, kind="stable") if int(i) not in flagged]
-    eligible = [i for i in ranked if not (rows[i].reason or "").startswith(LABEL_ISSUE_PREFIX)
-                and rows[i].gold_label is None and rows[i].state == ItemState.FINAL]
+    eligible = [
+        i
+        for i in ranked
+        if not (rows[i].reason or "").startswith(LABEL_ISSUE_PREFIX)
+        and rows[i].gold_label is None
+        and rows[i].state == ItemState.FINAL
+    ]
     top: list[LabelIssue] = []
-    for i in eligible[:max(0, k)]:
+    for i in eligible[: max(0, k)]:
         best = int(proba[i].argmax())
         suggested, p_s, p_l = labels[best], float(proba[i, best]), float(proba[i, y_int[i]])
-        reason = (f"{LABEL_ISSUE_PREFIX}: model gives P({suggested!r}) = {p_s:.2f}, final label {y[i]!r} "
-                  f"(P = {p_l:.2f}; {folds}-fold out-of-sample, version {version.number})")
+        reason = (
+            f"{LABEL_ISSUE_PREFIX}: model gives P({suggested!r}) = {p_s:.2f}, final label {y[i]!r} "
+            f"(P = {p_l:.2f}; {folds}-fold out-of-sample, version {version.number})"
+        )
         top.append(LabelIssue(int(item_ids[i]), rows[i].external_id, str(y[i]), suggested, p_s, p_l, reason))
 
     def work(session: Session) -> None:
         for issue in top:
             session.connection().execute(
-                update(Item).where(Item.id == issue.item_id, Item.state == ItemState.FINAL)
-                .values(state=ItemState.REVIEW, reason=issue.reason))
-            audit(session, "label_issue.review", actor_id=actor.id, project_id=project.id, item_id=issue.item_id,
-                  reason=issue.reason)
+                update(Item)
+                .where(Item.id == issue.item_id, Item.state == ItemState.FINAL)
+                .values(state=ItemState.REVIEW, reason=issue.reason)
+            )
+            audit(
+                session,
+                "label_issue.review",
+                actor_id=actor.id,
+                project_id=project.id,
+                item_id=issue.item_id,
+                reason=issue.reason,
+            )
 
     if send and top:
         write(engine, work)

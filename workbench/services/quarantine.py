@@ -39,31 +39,58 @@ def _require(actor: Actor, role: Role) -> None:
     require_role(actor, role)
 
 
-def quarantine_item(session: Session, project_id: int, item_id: int, reason: str, source: QuarantineSource,
-                    reported_by: int | None) -> bool:
+def quarantine_item(
+    session: Session, project_id: int, item_id: int, reason: str, source: QuarantineSource, reported_by: int | None
+) -> bool:
     """Inside the caller's transaction: take the item out of the queue and rounds. False when it
     was already quarantined (nothing changes). Its live leases are closed as expired (not as the
     annotator's skip), so after a release anyone may get it again."""
-    item = session.execute(select(Item.state).where(Item.id == item_id, Item.project_id == project_id)
-                           .with_for_update()).scalar_one_or_none()
+    item = session.execute(
+        select(Item.state).where(Item.id == item_id, Item.project_id == project_id).with_for_update()
+    ).scalar_one_or_none()
     if item is None:
         raise NotFound(f"no item {item_id} in this project")
     if item == ItemState.QUARANTINED:
         return False
     now = utcnow()
     reason = " ".join(str(reason).split())[:MAX_REASON] or "no reason given"
-    closed = session.execute(update(Lease).where(Lease.item_id == item_id, Lease.state == LeaseState.ACTIVE)
-                             .values(state=LeaseState.EXPIRED, closed_at=now, skip_reason=f"quarantined: {reason}"[:500])
-                             .returning(Lease.id)).scalars().all()
+    closed = (
+        session.execute(
+            update(Lease)
+            .where(Lease.item_id == item_id, Lease.state == LeaseState.ACTIVE)
+            .values(state=LeaseState.EXPIRED, closed_at=now, skip_reason=f"quarantined: {reason}"[:500])
+            .returning(Lease.id)
+        )
+        .scalars()
+        .all()
+    )
     values = {"state": ItemState.QUARANTINED}
     if closed:
         values["slots_taken"] = Item.slots_taken - len(closed)
     session.execute(update(Item).where(Item.id == item_id).values(**values))
     session.execute(delete(RankEntry).where(RankEntry.item_id == item_id))
-    session.add(Quarantine(project_id=project_id, item_id=item_id, reason=reason, source=source.value,
-                           previous_state=item, reported_by=reported_by, created_at=now))
-    audit(session, "item.quarantine", actor_id=reported_by, project_id=project_id, item_id=item_id,
-          reason=reason, source=source.value, previous_state=item, leases_closed=list(closed))
+    session.add(
+        Quarantine(
+            project_id=project_id,
+            item_id=item_id,
+            reason=reason,
+            source=source.value,
+            previous_state=item,
+            reported_by=reported_by,
+            created_at=now,
+        )
+    )
+    audit(
+        session,
+        "item.quarantine",
+        actor_id=reported_by,
+        project_id=project_id,
+        item_id=item_id,
+        reason=reason,
+        source=source.value,
+        previous_state=item,
+        leases_closed=list(closed),
+    )
     session.flush()
     return True
 
@@ -83,8 +110,9 @@ class QuarantineService:
         lease is closed with it), so the next claim gets another item."""
 
         def work(session: Session) -> None:
-            lease = session.execute(select(Lease.project_id, Lease.item_id, Lease.annotator_id)
-                                    .where(Lease.id == lease_id)).one_or_none()
+            lease = session.execute(
+                select(Lease.project_id, Lease.item_id, Lease.annotator_id).where(Lease.id == lease_id)
+            ).one_or_none()
             if lease is None or lease.annotator_id != actor.id:
                 raise NotFound("no such claim of yours")
             quarantine_item(session, lease.project_id, lease.item_id, reason, QuarantineSource.RENDER, actor.id)
@@ -92,8 +120,15 @@ class QuarantineService:
         write(self.engine, work)
 
     @requires(Role.ADMIN)
-    def quarantine(self, project: str, item_id: int, reason: str, *, actor: Actor,
-                   source: QuarantineSource = QuarantineSource.ADMIN) -> bool:
+    def quarantine(
+        self,
+        project: str,
+        item_id: int,
+        reason: str,
+        *,
+        actor: Actor,
+        source: QuarantineSource = QuarantineSource.ADMIN,
+    ) -> bool:
         """Take an item out of the queue and the rounds (admin, or the worker as the operator)."""
         if not str(reason).strip():
             raise WorkbenchError("a quarantine needs a reason")
@@ -105,13 +140,21 @@ class QuarantineService:
         return write(self.engine, work)
 
     @requires(Role.ADMIN)
-    def quarantine_many(self, project_id: int, reasons: dict[int, str], *, actor: Actor,
-                        source: QuarantineSource = QuarantineSource.FEATURIZE) -> int:
+    def quarantine_many(
+        self,
+        project_id: int,
+        reasons: dict[int, str],
+        *,
+        actor: Actor,
+        source: QuarantineSource = QuarantineSource.FEATURIZE,
+    ) -> int:
         """Quarantine several items of a project at once (a round that could not featurize them)."""
 
         def work(session: Session) -> int:
-            return sum(quarantine_item(session, project_id, item_id, reason, source, actor.id)
-                       for item_id, reason in sorted(reasons.items()))
+            return sum(
+                quarantine_item(session, project_id, item_id, reason, source, actor.id)
+                for item_id, reason in sorted(reasons.items())
+            )
 
         return write(self.engine, work) if reasons else 0
 
@@ -125,11 +168,20 @@ class QuarantineService:
                 .join(Item, Item.id == Quarantine.item_id)
                 .outerjoin(User, User.id == Quarantine.reported_by)
                 .where(Quarantine.project_id == info.id, Quarantine.released_at.is_(None))
-                .order_by(Quarantine.created_at.desc(), Quarantine.id.desc())).all()
-        return [QuarantinedItem(item_id=q.item_id, external_id=external_id, reason=q.reason,
-                                source=QuarantineSource(q.source), previous_state=ItemState(q.previous_state),
-                                reported_by=name, created_at=q.created_at)
-                for q, external_id, name in rows]
+                .order_by(Quarantine.created_at.desc(), Quarantine.id.desc())
+            ).all()
+        return [
+            QuarantinedItem(
+                item_id=q.item_id,
+                external_id=external_id,
+                reason=q.reason,
+                source=QuarantineSource(q.source),
+                previous_state=ItemState(q.previous_state),
+                reported_by=name,
+                created_at=q.created_at,
+            )
+            for q, external_id, name in rows
+        ]
 
     @requires(Role.ADMIN)
     def release(self, project: str, item_id: int, *, actor: Actor) -> ItemState:
@@ -137,9 +189,14 @@ class QuarantineService:
 
         def work(session: Session) -> ItemState:
             info = load_project(session, project)
-            record = session.execute(select(Quarantine).where(
-                Quarantine.project_id == info.id, Quarantine.item_id == item_id,
-                Quarantine.released_at.is_(None)).order_by(Quarantine.id.desc()).limit(1)).scalar_one_or_none()
+            record = session.execute(
+                select(Quarantine)
+                .where(
+                    Quarantine.project_id == info.id, Quarantine.item_id == item_id, Quarantine.released_at.is_(None)
+                )
+                .order_by(Quarantine.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
             if record is None:
                 raise Conflict(f"item {item_id} is not quarantined")
             state = ItemState(record.previous_state)
@@ -186,8 +243,7 @@ def image_path(settings: dict, relative: str | None) -> Path:
     that resolves outside the root (absolute paths, '..', symlinks pointing out)."""
     root_setting = settings.get("image_root")
     if not root_setting:
-        raise ImageUnavailable("the image cannot be shown: the project has no image_root setting",
-                               per_item=False)
+        raise ImageUnavailable("the image cannot be shown: the project has no image_root setting", per_item=False)
     root = Path(root_setting).expanduser().resolve()
     rel = Path(str(relative or ""))
     if not str(relative or "").strip():

@@ -21,13 +21,13 @@ from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item
 from workbench.domain import (
     Actor,
     AnnotationSource,
-    ClaimReason,
     AnnotatorStats,
     ClaimedItem,
+    ClaimReason,
     ItemState,
     LabelView,
-    Progress,
     LeaseState,
+    Progress,
     ProjectInfo,
     RecentLabel,
     Role,
@@ -36,10 +36,10 @@ from workbench.domain import (
 )
 from workbench.domain.overlap import GivenLabel, Next, OverlapPolicy, OverlapSettings, decide
 from workbench.errors import Conflict, NotFound, WorkbenchError
+from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.guidelines import current_guidelines, current_version_of
 from workbench.services.projects import load_project
-from workbench.services._auth import require_role, requires
 
 # A lease by these states means the annotator has had the item: never serve it to them again.
 _HAD_IT = (LeaseState.ACTIVE, LeaseState.SUBMITTED, LeaseState.SKIPPED)
@@ -47,16 +47,37 @@ _HAD_IT = (LeaseState.ACTIVE, LeaseState.SUBMITTED, LeaseState.SKIPPED)
 # The hot path's statements are built once: constructing SQLAlchemy expressions per call cost
 # more CPU than SQLite spent executing them. Values come in as bind parameters.
 _P = bindparam
-_EXPIRE = (update(Lease).where(Lease.state == LeaseState.ACTIVE, Lease.expires_at < _P("now"),
-                               Lease.project_id == _P("b_project_id"))
-           .values(state=LeaseState.EXPIRED, closed_at=_P("now")).returning(Lease.id, Lease.item_id))
+_EXPIRE = (
+    update(Lease)
+    .where(Lease.state == LeaseState.ACTIVE, Lease.expires_at < _P("now"), Lease.project_id == _P("b_project_id"))
+    .values(state=LeaseState.EXPIRED, closed_at=_P("now"))
+    .returning(Lease.id, Lease.item_id)
+)
 _FREE_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken - 1)
-_CLOSE = (update(Lease).where(Lease.id == _P("lease_id"), Lease.state == LeaseState.ACTIVE)
-          .values(state=_P("b_state"), closed_at=_P("now"), skip_reason=_P("b_skip_reason")))
-_LEASE_COLUMNS = (Lease.id, Lease.project_id, Lease.item_id, Lease.annotator_id, Lease.slot, Lease.state,
-                  Lease.reason, Lease.strategy, Lease.score, Lease.model_run_id, Lease.claimed_at, Lease.expires_at)
-_HELD = select(*_LEASE_COLUMNS).where(Lease.project_id == _P("project_id"), Lease.annotator_id == _P("actor_id"),
-                                      Lease.state == LeaseState.ACTIVE).limit(1)
+_CLOSE = (
+    update(Lease)
+    .where(Lease.id == _P("lease_id"), Lease.state == LeaseState.ACTIVE)
+    .values(state=_P("b_state"), closed_at=_P("now"), skip_reason=_P("b_skip_reason"))
+)
+_LEASE_COLUMNS = (
+    Lease.id,
+    Lease.project_id,
+    Lease.item_id,
+    Lease.annotator_id,
+    Lease.slot,
+    Lease.state,
+    Lease.reason,
+    Lease.strategy,
+    Lease.score,
+    Lease.model_run_id,
+    Lease.claimed_at,
+    Lease.expires_at,
+)
+_HELD = (
+    select(*_LEASE_COLUMNS)
+    .where(Lease.project_id == _P("project_id"), Lease.annotator_id == _P("actor_id"), Lease.state == LeaseState.ACTIVE)
+    .limit(1)
+)
 _LEASE_FOR_UPDATE = select(*_LEASE_COLUMNS).where(Lease.id == _P("lease_id")).with_for_update()
 _SET_EXPIRY = update(Lease).where(Lease.id == _P("lease_id")).values(expires_at=_P("b_expires_at"))
 _OPEN = and_(Item.project_id == _P("project_id"), Item.state == ItemState.OPEN)
@@ -66,21 +87,27 @@ _NOT_MINE = and_(
 )
 _FRESH = and_(_OPEN, Item.slots_taken == 0, Item.split == _P("split"), _NOT_MINE)
 _PICKS = {
-    "partial": select(Item.id).where(_OPEN, Item.slots_taken >= 1,
-                                     Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")), _NOT_MINE)
-    .order_by(Item.slots_taken.desc(), Item.random_key).limit(1),
+    "partial": select(Item.id)
+    .where(_OPEN, Item.slots_taken >= 1, Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")), _NOT_MINE)
+    .order_by(Item.slots_taken.desc(), Item.random_key)
+    .limit(1),
     "random_from": select(Item.id).where(_FRESH, Item.random_key >= _P("start")).order_by(Item.random_key).limit(1),
     "random_before": select(Item.id).where(_FRESH, Item.random_key < _P("start")).order_by(Item.random_key).limit(1),
     "ranked": select(RankEntry.item_id, RankEntry.strategy, RankEntry.score, RankEntry.model_run_id)
     .join(Item, Item.id == RankEntry.item_id)
     .where(RankEntry.project_id == _P("project_id"), Item.state == ItemState.OPEN, Item.slots_taken == 0, _NOT_MINE)
-    .order_by(RankEntry.position).limit(1),
+    .order_by(RankEntry.position)
+    .limit(1),
     # Gold items (a known answer) are final from the start and served to any annotator who has
     # not had them, at the project's gold_share of claims; they look like any other item.
-    "gold_from": select(Item.id).where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE,
-                                       Item.random_key >= _P("start")).order_by(Item.random_key).limit(1),
-    "gold_before": select(Item.id).where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None),
-                                         _NOT_MINE, Item.random_key < _P("start")).order_by(Item.random_key).limit(1),
+    "gold_from": select(Item.id)
+    .where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, Item.random_key >= _P("start"))
+    .order_by(Item.random_key)
+    .limit(1),
+    "gold_before": select(Item.id)
+    .where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, Item.random_key < _P("start"))
+    .order_by(Item.random_key)
+    .limit(1),
 }
 # PostgreSQL: concurrent claimers pass over each other's candidates (SKIP LOCKED); before an
 # annotator is told nothing is left, a second pass waits for locked candidates instead.
@@ -89,38 +116,66 @@ _WAITING = {name: q.with_for_update(of=Item) for name, q in _PICKS.items()}
 # Items others hold that this annotator could still get: counted from the live leases, which are
 # few, so it stays cheap on a large pool. An alias, so _NOT_MINE's subqueries do not correlate to it.
 _OTHERS = aliased(Lease)
-_HELD_BY_OTHERS = (select(func.count(func.distinct(_OTHERS.item_id))).join(Item, Item.id == _OTHERS.item_id)
-                   .where(_OTHERS.project_id == _P("project_id"), _OTHERS.state == LeaseState.ACTIVE,
-                          _OTHERS.annotator_id != _P("actor_id"), _OPEN, _NOT_MINE))
+_HELD_BY_OTHERS = (
+    select(func.count(func.distinct(_OTHERS.item_id)))
+    .join(Item, Item.id == _OTHERS.item_id)
+    .where(
+        _OTHERS.project_id == _P("project_id"),
+        _OTHERS.state == LeaseState.ACTIVE,
+        _OTHERS.annotator_id != _P("actor_id"),
+        _OPEN,
+        _NOT_MINE,
+    )
+)
 _LEASED_SLOTS = select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE)
-_LABELED_SLOTS = select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN)
-_TAKE_SLOT = (update(Item).where(Item.id == _P("item_id"),
-                                 Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")))
-              .values(slots_taken=Item.slots_taken + 1))
+_LABELED_SLOTS = select(Annotation.slot).where(
+    Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN
+)
+_TAKE_SLOT = (
+    update(Item)
+    .where(Item.id == _P("item_id"), Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")))
+    .values(slots_taken=Item.slots_taken + 1)
+)
 _INSERT_LEASE = insert(Lease).returning(Lease.id)
 _ITEM_VIEW = select(Item.id, Item.external_id, Item.split, Item.content).where(Item.id == _P("item_id"))
 _PROJECT_NAME = select(Project.name).where(Project.id == _P("project_id"))
 _STORED = select(Annotation.id).where(Annotation.lease_id == _P("lease_id"))
-_ITEM_FOR_UPDATE = (select(Item.state, Item.n_annotations, Item.external_id, Item.labels_wanted, Item.gold_label)
-                    .where(Item.id == _P("item_id")).with_for_update())
+_ITEM_FOR_UPDATE = (
+    select(Item.state, Item.n_annotations, Item.external_id, Item.labels_wanted, Item.gold_label)
+    .where(Item.id == _P("item_id"))
+    .with_for_update()
+)
 # The annotation records the guidelines version current at the time of the label, in the same statement.
-_INSERT_ANNOTATION = (insert(Annotation).values(guidelines_version=current_version_of(_P("b_gl_project_id")))
-                      .returning(Annotation.id))
+_INSERT_ANNOTATION = (
+    insert(Annotation).values(guidelines_version=current_version_of(_P("b_gl_project_id"))).returning(Annotation.id)
+)
 _SUBMITTED = update(Lease).where(Lease.id == _P("lease_id")).values(state=LeaseState.SUBMITTED, closed_at=_P("now"))
 _COUNT_ANNOTATION = update(Item).where(Item.id == _P("item_id")).values(n_annotations=Item.n_annotations + 1)
-_HUMAN_LABELS = (select(Annotation.annotator_id, Annotation.label, AnnotatorQuality.reliability,
-                         AnnotatorQuality.paused)
-                 .outerjoin(AnnotatorQuality, and_(AnnotatorQuality.user_id == Annotation.annotator_id,
-                                                   AnnotatorQuality.project_id == Annotation.project_id))
-                 .where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN)
-                 .order_by(Annotation.slot))
+_HUMAN_LABELS = (
+    select(Annotation.annotator_id, Annotation.label, AnnotatorQuality.reliability, AnnotatorQuality.paused)
+    .outerjoin(
+        AnnotatorQuality,
+        and_(AnnotatorQuality.user_id == Annotation.annotator_id, AnnotatorQuality.project_id == Annotation.project_id),
+    )
+    .where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN)
+    .order_by(Annotation.slot)
+)
 _ITEM_SPLIT = select(Item.split).where(Item.id == _P("item_id"))
-_RESOLVE = update(Item).where(Item.id == _P("item_id")).values(
-    state=_P("b_state"), final_label=_P("b_final_label"), labels_wanted=_P("b_wanted"), final_by=_P("b_final_by"),
-    reason=_P("b_reason"))
+_RESOLVE = (
+    update(Item)
+    .where(Item.id == _P("item_id"))
+    .values(
+        state=_P("b_state"),
+        final_label=_P("b_final_label"),
+        labels_wanted=_P("b_wanted"),
+        final_by=_P("b_final_by"),
+        reason=_P("b_reason"),
+    )
+)
 _TAKE_GOLD_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken + 1)
-_PAUSED = select(AnnotatorQuality.paused).where(AnnotatorQuality.project_id == _P("project_id"),
-                                                AnnotatorQuality.user_id == _P("actor_id"))
+_PAUSED = select(AnnotatorQuality.paused).where(
+    AnnotatorQuality.project_id == _P("project_id"), AnnotatorQuality.user_id == _P("actor_id")
+)
 
 
 def expire_stale_leases(session: Session, project_id: int, now: datetime) -> int:
@@ -137,31 +192,42 @@ def expire_stale_leases(session: Session, project_id: int, now: datetime) -> int
     return len(stale)
 
 
-def _release(session: Session, lease_id: int, item_id: int, state: LeaseState, now: datetime,
-             skip_reason: str | None = None) -> bool:
+def _release(
+    session: Session, lease_id: int, item_id: int, state: LeaseState, now: datetime, skip_reason: str | None = None
+) -> bool:
     """Close an active lease and free its slot; False if it was no longer active."""
     conn = session.connection()
-    closed = conn.execute(_CLOSE, {"lease_id": lease_id, "b_state": state, "now": now,
-                                   "b_skip_reason": skip_reason}).rowcount
+    closed = conn.execute(
+        _CLOSE, {"lease_id": lease_id, "b_state": state, "now": now, "b_skip_reason": skip_reason}
+    ).rowcount
     if closed:
         conn.execute(_FREE_SLOT, {"item_id": item_id})
     return bool(closed)
 
 
-_ACTIVE_OF_USER = select(Lease.id, Lease.item_id, Lease.project_id).where(
-    Lease.annotator_id == _P("user_id"), Lease.state == LeaseState.ACTIVE).with_for_update()
+_ACTIVE_OF_USER = (
+    select(Lease.id, Lease.item_id, Lease.project_id)
+    .where(Lease.annotator_id == _P("user_id"), Lease.state == LeaseState.ACTIVE)
+    .with_for_update()
+)
 
 
-def release_user_leases(session: Session, user_id: int, now: datetime, *, why: str,
-                        actor_id: int | None = None) -> int:
+def release_user_leases(session: Session, user_id: int, now: datetime, *, why: str, actor_id: int | None = None) -> int:
     """Give every active lease of one user back to the queue at once (sign-out, leaving the Label
     page, a disabled account), not only when their time lapses. Returns how many were released."""
     released = 0
     for lease_id, item_id, project_id in session.connection().execute(_ACTIVE_OF_USER, {"user_id": user_id}).all():
         if _release(session, lease_id, item_id, LeaseState.EXPIRED, now):
             released += 1
-            audit(session, "lease.released", actor_id=actor_id, project_id=project_id, item_id=item_id,
-                  lease_id=lease_id, why=why)
+            audit(
+                session,
+                "lease.released",
+                actor_id=actor_id,
+                project_id=project_id,
+                item_id=item_id,
+                lease_id=lease_id,
+                why=why,
+            )
     return released
 
 
@@ -179,18 +245,42 @@ def resolve(session: Session, item_id: int, project: ProjectInfo) -> ItemState:
     if decision.next == Next.MORE:
         if settings.policy == OverlapPolicy.FIXED and not paused_labels:
             return ItemState.OPEN  # the hot path: nothing to record until the item is complete
-        conn.execute(_RESOLVE, {"item_id": item_id, "b_state": ItemState.OPEN, "b_final_label": None,
-                                "b_wanted": decision.labels_wanted + paused_labels, "b_final_by": None,
-                                "b_reason": decision.reason})
+        conn.execute(
+            _RESOLVE,
+            {
+                "item_id": item_id,
+                "b_state": ItemState.OPEN,
+                "b_final_label": None,
+                "b_wanted": decision.labels_wanted + paused_labels,
+                "b_final_by": None,
+                "b_reason": decision.reason,
+            },
+        )
         return ItemState.OPEN
     state, final_label = (ItemState.FINAL, decision.label) if decision.next == Next.FINAL else (ItemState.REVIEW, None)
     final_by = None
     if state == ItemState.FINAL:
         final_by = "agreement" if len({g.label for g in counting}) == 1 else "adaptive_posterior"
-    conn.execute(_RESOLVE, {"item_id": item_id, "b_state": state, "b_final_label": final_label,
-                            "b_wanted": len(rows), "b_final_by": final_by, "b_reason": decision.reason})
-    audit(session, "item.resolved", project_id=project.id, item_id=item_id, state=state, final_label=final_label,
-          reason=decision.reason)
+    conn.execute(
+        _RESOLVE,
+        {
+            "item_id": item_id,
+            "b_state": state,
+            "b_final_label": final_label,
+            "b_wanted": len(rows),
+            "b_final_by": final_by,
+            "b_reason": decision.reason,
+        },
+    )
+    audit(
+        session,
+        "item.resolved",
+        project_id=project.id,
+        item_id=item_id,
+        state=state,
+        final_label=final_label,
+        reason=decision.reason,
+    )
     return state
 
 
@@ -222,8 +312,9 @@ class QueueService:
     def _project_by_id(self, session: Session, project_id: int) -> ProjectInfo:
         name = self._project_names.get(project_id)
         if name is None:  # project names never change
-            name = self._project_names[project_id] = session.connection().execute(
-                _PROJECT_NAME, {"project_id": project_id}).scalar_one()
+            name = self._project_names[project_id] = (
+                session.connection().execute(_PROJECT_NAME, {"project_id": project_id}).scalar_one()
+            )
         return self._project(session, name)
 
     # -- claim ------------------------------------------------------------------------------
@@ -248,8 +339,7 @@ class QueueService:
         draws = (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
         return write(self.engine, lambda session: self._claim(session, project, actor, draws))
 
-    def _claim(self, session: Session, project_name: str, actor: Actor,
-               draws: tuple[float, ...]) -> ClaimedItem | int:
+    def _claim(self, session: Session, project_name: str, actor: Actor, draws: tuple[float, ...]) -> ClaimedItem | int:
         conn = session.connection()
         project = self._project(session, project_name)
         now = utcnow()
@@ -278,27 +368,51 @@ class QueueService:
         gold = reason == ClaimReason.GOLD
         if gold:  # recorded and shown as a random pick: nothing tells an annotator it is gold
             reason = ClaimReason.RANDOM
-        taken = {*conn.execute(_LEASED_SLOTS, {"item_id": item_id}).scalars(),
-                 *conn.execute(_LABELED_SLOTS, {"item_id": item_id}).scalars()}
+        taken = {
+            *conn.execute(_LEASED_SLOTS, {"item_id": item_id}).scalars(),
+            *conn.execute(_LABELED_SLOTS, {"item_id": item_id}).scalars(),
+        }
         first_want = _first_want(project)
         capacity = max(OverlapSettings.from_project(project.overlap, project.settings).capacity, len(taken) + 1)
         free = set(range(1, capacity + 1)) - taken
         took = conn.execute(_TAKE_GOLD_SLOT if gold else _TAKE_SLOT, {"item_id": item_id, "overlap": first_want})
         if not free or took.rowcount != 1:
             raise Conflict("the queue changed under this claim; try again")
-        lease = {"project_id": project.id, "item_id": item_id, "annotator_id": actor.id, "slot": min(free),
-                 "state": LeaseState.ACTIVE, "reason": reason, "strategy": strategy, "score": score,
-                 "model_run_id": model_run_id, "claimed_at": now, "expires_at": expires_at,
-                 "closed_at": None, "skip_reason": None}
+        lease = {
+            "project_id": project.id,
+            "item_id": item_id,
+            "annotator_id": actor.id,
+            "slot": min(free),
+            "state": LeaseState.ACTIVE,
+            "reason": reason,
+            "strategy": strategy,
+            "score": score,
+            "model_run_id": model_run_id,
+            "claimed_at": now,
+            "expires_at": expires_at,
+            "closed_at": None,
+            "skip_reason": None,
+        }
         lease["id"] = conn.execute(_INSERT_LEASE, lease).scalar_one()
-        audit(session, "lease.claim", actor_id=actor.id, project_id=project.id, item_id=item_id,
-              lease_id=lease["id"], slot=lease["slot"], reason=reason, strategy=strategy, score=score,
-              model_run_id=model_run_id)
+        audit(
+            session,
+            "lease.claim",
+            actor_id=actor.id,
+            project_id=project.id,
+            item_id=item_id,
+            lease_id=lease["id"],
+            slot=lease["slot"],
+            reason=reason,
+            strategy=strategy,
+            score=score,
+            model_run_id=model_run_id,
+        )
         return self._claimed(session, project, lease)
 
     @staticmethod
-    def _pick(session: Session, project: ProjectInfo, actor: Actor, draws: tuple[float, ...],
-              picks: dict) -> tuple | None:
+    def _pick(
+        session: Session, project: ProjectInfo, actor: Actor, draws: tuple[float, ...], picks: dict
+    ) -> tuple | None:
         conn = session.connection()
         mine = {"project_id": project.id, "actor_id": actor.id}
         gold_share = float(project.settings.get("gold_share") or 0.0)
@@ -335,9 +449,17 @@ class QueueService:
         if item is None:
             item = session.connection().execute(_ITEM_VIEW, {"item_id": lease["item_id"]}).one()
         return ClaimedItem(
-            lease_id=lease["id"], item_id=item.id, external_id=item.external_id, split=Split(item.split),
-            content=dict(item.content), labels=project.labels, slot=lease["slot"], reason=ClaimReason(lease["reason"]),
-            strategy=lease["strategy"], score=lease["score"], model_run_id=lease["model_run_id"],
+            lease_id=lease["id"],
+            item_id=item.id,
+            external_id=item.external_id,
+            split=Split(item.split),
+            content=dict(item.content),
+            labels=project.labels,
+            slot=lease["slot"],
+            reason=ClaimReason(lease["reason"]),
+            strategy=lease["strategy"],
+            score=lease["score"],
+            model_run_id=lease["model_run_id"],
             expires_at=lease["expires_at"],
         )
 
@@ -369,8 +491,9 @@ class QueueService:
         """Store the annotator's label for a claimed slot. Idempotent per lease."""
         return write(self.engine, lambda session: self._submit(session, lease_id, label, actor, duration_ms)[0])
 
-    def _submit(self, session: Session, lease_id: int, label: str, actor: Actor,
-                duration_ms: int | None) -> tuple[SubmitResult, ProjectInfo]:
+    def _submit(
+        self, session: Session, lease_id: int, label: str, actor: Actor, duration_ms: int | None
+    ) -> tuple[SubmitResult, ProjectInfo]:
         conn = session.connection()
         lease, project = self._live_lease(session, lease_id, actor)
         stored = conn.execute(_STORED, {"lease_id": lease.id}).scalar_one_or_none()
@@ -379,31 +502,52 @@ class QueueService:
             return SubmitResult(stored, ItemState(item.state), duplicate=True), project
         if label not in project.labels:
             raise WorkbenchError(
-                f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}")
+                f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}"
+            )
         now = utcnow()
         if lease.state != LeaseState.ACTIVE or lease.expires_at < now:
-            raise Conflict(f"this claim is {'expired' if lease.state == LeaseState.ACTIVE else lease.state}; "
-                           "ask for the next item")
+            raise Conflict(
+                f"this claim is {'expired' if lease.state == LeaseState.ACTIVE else lease.state}; ask for the next item"
+            )
         wanted = item.labels_wanted if item.labels_wanted is not None else _first_want(project)
         if item.gold_label is None and (item.state != ItemState.OPEN or item.n_annotations >= wanted):
             raise Conflict(f"item {item.external_id!r} already has all its labels")
         elapsed = int((now - lease.claimed_at).total_seconds() * 1000)
-        annotation_id = conn.execute(_INSERT_ANNOTATION, {
-            "project_id": project.id, "item_id": lease.item_id, "annotator_id": actor.id, "source": AnnotationSource.HUMAN,
-            "slot": lease.slot, "lease_id": lease.id, "label": label, "created_at": now,
-            "duration_ms": duration_ms if duration_ms is not None else elapsed, "b_gl_project_id": project.id,
-        }).scalar_one()
+        annotation_id = conn.execute(
+            _INSERT_ANNOTATION,
+            {
+                "project_id": project.id,
+                "item_id": lease.item_id,
+                "annotator_id": actor.id,
+                "source": AnnotationSource.HUMAN,
+                "slot": lease.slot,
+                "lease_id": lease.id,
+                "label": label,
+                "created_at": now,
+                "duration_ms": duration_ms if duration_ms is not None else elapsed,
+                "b_gl_project_id": project.id,
+            },
+        ).scalar_one()
         conn.execute(_SUBMITTED, {"lease_id": lease.id, "now": now})
         conn.execute(_COUNT_ANNOTATION, {"item_id": lease.item_id})
-        audit(session, "annotation.submit", actor_id=actor.id, project_id=project.id,
-              item_id=lease.item_id, annotation_id=annotation_id, lease_id=lease.id, slot=lease.slot)
+        audit(
+            session,
+            "annotation.submit",
+            actor_id=actor.id,
+            project_id=project.id,
+            item_id=lease.item_id,
+            annotation_id=annotation_id,
+            lease_id=lease.id,
+            slot=lease.slot,
+        )
         # A gold item keeps its known answer; its labels only measure the annotators.
         state = ItemState(item.state) if item.gold_label is not None else resolve(session, lease.item_id, project)
         return SubmitResult(annotation_id, state, duplicate=False), project
 
     @requires(Role.ANNOTATOR)
-    def submit_and_claim(self, lease_id: int, label: str, *, actor: Actor,
-                         duration_ms: int | None = None) -> tuple[SubmitResult, ClaimedItem | int]:
+    def submit_and_claim(
+        self, lease_id: int, label: str, *, actor: Actor, duration_ms: int | None = None
+    ) -> tuple[SubmitResult, ClaimedItem | int]:
         """Store the label and claim the next item (as :meth:`claim_or_wait`) in one transaction:
         the label page's hot path, one round trip to the database per answer."""
         draws = (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
@@ -414,14 +558,14 @@ class QueueService:
 
         return write(self.engine, work)
 
-
     @requires(Role.ANNOTATOR)
     def release_leases(self, *, actor: Actor, why: str = "left the Label page") -> int:
         """Give back every item this user holds (they left the Label page or signed out)."""
         if actor.id is None:
             return 0  # the local operator holds no leases
-        return write(self.engine, lambda session: release_user_leases(
-            session, actor.id, utcnow(), why=why, actor_id=actor.id))
+        return write(
+            self.engine, lambda session: release_user_leases(session, actor.id, utcnow(), why=why, actor_id=actor.id)
+        )
 
     @requires(Role.ANNOTATOR)
     def skip(self, lease_id: int, reason: str, *, actor: Actor) -> None:
@@ -434,8 +578,15 @@ class QueueService:
             if lease.state != LeaseState.ACTIVE:
                 raise Conflict(f"this claim is already {lease.state}")
             _release(session, lease.id, lease.item_id, LeaseState.SKIPPED, utcnow(), reason.strip())
-            audit(session, "lease.skip", actor_id=actor.id, project_id=project.id,
-                  item_id=lease.item_id, lease_id=lease.id, reason=reason.strip())
+            audit(
+                session,
+                "lease.skip",
+                actor_id=actor.id,
+                project_id=project.id,
+                item_id=lease.item_id,
+                lease_id=lease.id,
+                reason=reason.strip(),
+            )
 
         write(self.engine, work)
 
@@ -451,16 +602,18 @@ class QueueService:
             project = load_project(session, project_name)
             now = utcnow()
             annotation = session.execute(
-                select(Annotation).where(Annotation.project_id == project.id,
-                                         Annotation.annotator_id == actor.id)
-                .order_by(Annotation.created_at.desc(), Annotation.id.desc()).limit(1)
+                select(Annotation)
+                .where(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
+                .order_by(Annotation.created_at.desc(), Annotation.id.desc())
+                .limit(1)
             ).scalar_one_or_none()
             if annotation is None:
                 raise Conflict("nothing to undo")
             item = self._changeable_item(session, annotation)
             for other in session.execute(
-                select(Lease).where(Lease.project_id == project.id, Lease.annotator_id == actor.id,
-                                    Lease.state == LeaseState.ACTIVE)
+                select(Lease).where(
+                    Lease.project_id == project.id, Lease.annotator_id == actor.id, Lease.state == LeaseState.ACTIVE
+                )
             ).scalars():
                 _release(session, other.id, other.item_id, LeaseState.EXPIRED, now)
             lease = session.get(Lease, annotation.lease_id)
@@ -471,9 +624,17 @@ class QueueService:
             item.n_annotations -= 1
             if item.gold_label is None:  # a gold item keeps its known answer
                 item.state, item.final_label, item.final_by = ItemState.OPEN, None, None
-            audit(session, "annotation.undo", actor_id=actor.id, project_id=project.id,
-                  item_id=item.id, lease_id=lease.id, label=annotation.label,
-                  previous_state=previous_state, previous_final_label=previous_label)
+            audit(
+                session,
+                "annotation.undo",
+                actor_id=actor.id,
+                project_id=project.id,
+                item_id=item.id,
+                lease_id=lease.id,
+                label=annotation.label,
+                previous_state=previous_state,
+                previous_final_label=previous_label,
+            )
             session.flush()
             return self._claimed(session, project, lease.model_dump())
 
@@ -485,8 +646,9 @@ class QueueService:
         item = session.execute(select(Item).where(Item.id == annotation.item_id).with_for_update()).scalar_one()
         reviewed = session.execute(select(func.count()).where(Adjudication.item_id == item.id)).scalar_one()
         if reviewed or item.state in (ItemState.AMBIGUOUS, ItemState.EXCLUDED):
-            raise Conflict(f"a reviewer has already acted on item {item.external_id!r}; "
-                           "your label can no longer be changed")
+            raise Conflict(
+                f"a reviewer has already acted on item {item.external_id!r}; your label can no longer be changed"
+            )
         return item
 
     @requires(Role.ANNOTATOR)
@@ -502,14 +664,23 @@ class QueueService:
             project = self._project_by_id(session, annotation.project_id)
             if label not in project.labels:
                 raise WorkbenchError(
-                    f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}")
+                    f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}"
+                )
             item = self._changeable_item(session, annotation)
             before = annotation.label
             if before != label:
                 annotation.label = label
                 session.flush()
-                audit(session, "annotation.change", actor_id=actor.id, project_id=project.id, item_id=item.id,
-                      annotation_id=annotation.id, label_before=before, label=label)
+                audit(
+                    session,
+                    "annotation.change",
+                    actor_id=actor.id,
+                    project_id=project.id,
+                    item_id=item.id,
+                    annotation_id=annotation.id,
+                    label_before=before,
+                    label=label,
+                )
                 if item.state != ItemState.OPEN and item.gold_label is None:
                     resolve(session, item.id, project)
             return RecentLabel(annotation.id, item.external_id, label, annotation.created_at, True)
@@ -523,11 +694,17 @@ class QueueService:
         reviewed = exists().where(Adjudication.item_id == Annotation.item_id)
         with reading(self.engine) as session:
             rows = session.execute(
-                select(Annotation.id, Item.external_id, Annotation.label, Annotation.created_at,
-                       ~reviewed & Item.state.not_in([ItemState.AMBIGUOUS, ItemState.EXCLUDED]))
+                select(
+                    Annotation.id,
+                    Item.external_id,
+                    Annotation.label,
+                    Annotation.created_at,
+                    ~reviewed & Item.state.not_in([ItemState.AMBIGUOUS, ItemState.EXCLUDED]),
+                )
                 .join(Item, Item.id == Annotation.item_id)
                 .where(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
-                .order_by(Annotation.created_at.desc(), Annotation.id.desc()).limit(limit)
+                .order_by(Annotation.created_at.desc(), Annotation.id.desc())
+                .limit(limit)
             ).all()
         return [RecentLabel(i, e, label, at, bool(ok)) for i, e, label, at, ok in rows]
 
@@ -545,12 +722,17 @@ class QueueService:
     def _stats(self, session: Session, project_id: int, actor: Actor) -> AnnotatorStats:
         midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         mine = and_(Annotation.project_id == project_id, Annotation.annotator_id == actor.id)
-        total, today, skips = session.execute(select(
-            select(func.count()).where(mine).scalar_subquery(),
-            select(func.count()).where(mine, Annotation.created_at >= midnight).scalar_subquery(),
-            select(func.count()).where(Lease.project_id == project_id, Lease.annotator_id == actor.id,
-                                       Lease.state == LeaseState.SKIPPED).scalar_subquery(),
-        )).one()
+        total, today, skips = session.execute(
+            select(
+                select(func.count()).where(mine).scalar_subquery(),
+                select(func.count()).where(mine, Annotation.created_at >= midnight).scalar_subquery(),
+                select(func.count())
+                .where(
+                    Lease.project_id == project_id, Lease.annotator_id == actor.id, Lease.state == LeaseState.SKIPPED
+                )
+                .scalar_subquery(),
+            )
+        ).one()
         return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
 
     @requires(Role.ANNOTATOR)
@@ -564,8 +746,10 @@ class QueueService:
 def item_counts(session: Session, project_id: int) -> Progress:
     """Items by split and state (what any role may see), grouped in the order of the queue index."""
     rows = session.execute(
-        select(Item.state, Item.slots_taken, Item.split, func.count()).where(Item.project_id == project_id)
-        .group_by(Item.state, Item.slots_taken, Item.split)).all()
+        select(Item.state, Item.slots_taken, Item.split, func.count())
+        .where(Item.project_id == project_id)
+        .group_by(Item.state, Item.slots_taken, Item.split)
+    ).all()
     counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}
     for state, _, split, n in rows:
         counts[split][state] += n

@@ -22,12 +22,15 @@ from workbench.domain import (
     Split,
 )
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
+from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project, load_project_by_id
-from workbench.services._auth import requires
 
-_DECIDED_STATE = {Decision.LABEL: ItemState.FINAL, Decision.AMBIGUOUS: ItemState.AMBIGUOUS,
-                  Decision.EXCLUDED: ItemState.EXCLUDED}
+_DECIDED_STATE = {
+    Decision.LABEL: ItemState.FINAL,
+    Decision.AMBIGUOUS: ItemState.AMBIGUOUS,
+    Decision.EXCLUDED: ItemState.EXCLUDED,
+}
 
 
 def _answers(session: Session, item_ids: list[int]) -> dict[int, list[Answer]]:
@@ -47,8 +50,11 @@ def _suggestion(project, item: Item) -> dict:  # noqa: ANN001
     """Why the item is in review, and the Dawid-Skene posterior when the project aggregates with it
     (shown to the reviewer as a suggestion, never preselected)."""
     dawid_skene = project.settings.get("aggregation") == "dawid_skene" and item.posterior_label is not None
-    return {"reason": item.reason, "suggestion": item.posterior_label if dawid_skene else None,
-            "suggestion_p": item.posterior if dawid_skene else None}
+    return {
+        "reason": item.reason,
+        "suggestion": item.posterior_label if dawid_skene else None,
+        "suggestion_p": item.posterior if dawid_skene else None,
+    }
 
 
 class ReviewService:
@@ -56,8 +62,15 @@ class ReviewService:
         self.engine = engine
 
     @requires(Role.REVIEWER)
-    def queue(self, project_name: str, *, actor: Actor, label_pair: tuple[str, str] | None = None,
-              limit: int = 100, state: ItemState = ItemState.REVIEW) -> list[ReviewCase]:
+    def queue(
+        self,
+        project_name: str,
+        *,
+        actor: Actor,
+        label_pair: tuple[str, str] | None = None,
+        limit: int = 100,
+        state: ItemState = ItemState.REVIEW,
+    ) -> list[ReviewCase]:
         """Items waiting for a reviewer (or in `state`), oldest first; optionally only those whose
         answers are exactly the two labels of `label_pair`."""
         with reading(self.engine) as session:
@@ -65,18 +78,30 @@ class ReviewService:
             query = select(Item).where(Item.project_id == project.id, Item.state == state).order_by(Item.id)
             if label_pair is not None:
                 wanted = sorted(set(label_pair))
-                has = [select(Annotation.item_id).where(Annotation.label == label, Annotation.source == AnnotationSource.HUMAN)
-                       for label in wanted]
+                has = [
+                    select(Annotation.item_id).where(
+                        Annotation.label == label, Annotation.source == AnnotationSource.HUMAN
+                    )
+                    for label in wanted
+                ]
                 query = query.where(*(Item.id.in_(h) for h in has))
-                others = select(Annotation.item_id).where(Annotation.source == AnnotationSource.HUMAN,
-                                                          Annotation.label.not_in(wanted))
+                others = select(Annotation.item_id).where(
+                    Annotation.source == AnnotationSource.HUMAN, Annotation.label.not_in(wanted)
+                )
                 query = query.where(Item.id.not_in(others))
             items = session.execute(query.limit(limit)).scalars().all()
             answers = _answers(session, [item.id for item in items])
         return [
-            ReviewCase(item_id=item.id, external_id=item.external_id, split=Split(item.split),
-                       state=ItemState(item.state), content=dict(item.content),
-                       answers=tuple(answers[item.id]), final_label=item.final_label, **_suggestion(project, item))
+            ReviewCase(
+                item_id=item.id,
+                external_id=item.external_id,
+                split=Split(item.split),
+                state=ItemState(item.state),
+                content=dict(item.content),
+                answers=tuple(answers[item.id]),
+                final_label=item.final_label,
+                **_suggestion(project, item),
+            )
             for item in items
         ]
 
@@ -84,25 +109,36 @@ class ReviewService:
     def count_waiting(self, project_name: str, *, actor: Actor) -> int:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            return session.execute(select(func.count()).where(
-                Item.project_id == project.id, Item.state == ItemState.REVIEW)).scalar_one()
+            return session.execute(
+                select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.REVIEW)
+            ).scalar_one()
 
     @requires(Role.REVIEWER)
     def case(self, project_name: str, external_id: str, *, actor: Actor) -> ReviewCase:
         """One item with its answers, whatever its state (reviewers may revisit agreed items)."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            item = session.execute(select(Item).where(
-                Item.project_id == project.id, Item.external_id == external_id)).scalar_one_or_none()
+            item = session.execute(
+                select(Item).where(Item.project_id == project.id, Item.external_id == external_id)
+            ).scalar_one_or_none()
             if item is None:
                 raise NotFound(f"no item {external_id!r} in {project_name!r}")
             answers = _answers(session, [item.id])[item.id]
-        return ReviewCase(item.id, item.external_id, Split(item.split), ItemState(item.state),
-                          dict(item.content), tuple(answers), item.final_label, **_suggestion(project, item))
+        return ReviewCase(
+            item.id,
+            item.external_id,
+            Split(item.split),
+            ItemState(item.state),
+            dict(item.content),
+            tuple(answers),
+            item.final_label,
+            **_suggestion(project, item),
+        )
 
     @requires(Role.REVIEWER)
-    def adjudicate(self, item_id: int, decision: Decision | str, *, actor: Actor, label: str | None = None,
-                   reason: str) -> AdjudicationInfo:
+    def adjudicate(
+        self, item_id: int, decision: Decision | str, *, actor: Actor, label: str | None = None, reason: str
+    ) -> AdjudicationInfo:
         """Settle an item: pick a label, or mark it ambiguous or excluded, always with a reason.
 
         Items in review are the usual case; overturning an agreed (final) label is allowed and
@@ -127,26 +163,54 @@ class ReviewService:
                 raise WorkbenchError(f"label {label!r} is not in the label set: {', '.join(project.labels)}")
             if item.state == ItemState.OPEN:
                 raise Conflict(f"item {item.external_id!r} still waits for annotations")
-            own = session.execute(select(func.count()).where(
-                Annotation.item_id == item.id, Annotation.annotator_id == actor.id)).scalar_one()
+            own = session.execute(
+                select(func.count()).where(Annotation.item_id == item.id, Annotation.annotator_id == actor.id)
+            ).scalar_one()
             if own:
                 raise PermissionDenied("reviewers do not adjudicate items they labeled themselves")
             previous_state, previous_label = ItemState(item.state), item.final_label
-            row = Adjudication(project_id=item.project_id, item_id=item.id, reviewer_id=actor.id,
-                               decision=decision.value, label=label, reason=reason,
-                               previous_state=previous_state.value, previous_label=previous_label,
-                               created_at=utcnow())
+            row = Adjudication(
+                project_id=item.project_id,
+                item_id=item.id,
+                reviewer_id=actor.id,
+                decision=decision.value,
+                label=label,
+                reason=reason,
+                previous_state=previous_state.value,
+                previous_label=previous_label,
+                created_at=utcnow(),
+            )
             session.add(row)
             item.state = _DECIDED_STATE[decision]
             item.final_label = label
             item.final_by = "adjudication" if label is not None else None
             session.flush()
             action = "adjudication.overturn" if previous_state == ItemState.FINAL else "adjudication.decide"
-            audit(session, action, actor_id=actor.id, project_id=item.project_id, item_id=item.id,
-                  adjudication_id=row.id, decision=decision.value, label=label, reason=reason,
-                  previous_state=previous_state.value, previous_label=previous_label)
-            return AdjudicationInfo(row.id, item.id, actor.name, decision, label, reason, previous_state,
-                                    previous_label, row.created_at, item.external_id)
+            audit(
+                session,
+                action,
+                actor_id=actor.id,
+                project_id=item.project_id,
+                item_id=item.id,
+                adjudication_id=row.id,
+                decision=decision.value,
+                label=label,
+                reason=reason,
+                previous_state=previous_state.value,
+                previous_label=previous_label,
+            )
+            return AdjudicationInfo(
+                row.id,
+                item.id,
+                actor.name,
+                decision,
+                label,
+                reason,
+                previous_state,
+                previous_label,
+                row.created_at,
+                item.external_id,
+            )
 
         return write(self.engine, work)
 
@@ -155,26 +219,43 @@ class ReviewService:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(
-                select(Adjudication, User.name, Item.external_id).join(User, User.id == Adjudication.reviewer_id)
+                select(Adjudication, User.name, Item.external_id)
+                .join(User, User.id == Adjudication.reviewer_id)
                 .join(Item, Item.id == Adjudication.item_id)
                 .where(Adjudication.project_id == project.id)
-                .order_by(Adjudication.id.desc()).limit(limit)
+                .order_by(Adjudication.id.desc())
+                .limit(limit)
             ).all()
-        return [AdjudicationInfo(a.id, a.item_id, name, Decision(a.decision), a.label, a.reason,
-                                 ItemState(a.previous_state), a.previous_label, a.created_at, external_id)
-                for a, name, external_id in rows]
-
+        return [
+            AdjudicationInfo(
+                a.id,
+                a.item_id,
+                name,
+                Decision(a.decision),
+                a.label,
+                a.reason,
+                ItemState(a.previous_state),
+                a.previous_label,
+                a.created_at,
+                external_id,
+            )
+            for a, name, external_id in rows
+        ]
 
     # -- skips (reviewers and admins only: annotators never see who skipped what) ----------------
     @requires(Role.REVIEWER)
-    def skips(self, project_name: str, *, actor: Actor, external_id: str | None = None,
-              limit: int = 200) -> list[SkipInfo]:
+    def skips(
+        self, project_name: str, *, actor: Actor, external_id: str | None = None, limit: int = 200
+    ) -> list[SkipInfo]:
         """Skips with who and when, newest first; only those of one item when `external_id` is given."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            query = (select(Lease.item_id, Item.external_id, User.name, Lease.skip_reason, Lease.closed_at)
-                     .join(Item, Item.id == Lease.item_id).join(User, User.id == Lease.annotator_id)
-                     .where(Lease.project_id == project.id, Lease.state == LeaseState.SKIPPED))
+            query = (
+                select(Lease.item_id, Item.external_id, User.name, Lease.skip_reason, Lease.closed_at)
+                .join(Item, Item.id == Lease.item_id)
+                .join(User, User.id == Lease.annotator_id)
+                .where(Lease.project_id == project.id, Lease.state == LeaseState.SKIPPED)
+            )
             if external_id is not None:
                 query = query.where(Item.external_id == external_id)
             rows = session.execute(query.order_by(Lease.closed_at.desc(), Lease.id.desc()).limit(limit)).all()
@@ -186,7 +267,9 @@ class ReviewService:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(
-                select(Lease.skip_reason, func.count()).where(Lease.project_id == project.id,
-                                                              Lease.state == LeaseState.SKIPPED)
-                .group_by(Lease.skip_reason).order_by(func.count().desc(), Lease.skip_reason)).all()
+                select(Lease.skip_reason, func.count())
+                .where(Lease.project_id == project.id, Lease.state == LeaseState.SKIPPED)
+                .group_by(Lease.skip_reason)
+                .order_by(func.count().desc(), Lease.skip_reason)
+            ).all()
         return {reason or "": n for reason, n in rows}

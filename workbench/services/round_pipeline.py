@@ -91,8 +91,13 @@ class LabeledSet:
         train = [(item_id, label) for item_id, _, split, label in snapshot.items if split == Split.POOL]
         held = [(item_id, label) for item_id, _, split, label in snapshot.items if split == Split.EVAL]
         train_labels = tuple(label for _, label in train)
-        return cls(tuple(i for i, _ in train), train_labels, tuple(i for i, _ in held),
-                   tuple(label for _, label in held), {label: train_labels.count(label) for label in labels})
+        return cls(
+            tuple(i for i, _ in train),
+            train_labels,
+            tuple(i for i, _ in held),
+            tuple(label for _, label in held),
+            {label: train_labels.count(label) for label in labels},
+        )
 
 
 @dataclass(frozen=True)
@@ -148,8 +153,15 @@ class RoundPipeline:
         return self._home or workbench_home()
 
     # -- the rounds -------------------------------------------------------------------------
-    def retrain(self, project: ProjectInfo, *, actor: Actor, job_id: int | None = None, seed: int = 0,
-                progress: ProgressFn = _quiet) -> RoundResult:
+    def retrain(
+        self,
+        project: ProjectInfo,
+        *,
+        actor: Actor,
+        job_id: int | None = None,
+        seed: int = 0,
+        progress: ProgressFn = _quiet,
+    ) -> RoundResult:
         """Cut a version, featurize, train, evaluate, rank; publish all of it in one transaction."""
         require_role(actor, Role.ADMIN)
         check_strategy(project.strategy, project.settings.get("model"))
@@ -158,19 +170,34 @@ class RoundPipeline:
         # leaves them out. Item ids (hence feature rows) do not change, only states.
         with reading(self.engine) as session:
             screened = _load_pool(session, project)
-        X = clock.step("features", 30, self.featurize, project, screened, lambda done, total: progress(
-            30 * done / max(total, 1), f"features {done:,}/{total:,}"))
+        X = clock.step(
+            "features",
+            30,
+            self.featurize,
+            project,
+            screened,
+            lambda done, total: progress(30 * done / max(total, 1), f"features {done:,}/{total:,}"),
+        )
         snapshot, pool = clock.step("version", 35, self.cut_version, project)
         labeled = LabeledSet.of(snapshot, project.labels)
         trained = clock.step("train", 65, self.train, project, X, pool, labeled, seed)
         evaluated = clock.step("evaluate", 75, self.evaluate, project, X, pool, labeled, trained.model, seed)
-        ranked = clock.step("rank", 90, self.rank, project, X, pool, trained.model if trained.usable else None,
-                            seed)
+        ranked = clock.step("rank", 90, self.rank, project, X, pool, trained.model if trained.usable else None, seed)
         artifact = clock.step("artifact", 95, self.save_artifact, trained.model)
         progress(clock.done_pct, "publish")
-        result = self.publish(project, actor=actor, job_id=job_id, seed=seed, snapshot=snapshot, labeled=labeled,
-                              trained=trained, evaluated=evaluated, ranked=ranked, artifact=artifact,
-                              timings=clock.timings)
+        result = self.publish(
+            project,
+            actor=actor,
+            job_id=job_id,
+            seed=seed,
+            snapshot=snapshot,
+            labeled=labeled,
+            trained=trained,
+            evaluated=evaluated,
+            ranked=ranked,
+            artifact=artifact,
+            timings=clock.timings,
+        )
         # After every round: annotator quality (Dawid-Skene), posteriors, the label-error queue.
         from workbench.services.quality import after_round
 
@@ -179,36 +206,63 @@ class RoundPipeline:
         result.timings["quality"] = round(time.perf_counter() - started, 4)
         return result
 
-    def rescore(self, project: ProjectInfo, *, actor: Actor, job_id: int | None = None, seed: int = 0,
-                progress: ProgressFn = _quiet) -> RoundResult:
+    def rescore(
+        self,
+        project: ProjectInfo,
+        *,
+        actor: Actor,
+        job_id: int | None = None,
+        seed: int = 0,
+        progress: ProgressFn = _quiet,
+    ) -> RoundResult:
         """Re-rank the open pool with the latest registered model (hash-checked), or cold start."""
         require_role(actor, Role.ADMIN)
         check_strategy(project.strategy, project.settings.get("model"))
         clock = _Clock(progress)
         with reading(self.engine) as session:
             pool = _load_pool(session, project)
-            run = session.execute(select(ModelRun).where(ModelRun.project_id == project.id)
-                                  .order_by(ModelRun.id.desc()).limit(1)).scalar_one_or_none()
-        X = clock.step("features", 10, self.featurize, project, pool, lambda done, total: progress(
-            10 * done / max(total, 1), f"features {done:,}/{total:,}"))
+            run = session.execute(
+                select(ModelRun).where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc()).limit(1)
+            ).scalar_one_or_none()
+        X = clock.step(
+            "features",
+            10,
+            self.featurize,
+            project,
+            pool,
+            lambda done, total: progress(10 * done / max(total, 1), f"features {done:,}/{total:,}"),
+        )
         model = self.load(run) if run is not None else None
         ranked = clock.step("rank", 50, self.rank, project, X, pool, model, seed)
         run_id = run.id if run is not None else None
-        result = RoundResult(strategy=ranked.strategy, project_strategy=project.strategy, ranked=len(ranked.entries),
-                             run_id=run_id, model_free=ranked.model_free, timings=clock.timings)
+        result = RoundResult(
+            strategy=ranked.strategy,
+            project_strategy=project.strategy,
+            ranked=len(ranked.entries),
+            run_id=run_id,
+            model_free=ranked.model_free,
+            timings=clock.timings,
+        )
 
         def publish(session: Session) -> RoundResult:
             _replace_ranking(session, project.id, ranked, run_id)
-            audit(session, "round.rescored", actor_id=actor.id, project_id=project.id, model_run_id=run_id,
-                  strategy=ranked.strategy)
+            audit(
+                session,
+                "round.rescored",
+                actor_id=actor.id,
+                project_id=project.id,
+                model_run_id=run_id,
+                strategy=ranked.strategy,
+            )
             if job_id is not None:
                 complete_job(session, job_id, result)
             return result
 
         return write(self.engine, publish)
 
-    def version_job(self, project: ProjectInfo, *, actor: Actor, job_id: int | None = None,
-                    trigger: str = "auto") -> VersionJobResult:
+    def version_job(
+        self, project: ProjectInfo, *, actor: Actor, job_id: int | None = None, trigger: str = "auto"
+    ) -> VersionJobResult:
         """Cut a dataset version (the auto-version job), completing the job in the same transaction."""
         require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
@@ -229,8 +283,9 @@ class RoundPipeline:
         with reading(self.engine) as session:
             return take_snapshot(session, project), _load_pool(session, project)
 
-    def featurize(self, project: ProjectInfo, pool: PoolData,
-                  progress: Callable[[int, int], None] | None = None) -> Any:
+    def featurize(
+        self, project: ProjectInfo, pool: PoolData, progress: Callable[[int, int], None] | None = None
+    ) -> Any:
         """The project's feature matrix, computed once and cached as memory-mapped arrays.
 
         Item contents never change after import, so the item ids identify the contents.
@@ -243,8 +298,11 @@ class RoundPipeline:
 
         def compute() -> Any:
             with reading(self.engine) as session:
-                contents = session.execute(select(Item.content).where(Item.project_id == project.id)
-                                           .order_by(Item.id)).scalars().all()
+                contents = (
+                    session.execute(select(Item.content).where(Item.project_id == project.id).order_by(Item.id))
+                    .scalars()
+                    .all()
+                )
             if hasattr(featurizer, "collect_failures"):
                 featurizer.collect_failures = True
             X = featurizer.fit_transform(contents)
@@ -253,8 +311,8 @@ class RoundPipeline:
                 from workbench.services.quarantine import QuarantineService
 
                 QuarantineService(self.engine).quarantine_many(
-                    project.id, {int(pool.ids[row]): reason for row, reason in failures.items()},
-                    actor=Actor.operator())
+                    project.id, {int(pool.ids[row]): reason for row, reason in failures.items()}, actor=Actor.operator()
+                )
             return X
 
         return FeatureStore(self.home / "features").get_or_compute(key, compute)
@@ -268,8 +326,9 @@ class RoundPipeline:
         model.fit(X[pool.rows(labeled.train_ids)], np.asarray(labeled.train_labels, dtype=object))
         return Trained(model, config, usable=min(labeled.counts.values()) >= MIN_PER_LABEL)
 
-    def evaluate(self, project: ProjectInfo, X: Any, pool: PoolData, labeled: LabeledSet, model: Any,
-                 seed: int) -> Evaluated:
+    def evaluate(
+        self, project: ProjectInfo, X: Any, pool: PoolData, labeled: LabeledSet, model: Any, seed: int
+    ) -> Evaluated:
         """Metrics on the labeled eval items, and a predicted label for every eval-split item."""
         n_train = len(labeled.train_ids)
         if model is None:
@@ -292,9 +351,14 @@ class RoundPipeline:
         if len(candidates) == 0:
             return Ranked((), project.strategy, model_free=model is None)
         try:
-            chosen = strategies.rank_pool(X[candidates], model, project.strategy, RANK_SIZE,
-                                          np.random.default_rng(seed),
-                                          seed_set_size=SEEDS_PER_LABEL * len(project.labels))
+            chosen = strategies.rank_pool(
+                X[candidates],
+                model,
+                project.strategy,
+                RANK_SIZE,
+                np.random.default_rng(seed),
+                seed_set_size=SEEDS_PER_LABEL * len(project.labels),
+            )
         except strategies.UnservableStrategy as exc:
             raise WorkbenchError(str(exc)) from None
         used = strategies.REGISTRY[chosen.strategy]
@@ -316,17 +380,33 @@ class RoundPipeline:
             # Sensitive columns measure the model per group; they are features only when asked.
             if sensitive_columns(project.settings):
                 params.setdefault("exclude_columns", sensitive_columns(project.settings))
-        return make_featurizer(project.kind.value, params,
-                               image_root=project.settings.get("image_root"),
-                               cache_dir=self.home / "features" / "embedding-chunks", progress=progress)
+        return make_featurizer(
+            project.kind.value,
+            params,
+            image_root=project.settings.get("image_root"),
+            cache_dir=self.home / "features" / "embedding-chunks",
+            progress=progress,
+        )
 
     def load(self, run: ModelRun) -> Any:
         """A registered model, loaded only after its file's sha256 matches the database."""
         return load_model(self.home / run.artifact_path, run.artifact_sha256, root=self.home)
 
-    def publish(self, project: ProjectInfo, *, actor: Actor, job_id: int | None, seed: int, snapshot: Snapshot,
-                labeled: LabeledSet, trained: Trained, evaluated: Evaluated, ranked: Ranked,
-                artifact: tuple[str, str] | None, timings: dict[str, float]) -> RoundResult:
+    def publish(
+        self,
+        project: ProjectInfo,
+        *,
+        actor: Actor,
+        job_id: int | None,
+        seed: int,
+        snapshot: Snapshot,
+        labeled: LabeledSet,
+        trained: Trained,
+        evaluated: Evaluated,
+        ranked: Ranked,
+        artifact: tuple[str, str] | None,
+        timings: dict[str, float],
+    ) -> RoundResult:
         """Version, model run, eval predictions, ranking and job completion: one transaction or none."""
         started = time.perf_counter()
         featurizer_key = self.featurizer(project).key()
@@ -337,25 +417,57 @@ class RoundPipeline:
             reused = latest is not None and latest.id == version.id
             run_id = None
             if artifact is not None:
-                run_id = session.execute(insert(ModelRun).values(
-                    project_id=project.id, version_id=version.id, job_id=job_id, config=trained.config, seed=seed,
-                    featurizer=featurizer_key, metrics=evaluated.metrics.to_json(), artifact_path=artifact[0],
-                    artifact_sha256=artifact[1], duration_s=round(sum(timings.values()), 4), created_at=utcnow(),
-                ).returning(ModelRun.id)).scalar_one()
+                run_id = session.execute(
+                    insert(ModelRun)
+                    .values(
+                        project_id=project.id,
+                        version_id=version.id,
+                        job_id=job_id,
+                        config=trained.config,
+                        seed=seed,
+                        featurizer=featurizer_key,
+                        metrics=evaluated.metrics.to_json(),
+                        artifact_path=artifact[0],
+                        artifact_sha256=artifact[1],
+                        duration_s=round(sum(timings.values()), 4),
+                        created_at=utcnow(),
+                    )
+                    .returning(ModelRun.id)
+                ).scalar_one()
                 if evaluated.predictions:
-                    session.execute(insert(EvalPrediction), [
-                        {"model_run_id": run_id, "item_id": item_id, "predicted": label}
-                        for item_id, label in evaluated.predictions])
+                    session.execute(
+                        insert(EvalPrediction),
+                        [
+                            {"model_run_id": run_id, "item_id": item_id, "predicted": label}
+                            for item_id, label in evaluated.predictions
+                        ],
+                    )
             _replace_ranking(session, project.id, ranked, run_id)
-            audit(session, "round.registered", actor_id=actor.id, project_id=project.id, model_run_id=run_id,
-                  version=version.number, strategy=ranked.strategy, accuracy=evaluated.metrics.accuracy)
+            audit(
+                session,
+                "round.registered",
+                actor_id=actor.id,
+                project_id=project.id,
+                model_run_id=run_id,
+                version=version.number,
+                strategy=ranked.strategy,
+                accuracy=evaluated.metrics.accuracy,
+            )
             result = RoundResult(
-                strategy=ranked.strategy, project_strategy=project.strategy, ranked=len(ranked.entries),
-                run_id=run_id, model_free=ranked.model_free, version=version.number,
-                version_hash=version.content_hash, version_reused=reused, n_train=len(labeled.train_ids),
-                n_eval=len(labeled.eval_ids), label_counts=dict(labeled.counts),
+                strategy=ranked.strategy,
+                project_strategy=project.strategy,
+                ranked=len(ranked.entries),
+                run_id=run_id,
+                model_free=ranked.model_free,
+                version=version.number,
+                version_hash=version.content_hash,
+                version_reused=reused,
+                n_train=len(labeled.train_ids),
+                n_eval=len(labeled.eval_ids),
+                label_counts=dict(labeled.counts),
                 metrics=evaluated.metrics if run_id is not None else None,
-                timings={**timings, "publish": round(time.perf_counter() - started, 4)})
+                timings={**timings, "publish": round(time.perf_counter() - started, 4)},
+            )
             if job_id is not None:
                 complete_job(session, job_id, result)
             return result
@@ -364,8 +476,9 @@ class RoundPipeline:
 
 
 def _load_pool(session: Session, project: ProjectInfo) -> PoolData:
-    rows = session.execute(select(Item.id, Item.split, Item.state)
-                           .where(Item.project_id == project.id).order_by(Item.id)).all()
+    rows = session.execute(
+        select(Item.id, Item.split, Item.state).where(Item.project_id == project.id).order_by(Item.id)
+    ).all()
     if not rows:
         raise WorkbenchError(f"project {project.name!r} has no items; import some first")
     ids, splits, states = zip(*rows)
@@ -378,8 +491,17 @@ def _replace_ranking(session: Session, project_id: int, ranked: Ranked, run_id: 
     model_run_id = None if ranked.model_free else run_id
     session.execute(delete(RankEntry).where(RankEntry.project_id == project_id))
     if ranked.entries:
-        session.execute(insert(RankEntry), [
-            {"project_id": project_id, "position": position, "item_id": item_id, "score": score,
-             "strategy": ranked.strategy, "model_run_id": model_run_id}
-            for position, (item_id, score) in enumerate(ranked.entries)
-        ])
+        session.execute(
+            insert(RankEntry),
+            [
+                {
+                    "project_id": project_id,
+                    "position": position,
+                    "item_id": item_id,
+                    "score": score,
+                    "strategy": ranked.strategy,
+                    "model_run_id": model_run_id,
+                }
+                for position, (item_id, score) in enumerate(ranked.entries)
+            ],
+        )

@@ -25,15 +25,27 @@ class RoundQueries:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rows = session.execute(
-                select(ModelRun, DatasetVersion.number).join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
-                .where(ModelRun.project_id == project.id).order_by(ModelRun.id)
+                select(ModelRun, DatasetVersion.number)
+                .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
+                .where(ModelRun.project_id == project.id)
+                .order_by(ModelRun.id)
             ).all()
         runs = []
         for run, number in rows:
             metrics = EvalMetrics.from_json(run.metrics)
-            runs.append(RunInfo(id=run.id, version_number=number, n_train=metrics.n_train, config=dict(run.config),
-                                metrics=metrics, featurizer=run.featurizer, artifact_sha256=run.artifact_sha256,
-                                duration_s=run.duration_s, created_at=run.created_at))
+            runs.append(
+                RunInfo(
+                    id=run.id,
+                    version_number=number,
+                    n_train=metrics.n_train,
+                    config=dict(run.config),
+                    metrics=metrics,
+                    featurizer=run.featurizer,
+                    artifact_sha256=run.artifact_sha256,
+                    duration_s=run.duration_s,
+                    created_at=run.created_at,
+                )
+            )
         return runs
 
     def learning_curve(self, project_name: str, *, actor: Actor) -> list[LearningCurvePoint]:
@@ -42,9 +54,18 @@ class RoundQueries:
         for run in self.runs(project_name, actor=actor):
             m = run.metrics
             low, high = m.accuracy_ci95 or (None, None)
-            curve.append(LearningCurvePoint(run_id=run.id, version_number=run.version_number, n_labels=run.n_train,
-                                            n_eval=m.n, accuracy=m.accuracy, ci_low=low, ci_high=high,
-                                            macro_f1=m.macro_f1))
+            curve.append(
+                LearningCurvePoint(
+                    run_id=run.id,
+                    version_number=run.version_number,
+                    n_labels=run.n_train,
+                    n_eval=m.n,
+                    accuracy=m.accuracy,
+                    ci_low=low,
+                    ci_high=high,
+                    macro_f1=m.macro_f1,
+                )
+            )
         return curve
 
     def compare(self, project_name: str, run_a: int, run_b: int, *, actor: Actor) -> RunComparison:
@@ -55,40 +76,72 @@ class RoundQueries:
         require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            found = set(session.execute(select(ModelRun.id).where(
-                ModelRun.project_id == project.id, ModelRun.id.in_([run_a, run_b]))).scalars())
+            found = set(
+                session.execute(
+                    select(ModelRun.id).where(ModelRun.project_id == project.id, ModelRun.id.in_([run_a, run_b]))
+                ).scalars()
+            )
             missing = sorted({run_a, run_b} - found)
             if missing:
                 raise NotFound(f"no model run {missing[0]} in {project_name!r}")
-            latest = session.execute(select(DatasetVersion.id).where(DatasetVersion.project_id == project.id)
-                                     .order_by(DatasetVersion.number.desc()).limit(1)).scalar_one_or_none()
-            truth = dict(session.execute(select(DatasetVersionItem.item_id, DatasetVersionItem.label).where(
-                DatasetVersionItem.version_id == latest, DatasetVersionItem.split == Split.EVAL)).all()) if latest else {}
-            predicted = {run: dict(session.execute(select(EvalPrediction.item_id, EvalPrediction.predicted)
-                                                   .where(EvalPrediction.model_run_id == run)).all())
-                         for run in (run_a, run_b)}
+            latest = session.execute(
+                select(DatasetVersion.id)
+                .where(DatasetVersion.project_id == project.id)
+                .order_by(DatasetVersion.number.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            truth = (
+                dict(
+                    session.execute(
+                        select(DatasetVersionItem.item_id, DatasetVersionItem.label).where(
+                            DatasetVersionItem.version_id == latest, DatasetVersionItem.split == Split.EVAL
+                        )
+                    ).all()
+                )
+                if latest
+                else {}
+            )
+            predicted = {
+                run: dict(
+                    session.execute(
+                        select(EvalPrediction.item_id, EvalPrediction.predicted).where(
+                            EvalPrediction.model_run_id == run
+                        )
+                    ).all()
+                )
+                for run in (run_a, run_b)
+            }
         if not truth:
             raise WorkbenchError("no eval item has a final label yet; label some eval items first")
         for run in (run_a, run_b):
             if not predicted[run]:
-                raise WorkbenchError(f"model run {run} has no stored eval predictions (it predates them); "
-                                     "start a new round to compare")
+                raise WorkbenchError(
+                    f"model run {run} has no stored eval predictions (it predates them); start a new round to compare"
+                )
         items = sorted(truth.keys() & predicted[run_a].keys() & predicted[run_b].keys())
         if not items:
             raise WorkbenchError("the two runs share no labeled eval item")
-        result = compare_predictions([truth[i] for i in items], [predicted[run_a][i] for i in items],
-                                     [predicted[run_b][i] for i in items])
+        result = compare_predictions(
+            [truth[i] for i in items], [predicted[run_a][i] for i in items], [predicted[run_b][i] for i in items]
+        )
         return RunComparison(**{**result.__dict__, "run_a": run_a, "run_b": run_b})
 
     def ranked_by(self, project: ProjectInfo, *, actor: Actor) -> RankedBy | None:
         """Which strategy made the ranking the queue serves now (None: no ranking yet)."""
         require_role(actor, Role.ANNOTATOR)
         with reading(self.engine) as session:
-            top = session.execute(select(RankEntry.strategy, RankEntry.model_run_id)
-                                  .where(RankEntry.project_id == project.id)
-                                  .order_by(RankEntry.position).limit(1)).first()
+            top = session.execute(
+                select(RankEntry.strategy, RankEntry.model_run_id)
+                .where(RankEntry.project_id == project.id)
+                .order_by(RankEntry.position)
+                .limit(1)
+            ).first()
         if top is None:
             return None
         strategy, model_run_id = top
-        return RankedBy(strategy=strategy, project_strategy=project.strategy, model_run_id=model_run_id,
-                        model_free=model_run_id is None)
+        return RankedBy(
+            strategy=strategy,
+            project_strategy=project.strategy,
+            model_run_id=model_run_id,
+            model_free=model_run_id is None,
+        )

@@ -21,14 +21,15 @@ from sqlalchemy import Engine
 
 from workbench.domain import Actor, JobInfo, JobKind, ProjectInfo, Role, RunInfo
 from workbench.domain.rounds import LearningCurvePoint, RankedBy, RoundResult, RunComparison, VersionJobResult
+from workbench.services._auth import requires
 from workbench.services._tx import reading
 from workbench.services.jobs import JobService
 from workbench.services.projects import load_project, load_project_by_id
 from workbench.services.round_queries import RoundQueries
-from workbench.services._auth import requires
 
 if TYPE_CHECKING:
     from workbench.services.round_pipeline import ProgressFn, RoundPipeline
+
 
 def _quiet(_: float, __: str) -> None:
     return None
@@ -62,20 +63,39 @@ class RoundService:
 
     # -- run (worker side) --------------------------------------------------------------------
     @requires(Role.ADMIN)
-    def run_retrain(self, project: ProjectInfo | str | int, *, actor: Actor, job_id: int | None = None,
-                    seed: int = 0, progress: ProgressFn = _quiet) -> RoundResult:
+    def run_retrain(
+        self,
+        project: ProjectInfo | str | int,
+        *,
+        actor: Actor,
+        job_id: int | None = None,
+        seed: int = 0,
+        progress: ProgressFn = _quiet,
+    ) -> RoundResult:
         """Version, train, evaluate, rank; publish the version, run and ranking in one transaction."""
-        return self.pipeline.retrain(self.resolve(project, actor=actor), actor=actor, job_id=job_id, seed=seed, progress=progress)
+        return self.pipeline.retrain(
+            self.resolve(project, actor=actor), actor=actor, job_id=job_id, seed=seed, progress=progress
+        )
 
     @requires(Role.ADMIN)
-    def run_rescore(self, project: ProjectInfo | str | int, *, actor: Actor, job_id: int | None = None,
-                    seed: int = 0, progress: ProgressFn = _quiet) -> RoundResult:
+    def run_rescore(
+        self,
+        project: ProjectInfo | str | int,
+        *,
+        actor: Actor,
+        job_id: int | None = None,
+        seed: int = 0,
+        progress: ProgressFn = _quiet,
+    ) -> RoundResult:
         """Re-rank the open pool with the latest registered model (hash-checked), or cold start."""
-        return self.pipeline.rescore(self.resolve(project, actor=actor), actor=actor, job_id=job_id, seed=seed, progress=progress)
+        return self.pipeline.rescore(
+            self.resolve(project, actor=actor), actor=actor, job_id=job_id, seed=seed, progress=progress
+        )
 
     @requires(Role.REVIEWER)
-    def run_version(self, project: ProjectInfo | str | int, *, actor: Actor,
-                    job_id: int | None = None) -> VersionJobResult:
+    def run_version(
+        self, project: ProjectInfo | str | int, *, actor: Actor, job_id: int | None = None
+    ) -> VersionJobResult:
         """Cut a dataset version as a job (the auto-version job)."""
         return self.pipeline.version_job(self.resolve(project, actor=actor), actor=actor, job_id=job_id)
 

@@ -122,8 +122,7 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def revoke_user_sessions(session: Session, user_id: int, reason: str, now: datetime, *,
-                         keep: int | None = None) -> int:
+def revoke_user_sessions(session: Session, user_id: int, reason: str, now: datetime, *, keep: int | None = None) -> int:
     """End every live session of a user inside the caller's transaction (all but `keep`)."""
     statement = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
     if keep is not None:
@@ -132,8 +131,9 @@ def revoke_user_sessions(session: Session, user_id: int, reason: str, now: datet
 
 
 class SessionService:
-    def __init__(self, engine: Engine, *, policy: SessionPolicy | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, engine: Engine, *, policy: SessionPolicy | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.engine = engine
         self.policy = policy or SessionPolicy.from_env()
         self.clock = clock
@@ -151,8 +151,14 @@ class SessionService:
         def work(session: Session) -> SignedIn:
             if bound is not None:  # an earlier sign-in in this browser that no page load took yet
                 session.execute(update(UserSession).where(UserSession.bind_hash == bound).values(bind_hash=None))
-            row = UserSession(user_id=actor.id, token_hash=token_hash(secrets.token_urlsafe(32)), bind_hash=bound,
-                              created_at=now, last_seen_at=now, expires_at=now + self.policy.absolute)
+            row = UserSession(
+                user_id=actor.id,
+                token_hash=token_hash(secrets.token_urlsafe(32)),
+                bind_hash=bound,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + self.policy.absolute,
+            )
             session.add(row)
             session.flush()
             audit(session, "session.start", actor_id=actor.id, session_id=row.id)
@@ -170,8 +176,9 @@ class SessionService:
         token = secrets.token_urlsafe(32)
 
         def work(session: Session) -> IssuedToken | None:
-            row = session.exec(select(UserSession).where(UserSession.bind_hash == token_hash(bind))
-                               .with_for_update()).first()
+            row = session.exec(
+                select(UserSession).where(UserSession.bind_hash == token_hash(bind)).with_for_update()
+            ).first()
             if row is None:
                 return None
             row.bind_hash = None
@@ -206,8 +213,9 @@ class SessionService:
     def _check(self, session_id: int, actor: Actor | None) -> SignedIn:
         now = self.clock()
         with reading(self.engine) as session:
-            found = session.execute(select(UserSession, User).join(User, User.id == UserSession.user_id)
-                                    .where(UserSession.id == session_id)).first()
+            found = session.execute(
+                select(UserSession, User).join(User, User.id == UserSession.user_id).where(UserSession.id == session_id)
+            ).first()
         if found is None:
             raise SessionEnded("your session has ended; sign in again")
         row, user = found
@@ -216,15 +224,25 @@ class SessionService:
         ended = self._why_ended(row, user, now)
         if ended is not None:
             if row.revoked_at is None:  # record the lapse, so the reason stays what it was
-                write(self.engine, lambda s: s.execute(
-                    update(UserSession).where(UserSession.id == row.id, UserSession.revoked_at.is_(None))
-                    .values(revoked_at=now, revoke_reason=ended, bind_hash=None)))
+                write(
+                    self.engine,
+                    lambda s: s.execute(
+                        update(UserSession)
+                        .where(UserSession.id == row.id, UserSession.revoked_at.is_(None))
+                        .values(revoked_at=now, revoke_reason=ended, bind_hash=None)
+                    ),
+                )
             raise SessionEnded(ended_message(ended), reason=ended)
         if now - _aware(row.last_seen_at) >= TOUCH_EVERY:
-            write(self.engine, lambda s: s.execute(
-                update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now)))
-        return SignedIn(actor=Actor(id=user.id, name=user.name, role=Role(user.role)), session_id=row.id,
-                        expires_at=_aware(row.expires_at))
+            write(
+                self.engine,
+                lambda s: s.execute(update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now)),
+            )
+        return SignedIn(
+            actor=Actor(id=user.id, name=user.name, role=Role(user.role)),
+            session_id=row.id,
+            expires_at=_aware(row.expires_at),
+        )
 
     def _why_ended(self, row: UserSession, user: User, now: datetime) -> str | None:
         if row.revoked_at is not None:
@@ -276,9 +294,20 @@ class SessionService:
         """Admin: sessions (live ones by default), newest first. Never carries a token or hash."""
         now = self.clock()
         with reading(self.engine) as session:
-            rows = session.execute(select(UserSession, User).join(User, User.id == UserSession.user_id)
-                                   .order_by(UserSession.created_at.desc())).all()
-        found = [SessionInfo(id=s.id, user=u.name, created_at=_aware(s.created_at),
-                             last_seen_at=_aware(s.last_seen_at), expires_at=_aware(s.expires_at),
-                             ended=self._why_ended(s, u, now)) for s, u in rows]
+            rows = session.execute(
+                select(UserSession, User)
+                .join(User, User.id == UserSession.user_id)
+                .order_by(UserSession.created_at.desc())
+            ).all()
+        found = [
+            SessionInfo(
+                id=s.id,
+                user=u.name,
+                created_at=_aware(s.created_at),
+                last_seen_at=_aware(s.last_seen_at),
+                expires_at=_aware(s.expires_at),
+                ended=self._why_ended(s, u, now),
+            )
+            for s, u in rows
+        ]
         return [s for s in found if s.ended is None] if live_only else found

@@ -108,8 +108,9 @@ class StorageService:
                     temporaries.append(str(path.relative_to(self.home)))
                 except FileNotFoundError:
                     continue
-        return SweepReport(models=tuple(sorted(models)), temporaries=tuple(sorted(temporaries)), bytes_freed=freed,
-                           dry_run=dry_run)
+        return SweepReport(
+            models=tuple(sorted(models)), temporaries=tuple(sorted(temporaries)), bytes_freed=freed, dry_run=dry_run
+        )
 
 
 @dataclass(frozen=True)
@@ -166,8 +167,10 @@ def _libpq(url: URL) -> tuple[str, dict[str, str]]:
 def _pg_tool(name: str) -> str:
     tool = shutil.which(name)
     if tool is None:
-        raise WorkbenchError(f"{name} is not installed; a PostgreSQL backup needs the PostgreSQL client tools "
-                             f"(e.g. apt-get install postgresql-client)")
+        raise WorkbenchError(
+            f"{name} is not installed; a PostgreSQL backup needs the PostgreSQL client tools "
+            f"(e.g. apt-get install postgresql-client)"
+        )
     return tool
 
 
@@ -208,14 +211,27 @@ def backup(engine: Engine, out: Path | str, *, actor: Actor, home: Path | None =
         elif backend == "postgresql":
             database_member = "workbench.pgdump"
             dsn, env = _libpq(engine.url)
-            _run_tool([_pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
-                       f"--file={scratch / database_member}", f"--dbname={dsn}"], env, "pg_dump")
+            _run_tool(
+                [
+                    _pg_tool("pg_dump"),
+                    "--format=custom",
+                    "--no-owner",
+                    "--no-privileges",
+                    f"--file={scratch / database_member}",
+                    f"--dbname={dsn}",
+                ],
+                env,
+                "pg_dump",
+            )
         else:
             raise WorkbenchError(f"cannot back up a {backend} database")
         database_s = time.monotonic() - started
         files = _store_files(home)
         manifest = {
-            "format": BACKUP_FORMAT, "backend": backend, "revision": revision, "database": database_member,
+            "format": BACKUP_FORMAT,
+            "backend": backend,
+            "revision": revision,
+            "database": database_member,
             "database_sha256": _sha256(scratch / database_member),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "files": {},
@@ -241,9 +257,15 @@ def backup(engine: Engine, out: Path | str, *, actor: Actor, home: Path | None =
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-    return BackupReport(path=out, backend=backend, revision=revision, files=len(manifest["files"]),
-                        bytes=out.stat().st_size, database_s=round(database_s, 3),
-                        total_s=round(time.monotonic() - started, 3))
+    return BackupReport(
+        path=out,
+        backend=backend,
+        revision=revision,
+        files=len(manifest["files"]),
+        bytes=out.stat().st_size,
+        database_s=round(database_s, 3),
+        total_s=round(time.monotonic() - started, 3),
+    )
 
 
 def _read_manifest(tar: tarfile.TarFile) -> dict:
@@ -263,14 +285,16 @@ def _pg_is_empty(url: URL) -> bool:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            return not connection.execute(text(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = 'public' LIMIT 1")).first()
+            return not connection.execute(
+                text("SELECT 1 FROM information_schema.tables WHERE table_schema = 'public' LIMIT 1")
+            ).first()
     finally:
         engine.dispose()
 
 
-def restore(path: Path | str, *, actor: Actor, home: Path | None = None, database_url: str | None = None
-            ) -> RestoreReport:
+def restore(
+    path: Path | str, *, actor: Actor, home: Path | None = None, database_url: str | None = None
+) -> RestoreReport:
     """Restore a backup into an empty home (and an empty PostgreSQL database, for a PostgreSQL one)."""
     require_role(actor, Role.ADMIN)
     from workbench.config import database_url as configured
@@ -278,8 +302,10 @@ def restore(path: Path | str, *, actor: Actor, home: Path | None = None, databas
     path = Path(path).expanduser()
     home = home or workbench_home()
     if any(home.iterdir()):
-        raise WorkbenchError(f"the home folder {home.name!r} is not empty; restore needs an empty one "
-                             "(set WORKBENCH_HOME to a new folder)")
+        raise WorkbenchError(
+            f"the home folder {home.name!r} is not empty; restore needs an empty one "
+            "(set WORKBENCH_HOME to a new folder)"
+        )
     try:
         tar = tarfile.open(path, "r")
     except (OSError, tarfile.TarError) as error:
@@ -289,11 +315,14 @@ def restore(path: Path | str, *, actor: Actor, home: Path | None = None, databas
         manifest = _read_manifest(tar)
         backend = manifest["backend"]
         if url.get_backend_name() != backend:
-            raise WorkbenchError(f"this backup holds a {backend} database; restore it to a {backend} "
-                                 f"database (the target is {url.get_backend_name()})")
+            raise WorkbenchError(
+                f"this backup holds a {backend} database; restore it to a {backend} "
+                f"database (the target is {url.get_backend_name()})"
+            )
         if backend == "sqlite" and url.database and Path(url.database).exists():
-            raise WorkbenchError(f"the database file {Path(url.database).name!r} already exists; restore needs "
-                                 "an empty home")
+            raise WorkbenchError(
+                f"the database file {Path(url.database).name!r} already exists; restore needs an empty home"
+            )
         if backend == "postgresql" and not _pg_is_empty(url):
             raise WorkbenchError("the target PostgreSQL database is not empty; create a new one for the restore")
         wanted = {manifest["database"], *manifest["files"]}
@@ -323,8 +352,18 @@ def restore(path: Path | str, *, actor: Actor, home: Path | None = None, databas
                 os.replace(copy, target)
             else:
                 dsn, env = _libpq(url)
-                _run_tool([_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
-                           f"--dbname={dsn}", str(scratch / manifest["database"])], env, "pg_restore")
+                _run_tool(
+                    [
+                        _pg_tool("pg_restore"),
+                        "--no-owner",
+                        "--no-privileges",
+                        "--exit-on-error",
+                        f"--dbname={dsn}",
+                        str(scratch / manifest["database"]),
+                    ],
+                    env,
+                    "pg_restore",
+                )
             for name in manifest["files"]:
                 final = home / name
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -336,5 +375,10 @@ def restore(path: Path | str, *, actor: Actor, home: Path | None = None, databas
         revision = _schema_revision(engine)
     finally:
         engine.dispose()
-    return RestoreReport(home=home, database_url=url.render_as_string(hide_password=True), backend=backend,
-                         files=len(manifest["files"]), revision=revision)
+    return RestoreReport(
+        home=home,
+        database_url=url.render_as_string(hide_password=True),
+        backend=backend,
+        files=len(manifest["files"]),
+        revision=revision,
+    )

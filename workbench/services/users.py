@@ -34,8 +34,7 @@ WRONG = "unknown user or wrong password"
 
 
 def _info(user: User) -> UserInfo:
-    return UserInfo(id=user.id, name=user.name, role=Role(user.role), active=user.active,
-                    created_at=user.created_at)
+    return UserInfo(id=user.id, name=user.name, role=Role(user.role), active=user.active, created_at=user.created_at)
 
 
 _require_actor = require_role  # fails closed (refuses None) like every check now; kept for its callers
@@ -46,7 +45,7 @@ def lock_for(failures: int) -> timedelta | None:
     extra = failures - FREE_FAILURES
     if extra < 0:
         return None
-    return min(FIRST_LOCK * 2 ** extra, MAX_LOCK)
+    return min(FIRST_LOCK * 2**extra, MAX_LOCK)
 
 
 class UserService:
@@ -109,8 +108,11 @@ class UserService:
     def _reserve(self, session: Session, name: str):
         """Count one attempt before the password is checked; lock the account when this attempt
         is the FREE_FAILURES-th in a row. A locked account returns how long it stays locked."""
-        row = session.execute(select(User.id, User.password_hash, User.role, User.active, User.failed_logins,
-                                     User.locked_until).where(User.name == name).with_for_update()).first()
+        row = session.execute(
+            select(User.id, User.password_hash, User.role, User.active, User.failed_logins, User.locked_until)
+            .where(User.name == name)
+            .with_for_update()
+        ).first()
         if row is None:
             return None
         now = self.clock()
@@ -118,8 +120,11 @@ class UserService:
             return row.locked_until - now
         failures = row.failed_logins + 1
         lock = lock_for(failures)
-        session.execute(update(User).where(User.id == row.id).values(
-            failed_logins=failures, locked_until=now + lock if lock else None))
+        session.execute(
+            update(User)
+            .where(User.id == row.id)
+            .values(failed_logins=failures, locked_until=now + lock if lock else None)
+        )
         return row.id, row.password_hash, row.role, row.active
 
     # -- reading ----------------------------------------------------------------------------------
@@ -171,8 +176,9 @@ class UserService:
             raise WorkbenchError("the new password must differ from the current one")
         self._new_password(actor.name, new, actor, "user.change_password", keep_session=keep_session)
 
-    def _new_password(self, name: str, password: str, actor: Actor, action: str, *,
-                      keep_session: int | None) -> UserInfo:
+    def _new_password(
+        self, name: str, password: str, actor: Actor, action: str, *, keep_session: int | None
+    ) -> UserInfo:
         from workbench.services.sessions import revoke_user_sessions
 
         user = self.get(name, actor=actor)
@@ -204,10 +210,16 @@ class UserService:
         now = self.clock()
         row.active = False
         ended = revoke_user_sessions(session, row.id, "account disabled", now)
-        released = release_user_leases(session, row.id, now, why="account disabled",
-                                       actor_id=actor.id)
-        audit(session, "user.disable", actor_id=actor.id, user=name, active=False,
-              sessions_ended=ended, leases_released=released)
+        released = release_user_leases(session, row.id, now, why="account disabled", actor_id=actor.id)
+        audit(
+            session,
+            "user.disable",
+            actor_id=actor.id,
+            user=name,
+            active=False,
+            sessions_ended=ended,
+            leases_released=released,
+        )
         return _info(row)
 
     @requires(Role.ADMIN)

@@ -27,9 +27,10 @@ from workbench.db.models import (
 from workbench.domain import Actor, AnnotationSource, Decision, ItemState, ProjectInfo, Role, VersionDiff, VersionInfo
 from workbench.domain.agreement import Judgment, agreement_report
 from workbench.errors import NotFound
+from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
-from workbench.services._auth import requires
+
 
 def content_hash(rows: list[tuple[str, str, str]]) -> str:
     """sha256 over sorted (external id, split, label) lines: equal labels give equal hashes."""
@@ -41,13 +42,24 @@ def content_hash(rows: list[tuple[str, str, str]]) -> str:
 
 
 def _info(version: DatasetVersion) -> VersionInfo:
-    return VersionInfo(version.id, version.number, version.content_hash, version.n_items, version.trigger,
-                       version.created_at, dict(version.manifest))
+    return VersionInfo(
+        version.id,
+        version.number,
+        version.content_hash,
+        version.n_items,
+        version.trigger,
+        version.created_at,
+        dict(version.manifest),
+    )
 
 
 def _latest(session: Session, project_id: int) -> DatasetVersion | None:
-    return session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project_id)
-                           .order_by(DatasetVersion.number.desc()).limit(1)).scalar_one_or_none()
+    return session.execute(
+        select(DatasetVersion)
+        .where(DatasetVersion.project_id == project_id)
+        .order_by(DatasetVersion.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 @dataclass(frozen=True)
@@ -65,8 +77,9 @@ class Snapshot:
 def take_snapshot(session: Session, project: ProjectInfo) -> Snapshot:
     """Read (and summarise) the final labels; done in a read transaction, outside the write lock."""
     found = session.execute(
-        select(Item.id, Item.external_id, Item.split, Item.final_label, Item.final_by)
-        .where(Item.project_id == project.id, Item.state == ItemState.FINAL)
+        select(Item.id, Item.external_id, Item.split, Item.final_label, Item.final_by).where(
+            Item.project_id == project.id, Item.state == ItemState.FINAL
+        )
     ).all()
     items = [tuple(row[:4]) for row in found]
     final_by = {row[0]: row[4] for row in found}
@@ -78,7 +91,8 @@ def take_snapshot(session: Session, project: ProjectInfo) -> Snapshot:
     ).all()
     decisions = session.execute(
         select(Adjudication.id, Adjudication.item_id, Adjudication.decision, Adjudication.label)
-        .where(Adjudication.project_id == project.id).order_by(Adjudication.id)
+        .where(Adjudication.project_id == project.id)
+        .order_by(Adjudication.id)
     ).all()
     lineage: dict[int, list[int]] = defaultdict(list)
     for annotation_id, item_id, _, _ in annotations:
@@ -93,9 +107,11 @@ def take_snapshot(session: Session, project: ProjectInfo) -> Snapshot:
         "counts": {split: dict(Counter(label for _, s, label in rows if s == split)) for split in ("pool", "eval")},
         "sources": dict(Counter("adjudicated" if i in adjudication else "agreed" for i in final_ids)),
         "annotators": dict(Counter(j.annotator for j in judgments)),
-        "agreement": {"percent_agreement": agreement.percent_agreement,
-                      "krippendorff_alpha": agreement.krippendorff_alpha,
-                      "paired_items": agreement.n_paired_items},
+        "agreement": {
+            "percent_agreement": agreement.percent_agreement,
+            "krippendorff_alpha": agreement.krippendorff_alpha,
+            "paired_items": agreement.n_paired_items,
+        },
     }
     return Snapshot(list(items), content_hash(rows), dict(lineage), adjudication, manifest, final_by)
 
@@ -108,28 +124,52 @@ def _aggregation(snapshot: Snapshot, item_id: int) -> str:
     return made or "agreement"
 
 
-def store_version(session: Session, project: ProjectInfo, snapshot: Snapshot, *, trigger: str,
-                  actor_id: int | None) -> DatasetVersion:
+def store_version(
+    session: Session, project: ProjectInfo, snapshot: Snapshot, *, trigger: str, actor_id: int | None
+) -> DatasetVersion:
     """Freeze a snapshot as the next version (or return the latest if it has the same hash)."""
     latest = _latest(session, project.id)
     if latest is not None and latest.content_hash == snapshot.digest:
         return latest
-    version = DatasetVersion(project_id=project.id, number=(latest.number + 1) if latest else 1,
-                             content_hash=snapshot.digest, trigger=trigger, created_by=actor_id,
-                             n_items=len(snapshot.items), manifest=snapshot.manifest, created_at=utcnow())
+    version = DatasetVersion(
+        project_id=project.id,
+        number=(latest.number + 1) if latest else 1,
+        content_hash=snapshot.digest,
+        trigger=trigger,
+        created_by=actor_id,
+        n_items=len(snapshot.items),
+        manifest=snapshot.manifest,
+        created_at=utcnow(),
+    )
     session.add(version)
     session.flush()
     if snapshot.items:
-        session.execute(insert(DatasetVersionItem), [
-            {"version_id": version.id, "item_id": item_id, "split": split, "label": label,
-             "source": "adjudicated" if item_id in snapshot.adjudication else "agreed",
-             "annotation_ids": sorted(snapshot.lineage.get(item_id, [])),
-             "adjudication_id": snapshot.adjudication.get(item_id),
-             "aggregation": _aggregation(snapshot, item_id)}
-            for item_id, _, split, label in snapshot.items
-        ])
-    audit(session, "version.create", actor_id=actor_id, project_id=project.id, version=version.number,
-          content_hash=snapshot.digest, n_items=version.n_items, trigger=trigger)
+        session.execute(
+            insert(DatasetVersionItem),
+            [
+                {
+                    "version_id": version.id,
+                    "item_id": item_id,
+                    "split": split,
+                    "label": label,
+                    "source": "adjudicated" if item_id in snapshot.adjudication else "agreed",
+                    "annotation_ids": sorted(snapshot.lineage.get(item_id, [])),
+                    "adjudication_id": snapshot.adjudication.get(item_id),
+                    "aggregation": _aggregation(snapshot, item_id),
+                }
+                for item_id, _, split, label in snapshot.items
+            ],
+        )
+    audit(
+        session,
+        "version.create",
+        actor_id=actor_id,
+        project_id=project.id,
+        version=version.number,
+        content_hash=snapshot.digest,
+        n_items=version.n_items,
+        trigger=trigger,
+    )
     return version
 
 
@@ -138,8 +178,7 @@ def cut_version(engine: Engine, project_name: str, *, trigger: str, actor_id: in
     with reading(engine) as session:
         project = load_project(session, project_name)
         snapshot = take_snapshot(session, project)
-    return write(engine, lambda session: store_version(session, project, snapshot, trigger=trigger,
-                                                       actor_id=actor_id))
+    return write(engine, lambda session: store_version(session, project, snapshot, trigger=trigger, actor_id=actor_id))
 
 
 class VersionService:
@@ -154,8 +193,15 @@ class VersionService:
     def list(self, project_name: str, *, actor: Actor) -> list[VersionInfo]:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            rows = session.execute(select(DatasetVersion).where(DatasetVersion.project_id == project.id)
-                                   .order_by(DatasetVersion.number)).scalars().all()
+            rows = (
+                session.execute(
+                    select(DatasetVersion)
+                    .where(DatasetVersion.project_id == project.id)
+                    .order_by(DatasetVersion.number)
+                )
+                .scalars()
+                .all()
+            )
         return [_info(v) for v in rows]
 
     @requires(Role.REVIEWER)
@@ -166,38 +212,63 @@ class VersionService:
     @staticmethod
     def _version(session: Session, project_name: str, number: int) -> DatasetVersion:
         project = load_project(session, project_name)
-        version = session.execute(select(DatasetVersion).where(
-            DatasetVersion.project_id == project.id, DatasetVersion.number == number)).scalar_one_or_none()
+        version = session.execute(
+            select(DatasetVersion).where(DatasetVersion.project_id == project.id, DatasetVersion.number == number)
+        ).scalar_one_or_none()
         if version is None:
             raise NotFound(f"{project_name!r} has no version {number}")
         return version
 
     @requires(Role.REVIEWER)
-    def rows(self, project_name: str, number: int, *, actor: Actor) -> "pd.DataFrame":  # noqa: F821
+    def rows(self, project_name: str, number: int, *, actor: Actor) -> pd.DataFrame:  # noqa: F821
         """The version's rows: item id, external id, split, label, source, lineage."""
         with reading(self.engine) as session:
             version = self._version(session, project_name, number)
             rows = session.execute(
-                select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.split,
-                       DatasetVersionItem.label, DatasetVersionItem.source, DatasetVersionItem.annotation_ids,
-                       DatasetVersionItem.adjudication_id, DatasetVersionItem.aggregation)
+                select(
+                    DatasetVersionItem.item_id,
+                    Item.external_id,
+                    DatasetVersionItem.split,
+                    DatasetVersionItem.label,
+                    DatasetVersionItem.source,
+                    DatasetVersionItem.annotation_ids,
+                    DatasetVersionItem.adjudication_id,
+                    DatasetVersionItem.aggregation,
+                )
                 .join(Item, Item.id == DatasetVersionItem.item_id)
-                .where(DatasetVersionItem.version_id == version.id).order_by(Item.external_id)
+                .where(DatasetVersionItem.version_id == version.id)
+                .order_by(Item.external_id)
             ).all()
         import pandas as pd  # lazy: only exports and diffs need it
 
-        return pd.DataFrame(rows, columns=["item_id", "external_id", "split", "label", "source",
-                                           "annotation_ids", "adjudication_id", "aggregation"])
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "item_id",
+                "external_id",
+                "split",
+                "label",
+                "source",
+                "annotation_ids",
+                "adjudication_id",
+                "aggregation",
+            ],
+        )
 
     @requires(Role.REVIEWER)
     def diff(self, project_name: str, a: int, b: int, *, actor: Actor) -> VersionDiff:
         """What changed from version a to version b."""
         with reading(self.engine) as session:
-            old, new = (dict(session.execute(
-                select(Item.external_id, DatasetVersionItem.label)
-                .join(Item, Item.id == DatasetVersionItem.item_id)
-                .where(DatasetVersionItem.version_id == self._version(session, project_name, number).id)).all())
-                for number in (a, b))
+            old, new = (
+                dict(
+                    session.execute(
+                        select(Item.external_id, DatasetVersionItem.label)
+                        .join(Item, Item.id == DatasetVersionItem.item_id)
+                        .where(DatasetVersionItem.version_id == self._version(session, project_name, number).id)
+                    ).all()
+                )
+                for number in (a, b)
+            )
         return VersionDiff(
             added=tuple(sorted((k, new[k]) for k in new.keys() - old.keys())),
             removed=tuple(sorted((k, old[k]) for k in old.keys() - new.keys())),
@@ -209,7 +280,8 @@ class VersionService:
         """(final labels now, items in the latest version): what auto-versioning compares."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            final = session.execute(select(func.count()).where(
-                Item.project_id == project.id, Item.state == ItemState.FINAL)).scalar_one()
+            final = session.execute(
+                select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.FINAL)
+            ).scalar_one()
             latest = _latest(session, project.id)
         return final, latest.n_items if latest else 0

@@ -109,7 +109,7 @@ def parse_label_map(text: str | None) -> tuple[tuple[str, str], ...]:
     try:
         mapping = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise WorkbenchError(f"--label-map must be a JSON object like '{{\"TRUE\": \"1\"}}': {exc.msg}") from None
+        raise WorkbenchError(f'--label-map must be a JSON object like \'{{"TRUE": "1"}}\': {exc.msg}') from None
     if not isinstance(mapping, dict):
         raise WorkbenchError("--label-map must be a JSON object mapping raw labels to labels")
     return tuple((str(k).strip(), str(v).strip()) for k, v in mapping.items())
@@ -169,13 +169,21 @@ def read_table(path: Path | str, options: TableOptions) -> pd.DataFrame:
         if fmt == "tsv":
             frame = _read_tsv(path, options)
         elif fmt == "csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=options.delimiter or ",",
-                                header=0 if options.header else None, skipinitialspace=options.skip_initial_space,
-                                skip_blank_lines=True, encoding="utf-8-sig")
+            frame = pd.read_csv(
+                path,
+                dtype=str,
+                keep_default_na=False,
+                sep=options.delimiter or ",",
+                header=0 if options.header else None,
+                skipinitialspace=options.skip_initial_space,
+                skip_blank_lines=True,
+                encoding="utf-8-sig",
+            )
             if options.columns:
                 if len(options.columns) != frame.shape[1]:
-                    raise WorkbenchError(f"{path.name} has {frame.shape[1]} columns but --columns names "
-                                         f"{len(options.columns)}")
+                    raise WorkbenchError(
+                        f"{path.name} has {frame.shape[1]} columns but --columns names {len(options.columns)}"
+                    )
                 frame.columns = list(options.columns)
             elif not options.header:
                 raise WorkbenchError(f"{path.name}: a file without a header needs --columns a,b,...")
@@ -212,12 +220,23 @@ def parse_where(clauses: list[str] | None) -> list[tuple[str, str]]:
     return parsed
 
 
-def load_labeled(path: Path | str, *, label_col: str, id_col: str | None = None, text_col: str | None = None,
-                 feature_cols: list[str] | None = None, image_col: str | None = None,
-                 image_root: str | None = None, table: TableOptions = TableOptions(),
-                 rules: LabelRules = LabelRules(), where: list[tuple[str, str]] = (),
-                 text_sep: str = DEFAULT_TEXT_SEP, max_items: int | None = None, sample_seed: int = 0,
-                 name: str | None = None) -> LabeledData:
+def load_labeled(
+    path: Path | str,
+    *,
+    label_col: str,
+    id_col: str | None = None,
+    text_col: str | None = None,
+    feature_cols: list[str] | None = None,
+    image_col: str | None = None,
+    image_root: str | None = None,
+    table: TableOptions = TableOptions(),
+    rules: LabelRules = LabelRules(),
+    where: list[tuple[str, str]] = (),
+    text_sep: str = DEFAULT_TEXT_SEP,
+    max_items: int | None = None,
+    sample_seed: int = 0,
+    name: str | None = None,
+) -> LabeledData:
     """The labeled file as items + true labels.
 
     Exactly one of text_col (one column, or several joined by ``text_sep``), image_col or
@@ -250,8 +269,10 @@ def load_labeled(path: Path | str, *, label_col: str, id_col: str | None = None,
     keep = ~empty
     frame, ids, labels = frame[keep], ids[keep], labels[keep]
     if ids.duplicated().any():
-        raise WorkbenchError(f"{path.name}: id {ids[ids.duplicated()].iloc[0]!r} occurs more than once in --id-col "
-                             f"{id_col or '(row number)'}")
+        raise WorkbenchError(
+            f"{path.name}: id {ids[ids.duplicated()].iloc[0]!r} occurs more than once in --id-col "
+            f"{id_col or '(row number)'}"
+        )
     if (ids == "").any():
         raise WorkbenchError(f"{path.name}: an id in --id-col {id_col!r} is empty")
     reserved = {id_col, label_col} | {column for column, _ in where}
@@ -260,8 +281,11 @@ def load_labeled(path: Path | str, *, label_col: str, id_col: str | None = None,
         for column in text_cols:
             _require(frame, column, "--text-col", path)
         parts = frame[text_cols].astype(str)
-        text = parts.apply(lambda row: text_sep.join(v for v in row if v.strip()), axis=1) \
-            if len(text_cols) > 1 else parts[text_cols[0]]
+        text = (
+            parts.apply(lambda row: text_sep.join(v for v in row if v.strip()), axis=1)
+            if len(text_cols) > 1
+            else parts[text_cols[0]]
+        )
         kind, content = "text", pd.DataFrame({"text": text.values})
     elif image_col:
         _require(frame, image_col, "--image-col", path)
@@ -271,17 +295,29 @@ def load_labeled(path: Path | str, *, label_col: str, id_col: str | None = None,
         for column in cols:
             _require(frame, column, "--feature-cols", path)
             if column in (id_col, label_col):
-                raise WorkbenchError(f"--feature-cols must not include the {'id' if column == id_col else 'label'} "
-                                     f"column {column!r}")
+                raise WorkbenchError(
+                    f"--feature-cols must not include the {'id' if column == id_col else 'label'} column {column!r}"
+                )
         if not cols:
-            raise WorkbenchError(f"{path.name}: no feature columns left (give --text-col, --image-col or --feature-cols)")
+            raise WorkbenchError(
+                f"{path.name}: no feature columns left (give --text-col, --image-col or --feature-cols)"
+            )
         kind, content = "tabular", frame[cols].reset_index(drop=True).astype(str)
-    data = LabeledData(name=name or path.stem, kind=kind, ids=list(ids), labels=list(labels),
-                       content=content.reset_index(drop=True), image_root=image_root, dropped=dropped,
-                       source_sha256=file_sha256(path))
+    data = LabeledData(
+        name=name or path.stem,
+        kind=kind,
+        ids=list(ids),
+        labels=list(labels),
+        content=content.reset_index(drop=True),
+        image_root=image_root,
+        dropped=dropped,
+        source_sha256=file_sha256(path),
+    )
     if len(data.label_set) < 2:
-        raise WorkbenchError(f"{path.name}: the label column {label_col!r} has fewer than 2 distinct labels "
-                             f"({', '.join(data.label_set) or 'none'})")
+        raise WorkbenchError(
+            f"{path.name}: the label column {label_col!r} has fewer than 2 distinct labels "
+            f"({', '.join(data.label_set) or 'none'})"
+        )
     if max_items is not None and len(data.ids) > max_items:
         data = subsample(data, max_items, sample_seed)
     return data
@@ -293,23 +329,41 @@ def subsample(data: LabeledData, n: int, seed: int) -> LabeledData:
 
     keep = np.sort(np.random.default_rng(seed).choice(len(data.ids), size=n, replace=False))
     dropped = dict(data.dropped, **{f"subsample to {n}": len(data.ids) - n})
-    return LabeledData(name=data.name, kind=data.kind, ids=[data.ids[i] for i in keep],
-                       labels=[data.labels[i] for i in keep], content=data.content.iloc[keep].reset_index(drop=True),
-                       image_root=data.image_root, dropped=dropped, source_sha256=data.source_sha256)
+    return LabeledData(
+        name=data.name,
+        kind=data.kind,
+        ids=[data.ids[i] for i in keep],
+        labels=[data.labels[i] for i in keep],
+        content=data.content.iloc[keep].reset_index(drop=True),
+        image_root=data.image_root,
+        dropped=dropped,
+        source_sha256=data.source_sha256,
+    )
 
 
-def load_crowd(path: Path | str, *, item_col: str, worker_col: str, label_col: str,
-               table: TableOptions = TableOptions(), rules: LabelRules = LabelRules()) -> CrowdData:
+def load_crowd(
+    path: Path | str,
+    *,
+    item_col: str,
+    worker_col: str,
+    label_col: str,
+    table: TableOptions = TableOptions(),
+    rules: LabelRules = LabelRules(),
+) -> CrowdData:
     """Real judgments (item, worker, label); a worker's repeated judgment of one item keeps the first."""
     path = Path(path).expanduser()
     frame = read_table(path, table)
-    for column, option in ((item_col, "--crowd-item-col"), (worker_col, "--crowd-worker-col"),
-                           (label_col, "--crowd-label-col")):
+    for column, option in (
+        (item_col, "--crowd-item-col"),
+        (worker_col, "--crowd-worker-col"),
+        (label_col, "--crowd-label-col"),
+    ):
         _require(frame, column, option, path)
     judgments: dict[str, dict[str, str]] = {}
     duplicates = 0
-    for item, worker, raw in zip(frame[item_col].astype(str).str.strip(), frame[worker_col].astype(str).str.strip(),
-                                 frame[label_col]):
+    for item, worker, raw in zip(
+        frame[item_col].astype(str).str.strip(), frame[worker_col].astype(str).str.strip(), frame[label_col]
+    ):
         label = rules.apply(raw)
         if not item or not worker or not label:
             continue
@@ -328,14 +382,23 @@ def restrict_to_crowd(data: LabeledData, crowd: CrowdData, overlap: int) -> Labe
     by real workers); say how many were dropped."""
     keep = [i for i, item in enumerate(data.ids) if len(crowd.judgments.get(item, {})) >= overlap]
     if not keep:
-        raise WorkbenchError(f"no item of the labeled file has {overlap} or more judgments in the crowd file "
-                             "(do the ids match --crowd-item-col?)")
+        raise WorkbenchError(
+            f"no item of the labeled file has {overlap} or more judgments in the crowd file "
+            "(do the ids match --crowd-item-col?)"
+        )
     dropped = dict(data.dropped)
     if len(keep) < len(data.ids):
         dropped[f"fewer than {overlap} crowd judgments"] = len(data.ids) - len(keep)
-    return LabeledData(name=data.name, kind=data.kind, ids=[data.ids[i] for i in keep],
-                       labels=[data.labels[i] for i in keep], content=data.content.iloc[keep].reset_index(drop=True),
-                       image_root=data.image_root, dropped=dropped, source_sha256=data.source_sha256)
+    return LabeledData(
+        name=data.name,
+        kind=data.kind,
+        ids=[data.ids[i] for i in keep],
+        labels=[data.labels[i] for i in keep],
+        content=data.content.iloc[keep].reset_index(drop=True),
+        image_root=data.image_root,
+        dropped=dropped,
+        source_sha256=data.source_sha256,
+    )
 
 
 def write_import_file(data: LabeledData, path: Path) -> dict[str, Any]:

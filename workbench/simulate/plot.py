@@ -22,10 +22,17 @@ def plot_curves(report: dict[str, Any], path: Path | str, *, title: str | None =
         std = [p["accuracy_std"] for p in st["curve"]]
         # Distinct dash patterns: strategies that rank alike (margin, entropy and least confidence
         # on two labels) draw the same curve, and would otherwise hide each other.
-        (line,) = ax.plot(xs, mean, label=f"{name} (AUBC {st['aubc']:.3f})", linewidth=1.6,
-                          linestyle=styles[i % len(styles)])
-        ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=line.get_color(), alpha=0.18, linewidth=0)
+        (line,) = ax.plot(
+            xs, mean, label=f"{name} (AUBC {st['aubc']:.3f})", linewidth=1.6, linestyle=styles[i % len(styles)]
+        )
+        ax.fill_between(
+            xs,
+            [m - s for m, s in zip(mean, std)],
+            [m + s for m, s in zip(mean, std)],
+            color=line.get_color(),
+            alpha=0.18,
+            linewidth=0,
+        )
     full = report["full_pool_accuracy"]
     ax.axhline(full, color="black", linestyle="--", linewidth=1, label=f"full pool ({full:.3f})")
     ax.axhline(0.99 * full, color="grey", linestyle=":", linewidth=1, label="99% of full pool")
@@ -33,8 +40,12 @@ def plot_curves(report: dict[str, Any], path: Path | str, *, title: str | None =
     ax.set_xlabel("labeled pool items")
     ax.set_ylabel(f"accuracy on {report['n_eval']} eval items (true labels)")
     batch = str(s["batch_size"]) + "".join(f", {size} from {start}" for start, size in s.get("batch_schedule") or ())
-    ax.set_title(title or f"{report['dataset']}: mean ± 1 std over {len(s['seeds'])} seeds\n"
-                          f"overlap {s['overlap']}, adjudicator {s['adjudicator']}, batch {batch}", fontsize=9)
+    ax.set_title(
+        title
+        or f"{report['dataset']}: mean ± 1 std over {len(s['seeds'])} seeds\n"
+        f"overlap {s['overlap']}, adjudicator {s['adjudicator']}, batch {batch}",
+        fontsize=9,
+    )
     lows = [p["accuracy_mean"] - p["accuracy_std"] for st in report["strategies"].values() for p in st["curve"]]
     ax.set_ylim(max(0.0, min(lows + [full]) - 0.02), min(1.0, max(full, 0.0) + 0.03) if full > 0.5 else 1.0)
     ax.grid(alpha=0.3)

@@ -35,22 +35,22 @@ METHOD = {
     "labels": "pool items with a final label (agreed or adjudicated)",
     "labels_spent": "annotations submitted by simulated annotators (labels x overlap); eval gold labels excluded",
     "accuracy": "RoundService.run_retrain's accuracy on the eval split, whose labels are the true labels "
-                "(same eval items for every strategy and seed)",
+    "(same eval items for every strategy and seed)",
     "curve_std": "sample standard deviation across seeds (ddof=1; 0 with one seed)",
     "aubc": "trapezoid integral of mean accuracy over labels, divided by (last labels - first labels)",
     "labels_to_X": "first curve point whose mean accuracy >= X% of full_pool_accuracy; with --until, runs go "
-                   "on past the budget until they reach until x full_pool_accuracy, and a run that stopped "
-                   "is carried forward at its last accuracy (optimistic for that strategy)",
+    "on past the budget until they reach until x full_pool_accuracy, and a run that stopped "
+    "is carried forward at its last accuracy (optimistic for that strategy)",
     "aubc_and_final": "aubc, final_accuracy and against_random use the curve points up to the budget only",
     "full_pool_accuracy": "the project's model trained on every pool item's true label, same eval items",
     "final_label_accuracy": "share of labeled pool items whose final label equals the true label",
     "no_model_point": "a round without a model (fewer than 2 distinct labels) scores the majority label "
-                      "of the labeled items",
+    "of the labeled items",
     "against_random": "per seed, the strategy's AUBC minus random's (same seed: same cold-start set and "
-                      "annotator noise) over the points both reached; mean and 95% t-interval over seeds",
+    "annotator noise) over the points both reached; mean and 95% t-interval over seeds",
     "model_signal": "full-pool accuracy's exact 95% interval against the eval split's majority-label rate",
     "eval_split": "labeled once with the true labels by gold oracles through the queue before the runs; "
-                  "not counted in labels_spent",
+    "not counted in labels_spent",
 }
 
 
@@ -77,10 +77,15 @@ def aggregate_curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for run in runs:
         for point in run["curve"]:
             by_labels[point["labels"]].append(point["accuracy"])
-    return [{"labels": labels, "accuracy_mean": float(statistics.fmean(values)),
-             "accuracy_std": float(statistics.stdev(values)) if len(values) > 1 else 0.0,
-             "n_seeds": len(values)}
-            for labels, values in sorted(by_labels.items())]
+    return [
+        {
+            "labels": labels,
+            "accuracy_mean": float(statistics.fmean(values)),
+            "accuracy_std": float(statistics.stdev(values)) if len(values) > 1 else 0.0,
+            "n_seeds": len(values),
+        }
+        for labels, values in sorted(by_labels.items())
+    ]
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -123,19 +128,22 @@ def _issue_means(runs: list[dict[str, Any]]) -> dict[str, Any]:
     issues = [run.get("label_issues") for run in runs if run.get("label_issues")]
     if not issues:
         return {}
-    return {"label_issue_precision_at_k": _mean([i["label_issue_precision_at_k"] for i in issues]),
-            "label_issue_recall": _mean([i["label_issue_recall"] for i in issues]),
-            "label_issue_recall_at_k": _mean([i["recall_at_k"] for i in issues]),
-            "label_issue_precision_at_k_by_seed": [i["label_issue_precision_at_k"] for i in issues],
-            "label_issue_recall_by_seed": [i["label_issue_recall"] for i in issues],
-            "label_issues_flipped": _mean([i["flipped"] for i in issues]),
-            "label_issues_k": _mean([i["k"] for i in issues]),
-            "label_issues_corrected_in_diff": _mean([i["corrected_in_diff"] for i in issues]),
-            "label_issue_examples": issues[0]["examples"]}
+    return {
+        "label_issue_precision_at_k": _mean([i["label_issue_precision_at_k"] for i in issues]),
+        "label_issue_recall": _mean([i["label_issue_recall"] for i in issues]),
+        "label_issue_recall_at_k": _mean([i["recall_at_k"] for i in issues]),
+        "label_issue_precision_at_k_by_seed": [i["label_issue_precision_at_k"] for i in issues],
+        "label_issue_recall_by_seed": [i["label_issue_recall"] for i in issues],
+        "label_issues_flipped": _mean([i["flipped"] for i in issues]),
+        "label_issues_k": _mean([i["k"] for i in issues]),
+        "label_issues_corrected_in_diff": _mean([i["corrected_in_diff"] for i in issues]),
+        "label_issue_examples": issues[0]["examples"],
+    }
 
 
-def worker_flags(runs: list[dict[str, Any]], crowd: CrowdData | None, truth: dict[str, str],
-                 pool_ids: set[str] | None = None) -> dict[str, Any] | None:
+def worker_flags(
+    runs: list[dict[str, Any]], crowd: CrowdData | None, truth: dict[str, str], pool_ids: set[str] | None = None
+) -> dict[str, Any] | None:
     """When quality flagged each real worker, against how accurate they really were: chance-level
     workers (true accuracy < 0.6 over at least 100 judgments) should be flagged early; workers at
     0.7 or better should not be flagged at all."""
@@ -152,20 +160,27 @@ def worker_flags(runs: list[dict[str, Any]], crowd: CrowdData | None, truth: dic
     per_seed = []
     for run in runs:
         flagged = run.get("first_flagged") or {}
-        per_seed.append({"seed": run["seed"],
-                         "chance_workers_flagged_after": {w: flagged.get(w) for w in chance},
-                         "good_workers_flagged": sorted(w for w in flagged if w in good),
-                         "labels_by_chance_workers": sum((run.get("labels_by_worker") or {}).get(w, 0) for w in chance)})
+        per_seed.append(
+            {
+                "seed": run["seed"],
+                "chance_workers_flagged_after": {w: flagged.get(w) for w in chance},
+                "good_workers_flagged": sorted(w for w in flagged if w in good),
+                "labels_by_chance_workers": sum((run.get("labels_by_worker") or {}).get(w, 0) for w in chance),
+            }
+        )
     after = [v for seed in per_seed for v in seed["chance_workers_flagged_after"].values()]
-    return {"chance_workers": {w: {"true_accuracy": round(accuracy[w], 3), "judgments": len(judged[w])} for w in chance},
-            "all_chance_workers_flagged": all(v is not None for v in after) if after else None,
-            "max_labels_before_flag": max((v for v in after if v is not None), default=None),
-            "good_workers_flagged_mean": _mean([len(seed["good_workers_flagged"]) for seed in per_seed]),
-            "per_seed": per_seed}
+    return {
+        "chance_workers": {w: {"true_accuracy": round(accuracy[w], 3), "judgments": len(judged[w])} for w in chance},
+        "all_chance_workers_flagged": all(v is not None for v in after) if after else None,
+        "max_labels_before_flag": max((v for v in after if v is not None), default=None),
+        "good_workers_flagged_mean": _mean([len(seed["good_workers_flagged"]) for seed in per_seed]),
+        "per_seed": per_seed,
+    }
 
 
-def summarize_strategy(runs: list[dict[str, Any]], full_pool_accuracy: float,
-                       budget: int | None = None) -> dict[str, Any]:
+def summarize_strategy(
+    runs: list[dict[str, Any]], full_pool_accuracy: float, budget: int | None = None
+) -> dict[str, Any]:
     curve = aggregate_curve(runs)
     n_seeds = len(runs)
     # Points every seed reached (a pool that ran dry early would otherwise bias the tail).
@@ -213,16 +228,24 @@ def _profile(runs: list[dict[str, Any]]) -> dict[str, Any]:
             steps[name] += seconds
     total = sum(seconds for _, seconds in calls.values()) or 1.0
     return {
-        "calls": {name: {"calls": int(n), "seconds": round(s, 2), "ms_per_call": round(1000 * s / max(n, 1), 2),
-                         "share": round(s / total, 3)} for name, (n, s) in sorted(calls.items())},
+        "calls": {
+            name: {
+                "calls": int(n),
+                "seconds": round(s, 2),
+                "ms_per_call": round(1000 * s / max(n, 1), 2),
+                "share": round(s / total, 3),
+            }
+            for name, (n, s) in sorted(calls.items())
+        },
         "retrain_steps_seconds": {name: round(s, 2) for name, s in sorted(steps.items())},
         "run_seconds_total": round(sum(run["seconds"] for run in runs), 2),
         "run_cpu_seconds_total": round(sum(run.get("cpu_seconds", 0.0) for run in runs), 2),
     }
 
 
-def paired_against_random(by_strategy: dict[str, list[dict[str, Any]]],
-                          budget: int | None = None) -> dict[str, dict[str, Any]]:
+def paired_against_random(
+    by_strategy: dict[str, list[dict[str, Any]]], budget: int | None = None
+) -> dict[str, dict[str, Any]]:
     """Each strategy's AUBC minus random's, paired by seed (the same seed draws the same cold-start
     set and the same annotator noise), with a 95% t-interval over seeds.
 
@@ -240,9 +263,13 @@ def paired_against_random(by_strategy: dict[str, list[dict[str, Any]]],
         shared = set.intersection(*({p["labels"] for p in run["curve"]} for pair in pairs for run in pair))
         if budget is not None:  # points past the budget (--until) are not comparable across arms
             shared = {labels for labels in shared if labels <= budget}
-        diffs = np.asarray([aubc([(p["labels"], p["accuracy"]) for p in a["curve"] if p["labels"] in shared])
-                            - aubc([(p["labels"], p["accuracy"]) for p in b["curve"] if p["labels"] in shared])
-                            for a, b in pairs])
+        diffs = np.asarray(
+            [
+                aubc([(p["labels"], p["accuracy"]) for p in a["curve"] if p["labels"] in shared])
+                - aubc([(p["labels"], p["accuracy"]) for p in b["curve"] if p["labels"] in shared])
+                for a, b in pairs
+            ]
+        )
         mean = float(diffs.mean())
         if len(diffs) > 1 and diffs.std(ddof=1) > 0:
             half = float(stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs)))
@@ -251,9 +278,13 @@ def paired_against_random(by_strategy: dict[str, list[dict[str, Any]]],
         else:
             low = high = None
             verdict = "above" if mean > 0 else "below" if mean < 0 else "no difference detected"
-        out[name] = {"aubc_minus_random_mean": mean, "aubc_minus_random_ci95": [low, high],
-                     "aubc_minus_random_by_seed": [float(d) for d in diffs], "n_seeds": len(diffs),
-                     "verdict": verdict}
+        out[name] = {
+            "aubc_minus_random_mean": mean,
+            "aubc_minus_random_ci95": [low, high],
+            "aubc_minus_random_by_seed": [float(d) for d in diffs],
+            "n_seeds": len(diffs),
+            "verdict": verdict,
+        }
     return out
 
 
@@ -267,12 +298,24 @@ def model_signal(eval_label_counts: dict[str, int], full_pool_accuracy: float) -
     majority = max(eval_label_counts.values()) / n_eval if n_eval else 0.0
     correct = int(round(full_pool_accuracy * n_eval))
     interval = stats.binomtest(correct, n_eval).proportion_ci(confidence_level=0.95, method="exact")
-    return {"majority_baseline": majority, "full_pool_accuracy_ci95": [interval.low, interval.high],
-            "above_majority": bool(interval.low > majority)}
+    return {
+        "majority_baseline": majority,
+        "full_pool_accuracy_ci95": [interval.low, interval.high],
+        "above_majority": bool(interval.low > majority),
+    }
 
 
-def build_report(data: LabeledData, config, template, runs: list[dict[str, Any]], *, budget: int,  # noqa: ANN001
-                 initial: int, crowd: CrowdData | None, wall_seconds: float) -> dict[str, Any]:
+def build_report(
+    data: LabeledData,
+    config,
+    template,
+    runs: list[dict[str, Any]],
+    *,
+    budget: int,  # noqa: ANN001
+    initial: int,
+    crowd: CrowdData | None,
+    wall_seconds: float,
+) -> dict[str, Any]:
     from workbench.simulate.runner import config_dict
 
     by_strategy: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -288,24 +331,43 @@ def build_report(data: LabeledData, config, template, runs: list[dict[str, Any]]
         "eval_label_counts": template.eval_label_counts,
         "dropped_rows": data.dropped,
         "full_pool_accuracy": template.full_pool_accuracy,
-        "settings": {**config_dict(config), "budget": budget, "initial": initial,
-                     "annotators": template.annotators if crowd is not None else len(template.annotators),
-                     "crowd": None if crowd is None else {"rows": crowd.n_rows, "workers": len(crowd.workers),
-                                                          "items": len(crowd.judgments),
-                                                          "duplicates_ignored": crowd.duplicates}},
+        "settings": {
+            **config_dict(config),
+            "budget": budget,
+            "initial": initial,
+            "annotators": template.annotators if crowd is not None else len(template.annotators),
+            "crowd": None
+            if crowd is None
+            else {
+                "rows": crowd.n_rows,
+                "workers": len(crowd.workers),
+                "items": len(crowd.judgments),
+                "duplicates_ignored": crowd.duplicates,
+            },
+        },
         "eval_annotations_not_counted": template.eval_annotations,
         "method": METHOD,
         "model_signal": model_signal(template.eval_label_counts, template.full_pool_accuracy),
         "featurizer": getattr(template, "featurizer", ""),
         "full_pool_accuracy_by_featurizer": getattr(template, "full_pool_accuracy_by_featurizer", {}),
-        "strategies": {name: summarize_strategy(by_strategy[name], template.full_pool_accuracy, budget)
-                       for name in config.strategies if name in by_strategy},
+        "strategies": {
+            name: summarize_strategy(by_strategy[name], template.full_pool_accuracy, budget)
+            for name in config.strategies
+            if name in by_strategy
+        },
         "against_random": paired_against_random(by_strategy, budget),
-        "worker_flags": {name: worker_flags(by_strategy[name], crowd, data.truth(), None)
-                         for name in config.strategies if name in by_strategy} if crowd is not None else None,
-        "timing": {"wall_seconds": round(wall_seconds, 2),
-                   "setup_seconds": {k: round(v, 2) for k, v in template.seconds.items()},
-                   **_profile(runs)},
+        "worker_flags": {
+            name: worker_flags(by_strategy[name], crowd, data.truth(), None)
+            for name in config.strategies
+            if name in by_strategy
+        }
+        if crowd is not None
+        else None,
+        "timing": {
+            "wall_seconds": round(wall_seconds, 2),
+            "setup_seconds": {k: round(v, 2) for k, v in template.seconds.items()},
+            **_profile(runs),
+        },
         "runs": sorted(runs, key=lambda r: (r["strategy"], r["seed"])),
     }
 
@@ -317,41 +379,75 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 def summary_table(report: dict[str, Any]) -> str:
     """The printed summary: one line per strategy."""
     s = report["settings"]
-    head = (f"{report['dataset']}: {report['n_items']} items ({report['n_pool']} pool, {report['n_eval']} eval), "
-            f"full-pool accuracy {report['full_pool_accuracy']:.4f}; budget {s['budget']} labels, "
-            f"initial {s['initial']}, batch {s['batch_size']}"
-            + "".join(f" ({size} from {start})" for start, size in s.get("batch_schedule") or ())
-            + f", overlap {s['overlap']}, "
-            f"adjudicator {s['adjudicator']}, {len(s['seeds'])} seed(s)"
-            + (f"; features {report['featurizer'].split(':')[0]}" if report.get("featurizer") else "")
-            + "".join(f"; full-pool accuracy with {key.split(':')[0]} {value:.4f}"
-                      for key, value in (report.get("full_pool_accuracy_by_featurizer") or {}).items()
-                      if key != report.get("featurizer"))
-            + (f"; runs go on past the budget until {s['until']:.0%} of full-pool accuracy" if s.get("until") else ""))
-    columns = ["strategy", "AUBC", "acc@end", "±std", "to95%", "to98%", "to99%", "final-label acc",
-               "labels", "spent", "per item", "reviewed", "adjud.", "s/run"]
+    head = (
+        f"{report['dataset']}: {report['n_items']} items ({report['n_pool']} pool, {report['n_eval']} eval), "
+        f"full-pool accuracy {report['full_pool_accuracy']:.4f}; budget {s['budget']} labels, "
+        f"initial {s['initial']}, batch {s['batch_size']}"
+        + "".join(f" ({size} from {start})" for start, size in s.get("batch_schedule") or ())
+        + f", overlap {s['overlap']}, "
+        f"adjudicator {s['adjudicator']}, {len(s['seeds'])} seed(s)"
+        + (f"; features {report['featurizer'].split(':')[0]}" if report.get("featurizer") else "")
+        + "".join(
+            f"; full-pool accuracy with {key.split(':')[0]} {value:.4f}"
+            for key, value in (report.get("full_pool_accuracy_by_featurizer") or {}).items()
+            if key != report.get("featurizer")
+        )
+        + (f"; runs go on past the budget until {s['until']:.0%} of full-pool accuracy" if s.get("until") else "")
+    )
+    columns = [
+        "strategy",
+        "AUBC",
+        "acc@end",
+        "±std",
+        "to95%",
+        "to98%",
+        "to99%",
+        "final-label acc",
+        "labels",
+        "spent",
+        "per item",
+        "reviewed",
+        "adjud.",
+        "s/run",
+    ]
     rows = []
     for name, st in report["strategies"].items():
-        rows.append([name, _fmt(st["aubc"], ".4f"), _fmt(st["final_accuracy_mean"], ".4f"),
-                     _fmt(st["final_accuracy_std"], ".4f"),
-                     *(str(st[f"labels_to_{t}"]) if st[f"labels_to_{t}"] is not None else "—" for t in (95, 98, 99)),
-                     _fmt(st["final_label_accuracy"], ".4f"), str(st["labels"]), str(st["labels_spent"]),
-                     _fmt(st.get("labels_per_item"), ".3f"), _fmt(st.get("review_share"), ".3f"),
-                     _fmt(st["adjudications"], ".1f"), _fmt(st["seconds_per_run"], ".1f")])
+        rows.append(
+            [
+                name,
+                _fmt(st["aubc"], ".4f"),
+                _fmt(st["final_accuracy_mean"], ".4f"),
+                _fmt(st["final_accuracy_std"], ".4f"),
+                *(str(st[f"labels_to_{t}"]) if st[f"labels_to_{t}"] is not None else "—" for t in (95, 98, 99)),
+                _fmt(st["final_label_accuracy"], ".4f"),
+                str(st["labels"]),
+                str(st["labels_spent"]),
+                _fmt(st.get("labels_per_item"), ".3f"),
+                _fmt(st.get("review_share"), ".3f"),
+                _fmt(st["adjudications"], ".1f"),
+                _fmt(st["seconds_per_run"], ".1f"),
+            ]
+        )
     widths = [max(len(columns[i]), *(len(r[i]) for r in rows)) for i in range(len(columns))]
     lines = [head, "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(columns, widths)))]
-    lines += ["  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
-              for row in rows]
+    lines += [
+        "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))) for row in rows
+    ]
     lines += comparison_lines(report)
     lines += policy_lines(report)
     t = report["timing"]
     calls = t["calls"]
-    per_label = [f"{name} {c['ms_per_call']:.1f} ms" for name, c in calls.items()
-                 if name in ("claim", "submit", "skip", "adjudicate")]
-    lines.append(f"wall {t['wall_seconds']:.1f} s (setup {sum(t['setup_seconds'].values()):.1f} s, runs' CPU "
-                 f"{t['run_cpu_seconds_total']:.0f} s); per call: "
-                 + ", ".join(per_label)
-                 + (f", round {calls['retrain']['ms_per_call'] / 1000:.2f} s" if "retrain" in calls else ""))
+    per_label = [
+        f"{name} {c['ms_per_call']:.1f} ms"
+        for name, c in calls.items()
+        if name in ("claim", "submit", "skip", "adjudicate")
+    ]
+    lines.append(
+        f"wall {t['wall_seconds']:.1f} s (setup {sum(t['setup_seconds'].values()):.1f} s, runs' CPU "
+        f"{t['run_cpu_seconds_total']:.0f} s); per call: "
+        + ", ".join(per_label)
+        + (f", round {calls['retrain']['ms_per_call'] / 1000:.2f} s" if "retrain" in calls else "")
+    )
     return "\n".join(lines)
 
 
@@ -360,18 +456,28 @@ def comparison_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     paired = report.get("against_random") or {}
     if paired:
-        lines.append("AUBC minus random's, paired by seed (95% interval): " + "; ".join(
-            f"{name} {p['aubc_minus_random_mean']:+.4f}"
-            + (f" [{p['aubc_minus_random_ci95'][0]:+.4f}, {p['aubc_minus_random_ci95'][1]:+.4f}]"
-               if p["aubc_minus_random_ci95"][0] is not None else "")
-            + f" {p['verdict']}" for name, p in paired.items()))
+        lines.append(
+            "AUBC minus random's, paired by seed (95% interval): "
+            + "; ".join(
+                f"{name} {p['aubc_minus_random_mean']:+.4f}"
+                + (
+                    f" [{p['aubc_minus_random_ci95'][0]:+.4f}, {p['aubc_minus_random_ci95'][1]:+.4f}]"
+                    if p["aubc_minus_random_ci95"][0] is not None
+                    else ""
+                )
+                + f" {p['verdict']}"
+                for name, p in paired.items()
+            )
+        )
     signal = report.get("model_signal")
     if signal and not signal["above_majority"]:
         low, high = signal["full_pool_accuracy_ci95"]
-        lines.append(f"warning: even trained on every pool item the model scores {report['full_pool_accuracy']:.3f} "
-                     f"(95% interval {low:.3f}-{high:.3f}), not measurably above always answering the majority "
-                     f"label ({signal['majority_baseline']:.3f}): the features carry no usable signal, so "
-                     "strategies cannot be told apart on this data")
+        lines.append(
+            f"warning: even trained on every pool item the model scores {report['full_pool_accuracy']:.3f} "
+            f"(95% interval {low:.3f}-{high:.3f}), not measurably above always answering the majority "
+            f"label ({signal['majority_baseline']:.3f}): the features carry no usable signal, so "
+            "strategies cannot be told apart on this data"
+        )
     return lines
 
 
@@ -380,26 +486,34 @@ def policy_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     for name, st in report["strategies"].items():
         if st.get("label_issue_precision_at_k") is not None:
-            lines.append(f"{name}: label-error queue, {st['label_issues_flipped']:.0f} labels flipped, K = "
-                         f"{st['label_issues_k']:.0f}: precision at K {st['label_issue_precision_at_k']:.3f}, "
-                         f"recall {st['label_issue_recall']:.3f} (recall at K {st['label_issue_recall_at_k']:.3f})")
+            lines.append(
+                f"{name}: label-error queue, {st['label_issues_flipped']:.0f} labels flipped, K = "
+                f"{st['label_issues_k']:.0f}: precision at K {st['label_issue_precision_at_k']:.3f}, "
+                f"recall {st['label_issue_recall']:.3f} (recall at K {st['label_issue_recall_at_k']:.3f})"
+            )
         flags = (report.get("worker_flags") or {}).get(name)
         if flags and flags["chance_workers"]:
-            lines.append(f"{name}: {len(flags['chance_workers'])} chance-level workers; all flagged in every seed: "
-                         f"{flags['all_chance_workers_flagged']}, after at most {flags['max_labels_before_flag']} "
-                         f"labels each; workers at 0.7+ flagged: {flags['good_workers_flagged_mean']:.1f} per seed")
+            lines.append(
+                f"{name}: {len(flags['chance_workers'])} chance-level workers; all flagged in every seed: "
+                f"{flags['all_chance_workers_flagged']}, after at most {flags['max_labels_before_flag']} "
+                f"labels each; workers at 0.7+ flagged: {flags['good_workers_flagged_mean']:.1f} per seed"
+            )
     return lines
 
 
 def markdown_table(report: dict[str, Any]) -> str:
     """The same figures as a Markdown table (for the README)."""
-    lines = ["| strategy | AUBC | accuracy at budget (±std) | labels to 95% | to 98% | to 99% | final-label acc. | "
-             "labels | labels spent |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| strategy | AUBC | accuracy at budget (±std) | labels to 95% | to 98% | to 99% | final-label acc. | "
+        "labels | labels spent |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, st in report["strategies"].items():
-        lines.append(f"| {name} | {_fmt(st['aubc'], '.4f')} | {_fmt(st['final_accuracy_mean'], '.4f')} "
-                     f"(±{_fmt(st['final_accuracy_std'], '.4f')}) | "
-                     + " | ".join(str(st[f"labels_to_{t}"]) if st[f"labels_to_{t}"] is not None else "—"
-                                  for t in (95, 98, 99))
-                     + f" | {_fmt(st['final_label_accuracy'], '.4f')} | {st['labels']} | {st['labels_spent']} |")
+        lines.append(
+            f"| {name} | {_fmt(st['aubc'], '.4f')} | {_fmt(st['final_accuracy_mean'], '.4f')} "
+            f"(±{_fmt(st['final_accuracy_std'], '.4f')}) | "
+            + " | ".join(str(st[f"labels_to_{t}"]) if st[f"labels_to_{t}"] is not None else "—" for t in (95, 98, 99))
+            + f" | {_fmt(st['final_label_accuracy'], '.4f')} | {st['labels']} | {st['labels_spent']} |"
+        )
     comparison = comparison_lines(report)
     return "\n".join(lines + (["", *comparison] if comparison else []))

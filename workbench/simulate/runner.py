@@ -124,8 +124,10 @@ class SimulationConfig:
         if not 1 <= self.overlap <= 10:
             raise WorkbenchError("--overlap must be between 1 and 10")
         if self.annotators is not None and self.annotators < self.overlap:
-            raise WorkbenchError(f"--annotators must be at least the overlap ({self.overlap}): an item needs "
-                                 "that many distinct annotators")
+            raise WorkbenchError(
+                f"--annotators must be at least the overlap ({self.overlap}): an item needs "
+                "that many distinct annotators"
+            )
         if any(not 0.0 <= a <= 1.0 for a in self.annotator_accuracy) or not self.annotator_accuracy:
             raise WorkbenchError("--annotator-accuracy must be within 0..1")
         if self.batch_size < 1 or any(size < 1 or start < 0 for start, size in self.batch_schedule):
@@ -156,9 +158,15 @@ class SimulationConfig:
 
     def policy_settings(self) -> dict[str, Any]:
         """The project settings a run labels under."""
-        return {"overlap_policy": self.overlap_policy, "min_labels": self.min_labels, "max_labels": self.max_labels,
-                "overlap_confidence": self.overlap_confidence, "aggregation": self.aggregation,
-                "posterior_accept": self.posterior_accept, "gold_share": self.gold_share}
+        return {
+            "overlap_policy": self.overlap_policy,
+            "min_labels": self.min_labels,
+            "max_labels": self.max_labels,
+            "overlap_confidence": self.overlap_confidence,
+            "aggregation": self.aggregation,
+            "posterior_accept": self.posterior_accept,
+            "gold_share": self.gold_share,
+        }
 
 
 @dataclass
@@ -201,13 +209,16 @@ class RunTask:
 
 # -- the template ------------------------------------------------------------------------------
 
+
 def _add_people(engine, names_roles: list[tuple[str, str]]) -> dict[str, Actor]:  # noqa: ANN001
     """Simulated accounts, inserted directly with an unusable password hash (they can never sign
     in). UserService.add would argon2-hash a password per account: ~0.4 s each, minutes for a
     crowd of 164 workers, for accounts nobody signs in to."""
     with Session(engine) as session, session.begin():
-        session.execute(insert(User), [{"name": name, "role": role, "password_hash": UNUSABLE_PASSWORD_HASH}
-                                       for name, role in names_roles])
+        session.execute(
+            insert(User),
+            [{"name": name, "role": role, "password_hash": UNUSABLE_PASSWORD_HASH} for name, role in names_roles],
+        )
     return _actors(engine)
 
 
@@ -217,8 +228,14 @@ def _actors(engine) -> dict[str, Actor]:  # noqa: ANN001
     return {name: Actor(id=user_id, name=name, role=Role(role)) for user_id, name, role in rows}
 
 
-def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, crowd: CrowdData | None = None,
-                   *, show_progress: bool = True) -> Template:
+def build_template(
+    data: LabeledData,
+    config: SimulationConfig,
+    work_dir: Path,
+    crowd: CrowdData | None = None,
+    *,
+    show_progress: bool = True,
+) -> Template:
     """Create, import, gold-label the eval split, featurize; measure the full-pool reference."""
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -232,18 +249,30 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
     try:
         wb = Workbench(engine)
         labels = sorted(set(data.labels) | (crowd.label_set if crowd else set()))
-        settings: dict[str, Any] = {"eval_fraction": config.eval_fraction, "random_share": config.random_share,
-                                    "lease_ttl_s": 3600}
+        settings: dict[str, Any] = {
+            "eval_fraction": config.eval_fraction,
+            "random_share": config.random_share,
+            "lease_ttl_s": 3600,
+        }
         if config.model is not None:
             settings["model"] = config.model
         if config.featurizer is not None:
             settings["featurizer"] = config.featurizer
         strategy = config.strategies[0]
-        wb.projects.create(PROJECT, data.kind, labels, overlap=config.overlap, strategy=strategy, settings=settings, actor=Actor.operator())
+        wb.projects.create(
+            PROJECT,
+            data.kind,
+            labels,
+            overlap=config.overlap,
+            strategy=strategy,
+            settings=settings,
+            actor=Actor.operator(),
+        )
         import_path = template_dir / "items.csv"
         options = write_import_file(data, import_path)
-        report = wb.imports.run(PROJECT, import_path, eval_fraction=config.eval_fraction, seed=config.split_seed,
-                                actor=OPERATOR, **options)
+        report = wb.imports.run(
+            PROJECT, import_path, eval_fraction=config.eval_fraction, seed=config.split_seed, actor=OPERATOR, **options
+        )
         if not report.ok:
             problems = report.file_errors + [str(error) for error in report.errors[:3]]
             raise WorkbenchError(f"the import refused the items: {'; '.join(problems) or report.summary()}")
@@ -258,18 +287,24 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         clash = set(annotators) & (set(oracles) | {REVIEWER})
         if clash:
             raise WorkbenchError(f"a crowd worker id clashes with a simulation account name: {sorted(clash)[0]}")
-        actors = _add_people(engine, [(name, Role.ANNOTATOR.value) for name in oracles + annotators]
-                             + [(REVIEWER, Role.REVIEWER.value)])
+        actors = _add_people(
+            engine, [(name, Role.ANNOTATOR.value) for name in oracles + annotators] + [(REVIEWER, Role.REVIEWER.value)]
+        )
 
         with Session(engine) as session:
-            rows = session.execute(select(Item.id, Item.external_id, Item.split, Item.content)
-                                   .where(Item.project_id == wb.projects.get(PROJECT, actor=Actor.operator()).id).order_by(Item.id)).all()
+            rows = session.execute(
+                select(Item.id, Item.external_id, Item.split, Item.content)
+                .where(Item.project_id == wb.projects.get(PROJECT, actor=Actor.operator()).id)
+                .order_by(Item.id)
+            ).all()
         truth = data.truth()
         eval_ids = [external_id for _, external_id, split, _ in rows if split == Split.EVAL]
         pool_ids = [external_id for _, external_id, split, _ in rows if split == Split.POOL]
         if len(eval_ids) < 2 or len(pool_ids) < 2:
-            raise WorkbenchError(f"{len(rows)} items split into {len(pool_ids)} pool and {len(eval_ids)} eval items; "
-                                 "the simulation needs at least 2 of each")
+            raise WorkbenchError(
+                f"{len(rows)} items split into {len(pool_ids)} pool and {len(eval_ids)} eval items; "
+                "the simulation needs at least 2 of each"
+            )
 
         # The eval split: labeled once, with the truth, by the oracles through the real queue.
         clock = time.perf_counter()
@@ -294,7 +329,9 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         gold_ids: list[str] = []
         if config.gold_share > 0:
             n_gold = config.gold_items if config.gold_items is not None else max(10, round(0.05 * len(pool_ids)))
-            gold_ids = sorted(random.Random(f"gold|{config.split_seed}").sample(pool_ids, min(n_gold, len(pool_ids) // 2)))
+            gold_ids = sorted(
+                random.Random(f"gold|{config.split_seed}").sample(pool_ids, min(n_gold, len(pool_ids) // 2))
+            )
             from workbench.services.quality import mark_gold
 
             mark_gold(engine, PROJECT, {i: truth[i] for i in gold_ids}, actor=OPERATOR)
@@ -308,9 +345,12 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
         # The reference: the same model on every pool item with its true label, same eval items.
         clock = time.perf_counter()
         project = wb.projects.get(PROJECT, actor=Actor.operator())
-        featurizer = make_featurizer(data.kind, project.settings.get("featurizer") or {},
-                                     image_root=project.settings.get("image_root"),
-                                     cache_dir=features_dir / "embedding-chunks")  # the rescore's chunks
+        featurizer = make_featurizer(
+            data.kind,
+            project.settings.get("featurizer") or {},
+            image_root=project.settings.get("image_root"),
+            cache_dir=features_dir / "embedding-chunks",
+        )  # the rescore's chunks
         X = featurizer.fit_transform([content for *_, content in rows])
         position = {external_id: i for i, (_, external_id, _, _) in enumerate(rows)}
         model = make_model(project.settings["model"], 0, classes=labels)
@@ -323,25 +363,53 @@ def build_template(data: LabeledData, config: SimulationConfig, work_dir: Path, 
             tfidf = make_featurizer("text", {"method": "tfidf"})
             X_tfidf = tfidf.fit_transform([content for *_, content in rows])
             reference = make_model(project.settings["model"], 0, classes=labels)
-            reference.fit(X_tfidf[[position[i] for i in pool_ids]], np.asarray([truth[i] for i in pool_ids], dtype=object))
-            references[tfidf.key()] = float(evaluate([truth[i] for i in eval_ids],
-                                                     reference.predict_proba(X_tfidf[[position[i] for i in eval_ids]]),
-                                                     labels).accuracy)
+            reference.fit(
+                X_tfidf[[position[i] for i in pool_ids]], np.asarray([truth[i] for i in pool_ids], dtype=object)
+            )
+            references[tfidf.key()] = float(
+                evaluate(
+                    [truth[i] for i in eval_ids],
+                    reference.predict_proba(X_tfidf[[position[i] for i in eval_ids]]),
+                    labels,
+                ).accuracy
+            )
         seconds["full_pool_reference"] = time.perf_counter() - clock
     finally:
         engine.dispose()  # the last connection's close checkpoints the WAL into the file: safe to copy
 
     shared_path = template_dir / "shared.json"
-    shared_path.write_text(json.dumps({
-        "truth": {i: truth[i] for i in pool_ids + eval_ids}, "eval_ids": eval_ids, "pool_ids": pool_ids,
-        "labels": labels, "annotators": annotators, "gold_ids": gold_ids,
-        "crowd": {i: crowd.judgments[i] for i in pool_ids if i in crowd.judgments} if crowd else None,
-    }))
-    return Template(work_dir=work_dir, db_path=db_path, features_dir=features_dir, shared_path=shared_path,
-                    kind=data.kind, labels=labels, n_items=len(rows), n_pool=len(pool_ids), n_eval=len(eval_ids),
-                    eval_label_counts=dict(Counter(truth[i] for i in eval_ids)), full_pool_accuracy=float(full_pool),
-                    annotators=annotators, eval_annotations=len(eval_ids) * config.overlap, n_gold=len(gold_ids),
-                    featurizer=featurizer.key(), full_pool_accuracy_by_featurizer=references, seconds=seconds)
+    shared_path.write_text(
+        json.dumps(
+            {
+                "truth": {i: truth[i] for i in pool_ids + eval_ids},
+                "eval_ids": eval_ids,
+                "pool_ids": pool_ids,
+                "labels": labels,
+                "annotators": annotators,
+                "gold_ids": gold_ids,
+                "crowd": {i: crowd.judgments[i] for i in pool_ids if i in crowd.judgments} if crowd else None,
+            }
+        )
+    )
+    return Template(
+        work_dir=work_dir,
+        db_path=db_path,
+        features_dir=features_dir,
+        shared_path=shared_path,
+        kind=data.kind,
+        labels=labels,
+        n_items=len(rows),
+        n_pool=len(pool_ids),
+        n_eval=len(eval_ids),
+        eval_label_counts=dict(Counter(truth[i] for i in eval_ids)),
+        full_pool_accuracy=float(full_pool),
+        annotators=annotators,
+        eval_annotations=len(eval_ids) * config.overlap,
+        n_gold=len(gold_ids),
+        featurizer=featurizer.key(),
+        full_pool_accuracy_by_featurizer=references,
+        seconds=seconds,
+    )
 
 
 def _bar(total: int, desc: str, enabled: bool):  # noqa: ANN202
@@ -402,8 +470,10 @@ class _Run:
         else:
             self.crowd = None
             accuracy = self.config.annotator_accuracy
-            self.simulated = [NoisyAnnotator(name, accuracy[i % len(accuracy)], self.labels, task.seed)
-                              for i, name in enumerate(names)]
+            self.simulated = [
+                NoisyAnnotator(name, accuracy[i % len(accuracy)], self.labels, task.seed)
+                for i, name in enumerate(names)
+            ]
         self.timer = _Timer()
         self.completed = 0  # pool items whose annotations are all in (final, or waiting for review)
         self.spent = 0  # annotations submitted by simulated annotators / workers
@@ -436,8 +506,9 @@ class _Run:
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         started, cpu = time.perf_counter(), time.process_time()
-        self.wb.projects.update_settings(PROJECT, strategy=self.task.strategy, actor=OPERATOR,
-                                         **self.config.policy_settings())
+        self.wb.projects.update_settings(
+            PROJECT, strategy=self.task.strategy, actor=OPERATOR, **self.config.policy_settings()
+        )
         while self.completed < self.task.initial:  # the seed set: the workbench's cold-start ranking
             ranked = self.timer("rescore", self.rounds.run_rescore, PROJECT, actor=OPERATOR, seed=self.seed).ranked
             if not ranked or not self._label(min(ranked, self.task.initial - self.completed)):
@@ -459,25 +530,39 @@ class _Run:
         pool_rows = rows[rows["split"] == Split.POOL.value] if rows is not None else []
         if len(pool_rows) and self.gold_ids:  # gold items are right by construction: not counted
             pool_rows = pool_rows[~pool_rows["external_id"].isin(self.gold_ids)]
-        correct = sum(self.truth[e] == label for e, label in zip(pool_rows["external_id"], pool_rows["label"])) \
-            if len(pool_rows) else 0
+        correct = (
+            sum(self.truth[e] == label for e, label in zip(pool_rows["external_id"], pool_rows["label"]))
+            if len(pool_rows)
+            else 0
+        )
         by = Counter(pool_rows["aggregation"]) if len(pool_rows) and "aggregation" in pool_rows else Counter()
         return {
-            "strategy": self.task.strategy, "seed": self.seed, "curve": self.curve,
-            "labels": self.completed, "labels_spent": self.spent, "skips": self.skips,
-            "adjudications": self.adjudications, "n_final": len(pool_rows),
+            "strategy": self.task.strategy,
+            "seed": self.seed,
+            "curve": self.curve,
+            "labels": self.completed,
+            "labels_spent": self.spent,
+            "skips": self.skips,
+            "adjudications": self.adjudications,
+            "n_final": len(pool_rows),
             "final_label_accuracy": correct / len(pool_rows) if len(pool_rows) else None,
             "labels_per_item": self.spent / self.completed if self.completed else None,
             "review_share": self.reviews / self.completed if self.completed else None,
-            "reviews": self.reviews, "gold_labels_spent": self.gold_spent, "gold_items": len(self.gold_ids),
+            "reviews": self.reviews,
+            "gold_labels_spent": self.gold_spent,
+            "gold_items": len(self.gold_ids),
             "final_by": {str(k): int(v) for k, v in by.items()},
-            "first_flagged": self.first_flagged, "paused": self.paused,
+            "first_flagged": self.first_flagged,
+            "paused": self.paused,
             "labels_by_worker": dict(self.labels_by) if self.crowd is not None else {},
             "label_issues": self.label_issues,
-            "claim_reasons": dict(self.claim_reasons), "seconds": time.perf_counter() - started,
+            "claim_reasons": dict(self.claim_reasons),
+            "seconds": time.perf_counter() - started,
             "cpu_seconds": time.process_time() - cpu,
-            "timings": {name: {"calls": self.timer.counts[name], "seconds": round(s, 4)}
-                        for name, s in self.timer.seconds.items()},
+            "timings": {
+                name: {"calls": self.timer.counts[name], "seconds": round(s, 4)}
+                for name, s in self.timer.seconds.items()
+            },
             "round_steps": {name: round(s, 4) for name, s in self.round_steps.items()},
         }
 
@@ -490,9 +575,15 @@ class _Run:
         accuracy = result.metrics.accuracy if result.run_id is not None and result.metrics is not None else None
         if accuracy is None:  # no model yet (one label only): predict the majority label seen so far
             accuracy = self._baseline()
-        self.curve.append({"labels": int(result.n_train), "accuracy": float(accuracy),
-                           "n_eval": int(result.n_eval), "model": result.run_id is not None,
-                           "ranking": result.strategy})
+        self.curve.append(
+            {
+                "labels": int(result.n_train),
+                "accuracy": float(accuracy),
+                "n_eval": int(result.n_eval),
+                "model": result.run_id is not None,
+                "ranking": result.strategy,
+            }
+        )
         if self.progress is not None:
             self.progress.put(1)
 
@@ -509,8 +600,13 @@ class _Run:
         """Bring n more pool items to the end of double-labeling, then settle the review queue.
         False when the queue ran dry first."""
         target = self.completed + n
-        label_one = self._simulated_step if self.crowd is None else \
-            self._arrival_step if self.config.crowd_arrival == "proportional" else self._crowd_step
+        label_one = (
+            self._simulated_step
+            if self.crowd is None
+            else self._arrival_step
+            if self.config.crowd_arrival == "proportional"
+            else self._crowd_step
+        )
         while self.completed < target:
             if not label_one():
                 break
@@ -584,8 +680,9 @@ class _Run:
             item_id = in_flight[0]
             candidates = [w for w in self.crowd.judges(self.external[item_id]) if w not in self.had[item_id]]
             if not candidates:
-                raise WorkbenchError(f"item {self.external[item_id]!r}: every worker who judged it has had it, "
-                                     "and it still lacks labels")
+                raise WorkbenchError(
+                    f"item {self.external[item_id]!r}: every worker who judged it has had it, and it still lacks labels"
+                )
             worker = self.rng.choice(candidates)
         else:
             worker = self.rng.choice(self.workers)
@@ -641,29 +738,46 @@ class _Run:
         flipped: set[int] = set()
         for item_id, label in rng.sample(list(zip(pool["item_id"], pool["label"])), n_flip):
             wrong = rng.choice([other for other in self.labels if other != label])
-            self.wb.review.adjudicate(int(item_id), Decision.LABEL, actor=self.reviewer, label=wrong,
-                                      reason="simulated label noise")
+            self.wb.review.adjudicate(
+                int(item_id), Decision.LABEL, actor=self.reviewer, label=wrong, reason="simulated label noise"
+            )
             flipped.add(int(item_id))
         self._round()
         before = self.last_version
         noisy = self.wb.versions.rows(PROJECT, before, actor=Actor.operator())
         noisy = noisy[noisy["split"] == Split.POOL.value]
-        wrong = {int(i) for i, e, lab in zip(noisy["item_id"], noisy["external_id"], noisy["label"])
-                 if self.truth[e] != lab}
+        wrong = {
+            int(i) for i, e, lab in zip(noisy["item_id"], noisy["external_id"], noisy["label"]) if self.truth[e] != lab
+        }
         k = self.config.label_error_review or n_flip
-        result = self.timer("label_issues", find_label_issues, self.wb.engine, PROJECT, k=k, actor=self.reviewer,
-                            home=self.rounds.pipeline.home, seed=self.seed)
+        result = self.timer(
+            "label_issues",
+            find_label_issues,
+            self.wb.engine,
+            PROJECT,
+            k=k,
+            actor=self.reviewer,
+            home=self.rounds.pipeline.home,
+            seed=self.seed,
+        )
         sent = [issue.item_id for issue in result.sent_to_review]
         self._review(label_issues=True)
         self._round()
         diff = self.wb.versions.diff(PROJECT, before, self.last_version, actor=Actor.operator())
         self.label_issues = {
-            "flipped": len(flipped), "k": k, "found": result.n_issues, "sent_to_review": len(sent),
+            "flipped": len(flipped),
+            "k": k,
+            "found": result.n_issues,
+            "sent_to_review": len(sent),
             "label_issue_precision_at_k": (sum(i in flipped for i in sent) / len(sent)) if sent else None,
-            "label_issue_recall": (sum(i in flipped for i in result.issue_item_ids) / len(flipped)) if flipped else None,
+            "label_issue_recall": (sum(i in flipped for i in result.issue_item_ids) / len(flipped))
+            if flipped
+            else None,
             "recall_at_k": (sum(i in flipped for i in sent) / len(flipped)) if flipped else None,
-            "wrong_labels_before": len(wrong), "corrected_in_diff": len(diff.relabeled),
-            "folds": result.folds, "examples": [issue.reason for issue in result.sent_to_review[:3]],
+            "wrong_labels_before": len(wrong),
+            "corrected_in_diff": len(diff.relabeled),
+            "folds": result.folds,
+            "examples": [issue.reason for issue in result.sent_to_review[:3]],
         }
 
     def _review(self, label_issues: bool = False) -> None:
@@ -674,8 +788,15 @@ class _Run:
                 return
             for case in cases:
                 label, reason = self.adjudicator.decide(case)
-                self.timer("adjudicate", self.wb.review.adjudicate, case.item_id, Decision.LABEL, actor=self.reviewer,
-                           label=label, reason=reason)
+                self.timer(
+                    "adjudicate",
+                    self.wb.review.adjudicate,
+                    case.item_id,
+                    Decision.LABEL,
+                    actor=self.reviewer,
+                    label=label,
+                    reason=reason,
+                )
                 self.adjudications += 1
                 if label_issues:
                     self.issue_reviews += 1
@@ -728,6 +849,7 @@ def _run_task_guarded(task: RunTask, progress=None) -> dict[str, Any]:  # noqa: 
 
 # -- the whole simulation ------------------------------------------------------------------------
 
+
 def plan(config: SimulationConfig, template: Template) -> tuple[int, int]:
     """(budget, initial) in labeled pool items, capped to the pool."""
     labelable = template.n_pool - template.n_gold  # gold items are final from the start
@@ -736,8 +858,14 @@ def plan(config: SimulationConfig, template: Template) -> tuple[int, int]:
     return budget, min(initial, budget)
 
 
-def simulate(data: LabeledData, config: SimulationConfig, crowd: CrowdData | None = None, *,
-             show_progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+def simulate(
+    data: LabeledData,
+    config: SimulationConfig,
+    crowd: CrowdData | None = None,
+    *,
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run every strategy × seed and return the report (see workbench.simulate.report)."""
     from workbench.simulate.report import build_report
 
@@ -755,11 +883,23 @@ def simulate(data: LabeledData, config: SimulationConfig, crowd: CrowdData | Non
         template = build_template(data, config, work_dir, crowd, show_progress=show_progress)
         budget, initial = plan(config, template)
         stop = None if config.until is None else config.until * template.full_pool_accuracy
-        tasks = [RunTask(strategy=name, seed=seed, template_db=str(template.db_path),
-                         features_dir=str(template.features_dir), shared_path=str(template.shared_path),
-                         run_dir=str(work_dir / "runs" / f"{name}-seed{seed}"), config=config,
-                         budget=budget, initial=initial, stop_accuracy=stop, pool_size=template.n_pool)
-                 for seed in config.seeds for name in config.strategies]
+        tasks = [
+            RunTask(
+                strategy=name,
+                seed=seed,
+                template_db=str(template.db_path),
+                features_dir=str(template.features_dir),
+                shared_path=str(template.shared_path),
+                run_dir=str(work_dir / "runs" / f"{name}-seed{seed}"),
+                config=config,
+                budget=budget,
+                initial=initial,
+                stop_accuracy=stop,
+                pool_size=template.n_pool,
+            )
+            for seed in config.seeds
+            for name in config.strategies
+        ]
         rounds_per_run, labels = 1, initial
         while labels < budget:
             labels += min(config.batch_at(labels), budget - labels)
@@ -768,8 +908,16 @@ def simulate(data: LabeledData, config: SimulationConfig, crowd: CrowdData | Non
         failed = [run for run in runs if "error" in run]
         if failed:
             raise WorkbenchError(f"run {failed[0]['strategy']} seed {failed[0]['seed']} failed: {failed[0]['error']}")
-        return build_report(data, config, template, runs, budget=budget, initial=initial, crowd=crowd,
-                            wall_seconds=time.perf_counter() - started)
+        return build_report(
+            data,
+            config,
+            template,
+            runs,
+            budget=budget,
+            initial=initial,
+            crowd=crowd,
+            wall_seconds=time.perf_counter() - started,
+        )
     finally:
         if owned and not config.keep_dbs:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -777,13 +925,19 @@ def simulate(data: LabeledData, config: SimulationConfig, crowd: CrowdData | Non
             log(f"databases kept under {work_dir}")
 
 
-def _run_all(tasks: list[RunTask], config: SimulationConfig, rounds_per_run: int,
-             show_progress: bool) -> list[dict[str, Any]]:
+def _run_all(
+    tasks: list[RunTask], config: SimulationConfig, rounds_per_run: int, show_progress: bool
+) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
     jobs = min(config.jobs or os.cpu_count() or 1, len(tasks))
-    bar = tqdm(total=len(tasks) * rounds_per_run, desc=f"{len(tasks)} runs on {jobs} process(es)", unit="round",
-               disable=not show_progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(tasks) * rounds_per_run,
+        desc=f"{len(tasks)} runs on {jobs} process(es)",
+        unit="round",
+        disable=not show_progress,
+        dynamic_ncols=True,
+    )
     results: list[dict[str, Any]] = []
     try:
         if jobs == 1:
@@ -791,8 +945,10 @@ def _run_all(tasks: list[RunTask], config: SimulationConfig, rounds_per_run: int
                 results.append(_run_task_guarded(task, _BarQueue(bar)))
             return results
         context = multiprocessing.get_context("spawn")
-        with context.Manager() as manager, ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                                               initializer=_limit_threads) as pool:
+        with (
+            context.Manager() as manager,
+            ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_limit_threads) as pool,
+        ):
             progress = manager.Queue()
             futures = {pool.submit(_run_task_guarded, task, progress) for task in tasks}
             while futures:

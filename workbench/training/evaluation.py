@@ -130,8 +130,13 @@ def evaluate(
         accuracy_ci95=_percentile_interval(resampled_accuracy),
         macro_f1=float(f1[occurring].mean()) if occurring.any() else 0.0,
         per_class=tuple(
-            ClassMetrics(label=_plain(label), precision=float(precision[k]), recall=float(recall[k]),
-                         f1=float(f1[k]), support=int(support[k]))
+            ClassMetrics(
+                label=_plain(label),
+                precision=float(precision[k]),
+                recall=float(recall[k]),
+                f1=float(f1[k]),
+                support=int(support[k]),
+            )
             for k, label in enumerate(classes)
         ),
         confusion_matrix=tuple(tuple(int(v) for v in row) for row in confusion.tolist()),
@@ -191,8 +196,9 @@ def compare_predictions(
     return compare_correct(predicted_a == y_true, predicted_b == y_true, rng_seed=rng_seed, n_boot=n_boot)
 
 
-def compare_correct(correct_a: np.ndarray, correct_b: np.ndarray, *, rng_seed: int = 0,
-                    n_boot: int = 1000) -> RunComparison:
+def compare_correct(
+    correct_a: np.ndarray, correct_b: np.ndarray, *, rng_seed: int = 0, n_boot: int = 1000
+) -> RunComparison:
     """The paired comparison from each run's per-item correctness (boolean arrays of length N)."""
     from scipy.stats import binomtest
 

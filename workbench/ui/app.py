@@ -9,9 +9,8 @@ back the item it held.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import logging
+from pathlib import Path
 
 import streamlit as st
 
@@ -29,8 +28,14 @@ def main() -> None:
     shown = set(visible_pages(role))
     home = landing(role)
     pages = [
-        st.Page(HERE / path, title=title, url_path=url, icon=icon, default=actor is not None and url == home,
-                visibility="visible" if url in shown else "hidden")
+        st.Page(
+            HERE / path,
+            title=title,
+            url_path=url,
+            icon=icon,
+            default=actor is not None and url == home,
+            visibility="visible" if url in shown else "hidden",
+        )
         for path, title, url, _, icon in PAGES
     ]
     if actor is None:
@@ -44,7 +49,6 @@ def main() -> None:
     session.left_page(actor, nav.url_path or home)
     session.account_sidebar(actor)
     nav.run()
-
 
 
 def guarded() -> None:

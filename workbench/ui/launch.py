@@ -14,13 +14,38 @@ APP = Path(__file__).resolve().parent / "server.py"
 
 
 def app_command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", host,
-            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--server.runOnSave", "false", "--client.toolbarMode", "minimal"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
-def run_app(host: str, port: int, database_url: str, *, home: str | Path | None = None,
-            env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
+def run_app(
+    host: str,
+    port: int,
+    database_url: str,
+    *,
+    home: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    **popen,
+) -> subprocess.Popen:
     """`python -m streamlit run workbench/ui/app.py` on host:port against `database_url`."""
     child_env = {**os.environ, **(env or {}), "WORKBENCH_DATABASE_URL": database_url}
     if home is not None:

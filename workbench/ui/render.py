@@ -133,8 +133,7 @@ def render_content(project: ProjectInfo, content: dict[str, Any], *, key: str = 
         import pandas as pd
 
         features = content.get("features") or {}
-        row = {str(k): (v if isinstance(v, (int, float, bool)) or v is None else str(v))
-               for k, v in features.items()}
+        row = {str(k): (v if isinstance(v, (int, float, bool)) or v is None else str(v)) for k, v in features.items()}
         st.dataframe(pd.DataFrame([row]), hide_index=True, key=f"{key}_features")
         if context:
             for name, value in context.items():
@@ -172,18 +171,28 @@ def why(claim: ClaimedItem, project: ProjectInfo | None = None) -> str:
     it (a cold start while there is no model, whatever the project's strategy), the model run and
     the score."""
     if claim.reason == ClaimReason.PARTIAL:
-        return ("Someone else has already started this item, and items with some labels are "
-                "finished first so that pairs complete.")
+        return (
+            "Someone else has already started this item, and items with some labels are "
+            "finished first so that pairs complete."
+        )
     if claim.reason == ClaimReason.EVAL:
-        return ("This item belongs to the evaluation set: drawn at random and used only to measure "
-                "models, never chosen by a strategy.")
+        return (
+            "This item belongs to the evaluation set: drawn at random and used only to measure "
+            "models, never chosen by a strategy."
+        )
     if claim.reason == ClaimReason.CONTROL:
-        return ("Drawn at random from the pool (the control arm), so the gain from active learning "
-                "can be measured against random picks.")
+        return (
+            "Drawn at random from the pool (the control arm), so the gain from active learning "
+            "can be measured against random picks."
+        )
     if claim.reason == ClaimReason.RANKED:
         strategy = claim.strategy or "unknown"
-        ranked_by = RankedBy(strategy=strategy, project_strategy=project.strategy if project else strategy,
-                             model_run_id=claim.model_run_id, model_free=claim.model_run_id is None)
+        ranked_by = RankedBy(
+            strategy=strategy,
+            project_strategy=project.strategy if project else strategy,
+            model_run_id=claim.model_run_id,
+            model_free=claim.model_run_id is None,
+        )
         words = _STRATEGY_WORDS.get(strategy, "it ranks highest for this strategy")
         score = f", score {claim.score:.3f}" if claim.score is not None else ""
         return f"Ranked by {ranked_by.describe()}{score}: among the remaining items, for this one {words}."

@@ -32,14 +32,23 @@ def skip_reasons(wb: Workbench, project: ProjectInfo, actor: Actor, *, latest: b
         st.caption("No item has been skipped yet.")
         return
     st.subheader("Skips per reason")
-    st.dataframe(pd.DataFrame([{"reason": r, "skips": n} for r, n in counts.items()]), hide_index=True,
-                 key="skip_counts")
+    st.dataframe(
+        pd.DataFrame([{"reason": r, "skips": n} for r, n in counts.items()]), hide_index=True, key="skip_counts"
+    )
     if not latest:
         return
     rows = wb.review.skips(project.name, actor=actor, limit=100)
     st.subheader("Latest skips")
-    st.dataframe(pd.DataFrame([{"item": s.external_id, "who": s.annotator, "when (UTC)": f"{s.at:%Y-%m-%d %H:%M}",
-                                "reason": s.reason} for s in rows]), hide_index=True, key="skip_latest")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"item": s.external_id, "who": s.annotator, "when (UTC)": f"{s.at:%Y-%m-%d %H:%M}", "reason": s.reason}
+                for s in rows
+            ]
+        ),
+        hide_index=True,
+        key="skip_latest",
+    )
 
 
 def guidelines_usage(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
@@ -50,8 +59,11 @@ def guidelines_usage(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
         return
     a, b = st.columns(2)
     a.metric(f"Labels under guidelines v{usage.current_version}", usage.labels_under_current)
-    b.metric("Labels made before it", usage.labels_before_current,
-             help="made under an earlier version, or before the project had guidelines")
+    b.metric(
+        "Labels made before it",
+        usage.labels_before_current,
+        help="made under an earlier version, or before the project had guidelines",
+    )
 
 
 def guidelines_editor(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
@@ -60,13 +72,21 @@ def guidelines_editor(wb: Workbench, project: ProjectInfo, actor: Actor) -> None
     guidelines_usage(wb, project, actor)
     suffix = f"_{project.id}_{current.version if current else 0}"
     with st.form(f"guidelines_form{suffix}"):
-        text = st.text_area("Guidelines (Markdown; raw HTML is shown as text)", value=current.text if current else "",
-                            height=240, key=f"guidelines_text{suffix}", max_chars=100_000)
+        text = st.text_area(
+            "Guidelines (Markdown; raw HTML is shown as text)",
+            value=current.text if current else "",
+            height=240,
+            key=f"guidelines_text{suffix}",
+            max_chars=100_000,
+        )
         notes = {}
         for label in project.labels:
-            notes[label] = st.text_input(f"Short description of {label}", max_chars=300,
-                                         value=(current.label_notes.get(label, "") if current else ""),
-                                         key=f"guidelines_note{suffix}_{label}")
+            notes[label] = st.text_input(
+                f"Short description of {label}",
+                max_chars=300,
+                value=(current.label_notes.get(label, "") if current else ""),
+                key=f"guidelines_note{suffix}_{label}",
+            )
         saved = st.form_submit_button("Save as a new version", type="primary")
     if saved:
         try:
@@ -78,6 +98,18 @@ def guidelines_editor(wb: Workbench, project: ProjectInfo, actor: Actor) -> None
             st.rerun()
     versions = wb.guidelines.history(project.name, actor=actor)
     if versions:
-        st.dataframe(pd.DataFrame([{"version": g.version, "by": g.author or "operator",
-                                    "when (UTC)": f"{g.created_at:%Y-%m-%d %H:%M}", "characters": len(g.text)}
-                                   for g in versions]), hide_index=True, key="guidelines_versions")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "version": g.version,
+                        "by": g.author or "operator",
+                        "when (UTC)": f"{g.created_at:%Y-%m-%d %H:%M}",
+                        "characters": len(g.text),
+                    }
+                    for g in versions
+                ]
+            ),
+            hide_index=True,
+            key="guidelines_versions",
+        )

@@ -35,8 +35,16 @@ from workbench.ui.cookies import (
 HERE = Path(__file__).resolve().parent
 # Streamlit's own paths: assets, websocket, health, media, components, auth. Everything else that
 # asks for HTML is a page load of the app.
-_NOT_PAGES = ("/_stcore/", "/static/", "/media/", "/component/", "/app/static/", "/auth/", "/oauth2callback",
-              "/favicon")
+_NOT_PAGES = (
+    "/_stcore/",
+    "/static/",
+    "/media/",
+    "/component/",
+    "/app/static/",
+    "/auth/",
+    "/oauth2callback",
+    "/favicon",
+)
 
 _workbench: Any = None
 
@@ -129,8 +137,10 @@ class SessionCookies:
 
         async def send_with_cookies(message: dict) -> None:
             if message["type"] == "http.response.start" and extra:
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *((b"set-cookie", value) for value in extra)]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), *((b"set-cookie", value) for value in extra)],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_cookies)

@@ -199,8 +199,7 @@ def sign_in_form() -> None:
     show_flash()
     with st.form("signin", clear_on_submit=True):
         name = st.text_input("User name", key="signin_name", autocomplete="username")
-        password = st.text_input("Password", type="password", key="signin_password",
-                                 autocomplete="current-password")
+        password = st.text_input("Password", type="password", key="signin_password", autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
@@ -312,8 +311,9 @@ def focus_keeper(*, signin: bool) -> None:
             shown = ", ".join(dict.fromkeys(keys))
             flash(f"Key {shown} came before the page was ready, so nothing was stored. Press it again now.")
 
-    _focus_component(key=key, data={"signin": signin, "n": st.session_state["wb_focus_n"]},
-                     on_early_change=early, height=0)
+    _focus_component(
+        key=key, data={"signin": signin, "n": st.session_state["wb_focus_n"]}, on_early_change=early, height=0
+    )
 
 
 # -- project picker ---------------------------------------------------------------------------

@@ -14,9 +14,9 @@ the whole browser tab; each render updates the token and key map it reads.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-import time
 from typing import Any
 
 import streamlit as st
@@ -126,20 +126,31 @@ class KeyPress:
         return self.pressed_at - self.drawn_at
 
     @classmethod
-    def parse(cls, raw: Any) -> "KeyPress | None":
+    def parse(cls, raw: Any) -> KeyPress | None:
         if not isinstance(raw, dict):
             return None
         try:
-            return cls(token=raw.get("token"), key=str(raw["key"]), drawn_at=float(raw["drawn_at"]),
-                       pressed_at=float(raw["pressed_at"]), seq=int(raw.get("seq", 0)),
-                       text=str(raw["text"])[:2000] if isinstance(raw.get("text"), str) else None)
+            return cls(
+                token=raw.get("token"),
+                key=str(raw["key"]),
+                drawn_at=float(raw["drawn_at"]),
+                pressed_at=float(raw["pressed_at"]),
+                seq=int(raw.get("seq", 0)),
+                text=str(raw["text"])[:2000] if isinstance(raw.get("text"), str) else None,
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
 
-def capture(*, key: str, token: int | str | None, keys: Iterable[str],
-            on_press: Callable[[KeyPress], None], focus: str | None = None,
-            enter_inside: str | None = None) -> None:
+def capture(
+    *,
+    key: str,
+    token: int | str | None,
+    keys: Iterable[str],
+    on_press: Callable[[KeyPress], None],
+    focus: str | None = None,
+    enter_inside: str | None = None,
+) -> None:
     """Listen for `keys` (lower-case characters, or "enter") for the item named by `token`;
     `on_press` runs once per press, in order, before the page renders. `focus` (a CSS selector)
     is focused after the render; Enter inside the input matching `enter_inside` is sent too."""
@@ -162,7 +173,15 @@ def capture(*, key: str, token: int | str | None, keys: Iterable[str],
             st.session_state[seen_key] = (sid, last)
             on_press(press)
 
-    _component(key=key, data={"token": token, "keys": {k: 1 for k in keys}, "focus": focus,
-                              "rev": time.time_ns() // 1000,
-                              "enter_inside": enter_inside},
-               on_presses_change=changed, height=0)
+    _component(
+        key=key,
+        data={
+            "token": token,
+            "keys": {k: 1 for k in keys},
+            "focus": focus,
+            "rev": time.time_ns() // 1000,
+            "enter_inside": enter_inside,
+        },
+        on_presses_change=changed,
+        height=0,
+    )

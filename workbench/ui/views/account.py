@@ -17,12 +17,16 @@ def main() -> None:
     st.text(f"Signed in as {actor.name} ({actor.role.value}).")
     with st.form("account_password", clear_on_submit=True):
         st.subheader("Change your password")
-        current = st.text_input("Current password", type="password", key="account_current",
-                                autocomplete="current-password")
-        new = st.text_input("New password (12 characters or more, not a common one)", type="password",
-                            key="account_new", autocomplete="new-password")
-        again = st.text_input("New password again", type="password", key="account_again",
-                              autocomplete="new-password")
+        current = st.text_input(
+            "Current password", type="password", key="account_current", autocomplete="current-password"
+        )
+        new = st.text_input(
+            "New password (12 characters or more, not a common one)",
+            type="password",
+            key="account_new",
+            autocomplete="new-password",
+        )
+        again = st.text_input("New password again", type="password", key="account_again", autocomplete="new-password")
         if st.form_submit_button("Change password", type="primary"):
             if new != again:
                 render.error("the two new passwords differ")

@@ -38,11 +38,17 @@ def _create_project(wb, actor) -> None:
         labels = st.text_area("Labels, in shortcut order (one per line, or comma-separated)", key="pc_labels")
         c1, c2, c3 = st.columns(3)
         overlap = c1.number_input("Annotators per item", min_value=1, max_value=10, value=2, key="pc_overlap")
-        strategy = c2.text_input("Strategy", value="", key="pc_strategy", placeholder="default",
-                                 help="empty: margin_diversity for text (on sentence embeddings), margin otherwise; "
-                                      "or e.g. margin, entropy, least_confidence, random")
-        eval_fraction = c3.number_input("Evaluation share", min_value=0.0, max_value=0.9, value=0.2,
-                                        step=0.05, key="pc_eval")
+        strategy = c2.text_input(
+            "Strategy",
+            value="",
+            key="pc_strategy",
+            placeholder="default",
+            help="empty: margin_diversity for text (on sentence embeddings), margin otherwise; "
+            "or e.g. margin, entropy, least_confidence, random",
+        )
+        eval_fraction = c3.number_input(
+            "Evaluation share", min_value=0.0, max_value=0.9, value=0.2, step=0.05, key="pc_eval"
+        )
         image_root = st.text_input("Image folder on the server (image projects)", key="pc_image_root")
         submitted = st.form_submit_button("Create project", type="primary")
     if not submitted:
@@ -51,8 +57,15 @@ def _create_project(wb, actor) -> None:
     if kind == ProjectKind.IMAGE.value and image_root.strip():
         settings["image_root"] = str(Path(image_root.strip()).expanduser().resolve())
     try:
-        info = wb.projects.create(name, kind, _parse_labels(labels), overlap=int(overlap),
-                                  strategy=strategy.strip() or None, settings=settings, actor=actor)
+        info = wb.projects.create(
+            name,
+            kind,
+            _parse_labels(labels),
+            overlap=int(overlap),
+            strategy=strategy.strip() or None,
+            settings=settings,
+            actor=actor,
+        )
     except WorkbenchError as exc:
         render.error(exc)
     else:
@@ -78,10 +91,16 @@ def _import_options(project) -> dict:
         prelabel = c3.text_input("Prelabel column (optional)", key="imp_prelabel")
         e1, e2 = st.columns(2)
         use_eval = e1.checkbox("Override the evaluation share", key="imp_eval_on")
-        fraction = e1.number_input("Evaluation share", 0.0, 1.0, float(project.settings.get("eval_fraction", 0.2)),
-                                   step=0.05, key="imp_eval", disabled=not use_eval)
-        seed = e2.number_input("Seed for the eval split (0 = random)", min_value=0, value=0, step=1,
-                               key="imp_seed")
+        fraction = e1.number_input(
+            "Evaluation share",
+            0.0,
+            1.0,
+            float(project.settings.get("eval_fraction", 0.2)),
+            step=0.05,
+            key="imp_eval",
+            disabled=not use_eval,
+        )
+        seed = e2.number_input("Seed for the eval split (0 = random)", min_value=0, value=0, step=1, key="imp_seed")
     if id_col.strip():
         opts["id_col"] = id_col.strip()
     if prelabel.strip():
@@ -108,24 +127,47 @@ def _show_report(report, *, original_name: str) -> None:
         render.notice("success", f"{original_name}: every row is good; {n} items {verb}.")
     elif not report.file_errors:
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.error_counts.items()))
-        render.notice("warning", f"{original_name}: {report.n_errors} of {report.rows} rows refused ({kinds}); "
-                      "nothing is written until every row is good.")
+        render.notice(
+            "warning",
+            f"{original_name}: {report.n_errors} of {report.rows} rows refused ({kinds}); "
+            "nothing is written until every row is good.",
+        )
     if report.errors:
-        st.dataframe(pd.DataFrame([{"row": e.row, "line": e.line, "column": e.column, "problem": e.kind,
-                                    "message": e.message} for e in report.errors]),
-                     hide_index=True, key=f"import_errors_{report.dry_run}")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"row": e.row, "line": e.line, "column": e.column, "problem": e.kind, "message": e.message}
+                    for e in report.errors
+                ]
+            ),
+            hide_index=True,
+            key=f"import_errors_{report.dry_run}",
+        )
         if report.n_unlisted:
-            st.caption(f"... and {report.n_unlisted} more refused rows (only the first {len(report.errors)} are listed).")
+            st.caption(
+                f"... and {report.n_unlisted} more refused rows (only the first {len(report.errors)} are listed)."
+            )
     for warning in report.warnings:
         render.notice("info", warning)
     if report.health is not None:
-        render.notice("info", f"Data health of this batch: {report.health.summary()}. "
-                      "The Health page lists the flagged items.")
+        render.notice(
+            "info", f"Data health of this batch: {report.health.summary()}. The Health page lists the flagged items."
+        )
     if report.sample:
         st.caption("The first items as they would be stored:")
-        st.dataframe(pd.DataFrame([{k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)
-                                    for k, v in row.items()} for row in report.sample]),
-                     hide_index=True, key=f"import_sample_{report.dry_run}")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)
+                        for k, v in row.items()
+                    }
+                    for row in report.sample
+                ]
+            ),
+            hide_index=True,
+            key=f"import_sample_{report.dry_run}",
+        )
 
 
 def _with_upload(upload, work):
@@ -145,9 +187,11 @@ def _with_upload(upload, work):
 
 
 def _import(wb, actor, project) -> None:
-    upload = st.file_uploader("CSV, TSV, JSONL or Parquet file", type=["csv", "tsv", "txt", "jsonl", "json",
-                                                                      "ndjson", "parquet"],
-                              key="import_file")
+    upload = st.file_uploader(
+        "CSV, TSV, JSONL or Parquet file",
+        type=["csv", "tsv", "txt", "jsonl", "json", "ndjson", "parquet"],
+        key="import_file",
+    )
     options = _import_options(project)
     if upload is None:
         st.caption("Choose a file: it is checked row by row and nothing is written until you confirm.")
@@ -158,8 +202,12 @@ def _import(wb, actor, project) -> None:
         held = st.session_state[PREVIEW] = None
     if st.button("Check the file", key="import_preview", type="primary" if held is None else "secondary"):
         try:
-            report = _with_upload(upload, lambda path, progress: wb.imports.preview(
-                project.name, path, actor=actor, progress=progress, **options))
+            report = _with_upload(
+                upload,
+                lambda path, progress: wb.imports.preview(
+                    project.name, path, actor=actor, progress=progress, **options
+                ),
+            )
         except (WorkbenchError, ValueError) as exc:
             render.error(exc)
             return
@@ -172,22 +220,24 @@ def _import(wb, actor, project) -> None:
     n = report.valid_rows
     if st.button(f"Import {n} item{'' if n == 1 else 's'}", key="import_run", type="primary", disabled=not report.ok):
         try:
-            result = _with_upload(upload, lambda path, progress: wb.imports.run(
-                project.name, path, actor=actor, progress=progress, **options))
+            result = _with_upload(
+                upload,
+                lambda path, progress: wb.imports.run(project.name, path, actor=actor, progress=progress, **options),
+            )
         except (WorkbenchError, ValueError) as exc:
             render.error(exc)
             return
         st.session_state[PREVIEW] = None
         if result.ok:
-            session.flash(f"Imported {result.imported} items from {upload.name} "
-                          f"({result.n_pool} pool, {result.n_eval} eval).")
+            session.flash(
+                f"Imported {result.imported} items from {upload.name} ({result.n_pool} pool, {result.n_eval} eval)."
+            )
             st.rerun()
         _show_report(result, original_name=upload.name)
 
 
 def _import_folder(wb, actor, project) -> None:
-    st.caption("Or import a folder of images that is already on the server (the external id is the "
-               "relative path).")
+    st.caption("Or import a folder of images that is already on the server (the external id is the relative path).")
     folder = st.text_input("Folder on the server", key="folder_path")
     prelabel = st.checkbox("Subfolders named like labels are prelabels", key="folder_prelabel")
     if not folder.strip():
@@ -195,16 +245,16 @@ def _import_folder(wb, actor, project) -> None:
     c1, c2 = st.columns(2)
     if c1.button("Check the folder", key="folder_preview"):
         try:
-            report = wb.imports.preview_folder(project.name, folder.strip(), prelabel_from_folders=prelabel,
-                                               actor=actor)
+            report = wb.imports.preview_folder(
+                project.name, folder.strip(), prelabel_from_folders=prelabel, actor=actor
+            )
         except WorkbenchError as exc:
             render.error(exc)
         else:
             _show_report(report, original_name=folder.strip())
     if c2.button("Import the folder", key="folder_run"):
         try:
-            report = wb.imports.run_folder(project.name, folder.strip(), prelabel_from_folders=prelabel,
-                                           actor=actor)
+            report = wb.imports.run_folder(project.name, folder.strip(), prelabel_from_folders=prelabel, actor=actor)
         except WorkbenchError as exc:
             render.error(exc)
         else:
@@ -213,8 +263,11 @@ def _import_folder(wb, actor, project) -> None:
 
 # -- export ----------------------------------------------------------------------------------
 def _export(wb, actor, project) -> None:
-    kinds = {ExportKind.ITEMS.value: "Items with final labels", ExportKind.ANNOTATIONS.value: "Every human annotation",
-             ExportKind.VERSION.value: "A dataset version"}
+    kinds = {
+        ExportKind.ITEMS.value: "Items with final labels",
+        ExportKind.ANNOTATIONS.value: "Every human annotation",
+        ExportKind.VERSION.value: "A dataset version",
+    }
     what = st.radio("Export", list(kinds), horizontal=True, key="export_what", format_func=kinds.get)
     fmt = st.radio("Format", [f.value for f in ExportFormat], horizontal=True, key="export_fmt")
     number = None
@@ -237,9 +290,15 @@ def _export(wb, actor, project) -> None:
         _, what, fmt, data, rows, digest, number = ready
         name = f"version-{number}" if what == ExportKind.VERSION else what
         count = f" ({rows} rows)" if rows is not None else ""
-        st.download_button(f"Download {name}.{fmt}{count}", data,
-                           file_name=f"{_safe_name(project.name)}-{name}.{fmt}", mime=ExportFormat(fmt).mime,
-                           key="export_download", on_click="ignore", icon=":material/download:")
+        st.download_button(
+            f"Download {name}.{fmt}{count}",
+            data,
+            file_name=f"{_safe_name(project.name)}-{name}.{fmt}",
+            mime=ExportFormat(fmt).mime,
+            key="export_download",
+            on_click="ignore",
+            icon=":material/download:",
+        )
         if digest:
             st.caption(f"sha256 {digest}")
 
@@ -251,11 +310,27 @@ def _quarantined(wb, actor, project) -> None:
         return
     st.divider()
     st.subheader(f"Quarantined items ({len(items)})")
-    st.caption("These items could not be shown or featurized; they are out of the queue and the rounds. "
-               "Fix the file, then release the item to put it back.")
-    st.dataframe(pd.DataFrame([{"item": q.external_id, "reason": q.reason, "found by": q.source.value,
-                                "reported by": q.reported_by or "worker", "was": q.previous_state.value,
-                                "at": q.created_at} for q in items]), hide_index=True, key="quarantine_table")
+    st.caption(
+        "These items could not be shown or featurized; they are out of the queue and the rounds. "
+        "Fix the file, then release the item to put it back."
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "item": q.external_id,
+                    "reason": q.reason,
+                    "found by": q.source.value,
+                    "reported by": q.reported_by or "worker",
+                    "was": q.previous_state.value,
+                    "at": q.created_at,
+                }
+                for q in items
+            ]
+        ),
+        hide_index=True,
+        key="quarantine_table",
+    )
     choice = st.selectbox("Release an item", [q.external_id for q in items], key="quarantine_pick")
     if st.button("Release", key="quarantine_release"):
         picked = next(q for q in items if q.external_id == choice)

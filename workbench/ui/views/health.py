@@ -11,8 +11,13 @@ from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, session
 
 DRIFT = "health_drift_report"  # (project name, DriftReport or the reason there is none)
-KINDS = {"duplicate": "Exact duplicates", "near_duplicate": "Near duplicates", "leakage": "Pool/eval leakage",
-         "outlier": "Outliers", "pii": "Personal data"}
+KINDS = {
+    "duplicate": "Exact duplicates",
+    "near_duplicate": "Near duplicates",
+    "leakage": "Pool/eval leakage",
+    "outlier": "Outliers",
+    "pii": "Personal data",
+}
 
 
 def _flags(wb, actor, project) -> None:
@@ -24,17 +29,20 @@ def _flags(wb, actor, project) -> None:
     if not flags:
         st.info("Nothing flagged. The check runs after every import; an admin can run it again below.")
         return
-    shown = st.segmented_control("Show", list(KINDS), format_func=lambda k: KINDS[k], key="health_kind",
-                                 default=next(k for k in KINDS if counts[k]) if any(counts.values()) else None)
+    shown = st.segmented_control(
+        "Show",
+        list(KINDS),
+        format_func=lambda k: KINDS[k],
+        key="health_kind",
+        default=next(k for k in KINDS if counts[k]) if any(counts.values()) else None,
+    )
     rows = [f for f in flags if shown is None or f.kind.value == shown]
     frame = pd.DataFrame([{"item": f.external_id, "flag": KINDS[f.kind.value], "reason": f.reason} for f in rows])
     st.dataframe(frame, hide_index=True, width="stretch", height=min(420, 40 + 35 * len(frame)))
     with st.form("health_exclude", clear_on_submit=True):
         st.markdown("**Exclude items from the pool and the dataset**")
-        chosen = st.multiselect("Items", [f.external_id for f in rows], key="health_exclude_ids",
-                                max_selections=500)
-        reason = st.text_input("Reason", key="health_exclude_reason",
-                               placeholder="e.g. duplicate of an eval item")
+        chosen = st.multiselect("Items", [f.external_id for f in rows], key="health_exclude_ids", max_selections=500)
+        reason = st.text_input("Reason", key="health_exclude_reason", placeholder="e.g. duplicate of an eval item")
         if st.form_submit_button("Exclude", type="primary"):
             try:
                 done = wb.health.exclude(project.name, chosen, actor=actor, reason=reason)
@@ -47,9 +55,12 @@ def _flags(wb, actor, project) -> None:
 
 def _drift(wb, actor, project) -> None:
     held = st.session_state.get(DRIFT)
-    if st.button("Measure drift", key="health_drift",
-                 help="compares the items imported since the latest version with the version's items; "
-                      "a domain classifier is trained, so this takes a few seconds"):
+    if st.button(
+        "Measure drift",
+        key="health_drift",
+        help="compares the items imported since the latest version with the version's items; "
+        "a domain classifier is trained, so this takes a few seconds",
+    ):
         try:
             held = (project.name, wb.health.drift(project.name, actor=actor))
         except WorkbenchError as exc:
@@ -63,19 +74,42 @@ def _drift(wb, actor, project) -> None:
         return
     auc = charts.fmt(report.domain_auc)
     if report.drifted_features:
-        st.warning(render.md(f"{report.n_new} item(s) imported since the latest version differ from its "
-                             f"{report.n_reference} in: {', '.join(report.drifted_features)} "
-                             f"(domain classifier AUC {auc})."))
+        st.warning(
+            render.md(
+                f"{report.n_new} item(s) imported since the latest version differ from its "
+                f"{report.n_reference} in: {', '.join(report.drifted_features)} "
+                f"(domain classifier AUC {auc})."
+            )
+        )
     else:
-        st.success(render.md(f"No feature drifted: {report.n_new} new item(s) against {report.n_reference} "
-                             f"in the latest version (domain classifier AUC {auc}; 0.5 means indistinguishable)."))
-    frame = pd.DataFrame([{"feature": t.feature, "test": t.test, "statistic": round(t.statistic, 4),
-                           "p": t.p_value, "p (Holm)": t.p_adjusted, "drifted": t.drifted} for t in report.tests])
+        st.success(
+            render.md(
+                f"No feature drifted: {report.n_new} new item(s) against {report.n_reference} "
+                f"in the latest version (domain classifier AUC {auc}; 0.5 means indistinguishable)."
+            )
+        )
+    frame = pd.DataFrame(
+        [
+            {
+                "feature": t.feature,
+                "test": t.test,
+                "statistic": round(t.statistic, 4),
+                "p": t.p_value,
+                "p (Holm)": t.p_adjusted,
+                "drifted": t.drifted,
+            }
+            for t in report.tests
+        ]
+    )
     st.dataframe(frame, hide_index=True, width="stretch")
     for histogram in report.histograms:
-        long = pd.DataFrame([{"bin": b, "sample": sample, "share": share}
-                             for sample, values in (("latest version", histogram.reference), ("new", histogram.new))
-                             for b, share in zip(histogram.bins, values)])
+        long = pd.DataFrame(
+            [
+                {"bin": b, "sample": sample, "share": share}
+                for sample, values in (("latest version", histogram.reference), ("new", histogram.new))
+                for b, share in zip(histogram.bins, values)
+            ]
+        )
         st.caption(render.md(f"{histogram.feature}: share of items per bin"))
         charts.grouped_bar(long, "bin", "share", "sample", key=f"drift_{histogram.feature}")
 
@@ -90,18 +124,39 @@ def _subgroups(wb, actor, project) -> None:
         return
     st.subheader("The latest model per group")
     for report in reports:
-        st.markdown(render.md(f"**{report.column}**: worst group {report.worst_group} "
-                              f"(accuracy {charts.fmt(report.worst_accuracy)})"))
+        st.markdown(
+            render.md(
+                f"**{report.column}**: worst group {report.worst_group} (accuracy {charts.fmt(report.worst_accuracy)})"
+            )
+        )
         if report.small_groups:
-            st.warning(render.md(f"Fewer than 30 eval items in: {', '.join(report.small_groups)}; "
-                                 "their figures are noise."))
-        st.dataframe(pd.DataFrame([{"group": g.group, "eval items": g.size, "accuracy": round(g.accuracy, 3),
-                                    **{f"predicted {k}": round(v, 3) for k, v in g.selection_rate.items()}}
-                                   for g in report.groups]), hide_index=True, width="stretch")
-        st.caption(render.md(" · ".join(
-            f"{label}: disparate impact {report.disparate_impact[label]:.2f}, "
-            f"equalized-odds difference {report.equalized_odds_difference[label]:.2f}"
-            for label in report.disparate_impact)))
+            st.warning(
+                render.md(f"Fewer than 30 eval items in: {', '.join(report.small_groups)}; their figures are noise.")
+            )
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "group": g.group,
+                        "eval items": g.size,
+                        "accuracy": round(g.accuracy, 3),
+                        **{f"predicted {k}": round(v, 3) for k, v in g.selection_rate.items()},
+                    }
+                    for g in report.groups
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        st.caption(
+            render.md(
+                " · ".join(
+                    f"{label}: disparate impact {report.disparate_impact[label]:.2f}, "
+                    f"equalized-odds difference {report.equalized_odds_difference[label]:.2f}"
+                    for label in report.disparate_impact
+                )
+            )
+        )
 
 
 def main() -> None:
@@ -110,8 +165,9 @@ def main() -> None:
     project = session.pick_project(page="health")
     st.header(render.md(f"Health · {project.name}"))
     session.show_flash()
-    if actor.role == Role.ADMIN and st.button("Run the health check now", key="health_run",
-                                              help="checks the items imported since the latest version"):
+    if actor.role == Role.ADMIN and st.button(
+        "Run the health check now", key="health_run", help="checks the items imported since the latest version"
+    ):
         try:
             report = wb.health.check(project.name, actor=actor)
         except WorkbenchError as exc:

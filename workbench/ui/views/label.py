@@ -50,8 +50,9 @@ def _held() -> Shown | None:
 def _store(project: ProjectInfo, found: ClaimedItem | int) -> None:
     """Keep what a claim found: the item, or how many items others hold (0: nothing can come back)."""
     claim = found if isinstance(found, ClaimedItem) else None
-    st.session_state[STATE] = Shown(project.id, claim, 0 if claim is not None else int(found),
-                                    time.monotonic(), fresh=True)
+    st.session_state[STATE] = Shown(
+        project.id, claim, 0 if claim is not None else int(found), time.monotonic(), fresh=True
+    )
     st.session_state.pop(ASK_SKIP, None)
 
 
@@ -142,8 +143,10 @@ def judge_press(press: KeyPress, held: Shown | None, dwell_ms: int) -> str | Non
     if held is None or held.claim is None or press.token != held.claim.lease_id:
         return "Key ignored: it was pressed for an item that is no longer on screen."
     if press.dwell_ms < dwell_ms:
-        return (f"Key ignored: pressed {max(press.dwell_ms, 0):.0f} ms after the item appeared "
-                f"(the minimum is {dwell_ms} ms). Press again.")
+        return (
+            f"Key ignored: pressed {max(press.dwell_ms, 0):.0f} ms after the item appeared "
+            f"(the minimum is {dwell_ms} ms). Press again."
+        )
     return None
 
 
@@ -230,21 +233,26 @@ def _progress(view: LabelView) -> None:
     b.metric("My labels in total", stats.labels_total)
     c.metric("My skips", stats.skips_total)
     done, total = counts.done(Split.POOL), counts.total(Split.POOL)
-    d.metric("Pool items done", f"{done} / {total}",
-             help="pool items whose labels are complete: agreed, adjudicated or waiting for review")
+    d.metric(
+        "Pool items done",
+        f"{done} / {total}",
+        help="pool items whose labels are complete: agreed, adjudicated or waiting for review",
+    )
     st.caption(render.md(" · ".join(render.progress_line(counts, split) for split in ("pool", "eval"))))
 
 
 def _key_help(keys: KeyMap, dwell: int) -> None:
     lines = [f"`{render.md(k) if k else '—'}` {render.md(label)}" for label, k in keys.keys]
     lines += ["`S` skip (asks for an optional reason)", "`U` undo your last label", "`?` show or hide this map"]
-    st.info("**Keys**  \n" + "  \n".join(lines)
-            + f"  \nA key counts only for the item on screen, and from {dwell} ms after it appeared.",
-            icon=":material/keyboard:")
+    st.info(
+        "**Keys**  \n"
+        + "  \n".join(lines)
+        + f"  \nA key counts only for the item on screen, and from {dwell} ms after it appeared.",
+        icon=":material/keyboard:",
+    )
 
 
-def _label_buttons(project: ProjectInfo, claim: ClaimedItem, keys: KeyMap,
-                   guide: GuidelinesInfo | None) -> None:
+def _label_buttons(project: ProjectInfo, claim: ClaimedItem, keys: KeyMap, guide: GuidelinesInfo | None) -> None:
     """One button per label, in label order at any width (a wrapping row, never columns that stack
     out of order), each naming its key; the label's note is its help."""
     notes = guide.label_notes if guide else {}
@@ -252,17 +260,28 @@ def _label_buttons(project: ProjectInfo, claim: ClaimedItem, keys: KeyMap,
         for i, label in enumerate(claim.labels):
             key = keys.key_of(label)
             text = render.md(label) + (f" ⟨{render.md(key)}⟩" if key and key != label else "")
-            st.button(text, key=f"label_btn_{i}", type="primary", on_click=_on_label,
-                      args=(project, claim.lease_id, label), help=render.md(notes[label]) if label in notes else None,
-                      width="content")
+            st.button(
+                text,
+                key=f"label_btn_{i}",
+                type="primary",
+                on_click=_on_label,
+                args=(project, claim.lease_id, label),
+                help=render.md(notes[label]) if label in notes else None,
+                width="content",
+            )
 
 
 def _skip_prompt(project: ProjectInfo, claim: ClaimedItem) -> None:
     with st.form("skip_form", border=True):
         st.text_input("Skip reason (optional)", key=SKIP_REASON, placeholder=DEFAULT_SKIP_REASON, max_chars=500)
         left, right = st.columns(2)
-        left.form_submit_button("Skip this item", type="primary", on_click=_on_skip,
-                                args=(project, claim.lease_id), icon=":material/skip_next:")
+        left.form_submit_button(
+            "Skip this item",
+            type="primary",
+            on_click=_on_skip,
+            args=(project, claim.lease_id),
+            icon=":material/skip_next:",
+        )
         right.form_submit_button("Cancel", on_click=_cancel_skip)
     st.caption("Enter skips; an empty reason is stored as “skipped”.")
 
@@ -271,8 +290,13 @@ def _listen(project: ProjectInfo, claim: ClaimedItem | None, keys: KeyMap, askin
     """The key capture. Placed after the item and its buttons: the browser counts the item as drawn
     when this component receives the item's token, which must not be before the item is painted."""
     listen = ([*keys.as_dict(), SKIP_KEY] if claim is not None else []) + [UNDO_KEY, HELP_KEY]
-    capture(key="label_keys", token=claim.lease_id if claim else None, keys=[] if asking else listen,
-            on_press=lambda press: _on_press(project, press), focus=SKIP_INPUT if asking else None)
+    capture(
+        key="label_keys",
+        token=claim.lease_id if claim else None,
+        keys=[] if asking else listen,
+        on_press=lambda press: _on_press(project, press),
+        focus=SKIP_INPUT if asking else None,
+    )
 
 
 def _recent(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
@@ -284,15 +308,30 @@ def _recent(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
         if not rows:
             st.caption("You have not labeled anything in this project yet.")
             return
-        st.dataframe([{"item": r.external_id, "your label": r.label, "when (UTC)": f"{r.created_at:%Y-%m-%d %H:%M:%S}",
-                       "can change": "yes" if r.changeable else "no (a reviewer acted)"} for r in rows],
-                     hide_index=True, key="recent_table", height=min(38 + 35 * len(rows), 300))
+        st.dataframe(
+            [
+                {
+                    "item": r.external_id,
+                    "your label": r.label,
+                    "when (UTC)": f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+                    "can change": "yes" if r.changeable else "no (a reviewer acted)",
+                }
+                for r in rows
+            ],
+            hide_index=True,
+            key="recent_table",
+            height=min(38 + 35 * len(rows), 300),
+        )
         changeable = {r.annotation_id: r for r in rows if r.changeable}
         if not changeable:
             return
         left, mid, right = st.columns([3, 2, 1], vertical_alignment="bottom")
-        left.selectbox("Change the label of", list(changeable), key="recent_pick",
-                       format_func=lambda i: f"{changeable[i].external_id} (now {changeable[i].label})")
+        left.selectbox(
+            "Change the label of",
+            list(changeable),
+            key="recent_pick",
+            format_func=lambda i: f"{changeable[i].external_id} (now {changeable[i].label})",
+        )
         mid.selectbox("to", list(project.labels), key="recent_label")
         right.button("Change", key="recent_change", on_click=_on_change_label, args=(project,))
 
@@ -323,8 +362,10 @@ def main() -> None:
 
     if claim is None:
         if held.waiting:
-            st.info(f"Nothing for you at this moment: {held.waiting} item(s) you could still label are claimed "
-                    "by other annotators. They come back here if skipped or left unanswered; check again shortly.")
+            st.info(
+                f"Nothing for you at this moment: {held.waiting} item(s) you could still label are claimed "
+                "by other annotators. They come back here if skipped or left unanswered; check again shortly."
+            )
         else:
             st.success("Nothing left for you in this project. Thank you!")
         st.button("Check again", key="label_check_again")
@@ -344,12 +385,16 @@ def main() -> None:
         _skip_prompt(project, claim)
     else:
         with st.container(horizontal=True, gap="small", key="label_actions"):
-            st.button("Skip ⟨S⟩", key="label_skip", on_click=_ask_skip, args=(claim.lease_id,),
-                      icon=":material/skip_next:")
-            st.button("Undo last ⟨U⟩", key="label_undo", on_click=_on_undo, args=(project,),
-                      icon=":material/undo:")
-            st.button("Keys ⟨?⟩", key="label_keys_help", icon=":material/keyboard:",
-                      on_click=lambda: st.session_state.__setitem__(HELP, not st.session_state.get(HELP, False)))
+            st.button(
+                "Skip ⟨S⟩", key="label_skip", on_click=_ask_skip, args=(claim.lease_id,), icon=":material/skip_next:"
+            )
+            st.button("Undo last ⟨U⟩", key="label_undo", on_click=_on_undo, args=(project,), icon=":material/undo:")
+            st.button(
+                "Keys ⟨?⟩",
+                key="label_keys_help",
+                icon=":material/keyboard:",
+                on_click=lambda: st.session_state.__setitem__(HELP, not st.session_state.get(HELP, False)),
+            )
 
     _listen(project, claim, keys, asking)
     with st.expander("Why this item?"):

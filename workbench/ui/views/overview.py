@@ -18,19 +18,33 @@ def _pct(part: int, whole: int) -> str:
 def _all_projects(wb, actor) -> None:
     lines = wb.overview.projects(actor=actor)
     st.subheader("Projects")
-    st.dataframe(pd.DataFrame([{"project": line.project, "pool done": f"{line.pool_done} / {line.pool_total}",
-                                "pool %": _pct(line.pool_done, line.pool_total),
-                                "eval done": f"{line.eval_done} / {line.eval_total}",
-                                "in review": line.in_review} for line in lines]),
-                 hide_index=True, key="overview_projects")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "project": line.project,
+                    "pool done": f"{line.pool_done} / {line.pool_total}",
+                    "pool %": _pct(line.pool_done, line.pool_total),
+                    "eval done": f"{line.eval_done} / {line.eval_total}",
+                    "in review": line.in_review,
+                }
+                for line in lines
+            ]
+        ),
+        hide_index=True,
+        key="overview_projects",
+    )
 
 
 def _progress(overview) -> None:
     st.subheader("Progress")
     p = overview.progress
     a, b, c = st.columns(3)
-    a.metric("Pool items done", f"{p.done('pool')} / {p.total('pool')}",
-             help="labelling complete: agreed, adjudicated, waiting for review, ambiguous or excluded")
+    a.metric(
+        "Pool items done",
+        f"{p.done('pool')} / {p.total('pool')}",
+        help="labelling complete: agreed, adjudicated, waiting for review, ambiguous or excluded",
+    )
     b.metric("Eval items done", f"{p.done('eval')} / {p.total('eval')}")
     c.metric("Waiting for review", overview.review.waiting)
     st.caption(render.md(" · ".join(render.progress_line(p, split) for split in ("pool", "eval"))))
@@ -59,8 +73,11 @@ def _latest_round(overview) -> None:
     interval = f"95% interval {r.accuracy_ci95[0]:.1%}–{r.accuracy_ci95[1]:.1%}" if r.accuracy_ci95 else None
     c.metric("Eval accuracy", accuracy, help=interval)
     when = r.finished_at or r.started_at
-    details = [f"trained on {r.n_train} labels" if r.n_train is not None else "",
-               f"finished {when:%Y-%m-%d %H:%M} UTC" if when else "", r.job_message]
+    details = [
+        f"trained on {r.n_train} labels" if r.n_train is not None else "",
+        f"finished {when:%Y-%m-%d %H:%M} UTC" if when else "",
+        r.job_message,
+    ]
     st.caption(render.md(" · ".join(d for d in details if d)))
     if r.job_error:
         render.error(f"The last round failed: {r.job_error}")

@@ -37,8 +37,7 @@ def _fields(item_id: int) -> tuple[str, str, str]:
     return f"adj_decision_{item_id}", f"adj_label_{item_id}", f"adj_reason_{item_id}"
 
 
-def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None,
-                reason: str | None = None) -> None:
+def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None, reason: str | None = None) -> None:
     """Confirm the decision (button or Enter): settle the case and show the next one, named by the
     selector before the page renders."""
     decision_key, label_key, reason_key = _fields(case.item_id)
@@ -53,8 +52,12 @@ def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None,
     actor = session.current_actor(refresh=False)
     try:
         info = session.workbench().review.adjudicate(
-            case.item_id, decision, actor=actor, label=label if decision == Decision.LABEL else None,
-            reason=reason if reason is not None else (st.session_state.get(reason_key) or ""))
+            case.item_id,
+            decision,
+            actor=actor,
+            label=label if decision == Decision.LABEL else None,
+            reason=reason if reason is not None else (st.session_state.get(reason_key) or ""),
+        )
     except WorkbenchError as exc:
         st.session_state[ERROR] = str(exc)
         return
@@ -101,34 +104,59 @@ def _case_view(wb, project: ProjectInfo, actor, case: ReviewCase, following: int
         if case.reason:
             st.text(f"Why it is here: {case.reason}")
         if case.suggestion is not None:  # a suggestion only: the label box never preselects it
-            st.text(f"Dawid–Skene suggests: {case.suggestion} (posterior {case.suggestion_p:.2f}); "
-                    "decide for yourself")
+            st.text(f"Dawid–Skene suggests: {case.suggestion} (posterior {case.suggestion_p:.2f}); decide for yourself")
         skips = wb.review.skips(project.name, actor=actor, external_id=case.external_id, limit=20)
         if skips:
-            st.caption("Skipped by: " + " · ".join(
-                render.md(f"{s.annotator} ({s.at:%Y-%m-%d %H:%M} UTC): {s.reason}") for s in skips))
+            st.caption(
+                "Skipped by: "
+                + " · ".join(render.md(f"{s.annotator} ({s.at:%Y-%m-%d %H:%M} UTC): {s.reason}") for s in skips)
+            )
     with decide_col:
         decisions = list(DECISIONS)
-        st.radio("Decision", decisions, index=None, key=decision_key, horizontal=True,
-                 format_func=lambda d: DECISIONS[d] + (f" ⟨{HOTKEYS[d]}⟩" if d in HOTKEYS else ""))
+        st.radio(
+            "Decision",
+            decisions,
+            index=None,
+            key=decision_key,
+            horizontal=True,
+            format_func=lambda d: DECISIONS[d] + (f" ⟨{HOTKEYS[d]}⟩" if d in HOTKEYS else ""),
+        )
         labels = list(project.labels)
-        st.selectbox("Label (when choosing a label)", labels, index=None, key=label_key,
-                     placeholder="press a label's key or choose",
-                     format_func=lambda x: x + (f" ⟨{keys.key_of(x)}⟩" if keys.key_of(x) not in (None, x) else ""))
-        st.text_input("Reason (required, kept in the audit log)", key=reason_key, max_chars=2000,
-                      placeholder="why this decision")
-        st.button("Adjudicate ⟨Enter⟩", type="primary", key=f"adjudicate_{case.item_id}",
-                  on_click=_adjudicate, args=(project, case, following))
+        st.selectbox(
+            "Label (when choosing a label)",
+            labels,
+            index=None,
+            key=label_key,
+            placeholder="press a label's key or choose",
+            format_func=lambda x: x + (f" ⟨{keys.key_of(x)}⟩" if keys.key_of(x) not in (None, x) else ""),
+        )
+        st.text_input(
+            "Reason (required, kept in the audit log)", key=reason_key, max_chars=2000, placeholder="why this decision"
+        )
+        st.button(
+            "Adjudicate ⟨Enter⟩",
+            type="primary",
+            key=f"adjudicate_{case.item_id}",
+            on_click=_adjudicate,
+            args=(project, case, following),
+        )
         error = st.session_state.pop(ERROR, None)
         if error:
             render.error(error)
-        st.caption("Keys: " + ", ".join(render.md(f"{k} {label}") for label, k in keys.keys if k)
-                   + "; A ambiguous; X exclude; Enter confirms (also from the reason box).")
+        st.caption(
+            "Keys: "
+            + ", ".join(render.md(f"{k} {label}") for label, k in keys.keys if k)
+            + "; A ambiguous; X exclude; Enter confirms (also from the reason box)."
+        )
     focus = st.session_state.pop(FOCUS_REASON, False)
-    capture(key="review_keys", token=case.item_id,
-            keys=[*keys.as_dict(), AMBIGUOUS_KEY, EXCLUDE_KEY, "enter"],
-            on_press=lambda press: _on_press(project, case, following, press),
-            focus=REASON_INPUT if focus else None, enter_inside=REASON_INPUT)
+    capture(
+        key="review_keys",
+        token=case.item_id,
+        keys=[*keys.as_dict(), AMBIGUOUS_KEY, EXCLUDE_KEY, "enter"],
+        on_press=lambda press: _on_press(project, case, following, press),
+        focus=REASON_INPUT if focus else None,
+        enter_inside=REASON_INPUT,
+    )
 
 
 def _pair(labels: list[str]) -> tuple[tuple[str, str] | None, str | None]:
@@ -157,8 +185,13 @@ def _queue_tab(wb, project: ProjectInfo, actor) -> None:
             st.session_state[PICK] = ids[0]
         waiting = len(cases) if len(cases) < 200 else wb.review.count_waiting(project.name, actor=actor)
         item_col, decide_col = st.columns([3, 2], gap="medium")
-        chosen = item_col.selectbox("Case", ids, key=PICK, help=f"{waiting} case(s) waiting",
-                                    format_func=lambda i: f"{by_id[i].external_id} ({_answers(by_id[i])})")
+        chosen = item_col.selectbox(
+            "Case",
+            ids,
+            key=PICK,
+            help=f"{waiting} case(s) waiting",
+            format_func=lambda i: f"{by_id[i].external_id} ({_answers(by_id[i])})",
+        )
         position = ids.index(chosen)
         following = ids[position + 1] if position + 1 < len(ids) else (ids[position - 1] if position else None)
         _case_view(wb, project, actor, by_id[chosen], following, item_col, decide_col)
@@ -173,9 +206,12 @@ def _queue_tab(wb, project: ProjectInfo, actor) -> None:
         elif hint:
             st.caption(hint)
         if cases:
-            st.dataframe(pd.DataFrame([{"item": c.external_id, "split": c.split.value, "answers": _answers(c)}
-                                       for c in cases]), hide_index=True, key="review_table",
-                         height=min(38 + 35 * len(cases), 250))
+            st.dataframe(
+                pd.DataFrame([{"item": c.external_id, "split": c.split.value, "answers": _answers(c)} for c in cases]),
+                hide_index=True,
+                key="review_table",
+                height=min(38 + 35 * len(cases), 250),
+            )
 
 
 def _agreement_tab(wb, project, actor) -> None:
@@ -193,9 +229,19 @@ def _agreement_tab(wb, project, actor) -> None:
         st.info("No item has two answers yet; agreement appears once pairs complete.")
 
     st.subheader("Cohen's kappa per pair of annotators")
-    kappa = pd.DataFrame([{"annotator A": str(k.annotator_a), "annotator B": str(k.annotator_b),
-                           "common items": k.n_items, "kappa": k.kappa, "observed": k.observed,
-                           "chance": k.expected} for k in report.cohen_kappa])
+    kappa = pd.DataFrame(
+        [
+            {
+                "annotator A": str(k.annotator_a),
+                "annotator B": str(k.annotator_b),
+                "common items": k.n_items,
+                "kappa": k.kappa,
+                "observed": k.observed,
+                "chance": k.expected,
+            }
+            for k in report.cohen_kappa
+        ]
+    )
     if kappa.empty:
         st.caption("No pair of annotators has an item in common yet.")
     else:
@@ -216,8 +262,12 @@ def _agreement_tab(wb, project, actor) -> None:
         charts.heatmap(report.pair_confusion, list(report.labels), "label", "other answer", key="pair_conf")
 
     st.subheader("Each annotator against adjudicated labels")
-    vs = pd.DataFrame([{"annotator": str(name), "adjudicated items": s.n_items, "agreement": s.agreement}
-                       for name, s in report.annotator_vs_adjudicated.items()])
+    vs = pd.DataFrame(
+        [
+            {"annotator": str(name), "adjudicated items": s.n_items, "agreement": s.agreement}
+            for name, s in report.annotator_vs_adjudicated.items()
+        ]
+    )
     if vs.empty or vs["adjudicated items"].sum() == 0:
         st.caption("No adjudicated item yet.")
     else:
@@ -232,11 +282,24 @@ def _history_tab(wb, project, actor) -> None:
     if not rows:
         st.caption("No adjudications yet.")
         return
-    st.dataframe(pd.DataFrame([{
-        "when (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"), "item": r.external_id, "reviewer": r.reviewer,
-        "decision": r.decision.value, "label": r.label, "reason": r.reason,
-        "before": f"{r.previous_state.value}" + (f" ({r.previous_label})" if r.previous_label else ""),
-    } for r in rows]), hide_index=True, key="history_table")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "when (UTC)": r.created_at.strftime("%Y-%m-%d %H:%M"),
+                    "item": r.external_id,
+                    "reviewer": r.reviewer,
+                    "decision": r.decision.value,
+                    "label": r.label,
+                    "reason": r.reason,
+                    "before": f"{r.previous_state.value}" + (f" ({r.previous_label})" if r.previous_label else ""),
+                }
+                for r in rows
+            ]
+        ),
+        hide_index=True,
+        key="history_table",
+    )
 
 
 def main() -> None:

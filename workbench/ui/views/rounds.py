@@ -37,8 +37,7 @@ def _job_panel(project_name: str) -> None:
     label = f"Round (job {job.id}): {job.state.value}{step}"
     st.progress(min(max(job.progress / 100.0, 0.0), 1.0), text=render.md(label))
     if job.state == JobState.QUEUED:
-        st.caption("Waiting for a worker to take the job (`workbench serve` starts one; "
-                   "or run `workbench worker`).")
+        st.caption("Waiting for a worker to take the job (`workbench serve` starts one; or run `workbench worker`).")
     elif job.state == JobState.FAILED:
         render.error(f"The round failed: {job.error or 'no reason recorded'}")
     elif job.state == JobState.DONE and job.result is not None:
@@ -54,11 +53,18 @@ def _done_text(result: RoundResult | VersionJobResult) -> str:
     if isinstance(result, VersionJobResult):
         return f"Version {result.version} cut."
     metrics = result.metrics
-    head = (f"Round done: version {result.version} with {result.n_train} training labels"
-            if result.version is not None else "Rescore done")
-    quality = (f", eval accuracy {metrics.accuracy:.1%} on {metrics.n} items" if metrics and metrics.evaluated
-               else " (no eval metrics: too few labels or no labeled eval items yet)" if result.version is not None
-               else "")
+    head = (
+        f"Round done: version {result.version} with {result.n_train} training labels"
+        if result.version is not None
+        else "Rescore done"
+    )
+    quality = (
+        f", eval accuracy {metrics.accuracy:.1%} on {metrics.n} items"
+        if metrics and metrics.evaluated
+        else " (no eval metrics: too few labels or no labeled eval items yet)"
+        if result.version is not None
+        else ""
+    )
     return f"{head}{quality}; the pool was re-ranked by {result.ranked_by.describe()}."
 
 
@@ -71,8 +77,10 @@ def _start(wb, actor, project) -> None:
             render.error(exc)
         else:
             st.session_state[JOB] = (project.name, job.id)
-    right.caption("A round cuts a dataset version of the final labels, trains the project's model on its "
-                  "pool items, evaluates it on the labeled eval items and re-ranks the open pool.")
+    right.caption(
+        "A round cuts a dataset version of the final labels, trains the project's model on its "
+        "pool items, evaluates it on the labeled eval items and re-ranks the open pool."
+    )
     held = st.session_state.get(JOB)
     if not held or held[0] != project.name:
         jobs = wb.jobs.list(project.name, limit=1, actor=actor)
@@ -92,8 +100,12 @@ def _ranking(wb, actor, project) -> None:
     """Which strategy made the ranking the queue serves now, on which model run."""
     ranked_by = wb.rounds.ranked_by(project, actor=actor)
     if ranked_by is None:
-        st.caption(render.md(f"No ranking yet: the queue serves pool items at random until a round ranks them "
-                             f"(project strategy: {project.strategy})."))
+        st.caption(
+            render.md(
+                f"No ranking yet: the queue serves pool items at random until a round ranks them "
+                f"(project strategy: {project.strategy})."
+            )
+        )
     else:
         st.caption(render.md(f"The queue serves the ranking made by {ranked_by.describe()}."))
 
@@ -104,11 +116,22 @@ def _runs_frame(runs) -> pd.DataFrame:
     for run in runs:
         m = run.metrics
         low, high = m.accuracy_ci95 or (None, None)
-        rows.append({"run": run.id, "version": run.version_number, "training labels": run.n_train,
-                     "eval items": m.n, "accuracy": m.accuracy, "95% low": low, "95% high": high,
-                     "macro F1": m.macro_f1, "ECE": m.ece,
-                     "model": str((run.config or {}).get("type", "")), "seconds": round(run.duration_s, 2),
-                     "created (UTC)": _when(run.created_at)})
+        rows.append(
+            {
+                "run": run.id,
+                "version": run.version_number,
+                "training labels": run.n_train,
+                "eval items": m.n,
+                "accuracy": m.accuracy,
+                "95% low": low,
+                "95% high": high,
+                "macro F1": m.macro_f1,
+                "ECE": m.ece,
+                "model": str((run.config or {}).get("type", "")),
+                "seconds": round(run.duration_s, 2),
+                "created (UTC)": _when(run.created_at),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -121,19 +144,27 @@ def _versions(wb, actor, project) -> list:
     for v in versions:
         counts = (v.manifest or {}).get("counts") or {}
         agreement = (v.manifest or {}).get("agreement") or {}
-        rows.append({"version": v.number, "items": v.n_items,
-                     "pool labels": sum((counts.get("pool") or {}).values()),
-                     "eval labels": sum((counts.get("eval") or {}).values()),
-                     "alpha": agreement.get("krippendorff_alpha"), "trigger": v.trigger,
-                     "hash": v.content_hash[:12], "created (UTC)": _when(v.created_at)})
+        rows.append(
+            {
+                "version": v.number,
+                "items": v.n_items,
+                "pool labels": sum((counts.get("pool") or {}).values()),
+                "eval labels": sum((counts.get("eval") or {}).values()),
+                "alpha": agreement.get("krippendorff_alpha"),
+                "trigger": v.trigger,
+                "hash": v.content_hash[:12],
+                "created (UTC)": _when(v.created_at),
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="versions_table")
     return versions
 
 
 def _run_detail(project, runs) -> None:
     by_id = {run.id: run for run in runs}
-    chosen = st.selectbox("Run", list(by_id)[::-1], key="rounds_run",
-                          format_func=lambda i: f"run {i} (version {by_id[i].version_number})")
+    chosen = st.selectbox(
+        "Run", list(by_id)[::-1], key="rounds_run", format_func=lambda i: f"run {i} (version {by_id[i].version_number})"
+    )
     run = by_id[chosen]
     m = run.metrics
     if not m.evaluated:
@@ -141,16 +172,24 @@ def _run_detail(project, runs) -> None:
         return
     a, b, c, d = st.columns(4)
     low, high = m.accuracy_ci95 or (None, None)
-    a.metric("Eval accuracy", charts.fmt(m.accuracy, percent=True),
-             help=f"95% interval {charts.fmt(low, percent=True)} to {charts.fmt(high, percent=True)}")
+    a.metric(
+        "Eval accuracy",
+        charts.fmt(m.accuracy, percent=True),
+        help=f"95% interval {charts.fmt(low, percent=True)} to {charts.fmt(high, percent=True)}",
+    )
     b.metric("Macro F1", charts.fmt(m.macro_f1))
     c.metric("Calibration error (ECE)", charts.fmt(m.ece))
     d.metric("Eval items", m.n)
     left, right = st.columns(2)
     with left:
         st.caption("Confusion matrix (rows: final label, columns: predicted)")
-        charts.heatmap([list(row) for row in m.confusion_matrix], list(project.labels), "final label", "predicted",
-                       key=f"confusion_{run.id}")
+        charts.heatmap(
+            [list(row) for row in m.confusion_matrix],
+            list(project.labels),
+            "final label",
+            "predicted",
+            key=f"confusion_{run.id}",
+        )
     with right:
         per_class = pd.DataFrame(list(m.per_class))
         if not per_class.empty:
@@ -174,13 +213,18 @@ def _compare(wb, actor, project, runs) -> None:
         low, high = result.difference_ci95
         a, b, c, d = st.columns(4)
         a.metric(f"Run {run_a} accuracy", charts.fmt(result.accuracy_a, percent=True))
-        b.metric(f"Run {run_b} accuracy", charts.fmt(result.accuracy_b, percent=True),
-                 delta=charts.fmt(result.difference, percent=True))
+        b.metric(
+            f"Run {run_b} accuracy",
+            charts.fmt(result.accuracy_b, percent=True),
+            delta=charts.fmt(result.difference, percent=True),
+        )
         c.metric("Difference, 95% interval", f"{charts.fmt(low, percent=True)} to {charts.fmt(high, percent=True)}")
         d.metric("McNemar p", charts.fmt(result.mcnemar_p))
-        st.caption(f"On the same {result.n_eval} eval items (from the predictions stored with each run): "
-                   f"only run {run_a} right on {result.only_a_correct}, only run {run_b} right on "
-                   f"{result.only_b_correct}.")
+        st.caption(
+            f"On the same {result.n_eval} eval items (from the predictions stored with each run): "
+            f"only run {run_a} right on {result.only_a_correct}, only run {run_b} right on "
+            f"{result.only_b_correct}."
+        )
 
 
 def _diff(wb, actor, project, versions) -> None:
@@ -222,9 +266,15 @@ def _downloads(wb, actor, project, versions) -> None:
         st.session_state["dl_ready"] = (project.name, number, fmt, data)
     ready = st.session_state.get("dl_ready")
     if ready and ready[:3] == (project.name, number, fmt):
-        st.download_button(f"Download version {number} ({fmt})", ready[3],
-                           file_name=f"version-{number}.{fmt}", mime=ExportFormat(fmt).mime, key="dl_button",
-                           on_click="ignore", icon=":material/download:")
+        st.download_button(
+            f"Download version {number} ({fmt})",
+            ready[3],
+            file_name=f"version-{number}.{fmt}",
+            mime=ExportFormat(fmt).mime,
+            key="dl_button",
+            on_click="ignore",
+            icon=":material/download:",
+        )
 
 
 def main() -> None:
@@ -243,11 +293,20 @@ def main() -> None:
         st.dataframe(frame, hide_index=True, key="runs_table")
         curve = pd.DataFrame(wb.rounds.learning_curve(project.name, actor=actor)).dropna(subset=["accuracy"])
         if not curve.empty:
-            st.caption("Learning curve: eval accuracy against the number of training labels, "
-                       "with its 95% bootstrap interval")
+            st.caption(
+                "Learning curve: eval accuracy against the number of training labels, with its 95% bootstrap interval"
+            )
             curve = curve[["n_labels", "accuracy", "ci_low", "ci_high", "run_id", "version_number"]]
-            charts.band_line(curve, "n_labels", "accuracy", "ci_low", "ci_high", key="learning_curve",
-                             x_title="training labels", y_title="eval accuracy")
+            charts.band_line(
+                curve,
+                "n_labels",
+                "accuracy",
+                "ci_low",
+                "ci_high",
+                key="learning_curve",
+                x_title="training labels",
+                y_title="eval accuracy",
+            )
     else:
         st.caption("No model run yet.")
 
@@ -267,10 +326,25 @@ def main() -> None:
     with st.expander("Recent jobs"):
         jobs = wb.jobs.list(project.name, limit=20, actor=actor)
         if jobs:
-            st.dataframe(pd.DataFrame([{"job": j.id, "kind": j.kind.value, "state": j.state.value,
-                                        "progress": j.progress, "message": j.message, "error": j.error,
-                                        "created (UTC)": _when(j.created_at), "finished (UTC)": _when(j.finished_at)}
-                                       for j in jobs]), hide_index=True, key="jobs_table")
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "job": j.id,
+                            "kind": j.kind.value,
+                            "state": j.state.value,
+                            "progress": j.progress,
+                            "message": j.message,
+                            "error": j.error,
+                            "created (UTC)": _when(j.created_at),
+                            "finished (UTC)": _when(j.finished_at),
+                        }
+                        for j in jobs
+                    ]
+                ),
+                hide_index=True,
+                key="jobs_table",
+            )
         else:
             st.caption("No jobs yet.")
 
