@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "workbench.commands.stress",
     "workbench.commands.worker",
     "workbench.commands.retrain",
+    "workbench.commands.models",
     "workbench.commands.versions",
     "workbench.commands.simulate",
     "workbench.commands.quality",

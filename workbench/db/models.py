@@ -293,6 +293,9 @@ class ModelRun(SQLModel, table=True):
     artifact_sha256: str = Field(max_length=64)
     duration_s: float = 0.0
     created_at: datetime = Field(default_factory=utcnow)
+    # Where the run was logged after its round committed (MLflow), or why it was not: a
+    # TrackingOutcome as JSON; None when tracking was off.
+    tracking: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class EvalPrediction(SQLModel, table=True):

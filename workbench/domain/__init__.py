@@ -14,9 +14,13 @@ from workbench.domain.rounds import (  # re-exported: the typed results services
     JobPayload as JobPayload,
     JobResult as JobResult,
     LearningCurvePoint as LearningCurvePoint,
+    ModelExport as ModelExport,
     RankedBy as RankedBy,
+    RegisteredModel as RegisteredModel,
     RoundResult as RoundResult,
     RunComparison as RunComparison,
+    TrackingOutcome as TrackingOutcome,
+    TrackingStatus as TrackingStatus,
     VersionJobResult as VersionJobResult,
 )
 from workbench.errors import WorkbenchError
@@ -339,6 +343,7 @@ class RunInfo:
     artifact_sha256: str
     duration_s: float
     created_at: datetime
+    tracking: TrackingOutcome | None = None  # MLflow: where it was logged, or why not (None: off)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ field existed read back with its default.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 
@@ -64,6 +65,69 @@ class EvalMetrics:
         data["per_class"] = tuple(ClassMetrics(**_known(ClassMetrics, row)) for row in data.get("per_class") or ())
         data["confusion_matrix"] = tuple(tuple(int(v) for v in row) for row in data.get("confusion_matrix") or ())
         return cls(**_known(cls, data))
+
+
+class TrackingStatus(StrEnum):
+    LOGGED = "logged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TrackingOutcome:
+    """Where a model run was logged in MLflow after its round committed, or why it was not.
+
+    A failure never fails the round; ``error`` is one line (shown on the Rounds page).
+    """
+
+    status: TrackingStatus
+    uri: str
+    mlflow_run_id: str | None = None
+    experiment_id: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def logged(self) -> bool:
+        return self.status == TrackingStatus.LOGGED
+
+    def describe(self) -> str:
+        """One line, e.g. ``MLflow run 3f2a… at http://…`` or ``not logged to MLflow at …: why``."""
+        if self.logged:
+            return f"logged as MLflow run {self.mlflow_run_id} at {self.uri}"
+        return f"not logged to MLflow at {self.uri}: {self.error}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> TrackingOutcome | None:
+        if not data:
+            return None
+        data = _known(cls, data)
+        data["status"] = TrackingStatus(data["status"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model run registered in the MLflow model registry."""
+
+    name: str
+    version: str
+    source: str
+    mlflow_run_id: str
+    uri: str
+
+
+@dataclass(frozen=True)
+class ModelExport:
+    """A model run written out for serving: the files in ``directory`` and what they hold."""
+
+    directory: str
+    files: tuple[str, ...]
+    model_sha256: str
+    featurizer_sha256: str
+    n_eval_checked: int  # eval predictions the export reproduced before it was written
 
 
 @dataclass(frozen=True)
@@ -145,6 +209,7 @@ class RoundResult:
     label_counts: dict[str, int] = field(default_factory=dict)
     metrics: EvalMetrics | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    tracking: TrackingOutcome | None = None  # set after the publish commit; not in the job's result
 
     @property
     def ranked_by(self) -> RankedBy:
@@ -153,6 +218,7 @@ class RoundResult:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["metrics"] = self.metrics.to_json() if self.metrics is not None else None
+        data["tracking"] = self.tracking.to_json() if self.tracking is not None else None
         return data
 
     @classmethod
@@ -160,6 +226,7 @@ class RoundResult:
         data = dict(data)
         metrics = data.get("metrics")
         data["metrics"] = EvalMetrics.from_json(metrics) if metrics else None
+        data["tracking"] = TrackingOutcome.from_json(data.get("tracking"))
         data.setdefault("strategy", "")
         data.setdefault("project_strategy", data["strategy"])
         data.setdefault("ranked", 0)

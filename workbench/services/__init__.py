@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from workbench.services.health import HealthService
     from workbench.services.imports import ImportService
     from workbench.services.jobs import JobService
+    from workbench.services.models import ModelService
     from workbench.services.overview import OverviewService
     from workbench.services.projects import ProjectService
     from workbench.services.quarantine import QuarantineService
@@ -122,6 +123,13 @@ class Workbench:
         from workbench.services.rounds import RoundService
 
         return RoundService(self.engine)
+
+    @cached_property
+    def models(self) -> ModelService:
+        # MLflow registry and export for serving; mlflow is imported only when registering.
+        from workbench.services.models import ModelService
+
+        return ModelService(self.engine)
 
     @cached_property
     def health(self) -> HealthService:

@@ -41,6 +41,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # item must be on screen before a key press counts for it.
     "label_keys": {},
     "min_dwell_ms": 250,
+    # Issue 16: log each round to this MLflow tracking URI (None: $MLFLOW_TRACKING_URI, else off).
+    "mlflow_tracking_uri": None,
 }
 
 

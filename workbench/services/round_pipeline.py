@@ -19,6 +19,7 @@ MC-dropout and committee cases; this module never names a strategy.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,14 +27,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlmodel import Session
 
 import strategies
 from workbench.config import workbench_home
 from workbench.db.models import EvalPrediction, Item, ModelRun, RankEntry, utcnow
 from workbench.domain import Actor, ItemState, ProjectInfo, ProjectKind, Role, Split
-from workbench.domain.rounds import EvalMetrics, RoundResult, VersionJobResult
+from workbench.domain.rounds import EvalMetrics, RoundResult, TrackingOutcome, VersionJobResult
 from workbench.errors import WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.jobs import complete_job
@@ -43,6 +44,7 @@ from workbench.services.versions import Snapshot, _latest, store_version, take_s
 from workbench.training import FeatureStore, evaluate, load_model, make_featurizer, make_model, save_model
 
 ProgressFn = Callable[[float, str], None]
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RANK_SIZE = 2000  # candidates kept in rank_entry; claims take from the top
@@ -198,6 +200,11 @@ class RoundPipeline:
             artifact=artifact,
             timings=clock.timings,
         )
+        # MLflow, after the commit: a failure is recorded on the model run, never raised.
+        tracking = self.track(project, result, job_id=job_id, seed=seed, trained=trained, evaluated=evaluated)
+        if tracking is not None:
+            result = replace(result, tracking=tracking)
+            result.timings["mlflow"] = tracking.seconds
         # After every round: annotator quality (Dawid-Skene), posteriors, the label-error queue.
         from workbench.services.quality import after_round
 
@@ -205,6 +212,59 @@ class RoundPipeline:
         after_round(self.engine, project.name, home=self._home, seed=seed)
         result.timings["quality"] = round(time.perf_counter() - started, 4)
         return result
+
+    def track(
+        self,
+        project: ProjectInfo,
+        result: RoundResult,
+        *,
+        job_id: int | None,
+        seed: int,
+        trained: Trained,
+        evaluated: Evaluated,
+    ) -> TrackingOutcome | None:
+        """Log the published round to MLflow when a tracking URI is set (None: tracking off, or no
+        model run to log), and record the outcome on the model run."""
+        from workbench.integrations import mlflow_tracking
+
+        uri = mlflow_tracking.tracking_uri(project.settings)
+        if uri is None or result.run_id is None:
+            return None
+        with reading(self.engine) as session:
+            run = session.get(ModelRun, result.run_id)
+        record = mlflow_tracking.RoundRecord(
+            project=project.name,
+            model_run_id=run.id,
+            job_id=job_id,
+            seed=seed,
+            version_id=run.version_id,
+            version_number=result.version,
+            version_hash=result.version_hash,
+            featurizer=run.featurizer,
+            featurizer_settings=self.featurizer_params(project),
+            model_config=dict(trained.config),
+            strategy=project.strategy,
+            ranked_by=result.strategy,
+            overlap=project.overlap,
+            overlap_policy=str(project.settings.get("overlap_policy", "fixed")),
+            labels=project.labels,
+            label_counts=dict(result.label_counts),
+            metrics=evaluated.metrics,
+            predictions=evaluated.predictions,
+            artifact_file=self.home / run.artifact_path,
+            artifact_sha256=run.artifact_sha256,
+        )
+        outcome = mlflow_tracking.log_round(record, uri)
+        try:
+            write(
+                self.engine,
+                lambda session: session.execute(
+                    update(ModelRun).where(ModelRun.id == run.id).values(tracking=outcome.to_json())
+                ),
+            )
+        except Exception as exc:  # the round is committed; a lost note about MLflow must not fail it
+            log.warning("model run %s: could not record the MLflow outcome: %s", run.id, exc)
+        return outcome
 
     def rescore(
         self,
@@ -372,7 +432,9 @@ class RoundPipeline:
         name, sha256 = save_model(model, self.home / ARTIFACTS)
         return f"{ARTIFACTS}/{name}", sha256
 
-    def featurizer(self, project: ProjectInfo, progress: Callable[[int, int], None] | None = None) -> Any:
+    @staticmethod
+    def featurizer_params(project: ProjectInfo) -> dict[str, Any]:
+        """The settings the project's featurizer is built from."""
         params = dict(project.settings.get("featurizer") or {})
         if project.kind == ProjectKind.TABULAR and not project.settings.get("sensitive_as_features"):
             from workbench.services.health import sensitive_columns
@@ -380,9 +442,12 @@ class RoundPipeline:
             # Sensitive columns measure the model per group; they are features only when asked.
             if sensitive_columns(project.settings):
                 params.setdefault("exclude_columns", sensitive_columns(project.settings))
+        return params
+
+    def featurizer(self, project: ProjectInfo, progress: Callable[[int, int], None] | None = None) -> Any:
         return make_featurizer(
             project.kind.value,
-            params,
+            self.featurizer_params(project),
             image_root=project.settings.get("image_root"),
             cache_dir=self.home / "features" / "embedding-chunks",
             progress=progress,

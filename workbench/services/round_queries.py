@@ -8,7 +8,7 @@ from sqlalchemy import Engine, select
 
 from workbench.db.models import DatasetVersion, DatasetVersionItem, EvalPrediction, ModelRun, RankEntry
 from workbench.domain import Actor, ProjectInfo, Role, RunInfo, Split
-from workbench.domain.rounds import EvalMetrics, LearningCurvePoint, RankedBy, RunComparison
+from workbench.domain.rounds import EvalMetrics, LearningCurvePoint, RankedBy, RunComparison, TrackingOutcome
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._tx import reading
 from workbench.services.projects import load_project
@@ -44,6 +44,7 @@ class RoundQueries:
                     artifact_sha256=run.artifact_sha256,
                     duration_s=run.duration_s,
                     created_at=run.created_at,
+                    tracking=TrackingOutcome.from_json(run.tracking),
                 )
             )
         return runs

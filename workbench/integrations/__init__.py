@@ -1,0 +1,1 @@
+"""Optional integrations with the MLOps stack (each behind its own extra, imported on first use)."""
