@@ -159,13 +159,17 @@ def test_a_dead_tracking_server_never_fails_the_round(wb, home, monkeypatch):
     assert result.tracking.status == TrackingStatus.FAILED and result.tracking.uri == dead
     run = wb.rounds.runs(project.name, actor=OPERATOR)[-1]
     assert run.tracking == result.tracking and "\n" not in run.tracking.error
-    assert run.tracking.describe() == f"not logged to MLflow at {dead}: connection refused (is the tracking server running?)"
+    assert (
+        run.tracking.describe()
+        == f"not logged to MLflow at {dead}: connection refused (is the tracking server running?)"
+    )
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the short retries were put back
     # Registering a run that was never logged: refused in one line, nothing registered.
     with pytest.raises(WorkbenchError, match=r"^model run \d+ was not logged to MLflow"):
         wb.models.register(project.name, result.run_id, actor=OPERATOR)
 
 
+@pytest.mark.slow  # starting `mlflow server` takes 10-40 s here
 def test_rounds_log_to_a_server_and_register_the_model(wb, home, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     name = f"srv-{wb.engine.dialect.name}-{os.getpid()}"

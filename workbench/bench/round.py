@@ -77,32 +77,55 @@ def _mark_final(session: Session, project_id: int, indices, labels: np.ndarray) 
     )
 
 
-def bench_round(n_pool: int = 100_000, n_labels: int = 5_000, database_url: str | None = None) -> dict:
+def bench_round(
+    n_pool: int = 100_000, n_labels: int = 5_000, database_url: str | None = None, mlflow_pairs: int = 0
+) -> dict:
     """Wall time of a whole round (version, train, evaluate, rescore, ranking live): the first round
-    (features computed) and the next ones (features from the cache, 100 new labels each)."""
+    (features computed) and the next ones (features from the cache, 100 new labels each).
+
+    With ``mlflow_pairs``, that many more pairs of rounds follow, each a round with MLflow tracking
+    off then one with it on (a local file store), 100 new labels before each: the ratio of their
+    medians is what tracking adds to a round, measured in the same run.
+    """
     home = Path(tempfile.mkdtemp(prefix="workbench-round-"))
     os.environ["WORKBENCH_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
     wb = Workbench(make_engine(database_url or f"sqlite:///{home / 'round.db'}"))
     seed_text_project(wb, "round-bench", n_pool, n_labels)
     import skops.io  # noqa: F401 - a worker imports this once at start (see workbench.worker)
 
     rounds = []
-    for index in range(4):
-        if index:
-            add_labels(wb, "round-bench", n_labels + 100 * (index - 1), 100)
+    labeled = n_labels
+
+    def one_round(tracked: bool) -> dict:
+        nonlocal labeled
+        if rounds:
+            add_labels(wb, "round-bench", labeled, 100)
+            labeled += 100
+        if tracked:
+            os.environ["MLFLOW_TRACKING_URI"] = (home / "mlruns").as_uri()
         started = time.perf_counter()
-        result = wb.rounds.run_retrain("round-bench", actor=OPERATOR)
-        rounds.append(
-            {
-                "wall_s": time.perf_counter() - started,
-                "n_train": result.n_train,
-                "accuracy": result.metrics.accuracy if result.metrics else None,
-                "timings": result.timings,
-                "strategy": result.strategy,
-            }
-        )
+        try:
+            result = wb.rounds.run_retrain("round-bench", actor=OPERATOR)
+        finally:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        entry = {
+            "wall_s": time.perf_counter() - started,
+            "n_train": result.n_train,
+            "accuracy": result.metrics.accuracy if result.metrics else None,
+            "timings": result.timings,
+            "strategy": result.strategy,
+            "mlflow": result.tracking.describe() if result.tracking else None,
+        }
+        if tracked and not result.tracking.logged:
+            raise RuntimeError(f"the tracked round was not logged: {result.tracking.describe()}")
+        rounds.append(entry)
+        return entry
+
+    for _ in range(4):
+        one_round(False)
     warm = [r["wall_s"] for r in rounds[1:]]
-    return {
+    report = {
         "database": wb.engine.dialect.name,
         "n_pool": n_pool,
         "n_eval": N_EVAL,
@@ -112,6 +135,25 @@ def bench_round(n_pool: int = 100_000, n_labels: int = 5_000, database_url: str 
         "warm_round_s_max": max(warm),
         "rounds": rounds,
     }
+    if mlflow_pairs:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for it for file:// stores
+        started = time.perf_counter()
+        import matplotlib.figure  # noqa: F401 - a worker pays these imports once, on its first tracked round
+        import mlflow  # noqa: F401
+
+        report["mlflow_import_s"] = time.perf_counter() - started
+        pairs = [(one_round(False), one_round(True)) for _ in range(mlflow_pairs)]
+        off = float(np.median([a["wall_s"] for a, _ in pairs]))
+        on = float(np.median([b["wall_s"] for _, b in pairs]))
+        report["mlflow"] = {
+            "pairs": mlflow_pairs,
+            "store": "file",
+            "off_s_median": off,
+            "on_s_median": on,
+            "ratio": on / off,
+            "logging_s_median": float(np.median([b["timings"]["mlflow"] for _, b in pairs])),
+        }
+    return report
 
 
 def _round_loop(url: str, home: str, project: str, stop_file: str, count_file: str) -> None:
@@ -187,11 +229,20 @@ def add_round_arguments(parser) -> None:  # noqa: ANN001
     parser.add_argument("--pool", type=int, default=100_000, help="pool items (default 100000)")
     parser.add_argument("--labels", type=int, default=5_000, help="labeled pool items (default 5000)")
     parser.add_argument("--db", help="database URL (default: a temporary SQLite file)")
+    parser.add_argument(
+        "--mlflow",
+        type=int,
+        nargs="?",
+        const=5,
+        default=0,
+        metavar="PAIRS",
+        help="then PAIRS (default 5) pairs of rounds with MLflow tracking off and on (a local file store)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
 
 
 def run_round(args) -> int:  # noqa: ANN001
-    result = bench_round(args.pool, args.labels, args.db)
+    result = bench_round(args.pool, args.labels, args.db, mlflow_pairs=args.mlflow)
     print(
         f"{result['database']}: {result['n_pool']} pool items, {result['n_labels']} labels, "
         f"{result['n_eval']} eval items"
@@ -204,6 +255,16 @@ def run_round(args) -> int:  # noqa: ANN001
     for index, r in enumerate(result["rounds"]):
         steps = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items())
         print(f"  round {index + 1}: {r['wall_s']:.2f} s ({steps}); eval accuracy {r['accuracy']:.3f}")
+    if "mlflow" in result:
+        m = result["mlflow"]
+        print(
+            f"MLflow ({m['pairs']} pairs of rounds, local file store; "
+            f"import mlflow once {result['mlflow_import_s']:.2f} s):"
+        )
+        print(
+            f"  tracking off: median {m['off_s_median']:.2f} s; on: median {m['on_s_median']:.2f} s "
+            f"(logging {m['logging_s_median']:.2f} s); on/off {m['ratio']:.3f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0

@@ -80,7 +80,9 @@ class ModelService:
             ).all()
             stored = dict(
                 session.execute(
-                    select(EvalPrediction.item_id, EvalPrediction.predicted).where(EvalPrediction.model_run_id == run.id)
+                    select(EvalPrediction.item_id, EvalPrediction.predicted).where(
+                        EvalPrediction.model_run_id == run.id
+                    )
                 ).all()
             )
         pipeline = RoundPipeline(self.engine, self._home)

@@ -128,11 +128,27 @@ def _runs_frame(runs) -> pd.DataFrame:
                 "macro F1": m.macro_f1,
                 "ECE": m.ece,
                 "model": str((run.config or {}).get("type", "")),
+                "MLflow": run.tracking.status.value if run.tracking is not None else "",
                 "seconds": round(run.duration_s, 2),
                 "created (UTC)": _when(run.created_at),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _tracking(runs) -> None:
+    """The latest run's MLflow outcome, one line: a failure as a warning, a success as a caption."""
+    latest = runs[-1].tracking if runs else None
+    if latest is None:
+        return
+    if latest.logged:
+        st.caption(render.md(f"MLflow: run {runs[-1].id} {latest.describe()}."))
+    else:
+        render.notice(
+            "warning",
+            f"MLflow: run {runs[-1].id} was {latest.describe()}. "
+            "The round itself finished; the next round tries again.",
+        )
 
 
 def _versions(wb, actor, project) -> list:
@@ -291,6 +307,7 @@ def main() -> None:
     if runs:
         frame = _runs_frame(runs)
         st.dataframe(frame, hide_index=True, key="runs_table")
+        _tracking(runs)
         curve = pd.DataFrame(wb.rounds.learning_curve(project.name, actor=actor)).dropna(subset=["accuracy"])
         if not curve.empty:
             st.caption(
