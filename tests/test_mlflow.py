@@ -152,17 +152,15 @@ def test_a_dead_tracking_server_never_fails_the_round(wb, home, monkeypatch):
     dead = f"http://127.0.0.1:{free_port()}"  # bound, then closed: nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)  # the environment variable, not the setting
     project = make_project(wb)
-    started = time.monotonic()
     result = wb.rounds.run_retrain(project.name, actor=OPERATOR)
-    assert time.monotonic() - started < 30  # no minutes of retries
+    # MLflow's default retries on a refused connection add up to about 4 minutes (7 tries, backoff
+    # factor 2); cut to none, the call takes the import of mlflow plus a refused connect.
+    assert result.tracking.seconds < 60, result.tracking
     assert result.run_id is not None and result.metrics.evaluated  # the round finished and published
     assert result.tracking.status == TrackingStatus.FAILED and result.tracking.uri == dead
     run = wb.rounds.runs(project.name, actor=OPERATOR)[-1]
     assert run.tracking == result.tracking and "\n" not in run.tracking.error
-    assert (
-        run.tracking.describe()
-        == f"not logged to MLflow at {dead}: connection refused (is the tracking server running?)"
-    )
+    assert run.tracking.describe() == f"not logged to {dead}: connection refused"
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the short retries were put back
     # Registering a run that was never logged: refused in one line, nothing registered.
     with pytest.raises(WorkbenchError, match=r"^model run \d+ was not logged to MLflow"):

@@ -47,11 +47,8 @@ def test_the_rounds_page_shows_a_dead_tracking_server_in_one_line(app, browser):
     main.get_by_role("button", name="Start a retrain round").wait_for()
     _pick_project(page, "tracked")
     main.get_by_role("button", name="Start a retrain round").click()
-    main.get_by_text("Round done: version 1", exact=False).wait_for(timeout=120_000)
-    expected = (
-        f"MLflow: run 1 was not logged to MLflow at {DEAD}: connection refused (is the tracking server "
-        "running?). The round itself finished; the next round tries again."
-    )
+    main.get_by_text("Round done: version 1", exact=False).wait_for(timeout=300_000)  # a busy machine
+    expected = f"MLflow: run 1 not logged to {DEAD}: connection refused. The round itself finished."
     # The outcome is written just after the round's commit: a reload shows it.
     warning = main.get_by_test_id("stAlert").filter(has_text="MLflow: run 1")
     for _ in range(20):
@@ -61,10 +58,10 @@ def test_the_rounds_page_shows_a_dead_tracking_server_in_one_line(app, browser):
         page.reload()
         _idle(page)
     assert warning.inner_text().strip() == expected
-    box = warning.bounding_box()
-    assert box is not None and box["height"] < 80, box  # one line (plus the alert's padding) at 1200 px
-    assert main.get_by_text("Eval accuracy").count() >= 1  # the round's metrics are there
     _shot(page, "rounds-mlflow-failure")
+    box = warning.bounding_box()
+    assert box is not None and box["height"] < 70, box  # one line (plus the alert's padding) at 1200 px
+    assert main.get_by_text("Eval accuracy").count() >= 1  # the round's metrics are there
     page.set_viewport_size({"width": 640, "height": 900})
     _idle(page)
     assert warning.inner_text().strip() == expected  # wraps, but is still the one sentence

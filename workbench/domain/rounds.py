@@ -91,10 +91,10 @@ class TrackingOutcome:
         return self.status == TrackingStatus.LOGGED
 
     def describe(self) -> str:
-        """One line, e.g. ``MLflow run 3f2a… at http://…`` or ``not logged to MLflow at …: why``."""
+        """One line, e.g. ``logged as MLflow run 3f2a… at http://…`` or ``not logged to http://…: why``."""
         if self.logged:
             return f"logged as MLflow run {self.mlflow_run_id} at {self.uri}"
-        return f"not logged to MLflow at {self.uri}: {self.error}"
+        return f"not logged to {self.uri}: {self.error}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

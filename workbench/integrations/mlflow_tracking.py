@@ -94,7 +94,7 @@ def one_line(error: BaseException) -> str:
     """A readable one-line reason for a tracking failure."""
     text = " ".join(str(error).split()) or type(error).__name__
     for needle, said in (
-        ("Connection refused", "connection refused (is the tracking server running?)"),
+        ("Connection refused", "connection refused"),
         ("timed out", "the tracking server did not answer in time"),
         ("Name or service not known", "unknown host"),
     ):

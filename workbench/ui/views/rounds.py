@@ -146,8 +146,7 @@ def _tracking(runs) -> None:
     else:
         render.notice(
             "warning",
-            f"MLflow: run {runs[-1].id} was {latest.describe()}. "
-            "The round itself finished; the next round tries again.",
+            f"MLflow: run {runs[-1].id} {latest.describe()}. The round itself finished.",
         )
 
 
