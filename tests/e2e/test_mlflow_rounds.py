@@ -41,6 +41,7 @@ def app(server: Server) -> Server:
 def test_the_rounds_page_shows_a_dead_tracking_server_in_one_line(app, browser):
     dialogs: list[str] = []
     context, page = _page(browser, dialogs)
+    page.set_default_timeout(90_000)  # the app and its worker share 2 busy cores
     _sign_in(page, app, "admin")
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Rounds").click()
     main = page.get_by_test_id("stMain")
