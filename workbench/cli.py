@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "workbench.commands.backup",
     "workbench.commands.quarantine",
     "workbench.commands.chaos",
+    "workbench.commands.alerts",
 ]
 
 

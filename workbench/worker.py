@@ -32,6 +32,7 @@ from workbench.services import Workbench
 HEARTBEAT_S = 5.0
 SWEEP_S = 15.0
 AUTO_VERSION_CHECK_S = 10.0
+ALERT_RETRY_CHECK_S = 2.0  # how often the worker looks for alert deliveries due for another attempt
 ORPHAN_SWEEP_S = 600.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 OPERATOR = Actor.operator()
@@ -53,6 +54,8 @@ def _run_job(wb: Workbench, job: JobInfo) -> None:
         wb.rounds.run_rescore(project, actor=actor, job_id=job.id, seed=payload.seed, progress=progress)
     elif job.kind == JobKind.VERSION:
         wb.rounds.run_version(project, actor=actor, job_id=job.id)
+    elif job.kind == JobKind.ALERT:
+        wb.alerts.run_check(project, actor=actor, job_id=job.id)
 
 
 def queue_auto_versions(wb: Workbench) -> None:
@@ -133,11 +136,14 @@ def run_worker(
 
         stopper.in_job = False
 
-        next_version_check = 0.0
+        next_version_check = next_alert_check = 0.0
         while not stop.is_set():
             if time.monotonic() >= next_version_check:
                 queue_auto_versions(wb)
                 next_version_check = time.monotonic() + AUTO_VERSION_CHECK_S
+            if time.monotonic() >= next_alert_check:
+                wb.alerts.queue_due(actor=OPERATOR)
+                next_alert_check = time.monotonic() + ALERT_RETRY_CHECK_S
             job = wb.jobs.claim_next(worker, actor=Actor.operator())
             if job is None:
                 if once:

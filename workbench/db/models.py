@@ -416,3 +416,82 @@ class AnnotatorQuality(SQLModel, table=True):
     paused: bool = False
     paused_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertRule(SQLModel, table=True):
+    """A condition a project watches, with its threshold and channels. The webhook is named by the
+    environment variable that holds its URL (the URL carries a token): no secret is stored here."""
+
+    __tablename__ = "alert_rule"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('agreement', 'accuracy_drop', 'drift', 'annotator', 'review_age')", name="ck_alert_rule_kind"
+        ),
+        CheckConstraint("webhook_env IS NOT NULL OR email_to IS NOT NULL", name="ck_alert_rule_channel"),
+        Index("ix_alert_rule_project", "project_id", "enabled"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    kind: str = Field(max_length=40)
+    threshold: float
+    webhook_env: str | None = Field(default=None, max_length=200)
+    email_to: str | None = Field(default=None, max_length=320)
+    enabled: bool = True
+    created_by: int | None = Field(default=None, foreign_key="app_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertState(SQLModel, table=True):
+    """Whether a rule's condition holds for a subject ("" is the project; an annotator's name for the
+    quality rule): an alert fires when it starts to hold and not again until it has cleared."""
+
+    __tablename__ = "alert_state"
+    rule_id: int = Field(foreign_key="alert_rule.id", primary_key=True)
+    subject: str = Field(primary_key=True, max_length=200)
+    active: bool = False
+    value: float | None = None
+    fired_at: datetime | None = None
+    cleared_at: datetime | None = None
+    checked_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertDelivery(SQLModel, table=True):
+    """One message on one channel, sent by the worker and retried with backoff. `target` names
+    where it goes without a secret: "$VAR" for a webhook, the address for e-mail."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'sent', 'failed')", name="ck_alert_delivery_state"),
+        CheckConstraint("channel IN ('webhook', 'email')", name="ck_alert_delivery_channel"),
+        Index("ix_alert_delivery_due", "state", "next_attempt_at"),
+        Index("ix_alert_delivery_project", "project_id", "id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    rule_id: int | None = Field(default=None, foreign_key="alert_rule.id")
+    kind: str = Field(max_length=40)
+    channel: str = Field(max_length=20)
+    target: str = Field(max_length=320)
+    subject: str = Field(max_length=500)
+    text: str
+    payload: dict = _json()
+    state: str = "pending"
+    attempts: int = 0
+    last_result: str = ""
+    next_attempt_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None
+
+
+class AlertAttempt(SQLModel, table=True):
+    """Every attempt to deliver an alert, with its result (an HTTP status, an SMTP reply, an error)."""
+
+    __tablename__ = "alert_attempt"
+    __table_args__ = (UniqueConstraint("delivery_id", "number", name="uq_alert_attempt_number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="alert_delivery.id")
+    number: int
+    at: datetime = Field(default_factory=utcnow)
+    ok: bool
+    result: str = Field(max_length=500)
+    duration_ms: float = 0.0

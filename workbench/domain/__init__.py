@@ -119,6 +119,7 @@ class JobKind(StrEnum):
     RETRAIN = "retrain"  # version, train, evaluate, rescore
     RESCORE = "rescore"  # re-rank the pool with the latest model (or a cold-start seed set)
     VERSION = "version"  # cut a dataset version
+    ALERT = "alert"  # evaluate the alert rules and deliver what fired (workbench.services.alerts)
 
 
 class JobState(StrEnum):
@@ -278,6 +279,7 @@ class AdjudicationInfo:
     previous_label: str | None
     created_at: datetime
     external_id: str = ""  # the item's id as imported (what every page shows)
+    project_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from workbench.services.agreement import AgreementService
+    from workbench.services.alerts import AlertService
     from workbench.services.browse import BrowseService
     from workbench.services.exports import ExportService
     from workbench.services.guidelines import GuidelinesService
@@ -148,3 +149,9 @@ class Workbench:
         from workbench.services.browse import BrowseService
 
         return BrowseService(self.engine)
+
+    @cached_property
+    def alerts(self) -> AlertService:
+        from workbench.services.alerts import AlertService
+
+        return AlertService(self.engine)

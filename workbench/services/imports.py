@@ -544,6 +544,10 @@ class ImportService:
             _analyze_items(self.engine)
         if report.imported and info.settings.get("health_at_import", True):
             self._health(info, report, last_id, actor)
+        if report.imported:
+            from workbench.services.alerts import AlertEvent, queue_check
+
+            queue_check(self.engine, info.id, AlertEvent.IMPORT)  # evaluated and sent by the worker
         return report
 
     def _health(self, info, report: ImportReport, last_id: int | None, actor: Actor) -> None:  # noqa: ANN001

@@ -81,6 +81,10 @@ def job_result(kind: JobKind, stored: dict | None) -> JobResult | None:
         return None
     if kind == JobKind.VERSION:
         return VersionJobResult.from_json(stored)
+    if kind == JobKind.ALERT:
+        from workbench.domain.alerts import AlertJobResult
+
+        return AlertJobResult.from_json(stored)
     return RoundResult.from_json(stored)
 
 

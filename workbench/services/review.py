@@ -210,9 +210,14 @@ class ReviewService:
                 previous_label,
                 row.created_at,
                 item.external_id,
+                item.project_id,
             )
 
-        return write(self.engine, work)
+        decided = write(self.engine, work)
+        from workbench.services.alerts import AlertEvent, queue_check
+
+        queue_check(self.engine, decided.project_id, AlertEvent.REVIEW)  # a queued check absorbs a burst
+        return decided
 
     @requires(Role.REVIEWER)
     def history(self, project_name: str, limit: int = 100, *, actor: Actor) -> list[AdjudicationInfo]:

@@ -211,6 +211,9 @@ class RoundPipeline:
         started = time.perf_counter()
         after_round(self.engine, project.name, home=self._home, seed=seed)
         result.timings["quality"] = round(time.perf_counter() - started, 4)
+        from workbench.services.alerts import AlertEvent, queue_check
+
+        queue_check(self.engine, project.id, AlertEvent.ROUND)  # the next job: evaluate and send alerts
         return result
 
     def track(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import ExportFormat, ExportKind, JobState, Role, RoundResult, VersionJobResult
+from workbench.domain import ExportFormat, ExportKind, JobKind, JobState, Role, RoundResult, VersionJobResult
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, session
 
@@ -83,7 +83,7 @@ def _start(wb, actor, project) -> None:
     )
     held = st.session_state.get(JOB)
     if not held or held[0] != project.name:
-        jobs = wb.jobs.list(project.name, limit=1, actor=actor)
+        jobs = [j for j in wb.jobs.list(project.name, limit=5, actor=actor) if j.kind != JobKind.ALERT]
         if jobs and jobs[0].state in ACTIVE:
             st.session_state[JOB] = held = (project.name, jobs[0].id)
     active = False
