@@ -16,6 +16,7 @@ from sqlalchemy import select, text, update
 from sqlmodel import Session
 
 from tests.helpers import add_items, annotators, set_final_labels
+from tests.test_ui_support import ui_url, uwb  # noqa: F401 - fixtures
 from workbench.cli import main as cli
 from workbench.db.models import AlertAttempt, Annotation, Job, utcnow
 from workbench.domain import Actor, JobKind, JobState
@@ -491,3 +492,44 @@ def test_alert_commands_add_list_remove(db_url, receiver, capsys, monkeypatch):
     assert cli([*base, "remove", "c", "1"]) == 0
     assert cli([*base, "list", "c", "--deliveries", "0"]) == 0
     assert capsys.readouterr().out.strip().endswith("no alert rules in c")
+
+
+# -- the admin view ----------------------------------------------------------------------------
+def test_overview_shows_rules_and_deliveries_to_an_admin(uwb, receiver, monkeypatch):
+    from tests.test_ui_support import go, seed_basic, sign_in
+
+    hook = receiver([500])
+    monkeypatch.setenv("TEAM_HOOK", hook.url)
+    seed_basic(uwb)
+    at = go(sign_in("admin"), "overview")
+    assert any("No alert rules yet" in c.value for c in at.caption)
+    uwb.alerts.add_rule("demo", "review_age", threshold=12, webhook_env="TEAM_HOOK", actor=OP)
+    uwb.alerts.send_test("demo", actor=OP)  # the 500: a failed delivery in the log
+    uwb.alerts.send_test("demo", actor=OP)
+    at = go(sign_in("admin"), "overview")
+    rules = next(d.value for d in at.dataframe if "watches" in d.value.columns)
+    assert rules.to_dict("records") == [
+        {
+            "rule": 1,
+            "watches": "an item waiting in review for longer than the threshold, in hours",
+            "threshold": "12",
+            "channels": "webhook $TEAM_HOOK",
+            "now": "ok",
+        }
+    ]
+    log = next(d.value for d in at.dataframe if "last result" in d.value.columns)
+    assert log[["alert", "channel", "state", "last result"]].to_dict("records") == [
+        {
+            "alert": "test alert",
+            "channel": "webhook $TEAM_HOOK",
+            "state": "sent (1 attempt)",
+            "last result": "HTTP 200",
+        },
+        {
+            "alert": "test alert",
+            "channel": "webhook $TEAM_HOOK",
+            "state": "failed (1 attempt)",
+            "last result": "HTTP 500: ok",
+        },
+    ]
+    assert any("Latest 2 deliveries; 1 not delivered (yet)." == c.value for c in at.caption)

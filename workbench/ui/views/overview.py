@@ -1,5 +1,6 @@
 """Overview (admin): every project's progress, then the chosen project's sections: progress,
-agreement, the latest round and the items waiting for review. Nothing here claims an item."""
+agreement, the latest round, the items waiting for review, and its alert rules with their recent
+deliveries. Nothing here claims an item."""
 
 from __future__ import annotations
 
@@ -92,6 +93,62 @@ def _review(overview) -> None:
     st.page_link("views/review.py", label="Open Review", icon=":material/rule:")
 
 
+def _when(value) -> str:  # noqa: ANN001
+    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else ""
+
+
+def _alerts(wb, project, actor) -> None:
+    """The project's alert rules (firing or not) and the latest deliveries with each attempt's result."""
+    st.subheader("Alerts")
+    rules = wb.alerts.rules(project.name, actor=actor)
+    if not rules:
+        st.caption("No alert rules yet. Add one on the command line (the variable holds the webhook URL):")
+        st.code(f"workbench alert add {project.name} review_age --threshold 24 --webhook-env TEAM_WEBHOOK_URL")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "rule": r.id,
+                        "watches": r.kind.describe,
+                        "threshold": f"{r.threshold:g}",
+                        "channels": r.channels,
+                        "now": ("firing " + ", ".join(s for s in r.active)).strip() if r.active else "ok",
+                    }
+                    for r in rules
+                ]
+            ),
+            hide_index=True,
+            key="alert_rules",
+        )
+    deliveries = wb.alerts.deliveries(project.name, actor=actor, limit=20)
+    if not deliveries:
+        st.caption("No alert has been sent yet.")
+        return
+    failing = sum(d.state.value != "sent" for d in deliveries)
+    st.caption(f"Latest {len(deliveries)} deliveries; {failing} not delivered (yet).")
+    st.dataframe(
+        pd.DataFrame([_delivery_row(d, project.name) for d in deliveries]),
+        hide_index=True,
+        key="alert_deliveries",
+    )
+
+
+def _delivery_row(d, project_name: str) -> dict:  # noqa: ANN001
+    tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+    if d.state.value == "pending" and d.next_attempt_at is not None:
+        state = f"retry {d.next_attempt_at:%H:%M:%S} ({tries})" if d.attempts else "queued"
+    else:
+        state = f"{d.state.value} ({tries})"
+    return {
+        "created (UTC)": f"{d.created_at:%m-%d %H:%M:%S}",
+        "alert": d.subject.removeprefix(f"[workbench] {project_name}: "),
+        "channel": f"{d.channel.value} {d.target}",
+        "state": state,
+        "last result": d.last_result,
+    }
+
+
 def main() -> None:
     actor = session.require(Role.ADMIN)
     wb = session.workbench()
@@ -118,6 +175,7 @@ def main() -> None:
     sections.skip_reasons(wb, project, actor, latest=False)
     st.subheader("Guidelines")
     sections.guidelines_usage(wb, project, actor)
+    _alerts(wb, project, actor)
 
 
 main()
