@@ -142,8 +142,11 @@ def run_worker(
                 queue_auto_versions(wb)
                 next_version_check = time.monotonic() + AUTO_VERSION_CHECK_S
             if time.monotonic() >= next_alert_check:
-                wb.alerts.queue_due(actor=OPERATOR)
                 next_alert_check = time.monotonic() + ALERT_RETRY_CHECK_S
+                try:
+                    wb.alerts.queue_due(actor=OPERATOR)
+                except Exception as exc:  # noqa: BLE001 - a busy database must not end the worker
+                    log.warning("could not look for due alert deliveries: %s: %s", type(exc).__name__, exc)
             job = wb.jobs.claim_next(worker, actor=Actor.operator())
             if job is None:
                 if once:

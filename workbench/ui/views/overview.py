@@ -93,10 +93,6 @@ def _review(overview) -> None:
     st.page_link("views/review.py", label="Open Review", icon=":material/rule:")
 
 
-def _when(value) -> str:  # noqa: ANN001
-    return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else ""
-
-
 def _alerts(wb, project, actor) -> None:
     """The project's alert rules (firing or not) and the latest deliveries with each attempt's result."""
     st.subheader("Alerts")
