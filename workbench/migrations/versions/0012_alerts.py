@@ -1,7 +1,7 @@
 """alert rules, their state (fire once until cleared), deliveries and every delivery attempt
 
-Revision ID: 0011_alerts
-Revises: 0010_quality
+Revision ID: 0012_alerts
+Revises: 0011_model_run_tracking
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0011_alerts'
-down_revision = '0010_quality'
+revision = '0012_alerts'
+down_revision = '0011_model_run_tracking'
 branch_labels = None
 depends_on = None
 
