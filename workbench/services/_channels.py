@@ -94,7 +94,10 @@ def smtp_settings() -> dict[str, Any]:
 
 def send_email(to: str, subject: str, body: str) -> Sent:
     started = time.perf_counter()
-    conf = smtp_settings()
+    try:
+        conf = smtp_settings()
+    except ValueError:
+        return Sent(False, "WORKBENCH_SMTP_PORT is not a number", 0.0)
     if not conf["host"]:
         return Sent(False, "WORKBENCH_SMTP_HOST is not set", 0.0)
     message = EmailMessage()
