@@ -115,3 +115,23 @@ def test_annotator_cannot_start_rounds(uwb):
     at = go(sign_in("ann1"), "rounds")
     assert "needs the reviewer role" in errors(at)[0]
     assert "rounds_start" not in [b.key for b in at.button]
+
+
+def test_a_round_not_logged_to_mlflow_shows_one_warning_line(uwb, monkeypatch):
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    import socket
+
+    with socket.socket() as s:  # a port that was free and is closed again: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    gold = _seed(uwb)
+    uwb.projects.update_settings("sent", mlflow_tracking_uri=dead, actor=Actor.operator())
+    _label(uwb, gold, 20)
+    run_id = uwb.rounds.run_retrain("sent", actor=Actor.operator()).run_id
+    at = go(sign_in("rev"), "rounds")
+    assert not errors(at), errors(at)
+    lines = [w.value.replace("\\", "") for w in at.warning]
+    assert lines == [f"MLflow: run {run_id} not logged to {dead}: connection refused. The round itself finished."]
+    runs = next(df.value for df in at.dataframe if "training labels" in df.value.columns)
+    assert runs["MLflow"].tolist() == ["failed"]
