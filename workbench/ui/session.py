@@ -188,9 +188,14 @@ def sign_out() -> None:
 
 
 def show_flash() -> None:
+    """The flash message, in a container that is always there: what follows keeps its place in the
+    page (its delta path) whether a message shows or not. A shifted page makes the browser draw a
+    second copy of everything below it for the rest of the rerun, and the copy that had the focus
+    (a reason being typed) is then removed: the focus and the letters typed into it are lost."""
+    slot = st.container()
     message = st.session_state.pop(FLASH, None)
     if message:
-        st.info(md(message))
+        slot.info(md(message))
 
 
 def sign_in_form() -> None:

@@ -27,13 +27,31 @@ export default function(component) {
   const w = window;
   const now = () => performance.timeOrigin + performance.now();
   if (!w.__wbKeys) {
-    w.__wbKeys = { seq: 0, token: null, drawnAt: 0, keys: {}, send: null, focus: null, log: [],
+    w.__wbKeys = { seq: 0, token: null, drawnAt: 0, keys: {}, send: null, want: null, suspended: null, log: [],
                    sid: Math.random().toString(36).slice(2) };
+    // The box that is to keep the focus (s.want) gets it back when a re-render takes it away
+    // (focus dropped to nothing); a click or Tab elsewhere moves it for good.
+    document.addEventListener("focusout", (e) => {
+      if (w.__wbKeys.want && e.relatedTarget === null) setTimeout(() => w.__wbKeys.hold(false), 0);
+    }, true);
     document.addEventListener("keydown", (e) => {
       const s = w.__wbKeys;
       if (!s.send || e.repeat || e.ctrlKey || e.altKey || e.metaKey || e.isComposing) return;
       const t = e.target;
       const tag = t && t.tagName ? t.tagName.toLowerCase() : "";
+      const idle = !t || t === document.body || t === document.documentElement;
+      if (s.want && e.key === "Escape") {
+        // Escape gives the keys back to the page: the box is not refocused for this item
+        s.suspended = { sel: s.want.sel, token: s.token };
+        s.want = null;
+        if (t && t.blur && !idle) t.blur();
+        return;
+      }
+      if (s.want && idle && e.key.length === 1 && s.hold(true)) {
+        // A letter typed while the box that should hold the focus had lost it (a re-render took
+        // it): it goes into that box, as the person meant, and is not a key for the item.
+        return;
+      }
       let key = e.key;
       if (key === "Enter") key = "enter";
       else if (key.length === 1) key = key.toLowerCase();
@@ -58,6 +76,16 @@ export default function(component) {
       e.stopPropagation();
       s.seq += 1;
       press.seq = s.seq;
+      if (key === "enter" && s.enterInside) {
+        const box = s.visible(s.enterInside);  // Enter outside the box confirms what the box holds
+        if (box) press.text = box.value;
+      }
+      if (key !== "enter" && s.focusOnPress) {
+        // focused at once, before the server answers: what is typed next goes into the box
+        s.want = { sel: s.focusOnPress, token: s.token, seq: press.seq };
+        s.suspended = null;
+        s.hold(true);
+      }
       s.push(press);
     }, true);
   }
@@ -89,16 +117,34 @@ export default function(component) {
     if (s.log.length > 40) s.log.shift();
     s.send("presses", { sid: s.sid, items: s.log.slice() });
   };
-  if (data && data.focus) {
-    // the visible match (a tab panel kept from an earlier render may hold a hidden twin), tried
-    // again for a moment in case the page re-renders the box right after this component
-    const selector = data.focus;
-    const tryFocus = () => {
-      const el = [...document.querySelectorAll(selector)].reverse().find((x) => x.offsetParent !== null);
-      if (el && document.activeElement !== el) el.focus();
-    };
-    requestAnimationFrame(tryFocus);
-    [100, 300, 700].forEach((ms) => setTimeout(tryFocus, ms));
+  s.focusOnPress = (data && data.focus_on_press) || null;
+  // The visible match (a copy of the page kept from an earlier render may hold a hidden twin).
+  s.visible = (selector) =>
+    [...document.querySelectorAll(selector)].reverse().find((x) => x.offsetParent !== null) || null;
+  // Give the focus to the wanted box: always (force), or only if the focus is on nothing.
+  s.hold = (force) => {
+    const want = s.want;
+    if (!want || want.token !== s.token) return false;
+    const a = document.activeElement;
+    if (!force && a && a !== document.body && a !== document.documentElement) return false;
+    const el = s.visible(want.sel);
+    if (!el) return false;
+    if (a !== el) el.focus();
+    return true;
+  };
+  // The server names the box to hold the focus in every render that wants it; a box focused by a
+  // press (before the server answered) is kept until a render has seen that press.
+  const seen = (data && data.seen) || 0;
+  const suspended = s.suspended && s.suspended.token === token ? s.suspended : null;
+  if (data && data.focus && !(suspended && suspended.sel === data.focus)) {
+    s.want = { sel: data.focus, token: token, seq: 0 };
+  } else if (s.want && (s.want.token !== token || seen >= s.want.seq)) {
+    s.want = null;
+  }
+  if (s.want) {
+    // again for a moment, in case the page re-renders the box right after this component
+    requestAnimationFrame(() => s.hold(false));
+    [100, 300, 700].forEach((ms) => setTimeout(() => s.hold(false), ms));
   }
   if (s.off) { clearTimeout(s.off); s.off = null; }
   // A new render calls the cleanup and then this function again, asynchronously: keep sending
@@ -149,11 +195,18 @@ def capture(
     keys: Iterable[str],
     on_press: Callable[[KeyPress], None],
     focus: str | None = None,
+    focus_on_press: str | None = None,
     enter_inside: str | None = None,
 ) -> None:
     """Listen for `keys` (lower-case characters, or "enter") for the item named by `token`;
-    `on_press` runs once per press, in order, before the page renders. `focus` (a CSS selector)
-    is focused after the render; Enter inside the input matching `enter_inside` is sent too."""
+    `on_press` runs once per press, in order, before the page renders.
+
+    `focus` (a CSS selector) is the box that holds the focus while this render stands: focused
+    after the render, and again whenever a re-render drops the focus (a click elsewhere or Escape
+    moves it for good); letters typed while it had lost the focus go into it, not to the keys.
+    `focus_on_press` is focused in the browser right after any listened key but Enter, before the
+    server answers. Enter inside the input matching `enter_inside` is sent too, and every Enter
+    carries what that input holds."""
 
     seen_key = f"{key}__seen"
 
@@ -179,6 +232,8 @@ def capture(
             "token": token,
             "keys": {k: 1 for k in keys},
             "focus": focus,
+            "focus_on_press": focus_on_press,
+            "seen": st.session_state.get(seen_key, (None, 0))[1],
             "rev": time.time_ns() // 1000,
             "enter_inside": enter_inside,
         },

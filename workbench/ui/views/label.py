@@ -353,8 +353,9 @@ def main() -> None:
         st.toast(render.md(note), icon=":material/block:")
     keys = keys_of(project)
     dwell = min_dwell_ms(project)
-    if st.session_state.get(HELP):
-        _key_help(keys, dwell)
+    with st.container():  # always there, so the item below keeps its place in the page
+        if st.session_state.get(HELP):
+            _key_help(keys, dwell)
     guide = view.guidelines
     sections.guidelines_expander(guide)
     claim = held.claim

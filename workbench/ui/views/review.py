@@ -21,7 +21,6 @@ DECISIONS = {
 HOTKEYS = {Decision.AMBIGUOUS: "A", Decision.EXCLUDED: "X"}
 PICK = "review_pick"  # the item id the case selector names; the page always shows that case
 ERROR = "review_error"
-FOCUS_REASON = "review_focus_reason"
 REASON_INPUT = 'input[aria-label="Reason (required, kept in the audit log)"]'
 
 
@@ -84,7 +83,6 @@ def _on_press(project: ProjectInfo, case: ReviewCase, following: int | None, pre
     elif (label := _keys(project).label_of(press.key)) is not None:
         st.session_state[decision_key] = Decision.LABEL
         st.session_state[label_key] = label
-    st.session_state[FOCUS_REASON] = True
 
 
 def _case_view(wb, project: ProjectInfo, actor, case: ReviewCase, following: int | None, item_col, decide_col) -> None:
@@ -140,21 +138,25 @@ def _case_view(wb, project: ProjectInfo, actor, case: ReviewCase, following: int
             on_click=_adjudicate,
             args=(project, case, following),
         )
+        error_slot = st.container()  # always there: the caption below keeps its place
         error = st.session_state.pop(ERROR, None)
         if error:
-            render.error(error)
+            with error_slot:
+                render.error(error)
         st.caption(
             "Keys: "
             + ", ".join(render.md(f"{k} {label}") for label, k in keys.keys if k)
             + "; A ambiguous; X exclude; Enter confirms (also from the reason box)."
         )
-    focus = st.session_state.pop(FOCUS_REASON, False)
+    # Once a decision is chosen the reason box holds the focus (a decision key focuses it in the
+    # browser at once), so what is typed next is the reason and Enter confirms.
     capture(
         key="review_keys",
         token=case.item_id,
         keys=[*keys.as_dict(), AMBIGUOUS_KEY, EXCLUDE_KEY, "enter"],
         on_press=lambda press: _on_press(project, case, following, press),
-        focus=REASON_INPUT if focus else None,
+        focus=REASON_INPUT if st.session_state.get(decision_key) is not None else None,
+        focus_on_press=REASON_INPUT,
         enter_inside=REASON_INPUT,
     )
 
@@ -311,18 +313,19 @@ def main() -> None:
     sections.guidelines_expander(wb.guidelines.current(project, actor=actor))
     names = ["Disagreements", "Agreement", "Adjudication history", "Skips"]
     admin = role_allows(actor.role, Role.ADMIN)
-    tabs = st.tabs(names + (["Guidelines"] if admin else []))
-    with tabs[0]:
-        _queue_tab(wb, project, actor)
-    with tabs[1]:
-        _agreement_tab(wb, project, actor)
-    with tabs[2]:
-        _history_tab(wb, project, actor)
-    with tabs[3]:
-        sections.skip_reasons(wb, project, actor)
-    if admin:
-        with tabs[4]:
-            sections.guidelines_editor(wb, project, actor)
+    # Only the open tab runs: a key press on a case reruns the case, not the agreement charts.
+    tabs = st.tabs(names + (["Guidelines"] if admin else []), key="review_tabs", on_change="rerun")
+    views = [
+        lambda: _queue_tab(wb, project, actor),
+        lambda: _agreement_tab(wb, project, actor),
+        lambda: _history_tab(wb, project, actor),
+        lambda: sections.skip_reasons(wb, project, actor),
+        lambda: sections.guidelines_editor(wb, project, actor),
+    ]
+    for tab, view in zip(tabs, views, strict=False):
+        if tab.open is not False:
+            with tab:
+                view()
 
 
 main()
