@@ -16,6 +16,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     add_text_items,
     all_markdown,
     go,
+    open_tab,
     plain,
     sign_in,
     texts,
@@ -111,6 +112,7 @@ def test_hostile_user_name_in_sidebar_and_review_page(uwb):
     assert uwb.review.history(EVIL_PROJECT, actor=actor(uwb, "rev"))[0].reason == reason
     _check_no_markup(at)
     at.switch_page("views/review.py").run()
+    open_tab(at, "review_tabs", "Adjudication history")
     history = next(df.value for df in at.dataframe if "reviewer" in df.value.columns)
     assert history["reason"].tolist() == [reason]
     _check_no_markup(at)

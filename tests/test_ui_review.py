@@ -8,6 +8,7 @@ from tests.test_ui_support import (  # noqa: F401 - fixtures
     errors,
     go,
     infos,
+    open_tab,
     seed_basic,
     sign_in,
     texts,
@@ -108,8 +109,10 @@ def test_history_uses_external_ids_and_skips_are_shown_with_who_and_when(uwb):
     at.radio(key=f"adj_decision_{case}").set_value("excluded")
     at.text_input(key=f"adj_reason_{case}").input("off topic")
     _adjudicate(at, case)
+    open_tab(at, "review_tabs", "Adjudication history")
     history = [d for d in at.dataframe if "reviewer" in d.value.columns][0].value
     assert history["item"].tolist()[0].startswith("item-") and "item id" not in history.columns
+    open_tab(at, "review_tabs", "Skips")
     counts = [d for d in at.dataframe if "skips" in d.value.columns][0].value
     assert counts.to_dict("records") == [{"reason": "cannot tell", "skips": 1}]
     latest = [d for d in at.dataframe if "who" in d.value.columns][0].value
@@ -147,7 +150,7 @@ def test_agreement_dashboard(uwb):
     rev = actor(uwb, "rev")
     case = uwb.review.queue("demo", actor=rev)[0]
     uwb.review.adjudicate(case.item_id, "label", actor=rev, label="pos", reason="r")
-    at = go(sign_in("rev"), "review")
+    at = open_tab(go(sign_in("rev"), "review"), "review_tabs", "Agreement")
     metrics = {m.label: m.value for m in at.metric}
     report = uwb.agreement.report("demo", actor=rev)
     assert metrics["Krippendorff's alpha"] == f"{report.krippendorff_alpha:.3f}"
@@ -158,9 +161,10 @@ def test_agreement_dashboard(uwb):
     assert abs(kappa["kappa"].iloc[0] - report.cohen_kappa[0].kappa) < 1e-12
     vs = next(f for f in frames if "adjudicated items" in f.columns)
     assert vs.set_index("annotator")["agreement"].to_dict() == {"ann1": 1.0, "ann2": 0.0}
-    history = next(f for f in frames if "reviewer" in f.columns)
-    assert history["reason"].tolist() == ["r"]
     assert len(at.get("vega_lite_chart")) >= 3
+    open_tab(at, "review_tabs", "Adjudication history")
+    history = next(df.value for df in at.dataframe if "reviewer" in df.value.columns)
+    assert history["reason"].tolist() == ["r"]
 
 
 def test_annotator_gets_no_review_data(uwb):

@@ -128,6 +128,14 @@ def go(at: AppTest, page: str) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, key: str, name: str) -> AppTest:
+    """Open a tab of lazily run tabs (`st.tabs(..., key=key, on_change="rerun")`): only it runs."""
+    at.session_state[key] = name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def texts(at: AppTest) -> list[str]:
     return [t.value for t in at.text]
 

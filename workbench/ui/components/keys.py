@@ -28,7 +28,33 @@ export default function(component) {
   const now = () => performance.timeOrigin + performance.now();
   if (!w.__wbKeys) {
     w.__wbKeys = { seq: 0, token: null, drawnAt: 0, keys: {}, send: null, want: null, suspended: null, log: [],
-                   sid: Math.random().toString(36).slice(2) };
+                   sid: Math.random().toString(36).slice(2), drawnSel: null, painted: new Map() };
+    // When each item was drawn: the first painted frame in which its container (the element the
+    // page names by `drawn`) is in the document with its content (and its images loaded). Kept for
+    // every such container, so an item drawn before this component hears of it still counts from
+    // its own drawing, not from when the component received it.
+    const seenPaint = () => {
+      const s = w.__wbKeys;
+      document.querySelectorAll('[class*="st-key-wb_item_"]').forEach((el) => {
+        const name = [...el.classList].find((c) => c.startsWith("st-key-wb_item_"));
+        if (!name || s.painted.has(name) || el.closest('[data-stale="true"]')) return;
+        if (!el.querySelector('[data-testid="stElementContainer"]')) return;
+        if ([...el.querySelectorAll("img")].some((img) => !img.complete)) return;
+        s.painted.set(name, null);  // in the document now; painted with the next frame
+        requestAnimationFrame(() => {
+          s.painted.set(name, now());
+          if (s.painted.size > 200) s.painted.delete(s.painted.keys().next().value);
+          s.settle();
+        });
+      });
+    };
+    w.__wbKeys.settle = () => {
+      const s = w.__wbKeys;
+      if (s.drawnAt === null && s.drawnSel && s.painted.get(s.drawnSel)) s.drawnAt = s.painted.get(s.drawnSel);
+    };
+    new MutationObserver(seenPaint).observe(document, { subtree: true, childList: true, attributes: true,
+                                                        attributeFilter: ["data-stale"] });
+    document.addEventListener("load", seenPaint, true);  // an image of the item finished loading
     // The box that is to keep the focus (s.want) gets it back when a re-render takes it away
     // (focus dropped to nothing); a click or Tab elsewhere moves it for good.
     document.addEventListener("focusout", (e) => {
@@ -64,7 +90,10 @@ export default function(component) {
       const typing = !closedSelect
         && (tag === "input" || tag === "textarea" || tag === "select" || (t && t.isContentEditable));
       if (closedSelect && key !== "enter") t.blur();
-      const press = { token: s.token, key: key, drawn_at: s.drawnAt, pressed_at: now(), seq: 0 };
+      const pressedAt = now();
+      // not drawn yet: a press now is one made 0 ms after the item appeared (refused by the dwell)
+      const press = { token: s.token, key: key, drawn_at: s.drawnAt === null ? pressedAt : s.drawnAt,
+                      pressed_at: pressedAt, seq: 0 };
       if (typing) {
         // Enter in the one box named by enter_inside confirms, after the box has committed its text
         if (key !== "enter" || !s.enterInside || !t.matches || !t.matches(s.enterInside)) return;
@@ -101,9 +130,15 @@ export default function(component) {
     // box just chosen in) gives it up, so the keys answer the new item at once
     const a = document.activeElement;
     if (a && a.blur && a !== document.body && a.getAttribute && a.getAttribute("aria-expanded") !== "true") a.blur();
-    s.drawnAt = now();
-    // the item counts as drawn from the next painted frame on
-    requestAnimationFrame(() => { if (s.token === token) s.drawnAt = now(); });
+    s.drawnSel = data && data.drawn ? "st-key-" + data.drawn : null;
+    if (s.drawnSel) {
+      s.drawnAt = null;  // set by the paint watch above, from the item's own drawing
+      s.settle();
+    } else {
+      // no container named: the item counts as drawn from the next frame painted after this render
+      s.drawnAt = now();
+      requestAnimationFrame(() => { if (s.token === token) s.drawnAt = now(); });
+    }
   }
   s.keys = (data && data.keys) || {};
   s.enterInside = (data && data.enter_inside) || null;
@@ -197,6 +232,7 @@ def capture(
     focus: str | None = None,
     focus_on_press: str | None = None,
     enter_inside: str | None = None,
+    drawn: str | None = None,
 ) -> None:
     """Listen for `keys` (lower-case characters, or "enter") for the item named by `token`;
     `on_press` runs once per press, in order, before the page renders.
@@ -206,7 +242,11 @@ def capture(
     moves it for good); letters typed while it had lost the focus go into it, not to the keys.
     `focus_on_press` is focused in the browser right after any listened key but Enter, before the
     server answers. Enter inside the input matching `enter_inside` is sent too, and every Enter
-    carries what that input holds."""
+    carries what that input holds.
+
+    `drawn` is the key of the container that shows the item (it must start with "wb_item_"): the
+    dwell time counts from the first painted frame in which that container holds its content. Without
+    it, it counts from the frame after this component received the token."""
 
     seen_key = f"{key}__seen"
 
@@ -236,6 +276,7 @@ def capture(
             "seen": st.session_state.get(seen_key, (None, 0))[1],
             "rev": time.time_ns() // 1000,
             "enter_inside": enter_inside,
+            "drawn": drawn,
         },
         on_presses_change=changed,
         height=0,

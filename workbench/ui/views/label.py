@@ -40,6 +40,9 @@ KEEPALIVE_FIRST = "label_keepalive_first"
 RECENT_OPEN = "label_recent"
 DEFAULT_SKIP_REASON = "skipped"
 SKIP_INPUT = 'input[aria-label="Skip reason (optional)"]'
+FULL_RUN = "label_full_run"  # set by a whole-page run; absent when the label area reruns alone
+GUIDE = "label_guide"  # the guidelines as read after the last item (the buttons' help)
+GUIDE_PROJECT = "label_guide_project"
 
 
 def _held() -> Shown | None:
@@ -286,9 +289,15 @@ def _skip_prompt(project: ProjectInfo, claim: ClaimedItem) -> None:
     st.caption("Enter skips; an empty reason is stored as “skipped”.")
 
 
+def drawn_key(claim: ClaimedItem) -> str:
+    """The key of the container that shows the item: the browser counts the dwell time from the
+    first frame painted with it (workbench/ui/components/keys.py)."""
+    return f"wb_item_{claim.lease_id}"
+
+
 def _listen(project: ProjectInfo, claim: ClaimedItem | None, keys: KeyMap, asking: bool) -> None:
-    """The key capture. Placed after the item and its buttons: the browser counts the item as drawn
-    when this component receives the item's token, which must not be before the item is painted."""
+    """The key capture, bound to the item on screen; the dwell time counts from when the item's
+    container was painted in the browser."""
     listen = ([*keys.as_dict(), SKIP_KEY] if claim is not None else []) + [UNDO_KEY, HELP_KEY]
     capture(
         key="label_keys",
@@ -296,6 +305,7 @@ def _listen(project: ProjectInfo, claim: ClaimedItem | None, keys: KeyMap, askin
         keys=[] if asking else listen,
         on_press=lambda press: _on_press(project, press),
         focus=SKIP_INPUT if asking else None,
+        drawn=drawn_key(claim) if claim else None,
     )
 
 
@@ -336,18 +346,17 @@ def _recent(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
         right.button("Change", key="recent_change", on_click=_on_change_label, args=(project,))
 
 
-def main() -> None:
-    actor = session.require(Role.ANNOTATOR)
+def _label_area(project: ProjectInfo) -> None:
+    """Everything a label press changes, run as a fragment: a press (key or button) reruns only
+    this, not the navigation, the sidebar and the project picker. The item is drawn as early as the
+    rerun allows; the counts and the guidelines are read after it and filled in above and below."""
     wb = session.workbench()
-    project = session.pick_project(page="label")
-    st.header(render.md(f"Label · {project.name}"))
-    try:
-        held = _current_claim(project, wb, actor)
-        view = wb.queue.label_view(project, actor=actor)
-    except WorkbenchError as exc:
-        render.error(exc)
-        st.stop()
-    session.show_flash()
+    if not st.session_state.pop(FULL_RUN, False):
+        # a rerun of this fragment alone: app.py did not check the session, so check it here
+        if session.current_actor() is None:
+            st.rerun(scope="app")
+    actor = _actor()
+    flash_slot = st.container()  # filled once the claim is known (a lapsed claim says so)
     note = st.session_state.pop(NOTE, None)
     if note:
         st.toast(render.md(note), icon=":material/block:")
@@ -356,8 +365,17 @@ def main() -> None:
     with st.container():  # always there, so the item below keeps its place in the page
         if st.session_state.get(HELP):
             _key_help(keys, dwell)
-    guide = view.guidelines
-    sections.guidelines_expander(guide)
+    guide_slot = st.container()
+    try:
+        held = _current_claim(project, wb, actor)
+    except WorkbenchError as exc:
+        render.error(exc)
+        return
+    with flash_slot:
+        session.show_flash()
+    if GUIDE not in st.session_state:  # the first rendering: the buttons' help needs them now
+        st.session_state[GUIDE] = wb.guidelines.current(project, actor=actor)
+    guide = st.session_state.get(GUIDE)  # as read after the last item; refreshed below
     claim = held.claim
     asking = claim is not None and st.session_state.get(ASK_SKIP) == claim.lease_id
 
@@ -372,38 +390,60 @@ def main() -> None:
         st.button("Check again", key="label_check_again")
         st.button("Undo last ⟨U⟩", key="label_undo", on_click=_on_undo, args=(project,), icon=":material/undo:")
         _listen(project, None, keys, False)
-        _progress(view)
-        _recent(wb, project, actor)
-        return
-
-    st.caption(render.md(f"Item {claim.external_id} · {claim.split.value} split · slot {claim.slot}"))
-    with st.container(border=True):
-        problem = render.render_content(project, claim.content, key=f"label_{claim.lease_id}")
-    if problem is not None:
-        _set_aside(project, claim, problem)
-    _label_buttons(project, claim, keys, guide)
-    if asking:
-        _skip_prompt(project, claim)
     else:
-        with st.container(horizontal=True, gap="small", key="label_actions"):
-            st.button(
-                "Skip ⟨S⟩", key="label_skip", on_click=_ask_skip, args=(claim.lease_id,), icon=":material/skip_next:"
-            )
-            st.button("Undo last ⟨U⟩", key="label_undo", on_click=_on_undo, args=(project,), icon=":material/undo:")
-            st.button(
-                "Keys ⟨?⟩",
-                key="label_keys_help",
-                icon=":material/keyboard:",
-                on_click=lambda: st.session_state.__setitem__(HELP, not st.session_state.get(HELP, False)),
-            )
-
-    _listen(project, claim, keys, asking)
-    with st.expander("Why this item?"):
-        st.text(render.why(claim, project))
-    st.session_state[KEEPALIVE_FIRST] = True
-    ttl = float(project.settings.get("lease_ttl_s", 600))
-    st.fragment(_keep_alive, run_every=max(15.0, min(120.0, ttl / 3)))(project.id)
+        st.caption(render.md(f"Item {claim.external_id} · {claim.split.value} split · slot {claim.slot}"))
+        with st.container(border=True, key=drawn_key(claim)):
+            problem = render.render_content(project, claim.content, key=f"label_{claim.lease_id}")
+        if problem is not None:
+            _set_aside(project, claim, problem)
+        _label_buttons(project, claim, keys, guide if isinstance(guide, GuidelinesInfo) else None)
+        if asking:
+            _skip_prompt(project, claim)
+        else:
+            with st.container(horizontal=True, gap="small", key="label_actions"):
+                st.button(
+                    "Skip ⟨S⟩",
+                    key="label_skip",
+                    on_click=_ask_skip,
+                    args=(claim.lease_id,),
+                    icon=":material/skip_next:",
+                )
+                st.button("Undo last ⟨U⟩", key="label_undo", on_click=_on_undo, args=(project,), icon=":material/undo:")
+                st.button(
+                    "Keys ⟨?⟩",
+                    key="label_keys_help",
+                    icon=":material/keyboard:",
+                    on_click=lambda: st.session_state.__setitem__(HELP, not st.session_state.get(HELP, False)),
+                )
+        _listen(project, claim, keys, asking)
+        with st.expander("Why this item?"):
+            st.text(render.why(claim, project))
+    try:
+        view = wb.queue.label_view(project, actor=actor)
+    except WorkbenchError as exc:
+        render.error(exc)
+        return
+    st.session_state[GUIDE] = view.guidelines
+    with guide_slot:
+        sections.guidelines_expander(view.guidelines)
     _progress(view)
+
+
+def main() -> None:
+    actor = session.require(Role.ANNOTATOR)
+    wb = session.workbench()
+    project = session.pick_project(page="label")
+    st.header(render.md(f"Label · {project.name}"))
+    if st.session_state.get(GUIDE_PROJECT) != project.id:
+        st.session_state.pop(GUIDE, None)
+        st.session_state[GUIDE_PROJECT] = project.id
+    st.session_state[FULL_RUN] = True
+    st.fragment(_label_area)(project)
+    held = _held()
+    if held is not None and held.claim is not None and held.project_id == project.id:
+        st.session_state[KEEPALIVE_FIRST] = True
+        ttl = float(project.settings.get("lease_ttl_s", 600))
+        st.fragment(_keep_alive, run_every=max(15.0, min(120.0, ttl / 3)))(project.id)
     _recent(wb, project, actor)
 
 
