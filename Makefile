@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch: an unpinned torch pulls several GB of CUDA packages.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install bench bench-postgres clean
+.PHONY: demo test lint install bench bench-postgres clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+# ruff's lint rules and format (pyproject.toml [tool.ruff]); `ruff format .` and `ruff check --fix .` mend most findings.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check workbench strategies tests
+	$(BIN)/ruff format --check workbench strategies tests
 
 # The benchmark figures quoted in the README (minutes; not part of the tests).
 bench: $(VENV)/.installed

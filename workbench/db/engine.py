@@ -21,6 +21,7 @@ from workbench.config import database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "workbench_read_only"
+PER_STATEMENT = "per_statement"  # a READ_ONLY value: no transaction, each statement reads on its own
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -37,8 +38,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):  # noqa: ANN001
-        mode = "DEFERRED" if connection.get_execution_options().get(READ_ONLY) else "IMMEDIATE"
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        read_only = connection.get_execution_options().get(READ_ONLY)
+        if read_only == PER_STATEMENT:
+            return  # the driver is in autocommit mode: every statement is its own snapshot
+        connection.exec_driver_sql(f"BEGIN {'DEFERRED' if read_only else 'IMMEDIATE'}")
 
 
 def make_engine(url: str | None = None, *, migrate: bool = True, **kwargs) -> Engine:
@@ -118,9 +121,13 @@ def sqlite_path(database: str | None, query: dict | None = None) -> Path | None:
     return Path(database)
 
 
-def read_only(engine: Engine) -> Engine:
-    """The same engine, but its transactions begin DEFERRED on SQLite (for sessions that only read)."""
-    return engine.execution_options(**{READ_ONLY: True})
+def read_only(engine: Engine, *, snapshot: bool = True) -> Engine:
+    """The same engine, but its transactions begin DEFERRED on SQLite (for sessions that only read).
+
+    With snapshot=False, SQLite runs each statement on its own (no BEGIN): for reads whose
+    statements need not see one instant, such as a page's independent counts. PostgreSQL is
+    unchanged (its transactions begin implicitly, at no extra statement)."""
+    return engine.execution_options(**{READ_ONLY: True if snapshot else PER_STATEMENT})
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -56,10 +56,13 @@ def write(engine: Engine, work: Callable[[Session], T], *, attempts: int = 8) ->
 
 
 @contextmanager
-def reading(engine: Engine) -> Iterator[Session]:
-    """A read-only session (a deferred transaction on SQLite, so readers never wait for writers)."""
+def reading(engine: Engine, *, snapshot: bool = True) -> Iterator[Session]:
+    """A read-only session (a deferred transaction on SQLite, so readers never wait for writers).
+
+    snapshot=False: on SQLite, no transaction at all, each statement reads the latest commit; for
+    a single statement, or statements that need not agree with each other (one BEGIN fewer)."""
     try:
-        with Session(read_only(engine), expire_on_commit=False) as session:
+        with Session(read_only(engine, snapshot=snapshot), expire_on_commit=False) as session:
             yield session
     except DBAPIError as exc:
         fault = storage_fault(exc)
@@ -75,20 +78,31 @@ def audit(
     actor_id: int | None = None,
     project_id: int | None = None,
     item_id: int | None = None,
+    later: list[dict] | None = None,
     **details,
 ) -> None:
-    """Append one row to the audit log, inside the caller's transaction."""
-    session.connection().execute(
-        _AUDIT_INSERT,
-        {
-            "action": action,
-            "actor_id": actor_id,
-            "project_id": project_id,
-            "item_id": item_id,
-            "details": details,
-            "at": utcnow(),
-        },
-    )
+    """Append one row to the audit log, inside the caller's transaction.
+
+    With `later`, the row is collected there instead, for one :func:`audit_rows` call at the end
+    of the transaction (a hot path that writes several rows)."""
+    row = {
+        "action": action,
+        "actor_id": actor_id,
+        "project_id": project_id,
+        "item_id": item_id,
+        "details": details,
+        "at": utcnow(),
+    }
+    if later is not None:
+        later.append(row)
+    else:
+        session.connection().execute(_AUDIT_INSERT, row)
+
+
+def audit_rows(session: Session, rows: list[dict]) -> None:
+    """Write collected audit rows in one statement."""
+    if rows:
+        session.connection().execute(_AUDIT_INSERT, rows)
 
 
 _AUDIT_INSERT = insert(AuditLog)

@@ -273,9 +273,17 @@ class ProjectService:
 
     @requires(Role.ANNOTATOR)
     def list(self, *, actor: Actor) -> list[ProjectInfo]:
-        with reading(self.engine) as session:
-            names = session.exec(select(Project.name).order_by(Project.name)).all()
-            return [load_project(session, name) for name in names]
+        # Two statements whatever the number of projects (the picker runs this on every rerun).
+        with reading(self.engine, snapshot=False) as session:
+            projects = session.exec(select(Project).order_by(Project.name)).all()
+            labels: dict[int, list[str]] = {}
+            for project_id, name in session.exec(
+                select(ProjectLabel.project_id, ProjectLabel.name).order_by(
+                    ProjectLabel.project_id, ProjectLabel.position
+                )
+            ):
+                labels.setdefault(project_id, []).append(name)
+            return [project_info(project, labels.get(project.id, [])) for project in projects]
 
     @requires(Role.ADMIN)
     def update_settings(self, name: str, *, actor: Actor, strategy: str | None = None, **settings: Any) -> ProjectInfo:

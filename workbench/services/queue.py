@@ -13,7 +13,21 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    Engine,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -24,6 +38,7 @@ from workbench.domain import (
     AnnotatorStats,
     ClaimedItem,
     ClaimReason,
+    GuidelinesInfo,
     ItemState,
     LabelView,
     LeaseState,
@@ -37,7 +52,7 @@ from workbench.domain import (
 from workbench.domain.overlap import GivenLabel, Next, OverlapPolicy, OverlapSettings, decide
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._auth import requires
-from workbench.services._tx import audit, reading, write
+from workbench.services._tx import audit, audit_rows, reading, write
 from workbench.services.guidelines import current_guidelines, current_version_of
 from workbench.services.projects import load_project
 
@@ -127,9 +142,9 @@ _HELD_BY_OTHERS = (
         _NOT_MINE,
     )
 )
-_LEASED_SLOTS = select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE)
-_LABELED_SLOTS = select(Annotation.slot).where(
-    Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN
+_TAKEN_SLOTS = union_all(
+    select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE),
+    select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN),
 )
 _TAKE_SLOT = (
     update(Item)
@@ -140,11 +155,6 @@ _INSERT_LEASE = insert(Lease).returning(Lease.id)
 _ITEM_VIEW = select(Item.id, Item.external_id, Item.split, Item.content).where(Item.id == _P("item_id"))
 _PROJECT_NAME = select(Project.name).where(Project.id == _P("project_id"))
 _STORED = select(Annotation.id).where(Annotation.lease_id == _P("lease_id"))
-_ITEM_FOR_UPDATE = (
-    select(Item.state, Item.n_annotations, Item.external_id, Item.labels_wanted, Item.gold_label)
-    .where(Item.id == _P("item_id"))
-    .with_for_update()
-)
 # The annotation records the guidelines version current at the time of the label, in the same statement.
 _INSERT_ANNOTATION = (
     insert(Annotation).values(guidelines_version=current_version_of(_P("b_gl_project_id"))).returning(Annotation.id)
@@ -176,9 +186,113 @@ _TAKE_GOLD_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_take
 _PAUSED = select(AnnotatorQuality.paused).where(
     AnnotatorQuality.project_id == _P("project_id"), AnnotatorQuality.user_id == _P("actor_id")
 )
+# A submit's one read: the lease, its item, and whether the annotator is paused in the project.
+_SUBMIT_VIEW = (
+    select(
+        *_LEASE_COLUMNS,
+        Item.state.label("item_state"),
+        Item.n_annotations,
+        Item.external_id,
+        Item.labels_wanted,
+        Item.gold_label,
+        Item.split,
+        AnnotatorQuality.paused,
+    )
+    .join(Item, Item.id == Lease.item_id)
+    .outerjoin(
+        AnnotatorQuality,
+        and_(AnnotatorQuality.user_id == Lease.annotator_id, AnnotatorQuality.project_id == Lease.project_id),
+    )
+    .where(Lease.id == _P("lease_id"))
+    .with_for_update(of=(Lease, Item))
+)
 
 
-def expire_stale_leases(session: Session, project_id: int, now: datetime) -> int:
+# SQLite: the claim's candidates in one statement. Each pick above, in the order the draws ask
+# for, is one branch of a UNION ALL that stops at its first row; each row carries what the page
+# shows, so the claimed item needs no read of its own. (PostgreSQL keeps one statement per pick:
+# FOR UPDATE SKIP LOCKED, which its claims rely on, is not allowed with UNION.)
+def _branch(where, order, reason: ClaimReason, strategy: str | None = None):  # noqa: ANN001, ANN202
+    return select(
+        select(
+            Item.id.label("id"),
+            literal(reason.value, String).label("reason"),
+            literal(strategy, String).label("strategy") if strategy else null().label("strategy"),
+            null().label("score"),
+            null().label("model_run_id"),
+            Item.external_id,
+            Item.split,
+            Item.content,
+        )
+        .where(where)
+        .order_by(*order)
+        .limit(1)
+        .subquery()
+    )
+
+
+def _fresh(split: Split, before: bool):  # noqa: ANN202
+    start = Item.random_key < _P("start") if before else Item.random_key >= _P("start")
+    return and_(_OPEN, Item.slots_taken == 0, Item.split == split, _NOT_MINE, start)
+
+
+def _gold(before: bool):  # noqa: ANN202
+    start = Item.random_key < _P("start") if before else Item.random_key >= _P("start")
+    return and_(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, start)
+
+
+_BRANCHES = {
+    "gold_from": _branch(_gold(False), (Item.random_key,), ClaimReason.GOLD),
+    "gold_before": _branch(_gold(True), (Item.random_key,), ClaimReason.GOLD),
+    "partial": _branch(
+        and_(
+            _OPEN,
+            Item.slots_taken >= 1,
+            Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")),
+            _NOT_MINE,
+        ),
+        (Item.slots_taken.desc(), Item.random_key),
+        ClaimReason.PARTIAL,
+    ),
+    "eval_from": _branch(_fresh(Split.EVAL, False), (Item.random_key,), ClaimReason.EVAL),
+    "eval_before": _branch(_fresh(Split.EVAL, True), (Item.random_key,), ClaimReason.EVAL),
+    "control_from": _branch(_fresh(Split.POOL, False), (Item.random_key,), ClaimReason.CONTROL, "random"),
+    "control_before": _branch(_fresh(Split.POOL, True), (Item.random_key,), ClaimReason.CONTROL, "random"),
+    "ranked": select(
+        select(
+            RankEntry.item_id.label("id"),
+            literal(ClaimReason.RANKED.value, String).label("reason"),
+            RankEntry.strategy,
+            RankEntry.score,
+            RankEntry.model_run_id,
+            Item.external_id,
+            Item.split,
+            Item.content,
+        )
+        .join(Item, Item.id == RankEntry.item_id)
+        .where(RankEntry.project_id == _P("project_id"), Item.state == ItemState.OPEN, Item.slots_taken == 0, _NOT_MINE)
+        .order_by(RankEntry.position)
+        .limit(1)
+        .subquery()
+    ),
+    "pool_from": _branch(_fresh(Split.POOL, False), (Item.random_key,), ClaimReason.RANDOM),
+    "pool_before": _branch(_fresh(Split.POOL, True), (Item.random_key,), ClaimReason.RANDOM),
+}
+_UNIONS: dict[tuple[str, ...], object] = {}
+
+
+def _candidates(names: tuple[str, ...]):  # noqa: ANN202 - a compound select, built once per order
+    found = _UNIONS.get(names)
+    if found is None:
+        found = _UNIONS[names] = union_all(*(_BRANCHES[name] for name in names)).limit(1)
+    return found
+
+
+# The hot path sweeps lapsed leases at most this often per project (a plain claim always does).
+SWEEP_EVERY_S = 5.0
+
+
+def expire_stale_leases(session: Session, project_id: int, now: datetime, later: list[dict] | None = None) -> int:
     """Mark lapsed leases expired and give their slots back to the queue.
 
     One conditional UPDATE ... RETURNING: on PostgreSQL a lease submitted by a concurrent
@@ -188,7 +302,7 @@ def expire_stale_leases(session: Session, project_id: int, now: datetime) -> int
     stale = conn.execute(_EXPIRE, {"now": now, "b_project_id": project_id}).all()
     for lease_id, item_id in stale:
         conn.execute(_FREE_SLOT, {"item_id": item_id})
-        audit(session, "lease.expired", project_id=project_id, item_id=item_id, lease_id=lease_id)
+        audit(session, "lease.expired", project_id=project_id, item_id=item_id, lease_id=lease_id, later=later)
     return len(stale)
 
 
@@ -231,7 +345,9 @@ def release_user_leases(session: Session, user_id: int, now: datetime, *, why: s
     return released
 
 
-def resolve(session: Session, item_id: int, project: ProjectInfo) -> ItemState:
+def resolve(
+    session: Session, item_id: int, project: ProjectInfo, split: str | None = None, later: list[dict] | None = None
+) -> ItemState:
     """After a label: ask the overlap policy (workbench.domain.overlap.decide, the same function
     `workbench simulate` calls) whether the item is final, needs another label, or goes to review.
     Paused annotators' labels do not count; each decision's reason is stored on the item."""
@@ -239,7 +355,8 @@ def resolve(session: Session, item_id: int, project: ProjectInfo) -> ItemState:
     rows = conn.execute(_HUMAN_LABELS, {"item_id": item_id}).all()
     settings = OverlapSettings.from_project(project.overlap, project.settings)
     counting = [GivenLabel(str(a), label, reliability) for a, label, reliability, paused in rows if not paused]
-    split = conn.execute(_ITEM_SPLIT, {"item_id": item_id}).scalar_one()
+    if split is None:
+        split = conn.execute(_ITEM_SPLIT, {"item_id": item_id}).scalar_one()
     decision = decide(counting, settings=settings, label_set=project.labels, split=split)
     paused_labels = len(rows) - len(counting)
     if decision.next == Next.MORE:
@@ -280,6 +397,7 @@ def resolve(session: Session, item_id: int, project: ProjectInfo) -> ItemState:
         state=state,
         final_label=final_label,
         reason=decision.reason,
+        later=later,
     )
     return state
 
@@ -289,6 +407,12 @@ def _first_want(project: ProjectInfo) -> int:
     minimum, raised by the policy after each label)."""
     settings = OverlapSettings.from_project(project.overlap, project.settings)
     return project.overlap if settings.policy == OverlapPolicy.FIXED else settings.min_labels
+
+
+def _needs_more_for_sure(project: ProjectInfo, n_labels: int) -> bool:
+    """Fixed overlap with fewer human labels than it asks for: the policy can only say "more"."""
+    settings = OverlapSettings.from_project(project.overlap, project.settings)
+    return settings.policy == OverlapPolicy.FIXED and n_labels < settings.overlap
 
 
 # Label sets and overlap never change; settings may, and a claim may see them this late.
@@ -301,6 +425,10 @@ class QueueService:
         self.rng = rng or random.Random()
         self._projects: dict[str, tuple[float, ProjectInfo]] = {}
         self._project_names: dict[int, str] = {}
+        self._swept: dict[int, float] = {}  # project id -> when the hot path last swept lapsed leases
+        # Guidelines change rarely; the label page shows an edit within PROJECT_CACHE_S (each
+        # annotation records the version current in the database, not this copy).
+        self._guidelines: dict[int, tuple[float, GuidelinesInfo | None]] = {}
 
     def _project(self, session: Session, name: str) -> ProjectInfo:
         cached = self._projects.get(name)
@@ -336,25 +464,68 @@ class QueueService:
         that this one could still get (each returns if skipped or left to lapse). Decided in the
         claim's own transaction, so 0 means the annotator is done: no item can come back to them.
         """
-        draws = (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
-        return write(self.engine, lambda session: self._claim(session, project, actor, draws))
+        draws = self._draws()
 
-    def _claim(self, session: Session, project_name: str, actor: Actor, draws: tuple[float, ...]) -> ClaimedItem | int:
+        def work(session: Session) -> ClaimedItem | int:
+            later: list[dict] = []
+            found = self._claim(session, self._project(session, project), actor, draws, later=later)
+            audit_rows(session, later)
+            return found
+
+        return write(self.engine, work)
+
+    def _draws(self) -> tuple[float, ...]:
+        return (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
+
+    def _sweep_due(self, project_id: int) -> bool:
+        """Whether the hot path should sweep lapsed leases now (at most every SWEEP_EVERY_S)."""
+        now = time.monotonic()
+        if now - self._swept.get(project_id, -SWEEP_EVERY_S) < SWEEP_EVERY_S:
+            return False
+        self._swept[project_id] = now
+        return True
+
+    def _claim(
+        self,
+        session: Session,
+        project: ProjectInfo,
+        actor: Actor,
+        draws: tuple[float, ...],
+        *,
+        paused: bool | None = None,
+        sweep: bool = True,
+        later: list[dict] | None = None,
+    ) -> ClaimedItem | int:
+        """The claim inside the caller's transaction. `paused` given means the caller has just
+        closed this annotator's live lease in the project (a submit), so there is none to hand back."""
         conn = session.connection()
-        project = self._project(session, project_name)
         now = utcnow()
-        expire_stale_leases(session, project.id, now)
+        if sweep:
+            expire_stale_leases(session, project.id, now, later)
+            self._swept[project.id] = time.monotonic()
         expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
-        if conn.execute(_PAUSED, {"project_id": project.id, "actor_id": actor.id}).scalar():
+        after_submit = paused is not None
+        if not after_submit:
+            paused = bool(conn.execute(_PAUSED, {"project_id": project.id, "actor_id": actor.id}).scalar())
+        if paused:
             return 0  # paused in this project: nothing for them, now or later
-        held = conn.execute(_HELD, {"project_id": project.id, "actor_id": actor.id}).first()
-        if held is not None:
-            conn.execute(_SET_EXPIRY, {"lease_id": held.id, "b_expires_at": expires_at})
-            return self._claimed(session, project, held._asdict() | {"expires_at": expires_at})
+        if not after_submit:
+            held = conn.execute(_HELD, {"project_id": project.id, "actor_id": actor.id}).first()
+            if held is not None:
+                conn.execute(_SET_EXPIRY, {"lease_id": held.id, "b_expires_at": expires_at})
+                return self._claimed(session, project, held._asdict() | {"expires_at": expires_at})
         postgres = session.get_bind().dialect.name == "postgresql"
-        pick = self._pick(session, project, actor, draws, _SKIPPING)
-        if pick is None and postgres:
-            pick = self._pick(session, project, actor, draws, _WAITING)
+        item = None
+        if postgres:
+            pick = self._pick(session, project, actor, draws, _SKIPPING) or self._pick(
+                session, project, actor, draws, _WAITING
+            )
+        else:
+            item = conn.execute(
+                _candidates(self._order(project, draws)),
+                {"project_id": project.id, "actor_id": actor.id, "start": draws[2], "overlap": _first_want(project)},
+            ).first()
+            pick = None if item is None else (item.id, item.reason, item.strategy, item.score, item.model_run_id)
         if pick is None:
             waiting = conn.execute(_HELD_BY_OTHERS, {"project_id": project.id, "actor_id": actor.id}).scalar_one()
             if waiting or not postgres:  # SQLite's write transaction saw one unchanging state
@@ -368,10 +539,7 @@ class QueueService:
         gold = reason == ClaimReason.GOLD
         if gold:  # recorded and shown as a random pick: nothing tells an annotator it is gold
             reason = ClaimReason.RANDOM
-        taken = {
-            *conn.execute(_LEASED_SLOTS, {"item_id": item_id}).scalars(),
-            *conn.execute(_LABELED_SLOTS, {"item_id": item_id}).scalars(),
-        }
+        taken = set(conn.execute(_TAKEN_SLOTS, {"item_id": item_id}).scalars())
         first_want = _first_want(project)
         capacity = max(OverlapSettings.from_project(project.overlap, project.settings).capacity, len(taken) + 1)
         free = set(range(1, capacity + 1)) - taken
@@ -384,7 +552,7 @@ class QueueService:
             "annotator_id": actor.id,
             "slot": min(free),
             "state": LeaseState.ACTIVE,
-            "reason": reason,
+            "reason": ClaimReason(reason),
             "strategy": strategy,
             "score": score,
             "model_run_id": model_run_id,
@@ -400,14 +568,34 @@ class QueueService:
             actor_id=actor.id,
             project_id=project.id,
             item_id=item_id,
+            later=later,
             lease_id=lease["id"],
             slot=lease["slot"],
-            reason=reason,
+            reason=lease["reason"],
             strategy=strategy,
             score=score,
             model_run_id=model_run_id,
         )
-        return self._claimed(session, project, lease)
+        return self._claimed(session, project, lease, item)
+
+    @staticmethod
+    def _order(project: ProjectInfo, draws: tuple[float, ...]) -> tuple[str, ...]:
+        """The picks in the order :meth:`_pick` tries them, as branches of one SQLite statement."""
+        names: list[str] = []
+        if len(draws) > 3 and draws[3] < float(project.settings.get("gold_share") or 0.0):
+            names += ["gold_from", "gold_before"]
+        names.append("partial")
+        if draws[0] < project.settings["eval_fraction"]:
+            names += ["eval_from", "eval_before"]
+        control = draws[1] < project.settings["random_share"]
+        if control:  # the same candidates as the fallback below: an empty control arm means no fresh pool item
+            names += ["control_from", "control_before"]
+        names.append("ranked")
+        if not control:
+            names += ["pool_from", "pool_before"]
+        if "eval_from" not in names:
+            names += ["eval_from", "eval_before"]
+        return tuple(names)
 
     @staticmethod
     def _pick(
@@ -492,14 +680,25 @@ class QueueService:
         return write(self.engine, lambda session: self._submit(session, lease_id, label, actor, duration_ms)[0])
 
     def _submit(
-        self, session: Session, lease_id: int, label: str, actor: Actor, duration_ms: int | None
-    ) -> tuple[SubmitResult, ProjectInfo]:
+        self,
+        session: Session,
+        lease_id: int,
+        label: str,
+        actor: Actor,
+        duration_ms: int | None,
+        later: list[dict] | None = None,
+    ) -> tuple[SubmitResult, ProjectInfo, bool]:
+        """The submit inside the caller's transaction; also says whether the annotator is paused."""
         conn = session.connection()
-        lease, project = self._live_lease(session, lease_id, actor)
-        stored = conn.execute(_STORED, {"lease_id": lease.id}).scalar_one_or_none()
-        item = conn.execute(_ITEM_FOR_UPDATE, {"item_id": lease.item_id}).one()
-        if stored is not None:
-            return SubmitResult(stored, ItemState(item.state), duplicate=True), project
+        lease = conn.execute(_SUBMIT_VIEW, {"lease_id": lease_id}).first()
+        if lease is None or lease.annotator_id != actor.id:
+            raise NotFound(f"{actor.name} holds no claim {lease_id}")
+        project = self._project_by_id(session, lease.project_id)
+        paused = bool(lease.paused)
+        if lease.state != LeaseState.ACTIVE:  # an active lease has no label yet (undo reactivates it empty)
+            stored = conn.execute(_STORED, {"lease_id": lease.id}).scalar_one_or_none()
+            if stored is not None:
+                return SubmitResult(stored, ItemState(lease.item_state), duplicate=True), project, paused
         if label not in project.labels:
             raise WorkbenchError(
                 f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}"
@@ -509,9 +708,9 @@ class QueueService:
             raise Conflict(
                 f"this claim is {'expired' if lease.state == LeaseState.ACTIVE else lease.state}; ask for the next item"
             )
-        wanted = item.labels_wanted if item.labels_wanted is not None else _first_want(project)
-        if item.gold_label is None and (item.state != ItemState.OPEN or item.n_annotations >= wanted):
-            raise Conflict(f"item {item.external_id!r} already has all its labels")
+        wanted = lease.labels_wanted if lease.labels_wanted is not None else _first_want(project)
+        if lease.gold_label is None and (lease.item_state != ItemState.OPEN or lease.n_annotations >= wanted):
+            raise Conflict(f"item {lease.external_id!r} already has all its labels")
         elapsed = int((now - lease.claimed_at).total_seconds() * 1000)
         annotation_id = conn.execute(
             _INSERT_ANNOTATION,
@@ -536,13 +735,18 @@ class QueueService:
             actor_id=actor.id,
             project_id=project.id,
             item_id=lease.item_id,
+            later=later,
             annotation_id=annotation_id,
             lease_id=lease.id,
             slot=lease.slot,
         )
-        # A gold item keeps its known answer; its labels only measure the annotators.
-        state = ItemState(item.state) if item.gold_label is not None else resolve(session, lease.item_id, project)
-        return SubmitResult(annotation_id, state, duplicate=False), project
+        if lease.gold_label is not None:  # a gold item keeps its known answer; its labels only measure annotators
+            state = ItemState(lease.item_state)
+        elif _needs_more_for_sure(project, lease.n_annotations + 1) and not paused:
+            state = ItemState.OPEN  # fixed overlap not reached: nothing to compare or record yet
+        else:
+            state = resolve(session, lease.item_id, project, split=lease.split, later=later)
+        return SubmitResult(annotation_id, state, duplicate=False), project, paused
 
     @requires(Role.ANNOTATOR)
     def submit_and_claim(
@@ -550,11 +754,15 @@ class QueueService:
     ) -> tuple[SubmitResult, ClaimedItem | int]:
         """Store the label and claim the next item (as :meth:`claim_or_wait`) in one transaction:
         the label page's hot path, one round trip to the database per answer."""
-        draws = (self.rng.random(), self.rng.random(), self.rng.random(), self.rng.random())
+        draws = self._draws()
 
         def work(session: Session) -> tuple[SubmitResult, ClaimedItem | int]:
-            result, project = self._submit(session, lease_id, label, actor, duration_ms)
-            return result, self._claim(session, project.name, actor, draws)
+            later: list[dict] = []
+            result, project, paused = self._submit(session, lease_id, label, actor, duration_ms, later)
+            sweep = self._sweep_due(project.id)
+            found = self._claim(session, project, actor, draws, paused=paused, sweep=sweep, later=later)
+            audit_rows(session, later)
+            return result, found
 
         return write(self.engine, work)
 
@@ -713,11 +921,14 @@ class QueueService:
     def label_view(self, project: ProjectInfo, *, actor: Actor) -> LabelView:
         """What the label page shows besides the item, in one read: the annotator's own counts, the
         project's item counts by split and state (no labels), and the current guidelines."""
-        with reading(self.engine) as session:
+        with reading(self.engine, snapshot=False) as session:  # three independent reads
             stats = self._stats(session, project.id, actor)
             counts = item_counts(session, project.id)
-            guide = current_guidelines(session, project.id)
-        return LabelView(stats, counts, guide)
+            cached = self._guidelines.get(project.id)
+            if cached is None or cached[0] < time.monotonic():
+                cached = (time.monotonic() + PROJECT_CACHE_S, current_guidelines(session, project.id))
+                self._guidelines[project.id] = cached
+        return LabelView(stats, counts, cached[1])
 
     def _stats(self, session: Session, project_id: int, actor: Actor) -> AnnotatorStats:
         midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)

@@ -212,7 +212,7 @@ class SessionService:
 
     def _check(self, session_id: int, actor: Actor | None) -> SignedIn:
         now = self.clock()
-        with reading(self.engine) as session:
+        with reading(self.engine, snapshot=False) as session:  # one statement
             found = session.execute(
                 select(UserSession, User).join(User, User.id == UserSession.user_id).where(UserSession.id == session_id)
             ).first()
