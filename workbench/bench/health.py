@@ -3,8 +3,9 @@
 Generates one CSV (a vocabulary of 5,000 words, 1% exact copies, 1% near copies with one word
 changed, 0.5% rows with an e-mail address), then imports it twice into fresh SQLite databases,
 each in its own process: once with ``health_at_import`` off and once on (duplicates, leakage,
-outliers, profile and personal-data counts of the whole batch, flags stored). Prints both
-import times, the health check's own time, the ratio, and each process's peak resident memory.
+outliers, profile and personal-data counts of the whole batch, flags stored in the import's
+transaction). Prints both import times, the health check's own time, the ratio, and each
+process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -121,7 +122,10 @@ def bench_health(n_rows: int) -> dict[str, Any]:
         "import_without_health_s": base,
         "import_with_health_s": checked["total_s"],
         "health_s": checked["health_s"],
-        "added_share": round(checked["health_s"] / base, 3) if base else None,
+        # What the check adds: the difference of the two imports' wall times (the pass runs inside
+        # the import's row stream, so its own clock, health_s, is the other reading of it).
+        "added_share": round((checked["total_s"] - base) / base, 3) if base else None,
+        "health_share": round(checked["health_s"] / base, 3) if base else None,
         "peak_rss_mb_without": runs["without"]["peak_rss_mb"],
         "peak_rss_mb_with": checked["peak_rss_mb"],
         "found": checked["health"],

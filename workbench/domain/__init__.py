@@ -38,6 +38,15 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+class DuplicatePolicy(StrEnum):
+    """What an import does with a row whose content repeats an earlier item's, exactly or nearly
+    (`--on-near-duplicate`)."""
+
+    KEEP = "keep"  # import it, unflagged (pool/eval leakage is still flagged)
+    SKIP = "skip"  # leave it out of the import (the report counts it)
+    FLAG = "flag"  # import it and flag it (the default)
+
+
 class Split(StrEnum):
     POOL = "pool"
     EVAL = "eval"

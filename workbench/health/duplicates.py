@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_HASH = np.uint64((1 << 32) - 1)
+_MAX32 = np.uint32((1 << 32) - 1)
 NUM_PERM = 64
 BANDS = 16  # 16 bands of 4 rows: candidate probability 0.64 at J = 0.5, 0.999 at J = 0.9
 DEFAULT_THRESHOLD = 0.9
@@ -39,38 +40,78 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(owner row, uint64 hash) of every word of each text, in order, vectorised over the bytes
-    of all texts (no Python loop over words). Words are runs of ASCII letters, digits,
-    underscore or non-ASCII bytes, ASCII case-folded."""
-    joined = "\0".join(texts).encode("utf-8", "surrogatepass")
-    b = np.frombuffer(joined, dtype=np.uint8)
-    if len(b) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    upper = (b >= 65) & (b <= 90)
-    b = np.where(upper, b + 32, b).astype(np.uint8)
-    word = ((b >= 48) & (b <= 57)) | ((b >= 97) & (b <= 122)) | (b >= 128) | (b == 95)
-    owner_of_byte = np.cumsum(b == _SEPARATOR)
-    starts = word & ~np.concatenate([[False], word[:-1]])
-    start_pos = np.flatnonzero(starts)
-    if len(start_pos) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    token_of_byte = np.cumsum(starts) - 1
-    positions = np.flatnonzero(word)
-    tokens = token_of_byte[positions]
-    offset = positions - start_pos[tokens]
-    powers = np.cumprod(np.full(int(offset.max()) + 1, 1099511628211, dtype=np.uint64), dtype=np.uint64)
+@dataclass(frozen=True)
+class Tokens:
+    """One tokenisation of a chunk of texts, shared by MinHash, the text outlier features and the
+    personal-data pre-filter: every word as (owner row, uint64 hash) in order, and per text its
+    byte count, its ASCII digits-and-punctuation count and whether it holds a byte some detector
+    of personal data needs (an upper-case letter, a digit, '@' or ':')."""
+
+    owner: np.ndarray  # int64, the row of each word
+    hashes: np.ndarray  # uint64, one per word
+    sizes: np.ndarray  # int64 bytes per text
+    non_letters: np.ndarray  # float64 ASCII digits and punctuation per text
+    pii_hint: np.ndarray  # bool per text
+
+
+# Byte classes, as lookup tables over the 256 byte values.
+_FOLD = np.arange(256, dtype=np.uint8)
+_FOLD[65:91] += 32  # ASCII case folding
+_WORD = np.zeros(256, bool)  # word bytes: ASCII letters, digits, underscore, any non-ASCII byte
+_WORD[48:58] = _WORD[65:91] = _WORD[97:123] = _WORD[128:] = True
+_WORD[95] = True
+_OTHER = np.zeros(256, bool)  # ASCII digits and punctuation
+_OTHER[33:65] = _OTHER[91:97] = _OTHER[123:127] = True
+_HINT = np.zeros(256, bool)  # bytes some personal-data detector needs: A-Z, 0-9, '@', ':'
+_HINT[65:91] = _HINT[48:58] = True
+_HINT[64] = _HINT[58] = True
+_P = np.uint64(1099511628211)  # FNV's 64-bit prime; odd, so invertible modulo 2^64
+_P_INVERSE = np.uint64(pow(1099511628211, -1, 1 << 64))
+_powers: list[np.ndarray] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]
+
+
+def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """P^j and P^-j (mod 2^64) for j < n, cached and grown by doubling."""
+    if len(_powers[0]) < n:
+        m = max(n, 2 * len(_powers[0]))
+        for i, base in enumerate((_P, _P_INVERSE)):
+            _powers[i] = np.cumprod(np.concatenate([[np.uint64(1)], np.full(m - 1, base)]), dtype=np.uint64)
+    return _powers[0][:n], _powers[1][:n]
+
+
+def tokenise(texts: Sequence[str]) -> Tokens:
+    """Words of each text, vectorised over the bytes of all texts (no Python loop over words).
+    Words are runs of ASCII letters, digits, underscore or non-ASCII bytes, ASCII case-folded.
+
+    A word's hash is its polynomial sum(byte_j · P^(j - start)) mod 2^64, read off one prefix sum
+    over all bytes (prefix[end] - prefix[start - 1], times P^-start), then mixed."""
+    n = len(texts)
+    b = np.frombuffer("\0".join(texts).encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    separators = np.flatnonzero(b == _SEPARATOR)
+    sizes = np.diff(np.concatenate([[-1], separators, [len(b)]])) - 1
+    non_letters = np.bincount(np.searchsorted(separators, np.flatnonzero(_OTHER[b])), minlength=n).astype(float)
+    pii_hint = np.bincount(np.searchsorted(separators, np.flatnonzero(_HINT[b])), minlength=n) > 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], _WORD[b], [False]]).view(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]
+    if len(starts) == 0:
+        return Tokens(np.zeros(0, np.int64), np.zeros(0, np.uint64), sizes, non_letters, pii_hint)
+    powers, inverse = _power_tables(len(b))
     with np.errstate(over="ignore"):
-        terms = b[positions].astype(np.uint64) * powers[offset]
-    # Segmented sums: `positions` is sorted and every token's bytes are contiguous in it.
-    token_heads = np.concatenate([[0], np.flatnonzero(tokens[1:] != tokens[:-1]) + 1])
-    return owner_of_byte[start_pos].astype(np.int64), _mix(np.add.reduceat(terms, token_heads))
+        prefix = np.cumsum(_FOLD[b].astype(np.uint64) * powers, dtype=np.uint64)
+        sums = prefix[ends - 1] - np.where(starts > 0, prefix[starts - 1], np.uint64(0))
+        hashes = _mix(sums * inverse[starts])
+    return Tokens(np.searchsorted(separators, starts).astype(np.int64), hashes, sizes, non_letters, pii_hint)
 
 
-def _chunk_shingles(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(owner row within the chunk, uint64 hash) of every word bigram of each text, or of its
-    only word."""
-    owner, h = word_hashes(texts)
+def word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(owner row, uint64 hash) of every word of each text, in order (see :func:`tokenise`)."""
+    tokens = tokenise(texts)
+    return tokens.owner, tokens.hashes
+
+
+def _shingles(owner: np.ndarray, h: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(owner row within the chunk, uint64 hash) of every word bigram of each of n texts, or of
+    its only word."""
     if len(h) == 0:
         return owner, h
     same = owner[1:] == owner[:-1]
@@ -78,7 +119,7 @@ def _chunk_shingles(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         bigrams = _mix((h[:-1] * _GOLDEN) ^ h[1:])[same]
     bigram_owner = owner[1:][same]
     # A one-word text is represented by its word.
-    counts = np.bincount(owner, minlength=len(texts))
+    counts = np.bincount(owner, minlength=n)
     single = counts[owner] == 1
     return (np.concatenate([bigram_owner, owner[single]]), np.concatenate([bigrams, h[single]]))
 
@@ -92,37 +133,45 @@ def minhash_signatures(texts: Sequence[str], *, num_perm: int = NUM_PERM, chunk_
     the distance (rotation densification, Shrivastava & Li 2014), which keeps P[bin equal] equal
     to the Jaccard similarity. A text with no word gets all-max, which matches nothing.
     """
+    n = len(texts)
+    out = np.full((n, num_perm), _MAX32, dtype=np.uint32)
+    for start in range(0, n, chunk_rows):
+        part = texts[start : start + chunk_rows]
+        tokens = tokenise(part)
+        out[start : start + len(part)] = signature_block(tokens.owner, tokens.hashes, len(part), num_perm=num_perm)
+    return out
+
+
+def signature_block(owner: np.ndarray, h: np.ndarray, n: int, *, num_perm: int = NUM_PERM) -> np.ndarray:
+    """The MinHash signatures (n, num_perm) of n texts given their words (see :func:`tokenise`),
+    uint32."""
     if num_perm & (num_perm - 1):
         raise ValueError("num_perm must be a power of two")
     bits = np.uint64(64 - int(num_perm).bit_length() + 1)
-    n = len(texts)
-    out = np.full((n, num_perm), MAX_HASH, dtype=np.uint64)
-    for start in range(0, n, chunk_rows):
-        part = texts[start : start + chunk_rows]
-        owner, h = _chunk_shingles(part)
-        if len(h) == 0:
-            continue
-        block = np.full((len(part), num_perm), MAX_HASH, dtype=np.uint64)
-        key = owner * num_perm + (h >> bits).astype(np.int64)
-        np.minimum.at(block.reshape(-1), key, h & MAX_HASH)
-        out[start : start + len(part)] = _densify(block)
-    return out.astype(np.uint32)
+    block = np.full((n, num_perm), _MAX32, dtype=np.uint32)
+    owner, h = _shingles(owner, h, n)
+    if len(h) == 0:
+        return block
+    key = owner * num_perm + (h >> bits).astype(np.int64)
+    np.minimum.at(block.reshape(-1), key, (h & MAX_HASH).astype(np.uint32))
+    return _densify(block)
 
 
 def _densify(block: np.ndarray) -> np.ndarray:
-    k = block.shape[1]
-    empty = block == MAX_HASH
+    n, k = block.shape
+    empty = block == _MAX32
     if not empty.any():
         return block
-    doubled = np.concatenate([block, block], axis=1)
-    index = np.where(np.concatenate([~empty, ~empty], axis=1), np.arange(2 * k), 2 * k)
-    nearest = np.minimum.accumulate(index[:, ::-1], axis=1)[:, ::-1][:, :k]
-    whole_row_empty = empty.all(axis=1)
-    nearest[whole_row_empty] = np.arange(k)
-    distance = (nearest - np.arange(k)).astype(np.uint64)
-    rows = np.arange(block.shape[0])[:, None]
-    filled = (doubled[rows, nearest] + distance * np.uint64(0x9E3779B1)) & MAX_HASH
-    filled[whole_row_empty] = MAX_HASH
+    full = ~empty
+    # For each bin, the nearest non-empty bin at or to its right, circularly (2k = none).
+    index = np.where(np.concatenate([full, full], axis=1), np.arange(2 * k, dtype=np.uint8), np.uint8(2 * k))
+    nearest = np.minimum.accumulate(np.ascontiguousarray(index[:, ::-1]), axis=1)[:, ::-1][:, :k]
+    whole_row_empty = nearest[:, 0] == 2 * k
+    nearest = np.where(whole_row_empty[:, None], np.arange(k, dtype=np.uint8), nearest)
+    distance = (nearest - np.arange(k, dtype=np.uint8)).astype(np.uint32)
+    with np.errstate(over="ignore"):
+        filled = block[np.arange(n)[:, None], nearest % np.uint8(k)] + distance * np.uint32(0x9E3779B1)
+    filled[whole_row_empty] = _MAX32
     return np.where(empty, filled, block)
 
 
@@ -158,28 +207,37 @@ def min_band_matches(
     return m
 
 
-def lsh_candidates(signatures: np.ndarray, *, bands: int = BANDS, min_matches: int = 1) -> np.ndarray:
-    """Candidate pairs, shape (P, 2) with i < j: rows whose signatures agree in at least
-    `min_matches` bands.
+def lsh_candidates(
+    signatures: np.ndarray, *, bands: int = BANDS, min_matches: int = 1, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Candidate pairs, shape (P, 2) with i < j: rows (of `rows`, default every row with a word)
+    whose signatures agree in at least `min_matches` bands.
 
-    Within a bucket every member is paired with the bucket's first (lowest) row, which is linear
-    in the bucket and finds every group of near copies without listing all of its pairs."""
+    The index holds one uint64 hash per band and row, never an object per item. Within a bucket
+    every member is paired with the bucket's first (lowest) row, which is linear in the bucket and
+    finds every group of near copies without listing all of its pairs."""
     n, k = signatures.shape
     width = k // bands
-    rows = np.flatnonzero(~(signatures == np.uint32(MAX_HASH)).all(axis=1))
+    if rows is None:
+        rows = np.flatnonzero(~(signatures == np.uint32(MAX_HASH)).all(axis=1))
     codes = []
     for band in range(bands):
-        part = signatures[rows, band * width : (band + 1) * width].astype(np.uint64)
-        key = np.zeros(len(rows), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for col in range(width):
-                key = _mix(key ^ part[:, col])
-        order = np.argsort(key, kind="stable")
-        sorted_key = key[order]
+        part = signatures[rows, band * width : (band + 1) * width]
+        if part.dtype == np.uint16 and width == 4:  # four 16-bit minima are the band's 64-bit hash
+            key = np.ascontiguousarray(part).view(np.uint64).ravel()
+        else:
+            part = part.astype(np.uint64)
+            key = np.zeros(len(rows), dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                for col in range(width):
+                    key = _mix(key ^ part[:, col])
+        order = np.argsort(key)
+        sorted_key, sorted_rows = key[order], rows[order]
         new_group = np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]])
-        head = np.maximum.accumulate(np.where(new_group, np.arange(len(order)), 0))
-        member = ~new_group
-        codes.append(rows[order[head[member]]] * n + rows[order[member]])
+        # The head of a bucket is its lowest row (the sort is not stable).
+        head = np.minimum.reduceat(sorted_rows, np.flatnonzero(new_group))[np.cumsum(new_group) - 1]
+        member = sorted_rows != head
+        codes.append(head[member] * n + sorted_rows[member])
     if not codes:
         return np.zeros((0, 2), dtype=np.int64)
     unique, counts = np.unique(np.concatenate(codes), return_counts=True)
@@ -264,11 +322,54 @@ def image_duplicates(hashes: Sequence[int | None], *, max_distance: int = 4) -> 
 
 def perceptual_hash(path: str) -> int | None:
     """The 64-bit pHash of an image file (imagehash), or None when it cannot be read."""
+    key = image_key(path)
+    return None if key is None else key.phash
+
+
+# pHash shrinks an image to 32×32 before its DCT; a smaller image is blown up to that size
+# instead, and distinct tiny images (8×8 digits, say) then get hashes a few bits apart. Those
+# are compared on their pixels only.
+MIN_PHASH_SIDE = 32
+
+
+@dataclass(frozen=True)
+class ImageKey:
+    pixels: bytes  # BLAKE2b of the size, mode and pixel bytes: equal for pixel-identical images
+    phash: int | None  # 64-bit pHash; None for images under MIN_PHASH_SIDE on a side
+
+
+def image_key(path: str) -> ImageKey | None:
+    """What image duplicates are found on, or None when the file cannot be read."""
+    import hashlib
+
     import imagehash
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return int(str(imagehash.phash(image)), 16)
+            image.load()
+            digest = hashlib.blake2b(f"{image.size}{image.mode}".encode(), digest_size=16)
+            digest.update(image.tobytes())
+            small = min(image.size) < MIN_PHASH_SIDE
+            return ImageKey(digest.digest(), None if small else int(str(imagehash.phash(image)), 16))
     except Exception:  # noqa: BLE001 - unreadable images are reported elsewhere, never hashed
         return None
+
+
+def image_key_duplicates(keys: Sequence[ImageKey | None], *, max_distance: int = 4) -> list[DuplicatePair]:
+    """Pixel-identical images (each later copy paired with the first; exact), and images of at
+    least MIN_PHASH_SIDE pixels a side whose pHashes differ in at most `max_distance` bits."""
+    first_of: dict[bytes, int] = {}
+    pairs = []
+    for i, key in enumerate(keys):
+        if key is not None:
+            j = first_of.setdefault(key.pixels, i)
+            if j != i:
+                pairs.append(DuplicatePair(j, i, 1.0, True))
+    found = {(p.first, p.second) for p in pairs}
+    near = image_duplicates([None if k is None or first_of[k.pixels] != i else k.phash for i, k in enumerate(keys)])
+    # A pHash distance of 0 between images with different pixels is a near copy, not an exact one.
+    pairs += [
+        DuplicatePair(p.first, p.second, p.similarity, False) for p in near if (p.first, p.second) not in found
+    ]
+    return sorted(pairs, key=lambda p: (p.first, p.second))

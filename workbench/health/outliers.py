@@ -75,24 +75,18 @@ def tabular_outliers(columns: dict[str, Sequence[object]], *, seed: int = 0) -> 
 
 def text_outliers(texts: Sequence[str], *, chunk_rows: int = 50_000) -> list[Outlier]:
     """Length far from the usual, mostly non-letters, or mostly words no other item has."""
-    from workbench.health.duplicates import word_hashes
+    from workbench.health.duplicates import tokenise
 
     n = len(texts)
     lengths = np.fromiter((len(t) for t in texts), dtype=float, count=n)
-    z = robust_z(np.log1p(lengths))
     non_letters, sizes = np.zeros(n), np.zeros(n)
     owners, hashes = [], []
     for start in range(0, n, chunk_rows):
-        part = texts[start : start + chunk_rows]
-        owner, h = word_hashes(part)
-        owners.append(owner + start)
-        hashes.append(h)
-        # Per text, bytes that are ASCII digits or punctuation (non-ASCII bytes count as letters).
-        b = np.frombuffer("\0".join(part).encode("utf-8", "surrogatepass"), dtype=np.uint8)
-        byte_owner = np.cumsum(b == 0)
-        other = ((b > 32) & (b < 65)) | ((b > 90) & (b < 97)) | ((b > 122) & (b < 127))
-        non_letters[start : start + len(part)] = np.bincount(byte_owner, weights=other, minlength=len(part))
-        sizes[start : start + len(part)] = np.bincount(byte_owner, minlength=len(part)) - (np.arange(len(part)) > 0)
+        tokens = tokenise(texts[start : start + chunk_rows])
+        owners.append(tokens.owner + start)
+        hashes.append(tokens.hashes)
+        non_letters[start : start + len(tokens.sizes)] = tokens.non_letters
+        sizes[start : start + len(tokens.sizes)] = tokens.sizes
     non_letter_share = np.divide(non_letters, sizes, out=np.zeros(n), where=sizes > 0)
     owner = np.concatenate(owners) if owners else np.zeros(0, np.int64)
     words = np.bincount(owner, minlength=n)
@@ -102,6 +96,13 @@ def text_outliers(texts: Sequence[str], *, chunk_rows: int = 50_000) -> list[Out
         _, inverse, counts = np.unique(np.concatenate(hashes), return_inverse=True, return_counts=True)
         unknown = np.bincount(owner, weights=(counts[inverse] == 1).astype(float), minlength=n)
         unknown_rate = np.divide(unknown, words, out=np.zeros(n), where=words >= 3)
+    return text_outlier_rows(lengths, non_letter_share, unknown_rate)
+
+
+def text_outlier_rows(lengths: np.ndarray, non_letter_share: np.ndarray, unknown_rate: np.ndarray) -> list[Outlier]:
+    """The text rules on per-text features: length in characters, share of non-letter bytes,
+    share of words that occur in no other item."""
+    z = robust_z(np.log1p(np.asarray(lengths, dtype=float)))
     flags: dict[int, list[str]] = {}
     for row in np.flatnonzero(np.isfinite(z) & (z > ROBUST_Z)):
         flags.setdefault(int(row), []).append(f"length {int(lengths[row])} characters is far from the usual")
@@ -109,7 +110,7 @@ def text_outliers(texts: Sequence[str], *, chunk_rows: int = 50_000) -> list[Out
         flags.setdefault(int(row), []).append(f"{non_letter_share[row]:.0%} of the characters are not letters")
     for row in np.flatnonzero(unknown_rate > UNKNOWN_TOKEN_RATE):
         flags.setdefault(int(row), []).append(f"{unknown_rate[row]:.0%} of the words occur in no other item")
-    return _collect(n, flags)
+    return _collect(len(lengths), flags)
 
 
 def image_outliers(sizes: Sequence[tuple[int, int] | None], blank_std: Sequence[float | None]) -> list[Outlier]:

@@ -34,24 +34,54 @@ def _is_missing(value: object) -> bool:
     return value is None or value == "" or (isinstance(value, float) and np.isnan(value))
 
 
+class ColumnAccumulator:
+    """A column's profile, fed one value at a time (memory: its distinct values, capped)."""
+
+    def __init__(self, name: str, *, missing_before: int = 0) -> None:
+        self.name = name
+        self.n, self.present = missing_before, 0
+        self.distinct: set[str] = set()
+        self.all_bool = self.all_number = True
+        self.low = self.high = None
+
+    def add(self, value: object) -> None:
+        self.n += 1
+        if _is_missing(value):
+            return
+        self.present += 1
+        if len(self.distinct) <= MAX_EXACT_DISTINCT:
+            self.distinct.add(str(value))
+        self.all_bool = self.all_bool and isinstance(value, bool)
+        if self.all_number:
+            try:
+                number = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                self.all_number = False
+                return
+            self.low = number if self.low is None else min(self.low, number)
+            self.high = number if self.high is None else max(self.high, number)
+
+    def result(self, *, total: int | None = None) -> ColumnProfile:
+        n = max(self.n, total or 0)
+        if not self.present:
+            return ColumnProfile(self.name, "empty", 1.0 if n else 0.0, 0, None, None)
+        kind = "boolean" if self.all_bool else "number" if self.all_number else "text"
+        low, high = (self.low, self.high) if kind == "number" else (None, None)
+        return ColumnProfile(self.name, kind, 1 - self.present / n, len(self.distinct), low, high)
+
+
 def column_profile(name: str, values: Sequence[object]) -> ColumnProfile:
-    n = len(values)
-    present = [v for v in values if not _is_missing(v)]
-    distinct = len(set(map(str, present[: MAX_EXACT_DISTINCT * 10])))
-    if not present:
-        return ColumnProfile(name, "empty", 1.0 if n else 0.0, 0, None, None)
-    if all(isinstance(v, bool) for v in present):
-        kind = "boolean"
-    else:
-        try:
-            numbers = np.asarray([float(v) for v in present])  # type: ignore[arg-type]
-            kind = "number"
-        except (TypeError, ValueError):
-            kind = "text"
-    low = high = None
-    if kind == "number":
-        low, high = float(numbers.min()), float(numbers.max())
-    return ColumnProfile(name, kind, 1 - len(present) / n, distinct, low, high)
+    column = ColumnAccumulator(name)
+    for value in values:
+        column.add(value)
+    return column.result()
+
+
+def text_length_quantiles(lengths: np.ndarray) -> dict[str, float]:
+    """p0, p5, p50, p95 and p100 of text lengths in characters (empty without texts)."""
+    if len(lengths) == 0:
+        return {}
+    return {f"p{q}": float(np.percentile(lengths, q)) for q in (0, 5, 50, 95, 100)}
 
 
 def profile(
@@ -61,10 +91,7 @@ def profile(
     prelabels: Sequence[str | None] | None = None,
 ) -> Profile:
     rows = len(next(iter(columns.values()))) if columns else len(texts or ())
-    quantiles: dict[str, float] = {}
-    if texts:
-        lengths = np.fromiter((len(t) for t in texts), dtype=float, count=len(texts))
-        quantiles = {f"p{q}": float(np.percentile(lengths, q)) for q in (0, 5, 50, 95, 100)}
+    quantiles = text_length_quantiles(np.fromiter((len(t) for t in texts or ()), dtype=float))
     shares: dict[str, float] = {}
     if prelabels is not None:
         given = Counter(p for p in prelabels if p)

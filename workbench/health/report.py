@@ -3,7 +3,7 @@ leakage), outliers, a profile, and personal-data findings. Pure: items come in a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -76,6 +76,41 @@ class HealthReport:
         return "; ".join(parts)
 
 
+def duplicate_findings(
+    pairs: Sequence[dup.DuplicatePair],
+    *,
+    external_id: Callable[[int], str],
+    item_id: Callable[[int], int],
+    split: Callable[[int], str],
+    new: Callable[[int], bool],
+) -> tuple[list[DuplicateInfo], list[Flag]]:
+    """The listing and the flags of duplicate pairs given by row: the flag goes to the batch's
+    row of the pair (the later one when both are new), and a pair across splits is leakage."""
+    infos, flags = [], []
+    for p in pairs:
+        a, b = p.first, p.second
+        leakage = split(a) != split(b)
+        infos.append(DuplicateInfo(external_id(a), external_id(b), round(p.similarity, 4), p.exact, leakage))
+        target, other = (b, a) if new(b) else (a, b)
+        what = "the same content as" if p.exact else f"a near copy ({p.similarity:.2f} similar) of"
+        kind = FlagKind.DUPLICATE if p.exact else FlagKind.NEAR_DUPLICATE
+        flags.append(Flag(item_id(target), external_id(target), kind, f"{what} {external_id(other)}"))
+        if leakage:
+            duplicate = "duplicate" if p.exact else "near duplicate"
+            reason = f"{duplicate} of {external_id(other)} in the {split(other)} split"
+            flags.append(Flag(item_id(target), external_id(target), FlagKind.LEAKAGE, reason))
+    return infos, flags
+
+
+def outlier_flag(item_id: int, external_id: str, outlier: out.Outlier) -> Flag:
+    return Flag(item_id, external_id, FlagKind.OUTLIER, "; ".join(outlier.reasons))
+
+
+def pii_flag(item_id: int, external_id: str, counts: dict[str, int]) -> Flag:
+    summary = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()))
+    return Flag(item_id, external_id, FlagKind.PII, f"personal data: {summary}")
+
+
 def _text(content: dict[str, Any]) -> str:
     return str(content.get("text", ""))
 
@@ -106,82 +141,37 @@ def build_report(
     batch = [r for r in ordered if r.new]
     offset = len(ordered) - len(batch)
     if kind == "text":
-        pairs = dup.text_duplicates([_text(r.content) for r in ordered], threshold=threshold)
-    elif kind == "tabular":
+        return _text_report(ordered[:offset], batch, threshold=threshold, pii=pii, pii_region=pii_region, prelabels=prelabels)
+    if kind == "tabular":
         names = sorted({k for r in ordered for k in _features(r.content)})
         pairs = dup.row_duplicates([[_features(r.content).get(n) for n in names] for r in ordered])
     else:
         root = image_root or Path(".")
-        hashes = [dup.perceptual_hash(str(root / str(r.content.get("image", "")))) for r in ordered]
-        pairs = dup.image_duplicates(hashes)
+        pairs = dup.image_key_duplicates([dup.image_key(str(root / str(r.content.get("image", "")))) for r in ordered])
     # Only pairs that involve the batch: old-old pairs were reported when they came in.
     pairs = [p for p in pairs if p.second >= offset or p.first >= offset]
     timings["duplicates"] = time.perf_counter() - clock
-    flags: list[Flag] = []
-    infos = []
-    for p in pairs:
-        a, b = ordered[p.first], ordered[p.second]
-        leakage = a.split != b.split
-        infos.append(DuplicateInfo(a.external_id, b.external_id, round(p.similarity, 4), p.exact, leakage))
-        target = b if b.new else a
-        other = a if target is b else b
-        what = "the same content as" if p.exact else f"a near copy ({p.similarity:.2f} similar) of"
-        flags.append(
-            Flag(
-                target.item_id,
-                target.external_id,
-                FlagKind.DUPLICATE if p.exact else FlagKind.NEAR_DUPLICATE,
-                f"{what} {other.external_id}",
-            )
-        )
-        if leakage:
-            flags.append(
-                Flag(
-                    target.item_id,
-                    target.external_id,
-                    FlagKind.LEAKAGE,
-                    f"{'duplicate' if p.exact else 'near duplicate'} of {other.external_id} in the {other.split} split",
-                )
-            )
+    infos, flags = duplicate_findings(
+        pairs,
+        external_id=lambda i: ordered[i].external_id,
+        item_id=lambda i: ordered[i].item_id,
+        split=lambda i: ordered[i].split,
+        new=lambda i: ordered[i].new,
+    )
     clock = time.perf_counter()
-    if kind == "text":
-        found = out.text_outliers([_text(r.content) for r in batch])
-    elif kind == "tabular":
+    if kind == "tabular":
         names = sorted({k for r in batch for k in _features(r.content)})
         found = out.tabular_outliers({n: [_features(r.content).get(n) for r in batch] for n in names})
     else:
         sizes, blank = _image_stats(batch, image_root or Path("."))
         found = out.image_outliers(sizes, blank)
     for o in found:
-        r = batch[o.row]
-        flags.append(Flag(r.item_id, r.external_id, FlagKind.OUTLIER, "; ".join(o.reasons)))
+        flags.append(outlier_flag(batch[o.row].item_id, batch[o.row].external_id, o))
     timings["outliers"] = time.perf_counter() - clock
     clock = time.perf_counter()
     pii_counts: dict[str, int] = {}
-    if kind == "text" and pii:
-        for r in batch:
-            findings = find_pii(_text(r.content), region=pii_region)
-            if findings:
-                counts = count_by_type(findings)
-                for k, n in counts.items():
-                    pii_counts[k] = pii_counts.get(k, 0) + n
-                flags.append(
-                    Flag(
-                        r.item_id,
-                        r.external_id,
-                        FlagKind.PII,
-                        "personal data: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items())),
-                    )
-                )
-    timings["pii"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    if kind == "text":
-        columns: dict[str, list[Any]] = {}
-        for r in batch:
-            for name, value in (r.content.get("context") or {}).items():
-                columns.setdefault(name, []).append(value)
-        prof = profile(columns, texts=[_text(r.content) for r in batch], prelabels=prelabels)
-    elif kind == "tabular":
+    if kind == "tabular":
         names = sorted({k for r in batch for k in _features(r.content)})
         prof = profile({n: [_features(r.content).get(n) for r in batch] for n in names}, prelabels=prelabels)
     else:
@@ -201,6 +191,32 @@ def build_report(
         profile=prof,
         timings={k: round(v, 4) for k, v in timings.items()},
     )
+
+
+def _text_report(
+    existing: Sequence[ItemRecord],
+    batch: Sequence[ItemRecord],
+    *,
+    threshold: float,
+    pii: bool,
+    pii_region: str,
+    prelabels: Sequence[str | None] | None,
+) -> HealthReport:
+    """The text report, by the same streaming pass the import runs (workbench.health.stream)."""
+    from workbench.health.stream import TextHealthPass
+
+    health = TextHealthPass(threshold=threshold, pii=pii, pii_region=pii_region)
+    for records, new in ((existing, False), (batch, True)):
+        health.add(
+            [r.item_id for r in records],
+            [r.external_id for r in records],
+            [r.split for r in records],
+            [_text(r.content) for r in records],
+            new=new,
+            prelabels=prelabels if new else None,
+            contexts=[r.content.get("context") for r in records] if new else None,
+        )
+    return health.finish()
 
 
 def _image_stats(batch: Sequence[ItemRecord], root: Path) -> tuple[list[tuple[int, int] | None], list[float | None]]:

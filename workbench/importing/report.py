@@ -111,6 +111,7 @@ class ImportReport:
     # a real import; its seconds are not part of `seconds`.
     health: Any = None
     health_seconds: float = 0.0
+    skipped_duplicates: int = 0  # rows left out as duplicates of earlier items (on_near_duplicate=skip)
 
     @property
     def ok(self) -> bool:
@@ -140,9 +141,10 @@ class ImportReport:
             return f"{self.path}: {self.n_errors} of {self.rows} rows refused ({kinds}); {written}"
         verb = "would import" if self.dry_run else "imported"
         n = self.valid_rows if self.dry_run else self.imported
+        skipped = f"; {self.skipped_duplicates} duplicate row(s) skipped" if self.skipped_duplicates else ""
         return (
             f"{self.path}: {verb} {n} items ({self.n_pool} pool, {self.n_eval} eval, "
-            f"{self.prelabels} prelabels) in {self.seconds:.1f} s"
+            f"{self.prelabels} prelabels) in {self.seconds:.1f} s{skipped}"
         )
 
     def lines(self) -> list[str]:

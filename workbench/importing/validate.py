@@ -68,6 +68,7 @@ class ImportOptions:
     missing_values: Sequence[str] = DEFAULT_MISSING  # tabular cells read as null
     batch_size: int = 1000
     max_errors: int = 1000
+    on_near_duplicate: str = "flag"  # DuplicatePolicy: keep | skip | flag
 
     def __post_init__(self) -> None:
         for name in ("context_cols", "feature_cols", "columns"):
@@ -76,6 +77,13 @@ class ImportOptions:
                 setattr(self, name, [part.strip() for part in value.split(",") if part.strip()])
         if self.eval_fraction is not None and not 0.0 <= float(self.eval_fraction) <= 1.0:
             raise ValueError(f"eval_fraction must be between 0 and 1, got {self.eval_fraction}")
+        from workbench.domain import DuplicatePolicy
+
+        try:
+            self.on_near_duplicate = DuplicatePolicy(self.on_near_duplicate)
+        except ValueError:
+            choices = ", ".join(p.value for p in DuplicatePolicy)
+            raise ValueError(f"on_near_duplicate must be one of {choices}, got {self.on_near_duplicate!r}") from None
         if self.batch_size < 1 or self.max_errors < 0:
             raise ValueError("batch_size must be >= 1 and max_errors >= 0")
 
@@ -205,6 +213,7 @@ class RowBuilder:
                 f"the item has {chars:,} characters (text and context, or its row, "
                 f"as stored), over the limit of {self.limits.max_item_chars:,} (limits.max_item_chars)",
             )
+        self.last_content = content  # the health pass reads the text from here, not from the JSON
         return external_id, encoded, prelabel
 
     def _check_string(self, value: str, column: str) -> None:

@@ -3,6 +3,7 @@ flags it leaves on items, and drift between a batch or version and the latest ve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,50 @@ def _version_items(session: Session, project: ProjectInfo, number: int) -> list[
     )
 
 
+def health_settings(project: ProjectInfo) -> dict[str, Any]:
+    """The project's health check settings, as keyword arguments of the checks."""
+    settings = project.settings
+    return {
+        "threshold": float(settings.get("near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE_THRESHOLD)),
+        "image_root": Path(settings["image_root"]) if settings.get("image_root") else None,
+        "pii": str(settings.get("pii", "flag" if project.kind == ProjectKind.TEXT else "off")) != "off",
+        "pii_region": str(settings.get("pii_region") or "US"),
+    }
+
+
+def write_flags(
+    session: Session,
+    project_id: int,
+    flags: Sequence[Flag],
+    actor: Actor,
+    *,
+    batch: int,
+    replace: set[int] | None = None,
+) -> None:
+    """Store flags, one per (item, kind), the first reason winning (the report lists every pair),
+    after removing the earlier flags of the `replace` items and of every flagged item; audited."""
+    unique: dict[tuple[int, str], Flag] = {}
+    for flag in flags:
+        unique.setdefault((flag.item_id, flag.kind.value), flag)
+    if replace is not None:
+        ids = sorted(replace | {item_id for item_id, _ in unique})
+        for start in range(0, len(ids), 1000):
+            session.execute(
+                delete(ItemFlag).where(ItemFlag.project_id == project_id, ItemFlag.item_id.in_(ids[start : start + 1000]))
+            )
+    now = utcnow()
+    rows = [
+        {"project_id": project_id, "item_id": f.item_id, "kind": f.kind.value, "reason": f.reason, "created_at": now}
+        for f in unique.values()
+    ]
+    for start in range(0, len(rows), 1000):
+        session.execute(insert(ItemFlag), rows[start : start + 1000])
+    counts: dict[str, int] = {}
+    for f in unique.values():
+        counts[f.kind.value] = counts.get(f.kind.value, 0) + 1
+    audit(session, "health.check", actor_id=actor.id, project_id=project_id, batch=batch, flags=counts)
+
+
 class HealthService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -78,53 +123,13 @@ class HealthService:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             records = _records(session, project, set(item_ids) if item_ids is not None else None)
-        settings = project.settings
-        report = build_report(
-            project.kind.value,
-            records,
-            threshold=float(settings.get("near_duplicate_threshold", DEFAULT_NEAR_DUPLICATE_THRESHOLD)),
-            image_root=Path(settings["image_root"]) if settings.get("image_root") else None,
-            pii=str(settings.get("pii", "flag" if project.kind == ProjectKind.TEXT else "off")) != "off",
-            prelabels=None,
-        )
+        report = build_report(project.kind.value, records, **health_settings(project), prelabels=None)
         if store:
             self._store(project, {r.item_id for r in records if r.new}, report.flags, actor)
         return report
 
     def _store(self, project: ProjectInfo, batch: set[int], flags: tuple[Flag, ...], actor: Actor) -> None:
-        # One flag per (item, kind): the first reason wins (the report lists every pair).
-        unique: dict[tuple[int, str], Flag] = {}
-        for flag in flags:
-            unique.setdefault((flag.item_id, flag.kind.value), flag)
-        touched = batch | {item_id for item_id, _ in unique}
-
-        def work(session: Session) -> None:
-            ids = sorted(touched)
-            for start in range(0, len(ids), 1000):
-                session.execute(
-                    delete(ItemFlag).where(
-                        ItemFlag.project_id == project.id, ItemFlag.item_id.in_(ids[start : start + 1000])
-                    )
-                )
-            now = utcnow()
-            rows = [
-                {
-                    "project_id": project.id,
-                    "item_id": f.item_id,
-                    "kind": f.kind.value,
-                    "reason": f.reason,
-                    "created_at": now,
-                }
-                for f in unique.values()
-            ]
-            for start in range(0, len(rows), 1000):
-                session.execute(insert(ItemFlag), rows[start : start + 1000])
-            counts: dict[str, int] = {}
-            for f in unique.values():
-                counts[f.kind.value] = counts.get(f.kind.value, 0) + 1
-            audit(session, "health.check", actor_id=actor.id, project_id=project.id, batch=len(batch), flags=counts)
-
-        write(self.engine, work)
+        write(self.engine, lambda session: write_flags(session, project.id, flags, actor, batch=len(batch), replace=batch))
 
     @requires(Role.REVIEWER)
     def flags(

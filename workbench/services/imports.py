@@ -170,6 +170,7 @@ class _WriteSink(_Sink):
             for (_row, _line, external_id, content, _prelabel), split, key in zip(batch, splits, keys):
                 params += (external_id, split, content, key, created)
             inserted = dict(self.conn.exec_driver_sql(sql, tuple(params)).all())
+        self.inserted = inserted  # external id -> item id, for the health pass
         duplicates = self._classify(batch, inserted) if len(inserted) < n else []
         if annotate:
             bad = {position for position, _ in duplicates}
@@ -283,6 +284,42 @@ def _scrubber(info) -> Callable[[str], str] | None:  # noqa: ANN001
     return lambda text: scrub(text, mode, secret=secret, region=region).text
 
 
+def _feed_existing(conn: Connection, project_id: int, health, chunk: int = 20_000) -> None:  # noqa: ANN001
+    """The project's items before this import, a page at a time, to the health pass (duplicates
+    against existing items)."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(Item.id, Item.external_id, Item.split, Item.content)
+            .where(Item.project_id == project_id, Item.id > last)
+            .order_by(Item.id)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        health.add_contents(
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], new=False
+        )
+        last = rows[-1][0]
+
+
+def _remove_items(conn: Connection, item_ids: list[int]) -> dict[str, int]:
+    """Inside the import's transaction: take out items it has just written (and their prelabels);
+    returns how many items, per split, and prelabels went."""
+    from sqlalchemy import delete
+
+    from workbench.db.models import Annotation
+
+    removed = {"items": 0, "prelabels": 0}
+    for start in range(0, len(item_ids), 1000):
+        part = item_ids[start : start + 1000]
+        for split, n in conn.execute(select(Item.split, func.count()).where(Item.id.in_(part)).group_by(Item.split)):
+            removed[split] = removed.get(split, 0) + n
+        removed["prelabels"] += conn.execute(delete(Annotation).where(Annotation.item_id.in_(part))).rowcount
+        removed["items"] += conn.execute(delete(Item).where(Item.id.in_(part))).rowcount
+    return removed
+
+
 def _analyze_items(engine: Engine) -> None:
     """Fresh planner statistics after a bulk import (PostgreSQL), so the item browser's and the
     queue's queries are planned for the rows that are there now, not for an empty table."""
@@ -292,11 +329,6 @@ def _analyze_items(engine: Engine) -> None:
             conn.commit()
     except Exception:  # noqa: BLE001 - statistics are an optimisation; autovacuum does it later anyway
         pass
-
-
-def _last_item_id(engine: Engine, project_id: int) -> int | None:
-    with reading(engine) as session:
-        return session.execute(select(func.max(Item.id)).where(Item.project_id == project_id)).scalar_one()
 
 
 class ImportService:
@@ -529,10 +561,16 @@ class ImportService:
         rng = np.random.default_rng(seed)
         # A real import holds the write lock for its whole transaction; on SQLite, service writers
         # then queue on the write gate and wake when it commits, instead of polling the lock.
-        last_id = None if report.dry_run else _last_item_id(self.engine, info.id)
+        health = None
+        if not report.dry_run and info.settings.get("health_at_import", True):
+            from workbench.health.stream import health_pass
+            from workbench.services.health import health_settings
+
+            health = health_pass(info.kind.value, **health_settings(info))
+        report.options["on_near_duplicate"] = opts.on_near_duplicate.value
         try:
             self._write(
-                engine, info, report, reader, builder, opts, rng, fraction, created_at, actor, progress, save_root
+                engine, info, report, reader, builder, opts, rng, fraction, created_at, actor, progress, save_root, health
             )
         except Exception as exc:  # a full disk, a read-only database: one line, nothing written
             fault = storage_fault(exc, "the import")
@@ -542,29 +580,48 @@ class ImportService:
         report.seconds = time.perf_counter() - started
         if report.imported and self.engine.dialect.name == "postgresql":
             _analyze_items(self.engine)
-        if report.imported and info.settings.get("health_at_import", True):
-            self._health(info, report, last_id, actor)
         if report.imported:
             from workbench.services.alerts import AlertEvent, queue_check
 
             queue_check(self.engine, info.id, AlertEvent.IMPORT)  # evaluated and sent by the worker
         return report
 
-    def _health(self, info, report: ImportReport, last_id: int | None, actor: Actor) -> None:  # noqa: ANN001
-        """The health report of the batch just imported (its flags stored); a failure here never
-        undoes the import, which is committed: it becomes a warning."""
-        from workbench.services.health import HealthService
+    @staticmethod
+    def _health(conn: Connection, info, report: ImportReport, health, opts: ImportOptions, actor: Actor) -> None:  # noqa: ANN001
+        """Inside the import's transaction: the health report of the batch (fed while it was
+        written), the near-duplicate policy applied, and the flags stored. A failure here never
+        undoes the import: its savepoint is rolled back and it becomes a warning."""
+        from workbench.domain import DuplicatePolicy
+        from workbench.health.report import FlagKind
+        from workbench.services.health import write_flags
 
-        started = time.perf_counter()
-        with reading(self.engine) as session:
-            new_ids = list(
-                session.execute(select(Item.id).where(Item.project_id == info.id, Item.id > (last_id or 0))).scalars()
-            )
+        started, fed = time.perf_counter(), health.seconds
         try:
-            report.health = HealthService(self.engine).check(info.name, actor=actor, item_ids=new_ids)
+            with conn.begin_nested():
+                result = health.finish()
+                flags = list(result.flags)
+                copies = {FlagKind.DUPLICATE, FlagKind.NEAR_DUPLICATE}
+                skipped: dict[str, int] = {}
+                if opts.on_near_duplicate is DuplicatePolicy.SKIP:
+                    skip = {f.item_id for f in flags if f.kind in copies}
+                    skipped = _remove_items(conn, sorted(skip))
+                    flags = [f for f in flags if f.item_id not in skip]
+                elif opts.on_near_duplicate is DuplicatePolicy.KEEP:
+                    flags = [f for f in flags if f.kind not in copies]
+                with Session(bind=conn) as session:  # joins the savepoint: commit releases only it
+                    write_flags(session, info.id, flags, actor, batch=report.imported - skipped.get("items", 0))
+                    session.commit()
         except Exception as exc:  # noqa: BLE001 - the labels are in; say what the check could not do
             report.warnings.append(f"the data health check failed: {type(exc).__name__}: {exc}")
-        report.health_seconds = time.perf_counter() - started
+        else:
+            report.health = result
+            if skipped:
+                report.skipped_duplicates = skipped["items"]
+                report.imported -= skipped["items"]
+                report.n_pool -= skipped.get("pool", 0)
+                report.n_eval -= skipped.get("eval", 0)
+                report.prelabels -= skipped["prelabels"]
+        report.health_seconds = fed + time.perf_counter() - started
 
     def _write(
         self,
@@ -580,6 +637,7 @@ class ImportService:
         actor: Actor,
         progress: Progress | None,
         save_root: str | None,
+        health=None,  # noqa: ANN001 - a workbench.health.stream pass, fed the rows as they are written
     ) -> None:
         """Stream the rows into one transaction; commit only when every row is good."""
         gate = contextlib.nullcontext() if report.dry_run else write_gate(self.engine)
@@ -589,8 +647,10 @@ class ImportService:
             try:
                 sink_class = _CheckSink if report.dry_run else _WriteSink
                 sink = sink_class(conn, info.id, created_at)
+                if health is not None:
+                    _feed_existing(conn, info.id, health)
                 try:
-                    self._stream(reader, builder, sink, rng, fraction, report, opts, progress)
+                    self._stream(reader, builder, sink, rng, fraction, report, opts, progress, health)
                 except LimitExceeded as exc:  # reading stopped there: the file is refused
                     report.file_errors.append(exc.at(report.rows + 1))
                 except FileProblem as exc:  # e.g. broken UTF-16 found mid-file
@@ -605,6 +665,8 @@ class ImportService:
                     transaction.rollback()
                 else:
                     report.imported = report.valid_rows
+                    if health is not None:
+                        self._health(conn, info, report, health, opts, actor)
                     self._finish(conn, info, report, actor, save_root)
                     transaction.commit()
             finally:
@@ -623,12 +685,15 @@ class ImportService:
         report: ImportReport,
         opts: ImportOptions,
         progress: Progress | None,
+        health=None,  # noqa: ANN001
     ) -> None:
         """Read and check rows, write them a batch at a time (memory is bounded by the batch).
-        (A writer thread overlapping parsing with the database was tried: slower on 2 busy cores.)"""
+        (A writer thread overlapping parsing with the database was tried: slower on 2 busy cores.)
+        The health pass is fed each batch as written, while the import can still succeed."""
         size = opts.batch_size
         build = builder.build
         batch: list[tuple] = []
+        contents: list[dict] = []
 
         def account(done: list, splits: list[str], duplicates: list[tuple[int, str]]) -> None:
             bad = set()
@@ -662,7 +727,20 @@ class ImportService:
             splits = ["eval" if u < fraction else "pool" for u, _ in draws]
             keys = [key for _, key in draws]
             # Prelabels are written only while the import can still succeed.
-            account(batch, splits, sink.add(batch, splits, keys, annotate=report.n_errors == 0))
+            duplicates = sink.add(batch, splits, keys, annotate=report.n_errors == 0)
+            account(batch, splits, duplicates)
+            if health is not None and report.n_errors == 0:
+                bad = {position for position, _ in duplicates}
+                kept = [position for position in range(len(batch)) if position not in bad]
+                ids = sink.inserted
+                health.add_contents(
+                    [ids[batch[p][2]] for p in kept],
+                    [batch[p][2] for p in kept],
+                    [splits[p] for p in kept],
+                    [contents[p] for p in kept],
+                    new=True,
+                    prelabels=[batch[p][4] for p in kept],
+                )
             if progress is not None:
                 progress(reader.done(), reader.total)
 
@@ -681,9 +759,11 @@ class ImportService:
                 report.add_error(RowError(row, problem.kind.value, problem.message, line, problem.column))
                 continue
             batch.append((row, line, external_id, content, prelabel))
+            if health is not None:
+                contents.append(builder.last_content)
             if len(batch) >= size:
                 flush()
-                batch = []
+                batch, contents = [], []
         if batch:
             flush()
         if progress is not None:
