@@ -88,6 +88,23 @@ def test_preview_then_import(uwb):
     assert claim.content["context"] == {"source": claim.content["context"]["source"]}
 
 
+COPIES = b"id,text\nc1,the quick brown fox jumps over the lazy dog by the river\nc2,a different line of text\nc3,the quick brown fox jumps over the lazy dog by the river\n"
+
+
+def test_import_can_leave_out_rows_that_repeat_an_earlier_item(uwb):
+    seed_basic(uwb)
+    at = _create(go(sign_in("admin"), "data"))
+    at.sidebar.selectbox(key="project_data").select("news").run()
+    assert at.radio(key="imp_duplicates").value == "flag"  # the default
+    at.radio(key="imp_duplicates").set_value("skip").run()
+    _upload(at, "copies.csv", COPIES)
+    at.button(key="import_preview").click().run()
+    at.button(key="import_run").click().run()
+    assert not errors(at)
+    assert "Imported 2 items from copies.csv" in infos(at)[0] and "1 duplicate rows left out" in infos(at)[0]
+    assert _count(uwb) == 2
+
+
 def test_changing_the_file_drops_the_old_preview(uwb):
     seed_basic(uwb)
     at = _create(go(sign_in("admin"), "data"))

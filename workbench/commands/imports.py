@@ -76,6 +76,12 @@ def register(subparsers) -> None:  # noqa: ANN001
     )
     parser.add_argument("--max-errors", type=int, default=1000, help="bad rows to list (default 1000)")
     parser.add_argument(
+        "--on-near-duplicate",
+        choices=["keep", "skip", "flag"],
+        help="rows whose content repeats an earlier item's, exactly or nearly: import them unflagged "
+        "(keep), leave them out (skip) or import and flag them (flag, the default)",
+    )
+    parser.add_argument(
         "--sensitive-cols",
         metavar="A,B",
         help="columns to report model quality per group on (never model features unless the "
@@ -123,7 +129,12 @@ def run(args: argparse.Namespace) -> int:
     wb = Workbench.open(args.database_url)
     try:
         with progress_bar(not args.no_progress) as progress:
-            common = {"eval_fraction": args.eval_fraction, "seed": args.seed, "max_errors": args.max_errors}
+            common = {
+                "eval_fraction": args.eval_fraction,
+                "seed": args.seed,
+                "max_errors": args.max_errors,
+                "on_near_duplicate": args.on_near_duplicate,
+            }
             common = {key: value for key, value in common.items() if value is not None}
             if args.folder:
                 report = wb.imports.run_folder(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import ExportFormat, ExportKind, ProjectKind, Role
+from workbench.domain import DuplicatePolicy, ExportFormat, ExportKind, ProjectKind, Role
 from workbench.errors import WorkbenchError
 from workbench.ui import render, session
 
@@ -75,8 +75,29 @@ def _create_project(wb, actor) -> None:
 
 
 # -- import ----------------------------------------------------------------------------------
+_DUPLICATE_CHOICES = {
+    DuplicatePolicy.FLAG.value: "Import and flag them",
+    DuplicatePolicy.KEEP.value: "Import them unflagged",
+    DuplicatePolicy.SKIP.value: "Leave them out",
+}
+
+
+def _duplicate_choice(key: str) -> str:
+    """The import's near-duplicate policy, as the admin picks it (default: flag)."""
+    return st.radio(
+        "Rows that repeat an earlier item, exactly or nearly",
+        list(_DUPLICATE_CHOICES),
+        format_func=_DUPLICATE_CHOICES.get,
+        horizontal=True,
+        key=key,
+        help="Found by the data health check as the rows are written (near: word-pair Jaccard at or above the "
+        "project's near_duplicate_threshold, default 0.9). A copy across the pool and eval splits is still "
+        "flagged as leakage when kept.",
+    )
+
+
 def _import_options(project) -> dict:
-    opts: dict = {}
+    opts: dict = {"on_near_duplicate": _duplicate_choice("imp_duplicates")}
     with st.expander("Column options (leave empty for the defaults)"):
         c1, c2, c3 = st.columns(3)
         id_col = c1.text_input("Id column", placeholder="id", key="imp_id")
@@ -149,6 +170,8 @@ def _show_report(report, *, original_name: str) -> None:
             )
     for warning in report.warnings:
         render.notice("info", warning)
+    if report.skipped_duplicates:
+        render.notice("info", f"{report.skipped_duplicates} rows repeating an earlier item were left out.")
     if report.health is not None:
         render.notice(
             "info", f"Data health of this batch: {report.health.summary()}. The Health page lists the flagged items."
@@ -229,8 +252,10 @@ def _import(wb, actor, project) -> None:
             return
         st.session_state[PREVIEW] = None
         if result.ok:
+            skipped = f"; {result.skipped_duplicates} duplicate rows left out" if result.skipped_duplicates else ""
             session.flash(
-                f"Imported {result.imported} items from {upload.name} ({result.n_pool} pool, {result.n_eval} eval)."
+                f"Imported {result.imported} items from {upload.name} ({result.n_pool} pool, {result.n_eval} eval)"
+                f"{skipped}."
             )
             st.rerun()
         _show_report(result, original_name=upload.name)
@@ -240,6 +265,7 @@ def _import_folder(wb, actor, project) -> None:
     st.caption("Or import a folder of images that is already on the server (the external id is the relative path).")
     folder = st.text_input("Folder on the server", key="folder_path")
     prelabel = st.checkbox("Subfolders named like labels are prelabels", key="folder_prelabel")
+    duplicates = _duplicate_choice("folder_duplicates")
     if not folder.strip():
         return
     c1, c2 = st.columns(2)
@@ -254,7 +280,13 @@ def _import_folder(wb, actor, project) -> None:
             _show_report(report, original_name=folder.strip())
     if c2.button("Import the folder", key="folder_run"):
         try:
-            report = wb.imports.run_folder(project.name, folder.strip(), prelabel_from_folders=prelabel, actor=actor)
+            report = wb.imports.run_folder(
+                project.name,
+                folder.strip(),
+                prelabel_from_folders=prelabel,
+                on_near_duplicate=duplicates,
+                actor=actor,
+            )
         except WorkbenchError as exc:
             render.error(exc)
         else:
