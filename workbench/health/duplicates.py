@@ -71,9 +71,9 @@ _powers: list[np.ndarray] = [np.ones(1, np.uint64), np.ones(1, np.uint64)]
 
 
 def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """P^j and P^-j (mod 2^64) for j < n, cached and grown by doubling."""
+    """P^j and P^-j (mod 2^64) for j < n, cached (a chunk is at most CHUNK_CHARS and a text long)."""
     if len(_powers[0]) < n:
-        m = max(n, 2 * len(_powers[0]))
+        m = -(-n // (1 << 20)) << 20  # whole mebi-entries: a chunk's bytes, not twice them
         for i, base in enumerate((_P, _P_INVERSE)):
             _powers[i] = np.cumprod(np.concatenate([[np.uint64(1)], np.full(m - 1, base)]), dtype=np.uint64)
     return _powers[0][:n], _powers[1][:n]
@@ -164,13 +164,14 @@ def _densify(block: np.ndarray) -> np.ndarray:
         return block
     full = ~empty
     # For each bin, the nearest non-empty bin at or to its right, circularly (2k = none).
-    index = np.where(np.concatenate([full, full], axis=1), np.arange(2 * k, dtype=np.uint8), np.uint8(2 * k))
+    small = np.uint8 if 2 * k < 256 else np.uint16
+    index = np.where(np.concatenate([full, full], axis=1), np.arange(2 * k, dtype=small), small(2 * k))
     nearest = np.minimum.accumulate(np.ascontiguousarray(index[:, ::-1]), axis=1)[:, ::-1][:, :k]
     whole_row_empty = nearest[:, 0] == 2 * k
-    nearest = np.where(whole_row_empty[:, None], np.arange(k, dtype=np.uint8), nearest)
-    distance = (nearest - np.arange(k, dtype=np.uint8)).astype(np.uint32)
+    nearest = np.where(whole_row_empty[:, None], np.arange(k, dtype=small), nearest)
+    distance = (nearest - np.arange(k, dtype=small)).astype(np.uint32)
     with np.errstate(over="ignore"):
-        filled = block[np.arange(n)[:, None], nearest % np.uint8(k)] + distance * np.uint32(0x9E3779B1)
+        filled = block[np.arange(n)[:, None], nearest % small(k)] + distance * np.uint32(0x9E3779B1)
     filled[whole_row_empty] = _MAX32
     return np.where(empty, filled, block)
 
@@ -198,11 +199,15 @@ def min_band_matches(
     A pair of Jaccard J agrees in a band with probability p = J^r, so the number of agreeing
     bands is Binomial(b, p); asking for m ≥ 2 of them instead of 1 removes most pairs far below
     the threshold before their signatures are compared."""
-    from scipy.stats import binom
+    from math import comb
 
     p = threshold**rows
+
+    def at_least(m: int) -> float:  # P[X ≥ m]
+        return sum(comb(bands, i) * p**i * (1 - p) ** (bands - i) for i in range(m, bands + 1))
+
     m = 1
-    while m < bands and binom.sf(m, bands, p) >= recall:  # sf(m) = P[X > m] = P[X ≥ m + 1]
+    while m < bands and at_least(m + 1) >= recall:
         m += 1
     return m
 
@@ -220,17 +225,26 @@ def lsh_candidates(
     width = k // bands
     if rows is None:
         rows = np.flatnonzero(~(signatures == np.uint32(MAX_HASH)).all(axis=1))
+    keys = (band_key(signatures[rows, band * width : (band + 1) * width]) for band in range(bands))
+    return band_candidates(keys, rows, n, min_matches=min_matches)
+
+
+def band_key(part: np.ndarray) -> np.ndarray:
+    """One uint64 per row for a band of a signature: four 16-bit minima are it as they are."""
+    if part.dtype == np.uint16 and part.shape[1] == 4:
+        return np.ascontiguousarray(part).view(np.uint64).ravel()
+    part = part.astype(np.uint64)
+    key = np.zeros(len(part), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for col in range(part.shape[1]):
+            key = _mix(key ^ part[:, col])
+    return key
+
+
+def band_candidates(band_keys: Iterable[np.ndarray], rows: np.ndarray, n: int, *, min_matches: int = 1) -> np.ndarray:
+    """Pairs (i < j) of `rows` whose keys are equal in at least `min_matches` of the bands."""
     codes = []
-    for band in range(bands):
-        part = signatures[rows, band * width : (band + 1) * width]
-        if part.dtype == np.uint16 and width == 4:  # four 16-bit minima are the band's 64-bit hash
-            key = np.ascontiguousarray(part).view(np.uint64).ravel()
-        else:
-            part = part.astype(np.uint64)
-            key = np.zeros(len(rows), dtype=np.uint64)
-            with np.errstate(over="ignore"):
-                for col in range(width):
-                    key = _mix(key ^ part[:, col])
+    for key in band_keys:
         order = np.argsort(key)
         sorted_key, sorted_rows = key[order], rows[order]
         new_group = np.concatenate([[True], sorted_key[1:] != sorted_key[:-1]])

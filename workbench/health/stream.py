@@ -14,6 +14,7 @@ capped at 2. About 150 bytes a row; a million rows take ~150 MB whatever the tex
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from workbench.health.report import (
 )
 
 CHUNK_ROWS = 20_000
-CHUNK_CHARS = 8_000_000  # a chunk's texts are tokenised together: this bounds their byte arrays
+CHUNK_CHARS = 2_000_000  # a chunk's texts are tokenised together: this bounds their byte arrays
 _SPLIT_CODE = {"pool": 0, "eval": 1}
 
 
@@ -58,7 +59,9 @@ class TextHealthPass:
     ) -> None:
         self.threshold, self.pii, self.pii_region = threshold, pii, pii_region
         self.num_perm, self.chunk_rows = num_perm, chunk_rows
-        self._pending: list[tuple[int, str, str, str, str | None, dict | None]] = []
+        # Rows fed but not yet processed, a list per field: item ids, external ids, splits, texts,
+        # prelabels, contexts.
+        self._pending: tuple[list, ...] = ([], [], [], [], [], [])
         self._pending_new = False
         self._pending_chars = 0
         self._n = 0  # rows processed
@@ -70,6 +73,7 @@ class TextHealthPass:
         self._sigs: list[np.ndarray] = []
         self._has_words: list[np.ndarray] = []
         self._ext: list[tuple[int, str, np.ndarray]] = []  # (first row, ids joined by NUL, offsets)
+        self._ext_starts: list[int] | None = None
         # Batch rows only.
         self._lengths: list[np.ndarray] = []
         self._non_letter: list[np.ndarray] = []
@@ -103,11 +107,11 @@ class TextHealthPass:
             self._flush()
             self._pending_new = True
         n = len(texts)
-        prelabels = prelabels if prelabels is not None else [None] * n
-        contexts = contexts if contexts is not None else [None] * n
-        self._pending += zip(item_ids, external_ids, splits, texts, prelabels, contexts)
+        fields = (item_ids, external_ids, splits, texts, prelabels or [None] * n, contexts or [None] * n)
+        for pending, values in zip(self._pending, fields):
+            pending.extend(values)
         self._pending_chars += sum(map(len, texts))
-        if len(self._pending) >= self.chunk_rows or self._pending_chars >= CHUNK_CHARS:
+        if len(self._pending[0]) >= self.chunk_rows or self._pending_chars >= CHUNK_CHARS:
             self._flush()
 
     def add_contents(
@@ -126,12 +130,12 @@ class TextHealthPass:
         self.add(item_ids, external_ids, splits, texts, new=new, prelabels=prelabels, contexts=contexts)
 
     def _flush(self) -> None:
-        if not self._pending:
+        if not self._pending[0]:
             return
         started = time.perf_counter()
-        rows, self._pending, self._pending_chars = self._pending, [], 0
-        item_ids, external_ids, splits, texts, prelabels, contexts = zip(*rows)
-        n, new, first = len(rows), self._pending_new, self._n
+        item_ids, external_ids, splits, texts, prelabels, contexts = self._pending
+        self._pending, self._pending_chars = ([], [], [], [], [], []), 0
+        n, new, first = len(texts), self._pending_new, self._n
         clock = time.perf_counter()
         tokens = dup.tokenise(texts)
         signature = dup.signature_block(tokens.owner, tokens.hashes, n, num_perm=self.num_perm)
@@ -140,7 +144,7 @@ class TextHealthPass:
         self._has_words.append(words > 0)
         self._keys.append(_exact_keys(texts))
         self._item_ids.append(np.asarray(item_ids, dtype=np.int64))
-        self._splits.append(np.fromiter((_SPLIT_CODE.get(s, 2) for s in splits), dtype=np.uint8, count=n))
+        self._splits.append(np.fromiter(map(_SPLIT_CODE.__getitem__, splits), dtype=np.uint8, count=n))
         self._ext.append((first, "\0".join(external_ids), np.cumsum([0] + [len(e) + 1 for e in external_ids])))
         self.timings["duplicates"] += time.perf_counter() - clock
         self._n += n
@@ -150,7 +154,7 @@ class TextHealthPass:
             return
         clock = time.perf_counter()
         batch_first = first - self._n_old
-        self._lengths.append(np.fromiter((len(t) for t in texts), dtype=np.int64, count=n))
+        self._lengths.append(np.fromiter(map(len, texts), dtype=np.int64, count=n))
         self._non_letter.append(
             np.divide(tokens.non_letters, tokens.sizes, out=np.zeros(n), where=tokens.sizes > 0).astype(np.float32)
         )
@@ -199,8 +203,9 @@ class TextHealthPass:
 
     # -- the report ----------------------------------------------------------------------------
     def _external_id(self, row: int) -> str:
-        starts = [first for first, _, _ in self._ext]
-        chunk = int(np.searchsorted(starts, row, side="right")) - 1
+        if self._ext_starts is None or len(self._ext_starts) != len(self._ext):
+            self._ext_starts = [first for first, _, _ in self._ext]
+        chunk = bisect.bisect_right(self._ext_starts, row) - 1
         first, joined, offsets = self._ext[chunk]
         at = row - first
         return joined[offsets[at] : offsets[at + 1] - 1]
@@ -215,8 +220,23 @@ class TextHealthPass:
 
         item_ids, splits = cat(self._item_ids, np.int64), cat(self._splits, np.uint8)
         keys, has_words = cat(self._keys, np.int64), cat(self._has_words, bool)
-        signatures = np.concatenate(self._sigs) if self._sigs else np.zeros((0, self.num_perm), np.uint16)
-        self._sigs = []
+        chunks = self._sigs  # signatures stay in their chunks: no second copy of them is made
+        chunk_starts = np.cumsum([0] + [len(c) for c in chunks])
+
+        def signatures_of(rows: np.ndarray) -> np.ndarray:
+            chunk = np.searchsorted(chunk_starts, rows, side="right") - 1
+            out = np.empty((len(rows), self.num_perm), np.uint16)
+            for c in np.unique(chunk):
+                at = chunk == c
+                out[at] = chunks[c][rows[at] - chunk_starts[c]]
+            return out
+
+        def band_keys(rows: np.ndarray):  # noqa: ANN202 - one uint64 per row and band
+            width = self.num_perm // dup.BANDS
+            for band in range(dup.BANDS):
+                part = [np.ascontiguousarray(c[:, band * width : (band + 1) * width]) for c in chunks]
+                yield dup.band_key(np.concatenate(part)[rows] if part else np.zeros((0, width), np.uint16))
+
         # Exact copies: each later copy paired with the first (np.unique's index is the first).
         pairs: list[dup.DuplicatePair] = []
         if n:
@@ -226,26 +246,27 @@ class TextHealthPass:
             pairs += [dup.DuplicatePair(int(first_of[r]), int(r), 1.0, True) for r in copies]
             representative = np.flatnonzero((first_of == np.arange(n)) & has_words)
             if self.threshold <= 1.0 and len(representative) > 1:
-                candidates = dup.lsh_candidates(
-                    signatures,
-                    rows=representative,
+                candidates = dup.band_candidates(
+                    band_keys(representative),
+                    representative,
+                    n,
                     min_matches=min(2, dup.min_band_matches(self.threshold)),
                 )
                 candidates = candidates[candidates[:, 1] >= n_old]  # old-old pairs were reported before
                 if len(candidates):
-                    similarity = dup.estimated_jaccard(signatures[candidates[:, 0]], signatures[candidates[:, 1]])
+                    similarity = dup.estimated_jaccard(signatures_of(candidates[:, 0]), signatures_of(candidates[:, 1]))
                     keep = similarity >= self.threshold
                     pairs += [
                         dup.DuplicatePair(int(a), int(b), float(s), False)
                         for (a, b), s in zip(candidates[keep], similarity[keep])
                     ]
-        del signatures
+        self._sigs = []
         self.timings["duplicates"] += time.perf_counter() - started
         infos, flags = duplicate_findings(
             pairs,
             external_id=self._external_id,
             item_id=lambda row: int(item_ids[row]),
-            split=lambda row: ("pool", "eval", "other")[int(splits[row])],
+            split=lambda row: ("pool", "eval")[int(splits[row])],
             new=lambda row: row >= n_old,
         )
         clock = time.perf_counter()
