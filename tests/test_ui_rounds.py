@@ -135,3 +135,43 @@ def test_a_round_not_logged_to_mlflow_shows_one_warning_line(uwb, monkeypatch):
     assert lines == [f"MLflow: run {run_id} not logged to {dead}: connection refused. The round itself finished."]
     runs = next(df.value for df in at.dataframe if "training labels" in df.value.columns)
     assert runs["MLflow"].tolist() == ["failed"]
+
+
+@pytest.mark.slow
+def test_run_detail_shows_worst_group_figures_with_a_small_group_warning(uwb, tmp_path):
+    """A tabular round on 600 adult rows with `sex` and `race` sensitive: the run's detail shows
+    worst-group accuracy, disparate impact and equalized-odds difference per column, equal to the
+    service's figures, and warns about the races with fewer than 30 eval items."""
+    from tests.helpers import set_final_labels
+    from tests.test_health import _adult
+
+    for name, role in (("admin", "admin"), ("rev", "reviewer")):
+        uwb.users.add(name, role, PASSWORD, actor=Actor.operator())
+    frame = _adult("adult.data").iloc[:600].copy()
+    frame.insert(0, "id", [f"a{i}" for i in range(len(frame))])
+    frame.to_csv(tmp_path / "adult.csv", index=False)
+    info = uwb.projects.create(
+        "adult",
+        "tabular",
+        ["<=50K", ">50K"],
+        actor=Actor.operator(),
+        settings={"sensitive_cols": ["sex", "race"], "eval_fraction": 0.3},
+    )
+    assert uwb.imports.run("adult", tmp_path / "adult.csv", actor=Actor.operator(), seed=1).ok
+    set_final_labels(uwb.engine, info.id, dict(zip(frame["id"], frame["income"])))
+    uwb.rounds.run_retrain("adult", actor=Actor.operator())
+    at = go(sign_in("rev"), "rounds")
+    assert not errors(at), errors(at)
+    metrics = {m.label: m.value for m in at.metric}
+    expected = {r.column: r for r in uwb.health.subgroups("adult", actor=Actor.operator())}
+    for column in ("sex", "race"):
+        report = expected[column]
+        assert metrics[f"Worst-group accuracy · {column}"] == f"{report.worst_accuracy:.1%}"
+        assert metrics[f"Disparate impact · {column}"] == f"{min(report.disparate_impact.values()):.3f}"
+        assert metrics[f"Equalized-odds difference · {column}"] == (
+            f"{max(report.equalized_odds_difference.values()):.3f}"
+        )
+    warnings = [w.value for w in at.warning]
+    assert expected["race"].small_groups and any(
+        w.startswith("race: fewer than 30 eval items in") for w in (x.replace("\\", "") for x in warnings)
+    )

@@ -1,5 +1,6 @@
 """Page sections shared by Label, Review and the admin overview: guidelines (shown and edited),
-skip reasons, and which labels predate the current guidelines."""
+skip reasons, and which labels predate the current guidelines; and by Rounds and Health: model
+quality per group of the sensitive columns."""
 
 from __future__ import annotations
 
@@ -112,4 +113,64 @@ def guidelines_editor(wb: Workbench, project: ProjectInfo, actor: Actor) -> None
             ),
             hide_index=True,
             key="guidelines_versions",
+        )
+
+
+def subgroup_figures(reports, *, key: str) -> None:  # noqa: ANN001 - list[SubgroupReport]
+    """Per sensitive column: worst-group accuracy, the lowest disparate-impact ratio and the largest
+    equalized-odds difference over the labels, a warning for groups under 30 eval items, and the
+    per-group table."""
+    from workbench.ui import charts
+
+    for report in reports:
+        impact_label = min(report.disparate_impact, key=lambda k: report.disparate_impact[k])
+        odds_label = max(report.equalized_odds_difference, key=lambda k: report.equalized_odds_difference[k])
+        st.markdown(render.md(f"**{report.column}** ({len(report.groups)} groups)"))
+        a, b, c = st.columns(3)
+        a.metric(
+            f"Worst-group accuracy · {report.column}",
+            charts.fmt(report.worst_accuracy, percent=True),
+            help=f"the group with the lowest eval accuracy: {report.worst_group}",
+        )
+        b.metric(
+            f"Disparate impact · {report.column}",
+            charts.fmt(report.disparate_impact[impact_label]),
+            help=f"smallest over largest group share predicted {impact_label} (the 80% rule flags below 0.8)",
+        )
+        c.metric(
+            f"Equalized-odds difference · {report.column}",
+            charts.fmt(report.equalized_odds_difference[odds_label]),
+            help=f"largest gap between groups in true- or false-positive rate for {odds_label}",
+        )
+        if report.small_groups:
+            st.warning(
+                render.md(
+                    f"{report.column}: fewer than 30 eval items in {', '.join(report.small_groups)}; "
+                    "their figures are noise."
+                )
+            )
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "group": g.group,
+                        "eval items": g.size,
+                        "accuracy": round(g.accuracy, 3),
+                        **{f"predicted {k}": round(v, 3) for k, v in g.selection_rate.items()},
+                    }
+                    for g in report.groups
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            key=f"{key}_{report.column}",
+        )
+        st.caption(
+            render.md(
+                " · ".join(
+                    f"{label}: disparate impact {report.disparate_impact[label]:.2f}, "
+                    f"equalized-odds difference {report.equalized_odds_difference[label]:.2f}"
+                    for label in report.disparate_impact
+                )
+            )
         )

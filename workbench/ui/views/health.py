@@ -8,7 +8,7 @@ import streamlit as st
 
 from workbench.domain import Role
 from workbench.errors import WorkbenchError
-from workbench.ui import charts, render, session
+from workbench.ui import charts, render, sections, session
 
 DRIFT = "health_drift_report"  # (project name, DriftReport or the reason there is none)
 KINDS = {
@@ -123,40 +123,7 @@ def _subgroups(wb, actor, project) -> None:
     if not reports:
         return
     st.subheader("The latest model per group")
-    for report in reports:
-        st.markdown(
-            render.md(
-                f"**{report.column}**: worst group {report.worst_group} (accuracy {charts.fmt(report.worst_accuracy)})"
-            )
-        )
-        if report.small_groups:
-            st.warning(
-                render.md(f"Fewer than 30 eval items in: {', '.join(report.small_groups)}; their figures are noise.")
-            )
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "group": g.group,
-                        "eval items": g.size,
-                        "accuracy": round(g.accuracy, 3),
-                        **{f"predicted {k}": round(v, 3) for k, v in g.selection_rate.items()},
-                    }
-                    for g in report.groups
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-        st.caption(
-            render.md(
-                " · ".join(
-                    f"{label}: disparate impact {report.disparate_impact[label]:.2f}, "
-                    f"equalized-odds difference {report.equalized_odds_difference[label]:.2f}"
-                    for label in report.disparate_impact
-                )
-            )
-        )
+    sections.subgroup_figures(reports, key="health_groups")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from workbench.domain import ExportFormat, ExportKind, JobKind, JobState, Role, RoundResult, VersionJobResult
 from workbench.errors import WorkbenchError
-from workbench.ui import charts, render, session
+from workbench.ui import charts, render, sections, session
 
 JOB = "rounds_job"  # (project name, job id) of the round this browser started or follows
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
@@ -175,7 +175,19 @@ def _versions(wb, actor, project) -> list:
     return versions
 
 
-def _run_detail(project, runs) -> None:
+def _run_groups(wb, actor, project, run) -> None:
+    """Worst-group figures of the run on the sensitive columns (none declared: nothing shown)."""
+    try:
+        reports = wb.health.subgroups(project.name, actor=actor, run_id=run.id)
+    except WorkbenchError as exc:
+        st.caption(render.md(f"Groups: {exc}"))
+        return
+    if reports:
+        st.caption("Per group of the sensitive columns (eval split)")
+        sections.subgroup_figures(reports, key=f"run_groups_{run.id}")
+
+
+def _run_detail(wb, actor, project, runs) -> None:
     by_id = {run.id: run for run in runs}
     chosen = st.selectbox(
         "Run", list(by_id)[::-1], key="rounds_run", format_func=lambda i: f"run {i} (version {by_id[i].version_number})"
@@ -209,6 +221,7 @@ def _run_detail(project, runs) -> None:
         per_class = pd.DataFrame(list(m.per_class))
         if not per_class.empty:
             st.dataframe(per_class, hide_index=True, key=f"per_class_{run.id}")
+    _run_groups(wb, actor, project, run)
 
 
 def _compare(wb, actor, project, runs) -> None:
@@ -329,7 +342,7 @@ def main() -> None:
     tabs = st.tabs(["Run details", "Compare runs", "Dataset versions", "Version diff"])
     with tabs[0]:
         if runs:
-            _run_detail(project, runs)
+            _run_detail(wb, actor, project, runs)
     with tabs[1]:
         _compare(wb, actor, project, runs)
     with tabs[2]:
