@@ -33,9 +33,7 @@ def _run(texts, *, old=0, batch=1000, chunk_rows=20_000, splits=None):
         end = min(n, start + batch)
         for lo, hi, new in ((start, min(end, old), False), (max(start, old), end, True)):
             if hi > lo:
-                health.add(
-                    list(range(lo, hi)), [f"x{i}" for i in range(lo, hi)], splits[lo:hi], texts[lo:hi], new=new
-                )
+                health.add(list(range(lo, hi)), [f"x{i}" for i in range(lo, hi)], splits[lo:hi], texts[lo:hi], new=new)
     return health.finish()
 
 

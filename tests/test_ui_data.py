@@ -88,7 +88,12 @@ def test_preview_then_import(uwb):
     assert claim.content["context"] == {"source": claim.content["context"]["source"]}
 
 
-COPIES = b"id,text\nc1,the quick brown fox jumps over the lazy dog by the river\nc2,a different line of text\nc3,the quick brown fox jumps over the lazy dog by the river\n"
+COPIES = (
+    b"id,text\n"
+    b"c1,the quick brown fox jumps over the lazy dog by the river\n"
+    b"c2,a different line of text\n"
+    b"c3,the quick brown fox jumps over the lazy dog by the river\n"
+)
 
 
 def test_import_can_leave_out_rows_that_repeat_an_earlier_item(uwb):

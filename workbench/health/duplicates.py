@@ -383,7 +383,5 @@ def image_key_duplicates(keys: Sequence[ImageKey | None], *, max_distance: int =
     found = {(p.first, p.second) for p in pairs}
     near = image_duplicates([None if k is None or first_of[k.pixels] != i else k.phash for i, k in enumerate(keys)])
     # A pHash distance of 0 between images with different pixels is a near copy, not an exact one.
-    pairs += [
-        DuplicatePair(p.first, p.second, p.similarity, False) for p in near if (p.first, p.second) not in found
-    ]
+    pairs += [DuplicatePair(p.first, p.second, p.similarity, False) for p in near if (p.first, p.second) not in found]
     return sorted(pairs, key=lambda p: (p.first, p.second))

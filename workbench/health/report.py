@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from workbench.health import duplicates as dup, outliers as out
-from workbench.health.pii import count_by_type, find_pii
 from workbench.health.profile import Profile, profile
 
 MAX_LISTED = 200  # pairs and flags listed in a report; all are counted
@@ -141,7 +140,9 @@ def build_report(
     batch = [r for r in ordered if r.new]
     offset = len(ordered) - len(batch)
     if kind == "text":
-        return _text_report(ordered[:offset], batch, threshold=threshold, pii=pii, pii_region=pii_region, prelabels=prelabels)
+        return _text_report(
+            ordered[:offset], batch, threshold=threshold, pii=pii, pii_region=pii_region, prelabels=prelabels
+        )
     if kind == "tabular":
         names = sorted({k for r in ordered for k in _features(r.content)})
         pairs = dup.row_duplicates([[_features(r.content).get(n) for n in names] for r in ordered])

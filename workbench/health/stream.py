@@ -312,7 +312,6 @@ class TextHealthPass:
         )
 
 
-
 class RecordsPass:
     """Tabular and image projects, whose batches are smaller: the records are kept and checked at
     the end by :func:`workbench.health.report.build_report` (same interface as the text pass)."""

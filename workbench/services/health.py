@@ -94,7 +94,9 @@ def write_flags(
         ids = sorted(replace | {item_id for item_id, _ in unique})
         for start in range(0, len(ids), 1000):
             session.execute(
-                delete(ItemFlag).where(ItemFlag.project_id == project_id, ItemFlag.item_id.in_(ids[start : start + 1000]))
+                delete(ItemFlag).where(
+                    ItemFlag.project_id == project_id, ItemFlag.item_id.in_(ids[start : start + 1000])
+                )
             )
     now = utcnow()
     rows = [
@@ -129,7 +131,9 @@ class HealthService:
         return report
 
     def _store(self, project: ProjectInfo, batch: set[int], flags: tuple[Flag, ...], actor: Actor) -> None:
-        write(self.engine, lambda session: write_flags(session, project.id, flags, actor, batch=len(batch), replace=batch))
+        write(
+            self.engine, lambda session: write_flags(session, project.id, flags, actor, batch=len(batch), replace=batch)
+        )
 
     @requires(Role.REVIEWER)
     def flags(

@@ -570,7 +570,19 @@ class ImportService:
         report.options["on_near_duplicate"] = opts.on_near_duplicate.value
         try:
             self._write(
-                engine, info, report, reader, builder, opts, rng, fraction, created_at, actor, progress, save_root, health
+                engine,
+                info,
+                report,
+                reader,
+                builder,
+                opts,
+                rng,
+                fraction,
+                created_at,
+                actor,
+                progress,
+                save_root,
+                health,
             )
         except Exception as exc:  # a full disk, a read-only database: one line, nothing written
             fault = storage_fault(exc, "the import")
