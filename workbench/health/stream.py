@@ -35,7 +35,7 @@ from workbench.health.report import (
 )
 
 CHUNK_ROWS = 20_000
-CHUNK_CHARS = 2_000_000  # a chunk's texts are tokenised together: this bounds their byte arrays
+CHUNK_CHARS = 1_000_000  # a chunk's texts are tokenised together: this bounds their byte arrays
 _SPLIT_CODE = {"pool": 0, "eval": 1}
 
 
@@ -216,7 +216,9 @@ class TextHealthPass:
         n, n_old = self._n, self._n_old
 
         def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
-            return np.concatenate(parts) if parts else np.zeros(0, dtype)
+            whole = np.concatenate(parts) if parts else np.zeros(0, dtype)
+            parts.clear()  # one copy at a time
+            return whole
 
         item_ids, splits = cat(self._item_ids, np.int64), cat(self._splits, np.uint8)
         keys, has_words = cat(self._keys, np.int64), cat(self._has_words, bool)
