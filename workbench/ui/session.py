@@ -29,7 +29,7 @@ PROJECT = "wb_project"
 FLASH = "wb_flash"
 PAGE = "wb_page"  # the url path of the page rendered last (leaving Label releases its lease)
 # The Label page's claim state (workbench/ui/views/label.py): dropped when its lease is released.
-LABEL_STATE = ("label_claim", "label_waiting", "label_fresh")
+LABEL_STATE = ("label_state", "label_ask_skip")
 
 
 @st.cache_resource(show_spinner=False)
