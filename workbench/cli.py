@@ -54,7 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # A command may take a trailing positional after its options (`version export P N --format hf
+    # DIR`); argparse gives out positionals before options, so the one left over is put in place.
+    trailing = getattr(args, "_trailing", None)
+    if extra and trailing and len(extra) == 1 and getattr(args, trailing) is None and not extra[0].startswith("-"):
+        setattr(args, trailing, extra[0])
+        extra = []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except WorkbenchError as exc:

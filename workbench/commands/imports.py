@@ -32,7 +32,7 @@ _FILE_ONLY = (
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
         "import",
-        help="import items from a CSV/TSV/JSONL/Parquet file or a folder of images",
+        help="import items from a CSV/TSV/JSONL/Parquet/Label Studio JSON file or a folder of images",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -44,7 +44,9 @@ def register(subparsers) -> None:  # noqa: ANN001
         action="store_true",
         help="with --folder: images in subfolders named like labels get that label as a prelabel",
     )
-    parser.add_argument("--format", choices=FORMATS, help="file format (default: from the extension)")
+    parser.add_argument(
+        "--format", choices=FORMATS, help="file format (default: from the extension; .json is label-studio)"
+    )
     parser.add_argument("--id-col", help="column with the external id (default 'id', else the row number)")
     parser.add_argument("--text-col", help="text projects: column with the text (default 'text')")
     parser.add_argument(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.commands._common import open_workbench, operator
-from workbench.domain import ExportFormat
+from workbench.domain import ExportFormat, ExportKind
+from workbench.errors import WorkbenchError
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -24,12 +25,22 @@ def register(subparsers) -> None:  # noqa: ANN001
     diff.add_argument("a", type=int)
     diff.add_argument("b", type=int)
     diff.set_defaults(func=run_diff)
-    export = verbs.add_parser("export", help="write a version and its manifest")
+    export = verbs.add_parser(
+        "export",
+        help="write a version and its manifest",
+        description="csv/jsonl/parquet: one file and FILE.manifest.json beside it. hf: a Hugging Face "
+        "dataset folder (data/train-*.parquet for the pool, data/test-*.parquet for eval, the label a "
+        "ClassLabel; README.md dataset card with the hash, counts and agreement). The folder is given "
+        "as DIR (positional) or --out.",
+    )
     export.add_argument("project")
     export.add_argument("number", type=int)
-    export.add_argument("--format", choices=[f.value for f in ExportFormat], default=ExportFormat.CSV.value)
-    export.add_argument("--out", type=Path, required=True)
-    export.set_defaults(func=run_export)
+    export.add_argument(
+        "--format", choices=[f.value for f in ExportKind.VERSION.formats], default=ExportFormat.CSV.value
+    )
+    export.add_argument("dir", nargs="?", type=Path, metavar="DIR", help="where to write (same as --out)")
+    export.add_argument("--out", type=Path, metavar="FILE_OR_DIR")
+    export.set_defaults(func=run_export, _trailing="dir")
 
 
 def run_create(args) -> int:  # noqa: ANN001
@@ -53,8 +64,11 @@ def run_diff(args) -> int:  # noqa: ANN001
 
 
 def run_export(args) -> int:  # noqa: ANN001
+    out = args.out or (Path(args.dir) if args.dir else None)
+    if out is None or (args.out and args.dir):
+        raise WorkbenchError("give where to write once: DIR or --out")
     wb = open_workbench(args)
-    result = wb.exports.version(args.project, args.number, args.format, args.out, actor=operator())
+    result = wb.exports.version(args.project, args.number, args.format, out, actor=operator())
     print(
         f"wrote {result.rows} rows to {result.path} ({result.format}, sha256 {result.sha256[:12]}…) "
         f"and {result.manifest_path}"

@@ -84,25 +84,46 @@ class ClaimReason(StrEnum):
     RANKED = "ranked"  # the top of the latest ranking by the project's strategy
     RANDOM = "random"  # no ranking yet (or it is used up): a random open item
     GOLD = "gold"  # the queue's pick of a gold item; stored and shown as RANDOM, so nothing gives it away
+    IMPORT = "import"  # no claim: the annotation came in with an imported file (a Label Studio task)
 
 
 class ExportFormat(StrEnum):
-    """File formats of every export (items, annotations, dataset versions)."""
+    """File formats of every export (items, annotations, dataset versions).
+
+    csv/jsonl/parquet are tables (one row per item, annotation or version row); ``label-studio``
+    is a JSON array of Label Studio tasks (one per item, its annotations and prelabels inside);
+    ``prodigy`` is JSONL in Prodigy's shape (one line per human annotation); ``hf`` is a folder
+    (Parquet per split and a dataset card), for dataset versions only.
+    """
 
     CSV = "csv"
     JSONL = "jsonl"
     PARQUET = "parquet"
+    LABEL_STUDIO = "label-studio"
+    PRODIGY = "prodigy"
+    HF = "hf"
 
     @property
     def mime(self) -> str:
-        return {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}[
-            self.value
-        ]
+        return {
+            "csv": "text/csv",
+            "jsonl": "application/x-ndjson",
+            "parquet": "application/vnd.apache.parquet",
+            "label-studio": "application/json",
+            "prodigy": "application/x-ndjson",
+            "hf": "inode/directory",
+        }[self.value]
+
+    @property
+    def extension(self) -> str:
+        """The file extension a download of this format gets."""
+        return {"label-studio": "json", "prodigy": "jsonl"}.get(self.value, self.value)
 
     @classmethod
     def parse(cls, value: ExportFormat | str | None, path: object = None) -> ExportFormat:
         """The format named, else the one `path`'s extension names; a WorkbenchError if neither."""
         text = str(value or (PurePath(str(path)).suffix if path is not None else "")).lower().lstrip(".")
+        text = {"json": "label-studio", "labelstudio": "label-studio", "ls": "label-studio"}.get(text, text)
         try:
             return cls(text)
         except ValueError:
@@ -116,6 +137,15 @@ class ExportKind(StrEnum):
     ITEMS = "items"  # one row per item: final label and flattened content
     ANNOTATIONS = "annotations"  # one row per human annotation
     VERSION = "version"  # one dataset version's rows with lineage, and a manifest beside it
+
+    @property
+    def formats(self) -> tuple[ExportFormat, ...]:
+        """The formats this kind can be written in (label-studio and prodigy are item/annotation
+        shapes; hf is a dataset version's folder)."""
+        tables = (ExportFormat.CSV, ExportFormat.JSONL, ExportFormat.PARQUET)
+        if self is ExportKind.VERSION:
+            return (*tables, ExportFormat.HF)
+        return (*tables, ExportFormat.LABEL_STUDIO, ExportFormat.PRODIGY)
 
 
 class Decision(StrEnum):

@@ -1,4 +1,5 @@
-"""Streaming readers for CSV, TSV, JSONL, Parquet and folders of images.
+"""Streaming readers for CSV, TSV, JSONL, Parquet and folders of images (Label Studio JSON, one
+document read whole, is in workbench.importing.label_studio).
 
 Each reader knows its `columns` once opened, and `records(needed)` yields, one data row at a time,
 `(row, line, values, problems)`: the 1-based data row, the physical line where it starts (None for
@@ -21,7 +22,7 @@ from workbench.importing.encoding import LineSource, sniff_encoding
 from workbench.importing.limits import Limits
 from workbench.importing.report import FileProblem, LimitExceeded, Problem
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "label-studio")
 EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -30,6 +31,7 @@ EXTENSIONS = {
     ".ndjson": "jsonl",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".json": "label-studio",  # a JSON document (not lines): Label Studio's list of tasks
 }
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"})
 _LISTED_SKIPS = 10  # skipped files named in a folder import's warnings
@@ -451,4 +453,8 @@ def open_reader(
         return JsonlReader(path, limits=limits)
     if fmt == "parquet":
         return ParquetReader(path, limits=limits)
+    if fmt == "label-studio":
+        from workbench.importing.label_studio import LabelStudioReader
+
+        return LabelStudioReader(path, limits=limits)
     raise ValueError(f"unknown format {fmt!r}")

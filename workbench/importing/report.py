@@ -23,6 +23,7 @@ class Problem(StrEnum):
     EMPTY_TEXT = "empty text"
     BAD_VALUE = "bad value"  # e.g. a nested object where a plain value is needed
     UNKNOWN_LABEL = "unknown label"
+    UNKNOWN_ANNOTATOR = "unknown annotator"  # a Label Studio annotation by someone who is not a user
     IMAGE_MISSING = "image missing"
     IMAGE_ABSOLUTE = "absolute image path"
     IMAGE_ESCAPES = "image path escapes the root"
@@ -97,6 +98,7 @@ class ImportReport:
     n_eval: int = 0
     n_pool: int = 0
     prelabels: int = 0  # import-source annotations (written, or that would be written)
+    annotations: int = 0  # human annotations written (Label Studio tasks by named users)
     eval_fraction: float = 0.0
     seed: int | None = None
     file_errors: list[str] = field(default_factory=list)
@@ -144,7 +146,8 @@ class ImportReport:
         skipped = f"; {self.skipped_duplicates} duplicate row(s) skipped" if self.skipped_duplicates else ""
         return (
             f"{self.path}: {verb} {n} items ({self.n_pool} pool, {self.n_eval} eval, "
-            f"{self.prelabels} prelabels) in {self.seconds:.1f} s{skipped}"
+            f"{self.prelabels} prelabels{f', {self.annotations} annotations' if self.annotations else ''}) "
+            f"in {self.seconds:.1f} s{skipped}"
         )
 
     def lines(self) -> list[str]:
@@ -174,6 +177,7 @@ class ImportReport:
             "n_eval": self.n_eval,
             "n_pool": self.n_pool,
             "prelabels": self.prelabels,
+            "annotations": self.annotations,
             "n_errors": self.n_errors,
             "error_counts": dict(self.error_counts),
             "seed": self.seed,

@@ -1,5 +1,17 @@
 """The one exporter: items with their final labels, every human annotation, and dataset versions,
-as CSV, JSONL or Parquet (``ExportFormat``).
+as CSV, JSONL or Parquet (``ExportFormat``), and in the shapes other tools read:
+
+- ``label-studio``: a JSON list of Label Studio tasks, one per item (items or annotations alike):
+  ``data`` (the text and context, the features, or the image path), ``meta`` (external id, item
+  id, split, state, final label), one ``annotations[]`` entry per human annotation (its annotator
+  as ``completed_by: {"email": ...}``, one Choices ``result``) and the prelabels as
+  ``predictions[]`` — the shape Label Studio imports, and `workbench import --format label-studio`
+  reads back into the same annotations;
+- ``prodigy``: JSONL, one line per human annotation, ``text``/``label``/``answer``/
+  ``_annotator_id`` and ``meta`` (items or annotations alike);
+- ``hf`` (dataset versions only): a folder with Parquet per split (``data/train-*.parquet`` for the
+  pool, ``data/test-*.parquet`` for eval) whose schema carries the Hugging Face features (the label
+  a ClassLabel), and a dataset card ``README.md`` (YAML ``dataset_info``, hash, counts, agreement).
 
 All are streamed (yield_per) and written in chunks, to a temporary file renamed into place, so a
 big project never sits in memory and a failed export leaves no half-written file. A version's
@@ -21,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +41,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from workbench.db.models import Annotation, DatasetVersion, DatasetVersionItem, Item, User
+from workbench.importing import label_studio as ls
 from workbench.domain import Actor, AnnotationSource, ExportFormat, ExportKind, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._auth import requires
@@ -35,6 +49,9 @@ from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
 
 FORMATS = tuple(f.value for f in ExportFormat)
+TABLES = (ExportFormat.CSV, ExportFormat.JSONL, ExportFormat.PARQUET)
+PRODIGY_COLUMNS = ["text", "label", "answer", "_annotator_id", "meta"]
+HF_SPLITS = {"pool": "train", "eval": "test"}  # the Workbench's splits, as Hugging Face names them
 CHUNK_ROWS = 10_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ITEM_COLUMNS = ["external_id", "item_id", "split", "state", "final_label"]
@@ -184,8 +201,32 @@ class _Flattener:
         return out
 
 
+def _typed(values: list, kind: str) -> list:
+    """One Parquet column's values as its type needs them (strings: nested values as JSON)."""
+    if kind == "str":
+        return [
+            v
+            if v is None or isinstance(v, str)
+            else json.dumps(v, ensure_ascii=False)
+            if isinstance(v, (list, dict))
+            else str(v)
+            for v in values
+        ]
+    if kind == "float":
+        return [None if v is None else float(v) for v in values]
+    return values
+
+
+def _iso(moment: Any) -> str | None:
+    """A stored time as ISO 8601 with its UTC offset (SQLite hands back naive UTC)."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
 class _Writer:
-    """Chunked writing of rows (lists aligned with `columns`) to csv/jsonl/parquet."""
+    """Chunked writing of rows (lists aligned with `columns`) to csv/jsonl/parquet; for label-studio
+    each row is one task (a dict) and the file one JSON list."""
 
     def __init__(self, fmt: ExportFormat, out: Path, columns: list[str], types: dict[str, str]) -> None:
         self.fmt, self.out, self.columns, self.types = fmt, out, columns, types
@@ -224,28 +265,19 @@ class _Writer:
             cells = [[neutralise(value) for value in row] for row in rows]
             frame = pd.DataFrame(cells, columns=[neutralise(c) for c in self.columns], dtype=object)
             frame.to_csv(self._file, header=self._first, index=False, lineterminator="\r\n")
-        elif self.fmt is ExportFormat.JSONL:
+        elif self.fmt in (ExportFormat.JSONL, ExportFormat.PRODIGY):
             dumps = json.JSONEncoder(ensure_ascii=False).encode
             self._file.write("".join(dumps(dict(zip(self.columns, row))) + "\n" for row in rows))
+        elif self.fmt is ExportFormat.LABEL_STUDIO:
+            dumps = json.JSONEncoder(ensure_ascii=False).encode
+            self._file.write(("[\n" if self._first else ",\n") + ",\n".join(dumps(row[0]) for row in rows))
         else:
             import pyarrow as pa
 
-            data = {}
-            for j, name in enumerate(self.columns):
-                values = [row[j] for row in rows]
-                kind = self.types.get(name, "str")
-                if kind == "str":
-                    values = [
-                        v
-                        if v is None or isinstance(v, str)
-                        else json.dumps(v, ensure_ascii=False)
-                        if isinstance(v, (list, dict))
-                        else str(v)
-                        for v in values
-                    ]
-                elif kind == "float":
-                    values = [None if v is None else float(v) for v in values]
-                data[name] = values
+            data = {
+                name: _typed([row[j] for row in rows], self.types.get(name, "str"))
+                for j, name in enumerate(self.columns)
+            }
             self._parquet.write_table(pa.Table.from_pydict(data, schema=self.schema))
         self._first = False
 
@@ -259,6 +291,8 @@ class _Writer:
                 pd.DataFrame([], columns=[neutralise(c) for c in self.columns]).to_csv(
                     self._file, index=False, lineterminator="\r\n"
                 )
+            if self.fmt is ExportFormat.LABEL_STUDIO:
+                self._file.write("[]\n" if self._first else "\n]\n")
             self._file.close()
         digest = hashlib.sha256()
         with open(self.tmp, "rb") as f:
@@ -344,6 +378,269 @@ def _chunks(rows: Iterable[list], size: int = CHUNK_ROWS) -> Iterator[list[list]
         yield chunk
 
 
+def _refuse(fmt: ExportFormat, kind: ExportKind) -> None:
+    if fmt not in kind.formats:
+        if fmt is ExportFormat.HF:
+            raise WorkbenchError("the hf format is for dataset versions: workbench version export PROJECT N --format hf")
+        raise WorkbenchError(
+            f"a {kind.value} export cannot be {fmt.value}; use one of: {', '.join(f.value for f in kind.formats)}"
+        )
+
+
+def _ls_data(kind: ProjectKind, content: dict) -> dict:
+    """A task's ``data``: what the Label Studio object tag shows, and the other fields beside it."""
+    if kind is ProjectKind.TEXT:
+        return {**(content.get("context") or {}), "text": content.get("text")}
+    if kind is ProjectKind.IMAGE:
+        return {"image": content.get("image")}
+    return dict(content.get("features") or {})
+
+
+def _ls_tasks(session: Session, info) -> Iterator[dict]:  # noqa: ANN001
+    """One Label Studio task per item, in item order, its annotations merged in from a second
+    ordered stream (neither is held whole in memory)."""
+    to_name = ls.TO_NAME[info.kind.value]
+    items = session.execute(
+        select(Item.id, Item.external_id, Item.split, Item.state, Item.final_label, Item.content)
+        .where(Item.project_id == info.id)
+        .order_by(Item.id)
+        .execution_options(yield_per=CHUNK_ROWS)
+    )
+    notes = iter(
+        session.execute(
+            select(
+                Annotation.item_id,
+                Annotation.id,
+                Annotation.source,
+                User.name,
+                Annotation.label,
+                Annotation.created_at,
+                Annotation.duration_ms,
+            )
+            .outerjoin(User, User.id == Annotation.annotator_id)
+            .where(Annotation.project_id == info.id)
+            .order_by(Annotation.item_id, Annotation.slot, Annotation.id)
+            .execution_options(yield_per=CHUNK_ROWS)
+        )
+    )
+    note = next(notes, None)
+    for item_id, external_id, split, state, final_label, content in items:
+        annotations, predictions = [], []
+        while note is not None and note[0] <= item_id:
+            if note[0] == item_id:
+                _, annotation_id, source, name, label, created_at, duration_ms = note
+                if source == AnnotationSource.HUMAN:
+                    annotations.append(
+                        {
+                            "id": annotation_id,
+                            "completed_by": {"email": ls.annotator_email(name)},
+                            "result": [ls.choice_result(label, to_name, f"wb-{annotation_id}")],
+                            "was_cancelled": False,
+                            "ground_truth": False,
+                            "created_at": _iso(created_at),
+                            "lead_time": None if duration_ms is None else duration_ms / 1000,
+                        }
+                    )
+                else:
+                    predictions.append(
+                        {
+                            "model_version": ls.PRELABEL_MODEL,
+                            "result": [ls.choice_result(label, to_name, f"wb-p{annotation_id}")],
+                        }
+                    )
+            note = next(notes, None)
+        yield {
+            "data": _ls_data(info.kind, content),
+            "meta": {
+                "external_id": external_id,
+                "workbench_item_id": item_id,
+                "split": split,
+                "state": state,
+                "final_label": final_label,
+            },
+            "annotations": annotations,
+            "predictions": predictions,
+        }
+
+
+def _prodigy_rows(session: Session, info) -> Iterator[list]:  # noqa: ANN001
+    """One Prodigy line per human annotation: the item's text (the image path for images, the
+    features as JSON for tables), the label accepted, the annotator, and the item in `meta`."""
+    query = (
+        select(Item.id, Item.external_id, Item.split, Item.content, User.name, Annotation.label)
+        .join(Item, Item.id == Annotation.item_id)
+        .join(User, User.id == Annotation.annotator_id)
+        .where(Annotation.project_id == info.id, Annotation.source == AnnotationSource.HUMAN)
+        .order_by(Annotation.item_id, Annotation.slot, Annotation.id)
+        .execution_options(yield_per=CHUNK_ROWS)
+    )
+    for item_id, external_id, split, content, name, label in session.execute(query):
+        if info.kind is ProjectKind.TEXT:
+            text = content.get("text")
+        elif info.kind is ProjectKind.IMAGE:
+            text = content.get("image")
+        else:
+            text = json.dumps(content.get("features") or {}, ensure_ascii=False, sort_keys=True)
+        meta = {"item_id": item_id, "external_id": external_id, "split": split}
+        yield [text, label, "accept", name, meta]
+
+
+_HF_DTYPES = {"int": "int64", "float": "float64", "bool": "bool", "str": "string", "null": "string"}
+
+
+def _hf_card(info, version, manifest: dict, features: list[tuple[str, str]], splits: dict[str, int]) -> str:  # noqa: ANN001
+    """The dataset card: YAML front matter Hugging Face reads (configs, dataset_info with the label
+    as a ClassLabel, splits), then the version's hash, counts and agreement for people."""
+    q = json.dumps  # a JSON string is a valid YAML scalar, quoted and escaped
+    task = {"text": "text-classification", "image": "image-classification"}.get(
+        info.kind.value, "tabular-classification"
+    )
+    lines = ["---", f"pretty_name: {q(f'{info.name} (dataset version {version.number})')}", "task_categories:"]
+    lines += [f"- {task}", "tags:", "- workbench", "configs:", "- config_name: default", "  data_files:"]
+    for split in splits:
+        lines += [f"  - split: {split}", f"    path: {q(f'data/{split}-*.parquet')}"]
+    lines += ["dataset_info:", "  features:"]
+    for name, dtype in features:
+        lines.append(f"  - name: {q(name)}")
+        if name == "label":
+            lines += ["    dtype:", "      class_label:", "        names:"]
+            lines += [f"          {q(str(i))}: {q(label)}" for i, label in enumerate(info.labels)]
+        else:
+            lines.append(f"    dtype: {dtype}")
+    lines.append("  splits:")
+    for split, n in splits.items():
+        lines += [f"  - name: {split}", f"    num_examples: {n}"]
+    lines.append("---")
+    agreement = manifest.get("agreement") or {}
+    counts = manifest.get("counts") or {}
+    body = [
+        "",
+        f"# {info.name}, dataset version {version.number}",
+        "",
+        "Exported by the Workbench (`workbench version export --format hf`). Labels are the final labels",
+        "(agreed by two or more annotators, or adjudicated by a reviewer) frozen in this version.",
+        "",
+        f"- version: {version.number} ({version.trigger}, {_iso(version.created_at)})",
+        f"- content hash (sha256): `{version.content_hash}`",
+        f"- items: {version.n_items}",
+        "- splits: " + ", ".join(f"`{hf}` = the Workbench's {wb} split" for wb, hf in HF_SPLITS.items()),
+        "- labels (ClassLabel order): " + ", ".join(f"{i} = {label}" for i, label in enumerate(info.labels)),
+        "",
+        "## Annotation counts",
+        "",
+        "| split | " + " | ".join(info.labels) + " |",
+        "|---|" + "---|" * len(info.labels),
+    ]
+    for wb_split, hf_split in HF_SPLITS.items():
+        row = counts.get(wb_split) or {}
+        body.append(f"| {hf_split} | " + " | ".join(str(row.get(label, 0)) for label in info.labels) + " |")
+    body += ["", "Human annotations per annotator: "]
+    annotators = manifest.get("annotators") or {}
+    body[-1] += ", ".join(f"{name} {n}" for name, n in sorted(annotators.items())) or "none"
+    body += ["", "Label sources: " + (", ".join(f"{k} {v}" for k, v in sorted((manifest.get("sources") or {}).items())) or "none")]
+
+    def figure(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    body += [
+        "",
+        "## Agreement",
+        "",
+        f"- Krippendorff's alpha: {figure(agreement.get('krippendorff_alpha'))}",
+        f"- percent agreement: {figure(agreement.get('percent_agreement'))}",
+        f"- items with two or more labels: {agreement.get('paired_items', 0)}",
+        "",
+    ]
+    return "\n".join(lines + body)
+
+
+def _write_hf(session: Session, info, version, manifest: dict, out: Path, started: float) -> ExportResult:  # noqa: ANN001
+    """A dataset version as a Hugging Face dataset folder, built in a temporary folder beside `out`
+    and swapped into place (a failed export leaves the previous folder, or nothing)."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if out.exists() and not out.is_dir():
+        raise WorkbenchError(f"{out} is a file; the hf format writes a folder")
+    flat = _Flattener(info.kind)
+    if flat.section is not None:
+        _scan_keys(session, info.id, flat)
+    fixed = len(ITEM_COLUMNS)
+    content_columns, types = flat.columns[fixed:], flat.types
+    columns = ["item_id", "external_id", *content_columns, "label"]
+    kinds = {"item_id": "int", "external_id": "str", **{c: types.get(c, "str") for c in content_columns}}
+    arrow = {"null": pa.string(), "bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "str": pa.string()}
+    features = [(name, _HF_DTYPES[kinds.get(name, "int")]) for name in columns]
+    hf_features = {name: {"dtype": dtype, "_type": "Value"} for name, dtype in features if name != "label"}
+    hf_features["label"] = {"names": list(info.labels), "_type": "ClassLabel"}
+    schema = pa.schema(
+        [(name, arrow[kinds[name]]) for name in columns[:-1]] + [("label", pa.int64())],
+        metadata={"huggingface": json.dumps({"info": {"features": hf_features}})},
+    )
+    index = {label: i for i, label in enumerate(info.labels)}
+    query = (
+        select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.split, DatasetVersionItem.label, Item.content)
+        .join(Item, Item.id == DatasetVersionItem.item_id)
+        .where(DatasetVersionItem.version_id == version.id)
+        .order_by(Item.external_id)
+        .execution_options(yield_per=CHUNK_ROWS)
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    writers: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    try:
+        (tmp / "data").mkdir()
+        rows = (
+            (split, flat.row(item_id, external_id, split, "", label, content), label)
+            for item_id, external_id, split, label, content in session.execute(query)
+        )
+        for chunk in _chunks(rows):
+            by_split: dict[str, list[list]] = {}
+            for split, row, label in chunk:
+                by_split.setdefault(HF_SPLITS.get(split, split), []).append([row[1], row[0], *row[fixed:], index[label]])
+            for split, part in by_split.items():
+                if split not in writers:
+                    writers[split] = pq.ParquetWriter(tmp / "data" / f"{split}-00000-of-00001.parquet", schema)
+                data = {name: _typed([r[j] for r in part], kinds.get(name, "int")) for j, name in enumerate(columns)}
+                writers[split].write_table(pa.Table.from_pydict(data, schema=schema))
+                counts[split] = counts.get(split, 0) + len(part)
+        for writer in writers.values():
+            writer.close()
+        writers.clear()
+        splits = {split: counts[split] for split in sorted(counts, key=lambda s: (s != "train", s))}
+        (tmp / "README.md").write_text(_hf_card(info, version, manifest, features, splits), encoding="utf-8")
+        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+        (tmp / "workbench_manifest.json").write_text(manifest_text, encoding="utf-8")
+        digest = hashlib.sha256()
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                digest.update(path.relative_to(tmp).as_posix().encode() + b"\0" + path.read_bytes())
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / "previous")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        for writer in writers.values():
+            writer.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(
+        path=str(out),
+        format=ExportFormat.HF,
+        rows=sum(counts.values()),
+        columns=tuple(columns),
+        sha256=digest.hexdigest(),
+        seconds=time.perf_counter() - started,
+        manifest_path=str(out / "workbench_manifest.json"),
+    )
+
+
 class ExportService:
     """Exports need the reviewer role or higher (annotators must never see others' answers);
     the CLI passes Actor.operator()."""
@@ -353,12 +650,20 @@ class ExportService:
 
     @requires(Role.REVIEWER)
     def items(self, project: str, fmt: str | None, out_path: str | Path, *, actor: Actor) -> ExportResult:
-        """Every item: external id, item id, split, state, final label, and its content flattened."""
+        """Every item: external id, item id, split, state, final label, and its content flattened
+        (label-studio: one task per item with its annotations; prodigy: as `annotations`)."""
         out = Path(out_path).expanduser()
         fmt = export_format(fmt, out)
+        if fmt is ExportFormat.PRODIGY:
+            return self.annotations(project, fmt, out, actor=actor)
+        _refuse(fmt, ExportKind.ITEMS)
         started = time.perf_counter()
         with reading(self.engine) as session:
             info = load_project(session, project)
+            if fmt is ExportFormat.LABEL_STUDIO:
+                result = self._write(fmt, out, ["task"], {}, ([t] for t in _ls_tasks(session, info)), started)
+                self._audit(info.id, actor, "export.items", result)
+                return result
             flat = _Flattener(info.kind)
             if flat.section is not None:  # the content keys and their types, before the rows
                 _scan_keys(session, info.id, flat)
@@ -375,12 +680,21 @@ class ExportService:
 
     @requires(Role.REVIEWER)
     def annotations(self, project: str, fmt: str | None, out_path: str | Path, *, actor: Actor) -> ExportResult:
-        """One row per human annotation (import prelabels are not annotations by people)."""
+        """One row per human annotation (import prelabels are not annotations by people); prodigy:
+        a line per annotation in Prodigy's shape; label-studio: as `items` (tasks hold annotations)."""
         out = Path(out_path).expanduser()
         fmt = export_format(fmt, out)
+        if fmt is ExportFormat.LABEL_STUDIO:
+            return self.items(project, fmt, out, actor=actor)
+        _refuse(fmt, ExportKind.ANNOTATIONS)
         started = time.perf_counter()
         with reading(self.engine) as session:
             info = load_project(session, project)
+            if fmt is ExportFormat.PRODIGY:
+                rows = _prodigy_rows(session, info)
+                result = self._write(fmt, out, PRODIGY_COLUMNS, {}, rows, started)
+                self._audit(info.id, actor, "export.annotations", result)
+                return result
             query = (
                 select(
                     Annotation.id,
@@ -412,9 +726,11 @@ class ExportService:
     ) -> ExportResult:
         """One dataset version: a row per item (id, split, label, source, the annotations and the
         adjudication it came from), in external-id order, and beside it `<file>.manifest.json`
-        (content hash, counts, annotators, agreement)."""
+        (content hash, counts, annotators, agreement). hf: `out_path` is a folder (Parquet per split,
+        a dataset card README.md, and the manifest as workbench_manifest.json)."""
         out = Path(out_path).expanduser()
         fmt = export_format(fmt, out)
+        _refuse(fmt, ExportKind.VERSION)
         started = time.perf_counter()
         with reading(self.engine) as session:
             info = load_project(session, project)
@@ -453,6 +769,10 @@ class ExportService:
                 "trigger": version.trigger,
                 **dict(version.manifest or {}),
             }
+            if fmt is ExportFormat.HF:
+                result = _write_hf(session, info, version, manifest, out, started)
+                self._audit(info.id, actor, "export.version", result)
+                return result
             result = self._write(fmt, out, VERSION_COLUMNS, VERSION_TYPES, rows, started)
         manifest_path = out.with_name(out.name + ".manifest.json")
         _write_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -467,6 +787,8 @@ class ExportService:
         """An export as bytes, for a download: written by the same chunked writer to a temporary
         folder, then read back (a download is handed over whole)."""
         kind, fmt = ExportKind(kind), ExportFormat.parse(fmt)
+        if fmt is ExportFormat.HF:
+            raise WorkbenchError("an hf export is a folder, not a download: use workbench version export --format hf")
         with tempfile.TemporaryDirectory(prefix="wb-export-") as tmp:
             out = Path(tmp) / f"export.{fmt.value}"
             if kind is ExportKind.VERSION:

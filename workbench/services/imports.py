@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from dataclasses import replace
 import json
 import secrets
 import time
@@ -308,14 +309,22 @@ def _remove_items(conn: Connection, item_ids: list[int]) -> dict[str, int]:
     returns how many items, per split, and prelabels went."""
     from sqlalchemy import delete
 
-    from workbench.db.models import Annotation
+    from workbench.db.models import Annotation, Lease
 
     removed = {"items": 0, "prelabels": 0}
     for start in range(0, len(item_ids), 1000):
         part = item_ids[start : start + 1000]
         for split, n in conn.execute(select(Item.split, func.count()).where(Item.id.in_(part)).group_by(Item.split)):
             removed[split] = removed.get(split, 0) + n
-        removed["prelabels"] += conn.execute(delete(Annotation).where(Annotation.item_id.in_(part))).rowcount
+        removed["prelabels"] += conn.execute(
+            delete(Annotation).where(Annotation.item_id.in_(part), Annotation.source == AnnotationSource.IMPORT)
+        ).rowcount
+        # Label Studio imports also bring human labels, each with its (submitted) lease.
+        removed["annotations"] = (
+            removed.get("annotations", 0)
+            + conn.execute(delete(Annotation).where(Annotation.item_id.in_(part))).rowcount
+        )
+        conn.execute(delete(Lease).where(Lease.item_id.in_(part)))
         removed["items"] += conn.execute(delete(Item).where(Item.id.in_(part))).rowcount
     return removed
 
@@ -524,6 +533,8 @@ class ImportService:
             if info.kind is ProjectKind.IMAGE:
                 root, prefix, save_root = self._image_root(info, opts, default_root)
             reader = open_()
+            if getattr(reader, "prelabel_col", None) and opts.prelabel_col is None:
+                opts = replace(opts, prelabel_col=reader.prelabel_col)  # Label Studio predictions
             report.encoding = reader.encoding
             report.columns = list(reader.columns)
             builder = RowBuilder(
@@ -633,6 +644,7 @@ class ImportService:
                 report.n_pool -= skipped.get("pool", 0)
                 report.n_eval -= skipped.get("eval", 0)
                 report.prelabels -= skipped["prelabels"]
+                report.annotations -= skipped.get("annotations", 0)
         report.health_seconds = fed + time.perf_counter() - started
 
     def _write(
@@ -661,8 +673,14 @@ class ImportService:
                 sink = sink_class(conn, info.id, created_at)
                 if health is not None:
                     _feed_existing(conn, info.id, health)
+                human = getattr(reader, "human", None)  # Label Studio annotations by named users
+                ids: dict[int, str] = {}
                 try:
-                    self._stream(reader, builder, sink, rng, fraction, report, opts, progress, health)
+                    self._stream(
+                        reader, builder, sink, rng, fraction, report, opts, progress, health, ids if human else None
+                    )
+                    if human:
+                        self._human_labels(conn, sink, info, report, human, ids, created_at)
                 except LimitExceeded as exc:  # reading stopped there: the file is refused
                     report.file_errors.append(exc.at(report.rows + 1))
                 except FileProblem as exc:  # e.g. broken UTF-16 found mid-file
@@ -671,6 +689,11 @@ class ImportService:
                 report.file_errors += reader.verdicts(first_undecodable)
                 report.warnings += reader.warnings()
                 report.sort_errors()
+                if reader.format == "label-studio":  # name the task (its index in the JSON list) on every line
+                    report.errors = [
+                        e if e.message.startswith("tasks[") else replace(e, message=f"tasks[{e.row - 1}]: {e.message}")
+                        for e in report.errors
+                    ]
                 if report.rows == 0 and not report.file_errors:
                     report.file_errors.append("file has no data rows")
                 if not report.ok or report.dry_run:
@@ -698,10 +721,12 @@ class ImportService:
         opts: ImportOptions,
         progress: Progress | None,
         health=None,  # noqa: ANN001
+        ids: dict[int, str] | None = None,
     ) -> None:
         """Read and check rows, write them a batch at a time (memory is bounded by the batch).
         (A writer thread overlapping parsing with the database was tried: slower on 2 busy cores.)
-        The health pass is fed each batch as written, while the import can still succeed."""
+        The health pass is fed each batch as written, while the import can still succeed.
+        `ids`, when given, collects each good row's external id by row number."""
         size = opts.batch_size
         build = builder.build
         batch: list[tuple] = []
@@ -773,6 +798,8 @@ class ImportService:
             batch.append((row, line, external_id, content, prelabel))
             if health is not None:
                 contents.append(builder.last_content)
+            if ids is not None:
+                ids[row] = external_id
             if len(batch) >= size:
                 flush()
                 batch, contents = [], []
@@ -780,6 +807,110 @@ class ImportService:
             flush()
         if progress is not None:
             progress(reader.total, reader.total)
+
+    @staticmethod
+    def _human_labels(
+        conn: Connection,
+        sink: _Sink,
+        info,  # noqa: ANN001
+        report: ImportReport,
+        human: dict[int, list],
+        ids: dict[int, str],
+        created_at: Any,
+    ) -> None:
+        """Annotations by named users (Label Studio tasks): each annotator must be a user and each
+        label in the label set, else the task is refused (one line each). Written only when every
+        row is good: a submitted lease and a human annotation per label, then the item is resolved
+        by the overlap policy exactly as after a label given in the app."""
+        from sqlalchemy import insert, update
+
+        from workbench.db.models import Annotation, Lease, User
+        from workbench.domain import ClaimReason, LeaseState
+        from workbench.importing.label_studio import annotator_names
+        from workbench.services.queue import resolve
+
+        wanted = {name for labels in human.values() for email, *_ in labels for name in annotator_names(email)}
+        users: dict[str, int] = {}
+        names = sorted(wanted)
+        for start in range(0, len(names), 500):
+            users.update(
+                conn.execute(select(User.name, User.id).where(User.name.in_(names[start : start + 500]))).all()
+            )
+        labels = set(info.labels)
+        resolved: dict[int, list[tuple[int, str, Any, Any]]] = {}
+        for row in sorted(human):
+            if row not in ids:  # the row itself was refused
+                continue
+            found = []
+            for j, (email, label, when, lead) in enumerate(human[row]):
+                user_id = next((users[n] for n in annotator_names(email) if n in users), None)
+                if user_id is None:
+                    report.add_error(
+                        RowError(
+                            row,
+                            Problem.UNKNOWN_ANNOTATOR.value,
+                            f"tasks[{row - 1}].annotations[{j}]: annotator {email!r} is not a Workbench user "
+                            f"(add them with `workbench users add {annotator_names(email)[0]} annotator`)",
+                        )
+                    )
+                elif label not in labels:
+                    report.add_error(
+                        RowError(
+                            row,
+                            Problem.UNKNOWN_LABEL.value,
+                            f"tasks[{row - 1}].annotations[{j}]: {label!r} is not in the project's label set "
+                            f"({', '.join(sorted(labels))})",
+                        )
+                    )
+                else:
+                    found.append((user_id, label, when, lead))
+            if len({user_id for user_id, *_ in found}) < len(found):
+                report.add_error(
+                    RowError(row, Problem.DUPLICATE_ID.value, f"tasks[{row - 1}]: one user annotated it twice")
+                )
+            resolved[row] = found
+        if not report.ok or report.dry_run:
+            return
+        item_ids = sink._existing([ids[row] for row in resolved])
+        with Session(bind=conn) as session:
+            for row, found in resolved.items():
+                item_id = item_ids[ids[row]]
+                for slot, (user_id, label, when, lead) in enumerate(found, start=1):
+                    moment = when or created_at
+                    lease_id = conn.execute(
+                        insert(Lease)
+                        .values(
+                            project_id=info.id,
+                            item_id=item_id,
+                            annotator_id=user_id,
+                            slot=slot,
+                            state=LeaseState.SUBMITTED,
+                            reason=ClaimReason.IMPORT,
+                            claimed_at=moment,
+                            expires_at=moment,
+                            closed_at=moment,
+                        )
+                        .returning(Lease.id)
+                    ).scalar_one()
+                    conn.execute(
+                        insert(Annotation).values(
+                            project_id=info.id,
+                            item_id=item_id,
+                            annotator_id=user_id,
+                            source=AnnotationSource.HUMAN,
+                            slot=slot,
+                            lease_id=lease_id,
+                            label=label,
+                            duration_ms=None if lead is None else int(round(lead * 1000)),
+                            created_at=moment,
+                        )
+                    )
+                conn.execute(
+                    update(Item).where(Item.id == item_id).values(n_annotations=len(found), slots_taken=len(found))
+                )
+                resolve(session, item_id, info)
+                report.annotations += len(found)
+            session.flush()
 
     @staticmethod
     def _finish(
@@ -812,6 +943,7 @@ class ImportService:
                 eval=report.n_eval,
                 pool=report.n_pool,
                 prelabels=report.prelabels,
+                **({"annotations": report.annotations} if report.annotations else {}),
                 eval_fraction=report.eval_fraction,
                 seed=report.seed,
                 options={k: v for k, v in report.options.items() if v is not None},

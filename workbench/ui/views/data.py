@@ -301,7 +301,9 @@ def _export(wb, actor, project) -> None:
         ExportKind.VERSION.value: "A dataset version",
     }
     what = st.radio("Export", list(kinds), horizontal=True, key="export_what", format_func=kinds.get)
-    fmt = st.radio("Format", [f.value for f in ExportFormat], horizontal=True, key="export_fmt")
+    # A download is one file: the hf folder is written by `workbench version export --format hf`.
+    formats = [f.value for f in ExportKind(what).formats if f is not ExportFormat.HF]
+    fmt = st.radio("Format", formats, horizontal=True, key="export_fmt")
     number = None
     if what == ExportKind.VERSION:
         numbers = [v.number for v in wb.versions.list(project.name, actor=actor)]
@@ -323,9 +325,9 @@ def _export(wb, actor, project) -> None:
         name = f"version-{number}" if what == ExportKind.VERSION else what
         count = f" ({rows} rows)" if rows is not None else ""
         st.download_button(
-            f"Download {name}.{fmt}{count}",
+            f"Download {name}.{ExportFormat(fmt).extension}{count}",
             data,
-            file_name=f"{_safe_name(project.name)}-{name}.{fmt}",
+            file_name=f"{_safe_name(project.name)}-{name}.{ExportFormat(fmt).extension}",
             mime=ExportFormat(fmt).mime,
             key="export_download",
             on_click="ignore",

@@ -284,7 +284,8 @@ def _downloads(wb, actor, project, versions) -> None:
     numbers = [v.number for v in versions]
     a, b, c = st.columns([2, 2, 2])
     number = a.selectbox("Version", numbers[::-1], key="dl_version")
-    fmt = b.selectbox("Format", [f.value for f in ExportFormat], key="dl_fmt")
+    formats = [f.value for f in ExportKind.VERSION.formats if f is not ExportFormat.HF]  # hf is a folder
+    fmt = b.selectbox("Format", formats, key="dl_fmt")
     if c.button("Prepare the download", key="dl_prepare"):
         try:
             data, _ = wb.exports.payload(ExportKind.VERSION, project.name, fmt, number=number, actor=actor)
@@ -297,7 +298,7 @@ def _downloads(wb, actor, project, versions) -> None:
         st.download_button(
             f"Download version {number} ({fmt})",
             ready[3],
-            file_name=f"version-{number}.{fmt}",
+            file_name=f"version-{number}.{ExportFormat(fmt).extension}",
             mime=ExportFormat(fmt).mime,
             key="dl_button",
             on_click="ignore",
