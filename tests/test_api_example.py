@@ -29,7 +29,9 @@ def test_api_example_runs_against_a_fresh_sqlite_home(tmp_path):
     assert re.fullmatch(r"round done: version 1, model run 1", lines[2])
     assert re.fullmatch(r"eval accuracy 1\.000 \(95% CI [01]\.\d{3}-1\.000\) on 6 items, macro F1 1\.000", lines[3])
     assert lines[4] == "agreement: 1.00 on 40 items"
-    assert lines[5].startswith("exported 40 version rows to ") and lines[5].endswith(" and 40 tasks to " + str(out / "tasks.json"))
+    assert lines[5].startswith("exported 40 version rows to ") and lines[5].endswith(
+        " and 40 tasks to " + str(out / "tasks.json")
+    )
     assert (home / "workbench.db").exists() or any(home.glob("*.db"))  # the default SQLite database
     tasks = json.loads((out / "tasks.json").read_text(encoding="utf-8"))
     assert sum(len(t["annotations"]) for t in tasks) == 80

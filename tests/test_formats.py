@@ -156,7 +156,9 @@ def test_label_studio_docs_prediction_task(wb, tmp_path):
     assert report.prelabels == 1
     assert any("2 rectanglelabels" in w for w in report.warnings), report.warnings
     ((_, (_, _, content, _, prelabel)),) = _items(wb.engine, "planes").items()
-    assert prelabel == "Airbus" and content == {"features": {"image": "http://localhost:8080/static/samples/sample.jpg"}}
+    assert prelabel == "Airbus" and content == {
+        "features": {"image": "http://localhost:8080/static/samples/sample.jpg"}
+    }
 
 
 def test_malformed_label_studio_file_imports_nothing_and_names_each_bad_task(wb, tmp_path):
@@ -164,10 +166,16 @@ def test_malformed_label_studio_file_imports_nothing_and_names_each_bad_task(wb,
     annotators(wb, 1)
     choice = {"type": "choices", "from_name": "label", "to_name": "text", "value": {"choices": ["pos"]}}
     tasks = [
-        {"data": {"text": "fine"}, "annotations": [{"completed_by": {"email": "ann0@workbench.invalid"}, "result": [choice]}]},
+        {
+            "data": {"text": "fine"},
+            "annotations": [{"completed_by": {"email": "ann0@workbench.invalid"}, "result": [choice]}],
+        },
         "not a task",
         {"data": "text without a dict"},
-        {"data": {"text": "who?"}, "annotations": [{"completed_by": {"email": "nobody@example.org"}, "result": [choice]}]},
+        {
+            "data": {"text": "who?"},
+            "annotations": [{"completed_by": {"email": "nobody@example.org"}, "result": [choice]}],
+        },
         {"data": {"text": "odd label"}, "predictions": [{"result": [{**choice, "value": {"choices": ["zzz"]}}]}]},
         {"data": {"text": "ls id"}, "annotations": [{"completed_by": 7, "result": [choice]}]},
         {"data": {"text": "two"}, "annotations": [{"result": [{**choice, "value": {"choices": ["pos", "neg"]}}]}]},
@@ -217,8 +225,9 @@ def test_prodigy_export_is_one_line_per_annotation(wb, tmp_path):
     assert result.rows == len(lines) == len(human)
     assert all(set(line) == {"text", "label", "answer", "_annotator_id", "meta"} for line in lines)
     assert {line["answer"] for line in lines} == {"accept"}
-    assert {(l["meta"]["external_id"], l["_annotator_id"], l["label"]) for l in lines} == {h[:3] for h in human}
-    assert all(l["text"].startswith("text number ") and isinstance(l["meta"]["item_id"], int) for l in lines)
+    exported = {(line["meta"]["external_id"], line["_annotator_id"], line["label"]) for line in lines}
+    assert exported == {h[:3] for h in human}
+    assert all(x["text"].startswith("text number ") and isinstance(x["meta"]["item_id"], int) for x in lines)
 
 
 def test_format_refusals_are_one_line(wb, tmp_path):
@@ -258,7 +267,10 @@ def test_hf_export_loads_with_datasets_offline(wb, db_url, tmp_path):
     version = wb.versions.create("src", actor=OP)
     assert version.n_items > 0
     folder = tmp_path / "hf"
-    assert main(["--database-url", db_url, "version", "export", "src", str(version.number), "--format", "hf", str(folder)]) == 0
+    assert (
+        main(["--database-url", db_url, "version", "export", "src", str(version.number), "--format", "hf", str(folder)])
+        == 0
+    )
     with Session(wb.engine) as session:
         pid = _pid(session, "src")
         final = dict(
@@ -276,7 +288,11 @@ def test_hf_export_loads_with_datasets_offline(wb, db_url, tmp_path):
     expected = {"train", "test"} if any(split_of[e] == "eval" for e in final) else {"train"}  # no rows: no file
     done = subprocess.run(
         [sys.executable, "-c", _LOAD_HF, str(folder), str(tmp_path / "hf-cache")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
@@ -299,5 +315,7 @@ def test_hf_export_loads_with_datasets_offline(wb, db_url, tmp_path):
     manifest = json.loads((folder / "workbench_manifest.json").read_text())
     assert manifest["content_hash"] == version.content_hash
     # Exporting again replaces the folder whole (no stale split files, no temporary folders left).
-    assert main(["--database-url", db_url, "version", "export", "src", "1", "--format", "hf", "--out", str(folder)]) == 0
+    assert (
+        main(["--database-url", db_url, "version", "export", "src", "1", "--format", "hf", "--out", str(folder)]) == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".hf")) == []

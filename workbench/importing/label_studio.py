@@ -181,7 +181,6 @@ class LabelStudioReader(Reader):
 
     def _task(self, index: int, task: Any) -> dict[str, Any]:
         """A task's columns (data fields; "\\0id" and "\\0prelabel" for its id and prelabel)."""
-        where = f"tasks[{index}]"
         if not isinstance(task, dict):
             raise _TaskProblem(Problem.MALFORMED, f"a JSON {type(task).__name__}, not a task object")
         framing = ("id", "meta", "annotations", "completions", "predictions")

@@ -41,9 +41,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from workbench.db.models import Annotation, DatasetVersion, DatasetVersionItem, Item, User
-from workbench.importing import label_studio as ls
 from workbench.domain import Actor, AnnotationSource, ExportFormat, ExportKind, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
+from workbench.importing import label_studio as ls
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import load_project
@@ -381,7 +381,9 @@ def _chunks(rows: Iterable[list], size: int = CHUNK_ROWS) -> Iterator[list[list]
 def _refuse(fmt: ExportFormat, kind: ExportKind) -> None:
     if fmt not in kind.formats:
         if fmt is ExportFormat.HF:
-            raise WorkbenchError("the hf format is for dataset versions: workbench version export PROJECT N --format hf")
+            raise WorkbenchError(
+                "the hf format is for dataset versions: workbench version export PROJECT N --format hf"
+            )
         raise WorkbenchError(
             f"a {kind.value} export cannot be {fmt.value}; use one of: {', '.join(f.value for f in kind.formats)}"
         )
@@ -537,7 +539,11 @@ def _hf_card(info, version, manifest: dict, features: list[tuple[str, str]], spl
     body += ["", "Human annotations per annotator: "]
     annotators = manifest.get("annotators") or {}
     body[-1] += ", ".join(f"{name} {n}" for name, n in sorted(annotators.items())) or "none"
-    body += ["", "Label sources: " + (", ".join(f"{k} {v}" for k, v in sorted((manifest.get("sources") or {}).items())) or "none")]
+    body += [
+        "",
+        "Label sources: "
+        + (", ".join(f"{k} {v}" for k, v in sorted((manifest.get("sources") or {}).items())) or "none"),
+    ]
 
     def figure(value: Any) -> str:
         return "n/a" if value is None else f"{value:.3f}"
@@ -581,7 +587,13 @@ def _write_hf(session: Session, info, version, manifest: dict, out: Path, starte
     )
     index = {label: i for i, label in enumerate(info.labels)}
     query = (
-        select(DatasetVersionItem.item_id, Item.external_id, DatasetVersionItem.split, DatasetVersionItem.label, Item.content)
+        select(
+            DatasetVersionItem.item_id,
+            Item.external_id,
+            DatasetVersionItem.split,
+            DatasetVersionItem.label,
+            Item.content,
+        )
         .join(Item, Item.id == DatasetVersionItem.item_id)
         .where(DatasetVersionItem.version_id == version.id)
         .order_by(Item.external_id)
@@ -600,7 +612,9 @@ def _write_hf(session: Session, info, version, manifest: dict, out: Path, starte
         for chunk in _chunks(rows):
             by_split: dict[str, list[list]] = {}
             for split, row, label in chunk:
-                by_split.setdefault(HF_SPLITS.get(split, split), []).append([row[1], row[0], *row[fixed:], index[label]])
+                by_split.setdefault(HF_SPLITS.get(split, split), []).append(
+                    [row[1], row[0], *row[fixed:], index[label]]
+                )
             for split, part in by_split.items():
                 if split not in writers:
                     writers[split] = pq.ParquetWriter(tmp / "data" / f"{split}-00000-of-00001.parquet", schema)

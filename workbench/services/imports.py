@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from dataclasses import replace
 import json
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
