@@ -161,6 +161,27 @@ def test_label_studio_docs_prediction_task(wb, tmp_path):
     }
 
 
+def test_label_studio_annotations_without_times_or_ids(wb, tmp_path):
+    """A hand-written task: no id (the row number is the external id), no created_at or lead_time;
+    two users agree, so the item is final; a cancelled annotation is not a label."""
+    wb.projects.create("hand", "text", LABELS, actor=OP)
+    annotators(wb, 2)
+    choice = {"type": "choices", "from_name": "label", "to_name": "text", "value": {"choices": ["neg"]}}
+    by = [{"completed_by": {"email": f"ann{i}@workbench.invalid"}, "result": [choice]} for i in range(2)]
+    cancelled = {"completed_by": {"email": "ann1"}, "result": [choice], "was_cancelled": True}
+    path = tmp_path / "hand.json"
+    path.write_text(json.dumps([{"data": {"text": "a"}, "annotations": by}, {"text": "b", "annotations": [cancelled]}]))
+    report = wb.imports.run("hand", path, actor=OP)
+    assert report.ok, report.lines()
+    assert report.annotations == 2
+    items = _items(wb.engine, "hand")
+    assert items["1"][:2] == ("final", "neg") and items["2"][:2] == ("open", None)
+    assert {(e, name, label) for e, name, label, ms, _ in _human(wb.engine, "hand")} == {
+        ("1", "ann0", "neg"),
+        ("1", "ann1", "neg"),
+    }
+
+
 def test_malformed_label_studio_file_imports_nothing_and_names_each_bad_task(wb, tmp_path):
     wb.projects.create("bad", "text", LABELS, actor=OP)
     annotators(wb, 1)

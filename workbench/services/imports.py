@@ -822,7 +822,7 @@ class ImportService:
         label in the label set, else the task is refused (one line each). Written only when every
         row is good: a submitted lease and a human annotation per label, then the item is resolved
         by the overlap policy exactly as after a label given in the app."""
-        from sqlalchemy import insert, update
+        from sqlalchemy import bindparam, insert, update
 
         from workbench.db.models import Annotation, Lease, User
         from workbench.domain import ClaimReason, LeaseState
@@ -872,44 +872,63 @@ class ImportService:
         if not report.ok or report.dry_run:
             return
         item_ids = sink._existing([ids[row] for row in resolved])
+        now = utcnow()  # for annotations without a created_at (`created_at` is already bound for the driver)
+        rows = [(item_ids[ids[row]], found) for row, found in resolved.items() if found]
         with Session(bind=conn) as session:
-            for row, found in resolved.items():
-                item_id = item_ids[ids[row]]
-                for slot, (user_id, label, when, lead) in enumerate(found, start=1):
-                    moment = when or created_at
-                    lease_id = conn.execute(
-                        insert(Lease)
-                        .values(
-                            project_id=info.id,
-                            item_id=item_id,
-                            annotator_id=user_id,
-                            slot=slot,
-                            state=LeaseState.SUBMITTED,
-                            reason=ClaimReason.IMPORT,
-                            claimed_at=moment,
-                            expires_at=moment,
-                            closed_at=moment,
-                        )
-                        .returning(Lease.id)
-                    ).scalar_one()
+            for start in range(0, len(rows), 1000):  # executemany per chunk; then each item is resolved
+                chunk = rows[start : start + 1000]
+                labels_in = [
+                    (item_id, slot, user_id, label, when or now, lead)
+                    for item_id, found in chunk
+                    for slot, (user_id, label, when, lead) in enumerate(found, start=1)
+                ]
+                lease_ids = (
                     conn.execute(
-                        insert(Annotation).values(
-                            project_id=info.id,
-                            item_id=item_id,
-                            annotator_id=user_id,
-                            source=AnnotationSource.HUMAN,
-                            slot=slot,
-                            lease_id=lease_id,
-                            label=label,
-                            duration_ms=None if lead is None else int(round(lead * 1000)),
-                            created_at=moment,
-                        )
+                        insert(Lease).returning(Lease.id, sort_by_parameter_order=True),
+                        [
+                            {
+                                "project_id": info.id,
+                                "item_id": item_id,
+                                "annotator_id": user_id,
+                                "slot": slot,
+                                "state": LeaseState.SUBMITTED,
+                                "reason": ClaimReason.IMPORT,
+                                "claimed_at": moment,
+                                "expires_at": moment,
+                                "closed_at": moment,
+                            }
+                            for item_id, slot, user_id, _label, moment, _lead in labels_in
+                        ],
                     )
-                conn.execute(
-                    update(Item).where(Item.id == item_id).values(n_annotations=len(found), slots_taken=len(found))
+                    .scalars()
+                    .all()
                 )
-                resolve(session, item_id, info)
-                report.annotations += len(found)
+                conn.execute(
+                    insert(Annotation),
+                    [
+                        {
+                            "project_id": info.id,
+                            "item_id": item_id,
+                            "annotator_id": user_id,
+                            "source": AnnotationSource.HUMAN,
+                            "slot": slot,
+                            "lease_id": lease_id,
+                            "label": label,
+                            "duration_ms": None if lead is None else int(round(lead * 1000)),
+                            "created_at": moment,
+                        }
+                        for (item_id, slot, user_id, label, moment, lead), lease_id in zip(labels_in, lease_ids)
+                    ],
+                )
+                conn.execute(
+                    update(Item)
+                    .where(Item.id == bindparam("b_item"))
+                    .values(n_annotations=bindparam("b_n"), slots_taken=bindparam("b_n")),
+                    [{"b_item": item_id, "b_n": len(found)} for item_id, found in chunk],
+                )
+                for item_id, _found in chunk:
+                    resolve(session, item_id, info)
+                report.annotations += len(labels_in)
             session.flush()
 
     @staticmethod
