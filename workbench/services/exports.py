@@ -753,6 +753,19 @@ class ExportService:
             ).scalar_one_or_none()
             if version is None:
                 raise NotFound(f"{project!r} has no version {number}")
+            manifest = {
+                "project": info.name,
+                "version": version.number,
+                "content_hash": version.content_hash,
+                "n_items": version.n_items,
+                "created_at": version.created_at.isoformat(),
+                "trigger": version.trigger,
+                **dict(version.manifest or {}),
+            }
+            if fmt is ExportFormat.HF:  # before the rows' query below is opened
+                result = _write_hf(session, info, version, manifest, out, started)
+                self._audit(info.id, actor, "export.version", result)
+                return result
             query = (
                 select(
                     DatasetVersionItem.item_id,
@@ -774,19 +787,6 @@ class ExportService:
                     query
                 )
             )
-            manifest = {
-                "project": info.name,
-                "version": version.number,
-                "content_hash": version.content_hash,
-                "n_items": version.n_items,
-                "created_at": version.created_at.isoformat(),
-                "trigger": version.trigger,
-                **dict(version.manifest or {}),
-            }
-            if fmt is ExportFormat.HF:
-                result = _write_hf(session, info, version, manifest, out, started)
-                self._audit(info.id, actor, "export.version", result)
-                return result
             result = self._write(fmt, out, VERSION_COLUMNS, VERSION_TYPES, rows, started)
         manifest_path = out.with_name(out.name + ".manifest.json")
         _write_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
