@@ -183,6 +183,30 @@ def test_label_studio_annotations_without_times_or_ids(wb, tmp_path):
     }
 
 
+def test_label_studio_near_duplicates_skipped_with_their_annotations(wb, tmp_path):
+    """on_near_duplicate=skip takes a copy out with its human labels and their leases."""
+    wb.projects.create("dup", "text", LABELS, actor=OP)
+    annotators(wb, 2)
+    choice = {"type": "choices", "from_name": "label", "to_name": "text", "value": {"choices": ["neg"]}}
+    by = [{"completed_by": {"email": f"ann{i}@workbench.invalid"}, "result": [choice]} for i in range(2)]
+    text = "the very same message, twice over, word for word"
+    tasks = [{"data": {"text": text}, "meta": {"external_id": e}, "annotations": by} for e in ("a", "b")]
+    tasks.append({"data": {"text": "something else entirely"}, "meta": {"external_id": "c"}, "annotations": by})
+    path = tmp_path / "dup.json"
+    path.write_text(json.dumps(tasks))
+    report = wb.imports.run("dup", path, on_near_duplicate="skip", actor=OP)
+    assert report.ok, report.lines()
+    assert report.skipped_duplicates == 1 and report.imported == 2 and report.annotations == 4
+    assert not report.warnings, report.warnings
+    human = _human(wb.engine, "dup")
+    assert len(human) == 4 and {e for e, *_ in human} in ({"a", "c"}, {"b", "c"})
+    from workbench.db.models import Lease
+
+    with Session(wb.engine) as session:
+        leased = set(session.execute(select(Lease.item_id)).scalars())
+        assert leased == set(session.execute(select(Item.id)).scalars())
+
+
 def test_malformed_label_studio_file_imports_nothing_and_names_each_bad_task(wb, tmp_path):
     wb.projects.create("bad", "text", LABELS, actor=OP)
     annotators(wb, 1)
