@@ -89,6 +89,13 @@ def register(subparsers) -> None:  # noqa: ANN001
         help="columns to report model quality per group on (never model features unless the "
         "project's sensitive_as_features setting says so); saved in the project",
     )
+    parser.add_argument(
+        "--on-duplicate",
+        choices=("error", "skip"),
+        default="error",
+        help="a row whose id is already in the project: error (default) refuses it; skip leaves it "
+        "alone when its content is the same (one line counts them) and still refuses it when not",
+    )
     parser.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run, _import_parser=parser)
@@ -136,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 "seed": args.seed,
                 "max_errors": args.max_errors,
                 "on_near_duplicate": args.on_near_duplicate,
+                "on_duplicate": args.on_duplicate,
             }
             common = {key: value for key, value in common.items() if value is not None}
             if args.folder:

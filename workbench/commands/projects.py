@@ -1,4 +1,4 @@
-"""`workbench project`: create and list projects."""
+"""`workbench project`: create, list, update, archive, unarchive and delete projects."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from workbench.domain import ProjectKind
 
 def register(subparsers) -> None:  # noqa: ANN001
     parser = subparsers.add_parser(
-        "project", help="create and list projects", description="Create and list labeling projects."
+        "project",
+        help="create, change, archive and delete projects",
+        description="Create, list, change, archive and delete labeling projects.",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     create = verbs.add_parser("create", help="create a project")
@@ -40,6 +42,42 @@ def register(subparsers) -> None:  # noqa: ANN001
         help='JSON: a short description per label, e.g. {"spam": "unsolicited ads"}',
     )
     guide.set_defaults(func=run_guidelines)
+    update = verbs.add_parser(
+        "update",
+        help="change a project's overlap, strategy, labels or settings (audited)",
+        description="Change a running project; every change given is made in one transaction and "
+        "audited. Overlap applies to items not yet complete. A retired label keeps its annotations "
+        "and final labels but is no longer offered. A rename makes current annotations and final "
+        "labels read the new name; dataset versions keep the name they were cut with.",
+    )
+    update.add_argument("name", metavar="PROJECT")
+    update.add_argument("--overlap", type=int, help="annotations per item, 1..10")
+    update.add_argument("--strategy", help="a strategy the project's model can serve")
+    update.add_argument("--add-label", action="append", default=[], metavar="L", help="repeatable")
+    update.add_argument("--retire-label", action="append", default=[], metavar="L", help="repeatable")
+    update.add_argument("--rename-label", action="append", default=[], metavar="OLD=NEW", help="repeatable")
+    update.add_argument(
+        "--settings",
+        help='JSON object of settings, e.g. {"lease_ttl_s": 900, "min_dwell_ms": 300, "random_share": 0.1, '
+        '"eval_fraction": 0.1}',
+    )
+    update.set_defaults(func=run_update)
+    archive = verbs.add_parser("archive", help="make a project read-only and hide it from annotators")
+    archive.add_argument("name", metavar="PROJECT")
+    archive.set_defaults(func=run_archive)
+    unarchive = verbs.add_parser("unarchive", help="open an archived project for work again")
+    unarchive.add_argument("name", metavar="PROJECT")
+    unarchive.set_defaults(func=run_unarchive)
+    remove = verbs.add_parser(
+        "delete",
+        help="export a project whole, then delete it",
+        description="Write a full export (items, annotations, adjudications, versions, the audit "
+        "log) to a zip file, then delete every row of the project. Refused while a round runs.",
+    )
+    remove.add_argument("name", metavar="PROJECT")
+    remove.add_argument("--confirm", required=True, metavar="PROJECT", help="the project's name, typed again")
+    remove.add_argument("--export-to", metavar="FILE.zip", help="where the export goes (default: under the home)")
+    remove.set_defaults(func=run_delete)
 
 
 def run_create(args) -> int:  # noqa: ANN001
@@ -61,7 +99,8 @@ def run_list(args) -> int:  # noqa: ANN001
     for project in wb.projects.list(actor=operator()):
         counts = wb.projects.progress(project.name, actor=operator())
         total, done = counts.total(), counts.in_state("final")
-        print(f"{project.name}\t{project.kind}\t{total} items\t{done} final")
+        archived = "\tarchived" if project.archived else ""
+        print(f"{project.name}\t{project.kind}\t{total} items\t{done} final{archived}")
     return 0
 
 
@@ -92,4 +131,52 @@ def run_guidelines(args) -> int:  # noqa: ANN001
         raise WorkbenchError(f"cannot read {path.name}: {type(exc).__name__}") from None
     saved = wb.guidelines.update(args.name, text, actor=operator, label_notes=args.label_notes)
     print(f"saved guidelines version {saved.version} for {args.name} ({len(saved.text)} characters)")
+    return 0
+
+
+def run_update(args) -> int:  # noqa: ANN001
+    from workbench.errors import WorkbenchError
+
+    settings = None
+    if args.settings is not None:
+        try:
+            settings = json.loads(args.settings)
+        except json.JSONDecodeError as exc:
+            raise WorkbenchError(f"--settings is not JSON: {exc.msg} at character {exc.pos}") from None
+        if not isinstance(settings, dict):
+            raise WorkbenchError("--settings must be a JSON object, e.g. {\"lease_ttl_s\": 900}")
+    result = open_workbench(args).project_settings.update(
+        args.name,
+        actor=operator(),
+        overlap=args.overlap,
+        strategy=args.strategy,
+        add_labels=args.add_label,
+        retire_labels=args.retire_label,
+        rename_labels=args.rename_label,
+        settings=settings,
+    )
+    for change in result.changes:
+        print(f"{args.name}: {change}")
+    return 0
+
+
+def run_archive(args) -> int:  # noqa: ANN001
+    open_workbench(args).project_settings.archive(args.name, actor=operator())
+    print(f"archived {args.name}: read-only, hidden from annotators and reviewers")
+    return 0
+
+
+def run_unarchive(args) -> int:  # noqa: ANN001
+    open_workbench(args).project_settings.unarchive(args.name, actor=operator())
+    print(f"unarchived {args.name}")
+    return 0
+
+
+def run_delete(args) -> int:  # noqa: ANN001
+    result = open_workbench(args).project_settings.delete(
+        args.name, confirm=args.confirm, actor=operator(), export_to=args.export_to
+    )
+    rows = sum(result.deleted.values())
+    print(f"exported {result.name} to {result.export_path} (sha256 {result.export_sha256[:12]})")
+    print(f"deleted {result.name}: {rows} rows, {result.files_removed} model files")
     return 0

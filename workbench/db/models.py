@@ -42,15 +42,32 @@ class Project(SQLModel, table=True):
     strategy: str = "margin"
     settings: dict = _json()
     created_at: datetime = Field(default_factory=utcnow)
+    # Archived: read-only (every write service refuses) and hidden from annotators and reviewers.
+    archived_at: datetime | None = None
 
 
 class ProjectLabel(SQLModel, table=True):
-    """The label set: annotations, adjudications and final labels reference it by foreign key."""
+    """The label set: annotations, adjudications and final labels reference it by foreign key.
+
+    A retired label keeps its annotations and final labels but is no longer offered. A renamed
+    label keeps its row, retired, with `renamed_to` naming the row that replaced it (the current
+    name every annotation, adjudication and final label now carries; dataset versions, model runs
+    and the audit log keep the name they were made with)."""
 
     __tablename__ = "project_label"
     project_id: int = Field(foreign_key="project.id", primary_key=True)
     name: str = Field(primary_key=True, max_length=200)
     position: int
+    retired_at: datetime | None = None
+    renamed_to: str | None = Field(default=None, max_length=200)
+
+
+class ProjectPurge(SQLModel, table=True):
+    """A permit, alive only inside the transaction that deletes a project: the append-only
+    triggers let that project's audit rows and dataset versions go, and nothing else."""
+
+    __tablename__ = "project_purge"
+    project_id: int = Field(primary_key=True)
 
 
 class User(SQLModel, table=True):

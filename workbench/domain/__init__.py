@@ -201,6 +201,10 @@ class Actor:
 
 @dataclass(frozen=True)
 class ProjectInfo:
+    """A project. `labels` is every current label name, retired ones included (their annotations
+    and final labels remain, and models still learn them); `offered` is what Label and Review
+    offer and keys map. Renamed-away names are in neither (see `renamed`)."""
+
     id: int
     name: str
     kind: ProjectKind
@@ -208,6 +212,13 @@ class ProjectInfo:
     overlap: int
     strategy: str
     settings: dict[str, Any] = field(default_factory=dict)
+    retired: tuple[str, ...] = ()
+    archived: bool = False
+    renamed: tuple[tuple[str, str], ...] = ()  # (old name, new name), oldest first
+
+    @property
+    def offered(self) -> tuple[str, ...]:
+        return tuple(label for label in self.labels if label not in self.retired)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,13 @@ class Problem(StrEnum):
     TOO_DEEP = "nested too deep"  # JSON nesting over limits.max_depth
 
 
+class OnDuplicate(StrEnum):
+    """What a re-import does with a row whose id is already in the project."""
+
+    ERROR = "error"  # refuse the row (and so the import), as a first import does
+    SKIP = "skip"  # same content: leave the item alone and count the row; other content: refuse it
+
+
 class RowProblem(Exception):
     """Raised while building one row: the row is refused, the import goes on checking the rest."""
 
@@ -114,6 +121,8 @@ class ImportReport:
     health: Any = None
     health_seconds: float = 0.0
     skipped_duplicates: int = 0  # rows left out as duplicates of earlier items (on_near_duplicate=skip)
+    # --on-duplicate skip: rows whose id is already in the project with the same content (left alone).
+    left_alone: int = 0
 
     @property
     def ok(self) -> bool:
@@ -157,6 +166,10 @@ class ImportReport:
         out += [str(error) for error in self.errors]
         if self.n_unlisted:
             out.append(f"... and {self.n_unlisted} more bad rows (only the first {len(self.errors)} are listed)")
+        if self.left_alone:
+            would = "would be left alone" if self.dry_run else "left alone"
+            rows = "1 row" if self.left_alone == 1 else f"{self.left_alone} rows"
+            out.append(f"{rows} {would}: their id is already in the project with the same content")
         out += [f"warning: {warning}" for warning in self.warnings]
         if self.health is not None:
             out.append(f"health: {self.health.summary()} (workbench health {self.project} for the list)")
@@ -179,6 +192,8 @@ class ImportReport:
             "prelabels": self.prelabels,
             "annotations": self.annotations,
             "n_errors": self.n_errors,
+            "skipped_duplicates": self.skipped_duplicates,
+            "left_alone": self.left_alone,
             "error_counts": dict(self.error_counts),
             "seed": self.seed,
             "eval_fraction": self.eval_fraction,

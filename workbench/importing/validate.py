@@ -22,7 +22,7 @@ from typing import Any
 from workbench.importing.images import ImageRefused, inspect_image
 from workbench.importing.limits import Limits
 from workbench.importing.readers import MISSING
-from workbench.importing.report import FileProblem, Problem, RowProblem
+from workbench.importing.report import FileProblem, OnDuplicate, Problem, RowProblem
 
 MAX_ID_LENGTH = 500  # Item.external_id
 DEFAULT_MISSING = ("", "?", "NaN", "nan", "NAN")
@@ -69,8 +69,15 @@ class ImportOptions:
     batch_size: int = 1000
     max_errors: int = 1000
     on_near_duplicate: str = "flag"  # DuplicatePolicy: keep | skip | flag
+    on_duplicate: OnDuplicate | str = OnDuplicate.ERROR  # an id already in the project
 
     def __post_init__(self) -> None:
+        try:
+            self.on_duplicate = OnDuplicate(self.on_duplicate)
+        except ValueError:
+            raise ValueError(
+                f"on_duplicate must be one of {', '.join(OnDuplicate)}, got {self.on_duplicate!r}"
+            ) from None
         for name in ("context_cols", "feature_cols", "columns"):
             value = getattr(self, name)
             if isinstance(value, str):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from workbench.services.jobs import JobService
     from workbench.services.models import ModelService
     from workbench.services.overview import OverviewService
+    from workbench.services.project_settings import ProjectSettingsService
     from workbench.services.projects import ProjectService
     from workbench.services.quarantine import QuarantineService
     from workbench.services.queue import QueueService
@@ -68,6 +69,12 @@ class Workbench:
         from workbench.services.projects import ProjectService
 
         return ProjectService(self.engine)
+
+    @cached_property
+    def project_settings(self) -> ProjectSettingsService:
+        from workbench.services.project_settings import ProjectSettingsService
+
+        return ProjectSettingsService(self.engine)
 
     @cached_property
     def queue(self) -> QueueService:

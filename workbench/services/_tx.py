@@ -39,6 +39,7 @@ def write(engine: Engine, work: Callable[[Session], T], *, attempts: int = 8) ->
     for attempt in range(attempts):
         try:
             with write_gate(engine), Session(engine, expire_on_commit=False) as session, session.begin():
+                session.info["writing"] = True  # load_project refuses an archived project here
                 return work(session)
         except DBAPIError as exc:
             if attempt == attempts - 1 or not is_transient(exc):

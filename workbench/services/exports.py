@@ -40,7 +40,16 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from workbench.db.models import Annotation, DatasetVersion, DatasetVersionItem, Item, User
+from workbench.db.models import (
+    Adjudication,
+    Annotation,
+    AuditLog,
+    DatasetVersion,
+    DatasetVersionItem,
+    Item,
+    ProjectLabel,
+    User,
+)
 from workbench.domain import Actor, AnnotationSource, ExportFormat, ExportKind, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
 from workbench.importing import label_studio as ls
@@ -75,6 +84,19 @@ ANNOTATION_TYPES = {
     "created_at": "str",
     "duration_ms": "int",
 }
+ADJUDICATION_COLUMNS = [
+    "adjudication_id",
+    "item_id",
+    "item_external_id",
+    "reviewer",
+    "decision",
+    "label",
+    "reason",
+    "previous_state",
+    "previous_label",
+    "created_at",
+]
+ADJUDICATION_TYPES = {name: "str" for name in ADJUDICATION_COLUMNS} | {"adjudication_id": "int", "item_id": "int"}
 VERSION_COLUMNS = ["item_id", "external_id", "split", "label", "source", "annotation_ids", "adjudication_id"]
 VERSION_TYPES = {
     "item_id": "int",
@@ -732,6 +754,123 @@ class ExportService:
             )
             result = self._write(fmt, out, ANNOTATION_COLUMNS, ANNOTATION_TYPES, rows, started)
         self._audit(info.id, actor, "export.annotations", result)
+        return result
+
+    @requires(Role.REVIEWER)
+    def adjudications(self, project: str, fmt: str | None, out_path: str | Path, *, actor: Actor) -> ExportResult:
+        """One row per adjudication (every decision a reviewer made, with its reason), oldest first."""
+        out = Path(out_path).expanduser()
+        fmt = export_format(fmt, out)
+        started = time.perf_counter()
+        with reading(self.engine) as session:
+            info = load_project(session, project)
+            query = (
+                select(
+                    Adjudication.id,
+                    Adjudication.item_id,
+                    Item.external_id,
+                    User.name,
+                    Adjudication.decision,
+                    Adjudication.label,
+                    Adjudication.reason,
+                    Adjudication.previous_state,
+                    Adjudication.previous_label,
+                    Adjudication.created_at,
+                )
+                .join(Item, Item.id == Adjudication.item_id)
+                .join(User, User.id == Adjudication.reviewer_id)
+                .where(Adjudication.project_id == info.id)
+                .order_by(Adjudication.id)
+                .execution_options(yield_per=CHUNK_ROWS)
+            )
+            rows = ([*record[:9], record[9].isoformat() if record[9] else None] for record in session.execute(query))
+            result = self._write(fmt, out, ADJUDICATION_COLUMNS, ADJUDICATION_TYPES, rows, started)
+        self._audit(info.id, actor, "export.adjudications", result)
+        return result
+
+    @requires(Role.ADMIN)
+    def everything(self, project: str, out_path: str | Path, *, actor: Actor) -> ExportResult:
+        """The whole project in one zip file: items, annotations, adjudications, every dataset
+        version (with its manifest), and project.json (kind, overlap, strategy, settings, the label
+        table with retired and renamed labels, and the audit log). Written by the exports above
+        (JSONL) to a temporary folder, zipped to a temporary file and renamed into place."""
+        import zipfile
+
+        out = Path(out_path).expanduser()
+        if out.suffix != ".zip":
+            raise WorkbenchError(f"a full export is a .zip file, not {out.name!r}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        with reading(self.engine) as session:
+            info = load_project(session, project)
+            numbers = session.execute(
+                select(DatasetVersion.number).where(DatasetVersion.project_id == info.id).order_by(DatasetVersion.number)
+            ).scalars().all()
+            label_rows = session.execute(
+                select(ProjectLabel).where(ProjectLabel.project_id == info.id).order_by(ProjectLabel.position)
+            ).scalars().all()
+            audit_rows = session.execute(
+                select(AuditLog).where(AuditLog.project_id == info.id).order_by(AuditLog.id)
+            ).scalars().all()
+            meta = {
+                "project": info.name,
+                "kind": info.kind.value,
+                "overlap": info.overlap,
+                "strategy": info.strategy,
+                "settings": info.settings,
+                "labels": [
+                    {
+                        "name": row.name,
+                        "position": row.position,
+                        "retired_at": row.retired_at.isoformat() if row.retired_at else None,
+                        "renamed_to": row.renamed_to,
+                    }
+                    for row in label_rows
+                ],
+                "audit_log": [
+                    {"id": a.id, "at": a.at.isoformat(), "actor_id": a.actor_id, "item_id": a.item_id,
+                     "action": a.action, "details": a.details}
+                    for a in audit_rows
+                ],
+            }
+        rows = 0
+        with tempfile.TemporaryDirectory(prefix="wb-full-export-", dir=out.parent) as tmp:
+            folder = Path(tmp)
+            parts = [
+                self.items(project, "jsonl", folder / "items.jsonl", actor=actor),
+                self.annotations(project, "jsonl", folder / "annotations.jsonl", actor=actor),
+                self.adjudications(project, "jsonl", folder / "adjudications.jsonl", actor=actor),
+            ]
+            for number in numbers:
+                parts.append(self.version(project, number, "jsonl", folder / f"version-{number}.jsonl", actor=actor))
+            meta["files"] = {Path(p.path).name: {"rows": p.rows, "sha256": p.sha256} for p in parts}
+            (folder / "project.json").write_text(
+                json.dumps(meta, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+            )
+            rows = sum(p.rows for p in parts)
+            fd, part = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+            os.close(fd)
+            try:
+                with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                    for path in sorted(folder.iterdir()):
+                        archive.write(path, arcname=path.name)
+                os.replace(part, out)
+            except BaseException:
+                Path(part).unlink(missing_ok=True)
+                raise
+        digest = hashlib.sha256()
+        with open(out, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        result = ExportResult(
+            path=str(out),
+            format=ExportFormat.JSONL,
+            rows=rows,
+            columns=(),
+            sha256=digest.hexdigest(),
+            seconds=time.perf_counter() - started,
+        )
+        self._audit(info.id, actor, "export.everything", result)
         return result
 
     @requires(Role.REVIEWER)

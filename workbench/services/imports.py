@@ -35,11 +35,19 @@ from workbench.domain import Actor, AnnotationSource, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError, storage_fault
 from workbench.importing.limits import Limits, size
 from workbench.importing.readers import FolderReader, Reader, detect_format, open_reader
-from workbench.importing.report import FileProblem, ImportReport, LimitExceeded, Problem, RowError, RowProblem
+from workbench.importing.report import (
+    FileProblem,
+    ImportReport,
+    LimitExceeded,
+    OnDuplicate,
+    Problem,
+    RowError,
+    RowProblem,
+)
 from workbench.importing.validate import ImportOptions, NumericInference, RowBuilder
 from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading
-from workbench.services.projects import load_project
+from workbench.services.projects import check_writable, load_project
 
 # progress(done, total): bytes of the file read so far (rows for Parquet and image folders).
 Progress = Callable[[int, int], None]
@@ -85,10 +93,13 @@ def _widen_sqlite_cache(conn: Connection) -> int | None:
 class _Sink:
     """Where the rows of one batch go; returns the duplicates as (position in batch, message)."""
 
-    def __init__(self, conn: Connection, project_id: int, created_at: Any) -> None:
+    def __init__(self, conn: Connection, project_id: int, created_at: Any, *, skip_same: bool = False) -> None:
         self.conn = conn
         self.project_id = int(project_id)
         self.created_at = created_at
+        # --on-duplicate skip: a row whose id is already in the project with the same content is
+        # returned with the message None (left alone, counted), not as a duplicate.
+        self.skip_same = skip_same
         # SQLite: multi-row VALUES with qmark parameters. PostgreSQL: COPY, or one array parameter
         # per column unnested server-side (a short statement psycopg prepares once).
         self.postgres = conn.dialect.name == "postgresql"
@@ -115,7 +126,35 @@ class _Sink:
             found.update(rows)
         return found
 
-    def _classify(self, batch: list, accepted: set[str] | dict) -> list[tuple[int, str]]:
+    def _stored_content(self, item_ids: list[int]) -> dict[int, Any]:
+        """The stored content of these items, decoded (only asked for rows that are duplicates)."""
+        found: dict[int, Any] = {}
+        for start in range(0, len(item_ids), 500):
+            chunk = item_ids[start : start + 500]
+            if self.postgres:
+                rows = self.conn.exec_driver_sql("SELECT id, content FROM item WHERE id = ANY(%s)", (chunk,)).all()
+            else:
+                marks = ",".join(["?"] * len(chunk))
+                rows = self.conn.exec_driver_sql(f"SELECT id, content FROM item WHERE id IN ({marks})", tuple(chunk))
+            found.update((i, c if isinstance(c, dict) else json.loads(c)) for i, c in rows)
+        return found
+
+    def _already(self, batch: list, in_project: dict[int, int]) -> dict[int, str | None]:
+        """Messages for rows whose id is already in the project ({position: item id}); None for a
+        row left alone under skip_same (same content)."""
+        stored = self._stored_content(list(in_project.values())) if self.skip_same else {}
+        out: dict[int, str | None] = {}
+        for position, item_id in in_project.items():
+            external_id = batch[position][2]
+            if self.skip_same and stored.get(item_id) == json.loads(batch[position][3]):
+                out[position] = None
+            elif self.skip_same:
+                out[position] = f"id {external_id!r} is already in the project (item {item_id}) with other content"
+            else:
+                out[position] = f"id {external_id!r} is already in the project (item {item_id})"
+        return out
+
+    def _classify(self, batch: list, accepted: set[str] | dict) -> list[tuple[int, str | None]]:
         """Duplicates of a batch, given the external ids the database accepted from it."""
         duplicates, first_row, unresolved = [], {}, []
         for position, (row, _line, external_id, _content, _prelabel) in enumerate(batch):
@@ -129,14 +168,15 @@ class _Sink:
                     unresolved.append(position)
         if unresolved:
             existing = self._existing([batch[p][2] for p in unresolved])
+            in_project = {}
             for position in unresolved:
                 external_id = batch[position][2]
                 item_id = existing.get(external_id)
                 if item_id is not None and item_id <= self.max_item_id:
-                    message = f"id {external_id!r} is already in the project (item {item_id})"
+                    in_project[position] = item_id
                 else:
-                    message = f"id {external_id!r} is already used earlier in this file"
-                duplicates.append((position, message))
+                    duplicates.append((position, f"id {external_id!r} is already used earlier in this file"))
+            duplicates += self._already(batch, in_project).items()
             duplicates.sort()
         return duplicates
 
@@ -231,8 +271,8 @@ class _CheckSink(_Sink):
     """For a preview: ids go into a temporary table, so duplicates are found without writing items
     (and, on SQLite, without taking the database's write lock)."""
 
-    def __init__(self, conn: Connection, project_id: int, created_at: Any) -> None:
-        super().__init__(conn, project_id, created_at)
+    def __init__(self, conn: Connection, project_id: int, created_at: Any, *, skip_same: bool = False) -> None:
+        super().__init__(conn, project_id, created_at, skip_same=skip_same)
         self.table = f"wb_import_ids_{secrets.token_hex(6)}"
         suffix = "" if conn.dialect.name == "sqlite" else " ON COMMIT DROP"
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {self.table} (external_id TEXT PRIMARY KEY){suffix}")
@@ -255,7 +295,7 @@ class _CheckSink(_Sink):
             result = self.conn.exec_driver_sql(sql, tuple(b[2] for b in batch))
         new = {r[0] for r in result.all()}
         existing = self._existing(list(dict.fromkeys(b[2] for b in batch)))
-        duplicates, first_row = [], {}
+        duplicates, first_row, in_project = [], {}, {}
         for position, (row, _line, external_id, _content, _prelabel) in enumerate(batch):
             if external_id in first_row:
                 duplicates.append(
@@ -264,11 +304,11 @@ class _CheckSink(_Sink):
                 continue
             first_row[external_id] = row
             if external_id in existing:
-                duplicates.append(
-                    (position, f"id {external_id!r} is already in the project (item {existing[external_id]})")
-                )
+                in_project[position] = existing[external_id]
             elif external_id not in new:
                 duplicates.append((position, f"id {external_id!r} is already used earlier in this file"))
+        duplicates += self._already(batch, in_project).items()
+        duplicates.sort()
         return duplicates
 
 
@@ -395,7 +435,7 @@ class ImportService:
     ) -> ImportReport:
         """Import a folder of images (recursively); the external id is the relative path. Images in
         subfolders named like labels become prelabels only with prelabel_from_folders=True."""
-        unknown = set(options) - {"eval_fraction", "seed", "batch_size", "max_errors", "on_near_duplicate"}
+        unknown = set(options) - {"eval_fraction", "seed", "batch_size", "max_errors", "on_near_duplicate", "on_duplicate"}
         if unknown:
             raise WorkbenchError(f"unknown folder import option(s): {', '.join(sorted(unknown))}")
         folder = Path(folder).expanduser()
@@ -522,6 +562,8 @@ class ImportService:
         default_root: Path | None = None,
         folder: bool = False,
     ) -> ImportReport:
+        if not report.dry_run:
+            check_writable(info)
         started = time.perf_counter()
         report.max_listed = opts.max_errors
         fraction = float(info.settings.get("eval_fraction", 0.2) if opts.eval_fraction is None else opts.eval_fraction)
@@ -541,7 +583,7 @@ class ImportService:
                 kind=info.kind.value,
                 columns=reader.columns,
                 options=opts,
-                labels=info.labels,
+                labels=info.offered,
                 image_root=root,
                 image_prefix=prefix,
                 check_strings=reader.format not in ("csv", "tsv"),
@@ -670,7 +712,7 @@ class ImportService:
             transaction = conn.begin()
             try:
                 sink_class = _CheckSink if report.dry_run else _WriteSink
-                sink = sink_class(conn, info.id, created_at)
+                sink = sink_class(conn, info.id, created_at, skip_same=opts.on_duplicate == OnDuplicate.SKIP)
                 if health is not None:
                     _feed_existing(conn, info.id, health)
                 human = getattr(reader, "human", None)  # Label Studio annotations by named users
@@ -735,9 +777,12 @@ class ImportService:
         def account(done: list, splits: list[str], duplicates: list[tuple[int, str]]) -> None:
             bad = set()
             for position, message in duplicates:
+                bad.add(position)
+                if message is None:  # --on-duplicate skip, same content: left alone
+                    report.left_alone += 1
+                    continue
                 row, line = done[position][0], done[position][1]
                 report.add_error(RowError(row, Problem.DUPLICATE_ID.value, message, line, builder.id_col))
-                bad.add(position)
             for position, (row, _line, external_id, content, prelabel) in enumerate(done):
                 if position in bad:
                     continue
@@ -963,6 +1008,7 @@ class ImportService:
                 pool=report.n_pool,
                 prelabels=report.prelabels,
                 **({"annotations": report.annotations} if report.annotations else {}),
+                left_alone=report.left_alone,
                 eval_fraction=report.eval_fraction,
                 seed=report.seed,
                 options={k: v for k, v in report.options.items() if v is not None},

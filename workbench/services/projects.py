@@ -81,7 +81,12 @@ def check_quality_settings(overlap: int, settings: dict[str, Any]) -> None:
         raise WorkbenchError("label_issue_k must not be negative")
 
 
-def project_info(project: Project, labels: list[str]) -> ProjectInfo:
+def project_info(
+    project: Project,
+    labels: list[str],
+    retired: tuple[str, ...] = (),
+    renamed: tuple[tuple[str, str], ...] = (),
+) -> ProjectInfo:
     return ProjectInfo(
         id=project.id,
         name=project.name,
@@ -90,11 +95,32 @@ def project_info(project: Project, labels: list[str]) -> ProjectInfo:
         overlap=project.overlap,
         strategy=project.strategy,
         settings={**DEFAULT_SETTINGS, **project.settings},
+        retired=retired,
+        archived=project.archived_at is not None,
+        renamed=renamed,
     )
 
 
+def check_writable(project: ProjectInfo) -> None:
+    """Refuse any change to an archived project (it is read-only until unarchived)."""
+    if project.archived:
+        raise Conflict(f"project {project.name!r} is archived and read-only; unarchive it first")
+
+
+def unoffered(label: str, project: ProjectInfo) -> str:
+    """Why a label cannot be given now: retired, renamed, or not a label of the project."""
+    if label in project.retired:
+        return f"label {label!r} is retired in {project.name!r}; choose one of {', '.join(project.offered)}"
+    renamed = dict(project.renamed)
+    if label in renamed:
+        return f"label {label!r} was renamed to {renamed[label]!r} in {project.name!r}"
+    return f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.offered)}"
+
+
 def load_project(session: Session, name: str) -> ProjectInfo:
-    """The named project with its labels, inside the caller's session."""
+    """The named project with its labels, inside the caller's session. Inside a write transaction
+    (services._tx.write) an archived project is refused: every write service loads its project
+    this way, so archiving makes all of them refuse."""
     project = session.exec(select(Project).where(Project.name == name)).first()
     if project is None:
         raise NotFound(f"no project named {name!r}")
@@ -102,18 +128,31 @@ def load_project(session: Session, name: str) -> ProjectInfo:
 
 
 def load_project_by_id(session: Session, project_id: int) -> ProjectInfo:
-    """The project with this id and its labels, inside the caller's session."""
+    """The project with this id and its labels, inside the caller's session (archived: as above)."""
     project = session.get(Project, project_id)
     if project is None:
         raise NotFound(f"no project with id {project_id}")
     return _with_labels(session, project)
 
 
+_LABEL_ROWS = select(ProjectLabel.project_id, ProjectLabel.name, ProjectLabel.retired_at, ProjectLabel.renamed_to)
+_LABEL_ORDER = (ProjectLabel.position, ProjectLabel.retired_at)
+
+
+def _from_rows(project: Project, rows: list) -> ProjectInfo:
+    """ProjectInfo from the project's label rows (name, retired_at, renamed_to) in label order."""
+    labels = [name for name, _, renamed_to in rows if renamed_to is None]
+    retired = tuple(name for name, retired_at, renamed_to in rows if renamed_to is None and retired_at is not None)
+    renamed = tuple((name, renamed_to) for name, _, renamed_to in rows if renamed_to is not None)
+    return project_info(project, labels, retired, renamed)
+
+
 def _with_labels(session: Session, project: Project) -> ProjectInfo:
-    labels = session.exec(
-        select(ProjectLabel.name).where(ProjectLabel.project_id == project.id).order_by(ProjectLabel.position)
-    ).all()
-    return project_info(project, list(labels))
+    rows = session.exec(_LABEL_ROWS.where(ProjectLabel.project_id == project.id).order_by(*_LABEL_ORDER)).all()
+    info = _from_rows(project, [row[1:] for row in rows])
+    if session.info.get("writing"):
+        check_writable(info)
+    return info
 
 
 def check_featurizer(kind: ProjectKind, params: Any) -> None:
@@ -273,17 +312,17 @@ class ProjectService:
 
     @requires(Role.ANNOTATOR)
     def list(self, *, actor: Actor) -> list[ProjectInfo]:
+        """Every project for an admin; archived ones are hidden from everyone else."""
         # Two statements whatever the number of projects (the picker runs this on every rerun).
         with reading(self.engine, snapshot=False) as session:
-            projects = session.exec(select(Project).order_by(Project.name)).all()
-            labels: dict[int, list[str]] = {}
-            for project_id, name in session.exec(
-                select(ProjectLabel.project_id, ProjectLabel.name).order_by(
-                    ProjectLabel.project_id, ProjectLabel.position
-                )
-            ):
-                labels.setdefault(project_id, []).append(name)
-            return [project_info(project, labels.get(project.id, [])) for project in projects]
+            query = select(Project).order_by(Project.name)
+            if actor.role != Role.ADMIN:
+                query = query.where(Project.archived_at.is_(None))
+            projects = session.exec(query).all()
+            rows: dict[int, list] = {}
+            for project_id, *row in session.exec(_LABEL_ROWS.order_by(ProjectLabel.project_id, *_LABEL_ORDER)):
+                rows.setdefault(project_id, []).append(row)
+            return [_from_rows(project, rows.get(project.id, [])) for project in projects]
 
     @requires(Role.ADMIN)
     def update_settings(self, name: str, *, actor: Actor, strategy: str | None = None, **settings: Any) -> ProjectInfo:

@@ -54,7 +54,7 @@ from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._auth import requires
 from workbench.services._tx import audit, audit_rows, reading, write
 from workbench.services.guidelines import current_guidelines, current_version_of
-from workbench.services.projects import load_project
+from workbench.services.projects import load_project, unoffered
 
 # A lease by these states means the annotator has had the item: never serve it to them again.
 _HAD_IT = (LeaseState.ACTIVE, LeaseState.SUBMITTED, LeaseState.SKIPPED)
@@ -415,8 +415,10 @@ def _needs_more_for_sure(project: ProjectInfo, n_labels: int) -> bool:
     return settings.policy == OverlapPolicy.FIXED and n_labels < settings.overlap
 
 
-# Label sets and overlap never change; settings may, and a claim may see them this late.
+# Label sets, overlap and settings may change (workbench project update): a claim may see them
+# this late. Archiving is checked on every write, with one primary-key look-up.
 PROJECT_CACHE_S = 5.0
+_ARCHIVED = select(Project.archived_at).where(Project.id == _P("project_id"))
 
 
 class QueueService:
@@ -435,6 +437,11 @@ class QueueService:
         if cached is None or cached[0] < time.monotonic():
             cached = (time.monotonic() + PROJECT_CACHE_S, load_project(session, name))
             self._projects[name] = cached
+        elif session.info.get("writing") and session.connection().execute(
+            _ARCHIVED, {"project_id": cached[1].id}
+        ).scalar_one_or_none():
+            self._projects.pop(name, None)
+            load_project(session, name)  # refuses the archived project, in its one line
         return cached[1]
 
     def _project_by_id(self, session: Session, project_id: int) -> ProjectInfo:
@@ -642,7 +649,7 @@ class QueueService:
             external_id=item.external_id,
             split=Split(item.split),
             content=dict(item.content),
-            labels=project.labels,
+            labels=project.offered,
             slot=lease["slot"],
             reason=ClaimReason(lease["reason"]),
             strategy=lease["strategy"],
@@ -699,10 +706,8 @@ class QueueService:
             stored = conn.execute(_STORED, {"lease_id": lease.id}).scalar_one_or_none()
             if stored is not None:
                 return SubmitResult(stored, ItemState(lease.item_state), duplicate=True), project, paused
-        if label not in project.labels:
-            raise WorkbenchError(
-                f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}"
-            )
+        if label not in project.offered:
+            raise WorkbenchError(unoffered(label, project))
         now = utcnow()
         if lease.state != LeaseState.ACTIVE or lease.expires_at < now:
             raise Conflict(
@@ -870,10 +875,8 @@ class QueueService:
             if annotation is None or annotation.annotator_id != actor.id or actor.id is None:
                 raise NotFound(f"{actor.name} has no label {annotation_id}")
             project = self._project_by_id(session, annotation.project_id)
-            if label not in project.labels:
-                raise WorkbenchError(
-                    f"label {label!r} is not in the label set of {project.name!r}: {', '.join(project.labels)}"
-                )
+            if label not in project.offered:
+                raise WorkbenchError(unoffered(label, project))
             item = self._changeable_item(session, annotation)
             before = annotation.label
             if before != label:

@@ -24,7 +24,7 @@ from workbench.domain import (
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
-from workbench.services.projects import load_project, load_project_by_id
+from workbench.services.projects import load_project, load_project_by_id, unoffered
 
 _DECIDED_STATE = {
     Decision.LABEL: ItemState.FINAL,
@@ -159,8 +159,8 @@ class ReviewService:
             if item is None:
                 raise NotFound(f"no item with id {item_id}")
             project = load_project_by_id(session, item.project_id)
-            if label is not None and label not in project.labels:
-                raise WorkbenchError(f"label {label!r} is not in the label set: {', '.join(project.labels)}")
+            if label is not None and label not in project.offered:
+                raise WorkbenchError(unoffered(label, project))
             if item.state == ItemState.OPEN:
                 raise Conflict(f"item {item.external_id!r} still waits for annotations")
             own = session.execute(
