@@ -139,3 +139,22 @@ def test_exports_are_downloads(uwb):
     at.button(key="export_prepare").click().run()
     data = at.session_state["export_ready"][3].decode()
     assert data.splitlines()[0].startswith("external_id,item_id,split,state,final_label,text")
+
+
+def test_reimport_can_skip_rows_already_there(uwb):
+    seed_basic(uwb)
+    at = _create(go(sign_in("admin"), "data"))
+    at.sidebar.selectbox(key="project_data").select("news").run()
+    _upload(at, "good.csv", GOOD)
+    at.button(key="import_preview").click().run()
+    at.button(key="import_run").click().run()
+    assert _count(uwb) == 3
+    again = GOOD + b"a4,fourth text,web\n"
+    _upload(at, "again.csv", again)
+    at.button(key="import_preview").click().run()
+    assert at.button(key="import_run").disabled  # by default an id already there is refused
+    at.radio(key="imp_on_duplicate").set_value("skip").run()
+    at.button(key="import_preview").click().run()
+    assert any("3 rows would be left alone" in m for m in infos(at))
+    at.button(key="import_run").click().run()
+    assert _count(uwb) == 4

@@ -44,6 +44,9 @@ class Project(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # Archived: read-only (every write service refuses) and hidden from annotators and reviewers.
     archived_at: datetime | None = None
+    # When an admin last changed its overlap, strategy, labels or settings (the queue's project
+    # cache reloads when this moves).
+    changed_at: datetime | None = None
 
 
 class ProjectLabel(SQLModel, table=True):

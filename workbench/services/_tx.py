@@ -7,13 +7,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
 
 from workbench.db.engine import read_only, write_gate
-from workbench.db.models import AuditLog, utcnow
-from workbench.errors import storage_fault
+from workbench.db.models import AuditLog, Project, utcnow
+from workbench.errors import Conflict, storage_fault
 
 T = TypeVar("T")
 
@@ -85,7 +85,18 @@ def audit(
     """Append one row to the audit log, inside the caller's transaction.
 
     With `later`, the row is collected there instead, for one :func:`audit_rows` call at the end
-    of the transaction (a hot path that writes several rows)."""
+    of the transaction (a hot path that writes several rows).
+
+    Inside a write, a row about an archived project is refused (with the whole transaction): every
+    write service audits what it changed, so none can change an archived project (exports, which
+    only read, and the archive actions themselves excepted)."""
+    if project_id is not None and session.info.get("writing") and not action.startswith(_WHILE_ARCHIVED):
+        checked = session.info.setdefault("writable", set())
+        if project_id not in checked:
+            archived, name = session.connection().execute(_ARCHIVED, {"project_id": project_id}).one()
+            if archived is not None:
+                raise Conflict(f"project {name!r} is archived and read-only; unarchive it first")
+            checked.add(project_id)
     row = {
         "action": action,
         "actor_id": actor_id,
@@ -107,3 +118,5 @@ def audit_rows(session: Session, rows: list[dict]) -> None:
 
 
 _AUDIT_INSERT = insert(AuditLog)
+_ARCHIVED = select(Project.archived_at, Project.name).where(Project.id == bindparam("project_id"))
+_WHILE_ARCHIVED = ("export.", "project.archive", "project.unarchive")

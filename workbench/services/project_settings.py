@@ -282,6 +282,7 @@ class ProjectSettingsService:
                 before, row.strategy = row.strategy, strategy
                 audit(session, "project.strategy", actor_id=actor_id, project_id=row.id, before=before, after=strategy)
                 changes.append(f"strategy {before} -> {strategy}")
+            row.changed_at = now
             if settings:
                 current = load_project(session, project)
                 check_settings(current, settings, strategy=row.strategy)
@@ -427,7 +428,7 @@ class ProjectSettingsService:
             ).scalars().all()
             for item_id in released:
                 session.execute(update(Item).where(Item.id == item_id).values(slots_taken=Item.slots_taken - 1))
-            row.archived_at = now
+            row.archived_at = row.changed_at = now
             audit(session, "project.archive", actor_id=actor.id, project_id=row.id, leases_released=len(released),
                   why=why)
             session.flush()
@@ -444,7 +445,7 @@ class ProjectSettingsService:
             row = _project_row(session, project)
             if row.archived_at is None:
                 raise Conflict(f"project {project!r} is not archived")
-            row.archived_at = None
+            row.archived_at, row.changed_at = None, utcnow()
             audit(session, "project.unarchive", actor_id=actor.id, project_id=row.id)
             session.flush()
             return load_project(session, project)

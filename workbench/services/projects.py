@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from workbench.db.models import Item, Project, ProjectLabel
+from workbench.db.models import Item, Project, ProjectLabel, utcnow
 from workbench.domain import Actor, ItemState, Progress, ProjectInfo, ProjectKind, Role, Split
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._auth import requires
@@ -152,6 +152,7 @@ def _with_labels(session: Session, project: Project) -> ProjectInfo:
     info = _from_rows(project, [row[1:] for row in rows])
     if session.info.get("writing"):
         check_writable(info)
+        session.info.setdefault("writable", set()).add(info.id)  # audit() need not look again
     return info
 
 
@@ -344,6 +345,7 @@ class ProjectService:
             check_health_settings(settings)
             check_quality_settings(project.overlap, {**project.settings, **settings})
             project.settings = {**project.settings, **settings}
+            project.changed_at = utcnow()
             audit(
                 session,
                 "project.settings",

@@ -415,17 +415,18 @@ def _needs_more_for_sure(project: ProjectInfo, n_labels: int) -> bool:
     return settings.policy == OverlapPolicy.FIXED and n_labels < settings.overlap
 
 
-# Label sets, overlap and settings may change (workbench project update): a claim may see them
-# this late. Archiving is checked on every write, with one primary-key look-up.
+# The project (labels, overlap, settings) is cached for this long between reads. A write first
+# reads the project's id, archived_at and changed_at (one unique-index look-up) and reloads it when
+# either moved, so a claim or a label never acts on a changed or archived project.
 PROJECT_CACHE_S = 5.0
-_ARCHIVED = select(Project.archived_at).where(Project.id == _P("project_id"))
+_STAMP = select(Project.id, Project.archived_at, Project.changed_at).where(Project.name == _P("name"))
 
 
 class QueueService:
     def __init__(self, engine: Engine, rng: random.Random | None = None) -> None:
         self.engine = engine
         self.rng = rng or random.Random()
-        self._projects: dict[str, tuple[float, ProjectInfo]] = {}
+        self._projects: dict[str, tuple[float, ProjectInfo, tuple | None]] = {}
         self._project_names: dict[int, str] = {}
         self._swept: dict[int, float] = {}  # project id -> when the hot path last swept lapsed leases
         # Guidelines change rarely; the label page shows an edit within PROJECT_CACHE_S (each
@@ -434,14 +435,13 @@ class QueueService:
 
     def _project(self, session: Session, name: str) -> ProjectInfo:
         cached = self._projects.get(name)
-        if cached is None or cached[0] < time.monotonic():
-            cached = (time.monotonic() + PROJECT_CACHE_S, load_project(session, name))
+        stamp = None
+        if session.info.get("writing"):
+            stamp = tuple(session.connection().execute(_STAMP, {"name": name}).first() or ())
+        if cached is None or cached[0] < time.monotonic() or (stamp is not None and stamp != cached[2]):
+            # load_project refuses an archived project inside a write
+            cached = (time.monotonic() + PROJECT_CACHE_S, load_project(session, name), stamp)
             self._projects[name] = cached
-        elif session.info.get("writing") and session.connection().execute(
-            _ARCHIVED, {"project_id": cached[1].id}
-        ).scalar_one_or_none():
-            self._projects.pop(name, None)
-            load_project(session, name)  # refuses the archived project, in its one line
         return cached[1]
 
     def _project_by_id(self, session: Session, project_id: int) -> ProjectInfo:

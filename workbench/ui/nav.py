@@ -14,6 +14,7 @@ PAGES: tuple[tuple[str, str, str, Role, str], ...] = (
     ("views/items.py", "Items", "items", Role.REVIEWER, ":material/search:"),
     ("views/health.py", "Health", "health", Role.REVIEWER, ":material/health_and_safety:"),
     ("views/data.py", "Data", "data", Role.ADMIN, ":material/database:"),
+    ("views/settings.py", "Settings", "settings", Role.ADMIN, ":material/settings:"),
     ("views/users.py", "Users", "users", Role.ADMIN, ":material/group:"),
     ("views/account.py", "Account", "account", Role.ANNOTATOR, ":material/account_circle:"),
 )

@@ -33,6 +33,7 @@ _SQLITE_PROJECT = {
 def upgrade() -> None:
     with op.batch_alter_table('project', schema=None) as batch_op:
         batch_op.add_column(sa.Column('archived_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('changed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     with op.batch_alter_table('project_label', schema=None) as batch_op:
         batch_op.add_column(sa.Column('retired_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('renamed_to', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
@@ -78,4 +79,5 @@ def downgrade() -> None:
         batch_op.drop_column('renamed_to')
         batch_op.drop_column('retired_at')
     with op.batch_alter_table('project', schema=None) as batch_op:
+        batch_op.drop_column('changed_at')
         batch_op.drop_column('archived_at')

@@ -98,6 +98,18 @@ def _duplicate_choice(key: str) -> str:
 
 def _import_options(project) -> dict:
     opts: dict = {"on_near_duplicate": _duplicate_choice("imp_duplicates")}
+    duplicate = st.radio(
+        "Rows whose id is already in the project",
+        ["error", "skip"],
+        format_func=lambda v: {
+            "error": "refuse them (nothing is imported)",
+            "skip": "leave them alone when their content is the same; import only the new rows",
+        }[v],
+        horizontal=True,
+        key="imp_on_duplicate",
+    )
+    if duplicate != "error":
+        opts["on_duplicate"] = duplicate
     with st.expander("Column options (leave empty for the defaults)"):
         c1, c2, c3 = st.columns(3)
         id_col = c1.text_input("Id column", placeholder="id", key="imp_id")
@@ -168,6 +180,11 @@ def _show_report(report, *, original_name: str) -> None:
             st.caption(
                 f"... and {report.n_unlisted} more refused rows (only the first {len(report.errors)} are listed)."
             )
+    if report.left_alone:
+        would = "would be left alone" if report.dry_run else "were left alone"
+        render.notice(
+            "info", f"{report.left_alone} rows {would}: their id is already in the project with the same content."
+        )
     for warning in report.warnings:
         render.notice("info", warning)
     if report.skipped_duplicates:
