@@ -37,8 +37,9 @@ def project(wb, engine):
 def actions(engine, project_id: int) -> list[str]:
     with Session(engine) as session:
         return list(
-            session.execute(select(AuditLog.action).where(AuditLog.project_id == project_id).order_by(AuditLog.id))
-            .scalars()
+            session.execute(
+                select(AuditLog.action).where(AuditLog.project_id == project_id).order_by(AuditLog.id)
+            ).scalars()
         )
 
 
@@ -146,9 +147,11 @@ def test_a_rename_keeps_versions_as_cut_and_agreement_across_it(db_url, capsys, 
     assert other.item_id == half.item_id and other.labels == ("junk", "ham")
     assert wb.queue.submit(other.lease_id, "junk", actor=b).item_state == ItemState.FINAL  # agrees with "spam"
     with Session(engine) as session:
-        kept = session.execute(
-            select(DatasetVersionItem.label).where(DatasetVersionItem.version_id == version.id)
-        ).scalars().all()
+        kept = (
+            session.execute(select(DatasetVersionItem.label).where(DatasetVersionItem.version_id == version.id))
+            .scalars()
+            .all()
+        )
         assert kept == ["spam"]
         assert session.get(Item, half.item_id).final_label == "junk"
         old = session.get(ProjectLabel, (project.id, "spam"))
@@ -237,7 +240,10 @@ def test_delete_exports_everything_then_deletes_every_row(db_url, capsys, wb, en
         assert meta["project"] == "p" and "project.create" in {a["action"] for a in meta["audit_log"]}
     assert [p.name for p in wb.projects.list(actor=OP)] == ["other"]
     with Session(engine) as session:
-        assert session.execute(select(func.count()).select_from(Item).where(Item.project_id == project.id)).scalar_one() == 0
+        assert (
+            session.execute(select(func.count()).select_from(Item).where(Item.project_id == project.id)).scalar_one()
+            == 0
+        )
         assert session.execute(select(func.count()).select_from(DatasetVersionItem)).scalar_one() == 0
         record = session.execute(select(AuditLog).where(AuditLog.action == "project.delete")).scalar_one()
         assert record.project_id is None and record.details["export"] == str(out_zip)

@@ -93,3 +93,56 @@ def server(tmp_path_factory, browser):
     srv = Server(tmp_path_factory.mktemp("e2e"))
     yield srv
     srv.stop()
+
+
+# -- shared helpers for driving the app (new tests use these rather than a copy of their own) ----
+
+
+def idle(page) -> None:  # noqa: ANN001
+    """Wait for the current rerun to finish (Streamlit's running indicator is gone)."""
+    page.wait_for_timeout(100)
+    page.wait_for_function(
+        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " const state = app && app.getAttribute('data-test-script-state');"
+        " return state && state !== 'running' && state !== 'rerunRequested'"
+        " && !document.querySelector('[data-stale=\"true\"]'); }"
+    )
+
+
+def sign_in(page, base: str, name: str, password: str, path: str = "") -> None:  # noqa: ANN001
+    """Sign in through the form, as a person does, and wait for the sidebar to name them."""
+    page.goto(f"{base}/{path}")
+    page.get_by_label("User name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("stSidebar").get_by_text(f"{name} (", exact=False).wait_for()
+    idle(page)
+
+
+def choose(page, box, option: str) -> None:  # noqa: ANN001
+    """Open a select box and choose an option, again if a rerun closed the list meanwhile."""
+    for _ in range(3):
+        idle(page)
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5000)
+            break
+        except Exception:  # noqa: BLE001 - the list closed under the click; try again
+            page.keyboard.press("Escape")
+    else:
+        raise AssertionError(f"could not choose {option!r}")
+    idle(page)
+
+
+def shot(page, name: str, *, full_page: bool = False) -> None:  # noqa: ANN001
+    """A small, commit-ready PNG of what the browser shows (palette-quantised), in docs/screenshots."""
+    from PIL import Image
+
+    idle(page)
+    page.wait_for_timeout(400)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)

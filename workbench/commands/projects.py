@@ -144,7 +144,7 @@ def run_update(args) -> int:  # noqa: ANN001
         except json.JSONDecodeError as exc:
             raise WorkbenchError(f"--settings is not JSON: {exc.msg} at character {exc.pos}") from None
         if not isinstance(settings, dict):
-            raise WorkbenchError("--settings must be a JSON object, e.g. {\"lease_ttl_s\": 900}")
+            raise WorkbenchError('--settings must be a JSON object, e.g. {"lease_ttl_s": 900}')
     result = open_workbench(args).project_settings.update(
         args.name,
         actor=operator(),

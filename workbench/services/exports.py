@@ -723,15 +723,17 @@ class ExportService:
         if fmt is ExportFormat.LABEL_STUDIO:
             return self.items(project, fmt, out, actor=actor)
         _refuse(fmt, ExportKind.ANNOTATIONS)
-        started = time.perf_counter()
-        with reading(self.engine) as session:
-            info = load_project(session, project)
-            if fmt is ExportFormat.PRODIGY:
+        if fmt is ExportFormat.PRODIGY:
+            started = time.perf_counter()
+            with reading(self.engine) as session:
+                info = load_project(session, project)
                 rows = _prodigy_rows(session, info)
                 result = self._write(fmt, out, PRODIGY_COLUMNS, {}, rows, started)
                 self._audit(info.id, actor, "export.annotations", result)
                 return result
-            query = (
+
+        def query(project_id: int):  # noqa: ANN202
+            return (
                 select(
                     Annotation.id,
                     Annotation.item_id,
@@ -744,27 +746,20 @@ class ExportService:
                 )
                 .join(Item, Item.id == Annotation.item_id)
                 .join(User, User.id == Annotation.annotator_id)
-                .where(Annotation.project_id == info.id, Annotation.source == AnnotationSource.HUMAN)
+                .where(Annotation.project_id == project_id, Annotation.source == AnnotationSource.HUMAN)
                 .order_by(Annotation.item_id, Annotation.slot, Annotation.id)
-                .execution_options(yield_per=CHUNK_ROWS)
             )
-            rows = (
-                [*record[:6], record[6].isoformat() if record[6] else None, record[7]]
-                for record in session.execute(query)
-            )
-            result = self._write(fmt, out, ANNOTATION_COLUMNS, ANNOTATION_TYPES, rows, started)
-        self._audit(info.id, actor, "export.annotations", result)
-        return result
+
+        return self._rows(
+            project, fmt, out_path, actor, query, ANNOTATION_COLUMNS, ANNOTATION_TYPES, 6, "export.annotations"
+        )
 
     @requires(Role.REVIEWER)
     def adjudications(self, project: str, fmt: str | None, out_path: str | Path, *, actor: Actor) -> ExportResult:
         """One row per adjudication (every decision a reviewer made, with its reason), oldest first."""
-        out = Path(out_path).expanduser()
-        fmt = export_format(fmt, out)
-        started = time.perf_counter()
-        with reading(self.engine) as session:
-            info = load_project(session, project)
-            query = (
+
+        def query(project_id: int):  # noqa: ANN202
+            return (
                 select(
                     Adjudication.id,
                     Adjudication.item_id,
@@ -779,13 +774,38 @@ class ExportService:
                 )
                 .join(Item, Item.id == Adjudication.item_id)
                 .join(User, User.id == Adjudication.reviewer_id)
-                .where(Adjudication.project_id == info.id)
+                .where(Adjudication.project_id == project_id)
                 .order_by(Adjudication.id)
-                .execution_options(yield_per=CHUNK_ROWS)
             )
-            rows = ([*record[:9], record[9].isoformat() if record[9] else None] for record in session.execute(query))
-            result = self._write(fmt, out, ADJUDICATION_COLUMNS, ADJUDICATION_TYPES, rows, started)
-        self._audit(info.id, actor, "export.adjudications", result)
+
+        return self._rows(
+            project, fmt, out_path, actor, query, ADJUDICATION_COLUMNS, ADJUDICATION_TYPES, 9, "export.adjudications"
+        )
+
+    def _rows(
+        self,
+        project: str,
+        fmt: str | None,
+        out_path: str | Path,
+        actor: Actor,
+        query: Any,
+        columns: list[str],
+        types: dict[str, str],
+        at: int,
+        action: str,
+    ) -> ExportResult:
+        """Stream `query(project_id)` to a file, the timestamp in column `at` as ISO text; audited as `action`."""
+        out = Path(out_path).expanduser()
+        fmt = export_format(fmt, out)
+        if fmt not in (ExportFormat.CSV, ExportFormat.JSONL, ExportFormat.PARQUET):
+            raise WorkbenchError(f"this export is written as csv, jsonl or parquet, not {fmt.value}")
+        started = time.perf_counter()
+        with reading(self.engine) as session:
+            info = load_project(session, project)
+            records = session.execute(query(info.id).execution_options(yield_per=CHUNK_ROWS))
+            rows = ([*r[:at], r[at].isoformat() if r[at] else None, *r[at + 1 :]] for r in records)
+            result = self._write(fmt, out, columns, types, rows, started)
+        self._audit(info.id, actor, action, result)
         return result
 
     @requires(Role.ADMIN)
@@ -803,15 +823,27 @@ class ExportService:
         started = time.perf_counter()
         with reading(self.engine) as session:
             info = load_project(session, project)
-            numbers = session.execute(
-                select(DatasetVersion.number).where(DatasetVersion.project_id == info.id).order_by(DatasetVersion.number)
-            ).scalars().all()
-            label_rows = session.execute(
-                select(ProjectLabel).where(ProjectLabel.project_id == info.id).order_by(ProjectLabel.position)
-            ).scalars().all()
-            audit_rows = session.execute(
-                select(AuditLog).where(AuditLog.project_id == info.id).order_by(AuditLog.id)
-            ).scalars().all()
+            numbers = (
+                session.execute(
+                    select(DatasetVersion.number)
+                    .where(DatasetVersion.project_id == info.id)
+                    .order_by(DatasetVersion.number)
+                )
+                .scalars()
+                .all()
+            )
+            label_rows = (
+                session.execute(
+                    select(ProjectLabel).where(ProjectLabel.project_id == info.id).order_by(ProjectLabel.position)
+                )
+                .scalars()
+                .all()
+            )
+            audit_rows = (
+                session.execute(select(AuditLog).where(AuditLog.project_id == info.id).order_by(AuditLog.id))
+                .scalars()
+                .all()
+            )
             meta = {
                 "project": info.name,
                 "kind": info.kind.value,
@@ -828,8 +860,14 @@ class ExportService:
                     for row in label_rows
                 ],
                 "audit_log": [
-                    {"id": a.id, "at": a.at.isoformat(), "actor_id": a.actor_id, "item_id": a.item_id,
-                     "action": a.action, "details": a.details}
+                    {
+                        "id": a.id,
+                        "at": a.at.isoformat(),
+                        "actor_id": a.actor_id,
+                        "item_id": a.item_id,
+                        "action": a.action,
+                        "details": a.details,
+                    }
                     for a in audit_rows
                 ],
             }

@@ -244,7 +244,9 @@ class ProjectSettingsService:
         adds = [_clean(label) for label in add_labels]
         retires = [_clean(label) for label in retire_labels]
         renames = [r if isinstance(r, tuple) else parse_rename(r) for r in rename_labels]
-        if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or not 1 <= overlap <= 10):
+        if overlap is not None and (
+            isinstance(overlap, bool) or not isinstance(overlap, int) or not 1 <= overlap <= 10
+        ):
             raise WorkbenchError(f"overlap must be a whole number from 1 to 10, got {overlap!r}")
         if settings is not None and not isinstance(settings, dict):
             raise WorkbenchError(f"settings must be a JSON object, got {type(settings).__name__}")
@@ -270,8 +272,15 @@ class ProjectSettingsService:
                 before, row.overlap = row.overlap, overlap
                 session.flush()
                 resolved = self._apply_overlap(session, project, before, overlap)
-                audit(session, "project.overlap", actor_id=actor_id, project_id=row.id, before=before, after=overlap,
-                      resolved=resolved)
+                audit(
+                    session,
+                    "project.overlap",
+                    actor_id=actor_id,
+                    project_id=row.id,
+                    before=before,
+                    after=overlap,
+                    resolved=resolved,
+                )
                 changes.append(
                     f"overlap {before} -> {overlap}"
                     + (f" ({resolved} open items compared at once)" if resolved else "")
@@ -354,7 +363,9 @@ class ProjectSettingsService:
             taken = rows[new]
             why = "was a name of this project's label" if taken.renamed_to is not None else "is already a label"
             raise Conflict(f"{new!r} {why}; choose another name")
-        session.add(ProjectLabel(project_id=project.id, name=new, position=source.position, retired_at=source.retired_at))
+        session.add(
+            ProjectLabel(project_id=project.id, name=new, position=source.position, retired_at=source.retired_at)
+        )
         session.flush()
         pid = project.id
         rewritten = {
@@ -395,15 +406,19 @@ class ProjectSettingsService:
         info = load_project(session, project_name)
         if after >= before or info.settings.get("overlap_policy", "fixed") != OverlapPolicy.FIXED:
             return 0
-        ids = session.execute(
-            select(Item.id).where(
-                Item.project_id == info.id,
-                Item.state == ItemState.OPEN,
-                Item.labels_wanted.is_(None),
-                Item.gold_label.is_(None),
-                Item.n_annotations >= after,
+        ids = (
+            session.execute(
+                select(Item.id).where(
+                    Item.project_id == info.id,
+                    Item.state == ItemState.OPEN,
+                    Item.labels_wanted.is_(None),
+                    Item.gold_label.is_(None),
+                    Item.n_annotations >= after,
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         for item_id in ids:
             resolve(session, item_id, info)
         return len(ids)
@@ -420,17 +435,22 @@ class ProjectSettingsService:
             if row.archived_at is not None:
                 raise Conflict(f"project {project!r} is already archived")
             now = utcnow()
-            released = session.execute(
-                update(Lease)
-                .where(Lease.project_id == row.id, Lease.state == LeaseState.ACTIVE)
-                .values(state=LeaseState.EXPIRED, closed_at=now)
-                .returning(Lease.item_id)
-            ).scalars().all()
+            released = (
+                session.execute(
+                    update(Lease)
+                    .where(Lease.project_id == row.id, Lease.state == LeaseState.ACTIVE)
+                    .values(state=LeaseState.EXPIRED, closed_at=now)
+                    .returning(Lease.item_id)
+                )
+                .scalars()
+                .all()
+            )
             for item_id in released:
                 session.execute(update(Item).where(Item.id == item_id).values(slots_taken=Item.slots_taken - 1))
             row.archived_at = row.changed_at = now
-            audit(session, "project.archive", actor_id=actor.id, project_id=row.id, leases_released=len(released),
-                  why=why)
+            audit(
+                session, "project.archive", actor_id=actor.id, project_id=row.id, leases_released=len(released), why=why
+            )
             session.flush()
             session.info["writing"] = False  # the archived project may be read back here
             return load_project(session, project)
@@ -464,9 +484,7 @@ class ProjectSettingsService:
         return None if job is None else f"job {job.id} ({job.kind}) is {job.state}"
 
     @requires(Role.ADMIN)
-    def delete(
-        self, project: str, *, confirm: str, actor: Actor, export_to: str | Path | None = None
-    ) -> DeleteResult:
+    def delete(self, project: str, *, confirm: str, actor: Actor, export_to: str | Path | None = None) -> DeleteResult:
         """Delete the project and everything of it, after writing a full export (see module doc)."""
         from workbench.config import workbench_home
         from workbench.services.exports import ExportService
@@ -493,11 +511,20 @@ class ProjectSettingsService:
             busy = self._busy(session, row.id)
             if busy:
                 raise Conflict(f"a round started in {project!r} ({busy}); the export is in {out}; nothing deleted")
-            artifacts = list(session.execute(select(ModelRun.artifact_path).where(ModelRun.project_id == row.id))
-                             .scalars())
+            artifacts = list(
+                session.execute(select(ModelRun.artifact_path).where(ModelRun.project_id == row.id)).scalars()
+            )
             counts = _purge(session, row.id)
-            audit(session, "project.delete", actor_id=actor.id, project=project, project_id_was=row.id,
-                  export=str(out), export_sha256=exported.sha256, deleted=counts)
+            audit(
+                session,
+                "project.delete",
+                actor_id=actor.id,
+                project=project,
+                project_id_was=row.id,
+                export=str(out),
+                export_sha256=exported.sha256,
+                deleted=counts,
+            )
             return counts, artifacts
 
         counts, artifacts = write(self.engine, work)
@@ -530,7 +557,8 @@ def _purge(session: Session, project_id: int) -> dict[str, int]:
             condition = table.c.project_id == project_id
         else:
             parents = [
-                fk for fk in table.foreign_keys
+                fk
+                for fk in table.foreign_keys
                 if "project_id" in fk.column.table.c and fk.column.table.name not in skip
             ]
             if not parents:
@@ -558,4 +586,3 @@ def json_dump(value: Any) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False, default=str)
-

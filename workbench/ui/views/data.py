@@ -183,7 +183,8 @@ def _show_report(report, *, original_name: str) -> None:
     if report.left_alone:
         would = "would be left alone" if report.dry_run else "were left alone"
         render.notice(
-            "info", f"{report.left_alone} rows {would}: their id is already in the project with the same content."
+            "info",
+            f"{report.left_alone} rows {would}: their id is already in the project with the same content.",
         )
     for warning in report.warnings:
         render.notice("info", warning)

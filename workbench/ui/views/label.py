@@ -84,7 +84,7 @@ def _set_aside(project: ProjectInfo, claim: ClaimedItem, problem: str) -> None:
 
 
 def keys_of(project: ProjectInfo) -> KeyMap:
-    return key_map(project.labels, project.settings.get("label_keys") or {})
+    return key_map(project.offered, project.settings.get("label_keys") or {})
 
 
 def min_dwell_ms(project: ProjectInfo) -> int:
@@ -342,7 +342,7 @@ def _recent(wb: Workbench, project: ProjectInfo, actor: Actor) -> None:
             key="recent_pick",
             format_func=lambda i: f"{changeable[i].external_id} (now {changeable[i].label})",
         )
-        mid.selectbox("to", list(project.labels), key="recent_label")
+        mid.selectbox("to", list(project.offered), key="recent_label")
         right.button("Change", key="recent_change", on_click=_on_change_label, args=(project,))
 
 

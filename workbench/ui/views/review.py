@@ -29,7 +29,7 @@ def _answers(case: ReviewCase) -> str:
 
 
 def _keys(project: ProjectInfo) -> KeyMap:
-    return key_map(project.labels, project.settings.get("label_keys") or {})
+    return key_map(project.offered, project.settings.get("label_keys") or {})
 
 
 def _fields(item_id: int) -> tuple[str, str, str]:
@@ -119,7 +119,7 @@ def _case_view(wb, project: ProjectInfo, actor, case: ReviewCase, following: int
             horizontal=True,
             format_func=lambda d: DECISIONS[d] + (f" ⟨{HOTKEYS[d]}⟩" if d in HOTKEYS else ""),
         )
-        labels = list(project.labels)
+        labels = list(project.offered)  # a retired label is not offered for a new decision
         st.selectbox(
             "Label (when choosing a label)",
             labels,

@@ -74,8 +74,9 @@ def _queue(wb, actor, project) -> None:  # noqa: ANN001
         )  # fmt: skip
         index = strategies.index(project.strategy) if project.strategy in strategies else 0
         strategy = c2.selectbox(
-            "Strategy (those this project's model can serve)", strategies, index=index, key="settings_strategy"
-        )
+            "Strategy", strategies, index=index, key="settings_strategy",
+            help="only the strategies this project's model can serve",
+        )  # fmt: skip
         ttl = c3.number_input("Lease time (seconds)", 30, 86_400, int(s["lease_ttl_s"]), key="settings_ttl")
         d1, d2, d3 = st.columns(3)
         dwell = d1.number_input("Dwell time (ms)", 0, 5000, int(s["min_dwell_ms"]), step=50, key="settings_dwell")
