@@ -47,7 +47,7 @@ from workbench.db.models import (
     ProjectPurge,
     utcnow,
 )
-from workbench.domain import Actor, ItemState, JobState, LeaseState, ProjectInfo, Role
+from workbench.domain import Actor, ItemState, JobKind, JobState, LeaseState, ProjectInfo, Role
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
@@ -76,6 +76,8 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "near_duplicate_threshold": (float, 0.5, 1.0),
 }
 _NOT_SETTABLE = {"image_root"}  # set by the first image import; stored paths are relative to it
+# The jobs that make a round; a delete waits for them (an alert check is simply deleted with the project).
+ROUND_KINDS = (JobKind.RETRAIN, JobKind.RESCORE, JobKind.VERSION)
 
 
 @dataclass(frozen=True)
@@ -478,7 +480,11 @@ class ProjectSettingsService:
     def _busy(session: Session, project_id: int) -> str | None:
         job = session.execute(
             select(Job.id, Job.kind, Job.state)
-            .where(Job.project_id == project_id, Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
+            .where(
+                Job.project_id == project_id,
+                Job.kind.in_(ROUND_KINDS),
+                Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+            )
             .limit(1)
         ).first()
         return None if job is None else f"job {job.id} ({job.kind}) is {job.state}"

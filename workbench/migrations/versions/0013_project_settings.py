@@ -1,7 +1,7 @@
 """project settings: archive, retired and renamed labels, and the purge permit of project delete
 
-Revision ID: 0011_project_settings
-Revises: 0010_quality
+Revision ID: 0013_project_settings
+Revises: 0012_alerts
 Create Date: 2026-12-02
 
 The append-only triggers of audit_log, dataset_version and dataset_version_item are replaced by
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0011_project_settings'
-down_revision = '0010_quality'
+revision = '0013_project_settings'
+down_revision = '0012_alerts'
 branch_labels = None
 depends_on = None
 
