@@ -435,7 +435,14 @@ class ImportService:
     ) -> ImportReport:
         """Import a folder of images (recursively); the external id is the relative path. Images in
         subfolders named like labels become prelabels only with prelabel_from_folders=True."""
-        unknown = set(options) - {"eval_fraction", "seed", "batch_size", "max_errors", "on_near_duplicate", "on_duplicate"}
+        unknown = set(options) - {
+            "eval_fraction",
+            "seed",
+            "batch_size",
+            "max_errors",
+            "on_near_duplicate",
+            "on_duplicate",
+        }
         if unknown:
             raise WorkbenchError(f"unknown folder import option(s): {', '.join(sorted(unknown))}")
         folder = Path(folder).expanduser()
