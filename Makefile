@@ -27,6 +27,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check workbench strategies tests
 	$(BIN)/ruff format --check workbench strategies tests
+	$(BIN)/mypy
 
 # The benchmark figures quoted in the README (minutes; not part of the tests).
 bench: $(VENV)/.installed

@@ -6,11 +6,16 @@ Distances use ``|a - b|^2 = |a|^2 + |b|^2 - 2 a.b`` so nothing larger than (rows
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
+# A dense float array or a scipy.sparse CSR matrix (scipy ships no type stubs).
+Rows = Any
 
-def take_rows(features: np.ndarray | sp.csr_matrix, positions: np.ndarray) -> np.ndarray | sp.csr_matrix:
+
+def take_rows(features: Rows, positions: np.ndarray | slice) -> Rows:
     """Copy the given rows as float32: a dense array, or CSR when ``features`` is CSR."""
     rows = features[positions]
     if sp.issparse(rows):
@@ -18,14 +23,14 @@ def take_rows(features: np.ndarray | sp.csr_matrix, positions: np.ndarray) -> np
     return np.ascontiguousarray(rows, dtype=np.float32)
 
 
-def squared_norms(rows: np.ndarray | sp.csr_matrix) -> np.ndarray:
+def squared_norms(rows: Rows) -> np.ndarray:
     """Squared Euclidean norm of each row, shape (rows,), float32."""
     if sp.issparse(rows):
         return np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float32).ravel()
     return np.einsum("ij,ij->i", rows, rows)
 
 
-def inner_products(a: np.ndarray | sp.csr_matrix, b: np.ndarray | sp.csr_matrix) -> np.ndarray:
+def inner_products(a: Rows, b: Rows) -> np.ndarray:
     """Dense ``a @ b.T``, shape (rows of a, rows of b), for any mix of dense and CSR."""
     product = a @ b.T
     if sp.issparse(product):
@@ -34,9 +39,9 @@ def inner_products(a: np.ndarray | sp.csr_matrix, b: np.ndarray | sp.csr_matrix)
 
 
 def squared_distances(
-    a: np.ndarray | sp.csr_matrix,
+    a: Rows,
     a_squared_norms: np.ndarray,
-    b: np.ndarray | sp.csr_matrix,
+    b: Rows,
     b_squared_norms: np.ndarray,
 ) -> np.ndarray:
     """Squared Euclidean distances, shape (rows of a, rows of b), clipped at 0 against rounding."""
@@ -53,7 +58,7 @@ def squared_distances_to_row(rows, rows_squared_norms: np.ndarray, position: int
     return squared_distances(rows, rows_squared_norms, rows[one], rows_squared_norms[one])[:, 0]
 
 
-def has_non_finite(rows: np.ndarray | sp.csr_matrix) -> bool:
+def has_non_finite(rows: Rows) -> bool:
     """True when any stored value is NaN or infinite."""
     values = rows.data if sp.issparse(rows) else rows
     return not bool(np.isfinite(values).all())

@@ -7,6 +7,7 @@ ranking. The scorers themselves are pure math on already-valid arrays.
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -109,7 +110,7 @@ def check_mc_samples(samples: object) -> np.ndarray:
     return check_stacked_proba(samples, what="MC-dropout samples", axis_name="passes")
 
 
-def check_features(features: object, *, n_rows: int | None = None) -> np.ndarray | sp.csr_matrix:
+def check_features(features: Any, *, n_rows: int | None = None) -> Any:
     """Return a 2-D feature matrix: a dense float array (``np.memmap`` included) or CSR sparse.
 
     Parameters

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from strategies._information import entropy
 from strategies._validate import check_features, check_mc_samples
-from strategies.registry import Strategy, register
+from strategies.registry import Input, Strategy, register
 from strategies.select import QueryResult, select_top_k
 
 
@@ -109,7 +109,7 @@ def bald_selection(mc_samples: np.ndarray, n: int, *, rng: np.random.Generator) 
 register(
     Strategy(
         name="bald",
-        input="mc_samples",
+        input=Input.MC_SAMPLES,
         needs_features=False,
         select=bald_selection,
         description="items where stochastic forward passes disagree most (mutual information)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from strategies._validate import check_n, check_pool_size, check_rng
-from strategies.registry import Strategy, register
+from strategies.registry import Input, Strategy, register
 from strategies.select import QueryResult
 
 
@@ -26,7 +26,7 @@ def random_selection(pool: int | np.ndarray, n: int, *, rng: np.random.Generator
         Scores are the uniform draws that ordered the items (so ``scores`` is decreasing).
     """
     check_rng(rng)
-    pool_size = check_pool_size(pool if np.ndim(pool) == 0 else np.shape(pool)[0])
+    pool_size = check_pool_size(int(pool) if np.ndim(pool) == 0 else np.shape(pool)[0])
     n = check_n(n, pool_size)
     indices = rng.choice(pool_size, size=n, replace=False)
     scores = np.sort(rng.random(n))[::-1]
@@ -36,7 +36,7 @@ def random_selection(pool: int | np.ndarray, n: int, *, rng: np.random.Generator
 register(
     Strategy(
         name="random",
-        input="pool_size",
+        input=Input.POOL_SIZE,
         needs_features=False,
         select=random_selection,
         description="uniformly random items (baseline; needs no model)",

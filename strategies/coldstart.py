@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from strategies._rows import has_non_finite, squared_distances, squared_distances_to_row, squared_norms, take_rows
+from strategies._rows import Rows, has_non_finite, squared_distances, squared_distances_to_row, squared_norms, take_rows
 from strategies._validate import check_features, check_n, check_rng
-from strategies.registry import Strategy, register
+from strategies.registry import Input, Strategy, register
 from strategies.select import QueryResult
 
 #: Sample rows compared with all centroids at once (bounds the (rows x n) distance block).
@@ -27,7 +27,7 @@ _ASSIGN_BLOCK_ROWS = 4096
 
 
 def cold_start(
-    features: np.ndarray | sp.csr_matrix,
+    features: Rows,
     n: int,
     *,
     rng: np.random.Generator,
@@ -109,7 +109,7 @@ def _kmeans(
     return assignment, distance_to_center
 
 
-def _dense(rows: np.ndarray | sp.csr_matrix) -> np.ndarray:
+def _dense(rows: Rows) -> np.ndarray:
     return rows.toarray() if sp.issparse(rows) else np.array(rows, dtype=np.float32)
 
 
@@ -183,7 +183,7 @@ def _farthest_first(rows, rows_squared_norms: np.ndarray, chosen: np.ndarray, co
 register(
     Strategy(
         name="cold_start",
-        input="features",
+        input=Input.FEATURES,
         needs_features=False,
         select=cold_start,
         description="before a model exists: one typical item per k-means cluster of the features",

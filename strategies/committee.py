@@ -20,7 +20,7 @@ import numpy as np
 
 from strategies._information import entropy, kl_divergence
 from strategies._validate import check_committee
-from strategies.registry import Strategy, register
+from strategies.registry import Input, Strategy, register
 from strategies.select import QueryResult, select_top_k
 
 
@@ -107,7 +107,7 @@ def _committee_strategy(name: str, scorer, description: str) -> Strategy:
     select.__doc__ = f"Top ``n`` items by {scorer.__name__}; input has shape (M, N, K), M >= 2."
     return Strategy(
         name=name,
-        input="committee",
+        input=Input.COMMITTEE,
         needs_features=False,
         select=select,
         description=description,

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from strategies._rows import (
+    Rows,
     has_non_finite,
     inner_products,
     squared_distances,
@@ -20,7 +21,7 @@ from strategies._rows import (
     take_rows,
 )
 from strategies._validate import check_features, check_n, check_proba, check_rng
-from strategies.registry import Strategy, register
+from strategies.registry import Input, Strategy, register
 from strategies.select import QueryResult, select_top_k
 from strategies.uncertainty import score_margin
 
@@ -35,8 +36,8 @@ def ranked_batch(
     n: int,
     *,
     rng: np.random.Generator,
-    features: np.ndarray | sp.csr_matrix,
-    labeled_features: np.ndarray | sp.csr_matrix | None = None,
+    features: Rows,
+    labeled_features: Rows | None = None,
     candidate_factor: int = 10,
     diversity_weight: float | None = None,
 ) -> QueryResult:
@@ -118,7 +119,7 @@ def ranked_batch(
     return QueryResult(shortlist[picked], picked_scores)
 
 
-def _labeled_or_none(labeled_features, *, n_features: int) -> np.ndarray | sp.csr_matrix | None:
+def _labeled_or_none(labeled_features, *, n_features: int) -> Rows | None:
     """The labeled items' features checked (None when there are none)."""
     if labeled_features is None:
         return None
@@ -146,7 +147,7 @@ def _distances_to_labeled(rows, rows_squared_norms: np.ndarray, labeled_features
     return nearest
 
 
-def information_density(features: np.ndarray | sp.csr_matrix) -> np.ndarray:
+def information_density(features: Rows) -> np.ndarray:
     """Mean cosine similarity of each item to the whole pool, clipped at 0.
 
     Exact, without pairs: ``mean_j cos(x, y_j) = (x / |x|) . mu`` with ``mu = mean_j y_j / |y_j|``.
@@ -193,8 +194,8 @@ def margin_batch(
     n: int,
     *,
     rng: np.random.Generator,
-    features: np.ndarray | sp.csr_matrix,
-    labeled_features: np.ndarray | sp.csr_matrix | None = None,
+    features: Rows,
+    labeled_features: Rows | None = None,
     candidate_factor: int = 10,
     diversity_weight: float | None = None,
 ) -> QueryResult:
@@ -222,7 +223,7 @@ def density_weighted_top_k(
     n: int,
     *,
     rng: np.random.Generator,
-    features: np.ndarray | sp.csr_matrix,
+    features: Rows,
     beta: float = 1.0,
 ) -> QueryResult:
     """Top ``n`` by ``uncertainty * density ** beta`` (information density, Settles & Craven 2008).
@@ -245,7 +246,7 @@ def margin_density(
     n: int,
     *,
     rng: np.random.Generator,
-    features: np.ndarray | sp.csr_matrix,
+    features: Rows,
     beta: float = 1.0,
 ) -> QueryResult:
     """Information density on margin: :func:`density_weighted_top_k` of :func:`score_margin`.
@@ -263,7 +264,7 @@ def margin_density(
 register(
     Strategy(
         name="margin_batch",
-        input="proba",
+        input=Input.PROBA,
         needs_features=True,
         select=margin_batch,
         description="a batch of uncertain items spread out in feature space (ranked batch-mode)",
@@ -274,7 +275,7 @@ register(
 register(
     Strategy(
         name="margin_density",
-        input="proba",
+        input=Input.PROBA,
         needs_features=True,
         select=margin_density,
         description="uncertain items weighted by how typical they are of the pool (information density)",

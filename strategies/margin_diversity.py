@@ -23,12 +23,11 @@ can interpret), in the order picked.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
-from strategies._rows import has_non_finite, squared_distances_to_row, squared_norms, take_rows
+from strategies._rows import Rows, has_non_finite, squared_distances_to_row, squared_norms, take_rows
 from strategies._validate import check_features, check_n, check_proba, check_rng
 from strategies.diversity import _distances_to_labeled, _labeled_or_none
-from strategies.registry import Strategy, register
+from strategies.registry import Input, Strategy, register
 from strategies.select import QueryResult, select_top_k
 from strategies.uncertainty import score_margin
 
@@ -43,8 +42,8 @@ def kcenter_uncertainty(
     n: int,
     *,
     rng: np.random.Generator,
-    features: np.ndarray | sp.csr_matrix,
-    labeled_features: np.ndarray | sp.csr_matrix | None = None,
+    features: Rows,
+    labeled_features: Rows | None = None,
     candidate_factor: int = CANDIDATE_FACTOR,
     max_diverse: int = MAX_DIVERSE,
 ) -> QueryResult:
@@ -127,8 +126,8 @@ def margin_diversity(
     n: int,
     *,
     rng: np.random.Generator,
-    features: np.ndarray | sp.csr_matrix,
-    labeled_features: np.ndarray | sp.csr_matrix | None = None,
+    features: Rows,
+    labeled_features: Rows | None = None,
     candidate_factor: int = CANDIDATE_FACTOR,
     max_diverse: int = MAX_DIVERSE,
 ) -> QueryResult:
@@ -153,7 +152,7 @@ def margin_diversity(
 register(
     Strategy(
         name="margin_diversity",
-        input="proba",
+        input=Input.PROBA,
         needs_features=True,
         select=margin_diversity,
         description="uncertain items spread over the feature space (margin-weighted k-center)",

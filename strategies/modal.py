@@ -15,12 +15,13 @@ this for you. modAL functions take no ``rng``; ``rng`` only orders equal scores 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from strategies._validate import check_n, check_rng
-from strategies.registry import Strategy, register
+from strategies.registry import Input, Strategy, register
 from strategies.select import QueryResult
 
 ModalQueryFunction = Callable[..., tuple[np.ndarray, np.ndarray]]
@@ -48,7 +49,7 @@ def modal_strategy(
         One line for people choosing a strategy.
     """
 
-    def select(unused: object, n: int, *, rng: np.random.Generator, model: object, features: object) -> QueryResult:
+    def select(unused: object, n: int, *, rng: np.random.Generator, model: Any, features: Any) -> QueryResult:
         check_rng(rng)
         if not (sp.issparse(features) or hasattr(features, "shape")):
             features = np.asarray(features)
@@ -74,7 +75,7 @@ def modal_strategy(
     select.__doc__ = f"modAL-style query function {getattr(query_function, '__name__', name)!r}."
     return Strategy(
         name=name,
-        input="model",
+        input=Input.MODEL,
         needs_features=True,
         select=select,
         description=description or f"modAL-style query function {getattr(query_function, '__name__', name)}",

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
+from strategies._rows import Rows
 from strategies._validate import check_features, check_n, check_rng
 from strategies.registry import REGISTRY, Strategy
 from strategies.select import QueryResult, select_top_k
@@ -80,13 +82,13 @@ class LinearHead:
     def n_outputs(self) -> int:
         return self.weights.shape[1]
 
-    def single_logit(self, rows: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    def single_logit(self, rows: Rows) -> np.ndarray:
         """Float32 logit of shape (c,) of a one-output head, for float32 rows of shape (c, D)."""
         logit = np.asarray(rows @ self.weights[:, 0])
         logit += self.biases[0]
         return logit
 
-    def class_major_logits(self, rows: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    def class_major_logits(self, rows: Rows) -> np.ndarray:
         """Float32 logits of shape (K, c), class-major, for float32 rows of shape (c, D)."""
         return _class_major_affine(rows, self.weights, self.biases)
 
@@ -130,11 +132,11 @@ class MLPHead:
     def n_outputs(self) -> int:
         return self.layers[-1][0].shape[1]
 
-    def single_logit(self, rows: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    def single_logit(self, rows: Rows) -> np.ndarray:
         """Float32 logit of shape (c,) of a one-output head, for float32 rows of shape (c, D)."""
         return self.class_major_logits(rows)[0]
 
-    def class_major_logits(self, rows: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    def class_major_logits(self, rows: Rows) -> np.ndarray:
         """Float32 logits of shape (K, c), class-major, for float32 rows of shape (c, D)."""
         activations = rows
         for weights, biases in self.layers[:-1]:
@@ -148,7 +150,7 @@ class MLPHead:
     def supports_mc_dropout(self) -> bool:
         return self.dropout > 0 and len(self.layers) >= 2
 
-    def mc_probabilities(self, rows: np.ndarray | sp.csr_matrix, passes: int, rng: np.random.Generator) -> np.ndarray:
+    def mc_probabilities(self, rows: Rows, passes: int, rng: np.random.Generator) -> np.ndarray:
         """MC-dropout class probabilities, a (T, c, K) float32 view of class-major (K, T, c) memory.
 
         The first layer is computed once; each of the ``passes`` stochastic passes draws fresh
@@ -179,10 +181,11 @@ class MLPHead:
             if out is None:
                 out = np.empty((proba.shape[0], passes, proba.shape[1]), dtype=np.float32)
             out[:, t] = proba
+        assert out is not None  # passes >= 2
         return out.transpose(1, 2, 0)
 
 
-def _class_major_affine(rows: np.ndarray | sp.csr_matrix, weights: np.ndarray, biases: np.ndarray) -> np.ndarray:
+def _class_major_affine(rows: Rows, weights: np.ndarray, biases: np.ndarray) -> np.ndarray:
     """``(rows @ weights + biases).T`` computed straight into a C-contiguous (K, c) float32 array."""
     if sp.issparse(rows):
         logits = np.ascontiguousarray(np.asarray(rows @ weights).T)
@@ -228,8 +231,8 @@ def _class_major_probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def score_pool(
-    X: np.ndarray | sp.csr_matrix,
-    model: object,
+    X: Rows,
+    model: Any,
     strategy_name: str,
     n: int,
     *,
@@ -301,7 +304,7 @@ def score_pool(
 
 def _score_mc_dropout(
     X,
-    model: object,
+    model: Any,
     strategy: Strategy,
     n: int,
     *,
@@ -349,7 +352,7 @@ def _lookup(strategy_name: str) -> Strategy:
         raise ValueError(f"unknown strategy {strategy_name!r}; known: {sorted(REGISTRY)}") from None
 
 
-def _members(model: object, *, committee: bool) -> list[object]:
+def _members(model: Any, *, committee: bool) -> list[Any]:
     is_list = isinstance(model, Sequence) and not isinstance(model, (str, bytes))
     if committee:
         if not is_list:
@@ -369,13 +372,13 @@ def _members(model: object, *, committee: bool) -> list[object]:
     return members
 
 
-def _rows_as_float32(rows: np.ndarray | sp.csr_matrix) -> np.ndarray | sp.csr_matrix:
+def _rows_as_float32(rows: Rows) -> Rows:
     if sp.issparse(rows):
         return rows.astype(np.float32, copy=False)
     return np.asarray(rows, dtype=np.float32)
 
 
-def _pool_nbytes(X: np.ndarray | sp.csr_matrix) -> int:
+def _pool_nbytes(X: Rows) -> int:
     if sp.issparse(X):
         return X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
     return X.size * X.itemsize
@@ -384,7 +387,7 @@ def _pool_nbytes(X: np.ndarray | sp.csr_matrix) -> int:
 class _PoolPredictor:
     """Members' class probabilities over a pool, one chunk of rows at a time."""
 
-    def __init__(self, X: np.ndarray | sp.csr_matrix, members: list[object], chunk_rows: int | None) -> None:
+    def __init__(self, X: Rows, members: list[Any], chunk_rows: int | None) -> None:
         self.X = X
         self.members = members
         for member in members:
@@ -394,7 +397,7 @@ class _PoolPredictor:
         self.chunk_rows = chunk_rows or self._default_chunk_rows()
 
     @staticmethod
-    def _stack_linear_heads(members: list[object]) -> LinearHead | None:
+    def _stack_linear_heads(members: list[Any]) -> LinearHead | None:
         """One head whose class-major logits are (class, member) pairs: every member in one matmul."""
         if len(members) < 2 or not all(isinstance(member, LinearHead) for member in members):
             return None
@@ -430,13 +433,13 @@ class _PoolPredictor:
         only = self.members[0]
         return len(self.members) == 1 and isinstance(only, (LinearHead, MLPHead)) and only.n_outputs == 1
 
-    def _chunks(self) -> Iterator[tuple[int, int, np.ndarray | sp.csr_matrix]]:
+    def _chunks(self) -> Iterator[tuple[int, int, Rows]]:
         n_rows = self.X.shape[0]
         for start in range(0, n_rows, self.chunk_rows):
             stop = min(start + self.chunk_rows, n_rows)
             yield start, stop, self.X[start:stop]
 
-    def probabilities(self, rows: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    def probabilities(self, rows: Rows) -> np.ndarray:
         """Every member's probabilities for the given rows: a (M, c, K) float32 view of class-major memory."""
         if self.stacked_head is not None:
             logits = self.stacked_head.class_major_logits(_rows_as_float32(rows))
@@ -450,7 +453,7 @@ class _PoolPredictor:
         return np.stack(per_member, axis=1).transpose(1, 2, 0)
 
     @staticmethod
-    def _class_major_member_probabilities(member: object, rows: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    def _class_major_member_probabilities(member: Any, rows: Rows) -> np.ndarray:
         """One member's probabilities, shape (K, c)."""
         if isinstance(member, (LinearHead, MLPHead)):
             return _class_major_probabilities(member.class_major_logits(_rows_as_float32(rows)))
@@ -485,4 +488,6 @@ class _PoolPredictor:
             if proba is None:
                 proba = np.empty((block.shape[0], self.X.shape[0], block.shape[2]), dtype=np.float32)
             proba[:, start:stop] = block
+        if proba is None:
+            raise ValueError("the pool has no rows")
         return proba if committee else proba[0]

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from strategies._rows import Rows
 from strategies._validate import check_features, check_rng
 from strategies.pool import MC_PASSES, LinearHead, MLPHead, _class_major_probabilities, _rows_as_float32, score_pool
 from strategies.registry import REGISTRY, Input, Strategy
@@ -45,8 +46,8 @@ class UnservableStrategy(ValueError):
 
 
 def rank_pool(
-    features: np.ndarray | sp.csr_matrix,
-    model: object | None,
+    features: Rows,
+    model: Any | None,
     strategy: str | Strategy,
     n: int,
     rng: np.random.Generator,
@@ -126,7 +127,7 @@ def lookup(strategy: str | Strategy) -> Strategy:
         raise ValueError(f"unknown strategy {strategy!r}; known: {sorted(REGISTRY)}") from None
 
 
-def supply(model: object, strategy: Strategy, features: np.ndarray | sp.csr_matrix) -> object:
+def supply(model: Any, strategy: Strategy, features: Rows) -> Any:
     """What :func:`strategies.score_pool` needs from ``model`` for ``strategy``.
 
     A committee (list of heads or models) for ``"committee"``, an :class:`MLPHead` with dropout for
@@ -157,7 +158,7 @@ def supply(model: object, strategy: Strategy, features: np.ndarray | sp.csr_matr
     return scoring_head(model, features)
 
 
-def scoring_head(model: object, features: np.ndarray | sp.csr_matrix) -> object:
+def scoring_head(model: Any, features: Rows) -> Any:
     """A :class:`LinearHead` or :class:`MLPHead` equal to ``model.predict_proba``, else ``model``.
 
     Heads are read from scikit-learn's fitted-attribute conventions (``coef_`` / ``intercept_``;
@@ -181,7 +182,7 @@ def scoring_head(model: object, features: np.ndarray | sp.csr_matrix) -> object:
     return head
 
 
-def _head_from_attributes(model: object) -> LinearHead | MLPHead | None:
+def _head_from_attributes(model: Any) -> LinearHead | MLPHead | None:
     coefs, intercepts = getattr(model, "coefs_", None), getattr(model, "intercepts_", None)
     if isinstance(coefs, (list, tuple)) and isinstance(intercepts, (list, tuple)) and len(coefs) == len(intercepts):
         if getattr(model, "activation", "relu") != "relu":

@@ -15,7 +15,7 @@ import numpy as np
 
 from strategies._information import entropy
 from strategies._validate import check_proba
-from strategies.registry import Strategy, register
+from strategies.registry import Input, Strategy, register
 from strategies.select import QueryResult, select_top_k
 
 #: Up to this many classes, the top two are found by one vectorised pass per class (fast for
@@ -89,7 +89,7 @@ def _per_item_strategy(name: str, scorer, description: str) -> Strategy:
     select.__doc__ = f"Top ``n`` items by {scorer.__name__}; ``proba`` has shape (N, K)."
     return Strategy(
         name=name,
-        input="proba",
+        input=Input.PROBA,
         needs_features=False,
         select=select,
         description=description,

@@ -148,7 +148,7 @@ def posterior(
     w = model_weight(model, k)
     prior = (
         {lab: (1 - w) / k + w * float(model.proba.get(lab, 0.0)) for lab in label_set}
-        if w
+        if w and model is not None
         else {lab: 1.0 / k for lab in label_set}
     )
     post = dict(prior)
@@ -215,7 +215,7 @@ def decide(
     if n < settings.max_labels:
         need = "minimum not reached" if n < settings.min_labels else f"posterior {p:.2f} < {settings.confidence:.2f}"
         return OverlapDecision(Next.MORE, None, p, n + 1, f"{why} → {need}: one more label")
-    if unanimous:
+    if unanimous and top is not None:
         return OverlapDecision(
             Next.FINAL,
             top,
