@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, exists, inspect, literal, or_, select, text, true
 from sqlalchemy.engine import make_url
 
 from workbench.db.engine import make_engine
@@ -88,6 +88,69 @@ def _restore_main_module():
     main = sys.modules.get("__main__")
     yield
     sys.modules["__main__"] = main
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "explicit_members: project membership is left to the test (no automatic enrolment)"
+    )
+
+
+_ENROL = {"on": True}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _enrolment():
+    """Most tests predate project membership: in this process, every annotator and reviewer
+    becomes a member of every project as either is created (as the 0014 migration did for
+    existing databases), and follows a role change. Session-wide, so module fixtures that seed an
+    app are covered too. Tests of membership itself opt out with @pytest.mark.explicit_members.
+    Processes a test starts (CLI, app, worker) are not enrolled."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session as OrmSession
+
+    from workbench.db.models import Project, ProjectMember, User, utcnow
+
+    def enrol(session, _context) -> None:  # noqa: ANN001
+        if not _ENROL["on"]:
+            return
+        projects = [o.id for o in session.new if isinstance(o, Project)]
+        users = [o.id for o in session.new if isinstance(o, User)]
+        changed = [
+            o.id
+            for o in session.dirty
+            if isinstance(o, User) and o.role in ("annotator", "reviewer") and inspect(o).attrs.role.history.deleted
+        ]
+        if not (projects or users or changed):
+            return
+        conn = session.connection()
+        if changed:
+            conn.execute(
+                ProjectMember.__table__.update()
+                .where(ProjectMember.user_id.in_(changed))
+                .values(role=select(User.role).where(User.id == ProjectMember.user_id).scalar_subquery())
+            )
+        pairs = (
+            select(Project.id, User.id, User.role, literal(utcnow()))
+            .select_from(Project)
+            .join(User, true())
+            .where(User.role.in_(["annotator", "reviewer"]))
+            .where(or_(Project.id.in_(projects), User.id.in_(users)))
+            .where(~exists().where(ProjectMember.project_id == Project.id, ProjectMember.user_id == User.id))
+        )
+        conn.execute(ProjectMember.__table__.insert().from_select(["project_id", "user_id", "role", "added_at"], pairs))
+
+    event.listen(OrmSession, "after_flush", enrol)
+    yield
+    event.remove(OrmSession, "after_flush", enrol)
+
+
+@pytest.fixture(autouse=True)
+def _everyone_is_a_member(request):
+    """Enrolment on (see _enrolment) unless the test is marked explicit_members."""
+    _ENROL["on"] = not request.node.get_closest_marker("explicit_members")
+    yield
+    _ENROL["on"] = True
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import io
 import pytest
 
 from tests.helpers import add_text_items, annotators
-from workbench.domain import Actor, Role
+from workbench.domain import Actor
 from workbench.errors import PermissionDenied, WorkbenchError
 from workbench.services.browse import BrowseFilter, BrowseState, SortKey
 
@@ -133,5 +133,5 @@ def test_annotators_cannot_browse(labeled):
         wb.browse.detail("browse", "t0", actor=people[0])
     with pytest.raises(PermissionDenied):
         wb.browse.export_csv("browse", actor=people[0])
-    reviewer = Actor(id=None, name="r", role=Role.REVIEWER)
+    (reviewer,) = annotators(wb, 1, role="reviewer", prefix="rev")  # a reviewer of the project
     assert wb.browse.page("browse", actor=reviewer).total == 6

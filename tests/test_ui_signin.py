@@ -56,9 +56,12 @@ def test_unknown_user_gets_the_same_message(uwb):
 @pytest.mark.parametrize(
     "role, pages",
     [
-        (Role.ANNOTATOR, ["label", "account"]),
-        (Role.REVIEWER, ["label", "review", "rounds", "items", "health", "account"]),
-        (Role.ADMIN, ["overview", "label", "review", "rounds", "items", "health", "data", "users", "account"]),
+        (Role.ANNOTATOR, ["label", "statistics", "account"]),
+        (Role.REVIEWER, ["overview", "label", "statistics", "review", "rounds", "items", "health", "account"]),
+        (
+            Role.ADMIN,
+            ["overview", "label", "statistics", "review", "rounds", "items", "health", "data", "users", "account"],
+        ),
         (None, []),
     ],
 )

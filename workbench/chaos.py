@@ -179,6 +179,7 @@ class Chaos:
                 user = self.wb.users.add(
                     f"chaos-{self.tag}-{run}-{k}", "annotator", secrets.token_urlsafe(16), actor=self.op
                 )
+                self.wb.members.add(name, user.name, actor=self.op)
                 people.append(user)
             acks = [self.home / f"acks-{self.tag}-{run}-{k}.txt" for k in range(4)]
             processes = [

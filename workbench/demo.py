@@ -60,4 +60,9 @@ def ensure_demo(wb: Workbench, home: Path | None = None) -> dict[str, str]:
         except Conflict:
             wb.users.set_password(name, password, actor=Actor.operator())
         passwords[name] = password
+        if role is not Role.ADMIN:  # the demo's people work on the demo project
+            try:
+                wb.members.add(PROJECT, name, actor=Actor.operator())
+            except Conflict:
+                pass  # already a member (the demo ran before)
     return passwords

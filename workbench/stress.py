@@ -22,7 +22,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from workbench.db.bulk import insert_items
+from workbench.db.bulk import insert_items, insert_members
 from workbench.db.engine import make_engine
 from workbench.db.models import Annotation, AnnotatorQuality, Item, Lease, User
 from workbench.domain import Actor, LeaseState, Role
@@ -161,6 +161,7 @@ def seed_project(
         users = [User(name=f"{name}-a{i}", role=Role.ANNOTATOR, password_hash="!") for i in range(n_annotators)]
         session.add_all(users)
         session.flush()
+        insert_members(session, project.id, [(u.id, Role.ANNOTATOR.value) for u in users])
         actors = [Actor(id=u.id, name=u.name, role=Role.ANNOTATOR) for u in users]
         if overlap_policy != "fixed":
             session.add_all(

@@ -146,3 +146,11 @@ def shot(page, name: str, *, full_page: bool = False) -> None:  # noqa: ANN001
     with Image.open(path) as image:
         small = image.convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT)
     small.save(path, optimize=True)
+
+
+def new_page(browser, width: int = 1280, height: int = 760):  # noqa: ANN001, ANN201
+    """A fresh browser context (no cookies) and its page, with a 20 s default timeout."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    return context, page

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import SCREENSHOTS, Server
+from tests.e2e.conftest import Server, idle as _idle, shot as _shot
 from workbench.domain import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -153,31 +153,6 @@ def _sign_in(page, app: Server, name: str, path: str = "") -> None:
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_test_id("stSidebar").get_by_text(f"{name} (", exact=False).wait_for()
-
-
-def _idle(page) -> None:
-    """Wait for the current rerun to finish (Streamlit's running indicator is gone)."""
-    page.wait_for_timeout(100)
-    page.wait_for_function(
-        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
-        " const state = app && app.getAttribute('data-test-script-state');"
-        " return state && state !== 'running' && state !== 'rerunRequested'"
-        " && !document.querySelector('[data-stale=\"true\"]'); }"
-    )
-
-
-def _shot(page, name: str) -> None:
-    """A small, commit-ready PNG of what the browser shows (palette-quantised)."""
-    from PIL import Image
-
-    _idle(page)
-    page.wait_for_timeout(400)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    with Image.open(path) as image:
-        small = image.convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT)
-    small.save(path, optimize=True)
 
 
 def _item_text(page) -> str | None:
@@ -411,7 +386,7 @@ def test_annotator_typing_a_page_url_is_refused(app, browser, dialogs, path, rol
     nav_links = [
         link.inner_text().split("\n")[-1] for link in page.get_by_test_id("stSidebarNav").get_by_role("link").all()
     ]
-    assert nav_links == ["Label", "Account"]
+    assert nav_links == ["Label", "Statistics", "Account"]
     expect(main.get_by_role("link", name="Back to Label")).to_be_visible()
     if path == "review":
         _shot(page, "refused")

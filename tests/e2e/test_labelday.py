@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import SCREENSHOTS, Server
+from tests.e2e.conftest import SCREENSHOTS, Server, choose as _choose, idle as _idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed").expect
@@ -116,37 +116,12 @@ def _page(browser, width: int = 1200, height: int = 780):
     return context, page
 
 
-def _idle(page) -> None:
-    page.wait_for_timeout(100)
-    page.wait_for_function(
-        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
-        " const state = app && app.getAttribute('data-test-script-state');"
-        " return state && state !== 'running' && state !== 'rerunRequested'"
-        " && !document.querySelector('[data-stale=\"true\"]'); }"
-    )
-
-
 def _sign_in(page, app: Server, name: str, path: str = "") -> None:
     page.goto(f"{app.base}/{path}")
     page.get_by_label("User name", exact=True).fill(name)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_test_id("stSidebar").get_by_text(f"{name} (", exact=False).wait_for()
-    _idle(page)
-
-
-def _choose(page, box, option: str) -> None:
-    """Open a select box and choose an option, again if a rerun closed the list meanwhile."""
-    for _ in range(3):
-        _idle(page)
-        box.click()
-        try:
-            page.get_by_role("option", name=option, exact=True).click(timeout=5000)
-            break
-        except Exception:  # noqa: BLE001 - the list closed under the click; try again
-            page.keyboard.press("Escape")
-    else:
-        raise AssertionError(f"could not choose {option!r}")
     _idle(page)
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.e2e.conftest import SCREENSHOTS, Server
+from tests.e2e.conftest import Server, idle as _idle, shot as _shot
 from workbench.domain import Actor
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -103,29 +103,6 @@ def _labels(app: Server, name: str) -> int:
     )[0][0]
 
 
-def _idle(page) -> None:
-    page.wait_for_timeout(100)
-    page.wait_for_function(
-        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
-        " const state = app && app.getAttribute('data-test-script-state');"
-        " return state && state !== 'running' && state !== 'rerunRequested'"
-        " && !document.querySelector('[data-stale=\"true\"]'); }"
-    )
-
-
-def _shot(page, name: str) -> None:
-    from PIL import Image
-
-    _idle(page)
-    page.wait_for_timeout(400)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    with Image.open(path) as image:
-        small = image.convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT)
-    small.save(path, optimize=True)
-
-
 def _signed_in_as(page, name: str) -> None:
     page.get_by_test_id("stSidebar").get_by_text(f"{name} (", exact=False).wait_for()
 
@@ -186,7 +163,7 @@ def test_sign_in_lasts_through_reload_new_tab_and_typed_url_and_ends_at_sign_out
     tab.goto(f"{app.base}/review")  # typed, above the role: refused, with the menu and a link back
     tab.get_by_text("This page needs the reviewer role; ann1 is annotator.").wait_for()
     nav = [link.inner_text().split("\n")[-1] for link in tab.get_by_test_id("stSidebarNav").get_by_role("link").all()]
-    assert nav == ["Label", "Account"]
+    assert nav == ["Label", "Statistics", "Account"]
     tab.get_by_role("link", name="Back to Label").click()
     tab.get_by_test_id("stMain").get_by_text("Label · ", exact=False).wait_for()
     tab.close()

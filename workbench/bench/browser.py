@@ -89,6 +89,7 @@ def seed(url: str, pool: int) -> None:
     project = wb.projects.create(
         "bench", "text", ["positive", "negative", "neutral"], settings={"eval_fraction": 0.2}, actor=Actor.operator()
     )
+    wb.members.add("bench", "bench", actor=Actor.operator())
     rng = random.Random(0)
     words = ["good", "bad", "fine", "terrible", "great", "meh", "okay", "awful", "superb", "plain"]
     with Session(wb.engine) as session, session.begin():

@@ -42,6 +42,8 @@ def seed(url: str, pool: int, *, seed: int = 0) -> None:
         settings={"eval_fraction": 0.2, "featurizer": {"method": "tfidf"}},
         actor=Actor.operator(),
     )
+    for name in ("bench-a", "bench-b"):
+        wb.members.add("bench", name, actor=Actor.operator())
     rng = random.Random(seed)
     words = ["good", "bad", "fine", "terrible", "great", "meh", "okay", "awful", "superb", "plain"]
     with Session(wb.engine) as session, session.begin():

@@ -78,6 +78,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     remove.add_argument("--confirm", required=True, metavar="PROJECT", help="the project's name, typed again")
     remove.add_argument("--export-to", metavar="FILE.zip", help="where the export goes (default: under the home)")
     remove.set_defaults(func=run_delete)
+    register_member(verbs)
 
 
 def run_create(args) -> int:  # noqa: ANN001
@@ -179,4 +180,51 @@ def run_delete(args) -> int:  # noqa: ANN001
     rows = sum(result.deleted.values())
     print(f"exported {result.name} to {result.export_path} (sha256 {result.export_sha256[:12]})")
     print(f"deleted {result.name}: {rows} rows, {result.files_removed} model files")
+
+
+# -- project member add|remove|list -------------------------------------------------------------
+def register_member(verbs) -> None:  # noqa: ANN001
+    member = verbs.add_parser(
+        "member",
+        help="add, remove or list a project's annotators and reviewers",
+        description="Annotators see, claim from and read only the projects they are members of; reviewers "
+        "review, browse and export only theirs. Admins see every project and are never members.",
+    )
+    actions = member.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="make a user a member (again: change their project role)")
+    add.add_argument("project", metavar="PROJECT")
+    add.add_argument("user", metavar="USER")
+    add.add_argument(
+        "--role", choices=["annotator", "reviewer"], help="their role on this project (default: their user role)"
+    )
+    add.set_defaults(func=run_member_add)
+    remove = actions.add_parser("remove", help="take a user off the project (their labels stay)")
+    remove.add_argument("project", metavar="PROJECT")
+    remove.add_argument("user", metavar="USER")
+    remove.set_defaults(func=run_member_remove)
+    listing = actions.add_parser("list", help="list the members of a project")
+    listing.add_argument("project", metavar="PROJECT")
+    listing.add_argument("user", metavar="USER", nargs="?", help="only this user")
+    listing.set_defaults(func=run_member_list)
+
+
+def run_member_add(args) -> int:  # noqa: ANN001
+    info = open_workbench(args).members.add(args.project, args.user, role=args.role, actor=operator())
+    article = "an" if info.role.value == "annotator" else "a"
+    print(f"{info.user} is {article} {info.role.value} member of {info.project}")
+    return 0
+
+
+def run_member_remove(args) -> int:  # noqa: ANN001
+    open_workbench(args).members.remove(args.project, args.user, actor=operator())
+    print(f"{args.user} is no longer a member of {args.project}")
+    return 0
+
+
+def run_member_list(args) -> int:  # noqa: ANN001
+    members = open_workbench(args).members.list(args.project, user=args.user, actor=operator())
+    if not members:
+        print(f"{args.project} has no members{' of that name' if args.user else ''} (admins see it regardless)")
+    for m in members:
+        print(f"{m.user}\t{m.role.value}\tadded {m.added_at:%Y-%m-%d %H:%M} UTC")
     return 0

@@ -41,3 +41,23 @@ def insert_items(session: Session, project_id: int, items: Iterable[GeneratedIte
         )
         written += len(chunk)
     return written
+
+
+def insert_members(session: Session, project_id: int, members: Iterable[tuple[int, str]]) -> None:
+    """Make users members of a project in one statement: (user id, role on the project) pairs;
+    those already members are left as they are.
+    For operator code that creates its own accounts (simulations, stress runs); the app and the
+    CLI go through MemberService, which checks roles and writes the audit log."""
+    from sqlalchemy import select
+
+    from workbench.db.models import ProjectMember, utcnow
+
+    now = utcnow()
+    present = set(
+        session.execute(select(ProjectMember.user_id).where(ProjectMember.project_id == project_id)).scalars()
+    )
+    rows = [
+        {"project_id": project_id, "user_id": u, "role": r, "added_at": now} for u, r in members if u not in present
+    ]
+    if rows:
+        session.execute(insert(ProjectMember), rows)

@@ -515,3 +515,20 @@ class AlertAttempt(SQLModel, table=True):
     ok: bool
     result: str = Field(max_length=500)
     duration_ms: float = 0.0
+
+
+class ProjectMember(SQLModel, table=True):
+    """Who works on a project, and as what: annotators label it, reviewers also review and export it.
+
+    Admins need no row (they see every project). A member's role here never exceeds their user role.
+    """
+
+    __tablename__ = "project_member"
+    __table_args__ = (
+        CheckConstraint("role IN ('annotator', 'reviewer')", name="ck_project_member_role"),
+        Index("ix_project_member_user", "user_id", "project_id"),
+    )
+    project_id: int = Field(foreign_key="project.id", primary_key=True)
+    user_id: int = Field(foreign_key="app_user.id", primary_key=True)
+    role: str = Field(max_length=20)
+    added_at: datetime = Field(default_factory=utcnow)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from workbench.services.health import HealthService
     from workbench.services.imports import ImportService
     from workbench.services.jobs import JobService
+    from workbench.services.members import MemberService
     from workbench.services.models import ModelService
     from workbench.services.overview import OverviewService
     from workbench.services.project_settings import ProjectSettingsService
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from workbench.services.review import ReviewService
     from workbench.services.rounds import RoundService
     from workbench.services.sessions import SessionService
+    from workbench.services.stats import StatsService
     from workbench.services.users import UserService
     from workbench.services.versions import VersionService
 
@@ -162,3 +164,15 @@ class Workbench:
         from workbench.services.alerts import AlertService
 
         return AlertService(self.engine)
+
+    @cached_property
+    def members(self) -> MemberService:
+        from workbench.services.members import MemberService
+
+        return MemberService(self.engine)
+
+    @cached_property
+    def stats(self) -> StatsService:
+        from workbench.services.stats import StatsService
+
+        return StatsService(self.engine)

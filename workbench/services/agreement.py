@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
+from sqlmodel import Session
 
 from workbench.db.models import Adjudication, Annotation, User
 from workbench.domain import Actor, AnnotationSource, Decision, Role
 from workbench.domain.agreement import AgreementReport, Judgment, agreement_report
 from workbench.services._auth import requires
 from workbench.services._tx import reading
-from workbench.services.projects import load_project
+from workbench.services.members import load_member_project
+
+
+def adjudicated_labels(session: Session, project_id: int) -> dict[int, str | None]:
+    """Each adjudicated item's label: the latest adjudication stands; an ambiguous or excluded
+    item has None (no label to match)."""
+    decisions = session.execute(
+        select(Adjudication.item_id, Adjudication.decision, Adjudication.label)
+        .where(Adjudication.project_id == project_id)
+        .order_by(Adjudication.id)
+    ).all()
+    return {item_id: (label if decision == Decision.LABEL else None) for item_id, decision, label in decisions}
 
 
 class AgreementService:
@@ -21,20 +33,12 @@ class AgreementService:
         """Percent agreement, kappa per pair, alpha, per-label agreement, the annotator confusion
         matrix and each annotator's agreement with adjudicated labels (annotators by name)."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
                 select(Annotation.item_id, User.name, Annotation.label)
                 .join(User, User.id == Annotation.annotator_id)
                 .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
             ).all()
-            decisions = session.execute(
-                select(Adjudication.item_id, Adjudication.decision, Adjudication.label)
-                .where(Adjudication.project_id == project.id)
-                .order_by(Adjudication.id)
-            ).all()
-        # The latest adjudication of an item stands; ambiguous/excluded items have no label to match.
-        adjudicated = {
-            item_id: (label if decision == Decision.LABEL else None) for item_id, decision, label in decisions
-        }
+            adjudicated = adjudicated_labels(session, project.id)
         judgments = [Judgment(item=item_id, annotator=name, label=label) for item_id, name, label in rows]
         return agreement_report(judgments, list(project.labels), adjudicated)

@@ -24,7 +24,7 @@ from workbench.domain import Actor, AnnotationSource, ItemState, Role, Split
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._auth import require_role, requires
 from workbench.services._tx import reading, write
-from workbench.services.projects import load_project
+from workbench.services.members import load_member_project
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000  # beyond this many matches the count is reported as "more than"
@@ -265,7 +265,7 @@ class BrowseService:
         if filters.search and self.engine.dialect.name == "sqlite":
             _sqlite_fts_catch_up(self.engine)
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             query = self._query(session, project.id, filters)
             rows = session.execute(query.offset(offset).limit(limit)).all()
             capped = session.execute(
@@ -304,7 +304,7 @@ class BrowseService:
         writer = csv.writer(out)
         writer.writerow(["id", "split", "state", "final_label", "n_labels", "preview"])
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             result = session.execute(self._query(session, project.id, filters).limit(EXPORT_CAP))
             for r in result:
                 writer.writerow(
@@ -327,7 +327,7 @@ class BrowseService:
         """One item with everything that happened to it (reviewers and admins only: it shows every
         annotator's answer)."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             item = session.execute(
                 select(Item).where(Item.project_id == project.id, Item.external_id == external_id)
             ).scalar_one_or_none()

@@ -55,6 +55,7 @@ from workbench.errors import NotFound, WorkbenchError
 from workbench.importing import label_studio as ls
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
+from workbench.services.members import load_member_project
 from workbench.services.projects import load_project
 
 FORMATS = tuple(f.value for f in ExportFormat)
@@ -695,7 +696,7 @@ class ExportService:
         _refuse(fmt, ExportKind.ITEMS)
         started = time.perf_counter()
         with reading(self.engine) as session:
-            info = load_project(session, project)
+            info = load_member_project(session, project, actor, Role.REVIEWER)
             if fmt is ExportFormat.LABEL_STUDIO:
                 result = self._write(fmt, out, ["task"], {}, ([t] for t in _ls_tasks(session, info)), started)
                 self._audit(info.id, actor, "export.items", result)
@@ -726,7 +727,7 @@ class ExportService:
         if fmt is ExportFormat.PRODIGY:
             started = time.perf_counter()
             with reading(self.engine) as session:
-                info = load_project(session, project)
+                info = load_member_project(session, project, actor, Role.REVIEWER)
                 rows = _prodigy_rows(session, info)
                 result = self._write(fmt, out, PRODIGY_COLUMNS, {}, rows, started)
                 self._audit(info.id, actor, "export.annotations", result)
@@ -801,7 +802,7 @@ class ExportService:
             raise WorkbenchError(f"this export is written as csv, jsonl or parquet, not {fmt.value}")
         started = time.perf_counter()
         with reading(self.engine) as session:
-            info = load_project(session, project)
+            info = load_member_project(session, project, actor, Role.REVIEWER)
             records = session.execute(query(info.id).execution_options(yield_per=CHUNK_ROWS))
             rows = ([*r[:at], r[at].isoformat() if r[at] else None, *r[at + 1 :]] for r in records)
             result = self._write(fmt, out, columns, types, rows, started)
@@ -924,7 +925,7 @@ class ExportService:
         _refuse(fmt, ExportKind.VERSION)
         started = time.perf_counter()
         with reading(self.engine) as session:
-            info = load_project(session, project)
+            info = load_member_project(session, project, actor, Role.REVIEWER)
             version = session.execute(
                 select(DatasetVersion).where(DatasetVersion.project_id == info.id, DatasetVersion.number == number)
             ).scalar_one_or_none()

@@ -16,6 +16,7 @@ from workbench.domain import Actor, AnnotationSource, GuidelinesInfo, Guidelines
 from workbench.errors import WorkbenchError
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
+from workbench.services.members import check_member, load_member_project
 from workbench.services.projects import load_project
 
 MAX_TEXT = 100_000
@@ -71,13 +72,14 @@ class GuidelinesService:
     def current(self, project: ProjectInfo, *, actor: Actor) -> GuidelinesInfo | None:
         """The project's current guidelines, or None when it has none yet (any role may read)."""
         with reading(self.engine) as session:
+            check_member(session, actor, project)
             return current_guidelines(session, project.id)
 
     @requires(Role.REVIEWER)
     def history(self, project_name: str, *, actor: Actor) -> list[GuidelinesInfo]:
         """Every version, newest first."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
                 select(Guidelines, User.name)
                 .outerjoin(User, User.id == Guidelines.created_by)
@@ -135,7 +137,7 @@ class GuidelinesService:
     def usage(self, project_name: str, *, actor: Actor) -> GuidelinesUsage:
         """How many human labels were made under the current version, and how many predate it."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             current = session.execute(
                 select(func.max(Guidelines.version)).where(Guidelines.project_id == project.id)
             ).scalar_one()

@@ -18,7 +18,7 @@ from workbench.health.report import Flag, FlagKind, HealthReport, ItemRecord, bu
 from workbench.health.subgroups import SubgroupReport
 from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
-from workbench.services.projects import load_project
+from workbench.services.members import load_member_project
 
 DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9
 
@@ -123,7 +123,7 @@ class HealthService:
         against the whole project; with `store`, its flags replace the batch's earlier ones."""
         require_role(actor, Role.ADMIN if store else Role.REVIEWER)
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             records = _records(session, project, set(item_ids) if item_ids is not None else None)
         report = build_report(project.kind.value, records, **health_settings(project), prelabels=None)
         if store:
@@ -141,7 +141,7 @@ class HealthService:
     ) -> list[Flag]:
         """Flagged items with their reasons (reviewers and admins)."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             query = (
                 select(ItemFlag.item_id, Item.external_id, ItemFlag.kind, ItemFlag.reason)
                 .join(Item, Item.id == ItemFlag.item_id)
@@ -170,7 +170,7 @@ class HealthService:
 
         require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             wanted = columns if columns is not None else sensitive_columns(project.settings)
             if not wanted:
                 return []
@@ -217,7 +217,7 @@ class HealthService:
         """Drift of version `new` (default: the items imported since the latest version) against
         version `reference` (default: the latest version)."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             numbers = list(
                 session.execute(
                     select(DatasetVersion.number)
@@ -340,7 +340,7 @@ def exclude_items(engine: Engine, project_name: str, external_ids: list[str], re
         raise WorkbenchError("excluding an item needs a reason")
 
     def work(session: Session) -> list[str]:
-        project = load_project(session, project_name)
+        project = load_member_project(session, project_name, actor, Role.REVIEWER)
         return [_exclude(session, project, external_id, reason, actor) for external_id in external_ids]
 
     return write(engine, work)

@@ -19,7 +19,7 @@ from workbench.domain.rounds import JobPayload, JobResult, RoundResult, VersionJ
 from workbench.errors import NotFound
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
-from workbench.services.projects import load_project
+from workbench.services.members import check_member, load_member_project
 
 MAX_ATTEMPTS = 3
 STALE_AFTER = timedelta(seconds=30)  # a running job whose heartbeat is older than this lost its worker
@@ -127,7 +127,7 @@ class JobService:
         kind = JobKind(kind)
 
         def work(session: Session) -> JobInfo:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             pending = session.execute(
                 select(Job)
                 .where(
@@ -345,6 +345,7 @@ class JobService:
             job = session.get(Job, job_id)
             if job is None:
                 raise NotFound(f"no job {job_id}")
+            check_member(session, actor, job.project_id, Role.REVIEWER)
             if job.state == JobState.FAILED:
                 job.state, job.error, job.finished_at, job.attempts = JobState.QUEUED, None, None, 0
                 job.message = "queued again"
@@ -361,12 +362,13 @@ class JobService:
             job = session.get(Job, job_id)
             if job is None:
                 raise NotFound(f"no job {job_id}")
+            check_member(session, actor, job.project_id, Role.REVIEWER)
             return job_info(job)
 
     @requires(Role.REVIEWER)
     def list(self, project_name: str, limit: int = 20, *, actor: Actor) -> list[JobInfo]:
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             jobs = (
                 session.execute(select(Job).where(Job.project_id == project.id).order_by(Job.id.desc()).limit(limit))
                 .scalars()

@@ -68,9 +68,9 @@ class OverviewService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @requires(Role.ADMIN)
+    @requires(Role.REVIEWER)
     def projects(self, *, actor: Actor) -> list[ProjectLine]:
-        """Every project's progress in one line (admins)."""
+        """Every project's progress in one line (admins; a reviewer sees the projects they belong to)."""
         projects = ProjectService(self.engine)
         lines = []
         for project in projects.list(actor=actor):
@@ -87,9 +87,10 @@ class OverviewService:
             )
         return lines
 
-    @requires(Role.ADMIN)
+    @requires(Role.REVIEWER)
     def project(self, name: str, *, actor: Actor) -> ProjectOverview:
-        """One project: progress, agreement, the latest round and the review queue (admins)."""
+        """One project: progress, agreement, the latest round and the review queue (admins, and
+        reviewers of the project: the agreement report checks the membership)."""
         progress = ProjectService(self.engine).progress(name, actor=actor)
         report = AgreementService(self.engine).report(name, actor=actor)
         agreement = AgreementSummary(

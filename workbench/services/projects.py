@@ -308,17 +308,25 @@ class ProjectService:
 
     @requires(Role.ANNOTATOR)
     def get(self, name: str, *, actor: Actor) -> ProjectInfo:
+        from workbench.services.members import load_member_project
+
         with reading(self.engine) as session:
-            return load_project(session, name)
+            return load_member_project(session, name, actor)
 
     @requires(Role.ANNOTATOR)
     def list(self, *, actor: Actor) -> list[ProjectInfo]:
-        """Every project for an admin; archived ones are hidden from everyone else."""
+        """Every project for an admin; everyone else sees the projects they are members of, archived
+        ones hidden."""
+        from workbench.services.members import visible_project_ids
+
         # Two statements whatever the number of projects (the picker runs this on every rerun).
         with reading(self.engine, snapshot=False) as session:
             query = select(Project).order_by(Project.name)
             if actor.role != Role.ADMIN:
                 query = query.where(Project.archived_at.is_(None))
+            visible = visible_project_ids(actor)
+            if visible is not None:
+                query = query.where(Project.id.in_(visible))
             projects = session.exec(query).all()
             rows: dict[int, list] = {}
             for project_id, *row in session.exec(_LABEL_ROWS.order_by(ProjectLabel.project_id, *_LABEL_ORDER)):
@@ -362,8 +370,10 @@ class ProjectService:
     @requires(Role.ANNOTATOR)
     def progress(self, name: str, *, actor: Actor) -> Progress:
         """Counts of items by split and state: what any role may see (no labels)."""
+        from workbench.services.members import load_member_project
+
         with reading(self.engine) as session:
-            project = load_project(session, name)
+            project = load_member_project(session, name, actor)
             # Grouped in the order of the queue index (state, slots_taken, split), so the database
             # walks the index instead of sorting every item; summed over slots_taken here.
             rows = session.exec(

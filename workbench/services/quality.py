@@ -38,6 +38,7 @@ from workbench.domain.overlap import DEFAULT_RELIABILITY, Aggregation
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
+from workbench.services.members import load_member_project
 from workbench.services.projects import load_project
 
 _SET_POSTERIOR = (
@@ -256,7 +257,7 @@ class QualityService:
         """Re-estimate every annotator (after a round, or on demand) and store the estimates and
         each item's posterior; pauses are kept."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows, gold, adjudicated, paused, users = self._inputs(session, project.id)
         annotators, posteriors, chance = estimate(
             rows, project.labels, gold=gold, adjudicated=adjudicated, paused=paused
@@ -363,7 +364,7 @@ class QualityService:
     def stored(self, project_name: str, *, actor: Actor) -> list[AnnotatorQualityInfo]:
         """The estimates stored by the last refresh (cheap: no re-estimation), annotators by name."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
                 select(AnnotatorQuality, User.name)
                 .join(User, User.id == AnnotatorQuality.user_id)

@@ -28,6 +28,7 @@ from workbench.domain import (
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
 from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
+from workbench.services.members import check_member
 from workbench.services.projects import load_project
 
 MAX_REASON = 1000
@@ -115,6 +116,7 @@ class QuarantineService:
             ).one_or_none()
             if lease is None or lease.annotator_id != actor.id:
                 raise NotFound("no such claim of yours")
+            check_member(session, actor, lease.project_id)
             quarantine_item(session, lease.project_id, lease.item_id, reason, QuarantineSource.RENDER, actor.id)
 
         write(self.engine, work)
@@ -216,6 +218,8 @@ class QuarantineService:
         from workbench.importing.images import ImageRefused, rendition
         from workbench.importing.limits import Limits
 
+        with reading(self.engine) as session:
+            check_member(session, actor, project)
         path = image_path(project.settings, relative)
         try:
             limits = Limits.from_settings(project.settings.get("limits"))

@@ -54,6 +54,7 @@ from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._auth import requires
 from workbench.services._tx import audit, audit_rows, reading, write
 from workbench.services.guidelines import current_guidelines, current_version_of
+from workbench.services.members import check_member, member_role_column, refuse_unless
 from workbench.services.projects import load_project, unoffered
 
 # A lease by these states means the annotator has had the item: never serve it to them again.
@@ -197,6 +198,7 @@ _SUBMIT_VIEW = (
         Item.gold_label,
         Item.split,
         AnnotatorQuality.paused,
+        member_role_column(Lease.project_id, Lease.annotator_id),
     )
     .join(Item, Item.id == Lease.item_id)
     .outerjoin(
@@ -475,7 +477,9 @@ class QueueService:
 
         def work(session: Session) -> ClaimedItem | int:
             later: list[dict] = []
-            found = self._claim(session, self._project(session, project), actor, draws, later=later)
+            info = self._project(session, project)
+            check_member(session, actor, info)  # (submit_and_claim: checked on the lease's project)
+            found = self._claim(session, info, actor, draws, later=later)
             audit_rows(session, later)
             return found
 
@@ -663,7 +667,9 @@ class QueueService:
         lease = session.connection().execute(_LEASE_FOR_UPDATE, {"lease_id": lease_id}).first()
         if lease is None or lease.annotator_id != actor.id:
             raise NotFound(f"{actor.name} holds no claim {lease_id}")
-        return lease, self._project_by_id(session, lease.project_id)
+        project = self._project_by_id(session, lease.project_id)
+        check_member(session, actor, project)
+        return lease, project
 
     @requires(Role.ANNOTATOR)
     def renew(self, lease_id: int, *, actor: Actor) -> datetime:
@@ -701,6 +707,7 @@ class QueueService:
         if lease is None or lease.annotator_id != actor.id:
             raise NotFound(f"{actor.name} holds no claim {lease_id}")
         project = self._project_by_id(session, lease.project_id)
+        refuse_unless(actor, project, lease.member_role)
         paused = bool(lease.paused)
         if lease.state != LeaseState.ACTIVE:  # an active lease has no label yet (undo reactivates it empty)
             stored = conn.execute(_STORED, {"lease_id": lease.id}).scalar_one_or_none()
@@ -813,6 +820,7 @@ class QueueService:
 
         def work(session: Session) -> ClaimedItem:
             project = load_project(session, project_name)
+            check_member(session, actor, project)
             now = utcnow()
             annotation = session.execute(
                 select(Annotation)
@@ -875,6 +883,7 @@ class QueueService:
             if annotation is None or annotation.annotator_id != actor.id or actor.id is None:
                 raise NotFound(f"{actor.name} has no label {annotation_id}")
             project = self._project_by_id(session, annotation.project_id)
+            check_member(session, actor, project)
             if label not in project.offered:
                 raise WorkbenchError(unoffered(label, project))
             item = self._changeable_item(session, annotation)
@@ -904,6 +913,7 @@ class QueueService:
         may still be changed. Never anyone else's answer, nor the item's outcome."""
         reviewed = exists().where(Adjudication.item_id == Annotation.item_id)
         with reading(self.engine) as session:
+            check_member(session, actor, project)
             rows = session.execute(
                 select(
                     Annotation.id,
@@ -925,7 +935,7 @@ class QueueService:
         """What the label page shows besides the item, in one read: the annotator's own counts, the
         project's item counts by split and state (no labels), and the current guidelines."""
         with reading(self.engine, snapshot=False) as session:  # three independent reads
-            stats = self._stats(session, project.id, actor)
+            stats = self._stats(session, project, actor)
             counts = item_counts(session, project.id)
             cached = self._guidelines.get(project.id)
             if cached is None or cached[0] < time.monotonic():
@@ -933,10 +943,12 @@ class QueueService:
                 self._guidelines[project.id] = cached
         return LabelView(stats, counts, cached[1])
 
-    def _stats(self, session: Session, project_id: int, actor: Actor) -> AnnotatorStats:
+    def _stats(self, session: Session, project: ProjectInfo, actor: Actor) -> AnnotatorStats:
+        """The actor's counts, and their membership read in the same statement (refused if none)."""
+        project_id = project.id
         midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         mine = and_(Annotation.project_id == project_id, Annotation.annotator_id == actor.id)
-        total, today, skips = session.execute(
+        total, today, skips, role = session.execute(
             select(
                 select(func.count()).where(mine).scalar_subquery(),
                 select(func.count()).where(mine, Annotation.created_at >= midnight).scalar_subquery(),
@@ -945,16 +957,18 @@ class QueueService:
                     Lease.project_id == project_id, Lease.annotator_id == actor.id, Lease.state == LeaseState.SKIPPED
                 )
                 .scalar_subquery(),
+                member_role_column(literal(project_id), literal(actor.id)),
             )
         ).one()
+        refuse_unless(actor, project, role)
         return AnnotatorStats(labels_today=today, labels_total=total, skips_total=skips)
 
     @requires(Role.ANNOTATOR)
     def my_stats(self, project: ProjectInfo | str, *, actor: Actor) -> AnnotatorStats:
         """The annotator's own counts (never anyone else's labels), in one statement."""
         with reading(self.engine) as session:
-            project_id = project.id if isinstance(project, ProjectInfo) else self._project(session, project).id
-            return self._stats(session, project_id, actor)
+            project = project if isinstance(project, ProjectInfo) else self._project(session, project)
+            return self._stats(session, project, actor)
 
 
 def item_counts(session: Session, project_id: int) -> Progress:

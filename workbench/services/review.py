@@ -24,7 +24,8 @@ from workbench.domain import (
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
-from workbench.services.projects import load_project, load_project_by_id, unoffered
+from workbench.services.members import check_member, load_member_project
+from workbench.services.projects import load_project_by_id, unoffered
 
 _DECIDED_STATE = {
     Decision.LABEL: ItemState.FINAL,
@@ -74,7 +75,7 @@ class ReviewService:
         """Items waiting for a reviewer (or in `state`), oldest first; optionally only those whose
         answers are exactly the two labels of `label_pair`."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             query = select(Item).where(Item.project_id == project.id, Item.state == state).order_by(Item.id)
             if label_pair is not None:
                 wanted = sorted(set(label_pair))
@@ -108,7 +109,7 @@ class ReviewService:
     @requires(Role.REVIEWER)
     def count_waiting(self, project_name: str, *, actor: Actor) -> int:
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             return session.execute(
                 select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.REVIEW)
             ).scalar_one()
@@ -117,7 +118,7 @@ class ReviewService:
     def case(self, project_name: str, external_id: str, *, actor: Actor) -> ReviewCase:
         """One item with its answers, whatever its state (reviewers may revisit agreed items)."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             item = session.execute(
                 select(Item).where(Item.project_id == project.id, Item.external_id == external_id)
             ).scalar_one_or_none()
@@ -159,6 +160,7 @@ class ReviewService:
             if item is None:
                 raise NotFound(f"no item with id {item_id}")
             project = load_project_by_id(session, item.project_id)
+            check_member(session, actor, project, Role.REVIEWER)
             if label is not None and label not in project.offered:
                 raise WorkbenchError(unoffered(label, project))
             if item.state == ItemState.OPEN:
@@ -222,7 +224,7 @@ class ReviewService:
     @requires(Role.REVIEWER)
     def history(self, project_name: str, limit: int = 100, *, actor: Actor) -> list[AdjudicationInfo]:
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
                 select(Adjudication, User.name, Item.external_id)
                 .join(User, User.id == Adjudication.reviewer_id)
@@ -254,7 +256,7 @@ class ReviewService:
     ) -> list[SkipInfo]:
         """Skips with who and when, newest first; only those of one item when `external_id` is given."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             query = (
                 select(Lease.item_id, Item.external_id, User.name, Lease.skip_reason, Lease.closed_at)
                 .join(Item, Item.id == Lease.item_id)
@@ -270,7 +272,7 @@ class ReviewService:
     def skip_counts(self, project_name: str, *, actor: Actor) -> dict[str, int]:
         """How many skips gave each reason, most frequent first (for the admin overview)."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
                 select(Lease.skip_reason, func.count())
                 .where(Lease.project_id == project.id, Lease.state == LeaseState.SKIPPED)

@@ -11,7 +11,7 @@ from workbench.domain import Actor, ProjectInfo, Role, RunInfo, Split
 from workbench.domain.rounds import EvalMetrics, LearningCurvePoint, RankedBy, RunComparison, TrackingOutcome
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._tx import reading
-from workbench.services.projects import load_project
+from workbench.services.members import check_member, load_member_project
 from workbench.services.users import require_role
 
 
@@ -23,7 +23,7 @@ class RoundQueries:
         """Every model run of the project, oldest first, with its typed metrics."""
         require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
                 select(ModelRun, DatasetVersion.number)
                 .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
@@ -76,7 +76,7 @@ class RoundQueries:
 
         require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             found = set(
                 session.execute(
                     select(ModelRun.id).where(ModelRun.project_id == project.id, ModelRun.id.in_([run_a, run_b]))
@@ -131,6 +131,7 @@ class RoundQueries:
         """Which strategy made the ranking the queue serves now (None: no ranking yet)."""
         require_role(actor, Role.ANNOTATOR)
         with reading(self.engine) as session:
+            check_member(session, actor, project)
             top = session.execute(
                 select(RankEntry.strategy, RankEntry.model_run_id)
                 .where(RankEntry.project_id == project.id)

@@ -24,6 +24,7 @@ from workbench.domain.rounds import LearningCurvePoint, RankedBy, RoundResult, R
 from workbench.services._auth import requires
 from workbench.services._tx import reading
 from workbench.services.jobs import JobService
+from workbench.services.members import check_member
 from workbench.services.projects import load_project, load_project_by_id
 from workbench.services.round_queries import RoundQueries
 
@@ -102,12 +103,13 @@ class RoundService:
     @requires(Role.ANNOTATOR)
     def resolve(self, project: ProjectInfo | str | int, *, actor: Actor) -> ProjectInfo:
         """The project, loaded once at the edge: by name (CLI, scripts) or id (a job's payload)."""
-        if isinstance(project, ProjectInfo):
-            return project
         with reading(self.engine) as session:
-            if isinstance(project, int):
-                return load_project_by_id(session, project)
-            return load_project(session, project)
+            if not isinstance(project, ProjectInfo):
+                project = (
+                    load_project_by_id(session, project) if isinstance(project, int) else load_project(session, project)
+                )
+            check_member(session, actor, project)
+            return project
 
     # -- read (pages) -------------------------------------------------------------------------
     @requires(Role.REVIEWER)

@@ -29,6 +29,7 @@ from workbench.domain.agreement import Judgment, agreement_report
 from workbench.errors import NotFound
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
+from workbench.services.members import load_member_project
 from workbench.services.projects import load_project
 
 
@@ -187,12 +188,14 @@ class VersionService:
 
     @requires(Role.REVIEWER)
     def create(self, project_name: str, *, actor: Actor, trigger: str = "manual") -> VersionInfo:
+        with reading(self.engine) as session:
+            load_member_project(session, project_name, actor, Role.REVIEWER)
         return _info(cut_version(self.engine, project_name, trigger=trigger, actor_id=actor.id))
 
     @requires(Role.REVIEWER)
     def list(self, project_name: str, *, actor: Actor) -> list[VersionInfo]:
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = (
                 session.execute(
                     select(DatasetVersion)
@@ -207,11 +210,11 @@ class VersionService:
     @requires(Role.REVIEWER)
     def get(self, project_name: str, number: int, *, actor: Actor) -> VersionInfo:
         with reading(self.engine) as session:
-            return _info(self._version(session, project_name, number))
+            return _info(self._version(session, project_name, number, actor))
 
     @staticmethod
-    def _version(session: Session, project_name: str, number: int) -> DatasetVersion:
-        project = load_project(session, project_name)
+    def _version(session: Session, project_name: str, number: int, actor: Actor) -> DatasetVersion:
+        project = load_member_project(session, project_name, actor, Role.REVIEWER)
         version = session.execute(
             select(DatasetVersion).where(DatasetVersion.project_id == project.id, DatasetVersion.number == number)
         ).scalar_one_or_none()
@@ -223,7 +226,7 @@ class VersionService:
     def rows(self, project_name: str, number: int, *, actor: Actor) -> pd.DataFrame:  # noqa: F821
         """The version's rows: item id, external id, split, label, source, lineage."""
         with reading(self.engine) as session:
-            version = self._version(session, project_name, number)
+            version = self._version(session, project_name, number, actor)
             rows = session.execute(
                 select(
                     DatasetVersionItem.item_id,
@@ -264,7 +267,7 @@ class VersionService:
                     session.execute(
                         select(Item.external_id, DatasetVersionItem.label)
                         .join(Item, Item.id == DatasetVersionItem.item_id)
-                        .where(DatasetVersionItem.version_id == self._version(session, project_name, number).id)
+                        .where(DatasetVersionItem.version_id == self._version(session, project_name, number, actor).id)
                     ).all()
                 )
                 for number in (a, b)
@@ -279,7 +282,7 @@ class VersionService:
     def final_label_count(self, project_name: str, *, actor: Actor) -> tuple[int, int]:
         """(final labels now, items in the latest version): what auto-versioning compares."""
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             final = session.execute(
                 select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.FINAL)
             ).scalar_one()

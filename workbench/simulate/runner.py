@@ -41,8 +41,9 @@ from sqlalchemy import insert, select
 from sqlmodel import Session
 
 import strategies
+from workbench.db.bulk import insert_members
 from workbench.db.engine import make_engine
-from workbench.db.models import Item, User
+from workbench.db.models import Item, Project, User
 from workbench.domain import Actor, Decision, ItemState, Role, Split
 from workbench.errors import WorkbenchError
 from workbench.services import Workbench
@@ -219,6 +220,11 @@ def _add_people(engine, names_roles: list[tuple[str, str]]) -> dict[str, Actor]:
             insert(User),
             [{"name": name, "role": role, "password_hash": UNUSABLE_PASSWORD_HASH} for name, role in names_roles],
         )
+        # Everyone simulated works on every project of the simulation's own database.
+        names = {name for name, _ in names_roles}
+        people = [(i, r) for i, n, r in session.execute(select(User.id, User.name, User.role)) if n in names]
+        for project_id in session.execute(select(Project.id)).scalars().all():
+            insert_members(session, project_id, people)
     return _actors(engine)
 
 

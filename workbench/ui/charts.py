@@ -106,3 +106,27 @@ def grouped_bar(frame: pd.DataFrame, x: str, y: str, group: str, *, key: str | N
         .properties(height=220)
     )
     st.altair_chart(chart, key=key)
+
+
+def lines_over_time(
+    frame: pd.DataFrame, x: str, y: str, group: str, *, y_format: str = ".2f", key: str | None = None
+) -> None:
+    """A line of `y` per `group` over the days in `x` (e.g. each annotator's figure per day); the
+    days are shown as ordered labels, one tick each."""
+    frame = frame.dropna(subset=[y]).copy()
+    if frame.empty:
+        st.caption(f"No {y} yet.")
+        return
+    frame[x] = pd.to_datetime(frame[x]).dt.strftime("%Y-%m-%d")
+    chart = (
+        alt.Chart(frame, title=alt.TitleParams(y, anchor="start", fontSize=13))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(f"{x}:O", title=None, sort="ascending", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y(f"{y}:Q", title=None, axis=alt.Axis(format=y_format)),
+            color=alt.Color(f"{group}:N", title=group),
+            tooltip=[alt.Tooltip(f"{group}:N"), alt.Tooltip(f"{x}:O"), alt.Tooltip(f"{y}:Q", format=y_format)],
+        )
+        .properties(height=200)
+    )
+    st.altair_chart(chart, key=key)

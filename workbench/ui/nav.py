@@ -7,8 +7,9 @@ from workbench.domain import Role, role_allows
 
 # (file relative to app.py, title, url path, role needed, icon)
 PAGES: tuple[tuple[str, str, str, Role, str], ...] = (
-    ("views/overview.py", "Overview", "overview", Role.ADMIN, ":material/dashboard:"),
+    ("views/overview.py", "Overview", "overview", Role.REVIEWER, ":material/dashboard:"),
     ("views/label.py", "Label", "label", Role.ANNOTATOR, ":material/label:"),
+    ("views/stats.py", "Statistics", "statistics", Role.ANNOTATOR, ":material/monitoring:"),
     ("views/review.py", "Review", "review", Role.REVIEWER, ":material/rule:"),
     ("views/rounds.py", "Rounds", "rounds", Role.REVIEWER, ":material/model_training:"),
     ("views/items.py", "Items", "items", Role.REVIEWER, ":material/search:"),

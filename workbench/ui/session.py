@@ -9,6 +9,7 @@ in uses its session by id (kept in server memory) until a page load hands the br
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -326,7 +327,10 @@ def pick_project(*, page: str) -> ProjectInfo:
     """The project the user works on (shared across pages); stops the page when there is none."""
     projects = workbench().projects.list(actor=require(Role.ANNOTATOR))
     if not projects:
-        st.info("No projects yet. An admin creates one on the Data page.")
+        if role_allows(require(Role.ANNOTATOR).role, Role.ADMIN):
+            st.info("No projects yet. Create one on the Data page.")
+        else:
+            st.info("You are not a member of any project yet. Ask an admin to add you (Users → Project members).")
         st.stop()
     names = [p.name for p in projects]
     current = st.session_state.get(PROJECT)
@@ -334,6 +338,17 @@ def pick_project(*, page: str) -> ProjectInfo:
     name = st.sidebar.selectbox("Project", names, index=index, key=f"project_{page}")
     st.session_state[PROJECT] = name
     return projects[names.index(name)]
+
+
+def attempt(action: Callable[[], Any], done: str) -> None:
+    """Run a service call; on success note `done` for the next rendering, else show why not."""
+    try:
+        action()
+    except WorkbenchError as exc:
+        error(exc)
+    else:
+        flash(done)
+        st.rerun()
 
 
 def flash(message: str) -> None:

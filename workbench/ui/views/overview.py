@@ -1,15 +1,15 @@
-"""Overview (admin): every project's progress, then the chosen project's sections: progress,
-agreement, the latest round, the items waiting for review, and its alert rules with their recent
-deliveries. Nothing here claims an item."""
+"""Overview (admins; reviewers see the projects they review): every project's progress, then the
+chosen project's sections: progress, agreement, the latest round, the items waiting for review, its
+alert rules with their recent deliveries, and the annotators' statistics. Nothing here claims an item."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import Role
+from workbench.domain import Role, role_allows
 from workbench.errors import WorkbenchError
-from workbench.ui import render, sections, session
+from workbench.ui import render, sections, session, stats
 
 
 def _pct(part: int, whole: int) -> str:
@@ -146,14 +146,17 @@ def _delivery_row(d, project_name: str) -> dict:  # noqa: ANN001
 
 
 def main() -> None:
-    actor = session.require(Role.ADMIN)
+    actor = session.require(Role.REVIEWER)
     wb = session.workbench()
     st.header("Overview")
     session.show_flash()
     projects = wb.projects.list(actor=actor)
     if not projects:
-        st.info("No projects yet. Create one on the Data page.")
-        st.page_link("views/data.py", label="Open Data", icon=":material/database:")
+        if role_allows(actor.role, Role.ADMIN):
+            st.info("No projects yet. Create one on the Data page.")
+            st.page_link("views/data.py", label="Open Data", icon=":material/database:")
+        else:
+            st.info("You are not a member of any project yet. Ask an admin to add you.")
         return
     _all_projects(wb, actor)
     project = session.pick_project(page="overview")
@@ -171,7 +174,9 @@ def main() -> None:
     sections.skip_reasons(wb, project, actor, latest=False)
     st.subheader("Guidelines")
     sections.guidelines_usage(wb, project, actor)
-    _alerts(wb, project, actor)
+    stats.everyone(wb, project, actor)
+    if role_allows(actor.role, Role.ADMIN):  # alert rules and their channels are for admins
+        _alerts(wb, project, actor)
 
 
 main()

@@ -9,21 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from workbench.domain import Role
-from workbench.errors import WorkbenchError
-from workbench.ui import render, session
+from workbench.ui import session
+from workbench.ui.members import members_section
 
 ROLES = [role.value for role in Role]
 
 
-def _attempt(action, done: str) -> None:
-    """Run a service call; on success note `done` for the next rendering, else show why not."""
-    try:
-        action()
-    except WorkbenchError as exc:
-        render.error(exc)
-    else:
-        session.flash(done)
-        st.rerun()
+_attempt = session.attempt
 
 
 def main() -> None:
@@ -101,6 +93,7 @@ def main() -> None:
                     )
             elif st.button("Enable", key="user_enable", icon=":material/check_circle:"):
                 _attempt(lambda: wb.users.enable(current.name, actor=actor), f"{current.name} is active again.")
+    members_section(wb, actor, users)
 
 
 main()
