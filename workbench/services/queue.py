@@ -199,8 +199,11 @@ _SUBMIT_VIEW = (
         Item.split,
         AnnotatorQuality.paused,
         member_role_column(Lease.project_id, Lease.annotator_id),
+        Project.archived_at.label("project_archived_at"),
+        Project.changed_at.label("project_changed_at"),
     )
     .join(Item, Item.id == Lease.item_id)
+    .join(Project, Project.id == Lease.project_id)
     .outerjoin(
         AnnotatorQuality,
         and_(AnnotatorQuality.user_id == Lease.annotator_id, AnnotatorQuality.project_id == Lease.project_id),
@@ -435,24 +438,28 @@ class QueueService:
         # annotation records the version current in the database, not this copy).
         self._guidelines: dict[int, tuple[float, GuidelinesInfo | None]] = {}
 
-    def _project(self, session: Session, name: str) -> ProjectInfo:
+    def _project(self, session: Session, name: str, stamp: tuple | None = None) -> ProjectInfo:
+        """The project, from the cache unless it lapsed or (inside a write) its stamp moved.
+        `stamp` is (id, archived_at, changed_at) when the caller has already read it."""
         cached = self._projects.get(name)
-        stamp = None
         if session.info.get("writing"):
-            stamp = tuple(session.connection().execute(_STAMP, {"name": name}).first() or ())
+            if stamp is None:
+                stamp = tuple(session.connection().execute(_STAMP, {"name": name}).first() or ())
+            if stamp and stamp[1] is None:  # not archived: audit() need not look again
+                session.info.setdefault("writable", set()).add(stamp[0])
         if cached is None or cached[0] < time.monotonic() or (stamp is not None and stamp != cached[2]):
             # load_project refuses an archived project inside a write
             cached = (time.monotonic() + PROJECT_CACHE_S, load_project(session, name), stamp)
             self._projects[name] = cached
         return cached[1]
 
-    def _project_by_id(self, session: Session, project_id: int) -> ProjectInfo:
+    def _project_by_id(self, session: Session, project_id: int, stamp: tuple | None = None) -> ProjectInfo:
         name = self._project_names.get(project_id)
         if name is None:  # project names never change
             name = self._project_names[project_id] = (
                 session.connection().execute(_PROJECT_NAME, {"project_id": project_id}).scalar_one()
             )
-        return self._project(session, name)
+        return self._project(session, name, stamp)
 
     # -- claim ------------------------------------------------------------------------------
     @requires(Role.ANNOTATOR)
@@ -706,7 +713,8 @@ class QueueService:
         lease = conn.execute(_SUBMIT_VIEW, {"lease_id": lease_id}).first()
         if lease is None or lease.annotator_id != actor.id:
             raise NotFound(f"{actor.name} holds no claim {lease_id}")
-        project = self._project_by_id(session, lease.project_id)
+        stamp = (lease.project_id, lease.project_archived_at, lease.project_changed_at)
+        project = self._project_by_id(session, lease.project_id, stamp)
         refuse_unless(actor, project, lease.member_role)
         paused = bool(lease.paused)
         if lease.state != LeaseState.ACTIVE:  # an active lease has no label yet (undo reactivates it empty)
