@@ -159,8 +159,14 @@ def test_adaptive_overlap_in_the_live_queue_records_why(wb):
     again = wb.queue.claim("ad", actor=novice2)
     assert again.item_id == claimed.item_id and again.reason == "partial"
     assert wb.queue.submit(again.lease_id, "neg", actor=novice2).item_state == "open"  # a disagreement: a third
+    # The expert can settle a new item alone, so they get the new ones first and the item that
+    # needs a third label only when nothing new is left (a novice would get it first).
+    for _ in range(2):
+        fresh = wb.queue.claim("ad", actor=expert)
+        assert fresh.item_id != claimed.item_id and fresh.reason != "partial"
+        assert wb.queue.submit(fresh.lease_id, truth_of(fresh.external_id), actor=expert).item_state == "final"
     third = wb.queue.claim("ad", actor=expert)
-    assert third.item_id == claimed.item_id
+    assert third.item_id == claimed.item_id and third.reason == "partial"
     assert wb.queue.submit(third.lease_id, "pos", actor=expert).item_state == "final"
     with Session(wb.engine) as s:
         items = {i.id: i for i in s.execute(select(Item).where(Item.project_id == project.id)).scalars()}
@@ -344,3 +350,36 @@ def test_stress_with_adaptive_overlap_keeps_every_invariant(db_url, capsys, tmp_
     assert inv["lost_submits"] == 0 and inv["items_in_wrong_state"] == 0
     per_item = inv["labels_per_item"]
     assert per_item["1"] > 0 and per_item["3"] > 0  # the policy really varies the overlap
+
+
+def test_quality_refreshes_every_n_labels_and_pauses_when_the_project_allows(wb, project):
+    """quality_refresh_labels re-estimates between rounds (the worker's check and simulate's call
+    are QualityService.refresh_if_due); pause_flagged lets that estimate pause whom it flags."""
+    from workbench.worker import refresh_due_quality
+
+    add_items(wb.engine, project.id, 40)
+    good1, good2, coin = annotators(wb, 3)
+    reviewer = annotators(wb, 1, "reviewer", "rev")[0]
+    quality = QualityService(wb.engine)
+    assert quality.refresh_if_due("qual", actor=reviewer) is None  # off by default
+    wb.projects.update_settings("qual", actor=Actor.operator(), quality_refresh_labels=60, pause_flagged=True)
+
+    def answer(person, external_id):  # noqa: ANN001
+        return "pos" if person.name == coin.name else truth_of(external_id)
+
+    _label_all(wb, "qual", [good1, good2, coin], answer)  # 120 labels, no round in between
+    refresh_due_quality(wb)  # the worker's between-jobs check: due (120 new labels >= 60)
+    by = {a.annotator: a for a in quality.stored("qual", actor=reviewer)}
+    assert by[coin.name].flagged and by[coin.name].paused
+    assert not by[good1.name].paused and not by[good2.name].paused
+    assert quality.refresh_if_due("qual", actor=reviewer) is None  # nothing new since
+    with Session(wb.engine) as s:
+        why = [
+            a.details.get("why")
+            for a in s.execute(select(AuditLog).where(AuditLog.action == "annotator.pause")).scalars()
+        ]
+    assert why and "pause_flagged" in why[0]
+    add_items(wb.engine, project.id, 1, start=100)
+    assert wb.queue.claim("qual", actor=coin) is None  # paused: nothing more for them
+    with pytest.raises(Exception, match="quality_refresh_labels"):
+        wb.projects.update_settings("qual", actor=Actor.operator(), quality_refresh_labels=-1)

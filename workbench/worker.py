@@ -68,6 +68,17 @@ def queue_auto_versions(wb: Workbench) -> None:
                 wb.jobs.enqueue(project.name, JobKind.VERSION, actor=Actor.operator())
 
 
+def refresh_due_quality(wb: Workbench) -> None:
+    """Re-estimate annotator quality in each project whose `quality_refresh_labels` new human
+    labels have come in since its last estimate (QualityService.refresh_if_due decides)."""
+    from workbench.services.quality import QualityService
+
+    quality = QualityService(wb.engine)
+    for project in wb.projects.list(actor=Actor.operator()):
+        if int(project.settings.get("quality_refresh_labels") or 0) > 0:
+            quality.refresh_if_due(project.name, actor=Actor.operator())
+
+
 WORKER_NICENESS = 10  # rounds yield the CPU to the app's claims and submits
 
 
@@ -140,6 +151,7 @@ def run_worker(
         while not stop.is_set():
             if time.monotonic() >= next_version_check:
                 queue_auto_versions(wb)
+                refresh_due_quality(wb)
                 next_version_check = time.monotonic() + AUTO_VERSION_CHECK_S
             if time.monotonic() >= next_alert_check:
                 next_alert_check = time.monotonic() + ALERT_RETRY_CHECK_S

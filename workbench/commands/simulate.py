@@ -160,7 +160,21 @@ def register(subparsers) -> None:  # noqa: ANN001
     pol.add_argument(
         "--pause-flagged",
         action="store_true",
-        help="a simulated admin pauses every annotator quality flags, after each round",
+        help="the project setting pause_flagged: quality pauses every annotator it flags, when it "
+        "re-estimates (after each round, and every --quality-refresh-labels labels)",
+    )
+    pol.add_argument(
+        "--quality-refresh-labels",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the project setting quality_refresh_labels: also re-estimate annotator quality every N "
+        "new human labels (0: after rounds only)",
+    )
+    pol.add_argument(
+        "--no-prefer-reliable",
+        action="store_true",
+        help="adaptive: do not serve new items first to annotators reliable enough to settle one alone",
     )
     pol.add_argument(
         "--crowd-arrival",
@@ -298,6 +312,8 @@ def config_from_args(args) -> SimulationConfig:  # noqa: ANN001, F821
         aggregation=args.aggregation,
         posterior_accept=args.posterior_accept,
         pause_flagged=args.pause_flagged,
+        quality_refresh_labels=args.quality_refresh_labels,
+        prefer_reliable=not args.no_prefer_reliable,
         crowd_arrival=args.crowd_arrival,
         label_error_review=args.label_error_review,
         inject_label_noise=args.inject_label_noise,

@@ -25,11 +25,11 @@ from __future__ import annotations
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlmodel import Session
 
 from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, User, utcnow
@@ -263,6 +263,10 @@ class QualityService:
             rows, project.labels, gold=gold, adjudicated=adjudicated, paused=paused
         )
         now = utcnow()
+        auto_paused = []
+        if project.settings.get("pause_flagged"):  # the project lets quality pause whom it flags
+            auto_paused = [a.annotator for a in annotators if a.flagged and not a.paused]
+            annotators = [replace(a, paused=True) if a.annotator in auto_paused else a for a in annotators]
 
         def work(session: Session) -> None:
             session.execute(delete(AnnotatorQuality).where(AnnotatorQuality.project_id == project.id))
@@ -286,7 +290,7 @@ class QualityService:
                             "flagged": a.flagged,
                             "confusion": a.confusion,
                             "paused": a.paused,
-                            "paused_at": None,
+                            "paused_at": now if a.annotator in auto_paused else None,
                             "updated_at": now,
                         }
                         for a in annotators
@@ -300,6 +304,15 @@ class QualityService:
                 annotators=len(annotators),
                 flagged=sum(a.flagged for a in annotators),
             )
+            for name in auto_paused:
+                audit(
+                    session,
+                    "annotator.pause",
+                    actor_id=actor.id,
+                    project_id=project.id,
+                    annotator=name,
+                    why="flagged: estimated accuracy not above chance (project setting pause_flagged)",
+                )
 
         accept = project.settings.get("posterior_accept")
         by_posterior = project.settings.get("aggregation") == Aggregation.DAWID_SKENE and accept is not None
@@ -354,6 +367,31 @@ class QualityService:
             tuple(annotators),
             posteriors,
         )
+
+    @requires(Role.REVIEWER)
+    def refresh_if_due(self, project_name: str, *, actor: Actor) -> QualityReport | None:
+        """Re-estimate when the project's `quality_refresh_labels` new human labels have come in
+        since the last estimate (so a chance-level annotator is caught after about 30 labels, not
+        only at the next round); None when not due. The job worker calls this between jobs and
+        `workbench simulate` after every label: the same rule in both."""
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            every = int(project.settings.get("quality_refresh_labels") or 0)
+            if every <= 0:
+                return None
+            labels = session.execute(
+                select(func.count())
+                .select_from(Annotation)
+                .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
+            ).scalar_one()
+            seen = session.execute(
+                select(func.coalesce(func.sum(AnnotatorQuality.n_labels), 0)).where(
+                    AnnotatorQuality.project_id == project.id
+                )
+            ).scalar_one()
+        if labels - int(seen) < every:
+            return None
+        return self.refresh(project_name, actor=actor)
 
     @requires(Role.REVIEWER)
     def report(self, project_name: str, *, actor: Actor) -> QualityReport:

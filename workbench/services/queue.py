@@ -184,7 +184,7 @@ _RESOLVE = (
     )
 )
 _TAKE_GOLD_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken + 1)
-_PAUSED = select(AnnotatorQuality.paused).where(
+_PAUSED = select(AnnotatorQuality.paused, AnnotatorQuality.reliability).where(
     AnnotatorQuality.project_id == _P("project_id"), AnnotatorQuality.user_id == _P("actor_id")
 )
 # A submit's one read: the lease, its item, and whether the annotator is paused in the project.
@@ -420,6 +420,20 @@ def _needs_more_for_sure(project: ProjectInfo, n_labels: int) -> bool:
     return settings.policy == OverlapPolicy.FIXED and n_labels < settings.overlap
 
 
+def prefers_fresh(project: ProjectInfo, reliability: float | None) -> bool:
+    """Adaptive overlap's preference for reliable annotators: one whose estimated reliability
+    reaches the project's confidence can settle a new item with one label, so they are served new
+    items first and the items that need another label are left to the others (they get them when
+    nothing new is left). Everyone else gets partly labeled items first, as under fixed overlap."""
+    settings = OverlapSettings.from_project(project.overlap, project.settings)
+    return (
+        settings.policy == OverlapPolicy.ADAPTIVE
+        and bool(project.settings.get("prefer_reliable", True))
+        and reliability is not None
+        and reliability >= settings.confidence
+    )
+
+
 # The project (labels, overlap, settings) is cached for this long between reads. A write first
 # reads the project's id, archived_at and changed_at (one unique-index look-up) and reloads it when
 # either moved, so a claim or a label never acts on a changed or archived project.
@@ -523,10 +537,15 @@ class QueueService:
             self._swept[project.id] = time.monotonic()
         expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
         after_submit = paused is not None
-        if not after_submit:
-            paused = bool(conn.execute(_PAUSED, {"project_id": project.id, "actor_id": actor.id}).scalar())
+        reliability = None
+        if not after_submit or project.settings.get("overlap_policy") == OverlapPolicy.ADAPTIVE:
+            standing = conn.execute(_PAUSED, {"project_id": project.id, "actor_id": actor.id}).first()
+            if not after_submit:
+                paused = bool(standing is not None and standing.paused)
+            reliability = standing.reliability if standing is not None else None
         if paused:
             return 0  # paused in this project: nothing for them, now or later
+        prefer_fresh = prefers_fresh(project, reliability)
         if not after_submit:
             held = conn.execute(_HELD, {"project_id": project.id, "actor_id": actor.id}).first()
             if held is not None:
@@ -535,12 +554,12 @@ class QueueService:
         postgres = session.get_bind().dialect.name == "postgresql"
         item = None
         if postgres:
-            pick = self._pick(session, project, actor, draws, _SKIPPING) or self._pick(
-                session, project, actor, draws, _WAITING
+            pick = self._pick(session, project, actor, draws, _SKIPPING, prefer_fresh) or self._pick(
+                session, project, actor, draws, _WAITING, prefer_fresh
             )
         else:
             item = conn.execute(
-                _candidates(self._order(project, draws)),
+                _candidates(self._order(project, draws, prefer_fresh)),
                 {"project_id": project.id, "actor_id": actor.id, "start": draws[2], "overlap": _first_want(project)},
             ).first()
             pick = None if item is None else (item.id, item.reason, item.strategy, item.score, item.model_run_id)
@@ -550,7 +569,7 @@ class QueueService:
                 return waiting
             # PostgreSQL reads each statement's own snapshot: a lease released between the pick
             # and the count is in neither, so look once more before saying "done".
-            pick = self._pick(session, project, actor, draws, _WAITING)
+            pick = self._pick(session, project, actor, draws, _WAITING, prefer_fresh)
             if pick is None:
                 return 0
         item_id, reason, strategy, score, model_run_id = pick
@@ -597,12 +616,14 @@ class QueueService:
         return self._claimed(session, project, lease, item)
 
     @staticmethod
-    def _order(project: ProjectInfo, draws: tuple[float, ...]) -> tuple[str, ...]:
-        """The picks in the order :meth:`_pick` tries them, as branches of one SQLite statement."""
+    def _order(project: ProjectInfo, draws: tuple[float, ...], prefer_fresh: bool = False) -> tuple[str, ...]:
+        """The picks in the order :meth:`_pick` tries them, as branches of one SQLite statement
+        (partly labeled items last for an annotator who prefers new ones, see prefers_fresh)."""
         names: list[str] = []
         if len(draws) > 3 and draws[3] < float(project.settings.get("gold_share") or 0.0):
             names += ["gold_from", "gold_before"]
-        names.append("partial")
+        if not prefer_fresh:
+            names.append("partial")
         if draws[0] < project.settings["eval_fraction"]:
             names += ["eval_from", "eval_before"]
         control = draws[1] < project.settings["random_share"]
@@ -613,11 +634,18 @@ class QueueService:
             names += ["pool_from", "pool_before"]
         if "eval_from" not in names:
             names += ["eval_from", "eval_before"]
+        if prefer_fresh:
+            names.append("partial")
         return tuple(names)
 
     @staticmethod
     def _pick(
-        session: Session, project: ProjectInfo, actor: Actor, draws: tuple[float, ...], picks: dict
+        session: Session,
+        project: ProjectInfo,
+        actor: Actor,
+        draws: tuple[float, ...],
+        picks: dict,
+        prefer_fresh: bool = False,
     ) -> tuple | None:
         conn = session.connection()
         mine = {"project_id": project.id, "actor_id": actor.id}
@@ -629,9 +657,13 @@ class QueueService:
                 found = conn.execute(picks["gold_before"], params).scalar_one_or_none()
             if found is not None:
                 return found, ClaimReason.GOLD, None, None, None
-        partial = conn.execute(picks["partial"], mine | {"overlap": _first_want(project)}).scalar_one_or_none()
-        if partial is not None:
-            return partial, ClaimReason.PARTIAL, None, None, None
+
+        def partial() -> tuple | None:
+            found = conn.execute(picks["partial"], mine | {"overlap": _first_want(project)}).scalar_one_or_none()
+            return None if found is None else (found, ClaimReason.PARTIAL, None, None, None)
+
+        if not prefer_fresh and (found := partial()) is not None:
+            return found
 
         def at_random(split: Split) -> int | None:
             params = mine | {"split": split, "start": draws[2]}
@@ -648,7 +680,7 @@ class QueueService:
         for split in (Split.POOL, Split.EVAL):
             if (found := at_random(split)) is not None:
                 return found, ClaimReason.EVAL if split == Split.EVAL else ClaimReason.RANDOM, None, None, None
-        return None
+        return partial() if prefer_fresh else None
 
     @staticmethod
     def _claimed(session: Session, project: ProjectInfo, lease: dict, item=None) -> ClaimedItem:  # noqa: ANN001

@@ -92,7 +92,9 @@ class SimulationConfig:
     overlap_confidence: float = 0.9
     aggregation: str = "majority"  # majority | dawid_skene
     posterior_accept: float | None = None  # dawid_skene: review items at/above this posterior take it
-    pause_flagged: bool = False  # a simulated admin pauses every annotator quality flags, after each round
+    pause_flagged: bool = False  # the project setting pause_flagged: quality pauses whom it flags
+    quality_refresh_labels: int = 0  # the project setting: re-estimate quality every N new human labels
+    prefer_reliable: bool = True  # the project setting: reliable annotators start new items (adaptive)
     crowd_arrival: str = "proportional"  # proportional (to real label counts) | uniform (the first release's)
     label_error_review: int = 0  # K: after the budget, the K likeliest label errors go back to review
     inject_label_noise: float = 0.0  # share of final pool labels flipped at random before that pass
@@ -167,6 +169,9 @@ class SimulationConfig:
             "aggregation": self.aggregation,
             "posterior_accept": self.posterior_accept,
             "gold_share": self.gold_share,
+            "pause_flagged": self.pause_flagged,
+            "quality_refresh_labels": self.quality_refresh_labels,
+            "prefer_reliable": self.prefer_reliable,
         }
 
 
@@ -624,12 +629,12 @@ class _Run:
         return self.completed == target
 
     def _after_quality(self) -> None:
-        """Record when each annotator was first flagged; the simulated admin pauses them."""
+        """Record when each annotator was first flagged and when they were paused (the project's
+        pause_flagged setting has QualityService.refresh pause them; nothing here pauses anyone)."""
         for info in self.quality.stored(PROJECT, actor=self.reviewer):
             if info.flagged and info.annotator not in self.first_flagged:
                 self.first_flagged[info.annotator] = self.labels_by[info.annotator]
-            if info.flagged and self.config.pause_flagged and not info.paused:
-                self.quality.set_paused(PROJECT, info.annotator, True, actor=Actor.operator())
+            if info.paused and info.annotator not in self.paused:
                 self.paused.append(info.annotator)
 
     def _claim(self, actor: Actor):  # noqa: ANN202
@@ -646,6 +651,9 @@ class _Run:
         result = self.timer("submit", self.queue.submit, claimed.lease_id, label, actor=actor)
         self.spent += 1
         self.labels_by[actor.name] += 1
+        if self.config.quality_refresh_labels:  # the worker's between-jobs check, at label pace
+            if self.timer("quality", self.quality.refresh_if_due, PROJECT, actor=self.reviewer) is not None:
+                self._after_quality()
         if claimed.external_id in self.gold_ids:  # a check of the annotator, not a new final label
             self.gold_spent += 1
             return
