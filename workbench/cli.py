@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "workbench.commands.worker",
     "workbench.commands.retrain",
     "workbench.commands.models",
+    "workbench.commands.rounds",
     "workbench.commands.versions",
     "workbench.commands.simulate",
     "workbench.commands.quality",

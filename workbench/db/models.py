@@ -316,6 +316,21 @@ class ModelRun(SQLModel, table=True):
     # Where the run was logged after its round committed (MLflow), or why it was not: a
     # TrackingOutcome as JSON; None when tracking was off.
     tracking: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Issue 13, stopping advice: this run against the previous one on the stop set (kappa,
+    # agreement, the bound it implies) and the previous model's error on the items labeled since,
+    # ranked picks against the control arm; computed by the round pipeline ({}: not computed).
+    stability: dict = _json()
+
+
+class StopPrediction(SQLModel, table=True):
+    """A model run's predicted label for each item of the project's stop set (a fixed random set
+    of pool items): successive runs are compared on it (Cohen's kappa) to tell when more labels
+    stop changing the model."""
+
+    __tablename__ = "stop_prediction"
+    model_run_id: int = Field(foreign_key="model_run.id", primary_key=True)
+    item_id: int = Field(foreign_key="item.id", primary_key=True)
+    predicted: str
 
 
 class EvalPrediction(SQLModel, table=True):

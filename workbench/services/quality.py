@@ -49,6 +49,7 @@ _SET_POSTERIOR = (
 MIN_LABELS_TO_FLAG = 30
 NEAR_CHANCE = 0.15
 PRIOR_STRENGTH = 4.0
+REFRESH_GROWTH = 10  # refresh_if_due: at least a 1/10 growth of the labels between estimates
 Z95 = 0.95
 
 
@@ -371,8 +372,9 @@ class QualityService:
     @requires(Role.REVIEWER)
     def refresh_if_due(self, project_name: str, *, actor: Actor) -> QualityReport | None:
         """Re-estimate when the project's `quality_refresh_labels` new human labels have come in
-        since the last estimate (so a chance-level annotator is caught after about 30 labels, not
-        only at the next round); None when not due. The job worker calls this between jobs and
+        since the last estimate, or a tenth of the labels it saw, whichever is more (often early,
+        when a chance-level annotator must be caught after about 30 labels, and rarely later, when
+        one more fit changes little); None when not due. The job worker calls this between jobs and
         `workbench simulate` after every label: the same rule in both."""
         with reading(self.engine) as session:
             project = load_project(session, project_name)
@@ -389,7 +391,7 @@ class QualityService:
                     AnnotatorQuality.project_id == project.id
                 )
             ).scalar_one()
-        if labels - int(seen) < every:
+        if labels - int(seen) < max(every, int(seen) // REFRESH_GROWTH):
             return None
         return self.refresh(project_name, actor=actor)
 

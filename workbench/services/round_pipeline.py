@@ -32,9 +32,19 @@ from sqlmodel import Session
 
 import strategies
 from workbench.config import workbench_home
-from workbench.db.models import EvalPrediction, Item, ModelRun, RankEntry, utcnow
-from workbench.domain import Actor, ItemState, ProjectInfo, ProjectKind, Role, Split
+from workbench.db.models import (
+    DatasetVersionItem,
+    EvalPrediction,
+    Item,
+    Lease,
+    ModelRun,
+    RankEntry,
+    StopPrediction,
+    utcnow,
+)
+from workbench.domain import Actor, ClaimReason, ItemState, LeaseState, ProjectInfo, ProjectKind, Role, Split
 from workbench.domain.rounds import EvalMetrics, RoundResult, TrackingOutcome, VersionJobResult
+from workbench.domain.stopping import STOP_SET_SIZE, Stability, cohen_kappa
 from workbench.errors import WorkbenchError
 from workbench.services._tx import audit, reading, write
 from workbench.services.jobs import complete_job
@@ -119,6 +129,15 @@ class Evaluated:
 
 
 @dataclass(frozen=True)
+class Stable:
+    """The stability step's outcome: this run's stop-set predictions and how it compares with the
+    previous run (stored with the run)."""
+
+    predictions: tuple[tuple[int, str], ...] = ()
+    stability: Stability = Stability()
+
+
+@dataclass(frozen=True)
 class Ranked:
     entries: tuple[tuple[int, float], ...]  # (item id, score), best first
     strategy: str
@@ -184,6 +203,7 @@ class RoundPipeline:
         labeled = LabeledSet.of(snapshot, project.labels)
         trained = clock.step("train", 65, self.train, project, X, pool, labeled, seed)
         evaluated = clock.step("evaluate", 75, self.evaluate, project, X, pool, labeled, trained.model, seed)
+        stable = clock.step("stability", 80, self.stability, project, X, pool, labeled, trained.model)
         ranked = clock.step("rank", 90, self.rank, project, X, pool, trained.model if trained.usable else None, seed)
         artifact = clock.step("artifact", 95, self.save_artifact, trained.model)
         progress(clock.done_pct, "publish")
@@ -199,6 +219,7 @@ class RoundPipeline:
             ranked=ranked,
             artifact=artifact,
             timings=clock.timings,
+            stable=stable,
         )
         # MLflow, after the commit: a failure is recorded on the model run, never raised.
         tracking = self.track(project, result, job_id=job_id, seed=seed, trained=trained, evaluated=evaluated)
@@ -407,6 +428,100 @@ class RoundPipeline:
         metrics = evaluate(list(labeled.eval_labels), proba[positions], list(project.labels), rng_seed=seed)
         return Evaluated(replace(metrics, n_train=n_train), predictions)
 
+    def stability(self, project: ProjectInfo, X: Any, pool: PoolData, labeled: LabeledSet, model: Any) -> Stable:
+        """Stopping advice's inputs: predict the stop set (the first STOP_SET_SIZE pool items by
+        their fixed random key, gold items left out), Cohen's kappa against the previous run's
+        stop-set predictions, and the previous model's error on the pool items labeled since that
+        run, ranked picks against the control arm (read only; stored at publish)."""
+        if model is None:
+            return Stable()
+        labels = np.asarray(project.labels, dtype=object)
+        with reading(self.engine) as session:
+            stop_ids = (
+                session.execute(
+                    select(Item.id)
+                    .where(
+                        Item.project_id == project.id,
+                        Item.split == Split.POOL,
+                        Item.gold_label.is_(None),
+                        Item.state != ItemState.QUARANTINED,
+                    )
+                    .order_by(Item.random_key, Item.id)
+                    .limit(STOP_SET_SIZE)
+                )
+                .scalars()
+                .all()
+            )
+            known = set(pool.ids.tolist())
+            stop_ids = sorted(i for i in stop_ids if i in known)
+            previous = session.execute(
+                select(ModelRun).where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            before: dict[int, str] = {}
+            seen: set[int] = set()
+            picked: dict[int, str] = {}
+            if previous is not None:
+                before = dict(
+                    session.execute(
+                        select(StopPrediction.item_id, StopPrediction.predicted).where(
+                            StopPrediction.model_run_id == previous.id
+                        )
+                    ).all()
+                )
+                seen = set(
+                    session.execute(
+                        select(DatasetVersionItem.item_id).where(DatasetVersionItem.version_id == previous.version_id)
+                    ).scalars()
+                )
+                new_ids = [i for i in labeled.train_ids if i not in seen]
+                rows = (
+                    session.execute(
+                        select(Lease.item_id, Lease.reason)
+                        .where(
+                            Lease.project_id == project.id,
+                            Lease.state == LeaseState.SUBMITTED,
+                            Lease.item_id.in_(new_ids),
+                        )
+                        .order_by(Lease.id)
+                    ).all()
+                    if new_ids
+                    else []
+                )
+                for item_id, reason in rows:
+                    picked.setdefault(int(item_id), str(reason))  # the claim that brought the item in
+        predictions: tuple[tuple[int, str], ...] = ()
+        if stop_ids:
+            proba = model.predict_proba(X[pool.rows(stop_ids)])
+            predictions = tuple((int(i), str(labels[k])) for i, k in zip(stop_ids, proba.argmax(axis=1)))
+        if previous is None:
+            return Stable(predictions, Stability(stop_n=len(predictions)))
+        shared = [(before[i], label) for i, label in predictions if i in before]
+        kappa = agreement = None
+        if shared:
+            kappa, agreement = cohen_kappa([a for a, _ in shared], [b for _, b in shared])
+        arms: dict[str, list[int]] = {}
+        truth = dict(zip(labeled.train_ids, labeled.train_labels))
+        groups = {
+            "ranked": [i for i, r in picked.items() if r == ClaimReason.RANKED],
+            "control": [i for i, r in picked.items() if r == ClaimReason.CONTROL],
+        }
+        if any(groups.values()):
+            try:
+                old_model = self.load(previous)
+            except Exception:  # noqa: BLE001 - a missing or changed artifact: no arm comparison this round
+                old_model = None
+            if old_model is not None:
+                for arm, ids in groups.items():
+                    if ids:
+                        guess = labels[old_model.predict_proba(X[pool.rows(ids)]).argmax(axis=1)]
+                        arms[arm] = [len(ids), int(sum(g != truth[i] for g, i in zip(guess, ids)))]
+        return Stable(
+            predictions,
+            Stability(
+                stop_n=len(shared), kappa=kappa, agreement=agreement, previous_run_id=previous.id, arms=arms
+            ),
+        )
+
     def rank(self, project: ProjectInfo, X: Any, pool: PoolData, model: Any, seed: int) -> Ranked:
         """The best open pool items, by the project's strategy on the model, or a cold-start seed set
         of SEEDS_PER_LABEL items per label when there is no usable model (``model is None``)."""
@@ -474,6 +589,7 @@ class RoundPipeline:
         ranked: Ranked,
         artifact: tuple[str, str] | None,
         timings: dict[str, float],
+        stable: Stable = Stable(),
     ) -> RoundResult:
         """Version, model run, eval predictions, ranking and job completion: one transaction or none."""
         started = time.perf_counter()
@@ -499,6 +615,7 @@ class RoundPipeline:
                         artifact_sha256=artifact[1],
                         duration_s=round(sum(timings.values()), 4),
                         created_at=utcnow(),
+                        stability=stable.stability.to_json(),
                     )
                     .returning(ModelRun.id)
                 ).scalar_one()
@@ -508,6 +625,14 @@ class RoundPipeline:
                         [
                             {"model_run_id": run_id, "item_id": item_id, "predicted": label}
                             for item_id, label in evaluated.predictions
+                        ],
+                    )
+                if stable.predictions:
+                    session.execute(
+                        insert(StopPrediction),
+                        [
+                            {"model_run_id": run_id, "item_id": item_id, "predicted": label}
+                            for item_id, label in stable.predictions
                         ],
                     )
             _replace_ranking(session, project.id, ranked, run_id)

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 from workbench.db.models import DatasetVersion, DatasetVersionItem, EvalPrediction, ModelRun, RankEntry
 from workbench.domain import Actor, ProjectInfo, Role, RunInfo, Split
 from workbench.domain.rounds import EvalMetrics, LearningCurvePoint, RankedBy, RunComparison, TrackingOutcome
+from workbench.domain.stopping import Stability, StoppingAdvice, advise, stopping_round
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._tx import reading
 from workbench.services.members import check_member, load_member_project
@@ -68,6 +69,34 @@ class RoundQueries:
                 )
             )
         return curve
+
+    def stopping(self, project_name: str, *, actor: Actor) -> StoppingAdvice:
+        """Stopping advice from what each round stored (stop-set kappa against the previous run,
+        eval accuracy with its interval, strategy against the control arm): nothing is computed
+        here but the sentence."""
+        require_role(actor, Role.REVIEWER)
+        with reading(self.engine) as session:
+            project = load_project(session, project_name)
+            rows = session.execute(
+                select(ModelRun.id, ModelRun.metrics, ModelRun.stability, DatasetVersion.number)
+                .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
+                .where(ModelRun.project_id == project.id)
+                .order_by(ModelRun.id)
+            ).all()
+        rounds = []
+        for run_id, metrics_json, stability_json, number in rows:
+            metrics = EvalMetrics.from_json(metrics_json)
+            rounds.append(
+                stopping_round(
+                    run_id,
+                    number,
+                    metrics.n_train,
+                    metrics.accuracy,
+                    metrics.accuracy_ci95,
+                    Stability.from_json(stability_json),
+                )
+            )
+        return advise(rounds)
 
     def compare(self, project_name: str, run_a: int, run_b: int, *, actor: Actor) -> RunComparison:
         """Two runs on the same eval items (those with a final label in the latest version), from the

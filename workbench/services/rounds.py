@@ -6,7 +6,7 @@
 - ``run_retrain`` / ``run_rescore`` run one in this process (the worker; scripts and tests), through
   :class:`workbench.services.round_pipeline.RoundPipeline` (imported on first use: it pulls in
   scikit-learn, the featurizers and the strategies, which the app's pages never need);
-- ``runs`` / ``learning_curve`` / ``compare`` / ``ranked_by`` read, through
+- ``runs`` / ``learning_curve`` / ``compare`` / ``ranked_by`` / ``stopping`` read, through
   :class:`workbench.services.round_queries.RoundQueries` (no model is loaded in the app process).
 
 Jobs and dataset versions have their own services (``wb.jobs``, ``wb.versions``).
@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from workbench.domain import Actor, JobInfo, JobKind, ProjectInfo, Role, RunInfo
 from workbench.domain.rounds import LearningCurvePoint, RankedBy, RoundResult, RunComparison, VersionJobResult
+from workbench.domain.stopping import StoppingAdvice
 from workbench.services._auth import requires
 from workbench.services._tx import reading
 from workbench.services.jobs import JobService
@@ -123,6 +124,10 @@ class RoundService:
     @requires(Role.REVIEWER)
     def compare(self, project_name: str, run_a: int, run_b: int, *, actor: Actor) -> RunComparison:
         return self._queries.compare(project_name, run_a, run_b, actor=actor)
+
+    @requires(Role.REVIEWER)
+    def stopping(self, project_name: str, *, actor: Actor) -> StoppingAdvice:
+        return self._queries.stopping(project_name, actor=actor)
 
     @requires(Role.ANNOTATOR)
     def ranked_by(self, project: ProjectInfo, *, actor: Actor) -> RankedBy | None:

@@ -1,6 +1,6 @@
 """Rounds (reviewer, admin): start a retrain round and follow it live, metrics per dataset version,
-the learning curve with its confidence band, a run's confusion matrix, two runs compared, two
-versions diffed, and version downloads."""
+the learning curve with its confidence band, the stopping advice, a run's confusion matrix, two
+runs compared, two versions diffed, and version downloads."""
 
 from __future__ import annotations
 
@@ -306,6 +306,45 @@ def _downloads(wb, actor, project, versions) -> None:
         )
 
 
+def _stopping(wb, actor, project) -> None:
+    """Whether more labels are likely to change the model: what each round stored (stop-set kappa,
+    eval accuracy with its interval, strategy against control arm), read through RoundQueries."""
+    advice = wb.rounds.stopping(project.name, actor=actor)
+    st.subheader("Stopping advice")
+    (st.success if advice.stop else st.info)(render.md(advice.sentence))
+    st.caption(render.md(advice.strategy_vs_control))
+    if not advice.rounds:
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "run": r.run_id,
+                    "version": r.version_number,
+                    "training labels": r.n_labels,
+                    "eval accuracy": r.accuracy,
+                    "95% low": r.ci_low,
+                    "95% high": r.ci_high,
+                    "kappa vs previous": r.kappa,
+                    "F bound": r.f_bound,
+                    "stop set": r.stop_n or None,
+                    "ranked error": r.ranked_error,
+                    "control error": r.control_error,
+                }
+                for r in advice.rounds
+            ]
+        ),
+        hide_index=True,
+        key="stopping_table",
+    )
+    st.caption(
+        "kappa: Cohen's kappa between this run's and the previous run's predictions on the stop set, a "
+        "fixed random set of pool items; F bound: the F-measure difference it allows, 4(1-kappa)/kappa "
+        "(Bloodgood & Grothendieck). Ranked/control error: the previous model's error on the items "
+        "labeled since, picked by the strategy or at random (the control arm)."
+    )
+
+
 def main() -> None:
     actor = session.require(Role.REVIEWER)
     wb = session.workbench()
@@ -339,6 +378,7 @@ def main() -> None:
             )
     else:
         st.caption("No model run yet.")
+    _stopping(wb, actor, project)
 
     tabs = st.tabs(["Run details", "Compare runs", "Dataset versions", "Version diff"])
     with tabs[0]:
