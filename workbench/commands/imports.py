@@ -23,6 +23,7 @@ _FILE_ONLY = (
     "image_col",
     "image_root",
     "prelabel_col",
+    "gold_col",
     "columns",
     "delimiter",
     "skip_initial_space",
@@ -65,6 +66,11 @@ def register(subparsers) -> None:  # noqa: ANN001
         "project on its first import; default: the project's, else the file's folder)",
     )
     parser.add_argument("--prelabel-col", help="column of existing labels, imported as prelabels")
+    parser.add_argument(
+        "--gold-col",
+        help="column of known answers: items with one become gold items (pool, final with that label, served "
+        "at the project's gold_share of claims as checks of annotators; never shown as gold, never content)",
+    )
     parser.add_argument(
         "--eval-fraction", type=float, help="share of items set aside for evaluation (default: the project setting)"
     )

@@ -106,6 +106,7 @@ class ImportReport:
     n_pool: int = 0
     prelabels: int = 0  # import-source annotations (written, or that would be written)
     annotations: int = 0  # human annotations written (Label Studio tasks by named users)
+    gold_items: int = 0  # items marked gold from --gold-col (moved to the pool, final with their answer)
     eval_fraction: float = 0.0
     seed: int | None = None
     file_errors: list[str] = field(default_factory=list)
@@ -155,7 +156,8 @@ class ImportReport:
         skipped = f"; {self.skipped_duplicates} duplicate row(s) skipped" if self.skipped_duplicates else ""
         return (
             f"{self.path}: {verb} {n} items ({self.n_pool} pool, {self.n_eval} eval, "
-            f"{self.prelabels} prelabels{f', {self.annotations} annotations' if self.annotations else ''}) "
+            f"{self.prelabels} prelabels{f', {self.annotations} annotations' if self.annotations else ''}"
+            f"{f', {self.gold_items} gold' if self.gold_items else ''}) "
             f"in {self.seconds:.1f} s{skipped}"
         )
 
@@ -191,6 +193,7 @@ class ImportReport:
             "n_pool": self.n_pool,
             "prelabels": self.prelabels,
             "annotations": self.annotations,
+            "gold_items": self.gold_items,
             "n_errors": self.n_errors,
             "skipped_duplicates": self.skipped_duplicates,
             "left_alone": self.left_alone,

@@ -60,6 +60,7 @@ class ImportOptions:
     image_col: str | None = None  # default "image"
     image_root: str | Path | None = None
     prelabel_col: str | None = None
+    gold_col: str | None = None  # known answers: those items become gold (pool, final, served as checks)
     eval_fraction: float | None = None  # default: the project's eval_fraction setting
     seed: int | None = None  # default: a fresh one, recorded in the report and the audit log
     columns: Sequence[str] | None = None  # column names for a CSV/TSV without a header line
@@ -115,6 +116,7 @@ class RowBuilder:
     id_col: str | None = field(init=False, default=None)
     needed: list[str] = field(init=False, default_factory=list)
     chosen: dict[str, Any] = field(init=False, default_factory=dict)
+    gold_answers: dict[str, str] = field(init=False, default_factory=dict)  # external id -> known answer
 
     def __post_init__(self) -> None:
         opts, columns = self.options, self.columns
@@ -136,7 +138,10 @@ class RowBuilder:
             self.id_col = "id"
         prelabel = require(opts.prelabel_col, "prelabel_col") if opts.prelabel_col else None
         self.prelabel_col = prelabel
-        reserved = {self.id_col, prelabel} - {None}
+        gold = require(opts.gold_col, "gold_col") if opts.gold_col else None
+        self.gold_col = gold
+        # Neither is content: a gold column in the content would show annotators the answer.
+        reserved = {self.id_col, prelabel, gold} - {None}
         if self.kind == "text":
             self.text_col = require(opts.text_col or "text", "text_col")
             if opts.context_cols is not None:
@@ -163,10 +168,16 @@ class RowBuilder:
             self.chosen = {"image_col": self.image_col, "image_root": str(self.image_root)}
         else:
             raise ValueError(f"unknown project kind {self.kind!r}")
-        self.chosen = {"id_col": self.id_col, **self.chosen, "prelabel_col": prelabel}
-        # The record layout: id?, main column(s), value columns, prelabel?
+        if gold is not None and gold in self.value_cols:
+            raise FileProblem(f"gold_col {gold!r} is also a content column; annotators would see the answer")
+        self.chosen = {"id_col": self.id_col, **self.chosen, "prelabel_col": prelabel, "gold_col": gold}
+        # The record layout: id?, main column(s), value columns, prelabel?, gold?
         self.needed = (
-            ([self.id_col] if self.id_col else []) + self.main + self.value_cols + ([prelabel] if prelabel else [])
+            ([self.id_col] if self.id_col else [])
+            + self.main
+            + self.value_cols
+            + ([prelabel] if prelabel else [])
+            + ([gold] if gold else [])
         )
         self._missing = frozenset(opts.missing_values)
         # Tabular CSV/TSV: columns typed by a first pass (see infer_numeric); None = keep as read.
@@ -200,6 +211,10 @@ class RowBuilder:
                     )
             i += 1
         prelabel = self._prelabel(values[i]) if self.prelabel_col else None
+        if self.gold_col:
+            answer = self._prelabel(values[i + (1 if self.prelabel_col else 0)], self.gold_col)
+            if answer is not None:
+                self.gold_answers[external_id] = answer
         try:
             encoded = _dumps(content)
         except (TypeError, ValueError) as exc:
@@ -323,7 +338,7 @@ class RowBuilder:
             column,
         )
 
-    def _prelabel(self, value: Any) -> str | None:
+    def _prelabel(self, value: Any, column: str | None = None) -> str | None:
         if value is None or value is MISSING:
             return None
         if isinstance(value, float) and value.is_integer():
@@ -334,8 +349,9 @@ class RowBuilder:
         if label not in self.labels:
             raise RowProblem(
                 Problem.UNKNOWN_LABEL,
-                f"{label!r} in column {self.prelabel_col!r} is not in the project's label set ({self._label_list})",
-                self.prelabel_col,
+                f"{label!r} in column {column or self.prelabel_col!r} is not in the project's label set "
+                f"({self._label_list})",
+                column or self.prelabel_col,
             )
         return label
 

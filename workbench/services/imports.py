@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from workbench.db.engine import read_only, write_gate
 from workbench.db.models import Item, Project, utcnow
-from workbench.domain import Actor, AnnotationSource, ProjectKind, Role
+from workbench.domain import Actor, AnnotationSource, ProjectKind, Role, Split
 from workbench.errors import NotFound, WorkbenchError, storage_fault
 from workbench.importing.limits import Limits, size
 from workbench.importing.readers import FolderReader, Reader, detect_format, open_reader
@@ -46,7 +46,7 @@ from workbench.importing.report import (
 )
 from workbench.importing.validate import ImportOptions, NumericInference, RowBuilder
 from workbench.services._auth import require_role, requires
-from workbench.services._tx import audit, reading
+from workbench.services._tx import audit, reading, write
 from workbench.services.projects import check_writable, load_project
 
 # progress(done, total): bytes of the file read so far (rows for Parquet and image folders).
@@ -380,6 +380,12 @@ def _analyze_items(engine: Engine) -> None:
         pass
 
 
+def _last_item_id(engine: Engine, project_id: int) -> int | None:
+    """The project's highest item id before an import (the items of the import come after it)."""
+    with reading(engine) as session:
+        return session.execute(select(func.max(Item.id)).where(Item.project_id == project_id)).scalar_one()
+
+
 class ImportService:
     """Import files and image folders into a project (admin; the CLI passes Actor.operator())."""
 
@@ -628,6 +634,7 @@ class ImportService:
 
             health = health_pass(info.kind.value, **health_settings(info))
         report.options["on_near_duplicate"] = opts.on_near_duplicate.value
+        last_id = _last_item_id(self.engine, info.id) if builder.gold_answers and not report.dry_run else None
         try:
             self._write(
                 engine,
@@ -649,6 +656,8 @@ class ImportService:
             if fault is None:
                 raise
             raise fault from exc
+        if report.imported and builder.gold_answers:
+            report.gold_items = self._mark_gold(info, builder.gold_answers, last_id, actor)
         report.seconds = time.perf_counter() - started
         if report.imported and self.engine.dialect.name == "postgresql":
             _analyze_items(self.engine)
@@ -657,6 +666,31 @@ class ImportService:
 
             queue_check(self.engine, info.id, AlertEvent.IMPORT)  # evaluated and sent by the worker
         return report
+
+    def _mark_gold(self, info, answers: dict[str, str], last_id: int | None, actor: Actor) -> int:  # noqa: ANN001
+        """Items of this import with a value in --gold-col become gold items: moved to the pool
+        (gold never counts as an eval measurement) and marked with their known answer
+        (workbench.services.quality.mark_gold). Items that were already there are left alone."""
+        from sqlalchemy import update
+
+        from workbench.services.quality import mark_gold
+
+        def move(session) -> dict[str, str]:  # noqa: ANN001
+            conn = session.connection()
+            new = select(Item.external_id).where(Item.project_id == info.id, Item.external_id.in_(list(answers)))
+            if last_id is not None:
+                new = new.where(Item.id > last_id)
+            fresh = set(conn.execute(new).scalars())
+            if fresh:
+                conn.execute(
+                    update(Item)
+                    .where(Item.project_id == info.id, Item.external_id.in_(sorted(fresh)))
+                    .values(split=Split.POOL)
+                )
+            return {e: label for e, label in answers.items() if e in fresh}
+
+        chosen = write(self.engine, move)
+        return mark_gold(self.engine, info.name, chosen, actor=actor) if chosen else 0
 
     @staticmethod
     def _health(conn: Connection, info, report: ImportReport, health, opts: ImportOptions, actor: Actor) -> None:  # noqa: ANN001
