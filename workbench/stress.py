@@ -32,7 +32,7 @@ from workbench.services import Workbench
 from workbench.services.queue import QueueService
 
 LABELS = ["yes", "no"]
-STARTUP_TIMEOUT_S = 120.0
+STARTUP_TIMEOUT_S = 600.0  # 32 processes importing the workbench on 2 loaded cores can take minutes
 
 
 @dataclass
