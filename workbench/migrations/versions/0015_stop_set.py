@@ -1,7 +1,7 @@
 """stopping advice: stop-set predictions per model run and each run's stability against the last
 
-Revision ID: 0013_stop_set
-Revises: 0012_alerts
+Revision ID: 0015_stop_set
+Revises: 0014_members
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '0013_stop_set'
-down_revision = '0012_alerts'
+revision = '0015_stop_set'
+down_revision = '0014_members'
 branch_labels = None
 depends_on = None
 
