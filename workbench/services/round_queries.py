@@ -76,7 +76,7 @@ class RoundQueries:
         here but the sentence."""
         require_role(actor, Role.REVIEWER)
         with reading(self.engine) as session:
-            project = load_project(session, project_name)
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
                 select(ModelRun.id, ModelRun.metrics, ModelRun.stability, DatasetVersion.number)
                 .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
