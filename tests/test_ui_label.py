@@ -310,3 +310,31 @@ def test_label_flow_on_sqlite_and_postgresql(db_url, monkeypatch, fast_hashing):
     finally:
         session._open.clear()
         wb.engine.dispose()
+
+
+@pytest.mark.parametrize("revoke", ["disable", "sign_out_elsewhere"])
+def test_a_press_after_the_session_was_revoked_stores_nothing(uwb, revoke):
+    """Widget callbacks run before the page checks the session: they check it themselves, so a
+    session revoked a moment ago (the user disabled, or signed out from another tab) stores no
+    further label, and the page asks to sign in."""
+    from sqlalchemy import func, select, update
+    from sqlmodel import Session
+
+    from workbench.db.models import Annotation, UserSession, utcnow
+
+    seed_basic(uwb, n_items=4)
+    at = sign_in("ann1")
+    at.button(key="label_btn_0").click().run()
+    with Session(uwb.engine) as s:
+        stored = s.exec(select(func.count()).select_from(Annotation)).one()[0]
+    assert stored == 1
+    if revoke == "disable":
+        uwb.users.set_active("ann1", False, actor=Actor.operator())
+    else:
+        with Session(uwb.engine) as s, s.begin():
+            s.exec(update(UserSession).values(revoked_at=utcnow(), revoke_reason="signed out"))
+    at.button(key="label_btn_1").click().run()
+    assert not at.exception
+    with Session(uwb.engine) as s:
+        assert s.exec(select(func.count()).select_from(Annotation)).one()[0] == stored
+    assert at.text_input(key="signin_name") is not None

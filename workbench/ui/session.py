@@ -29,6 +29,7 @@ SPENT = "wb_spent_cookie"  # a cookie token this tab signed out of: not to be re
 PROJECT = "wb_project"
 FLASH = "wb_flash"
 PAGE = "wb_page"  # the url path of the page rendered last (leaving Label releases its lease)
+CHECKED = "wb_checked_by_callback"  # a widget callback of this run has checked the session already
 # The Label page's claim state (workbench/ui/views/label.py): dropped when its lease is released.
 LABEL_STATE = ("label_state", "label_ask_skip")
 
@@ -90,7 +91,7 @@ def current_actor(*, refresh: bool = True) -> Actor | None:
     """The signed-in actor, checked against its session (role changes and revocation apply now).
 
     app.py refreshes once at the top of every rerun; pages then read it with refresh=False."""
-    if not refresh:
+    if not refresh or st.session_state.pop(CHECKED, False):
         return st.session_state.get(ACTOR)
     wb = workbench()
     session_id = st.session_state.get(SESSION)
@@ -119,6 +120,17 @@ def current_actor(*, refresh: bool = True) -> Actor | None:
     st.session_state[SESSION] = signed.session_id
     st.session_state[ACTOR] = signed.actor
     return signed.actor
+
+
+def checked_actor() -> Actor:
+    """The actor, with the session checked now, for a widget callback that writes: callbacks run
+    before app.py's check, so a session revoked a moment ago must not store one more answer. The
+    run's own check then reuses this one (one session read per press)."""
+    actor = current_actor()
+    if actor is None:
+        raise WorkbenchError("your session has ended; sign in again")
+    st.session_state[CHECKED] = True
+    return actor
 
 
 def session_id() -> int | None:

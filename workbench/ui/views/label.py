@@ -93,7 +93,12 @@ def min_dwell_ms(project: ProjectInfo) -> int:
 
 # -- callbacks (run before the page renders) --------------------------------------------------
 def _on_label(project: ProjectInfo, lease_id: int, label: str) -> None:
-    wb, actor = session.workbench(), _actor()
+    wb = session.workbench()
+    try:
+        actor = session.checked_actor()
+    except WorkbenchError as exc:
+        session.flash(str(exc))
+        return
     held = _held()
     current = held is not None and held.claim is not None and held.claim.lease_id == lease_id
     duration_ms = int((time.monotonic() - held.shown_at) * 1000) if current and held else None
@@ -120,7 +125,12 @@ def _ask_skip(lease_id: int) -> None:
 def _on_skip(project: ProjectInfo, lease_id: int) -> None:
     reason = (st.session_state.get(SKIP_REASON) or "").strip() or DEFAULT_SKIP_REASON
     try:
-        session.workbench().queue.skip(lease_id, reason, actor=_actor())
+        actor = session.checked_actor()
+    except WorkbenchError as exc:  # the session ended: nothing stored, the page asks to sign in
+        session.flash(str(exc))
+        return
+    try:
+        session.workbench().queue.skip(lease_id, reason, actor=actor)
     except WorkbenchError as exc:
         session.flash(str(exc))
     st.session_state[SKIP_REASON] = ""
@@ -133,7 +143,7 @@ def _cancel_skip() -> None:
 
 def _on_undo(project: ProjectInfo) -> None:
     try:
-        claim = session.workbench().queue.undo_last(project.name, actor=_actor())
+        claim = session.workbench().queue.undo_last(project.name, actor=session.checked_actor())
     except WorkbenchError as exc:
         session.flash(str(exc))
         return
@@ -180,7 +190,7 @@ def _on_change_label(project: ProjectInfo) -> None:
     if choice is None or new is None:
         return
     try:
-        changed = session.workbench().queue.change_label(int(choice), new, actor=_actor())
+        changed = session.workbench().queue.change_label(int(choice), new, actor=session.checked_actor())
     except WorkbenchError as exc:
         session.flash(str(exc))
         return
