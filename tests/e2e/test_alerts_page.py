@@ -53,11 +53,11 @@ def test_admin_sees_alert_rules_and_recent_deliveries(app, browser):
     heading.wait_for()
     main.get_by_text("Latest 2 deliveries; 1 not delivered (yet).").wait_for()
     tables = main.get_by_test_id("stDataFrame")
-    tables.nth(2).get_by_test_id("data-grid-canvas").wait_for()  # projects, rules, deliveries
+    tables.nth(3).get_by_test_id("data-grid-canvas").wait_for()  # projects, annotators, rules, deliveries
     heading.evaluate("e => e.scrollIntoView({block: 'start'})")
     page.wait_for_timeout(1000)
     _shot(page, "overview-alerts")
-    assert tables.count() == 3
+    assert tables.count() == 4
     page.set_viewport_size({"width": 420, "height": 900})  # a phone: the tables scroll sideways, nothing overlaps
     page.wait_for_timeout(800)
     heading.evaluate("e => e.scrollIntoView({block: 'start'})")
