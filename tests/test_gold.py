@@ -75,9 +75,7 @@ def test_gold_claims_look_like_any_other_and_nothing_an_annotator_reaches_reveal
         wb.queue.submit(claimed.lease_id, "pos", actor=ann)
     with Session(wb.engine) as s:
         gold_ids = set(
-            s.execute(
-                select(Item.id).where(Item.project_id == info.id, Item.gold_label.is_not(None))
-            ).scalars()
+            s.execute(select(Item.id).where(Item.project_id == info.id, Item.gold_label.is_not(None))).scalars()
         )
     assert {c.item_id for c in served[:3]} == gold_ids and served[3].item_id not in gold_ids
     assert {c.reason for c in served[:3]} == {"random"}  # recorded and shown as a random pick

@@ -91,13 +91,9 @@ def test_rounds_store_stop_set_kappa_and_arms_and_the_cli_prints_the_advice(wb, 
     with Session(wb.engine) as s:
         runs = s.execute(select(ModelRun).where(ModelRun.project_id == info.id).order_by(ModelRun.id)).scalars().all()
         per_run = dict(
-            s.execute(
-                select(StopPrediction.model_run_id, func.count()).group_by(StopPrediction.model_run_id)
-            ).all()
+            s.execute(select(StopPrediction.model_run_id, func.count()).group_by(StopPrediction.model_run_id)).all()
         )
-        n_pool = s.execute(
-            select(func.count()).where(Item.project_id == info.id, Item.split == "pool")
-        ).scalar_one()
+        n_pool = s.execute(select(func.count()).where(Item.project_id == info.id, Item.split == "pool")).scalar_one()
     assert len(runs) == 4 and all(per_run[r.id] == n_pool for r in runs)  # every pool item: fewer than 1000
     assert runs[0].stability["kappa"] is None  # nothing to compare the first run with
     for before, run in zip(runs, runs[1:]):

@@ -517,9 +517,7 @@ class RoundPipeline:
                         arms[arm] = [len(ids), int(sum(g != truth[i] for g, i in zip(guess, ids)))]
         return Stable(
             predictions,
-            Stability(
-                stop_n=len(shared), kappa=kappa, agreement=agreement, previous_run_id=previous.id, arms=arms
-            ),
+            Stability(stop_n=len(shared), kappa=kappa, agreement=agreement, previous_run_id=previous.id, arms=arms),
         )
 
     def rank(self, project: ProjectInfo, X: Any, pool: PoolData, model: Any, seed: int) -> Ranked:
