@@ -52,6 +52,7 @@ export default function(component) {
       const s = w.__wbKeys;
       if (s.drawnAt === null && s.drawnSel && s.painted.get(s.drawnSel)) s.drawnAt = s.painted.get(s.drawnSel);
     };
+    w.__wbKeys.seenPaint = seenPaint;
     new MutationObserver(seenPaint).observe(document, { subtree: true, childList: true, attributes: true,
                                                         attributeFilter: ["data-stale"] });
     document.addEventListener("load", seenPaint, true);  // an image of the item finished loading
@@ -133,6 +134,9 @@ export default function(component) {
     s.drawnSel = data && data.drawn ? "st-key-" + data.drawn : null;
     if (s.drawnSel) {
       s.drawnAt = null;  // set by the paint watch above, from the item's own drawing
+      // a container already in the page before this component watched it (after a reload, the
+      // item is drawn before the component mounts) counts from the next frame painted from now
+      s.seenPaint();
       s.settle();
     } else {
       // no container named: the item counts as drawn from the next frame painted after this render
