@@ -28,7 +28,7 @@ def test_the_picker_shows_an_annotator_only_their_projects_and_admin_adds_a_memb
     seed_basic(uwb)  # admin, rev, ann1, ann2 and project demo, with no members (explicit_members)
     uwb.projects.create("other", "text", ["x", "y"], actor=OP)
     at = go(sign_in("ann1"), "label")
-    assert "You are not a member of any project yet" in infos(at)[0]
+    assert "you are not a member of any open project" in infos(at)[0]
     assert not at.sidebar.selectbox
 
     admin = go(sign_in("admin"), "users")

@@ -58,6 +58,7 @@ def main(url: str | None, out: Path) -> int:
     people = []
     for name in ("ada", "ben"):
         wb.users.add(name, "annotator", "a-long-password", actor=operator)
+        wb.members.add(PROJECT, name, actor=operator)  # annotators see only the projects they belong to
         people.append(wb.users.authenticate(name, "a-long-password"))  # a user actor (role annotator)
     submitted = 0
     for person in people:

@@ -342,7 +342,10 @@ def pick_project(*, page: str) -> ProjectInfo:
         if role_allows(require(Role.ANNOTATOR).role, Role.ADMIN):
             st.info("No projects yet. Create one on the Data page.")
         else:
-            st.info("You are not a member of any project yet. Ask an admin to add you (Users → Project members).")
+            st.info(
+                "No projects yet for you: you are not a member of any open project. "
+                "Ask an admin to add you (Users → Project members)."
+            )
         st.stop()
     names = [p.name for p in projects]
     current = st.session_state.get(PROJECT)
