@@ -128,7 +128,7 @@ def test_the_overview_charts_every_annotator(app, browser):
     main.get_by_text("Annotators", exact=True).wait_for()
     table = main.get_by_test_id("stDataFrame").last
     table.wait_for()
-    main.get_by_test_id("stVegaLiteChart").first.wait_for()
+    main.get_by_test_id("stVegaLiteChart").nth(4).wait_for()  # the charts render one after another
     assert main.get_by_test_id("stVegaLiteChart").count() >= 5
     main.get_by_text("Annotators", exact=True).scroll_into_view_if_needed()
     shot(page, "overview-statistics")
