@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, text, update
+from sqlalchemy import Engine, delete, func, insert, or_, select, text, update
 from sqlmodel import Session, SQLModel
 
 from workbench.db.models import (
@@ -569,9 +569,14 @@ def _purge(session: Session, project_id: int) -> dict[str, int]:
             ]
             if not parents:
                 continue
-            fk = parents[0]
-            parent = fk.column.table
-            condition = fk.parent.in_(select(fk.column).where(parent.c.project_id == project_id))
+            # Any parent of the project's makes the row the project's (a version's row may point
+            # at no adjudication; foreign_keys is a set, so one picked parent would vary by run).
+            condition = or_(
+                *(
+                    fk.parent.in_(select(fk.column).where(fk.column.table.c.project_id == project_id))
+                    for fk in sorted(parents, key=lambda fk: fk.parent.name)
+                )
+            )
         n = conn.execute(delete(table).where(condition)).rowcount
         if n:
             counts[table.name] = n
