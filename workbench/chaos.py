@@ -105,7 +105,9 @@ class Chaos:
     def check_database(self) -> None:
         if self.report.database != "sqlite":
             return
-        connection = sqlite3.connect(self.wb.engine.url.database, timeout=30)
+        database = self.wb.engine.url.database
+        assert database is not None  # chaos runs on a SQLite file, never in memory
+        connection = sqlite3.connect(database, timeout=30)
         try:
             verdict = connection.execute("PRAGMA integrity_check").fetchone()[0]
             dangling = connection.execute("PRAGMA foreign_key_check").fetchall()
@@ -122,12 +124,13 @@ class Chaos:
 
     def count_items(self, project_id: int) -> int:
         from sqlalchemy import func, select
+        from sqlmodel import col
 
         from workbench.db.models import Item
 
         with self.wb.engine.connect() as connection:
             return connection.execute(
-                select(func.count()).select_from(Item).where(Item.project_id == project_id)
+                select(func.count()).select_from(Item).where(col(Item.project_id) == project_id)
             ).scalar_one()
 
     def _tally(self, point: str, killed: bool) -> None:
@@ -163,7 +166,7 @@ class Chaos:
     # -- annotate ----------------------------------------------------------------------------
     def point_annotate(self, runs: int) -> None:
         from sqlalchemy import func, select
-        from sqlmodel import Session
+        from sqlmodel import Session, col
 
         from workbench.db.bulk import insert_items
         from workbench.db.models import Annotation
@@ -219,13 +222,15 @@ class Chaos:
                             acknowledged.add(int(line[:-1]))
             with self.wb.engine.connect() as connection:
                 stored = set(
-                    connection.execute(select(Annotation.id).where(Annotation.project_id == project_id)).scalars()
+                    connection.execute(
+                        select(col(Annotation.id)).where(col(Annotation.project_id) == project_id)
+                    ).scalars()
                 )
                 over = connection.execute(
                     select(func.count()).select_from(
-                        select(Annotation.item_id)
-                        .where(Annotation.project_id == project_id)
-                        .group_by(Annotation.item_id)
+                        select(col(Annotation.item_id))
+                        .where(col(Annotation.project_id) == project_id)
+                        .group_by(col(Annotation.item_id))
                         .having(func.count() > 2)
                         .subquery()
                     )
@@ -244,7 +249,7 @@ class Chaos:
     # -- round -------------------------------------------------------------------------------
     def point_round(self, runs: int) -> None:
         from sqlalchemy import update
-        from sqlmodel import Session
+        from sqlmodel import Session, col
 
         from workbench.db.bulk import insert_items
         from workbench.db.models import Item
@@ -269,12 +274,15 @@ class Chaos:
                 )
                 session.execute(
                     update(Item)
-                    .where(Item.project_id == project_id)
+                    .where(col(Item.project_id) == project_id)
                     .values(state="final", final_label="ham", n_annotations=2, slots_taken=2)
                 )
                 session.execute(
                     update(Item)
-                    .where(Item.project_id == project_id, Item.external_id.in_([f"t{i}" for i in range(0, 300, 3)]))
+                    .where(
+                        col(Item.project_id) == project_id,
+                        col(Item.external_id).in_([f"t{i}" for i in range(0, 300, 3)]),
+                    )
                     .values(final_label="spam")
                 )
             job = self.wb.rounds.start(name, actor=self.op)
@@ -316,10 +324,10 @@ class Chaos:
                 recovery.wait()
             if final.state in (JobState.QUEUED, JobState.RUNNING):
                 self.report.stuck_jobs += 1
-                recovery = "was running" if early_exit is None else f"exited early with {early_exit}"
+                how = "was running" if early_exit is None else f"exited early with {early_exit}"
                 self.report.notes.append(
                     f"round run {run}: job {job.id} still {final.state.value} 90 s after the kill "
-                    f"(recovery worker {recovery}; logs in {self.home / 'logs'})"
+                    f"(recovery worker {how}; logs in {self.home / 'logs'})"
                 )
             self.check_half_published(project_id, f"round run {run} after recovery")
             self.check_orphans()
@@ -328,17 +336,20 @@ class Chaos:
 
     def check_half_published(self, project_id: int, where: str) -> None:
         from sqlalchemy import select
+        from sqlmodel import col
 
         from workbench.db.models import Job, ModelRun
 
         with self.wb.engine.connect() as connection:
             runs = connection.execute(
-                select(ModelRun.id, ModelRun.artifact_path, ModelRun.job_id).where(ModelRun.project_id == project_id)
+                select(col(ModelRun.id), col(ModelRun.artifact_path), col(ModelRun.job_id)).where(
+                    col(ModelRun.project_id) == project_id
+                )
             ).all()
             jobs = {
                 row.id: row
                 for row in connection.execute(
-                    select(Job.id, Job.state, Job.kind).where(Job.project_id == project_id)
+                    select(col(Job.id), col(Job.state), col(Job.kind)).where(col(Job.project_id) == project_id)
                 ).all()
             }
         with_run = {job_id for _, _, job_id in runs}
@@ -366,7 +377,7 @@ class Chaos:
     # -- export ------------------------------------------------------------------------------
     def point_export(self, runs: int) -> None:
         from sqlalchemy import update
-        from sqlmodel import Session
+        from sqlmodel import Session, col
 
         from workbench.db.bulk import insert_items
         from workbench.db.models import Item
@@ -381,7 +392,7 @@ class Chaos:
             )
             session.execute(
                 update(Item)
-                .where(Item.project_id == project_id)
+                .where(col(Item.project_id) == project_id)
                 .values(state="final", final_label="ham", n_annotations=2, slots_taken=2)
             )
         version = self.wb.versions.create(name, actor=self.op)

@@ -17,10 +17,11 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.bulk import insert_items, insert_members
 from workbench.db.engine import make_engine
@@ -161,17 +162,21 @@ def seed_project(
         users = [User(name=f"{name}-a{i}", role=Role.ANNOTATOR, password_hash="!") for i in range(n_annotators)]
         session.add_all(users)
         session.flush()
-        insert_members(session, project.id, [(u.id, Role.ANNOTATOR.value) for u in users])
+        user_ids: list[int] = []
+        for u in users:
+            assert u.id is not None  # the flush assigned it
+            user_ids.append(u.id)
+        insert_members(session, project.id, [(uid, Role.ANNOTATOR.value) for uid in user_ids])
         actors = [Actor(id=u.id, name=u.name, role=Role.ANNOTATOR) for u in users]
         if overlap_policy != "fixed":
             session.add_all(
                 AnnotatorQuality(
                     project_id=project.id,
-                    user_id=u.id,
+                    user_id=uid,
                     confusion={},
                     reliability=0.6 + 0.38 * i / max(n_annotators - 1, 1),
                 )
-                for i, u in enumerate(users)
+                for i, uid in enumerate(user_ids)
             )
     return name, actors
 
@@ -182,38 +187,45 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
     project = wb.projects.get(project_name, actor=Actor.operator())
     with Session(wb.engine) as session:
         items = session.execute(
-            select(Item.id, Item.state, Item.final_label, Item.slots_taken, Item.n_annotations).where(
-                Item.project_id == project.id
-            )
+            select(
+                col(Item.id), col(Item.state), col(Item.final_label), col(Item.slots_taken), col(Item.n_annotations)
+            ).where(col(Item.project_id) == project.id)
         ).all()
         annotations = session.execute(
-            select(Annotation.id, Annotation.item_id, Annotation.annotator_id, Annotation.label).where(
-                Annotation.project_id == project.id
-            )
+            select(
+                col(Annotation.id), col(Annotation.item_id), col(Annotation.annotator_id), col(Annotation.label)
+            ).where(col(Annotation.project_id) == project.id)
         ).all()
         active = session.execute(
-            select(Lease.item_id, func.count())
-            .where(Lease.project_id == project.id, Lease.state == LeaseState.ACTIVE)
-            .group_by(Lease.item_id)
+            select(col(Lease.item_id), func.count())
+            .where(col(Lease.project_id) == project.id, col(Lease.state) == LeaseState.ACTIVE)
+            .group_by(col(Lease.item_id))
         ).all()
         had = session.execute(
-            select(Lease.item_id, func.count(func.distinct(Lease.annotator_id)))
-            .where(Lease.project_id == project.id, Lease.state.in_([LeaseState.SKIPPED, LeaseState.SUBMITTED]))
-            .group_by(Lease.item_id)
+            select(col(Lease.item_id), func.count(func.distinct(col(Lease.annotator_id))))
+            .where(
+                col(Lease.project_id) == project.id,
+                col(Lease.state).in_([LeaseState.SKIPPED, LeaseState.SUBMITTED]),
+            )
+            .group_by(col(Lease.item_id))
         ).all()
         n_annotators = session.execute(
-            select(func.count(func.distinct(Lease.annotator_id))).where(Lease.project_id == project.id)
+            select(func.count(func.distinct(col(Lease.annotator_id)))).where(col(Lease.project_id) == project.id)
         ).scalar_one()
-        reliability = dict(
-            session.execute(
-                select(AnnotatorQuality.user_id, AnnotatorQuality.reliability).where(
-                    AnnotatorQuality.project_id == project.id
+        reliability: dict[int, float | None] = {
+            user_id: value
+            for user_id, value in session.execute(
+                select(col(AnnotatorQuality.user_id), col(AnnotatorQuality.reliability)).where(
+                    col(AnnotatorQuality.project_id) == project.id
                 )
-            ).all()
-        )
-        slots = dict(
-            session.execute(select(Annotation.id, Annotation.slot).where(Annotation.project_id == project.id)).all()
-        )
+            )
+        }
+        slots: dict[int, int] = {}
+        for annotation_id, slot in session.execute(
+            select(col(Annotation.id), col(Annotation.slot)).where(col(Annotation.project_id) == project.id)
+        ):
+            assert annotation_id is not None and slot is not None  # stress labels are all human: each has a slot
+            slots[annotation_id] = slot
     settings = OverlapSettings.from_project(project.overlap, project.settings)
     by_item: dict[int, list] = {}
     for row in annotations:
@@ -251,7 +263,7 @@ def check_invariants(wb: Workbench, project_name: str, logs: list[dict], *, drai
     lost = [a for a in acknowledged if stored.get(a[0]) != (a[1], a[2])]
     locked = [e for log in logs for e in log["errors"] if "locked" in e.lower()]
     other_errors = [e for log in logs for e in log["errors"] if "locked" not in e.lower()]
-    checks = {
+    checks: dict[str, object] = {
         "items": len(items),
         "overlap_policy": settings.policy.value,
         "items_complete": sum(1 for i in items if i.state != "open"),
@@ -314,7 +326,7 @@ def run_stress(
     for process in processes:
         process.join()
     wall = time.perf_counter() - started
-    logs = [
+    logs: list[dict[str, Any]] = [
         json.loads(out.read_text())
         if out.exists()
         else {

@@ -20,11 +20,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlmodel import col
 
 from workbench.db.engine import make_engine
 from workbench.db.models import Annotation
@@ -67,7 +69,7 @@ def _annotator(url: str, project: str, actor: Actor, seed: int, seconds: float, 
         Path(out).write_text(json.dumps(calls))
 
 
-def _empty_target(url: str, scratch: Path, index: int) -> tuple[str, callable]:
+def _empty_target(url: str, scratch: Path, index: int) -> tuple[str, Callable[[], None]]:
     if url.startswith("sqlite"):
         return f"sqlite:///{scratch / f'restored-{index}' / 'workbench.db'}", lambda: None
     parsed = make_url(url)
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         at = first + args.seconds * k / 4
         time.sleep(max(0.0, at - time.time()))
         with wb.engine.connect() as connection:
-            committed = set(connection.execute(select(Annotation.id)).scalars())
+            committed = set(connection.execute(select(col(Annotation.id))).scalars())
         started = time.time()
         report = backup(wb.engine, scratch / f"backup-{k}.tar", actor=op, home=home)
         windows.append((started, time.time()))
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             restore(report.path, actor=op, home=restored_home, database_url=target)
             engine = make_engine(target, migrate=False)
             with engine.connect() as connection:
-                present = set(connection.execute(select(Annotation.id)).scalars())
+                present = set(connection.execute(select(col(Annotation.id))).scalars())
             engine.dispose()
         finally:
             drop()

@@ -27,7 +27,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _fill(engine, project_id: int, n: int, vocabulary: list[str], rng: random.Random) -> None:  # noqa: ANN001
     from sqlalchemy import update
-    from sqlmodel import Session
+    from sqlmodel import Session, col
 
     from workbench.db.bulk import insert_items
     from workbench.db.models import Item
@@ -45,15 +45,17 @@ def _fill(engine, project_id: int, n: int, vocabulary: list[str], rng: random.Ra
     with Session(engine) as session, session.begin():
         insert_items(session, project_id, items())
     with Session(engine) as session, session.begin():
-        first = session.query(Item.id).filter(Item.project_id == project_id).order_by(Item.id).first()[0]
+        row = session.query(col(Item.id)).filter(col(Item.project_id) == project_id).order_by(col(Item.id)).first()
+        assert row is not None  # the items were just inserted
+        first = row[0]
         session.execute(
             update(Item)
-            .where(Item.project_id == project_id, (Item.id - first) % 10 == 3)
+            .where(col(Item.project_id) == project_id, (col(Item.id) - first) % 10 == 3)
             .values(state="final", final_label="pos", n_annotations=2, slots_taken=2)
         )
         session.execute(
             update(Item)
-            .where(Item.project_id == project_id, (Item.id - first) % 100 == 7)
+            .where(col(Item.project_id) == project_id, (col(Item.id) - first) % 100 == 7)
             .values(state="review", n_annotations=2, slots_taken=2)
         )
     # What autovacuum (PostgreSQL) would do within a minute of a bulk load, and what an import does.

@@ -113,7 +113,8 @@ def _measure(page, presses: int, warmup: int) -> tuple[list[float], int]:
     """Times of `presses` measured presses (after `warmup`), and how many presses had no effect."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    times, lost = [], 0
+    times: list[float] = []
+    lost = 0
     page.wait_for_timeout(1500)  # the page's own listeners are in place
     i = 0
     while len(times) < presses:

@@ -47,7 +47,7 @@ def _max_rss_mb() -> float:
 def run_featurize_bench(
     rows: int, methods: tuple[str, ...] = METHODS, *, progress: bool = True
 ) -> list[dict[str, Any]]:
-    from workbench.training.featurizers import embeddings_available, make_featurizer
+    from workbench.training.featurizers import SentenceEmbeddingFeaturizer, embeddings_available, make_featurizer
 
     if rows < 1:
         raise WorkbenchError("--rows must be at least 1")
@@ -80,6 +80,7 @@ def run_featurize_bench(
             }
             if method == "embeddings":
                 again = make_featurizer("text", {"method": method}, cache_dir=cache)
+                assert isinstance(again, SentenceEmbeddingFeaturizer)  # what method "embeddings" builds
                 started = time.perf_counter()
                 again.fit_transform(contents)
                 warm = time.perf_counter() - started

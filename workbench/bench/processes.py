@@ -183,7 +183,7 @@ SLOW_MODEL = {"type": "mlp", "hidden": 256, "epochs": 400}
 def prepare_slow_round(home: Path) -> tuple[str, int]:
     """A SQLite home with a project whose retrain takes several seconds; returns (url, job id)."""
     from sqlalchemy import update
-    from sqlmodel import Session
+    from sqlmodel import Session, col
 
     from workbench.db.bulk import insert_items
     from workbench.db.models import Item
@@ -209,12 +209,12 @@ def prepare_slow_round(home: Path) -> tuple[str, int]:
         )
         session.execute(
             update(Item)
-            .where(Item.project_id == info.id)
+            .where(col(Item.project_id) == info.id)
             .values(state="final", final_label="ham", n_annotations=2, slots_taken=2)
         )
         session.execute(
             update(Item)
-            .where(Item.project_id == info.id, Item.external_id.in_([f"t{i}" for i in range(0, 300, 3)]))
+            .where(col(Item.project_id) == info.id, col(Item.external_id).in_([f"t{i}" for i in range(0, 300, 3)]))
             .values(final_label="spam")
         )
     job = (
@@ -349,10 +349,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  failed: {r}", flush=True)
     kills = [one_kill(root) for _ in range(args.kill_runs)]
     report["kill"] = [asdict(r) for r in kills]
-    bad = [r for r in kills if not r.ok]
-    failures += len(bad)
+    bad_kills = [k for k in kills if not k.ok]
+    failures += len(bad_kills)
     print(
-        f"worker SIGKILL: {len(kills) - len(bad)}/{len(kills)} back with the round requeued within "
+        f"worker SIGKILL: {len(kills) - len(bad_kills)}/{len(kills)} back with the round requeued within "
         f"{BACK_TARGET_S:.0f} s; new worker {_summary([r.back_s for r in kills if r.back_s])}, round requeued "
         f"{_summary([r.requeued_s for r in kills if r.requeued_s])}",
         flush=True,
@@ -364,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(sorted({f"{r.state_after_stop} (attempts {r.attempts_after_stop})" for r in kills})),
         flush=True,
     )
-    for r in bad:
-        print(f"  failed: {r}", flush=True)
+    for k in bad_kills:
+        print(f"  failed: {k}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 1 if failures else 0

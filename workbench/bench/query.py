@@ -70,7 +70,10 @@ def sklearn_twin(head: LinearHead, classes: int):
     return model
 
 
-def modal_query(strategy: str, models: list) -> Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+ModalQuery = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+def modal_query(strategy: str, models: list) -> ModalQuery:
     """modAL's query function for ``strategy``, bound to the scikit-learn twin(s)."""
     from modAL.disagreement import vote_entropy_sampling
     from modAL.models import ActiveLearner, Committee
@@ -205,12 +208,14 @@ def _measure(
         def workbench(model=model, strategy=strategy) -> QueryResult:
             return score_pool(features, model, strategy, n, rng=np.random.default_rng(seed))
 
+        def floor(w: np.ndarray = floor_weights) -> np.ndarray:
+            return features @ w
+
+        def modal(q: ModalQuery = query_modal) -> tuple[np.ndarray, np.ndarray]:
+            return q(features, n)
+
         seconds, results = best_times(
-            {
-                "floor": lambda w=floor_weights: features @ w,
-                "workbench": workbench,
-                "modal": lambda q=query_modal: q(features, n),
-            },
+            {"floor": floor, "workbench": workbench, "modal": modal},
             repeat,
         )
         ours: QueryResult = results["workbench"]
@@ -225,7 +230,7 @@ def _measure(
                 "seconds_modal": seconds["modal"],
                 "seconds_floor": seconds["floor"],
                 "peak_bytes_workbench": peak_extra_bytes(workbench),
-                "peak_bytes_modal": peak_extra_bytes(lambda q=query_modal: q(features, n)),
+                "peak_bytes_modal": peak_extra_bytes(modal),
                 "overlap_with_modal": len(set(ours.indices.tolist()) & set(np.asarray(modal_indices).tolist())) / n,
                 "scores_match_modal": bool(
                     np.allclose(np.sort(ours.scores), np.sort(modal_scores), rtol=1e-4, atol=1e-5)

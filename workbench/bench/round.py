@@ -12,10 +12,11 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import bindparam, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.bench.training import BENCH_CLASSES, synthetic_corpus
 from workbench.db.bulk import insert_items
@@ -65,7 +66,7 @@ def add_labels(wb: Workbench, name: str, start: int, count: int, seed: int = 0) 
 # As if two annotators had agreed on the item's label.
 _FINAL = (
     update(Item)
-    .where(Item.project_id == bindparam("b_project_id"), Item.external_id == bindparam("b_external_id"))
+    .where(col(Item.project_id) == bindparam("b_project_id"), col(Item.external_id) == bindparam("b_external_id"))
     .values(state="final", final_label=bindparam("b_label"), n_annotations=2, slots_taken=2)
 )
 
@@ -94,7 +95,7 @@ def bench_round(
     seed_text_project(wb, "round-bench", n_pool, n_labels)
     import skops.io  # noqa: F401 - a worker imports this once at start (see workbench.worker)
 
-    rounds = []
+    rounds: list[dict[str, Any]] = []
     labeled = n_labels
 
     def one_round(tracked: bool) -> dict:
@@ -117,8 +118,9 @@ def bench_round(
             "strategy": result.strategy,
             "mlflow": result.tracking.describe() if result.tracking else None,
         }
-        if tracked and not result.tracking.logged:
-            raise RuntimeError(f"the tracked round was not logged: {result.tracking.describe()}")
+        if tracked and (result.tracking is None or not result.tracking.logged):
+            outcome = result.tracking.describe() if result.tracking else "no tracking outcome"
+            raise RuntimeError(f"the tracked round was not logged: {outcome}")
         rounds.append(entry)
         return entry
 
@@ -195,7 +197,7 @@ def bench_claims(
             "invariants_ok": report["invariants"]["ok"]
         }
 
-    result = {
+    result: dict[str, Any] = {
         "pool": pool,
         "annotators": annotators,
         "submits_per_annotator": submits,

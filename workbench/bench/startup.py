@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def make_database(home: Path, *, projects: int = 3, items: int = 200) -> str:
                 (f"x{i}", {"text": f"item {i} of project {p}"}, "eval" if i % 5 == 0 else "pool", (i * 0.618) % 1.0)
                 for i in range(items)
             ]
-            write(wb.engine, lambda session, rows=rows, project=project: insert_items(session, project.id, rows))
+            write(wb.engine, partial(insert_items, project_id=project.id, items=rows))
     finally:
         wb.engine.dispose()
     return url

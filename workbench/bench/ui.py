@@ -118,9 +118,12 @@ def bench_label_page(pool: int = 100_000, submits: int = 200, *, workdir: str | 
 
     Two annotators alternate, so half the claims are ordinary fresh picks and half complete a pair
     (the 'partial' path), as in real double labeling."""
-    owned = workdir is None
-    tmp = tempfile.TemporaryDirectory(prefix="wb-bench-ui-") if owned else None
-    root = Path(tmp.name if tmp else workdir)
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="wb-bench-ui-")
+        root = Path(tmp.name)
+    else:
+        root = Path(workdir)
     url = f"sqlite:///{root / 'bench.db'}"
     old_url = os.environ.get("WORKBENCH_DATABASE_URL")
     os.environ["WORKBENCH_DATABASE_URL"] = url

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,7 @@ def load_labeled(
     image_root: str | None = None,
     table: TableOptions = TableOptions(),
     rules: LabelRules = LabelRules(),
-    where: list[tuple[str, str]] = (),
+    where: Sequence[tuple[str, str]] = (),
     text_sep: str = DEFAULT_TEXT_SEP,
     max_items: int | None = None,
     sample_seed: int = 0,

@@ -65,6 +65,13 @@ def aubc(points: list[tuple[int, float]]) -> float | None:
     return float(np.sum((ys[1:] + ys[:-1]) / 2 * np.diff(xs)) / (xs[-1] - xs[0]))
 
 
+def _aubc_at(curve: list[dict[str, Any]], shared: set[int]) -> float:
+    """AUBC of a run's curve on the label counts every compared run has."""
+    value = aubc([(p["labels"], p["accuracy"]) for p in curve if p["labels"] in shared])
+    assert value is not None, "the compared runs share no label count"  # was None - None, a TypeError
+    return value
+
+
 def labels_to(points: list[tuple[int, float]], target: float) -> int | None:
     for labels, accuracy in points:
         if accuracy >= target - 1e-12:
@@ -89,8 +96,8 @@ def aggregate_curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _mean(values: list[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(statistics.fmean(values)) if values else None
+    present = [v for v in values if v is not None]
+    return float(statistics.fmean(present)) if present else None
 
 
 def extended_curve(runs: list[dict[str, Any]], budget: int) -> list[tuple[int, float]]:
@@ -99,7 +106,7 @@ def extended_curve(runs: list[dict[str, Any]], budget: int) -> list[tuple[int, f
     (a curve can dip after reaching the target), so labels-to-target past the budget is if
     anything too low, never too high. Points up to the budget are the ordinary mean curve."""
     grid = sorted({p["labels"] for run in runs for p in run["curve"] if p["labels"] > budget})
-    out = []
+    out: list[tuple[int, float]] = []
     for labels in grid:
         values = []
         for run in runs:
@@ -112,8 +119,8 @@ def extended_curve(runs: list[dict[str, Any]], budget: int) -> list[tuple[int, f
 
 
 def _range(values: list[float | None]) -> list[float] | None:
-    values = [v for v in values if v is not None]
-    return [min(values), max(values)] if values else None
+    present = [v for v in values if v is not None]
+    return [min(present), max(present)] if present else None
 
 
 def _sum_counts(counts: list[dict[str, int]], n: int) -> dict[str, float]:
@@ -125,7 +132,7 @@ def _sum_counts(counts: list[dict[str, int]], n: int) -> dict[str, float]:
 
 
 def _issue_means(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    issues = [run.get("label_issues") for run in runs if run.get("label_issues")]
+    issues = [run["label_issues"] for run in runs if run.get("label_issues")]
     if not issues:
         return {}
     return {
@@ -263,14 +270,10 @@ def paired_against_random(
         shared = set.intersection(*({p["labels"] for p in run["curve"]} for pair in pairs for run in pair))
         if budget is not None:  # points past the budget (--until) are not comparable across arms
             shared = {labels for labels in shared if labels <= budget}
-        diffs = np.asarray(
-            [
-                aubc([(p["labels"], p["accuracy"]) for p in a["curve"] if p["labels"] in shared])
-                - aubc([(p["labels"], p["accuracy"]) for p in b["curve"] if p["labels"] in shared])
-                for a, b in pairs
-            ]
-        )
+        diffs = np.asarray([_aubc_at(a["curve"], shared) - _aubc_at(b["curve"], shared) for a, b in pairs])
         mean = float(diffs.mean())
+        low: float | None
+        high: float | None
         if len(diffs) > 1 and diffs.std(ddof=1) > 0:
             half = float(stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs)))
             low, high = mean - half, mean + half

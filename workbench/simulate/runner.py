@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import strategies
 from workbench.db.bulk import insert_members
@@ -227,15 +227,17 @@ def _add_people(engine, names_roles: list[tuple[str, str]]) -> dict[str, Actor]:
         )
         # Everyone simulated works on every project of the simulation's own database.
         names = {name for name, _ in names_roles}
-        people = [(i, r) for i, n, r in session.execute(select(User.id, User.name, User.role)) if n in names]
-        for project_id in session.execute(select(Project.id)).scalars().all():
+        people = [
+            (i, r) for i, n, r in session.execute(select(col(User.id), col(User.name), col(User.role))) if n in names
+        ]
+        for project_id in session.execute(select(col(Project.id))).scalars().all():
             insert_members(session, project_id, people)
     return _actors(engine)
 
 
 def _actors(engine) -> dict[str, Actor]:  # noqa: ANN001
     with Session(engine) as session:
-        rows = session.execute(select(User.id, User.name, User.role)).all()
+        rows = session.execute(select(col(User.id), col(User.name), col(User.role))).all()
     return {name: Actor(id=user_id, name=name, role=Role(role)) for user_id, name, role in rows}
 
 
@@ -304,9 +306,9 @@ def build_template(
 
         with Session(engine) as session:
             rows = session.execute(
-                select(Item.id, Item.external_id, Item.split, Item.content)
-                .where(Item.project_id == wb.projects.get(PROJECT, actor=Actor.operator()).id)
-                .order_by(Item.id)
+                select(col(Item.id), col(Item.external_id), col(Item.split), col(Item.content))
+                .where(col(Item.project_id) == wb.projects.get(PROJECT, actor=Actor.operator()).id)
+                .order_by(col(Item.id))
             ).all()
         truth = data.truth()
         eval_ids = [external_id for _, external_id, split, _ in rows if split == Split.EVAL]
@@ -472,6 +474,7 @@ class _Run:
         self.adjudicator = Adjudicator(self.config.adjudicator, self.truth, task.seed)
         self.rng = random.Random(f"dispatch|{task.seed}")
         names: list[str] = shared["annotators"]
+        self.crowd: CrowdReplay | None
         if shared["crowd"] is not None:
             self.crowd = CrowdReplay(shared["crowd"])
             weights = Counter(worker for answers in shared["crowd"].values() for worker in answers)
@@ -538,7 +541,8 @@ class _Run:
         if self.config.inject_label_noise > 0 or self.config.label_error_review > 0:
             self._label_error_pass()
         rows = self.wb.versions.rows(PROJECT, self.last_version, actor=Actor.operator()) if self.last_version else None
-        pool_rows = rows[rows["split"] == Split.POOL.value] if rows is not None else []
+        # A DataFrame (pandas ships no types: Any), or [] when no version was cut.
+        pool_rows: Any = rows[rows["split"] == Split.POOL.value] if rows is not None else []
         if len(pool_rows) and self.gold_ids:  # gold items are right by construction: not counted
             pool_rows = pool_rows[~pool_rows["external_id"].isin(self.gold_ids)]
         correct = (
@@ -546,7 +550,7 @@ class _Run:
             if len(pool_rows)
             else 0
         )
-        by = Counter(pool_rows["aggregation"]) if len(pool_rows) and "aggregation" in pool_rows else Counter()
+        by: Counter = Counter(pool_rows["aggregation"]) if len(pool_rows) and "aggregation" in pool_rows else Counter()
         return {
             "strategy": self.task.strategy,
             "seed": self.seed,
@@ -597,6 +601,16 @@ class _Run:
         )
         if self.progress is not None:
             self.progress.put(1)
+
+    @property
+    def _replay(self) -> CrowdReplay:
+        assert self.crowd is not None  # _label takes the crowd steps only when a crowd file is replayed
+        return self.crowd
+
+    def _version(self) -> int:
+        """The version the last retrain round cut (a retrain cuts one, or reuses the latest)."""
+        assert self.last_version is not None, "no retrain round has run yet"
+        return self.last_version
 
     def _baseline(self) -> float:
         labeled: Counter = Counter()
@@ -692,7 +706,7 @@ class _Run:
         in_flight = sorted(self.pending)
         if in_flight:
             item_id = in_flight[0]
-            candidates = [w for w in self.crowd.judges(self.external[item_id]) if w not in self.had[item_id]]
+            candidates = [w for w in self._replay.judges(self.external[item_id]) if w not in self.had[item_id]]
             if not candidates:
                 raise WorkbenchError(
                     f"item {self.external[item_id]!r}: every worker who judged it has had it, and it still lacks labels"
@@ -707,7 +721,7 @@ class _Run:
                 raise WorkbenchError(f"internal: worker {worker} was offered nothing while an item was in flight")
             self._exhausted.add(worker)
             return len(self._exhausted) < len(self.workers)
-        answer = self.crowd.answer(worker, claimed.external_id)
+        answer = self._replay.answer(worker, claimed.external_id)
         if answer is None:
             self.timer("skip", self.queue.skip, claimed.lease_id, SKIP_REASON, actor=actor)
             self.skips += 1
@@ -730,7 +744,7 @@ class _Run:
         if claimed is None:  # nothing this worker has not had (or paused): permanent in a replay
             self._exhausted.add(worker)
             return len(self._exhausted) < len(self.workers)
-        answer = self.crowd.answer(worker, claimed.external_id)
+        answer = self._replay.answer(worker, claimed.external_id)
         if answer is None:
             self.timer("skip", self.queue.skip, claimed.lease_id, SKIP_REASON, actor=actor)
             self.skips += 1
@@ -745,19 +759,19 @@ class _Run:
         what it sent back, and cut a last round whose version diff holds the corrections."""
         from workbench.services.quality import find_label_issues
 
-        rows = self.wb.versions.rows(PROJECT, self.last_version, actor=Actor.operator())
+        rows = self.wb.versions.rows(PROJECT, self._version(), actor=Actor.operator())
         pool = rows[rows["split"] == Split.POOL.value]
         rng = random.Random(f"noise|{self.seed}")
         n_flip = int(round(self.config.inject_label_noise * len(pool)))
         flipped: set[int] = set()
         for item_id, label in rng.sample(list(zip(pool["item_id"], pool["label"])), n_flip):
-            wrong = rng.choice([other for other in self.labels if other != label])
+            flip_to = rng.choice([other for other in self.labels if other != label])
             self.wb.review.adjudicate(
-                int(item_id), Decision.LABEL, actor=self.reviewer, label=wrong, reason="simulated label noise"
+                int(item_id), Decision.LABEL, actor=self.reviewer, label=flip_to, reason="simulated label noise"
             )
             flipped.add(int(item_id))
         self._round()
-        before = self.last_version
+        before = self._version()
         noisy = self.wb.versions.rows(PROJECT, before, actor=Actor.operator())
         noisy = noisy[noisy["split"] == Split.POOL.value]
         wrong = {
@@ -777,7 +791,7 @@ class _Run:
         sent = [issue.item_id for issue in result.sent_to_review]
         self._review(label_issues=True)
         self._round()
-        diff = self.wb.versions.diff(PROJECT, before, self.last_version, actor=Actor.operator())
+        diff = self.wb.versions.diff(PROJECT, before, self._version(), actor=Actor.operator())
         self.label_issues = {
             "flipped": len(flipped),
             "k": k,

@@ -10,7 +10,7 @@ append-only on both SQLite and PostgreSQL.
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0001'

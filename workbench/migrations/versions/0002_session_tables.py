@@ -10,7 +10,7 @@ hash while the session waits to be handed to its browser, idle and absolute expi
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0002_sessions'

@@ -10,7 +10,7 @@ annotation's `guidelines_version` always names the text it was made under.
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0003'

@@ -9,7 +9,7 @@ Workers register a row and heartbeat it, so a client can tell whether any worker
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0006_worker_heartbeat'

@@ -15,7 +15,7 @@ relaxing constraints (writable_schema, then a schema_version bump so every conne
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0007_quarantine'

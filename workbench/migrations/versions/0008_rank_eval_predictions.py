@@ -11,7 +11,7 @@ in the app process).
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0008_rank_eval_predictions'

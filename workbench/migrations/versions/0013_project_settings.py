@@ -12,7 +12,7 @@ the same transaction that deletes the project.
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0013_project_settings'
