@@ -38,7 +38,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from workbench.config import workbench_home
-from workbench.db.models import Item, Job
+from workbench.db.models import Item, Job, Project
 from workbench.domain import Actor, ItemState, JobInfo, JobKind, JobState, ProjectInfo, ProjectKind, Role
 from workbench.domain.advice import RANDOM, Advice, CurvePoint, StrategyAdvice, Verdict, recommend
 from workbench.errors import WorkbenchError
@@ -50,6 +50,7 @@ from workbench.services.members import load_member_project
 log = logging.getLogger("workbench.advisor")
 
 DEFAULT_MIN_LABELS = 200  # the project setting advisor_min_labels
+MIN_LABELS_ENV = "WORKBENCH_ADVISOR_MIN_LABELS"  # its default where a project does not set it
 REFRESH_LABELS = 100  # after a round, advise again once this many labels came in since the last advice
 SEEDS = (0, 1, 2)
 ROUNDS = 6  # rounds per run after the cold-start seed set
@@ -81,9 +82,16 @@ class AdvisorStatus:
         return max(0, self.min_labels - self.n_labels)
 
 
-def min_labels(project: ProjectInfo) -> int:
-    value = project.settings.get("advisor_min_labels", DEFAULT_MIN_LABELS)
-    return DEFAULT_MIN_LABELS if value is None else int(value)
+def min_labels(session: Session, project_id: int) -> int:
+    """The project's advisor_min_labels as set on it, else $WORKBENCH_ADVISOR_MIN_LABELS, else 200.
+
+    (The test suite sets the variable to 0 so that rounds in tests of other things never start a
+    replay; the advisor's own tests set the project setting.)"""
+    row = session.get(Project, project_id)
+    value = (row.settings or {}).get("advisor_min_labels") if row is not None else None
+    if value is None:
+        value = os.environ.get(MIN_LABELS_ENV) or DEFAULT_MIN_LABELS
+    return int(value)
 
 
 def _final_count(session: Session, project_id: int) -> int:
@@ -107,7 +115,7 @@ def _advise_jobs(session: Session, project_id: int, *states: JobState) -> Any:
 
 def is_due(session: Session, project: ProjectInfo) -> int | None:
     """The final-label count when an advise job should be queued after a round, else None."""
-    threshold = min_labels(project)
+    threshold = min_labels(session, project.id)
     if threshold <= 0:
         return None
     n = _final_count(session, project.id)
@@ -289,7 +297,7 @@ class AdvisorService:
             active = _advise_jobs(session, project.id, JobState.QUEUED, JobState.RUNNING)
             latest = _advise_jobs(session, project.id)
             return AdvisorStatus(
-                min_labels=min_labels(project),
+                min_labels=min_labels(session, project.id),
                 n_labels=n,
                 advice=Advice.from_json(done.result) if done is not None and done.result else None,
                 advice_job_id=done.id if done is not None else None,
@@ -314,7 +322,7 @@ class AdvisorService:
         actor: Actor,
         job_id: int | None = None,
         progress: ProgressFn = _quiet,
-        seeds: tuple[int, ...] = SEEDS,
+        seeds: tuple[int, ...] | None = None,
         jobs: int = 0,
     ) -> Advice:
         """Replay the project's final labels with each strategy and random (worker side); the
@@ -325,6 +333,7 @@ class AdvisorService:
         from workbench.training.featurizers import EMBEDDING_CACHE_ENV
 
         started = time.perf_counter()
+        seeds = SEEDS if seeds is None else tuple(seeds)
         with reading(self.engine) as session:
             if isinstance(project, str):
                 project = load_project(session, project)
