@@ -18,6 +18,7 @@ from workbench.domain import (
     VersionJobResult,
     role_allows,
 )
+from workbench.domain.advice import Advice
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, sections, session
 
@@ -59,8 +60,10 @@ def _job_panel(project_name: str) -> None:
         st.rerun(scope="app")
 
 
-def _done_text(result: RoundResult | VersionJobResult) -> str:
+def _done_text(result: RoundResult | VersionJobResult | Advice) -> str:
     """One sentence for a finished job: what it cut, trained, measured and which strategy ranked."""
+    if isinstance(result, Advice):
+        return result.sentence
     if isinstance(result, VersionJobResult):
         return f"Version {result.version} cut."
     metrics = result.metrics
