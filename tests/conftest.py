@@ -28,6 +28,10 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # they ask for embeddings (a project setting) or unset this (tests of the default itself); it is
 # inherited by the CLI, worker and app processes tests start.
 os.environ.setdefault("WORKBENCH_TEXT_FEATURIZER", "tfidf")
+# After a round, a project with 200+ final labels queues the strategy advisor (a replay of about a
+# minute). Tests of other things run rounds on such projects with `run_worker(once=True)`, which
+# would run it too: here the default is off; the advisor's tests set the project setting.
+os.environ.setdefault("WORKBENCH_ADVISOR_MIN_LABELS", "0")
 
 
 def postgres_unavailable() -> str | None:

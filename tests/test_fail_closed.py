@@ -75,6 +75,7 @@ def _sentinel_arguments(function) -> tuple[list, dict]:  # noqa: ANN001
 def test_the_facade_reaches_every_service_module(wb):
     names = set(service_classes(wb))
     assert {
+        "AdvisorService",
         "UserService",
         "ProjectService",
         "QueueService",

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "workbench.commands.quarantine",
     "workbench.commands.chaos",
     "workbench.commands.alerts",
+    "workbench.commands.advise",
 ]
 
 

@@ -56,6 +56,8 @@ def _run_job(wb: Workbench, job: JobInfo) -> None:
         wb.rounds.run_version(project, actor=actor, job_id=job.id)
     elif job.kind == JobKind.ALERT:
         wb.alerts.run_check(project, actor=actor, job_id=job.id)
+    elif job.kind == JobKind.ADVISE:
+        wb.advisor.run(project, actor=actor, job_id=job.id, progress=progress)
 
 
 def queue_auto_versions(wb: Workbench) -> None:

@@ -159,6 +159,7 @@ class JobKind(StrEnum):
     RESCORE = "rescore"  # re-rank the pool with the latest model (or a cold-start seed set)
     VERSION = "version"  # cut a dataset version
     ALERT = "alert"  # evaluate the alert rules and deliver what fired (workbench.services.alerts)
+    ADVISE = "advise"  # replay the project's labels per strategy against random (workbench.services.advisor)
 
 
 class JobState(StrEnum):

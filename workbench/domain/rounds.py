@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from workbench.domain.advice import Advice
+
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
@@ -248,7 +250,7 @@ class VersionJobResult:
         return cls(**_known(cls, data))
 
 
-JobResult = RoundResult | VersionJobResult
+JobResult = RoundResult | VersionJobResult | Advice
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from workbench.services.advisor import AdvisorService
     from workbench.services.agreement import AgreementService
     from workbench.services.alerts import AlertService
     from workbench.services.browse import BrowseService
@@ -170,6 +171,12 @@ class Workbench:
         from workbench.services.members import MemberService
 
         return MemberService(self.engine)
+
+    @cached_property
+    def advisor(self) -> AdvisorService:
+        from workbench.services.advisor import AdvisorService
+
+        return AdvisorService(self.engine)
 
     @cached_property
     def stats(self) -> StatsService:

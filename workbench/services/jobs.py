@@ -85,6 +85,10 @@ def job_result(kind: JobKind, stored: dict | None) -> JobResult | None:
         from workbench.domain.alerts import AlertJobResult
 
         return AlertJobResult.from_json(stored)
+    if kind == JobKind.ADVISE:
+        from workbench.domain.advice import Advice
+
+        return Advice.from_json(stored)
     return RoundResult.from_json(stored)
 
 

@@ -74,6 +74,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "label_issue_k": (int, 0, 1_000_000),
     "overlap_confidence": (float, 0.5, 0.999),
     "near_duplicate_threshold": (float, 0.5, 1.0),
+    "advisor_min_labels": (int, 0, 10_000_000),
 }
 _NOT_SETTABLE = {"image_root"}  # set by the first image import; stored paths are relative to it
 # The jobs that make a round; a delete waits for them (an alert check is simply deleted with the project).

@@ -46,6 +46,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "min_dwell_ms": 250,
     # Issue 16: log each round to this MLflow tracking URI (None: $MLFLOW_TRACKING_URI, else off).
     "mlflow_tracking_uri": None,
+    # Issue 17: after a round, replay the project's labels per strategy once it has this many final
+    # labels (workbench.services.advisor; 0: only when an admin asks).
+    "advisor_min_labels": 200,
 }
 
 

@@ -235,6 +235,9 @@ class RoundPipeline:
         from workbench.services.alerts import AlertEvent, queue_check
 
         queue_check(self.engine, project.id, AlertEvent.ROUND)  # the next job: evaluate and send alerts
+        from workbench.services.advisor import queue_if_due
+
+        queue_if_due(self.engine, project.id)  # the strategy advisor, once enough new labels came in
         return result
 
     def track(

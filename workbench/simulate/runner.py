@@ -266,6 +266,7 @@ def build_template(
             "eval_fraction": config.eval_fraction,
             "random_share": config.random_share,
             "lease_ttl_s": 3600,
+            "advisor_min_labels": 0,  # a replay's rounds never queue the strategy advisor
         }
         if config.model is not None:
             settings["model"] = config.model

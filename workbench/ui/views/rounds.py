@@ -1,17 +1,29 @@
 """Rounds (reviewer, admin): start a retrain round and follow it live, metrics per dataset version,
-the learning curve with its confidence band, the stopping advice, a run's confusion matrix, two
-runs compared, two versions diffed, and version downloads."""
+the learning curve with its confidence band, the stopping advice, the strategy advisor's latest
+advice, a run's confusion matrix, two runs compared, two versions diffed, and version downloads."""
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import ExportFormat, ExportKind, JobKind, JobState, Role, RoundResult, VersionJobResult
+from workbench.domain import (
+    ExportFormat,
+    ExportKind,
+    JobKind,
+    JobState,
+    Role,
+    RoundResult,
+    VersionJobResult,
+    role_allows,
+)
+from workbench.domain.advice import Advice
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, sections, session
 
 JOB = "rounds_job"  # (project name, job id) of the round this browser started or follows
+ROUND_JOBS = (JobKind.RETRAIN, JobKind.RESCORE, JobKind.VERSION)  # what the round panel follows
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 POLL_S = 1.0
 
@@ -48,8 +60,10 @@ def _job_panel(project_name: str) -> None:
         st.rerun(scope="app")
 
 
-def _done_text(result: RoundResult | VersionJobResult) -> str:
+def _done_text(result: RoundResult | VersionJobResult | Advice) -> str:
     """One sentence for a finished job: what it cut, trained, measured and which strategy ranked."""
+    if isinstance(result, Advice):
+        return result.sentence
     if isinstance(result, VersionJobResult):
         return f"Version {result.version} cut."
     metrics = result.metrics
@@ -83,7 +97,7 @@ def _start(wb, actor, project) -> None:
     )
     held = st.session_state.get(JOB)
     if not held or held[0] != project.name:
-        jobs = [j for j in wb.jobs.list(project.name, limit=5, actor=actor) if j.kind != JobKind.ALERT]
+        jobs = [j for j in wb.jobs.list(project.name, limit=5, actor=actor) if j.kind in ROUND_JOBS]
         if jobs and jobs[0].state in ACTIVE:
             st.session_state[JOB] = held = (project.name, jobs[0].id)
     active = False
@@ -345,6 +359,137 @@ def _stopping(wb, actor, project) -> None:
     )
 
 
+# -- the strategy advisor ------------------------------------------------------------------------
+def _advisor_job(project_name: str) -> None:
+    """The advise job in flight; reruns itself while it is queued or running."""
+    wb = session.workbench()
+    actor = session.require(Role.REVIEWER)
+    status = wb.advisor.status(project_name, actor=actor)
+    job = status.active
+    if job is None:
+        if st.session_state.get("advisor_polling"):
+            st.session_state["advisor_polling"] = False
+            st.rerun(scope="app")  # it just finished: show the new advice
+        return
+    step = f" · {job.message}" if job.message and job.message != job.state.value else ""
+    st.progress(
+        min(max(job.progress / 100.0, 0.0), 1.0),
+        text=render.md(f"Strategy advisor (job {job.id}): {job.state.value}{step}"),
+    )
+    if job.state == JobState.QUEUED:
+        st.caption("Waiting for a worker to take the job (`workbench serve` starts one; or run `workbench worker`).")
+
+
+def _advice_chart(advice) -> None:  # noqa: ANN001
+    rows = [
+        {"strategy": s.strategy, "labels": p.labels, "accuracy": p.accuracy, "std over seeds": p.std}
+        for s in advice.strategies
+        if s.same_as is None
+        for p in s.curve
+    ]
+    if not rows:
+        return
+    chart = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("labels:Q", title="labeled pool items (replayed)"),
+            y=alt.Y(
+                "accuracy:Q",
+                title="eval accuracy, mean over seeds",
+                scale=alt.Scale(zero=False),
+                axis=alt.Axis(format=".0%"),
+            ),
+            color=alt.Color("strategy:N", title="strategy"),
+            strokeDash=alt.condition(alt.datum.strategy == "random", alt.value([5, 3]), alt.value([1, 0])),
+            tooltip=[
+                "strategy",
+                "labels",
+                alt.Tooltip("accuracy:Q", format=".1%"),
+                alt.Tooltip("std over seeds:Q", format=".3f"),
+            ],
+        )
+        .properties(height=300)
+    )
+    st.altair_chart(chart, key="advisor_curves")
+
+
+def _advice_table(advice) -> pd.DataFrame:  # noqa: ANN001
+    return pd.DataFrame(
+        [
+            {
+                "strategy": s.strategy + (" (current)" if s.is_current else ""),
+                "AUBC": s.aubc,
+                "AUBC − random": s.diff_mean,
+                "95% low": s.diff_low,
+                "95% high": s.diff_high,
+                "verdict": s.verdict.value + (f" (same ranking as {s.same_as})" if s.same_as else ""),
+            }
+            for s in advice.strategies
+        ]
+    )
+
+
+def _advisor(wb, actor, project) -> None:
+    """The latest advice: curves per strategy, AUBC minus random with its paired interval, the
+    recommendation in one sentence. It never changes the project's strategy."""
+    st.subheader("Strategy advisor")
+    status = wb.advisor.status(project.name, actor=actor)
+    admin = role_allows(actor.role, Role.ADMIN)
+    if status.min_labels <= 0:
+        st.caption("The advisor does not run after rounds here (advisor_min_labels is 0); an admin can run it.")
+    elif status.needed:
+        st.info(
+            render.md(
+                f"The advisor runs after a round once the project has {status.min_labels} final labels: "
+                f"{status.needed} more needed ({status.n_labels} so far)."
+            )
+        )
+    if admin:
+        left, right = st.columns([1, 3])
+        if left.button("Run the strategy advisor", key="advisor_run", icon=":material/science:"):
+            try:
+                wb.advisor.queue(project.name, actor=actor)
+            except WorkbenchError as exc:
+                render.error(exc)
+            else:
+                status = wb.advisor.status(project.name, actor=actor)
+        right.caption(
+            "A worker replays this project's final labels with each strategy its model can serve and with "
+            "random, over a few seeds, and compares them. It never changes the project's strategy."
+        )
+    st.session_state["advisor_polling"] = status.active is not None
+    st.fragment(_advisor_job, run_every=POLL_S * 2 if status.active is not None else None)(project.name)
+    if status.failed is not None:
+        render.error(f"The last advisor run failed: {status.failed.error or 'no reason recorded'}")
+    advice = status.advice
+    if advice is None:
+        st.caption("No advice yet.")
+        return
+    (st.success if advice.recommended else st.info)(render.md(advice.sentence))
+    st.caption(
+        render.md(
+            f"Advice of {_when(status.advised_at)} UTC (job {status.advice_job_id}): {advice.n_labels} final labels "
+            f"replayed ({advice.n_pool} as the pool, {advice.n_eval} for evaluation), seeds "
+            f"{', '.join(map(str, advice.seeds))}, a seed set of {advice.initial} then batches of "
+            f"{advice.batch_size}; {advice.seconds:.0f} s."
+        )
+    )
+    _advice_chart(advice)
+    st.dataframe(_advice_table(advice), hide_index=True, key="advisor_table")
+    st.caption(
+        "AUBC: mean eval accuracy over the replayed labels (area under the learning curve). AUBC − random: "
+        "per seed, the strategy's AUBC minus random's on the same seed (same seed set and eval items), with "
+        "a 95% t-interval over seeds; a strategy is recommended only when the whole interval is above zero."
+    )
+    if not advice.model_above_majority:
+        render.notice(
+            "warning",
+            "Even trained on every replayed label the model does not measurably beat always answering the "
+            "majority label, so strategies cannot be told apart on these labels.",
+        )
+
+
 def main() -> None:
     actor = session.require(Role.REVIEWER)
     wb = session.workbench()
@@ -379,6 +524,7 @@ def main() -> None:
     else:
         st.caption("No model run yet.")
     _stopping(wb, actor, project)
+    _advisor(wb, actor, project)
 
     tabs = st.tabs(["Run details", "Compare runs", "Dataset versions", "Version diff"])
     with tabs[0]:
