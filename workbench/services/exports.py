@@ -532,7 +532,9 @@ def _prodigy_rows(session: Session, info: ProjectInfo) -> Iterator[list]:
 _HF_DTYPES = {"int": "int64", "float": "float64", "bool": "bool", "str": "string", "null": "string"}
 
 
-def _hf_card(info, version, manifest: dict, features: list[tuple[str, str]], splits: dict[str, int]) -> str:  # noqa: ANN001
+def _hf_card(
+    info: ProjectInfo, version: DatasetVersion, manifest: dict, features: list[tuple[str, str]], splits: dict[str, int]
+) -> str:
     """The dataset card: YAML front matter Hugging Face reads (configs, dataset_info with the label
     as a ClassLabel, splits), then the version's hash, counts and agreement for people."""
     q = json.dumps  # a JSON string is a valid YAML scalar, quoted and escaped
@@ -602,7 +604,9 @@ def _hf_card(info, version, manifest: dict, features: list[tuple[str, str]], spl
     return "\n".join(lines + body)
 
 
-def _write_hf(session: Session, info, version, manifest: dict, out: Path, started: float) -> ExportResult:  # noqa: ANN001
+def _write_hf(
+    session: Session, info: ProjectInfo, version: DatasetVersion, manifest: dict, out: Path, started: float
+) -> ExportResult:
     """A dataset version as a Hugging Face dataset folder, built in a temporary folder beside `out`
     and swapped into place (a failed export leaves the previous folder, or nothing)."""
     import shutil
