@@ -198,3 +198,15 @@ def test_startup_bench_times_every_command(capsys):
     for row in result["commands"].values():
         assert 0 < row["best_s"] <= row["median_s"] <= row["worst_s"]
     assert "workbench project list" in format_table(result)
+
+
+def test_project_guidelines_saves_then_prints_them(db_url, capsys, wb, tmp_path):
+    wb.projects.create("g", "text", ["pos", "neg"], actor=Actor.operator())
+    code, out, _ = _run(capsys, "--database-url", db_url, "project", "guidelines", "g")
+    assert code == 0 and "g has no guidelines yet" in out
+    guide = tmp_path / "guide.md"
+    guide.write_text("# Tone\nSarcasm is neg.", encoding="utf-8")
+    code, out, _ = _run(capsys, "--database-url", db_url, "project", "guidelines", "g", "--file", str(guide))
+    assert code == 0 and "saved guidelines version 1 for g" in out
+    code, out, _ = _run(capsys, "--database-url", db_url, "project", "guidelines", "g")
+    assert code == 0 and "# version 1 (" in out and "Sarcasm is neg." in out

@@ -91,15 +91,17 @@ class Supervisor:
     def _popen_options(self) -> dict:
         return {"process_group": 0, "preexec_fn": _die_with_parent}
 
-    def start_worker(self) -> None:
-        self.worker = subprocess.Popen(
+    def start_worker(self) -> subprocess.Popen:
+        self.worker = worker = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "worker"], env=self.env, **self._popen_options()
         )
         self.worker_started = time.monotonic()
         self.restart_at = None
+        return worker
 
-    def start_app(self) -> None:
-        self.app = run_app(self.host, self.port, self.url, home=self.home, env=self.env, **self._popen_options())
+    def start_app(self) -> subprocess.Popen:
+        self.app = app = run_app(self.host, self.port, self.url, home=self.home, env=self.env, **self._popen_options())
+        return app
 
     # -- the loop ---------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame) -> None:  # noqa: ANN001
@@ -110,10 +112,10 @@ class Supervisor:
         try:
             if self.want_worker:
                 self.start_worker()
-            self.start_app()
-            self.log(f"app pid {self.app.pid}" + (f", worker pid {self.worker.pid}" if self.worker else ""))
+            app = self.start_app()
+            self.log(f"app pid {app.pid}" + (f", worker pid {self.worker.pid}" if self.worker else ""))
             while not self.signals:
-                code = self.app.poll()
+                code = app.poll()
                 if code is not None:
                     self.log(f"the app server {_describe_exit(code)}; stopping")
                     self.shutdown()
@@ -143,8 +145,8 @@ class Supervisor:
             self.restart_at = time.monotonic() + self.backoff
             self.backoff = min(self.backoff * 2, BACKOFF_MAX_S)
         elif self.restart_at is not None and time.monotonic() >= self.restart_at:
-            self.start_worker()
-            self.log(f"worker restarted (pid {self.worker.pid})")
+            worker = self.start_worker()
+            self.log(f"worker restarted (pid {worker.pid})")
 
     def shutdown(self) -> None:
         """SIGTERM every child, wait out the grace period, SIGKILL what is left; reap everything."""

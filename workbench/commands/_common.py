@@ -74,7 +74,7 @@ class LazyParser(argparse.ArgumentParser):
             populate, self._populate = self._populate, None
             resolve(populate)(self)
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         self._ensure()
         return super().parse_known_args(args, namespace)
 

@@ -116,7 +116,7 @@ def run_guidelines(args) -> int:  # noqa: ANN001
     if args.file is None:
         if args.label_notes is not None:
             raise WorkbenchError("--label-notes needs --file (a new version is saved with both)")
-        current = wb.guidelines.current(wb.projects.get(args.name, actor=operator()), actor=operator)
+        current = wb.guidelines.current(wb.projects.get(args.name, actor=operator), actor=operator)
         if current is None:
             print(f"{args.name} has no guidelines yet; set them with --file FILE.md")
             return 0
@@ -180,6 +180,7 @@ def run_delete(args) -> int:  # noqa: ANN001
     rows = sum(result.deleted.values())
     print(f"exported {result.name} to {result.export_path} (sha256 {result.export_sha256[:12]})")
     print(f"deleted {result.name}: {rows} rows, {result.files_removed} model files")
+    return 0
 
 
 # -- project member add|remove|list -------------------------------------------------------------

@@ -27,7 +27,7 @@ def register(subparsers) -> None:  # noqa: ANN001
 def run(args) -> int:  # noqa: ANN001
     from tqdm import tqdm
 
-    from workbench.domain import Actor, JobState
+    from workbench.domain import Actor, JobState, RoundResult
 
     wb = open_workbench(args)
     job = wb.rounds.start(args.project, actor=Actor.operator(), seed=args.seed)
@@ -53,7 +53,8 @@ def run(args) -> int:  # noqa: ANN001
     if job.state == JobState.FAILED:
         raise WorkbenchError(f"round failed: {job.error}")
     result = job.result
-    metrics = result.metrics if result is not None else None
+    assert isinstance(result, RoundResult)  # a retrain job that is done has its round's result
+    metrics = result.metrics
     if metrics is not None and metrics.evaluated:
         low, high = metrics.accuracy_ci95 or (metrics.accuracy, metrics.accuracy)
         quality = f"{metrics.n} eval items, accuracy {metrics.accuracy:.3f} (95% CI {low:.3f}–{high:.3f})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from workbench.config import database_url, workbench_home
 
@@ -45,7 +46,7 @@ def run(args) -> int:  # noqa: ANN001
     exit_now(code)
 
 
-def exit_now(code: int) -> None:
+def exit_now(code: int) -> NoReturn:
     """End the process at once: children are reaped and everything is in the database, so the
     interpreter's teardown (a second or more once torch and scikit-learn are loaded) is skipped."""
     logging.shutdown()

@@ -14,8 +14,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.simulate import SimulationConfig
 
 
 def register(subparsers) -> None:  # noqa: ANN001
@@ -278,7 +282,7 @@ def parse_featurizer(text: str | None) -> dict | None:
     return featurizer
 
 
-def config_from_args(args) -> SimulationConfig:  # noqa: ANN001, F821
+def config_from_args(args) -> SimulationConfig:  # noqa: ANN001
     from workbench.simulate import SimulationConfig
 
     budget = None if str(args.budget).lower() == "all" else _int(args.budget, "--budget")

@@ -49,12 +49,13 @@ def insert_members(session: Session, project_id: int, members: Iterable[tuple[in
     For operator code that creates its own accounts (simulations, stress runs); the app and the
     CLI go through MemberService, which checks roles and writes the audit log."""
     from sqlalchemy import select
+    from sqlmodel import col
 
     from workbench.db.models import ProjectMember, utcnow
 
     now = utcnow()
     present = set(
-        session.execute(select(ProjectMember.user_id).where(ProjectMember.project_id == project_id)).scalars()
+        session.execute(select(col(ProjectMember.user_id)).where(col(ProjectMember.project_id) == project_id)).scalars()
     )
     rows = [
         {"project_id": project_id, "user_id": u, "role": r, "added_at": now} for u, r in members if u not in present

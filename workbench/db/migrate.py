@@ -34,7 +34,9 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None  # the migrations folder has revisions
+    return head
 
 
 _REVISION = re.compile(r"""^revision(?:\s*:[^=]*)?\s*=\s*['"]([^'"]+)['"]""", re.MULTILINE)

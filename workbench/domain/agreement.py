@@ -507,7 +507,7 @@ def pair_confusion(judgments: Sequence[Judgment], labels: Sequence[str]) -> list
 
 
 def annotator_vs_adjudicated(
-    judgments: Sequence[Judgment], adjudicated: Mapping[Hashable, str | None]
+    judgments: Sequence[Judgment], adjudicated: Mapping[Any, str | None]
 ) -> dict[Hashable, AnnotatorScore]:
     r"""Each annotator's agreement with the adjudicated (final) labels.
 
@@ -536,7 +536,7 @@ def annotator_vs_adjudicated(
 def agreement_report(
     judgments: Sequence[Judgment],
     labels: Sequence[str],
-    adjudicated: Mapping[Hashable, str | None] | None = None,
+    adjudicated: Mapping[Any, str | None] | None = None,
 ) -> AgreementReport:
     """All statistics of this module in one pass over the (validated once) judgments.
 

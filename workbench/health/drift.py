@@ -17,6 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -168,10 +169,10 @@ def compare(
         raw += numeric_tests(name, a, b)
     for name in categorical:
         raw += categorical_test(name, list(reference[name]), list(new[name]))
-    if text is not None:
-        raw += text_tests(list(reference[text]), list(new[text]))
-    tested = [i for i, r in enumerate(raw) if r[3] is not None]
-    adjusted = dict(zip(tested, holm([raw[i][3] for i in tested])))  # type: ignore[misc]
+    if text is not None:  # the text column holds strings
+        raw += text_tests(cast("list[str]", list(reference[text])), cast("list[str]", list(new[text])))
+    tested = [(i, p) for i, (_, _, _, p) in enumerate(raw) if p is not None]
+    adjusted = dict(zip([i for i, _ in tested], holm([p for _, p in tested])))
     tests = tuple(
         DriftTest(
             name,

@@ -51,7 +51,10 @@ def tabular_outliers(columns: dict[str, Sequence[object]], *, seed: int = 0) -> 
     numeric = {}
     for name, values in columns.items():
         try:
-            array = np.asarray([np.nan if v in (None, "") else float(v) for v in values], dtype=float)  # type: ignore[arg-type]
+            array = np.asarray(
+                [np.nan if v in (None, "") else float(v) for v in values],  # type: ignore[arg-type]  # any value: float() refuses a non-number
+                dtype=np.float64,
+            )
         except (TypeError, ValueError):
             continue
         if np.isfinite(array).sum() < 10:
@@ -118,13 +121,14 @@ def image_outliers(sizes: Sequence[tuple[int, int] | None], blank_std: Sequence[
     64×64 thumbnail (None where the image could not be read)."""
     flags: dict[int, list[str]] = {}
     known = [i for i, s in enumerate(sizes) if s]
+    shapes = [s for s in sizes if s]  # (width, height) of image known[j] at j
     if len(known) >= 10:
-        pixels = np.log([sizes[i][0] * sizes[i][1] for i in known])  # type: ignore[index]
-        aspect = np.log([sizes[i][0] / sizes[i][1] for i in known])  # type: ignore[index]
+        pixels = np.log([w * h for w, h in shapes])
+        aspect = np.log([w / h for w, h in shapes])
         for values, what in ((pixels, "pixel count"), (aspect, "aspect ratio")):
             z = robust_z(values)
             for j in np.flatnonzero(np.isfinite(z) & (z > ROBUST_Z)):
-                w, h = sizes[known[j]]  # type: ignore[misc]
+                w, h = shapes[j]
                 flags.setdefault(known[j], []).append(f"{what} of {w}×{h} is far from the usual")
     for i, std in enumerate(blank_std):
         if std is not None and std < BLANK_STD:

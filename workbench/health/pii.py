@@ -155,8 +155,8 @@ def find_pii(text: str, *, region: str = "US") -> list[PiiFinding]:
         if _PHONE_HINT.search(text):
             import phonenumbers
 
-            for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
-                add(PiiType.PHONE, m.start, m.end)
+            for phone in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+                add(PiiType.PHONE, phone.start, phone.end)
     names = _first_names()
     for m in _CAPITALISED.finditer(text):
         first, last = m.group(1), m.group(2)

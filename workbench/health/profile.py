@@ -42,7 +42,8 @@ class ColumnAccumulator:
         self.n, self.present = missing_before, 0
         self.distinct: set[str] = set()
         self.all_bool = self.all_number = True
-        self.low = self.high = None
+        self.low: float | None = None
+        self.high: float | None = None
 
     def add(self, value: object) -> None:
         self.n += 1
@@ -54,7 +55,7 @@ class ColumnAccumulator:
         self.all_bool = self.all_bool and isinstance(value, bool)
         if self.all_number:
             try:
-                number = float(value)  # type: ignore[arg-type]
+                number = float(value)  # type: ignore[arg-type]  # any value: float() refuses a non-number
             except (TypeError, ValueError):
                 self.all_number = False
                 return

@@ -48,13 +48,13 @@ def subgroup_metrics(
     )
     from sklearn.metrics import accuracy_score
 
-    y_true = np.asarray([str(v) for v in y_true], dtype=object)
-    y_pred = np.asarray([str(v) for v in y_pred], dtype=object)
-    groups = np.asarray(["" if g is None else str(g) for g in groups], dtype=object)
+    truth = np.asarray([str(v) for v in y_true], dtype=object)
+    predicted = np.asarray([str(v) for v in y_pred], dtype=object)
+    group_of = np.asarray(["" if g is None else str(g) for g in groups], dtype=object)
     metrics = {"accuracy": accuracy_score, "size": lambda t, p: len(t)}
     for label in labels:
         metrics[f"rate:{label}"] = (lambda lab: lambda t, p: selection_rate(t, p, pos_label=lab))(label)
-    frame = MetricFrame(metrics=metrics, y_true=y_true, y_pred=y_pred, sensitive_features=groups)
+    frame = MetricFrame(metrics=metrics, y_true=truth, y_pred=predicted, sensitive_features=group_of)
     by_group = frame.by_group
     out = []
     for group, row in by_group.iterrows():
@@ -68,10 +68,10 @@ def subgroup_metrics(
         )
     impact, odds = {}, {}
     for label in labels:
-        t = (y_true == label).astype(int)
-        p = (y_pred == label).astype(int)
-        impact[label] = float(demographic_parity_ratio(t, p, sensitive_features=groups))
-        odds[label] = float(equalized_odds_difference(t, p, sensitive_features=groups))
+        t = (truth == label).astype(int)
+        p = (predicted == label).astype(int)
+        impact[label] = float(demographic_parity_ratio(t, p, sensitive_features=group_of))
+        odds[label] = float(equalized_odds_difference(t, p, sensitive_features=group_of))
     worst = min(out, key=lambda g: g.accuracy)
     return SubgroupReport(
         column,

@@ -129,6 +129,7 @@ class LineSource:
         return problems
 
     def _too_long(self, what: str) -> LimitExceeded:
+        assert self.max_line_bytes is not None  # only a set limit is exceeded
         return LimitExceeded(
             f"{what} is longer than {size(self.max_line_bytes)} (limits.max_line_bytes); nothing was read past it",
             self.line_no,

@@ -139,7 +139,7 @@ class LabelStudioReader(Reader):
         try:
             document = json.loads(text)
         except ValueError as exc:
-            where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             raise FileProblem(f"not valid JSON{where}: {getattr(exc, 'msg', exc)}") from None
         if isinstance(document, dict):
             document = [document]
@@ -202,7 +202,7 @@ class LabelStudioReader(Reader):
         prelabel = None
         human: list[HumanLabel] = []
         seen: set[str] = set()
-        annotations = task.get("annotations", task.get("completions", []))
+        annotations = task["annotations"] if "annotations" in task else task.get("completions", [])
         for j, annotation in enumerate(annotations):
             label = _choice(annotation, f"annotations[{j}]", self._skipped)
             if label is None or annotation.get("was_cancelled"):
@@ -251,7 +251,7 @@ class LabelStudioReader(Reader):
         for index, (fields, problems) in enumerate(self._tasks):
             row = index + 1
             self._done = self.total * row // max(len(self._tasks), 1)
-            if problems:
+            if fields is None:  # the task's problems instead
                 yield row, None, None, problems
                 continue
             values = []

@@ -14,7 +14,8 @@ import csv
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -52,15 +53,15 @@ def detect_format(path: Path, explicit: str | None = None) -> str:
         if fmt not in FORMATS:
             raise ValueError(f"unknown format {explicit!r}; use one of: {', '.join(FORMATS)}")
         return fmt
-    fmt = EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
+    found = EXTENSIONS.get(path.suffix.lower())
+    if found is None:
         raise ValueError(
             f"cannot tell the format of {path.name} from its extension; pass format= one of: {', '.join(FORMATS)}"
         )
-    return fmt
+    return found
 
 
-def _picker(indices: list[int]):  # noqa: ANN202
+def _picker(indices: list[int]) -> Callable[[list[Any]], list[Any]]:
     """A fast function picking `indices` out of a list, always returning a list."""
     if len(indices) == 1:
         (i,) = indices
@@ -96,6 +97,8 @@ class CsvReader(Reader):
     """CSV (RFC 4180 quoting) or TSV (no quoting: a tab separates, a newline ends a record, quotes
     are plain characters, as in IANA text/tab-separated-values)."""
 
+    encoding: str  # known once the file is opened
+
     def __init__(
         self,
         path: Path,
@@ -111,7 +114,7 @@ class CsvReader(Reader):
         self.limits = limits or Limits()
         self.encoding, bom = sniff_encoding(path)
         self.names = list(names) if names else None
-        self.dialect = {
+        self.dialect: dict[str, Any] = {
             "delimiter": delimiter or ("\t" if fmt == "tsv" else ","),
             "skipinitialspace": skip_initial_space,
             "quoting": csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL,
@@ -197,6 +200,7 @@ class JsonlReader(Reader):
     """One JSON object per line; the first object's keys are the columns."""
 
     format = "jsonl"
+    encoding: str  # known once the file is opened
 
     def __init__(self, path: Path, *, limits: Limits | None = None) -> None:
         self.path = path
@@ -429,8 +433,7 @@ def _check_columns(columns: list[str], limits: Limits | None = None) -> list[str
     for i, name in enumerate(columns, start=1):
         if not name:
             raise FileProblem(f"column {i} of the header has no name")
-    seen: set[str] = set()
-    duplicates = sorted({name for name in columns if name in seen or seen.add(name)})
+    duplicates = sorted(name for name, n in Counter(columns).items() if n > 1)
     if duplicates:
         raise FileProblem(f"duplicate column names in the header: {', '.join(duplicates)}")
     return columns

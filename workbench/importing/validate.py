@@ -189,7 +189,7 @@ class RowBuilder:
         """(external id, content as JSON text, prelabel or None), or RowProblem."""
         i = 0
         if self.id_col is not None:
-            external_id = self._external_id(values[0])
+            external_id = self._external_id(values[0], self.id_col)
             i = 1
         else:
             external_id = str(row)
@@ -245,20 +245,20 @@ class RowBuilder:
                 raise RowProblem(Problem.NUL_BYTE, f"NUL character in column {column!r}", column)
             raise RowProblem(Problem.UNDECODABLE, f"lone surrogate in column {column!r}", column)
 
-    def _external_id(self, value: Any) -> str:
+    def _external_id(self, value: Any, column: str) -> str:
         if value is None or value is MISSING:
-            raise RowProblem(Problem.EMPTY_ID, f"no value in id column {self.id_col!r}", self.id_col)
+            raise RowProblem(Problem.EMPTY_ID, f"no value in id column {column!r}", column)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise RowProblem(Problem.BAD_VALUE, f"id must be a string or an integer, got {value!r}", self.id_col)
+            raise RowProblem(Problem.BAD_VALUE, f"id must be a string or an integer, got {value!r}", column)
         value = str(value).strip()
         if not value:
-            raise RowProblem(Problem.EMPTY_ID, f"empty id in column {self.id_col!r}", self.id_col)
+            raise RowProblem(Problem.EMPTY_ID, f"empty id in column {column!r}", column)
         if len(value) > MAX_ID_LENGTH:
-            raise RowProblem(Problem.LONG_ID, f"id has {len(value)} characters (at most {MAX_ID_LENGTH})", self.id_col)
+            raise RowProblem(Problem.LONG_ID, f"id has {len(value)} characters (at most {MAX_ID_LENGTH})", column)
         if self.check_strings:
-            self._check_string(value, self.id_col)
+            self._check_string(value, column)
         return value
 
     def _text(self, text: Any, context_values: list) -> dict:
@@ -291,7 +291,7 @@ class RowBuilder:
 
     def _tabular(self, values: list) -> dict:
         numeric, missing = self.numeric, self._missing
-        features = {}
+        features: dict[str, Any] = {}
         for name, value in zip(self.value_cols, values):
             if value is None or value is MISSING:
                 features[name] = None
@@ -374,6 +374,7 @@ class RowBuilder:
         if ".." in relative.parts:
             raise RowProblem(Problem.IMAGE_ESCAPES, f"{raw!r} climbs out of the image root with '..'", column)
         root = self.image_root
+        assert root is not None  # an image import resolves its root first
         candidate = root.joinpath(*relative.parts)
         try:
             resolved = candidate.resolve()
@@ -403,7 +404,7 @@ class NumericInference:
     def __init__(self, builder: RowBuilder) -> None:
         self.builder = builder
         self.offset = 1 if builder.id_col else 0
-        self.state = {name: "int" for name in builder.value_cols}  # int -> float -> None
+        self.state: dict[str, str | None] = {name: "int" for name in builder.value_cols}  # int -> float -> None
 
     def feed(self, values: list) -> None:
         missing = self.builder._missing

@@ -307,6 +307,7 @@ def confusion_png(matrix: tuple[tuple[int, ...], ...], labels: tuple[str, ...], 
 
 def register(outcome: TrackingOutcome, name: str, *, model_run_id: int) -> RegisteredModel:
     """A new version of registered model ``name`` from the run's logged ``model/`` artifacts."""
+    assert outcome.mlflow_run_id is not None  # a logged run (the caller checks outcome.logged)
     if not mlflow_installed():
         raise WorkbenchError("the mlflow package is not installed (pip install 'workbench-al[mlflow]')")
     from mlflow.exceptions import MlflowException

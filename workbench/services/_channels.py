@@ -104,6 +104,7 @@ def send_email(to: str, subject: str, body: str) -> Sent:
     message["From"], message["To"], message["Subject"] = conf["sender"], to, subject
     message.set_content(body)
     try:
+        client: smtplib.SMTP
         if conf["tls"] == "ssl":
             client = smtplib.SMTP_SSL(
                 conf["host"], conf["port"], timeout=timeout_s(), context=ssl.create_default_context()

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.engine import read_only, write_gate
 from workbench.db.models import AuditLog, Project, utcnow
@@ -118,5 +118,5 @@ def audit_rows(session: Session, rows: list[dict]) -> None:
 
 
 _AUDIT_INSERT = insert(AuditLog)
-_ARCHIVED = select(Project.archived_at, Project.name).where(Project.id == bindparam("project_id"))
+_ARCHIVED = select(col(Project.archived_at), col(Project.name)).where(col(Project.id) == bindparam("project_id"))
 _WHILE_ARCHIVED = ("export.", "project.archive", "project.unarchive")

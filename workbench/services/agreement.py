@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import Adjudication, Annotation, User
 from workbench.domain import Actor, AnnotationSource, Decision, Role
@@ -17,9 +17,9 @@ def adjudicated_labels(session: Session, project_id: int) -> dict[int, str | Non
     """Each adjudicated item's label: the latest adjudication stands; an ambiguous or excluded
     item has None (no label to match)."""
     decisions = session.execute(
-        select(Adjudication.item_id, Adjudication.decision, Adjudication.label)
-        .where(Adjudication.project_id == project_id)
-        .order_by(Adjudication.id)
+        select(col(Adjudication.item_id), col(Adjudication.decision), col(Adjudication.label))
+        .where(col(Adjudication.project_id) == project_id)
+        .order_by(col(Adjudication.id))
     ).all()
     return {item_id: (label if decision == Decision.LABEL else None) for item_id, decision, label in decisions}
 
@@ -35,9 +35,9 @@ class AgreementService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
-                select(Annotation.item_id, User.name, Annotation.label)
-                .join(User, User.id == Annotation.annotator_id)
-                .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
+                select(col(Annotation.item_id), col(User.name), col(Annotation.label))
+                .join(User, col(User.id) == Annotation.annotator_id)
+                .where(col(Annotation.project_id) == project.id, col(Annotation.source) == AnnotationSource.HUMAN)
             ).all()
             adjudicated = adjudicated_labels(session, project.id)
         judgments = [Judgment(item=item_id, annotator=name, label=label) for item_id, name, label in rows]

@@ -31,14 +31,14 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, TypeVar
 
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy import Engine, Select, select
+from sqlmodel import Session, col
 
 from workbench.db.models import (
     Adjudication,
@@ -50,7 +50,7 @@ from workbench.db.models import (
     ProjectLabel,
     User,
 )
-from workbench.domain import Actor, AnnotationSource, ExportFormat, ExportKind, ProjectKind, Role
+from workbench.domain import Actor, AnnotationSource, ExportFormat, ExportKind, ProjectInfo, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
 from workbench.importing import label_studio as ls
 from workbench.services._auth import requires
@@ -63,6 +63,7 @@ TABLES = (ExportFormat.CSV, ExportFormat.JSONL, ExportFormat.PARQUET)
 PRODIGY_COLUMNS = ["text", "label", "answer", "_annotator_id", "meta"]
 HF_SPLITS = {"pool": "train", "eval": "test"}  # the Workbench's splits, as Hugging Face names them
 CHUNK_ROWS = 10_000
+_Row = TypeVar("_Row")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ITEM_COLUMNS = ["external_id", "item_id", "split", "state", "final_label"]
 ANNOTATION_COLUMNS = [
@@ -258,8 +259,8 @@ class _Writer:
         os.close(fd)
         self.tmp = Path(tmp)
         self.rows = 0
-        self._parquet = None
-        self._file = None
+        self._parquet: Any = None  # a pyarrow ParquetWriter (pyarrow is untyped)
+        self._file: TextIO | None = None
         if fmt is ExportFormat.PARQUET:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -277,6 +278,10 @@ class _Writer:
             self._file = open(self.tmp, "w", encoding="utf-8", newline="")
         self._first = True
 
+    def _text(self) -> TextIO:
+        assert self._file is not None  # every format but Parquet is written as text
+        return self._file
+
     def write(self, rows: list[list]) -> None:
         if not rows:
             return
@@ -290,10 +295,10 @@ class _Writer:
             frame.to_csv(self._file, header=self._first, index=False, lineterminator="\r\n")
         elif self.fmt in (ExportFormat.JSONL, ExportFormat.PRODIGY):
             dumps = json.JSONEncoder(ensure_ascii=False).encode
-            self._file.write("".join(dumps(dict(zip(self.columns, row))) + "\n" for row in rows))
+            self._text().write("".join(dumps(dict(zip(self.columns, row))) + "\n" for row in rows))
         elif self.fmt is ExportFormat.LABEL_STUDIO:
             dumps = json.JSONEncoder(ensure_ascii=False).encode
-            self._file.write(("[\n" if self._first else ",\n") + ",\n".join(dumps(row[0]) for row in rows))
+            self._text().write(("[\n" if self._first else ",\n") + ",\n".join(dumps(row[0]) for row in rows))
         else:
             import pyarrow as pa
 
@@ -315,8 +320,8 @@ class _Writer:
                     self._file, index=False, lineterminator="\r\n"
                 )
             if self.fmt is ExportFormat.LABEL_STUDIO:
-                self._file.write("[]\n" if self._first else "\n]\n")
-            self._file.close()
+                self._text().write("[]\n" if self._first else "\n]\n")
+            self._text().close()
         digest = hashlib.sha256()
         with open(self.tmp, "rb") as f:
             while chunk := f.read(1 << 20):
@@ -369,7 +374,7 @@ def _scan_keys(session: Session, project_id: int, flat: _Flattener) -> None:
     sql = _KEYS_SQL.get(session.get_bind().dialect.name)
     if sql is None:  # another database: decode every item once more
         for (content,) in session.execute(
-            select(Item.content).where(Item.project_id == project_id).execution_options(yield_per=CHUNK_ROWS)
+            select(col(Item.content)).where(col(Item.project_id) == project_id).execution_options(yield_per=CHUNK_ROWS)
         ):
             flat.scan(content)
         return
@@ -390,8 +395,8 @@ def _scan_keys(session: Session, project_id: int, flat: _Flattener) -> None:
     flat.keys = {key: flat.keys[key] for key in sorted(first, key=first.__getitem__)}
 
 
-def _chunks(rows: Iterable[list], size: int = CHUNK_ROWS) -> Iterator[list[list]]:
-    chunk: list[list] = []
+def _chunks(rows: Iterable[_Row], size: int = CHUNK_ROWS) -> Iterator[list[_Row]]:
+    chunk: list[_Row] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) >= size:
@@ -421,30 +426,37 @@ def _ls_data(kind: ProjectKind, content: dict) -> dict:
     return dict(content.get("features") or {})
 
 
-def _ls_tasks(session: Session, info) -> Iterator[dict]:  # noqa: ANN001
+def _ls_tasks(session: Session, info: ProjectInfo) -> Iterator[dict]:
     """One Label Studio task per item, in item order, its annotations merged in from a second
     ordered stream (neither is held whole in memory)."""
     to_name = ls.TO_NAME[info.kind.value]
     items = session.execute(
-        select(Item.id, Item.external_id, Item.split, Item.state, Item.final_label, Item.content)
-        .where(Item.project_id == info.id)
-        .order_by(Item.id)
+        select(
+            col(Item.id),
+            col(Item.external_id),
+            col(Item.split),
+            col(Item.state),
+            col(Item.final_label),
+            col(Item.content),
+        )
+        .where(col(Item.project_id) == info.id)
+        .order_by(col(Item.id))
         .execution_options(yield_per=CHUNK_ROWS)
     )
     notes = iter(
         session.execute(
             select(
-                Annotation.item_id,
-                Annotation.id,
-                Annotation.source,
-                User.name,
-                Annotation.label,
-                Annotation.created_at,
-                Annotation.duration_ms,
+                col(Annotation.item_id),
+                col(Annotation.id),
+                col(Annotation.source),
+                col(User.name),
+                col(Annotation.label),
+                col(Annotation.created_at),
+                col(Annotation.duration_ms),
             )
-            .outerjoin(User, User.id == Annotation.annotator_id)
-            .where(Annotation.project_id == info.id)
-            .order_by(Annotation.item_id, Annotation.slot, Annotation.id)
+            .outerjoin(User, col(User.id) == Annotation.annotator_id)
+            .where(col(Annotation.project_id) == info.id)
+            .order_by(col(Annotation.item_id), col(Annotation.slot), col(Annotation.id))
             .execution_options(yield_per=CHUNK_ROWS)
         )
     )
@@ -488,15 +500,22 @@ def _ls_tasks(session: Session, info) -> Iterator[dict]:  # noqa: ANN001
         }
 
 
-def _prodigy_rows(session: Session, info) -> Iterator[list]:  # noqa: ANN001
+def _prodigy_rows(session: Session, info: ProjectInfo) -> Iterator[list]:
     """One Prodigy line per human annotation: the item's text (the image path for images, the
     features as JSON for tables), the label accepted, the annotator, and the item in `meta`."""
     query = (
-        select(Item.id, Item.external_id, Item.split, Item.content, User.name, Annotation.label)
-        .join(Item, Item.id == Annotation.item_id)
-        .join(User, User.id == Annotation.annotator_id)
-        .where(Annotation.project_id == info.id, Annotation.source == AnnotationSource.HUMAN)
-        .order_by(Annotation.item_id, Annotation.slot, Annotation.id)
+        select(
+            col(Item.id),
+            col(Item.external_id),
+            col(Item.split),
+            col(Item.content),
+            col(User.name),
+            col(Annotation.label),
+        )
+        .join(Item, col(Item.id) == Annotation.item_id)
+        .join(User, col(User.id) == Annotation.annotator_id)
+        .where(col(Annotation.project_id) == info.id, col(Annotation.source) == AnnotationSource.HUMAN)
+        .order_by(col(Annotation.item_id), col(Annotation.slot), col(Annotation.id))
         .execution_options(yield_per=CHUNK_ROWS)
     )
     for item_id, external_id, split, content, name, label in session.execute(query):
@@ -513,7 +532,9 @@ def _prodigy_rows(session: Session, info) -> Iterator[list]:  # noqa: ANN001
 _HF_DTYPES = {"int": "int64", "float": "float64", "bool": "bool", "str": "string", "null": "string"}
 
 
-def _hf_card(info, version, manifest: dict, features: list[tuple[str, str]], splits: dict[str, int]) -> str:  # noqa: ANN001
+def _hf_card(
+    info: ProjectInfo, version: DatasetVersion, manifest: dict, features: list[tuple[str, str]], splits: dict[str, int]
+) -> str:
     """The dataset card: YAML front matter Hugging Face reads (configs, dataset_info with the label
     as a ClassLabel, splits), then the version's hash, counts and agreement for people."""
     q = json.dumps  # a JSON string is a valid YAML scalar, quoted and escaped
@@ -583,7 +604,9 @@ def _hf_card(info, version, manifest: dict, features: list[tuple[str, str]], spl
     return "\n".join(lines + body)
 
 
-def _write_hf(session: Session, info, version, manifest: dict, out: Path, started: float) -> ExportResult:  # noqa: ANN001
+def _write_hf(
+    session: Session, info: ProjectInfo, version: DatasetVersion, manifest: dict, out: Path, started: float
+) -> ExportResult:
     """A dataset version as a Hugging Face dataset folder, built in a temporary folder beside `out`
     and swapped into place (a failed export leaves the previous folder, or nothing)."""
     import shutil
@@ -602,7 +625,9 @@ def _write_hf(session: Session, info, version, manifest: dict, out: Path, starte
     kinds = {"item_id": "int", "external_id": "str", **{c: types.get(c, "str") for c in content_columns}}
     arrow = {"null": pa.string(), "bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "str": pa.string()}
     features = [(name, _HF_DTYPES[kinds.get(name, "int")]) for name in columns]
-    hf_features = {name: {"dtype": dtype, "_type": "Value"} for name, dtype in features if name != "label"}
+    hf_features: dict[str, dict[str, Any]] = {
+        name: {"dtype": dtype, "_type": "Value"} for name, dtype in features if name != "label"
+    }
     hf_features["label"] = {"names": list(info.labels), "_type": "ClassLabel"}
     schema = pa.schema(
         [(name, arrow[kinds[name]]) for name in columns[:-1]] + [("label", pa.int64())],
@@ -611,15 +636,15 @@ def _write_hf(session: Session, info, version, manifest: dict, out: Path, starte
     index = {label: i for i, label in enumerate(info.labels)}
     query = (
         select(
-            DatasetVersionItem.item_id,
-            Item.external_id,
-            DatasetVersionItem.split,
-            DatasetVersionItem.label,
-            Item.content,
+            col(DatasetVersionItem.item_id),
+            col(Item.external_id),
+            col(DatasetVersionItem.split),
+            col(DatasetVersionItem.label),
+            col(Item.content),
         )
-        .join(Item, Item.id == DatasetVersionItem.item_id)
-        .where(DatasetVersionItem.version_id == version.id)
-        .order_by(Item.external_id)
+        .join(Item, col(Item.id) == DatasetVersionItem.item_id)
+        .where(col(DatasetVersionItem.version_id) == version.id)
+        .order_by(col(Item.external_id))
         .execution_options(yield_per=CHUNK_ROWS)
     )
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -705,9 +730,16 @@ class ExportService:
             if flat.section is not None:  # the content keys and their types, before the rows
                 _scan_keys(session, info.id, flat)
             query = (
-                select(Item.id, Item.external_id, Item.split, Item.state, Item.final_label, Item.content)
-                .where(Item.project_id == info.id)
-                .order_by(Item.id)
+                select(
+                    col(Item.id),
+                    col(Item.external_id),
+                    col(Item.split),
+                    col(Item.state),
+                    col(Item.final_label),
+                    col(Item.content),
+                )
+                .where(col(Item.project_id) == info.id)
+                .order_by(col(Item.id))
                 .execution_options(yield_per=CHUNK_ROWS)
             )
             rows = (flat.row(*record) for record in session.execute(query))
@@ -733,22 +765,22 @@ class ExportService:
                 self._audit(info.id, actor, "export.annotations", result)
                 return result
 
-        def query(project_id: int):  # noqa: ANN202
+        def query(project_id: int) -> Select[*tuple[Any, ...]]:
             return (
                 select(
-                    Annotation.id,
-                    Annotation.item_id,
-                    Item.external_id,
-                    User.name,
-                    Annotation.label,
-                    Annotation.slot,
-                    Annotation.created_at,
-                    Annotation.duration_ms,
+                    col(Annotation.id),
+                    col(Annotation.item_id),
+                    col(Item.external_id),
+                    col(User.name),
+                    col(Annotation.label),
+                    col(Annotation.slot),
+                    col(Annotation.created_at),
+                    col(Annotation.duration_ms),
                 )
-                .join(Item, Item.id == Annotation.item_id)
-                .join(User, User.id == Annotation.annotator_id)
-                .where(Annotation.project_id == project_id, Annotation.source == AnnotationSource.HUMAN)
-                .order_by(Annotation.item_id, Annotation.slot, Annotation.id)
+                .join(Item, col(Item.id) == Annotation.item_id)
+                .join(User, col(User.id) == Annotation.annotator_id)
+                .where(col(Annotation.project_id) == project_id, col(Annotation.source) == AnnotationSource.HUMAN)
+                .order_by(col(Annotation.item_id), col(Annotation.slot), col(Annotation.id))
             )
 
         return self._rows(
@@ -759,24 +791,24 @@ class ExportService:
     def adjudications(self, project: str, fmt: str | None, out_path: str | Path, *, actor: Actor) -> ExportResult:
         """One row per adjudication (every decision a reviewer made, with its reason), oldest first."""
 
-        def query(project_id: int):  # noqa: ANN202
+        def query(project_id: int) -> Select[*tuple[Any, ...]]:
             return (
                 select(
-                    Adjudication.id,
-                    Adjudication.item_id,
-                    Item.external_id,
-                    User.name,
-                    Adjudication.decision,
-                    Adjudication.label,
-                    Adjudication.reason,
-                    Adjudication.previous_state,
-                    Adjudication.previous_label,
-                    Adjudication.created_at,
+                    col(Adjudication.id),
+                    col(Adjudication.item_id),
+                    col(Item.external_id),
+                    col(User.name),
+                    col(Adjudication.decision),
+                    col(Adjudication.label),
+                    col(Adjudication.reason),
+                    col(Adjudication.previous_state),
+                    col(Adjudication.previous_label),
+                    col(Adjudication.created_at),
                 )
-                .join(Item, Item.id == Adjudication.item_id)
-                .join(User, User.id == Adjudication.reviewer_id)
-                .where(Adjudication.project_id == project_id)
-                .order_by(Adjudication.id)
+                .join(Item, col(Item.id) == Adjudication.item_id)
+                .join(User, col(User.id) == Adjudication.reviewer_id)
+                .where(col(Adjudication.project_id) == project_id)
+                .order_by(col(Adjudication.id))
             )
 
         return self._rows(
@@ -789,7 +821,7 @@ class ExportService:
         fmt: str | None,
         out_path: str | Path,
         actor: Actor,
-        query: Any,
+        query: Callable[[int], Select[*tuple[Any, ...]]],
         columns: list[str],
         types: dict[str, str],
         at: int,
@@ -826,22 +858,24 @@ class ExportService:
             info = load_project(session, project)
             numbers = (
                 session.execute(
-                    select(DatasetVersion.number)
-                    .where(DatasetVersion.project_id == info.id)
-                    .order_by(DatasetVersion.number)
+                    select(col(DatasetVersion.number))
+                    .where(col(DatasetVersion.project_id) == info.id)
+                    .order_by(col(DatasetVersion.number))
                 )
                 .scalars()
                 .all()
             )
             label_rows = (
                 session.execute(
-                    select(ProjectLabel).where(ProjectLabel.project_id == info.id).order_by(ProjectLabel.position)
+                    select(ProjectLabel)
+                    .where(col(ProjectLabel.project_id) == info.id)
+                    .order_by(col(ProjectLabel.position))
                 )
                 .scalars()
                 .all()
             )
             audit_rows = (
-                session.execute(select(AuditLog).where(AuditLog.project_id == info.id).order_by(AuditLog.id))
+                session.execute(select(AuditLog).where(col(AuditLog.project_id) == info.id).order_by(col(AuditLog.id)))
                 .scalars()
                 .all()
             )
@@ -927,7 +961,9 @@ class ExportService:
         with reading(self.engine) as session:
             info = load_member_project(session, project, actor, Role.REVIEWER)
             version = session.execute(
-                select(DatasetVersion).where(DatasetVersion.project_id == info.id, DatasetVersion.number == number)
+                select(DatasetVersion).where(
+                    col(DatasetVersion.project_id) == info.id, col(DatasetVersion.number) == number
+                )
             ).scalar_one_or_none()
             if version is None:
                 raise NotFound(f"{project!r} has no version {number}")
@@ -946,17 +982,17 @@ class ExportService:
                 return result
             query = (
                 select(
-                    DatasetVersionItem.item_id,
-                    Item.external_id,
-                    DatasetVersionItem.split,
-                    DatasetVersionItem.label,
-                    DatasetVersionItem.source,
-                    DatasetVersionItem.annotation_ids,
-                    DatasetVersionItem.adjudication_id,
+                    col(DatasetVersionItem.item_id),
+                    col(Item.external_id),
+                    col(DatasetVersionItem.split),
+                    col(DatasetVersionItem.label),
+                    col(DatasetVersionItem.source),
+                    col(DatasetVersionItem.annotation_ids),
+                    col(DatasetVersionItem.adjudication_id),
                 )
-                .join(Item, Item.id == DatasetVersionItem.item_id)
-                .where(DatasetVersionItem.version_id == version.id)
-                .order_by(Item.external_id)
+                .join(Item, col(Item.id) == DatasetVersionItem.item_id)
+                .where(col(DatasetVersionItem.version_id) == version.id)
+                .order_by(col(Item.external_id))
                 .execution_options(yield_per=CHUNK_ROWS)
             )
             rows = (

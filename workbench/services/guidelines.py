@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlalchemy import Engine, ScalarSelect, func, select
+from sqlmodel import Session, col
 
 from workbench.db.models import Annotation, Guidelines, User, utcnow
 from workbench.domain import Actor, AnnotationSource, GuidelinesInfo, GuidelinesUsage, ProjectInfo, Role
@@ -23,9 +23,9 @@ MAX_TEXT = 100_000
 MAX_NOTE = 300
 
 
-def current_version_of(project_id: Any):  # noqa: ANN201 - a scalar subquery
+def current_version_of(project_id: Any) -> ScalarSelect[int | None]:
     """The project's current guidelines version as a scalar subquery (NULL when it has none)."""
-    return select(func.max(Guidelines.version)).where(Guidelines.project_id == project_id).scalar_subquery()
+    return select(func.max(col(Guidelines.version))).where(col(Guidelines.project_id) == project_id).scalar_subquery()
 
 
 def _info(row: Guidelines, author: str | None) -> GuidelinesInfo:
@@ -55,10 +55,10 @@ def clean_notes(labels: tuple[str, ...], notes: dict[str, Any] | None) -> dict[s
 def current_guidelines(session: Session, project_id: int) -> GuidelinesInfo | None:
     """The project's current guidelines inside the caller's session (None: it has none)."""
     row = session.execute(
-        select(Guidelines, User.name)
-        .outerjoin(User, User.id == Guidelines.created_by)
-        .where(Guidelines.project_id == project_id)
-        .order_by(Guidelines.version.desc())
+        select(Guidelines, col(User.name))
+        .outerjoin(User, col(User.id) == Guidelines.created_by)
+        .where(col(Guidelines.project_id) == project_id)
+        .order_by(col(Guidelines.version).desc())
         .limit(1)
     ).first()
     return None if row is None else _info(*row)
@@ -81,10 +81,10 @@ class GuidelinesService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
-                select(Guidelines, User.name)
-                .outerjoin(User, User.id == Guidelines.created_by)
-                .where(Guidelines.project_id == project.id)
-                .order_by(Guidelines.version.desc())
+                select(Guidelines, col(User.name))
+                .outerjoin(User, col(User.id) == Guidelines.created_by)
+                .where(col(Guidelines.project_id) == project.id)
+                .order_by(col(Guidelines.version).desc())
             ).all()
         return [_info(*row) for row in rows]
 
@@ -101,8 +101,8 @@ class GuidelinesService:
             project = load_project(session, project_name)
             last = session.execute(
                 select(Guidelines)
-                .where(Guidelines.project_id == project.id)
-                .order_by(Guidelines.version.desc())
+                .where(col(Guidelines.project_id) == project.id)
+                .order_by(col(Guidelines.version).desc())
                 .limit(1)
             ).scalar_one_or_none()
             notes = clean_notes(
@@ -139,12 +139,12 @@ class GuidelinesService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             current = session.execute(
-                select(func.max(Guidelines.version)).where(Guidelines.project_id == project.id)
+                select(func.max(col(Guidelines.version))).where(col(Guidelines.project_id) == project.id)
             ).scalar_one()
             rows = session.execute(
-                select(Annotation.guidelines_version, func.count())
-                .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
-                .group_by(Annotation.guidelines_version)
+                select(col(Annotation.guidelines_version), func.count())
+                .where(col(Annotation.project_id) == project.id, col(Annotation.source) == AnnotationSource.HUMAN)
+                .group_by(col(Annotation.guidelines_version))
             ).all()
         by_version = {version: n for version, n in rows}
         under = by_version.get(current, 0) if current is not None else 0

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlalchemy import Engine, Label, SQLColumnExpression, delete
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from workbench.db.models import Project, ProjectMember, User
 from workbench.domain import Actor, ProjectInfo, Role
@@ -59,19 +61,26 @@ def check_member(session: Session, actor: Actor, project: ProjectInfo | int, nee
     role = member_role(session, actor, project_id)
     if role is Role.REVIEWER or (role is not None and needed is not Role.REVIEWER):
         return
-    label = project.name if isinstance(project, ProjectInfo) else session.get(Project, project_id).name
+    if isinstance(project, ProjectInfo):
+        label = project.name
+    else:
+        row = session.get(Project, project_id)
+        assert row is not None  # a project id the caller read
+        label = row.name
     if role is None:
         raise PermissionDenied(f"{actor.name} is not a member of project {label!r}; an admin can add them")
     if needed is Role.REVIEWER and role is not Role.REVIEWER:
         raise PermissionDenied(f"{actor.name} is an annotator on project {label!r}, not a reviewer")
 
 
-def member_role_column(project_id, user_id):  # noqa: ANN001, ANN201 - columns or bound parameters
+def member_role_column(
+    project_id: SQLColumnExpression[int] | int, user_id: SQLColumnExpression[int] | int
+) -> Label[str]:
     """The user's role on the project as a scalar subquery, for a hot path to read the membership
     in a statement it runs anyway (then :func:`refuse_unless` decides, with no query of its own)."""
     return (
-        select(ProjectMember.role)
-        .where(ProjectMember.project_id == project_id, ProjectMember.user_id == user_id)
+        select(col(ProjectMember.role))
+        .where(col(ProjectMember.project_id) == project_id, col(ProjectMember.user_id) == user_id)
         .scalar_subquery()
         .label("member_role")
     )
@@ -86,7 +95,7 @@ def refuse_unless(actor: Actor, project: ProjectInfo, role: str | None, needed: 
     raise PermissionDenied(f"{actor.name} is an annotator on project {project.name!r}, not a reviewer")
 
 
-def visible_project_ids(actor: Actor):  # noqa: ANN201 - a SELECT to use in an IN (...) of the caller's query
+def visible_project_ids(actor: Actor) -> SelectOfScalar[int] | None:
     """The ids of the projects the actor may see, as a subquery (one statement with the caller's
     query); None means every project (admins)."""
     if sees_everything(actor):
@@ -115,6 +124,7 @@ class MemberService:
 
         def work(session: Session) -> MemberInfo:
             row, account = _project_and_user(session, project, user)
+            assert row.id is not None and account.id is not None  # stored rows
             user_role = Role(account.role)
             if user_role is Role.ADMIN:
                 raise WorkbenchError(f"{user} is an admin and sees every project; admins are not members")
@@ -147,10 +157,13 @@ class MemberService:
 
         def work(session: Session) -> None:
             row, account = _project_and_user(session, project, user)
+            assert row.id is not None and account.id is not None  # stored rows
             if session.get(ProjectMember, (row.id, account.id)) is None:
                 raise NotFound(f"{user} is not a member of {project!r}")
             session.execute(
-                delete(ProjectMember).where(ProjectMember.project_id == row.id, ProjectMember.user_id == account.id)
+                delete(ProjectMember).where(
+                    col(ProjectMember.project_id) == row.id, col(ProjectMember.user_id) == account.id
+                )
             )
             released = _release_leases(session, row.id, account.id, utcnow())
             audit(session, "project.member.remove", actor_id=actor.id, project_id=row.id, user=user, released=released)
@@ -162,18 +175,24 @@ class MemberService:
         """Members of one project (or of every project), optionally of one user."""
         with reading(self.engine) as session:
             query = (
-                select(Project.name, User.name, ProjectMember.role, User.role, ProjectMember.added_at)
-                .join(Project, Project.id == ProjectMember.project_id)
-                .join(User, User.id == ProjectMember.user_id)
-                .order_by(Project.name, User.name)
+                sa.select(
+                    col(Project.name),
+                    col(User.name),
+                    col(ProjectMember.role),
+                    col(User.role),
+                    col(ProjectMember.added_at),
+                )
+                .join(Project, col(Project.id) == ProjectMember.project_id)
+                .join(User, col(User.id) == ProjectMember.user_id)
+                .order_by(col(Project.name), col(User.name))
             )
             if project is not None:
                 if session.exec(select(Project.id).where(Project.name == project)).first() is None:
                     raise NotFound(f"no project named {project!r}")
-                query = query.where(Project.name == project)
+                query = query.where(col(Project.name) == project)
             if user is not None:
-                query = query.where(User.name == user)
-            return [MemberInfo(p, u, Role(r), Role(ur), at) for p, u, r, ur, at in session.exec(query).all()]
+                query = query.where(col(User.name) == user)
+            return [MemberInfo(p, u, Role(r), Role(ur), at) for p, u, r, ur, at in session.execute(query).all()]
 
 
 def _release_leases(session: Session, project_id: int, user_id: int, now: datetime) -> int:
@@ -183,11 +202,15 @@ def _release_leases(session: Session, project_id: int, user_id: int, now: dateti
     from workbench.services.queue import _release
 
     held = session.exec(
-        select(Lease.id, Lease.item_id).where(
+        select(col(Lease.id), col(Lease.item_id)).where(
             Lease.project_id == project_id, Lease.annotator_id == user_id, Lease.state == LeaseState.ACTIVE
         )
     ).all()
-    return sum(_release(session, lease_id, item_id, LeaseState.EXPIRED, now) for lease_id, item_id in held)
+    return sum(
+        _release(session, lease_id, item_id, LeaseState.EXPIRED, now)
+        for lease_id, item_id in held
+        if lease_id is not None  # a primary key: never NULL (the filter tells the type checker)
+    )
 
 
 def load_member_project(session: Session, name: str, actor: Actor, needed: Role = Role.ANNOTATOR) -> ProjectInfo:

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from sqlalchemy import Engine, select
+from sqlmodel import Session, col
 
 from workbench.config import workbench_home
 from workbench.db.models import DatasetVersion, EvalPrediction, Item, ModelRun
@@ -31,9 +32,9 @@ class ModelService:
     def home(self) -> Path:
         return self._home or workbench_home()
 
-    def _run(self, session, project: ProjectInfo, run_id: int) -> ModelRun:  # noqa: ANN001
+    def _run(self, session: Session, project: ProjectInfo, run_id: int) -> ModelRun:
         run = session.execute(
-            select(ModelRun).where(ModelRun.project_id == project.id, ModelRun.id == run_id)
+            select(ModelRun).where(col(ModelRun.project_id) == project.id, col(ModelRun.id) == run_id)
         ).scalar_one_or_none()
         if run is None:
             raise NotFound(f"no model run {run_id} in {project.name!r}")
@@ -72,16 +73,17 @@ class ModelService:
             project = load_project(session, project_name)
             run = self._run(session, project, run_id)
             version = session.get(DatasetVersion, run.version_id)
+            assert version is not None  # the run's version (a foreign key)
             # The round fitted its featurizer on every item the project had then, in id order.
             rows = session.execute(
-                select(Item.id, Item.content)
-                .where(Item.project_id == project.id, Item.created_at <= run.created_at)
-                .order_by(Item.id)
+                select(col(Item.id), col(Item.content))
+                .where(col(Item.project_id) == project.id, col(Item.created_at) <= run.created_at)
+                .order_by(col(Item.id))
             ).all()
             stored = dict(
                 session.execute(
-                    select(EvalPrediction.item_id, EvalPrediction.predicted).where(
-                        EvalPrediction.model_run_id == run.id
+                    select(col(EvalPrediction.item_id), col(EvalPrediction.predicted)).where(
+                        col(EvalPrediction.model_run_id) == run.id
                     )
                 ).all()
             )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select
+from sqlmodel import col
 
 from workbench.db.models import DatasetVersion, Item, Job, ModelRun
 from workbench.domain import Actor, ItemState, JobKind, JobState, Progress, Role
@@ -104,28 +105,28 @@ class OverviewService:
             job = (
                 session.execute(
                     select(Job)
-                    .where(Job.project_id == project.id, Job.kind == JobKind.RETRAIN)
-                    .order_by(Job.id.desc())
+                    .where(col(Job.project_id) == project.id, col(Job.kind) == JobKind.RETRAIN)
+                    .order_by(col(Job.id).desc())
                     .limit(1)
                 )
                 .scalars()
                 .first()
             )
             run = session.execute(
-                select(ModelRun, DatasetVersion.number)
-                .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
-                .where(ModelRun.project_id == project.id)
-                .order_by(ModelRun.id.desc())
+                select(ModelRun, col(DatasetVersion.number))
+                .join(DatasetVersion, col(DatasetVersion.id) == ModelRun.version_id)
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id).desc())
                 .limit(1)
             ).first()
             waiting = session.execute(
-                select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.REVIEW)
+                select(func.count()).where(col(Item.project_id) == project.id, col(Item.state) == ItemState.REVIEW)
             ).scalar_one()
             oldest = (
                 session.execute(
-                    select(Item.external_id)
-                    .where(Item.project_id == project.id, Item.state == ItemState.REVIEW)
-                    .order_by(Item.id)
+                    select(col(Item.external_id))
+                    .where(col(Item.project_id) == project.id, col(Item.state) == ItemState.REVIEW)
+                    .order_by(col(Item.id))
                     .limit(5)
                 )
                 .scalars()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from workbench.db.models import Item, Project, ProjectLabel, utcnow
 from workbench.domain import Actor, ItemState, Progress, ProjectInfo, ProjectKind, Role, Split
@@ -98,6 +98,7 @@ def project_info(
     retired: tuple[str, ...] = (),
     renamed: tuple[tuple[str, str], ...] = (),
 ) -> ProjectInfo:
+    assert project.id is not None  # a stored project
     return ProjectInfo(
         id=project.id,
         name=project.name,
@@ -146,8 +147,10 @@ def load_project_by_id(session: Session, project_id: int) -> ProjectInfo:
     return _with_labels(session, project)
 
 
-_LABEL_ROWS = select(ProjectLabel.project_id, ProjectLabel.name, ProjectLabel.retired_at, ProjectLabel.renamed_to)
-_LABEL_ORDER = (ProjectLabel.position, ProjectLabel.retired_at)
+_LABEL_ROWS = select(
+    col(ProjectLabel.project_id), col(ProjectLabel.name), col(ProjectLabel.retired_at), col(ProjectLabel.renamed_to)
+)
+_LABEL_ORDER = (col(ProjectLabel.position), col(ProjectLabel.retired_at))
 
 
 def _from_rows(project: Project, rows: list) -> ProjectInfo:
@@ -266,28 +269,26 @@ class ProjectService:
         labels = clean_labels(labels)
         if not 1 <= overlap <= 10:
             raise WorkbenchError("overlap must be between 1 and 10")
-        unknown = set(settings or {}) - set(DEFAULT_SETTINGS) - {"image_root"}
+        given: dict[str, Any] = settings or {}
+        unknown = set(given) - set(DEFAULT_SETTINGS) - {"image_root"}
         if unknown:
             raise WorkbenchError(f"unknown project settings: {', '.join(sorted(unknown))}")
-        if "featurizer" in (settings or {}):
-            check_featurizer(kind, settings["featurizer"])
-        check_key_settings(labels, settings or {})
-        check_health_settings(settings or {})
-        if "limits" in (settings or {}):
+        if "featurizer" in given:
+            check_featurizer(kind, given["featurizer"])
+        check_key_settings(labels, given)
+        check_health_settings(given)
+        if "limits" in given:
             from workbench.importing.limits import Limits
 
             try:
-                Limits.from_settings(settings["limits"])
+                Limits.from_settings(given["limits"])
             except ValueError as exc:
                 raise WorkbenchError(str(exc)) from None
         # Text projects record their representation when made (sentence embeddings when installed),
         # so installing or removing a package later never switches an existing project's features.
         from workbench.training.featurizers import with_default_method  # lazy: scikit-learn
 
-        settings = {
-            **(settings or {}),
-            "featurizer": with_default_method(kind.value, (settings or {}).get("featurizer")),
-        }
+        settings = {**given, "featurizer": with_default_method(kind.value, given.get("featurizer"))}
         check_quality_settings(overlap, settings)
         if strategy is None:
             strategy = default_strategy(kind, settings["featurizer"])
@@ -301,8 +302,10 @@ class ProjectService:
             )
             session.add(project)
             session.flush()
+            assert project.id is not None  # flushed
+            project_id = project.id
             session.add_all(
-                ProjectLabel(project_id=project.id, name=label, position=i) for i, label in enumerate(labels)
+                ProjectLabel(project_id=project_id, name=label, position=i) for i, label in enumerate(labels)
             )
             audit(
                 session,
@@ -332,17 +335,21 @@ class ProjectService:
 
         # Two statements whatever the number of projects (the picker runs this on every rerun).
         with reading(self.engine, snapshot=False) as session:
-            query = select(Project).order_by(Project.name)
+            query = select(Project).order_by(col(Project.name))
             if actor.role != Role.ADMIN:
-                query = query.where(Project.archived_at.is_(None))
+                query = query.where(col(Project.archived_at).is_(None))
             visible = visible_project_ids(actor)
             if visible is not None:
-                query = query.where(Project.id.in_(visible))
+                query = query.where(col(Project.id).in_(visible))
             projects = session.exec(query).all()
             rows: dict[int, list] = {}
-            for project_id, *row in session.exec(_LABEL_ROWS.order_by(ProjectLabel.project_id, *_LABEL_ORDER)):
+            for project_id, *row in session.exec(_LABEL_ROWS.order_by(col(ProjectLabel.project_id), *_LABEL_ORDER)):
                 rows.setdefault(project_id, []).append(row)
-            return [_from_rows(project, rows.get(project.id, [])) for project in projects]
+            infos = []
+            for project in projects:
+                assert project.id is not None  # a stored project
+                infos.append(_from_rows(project, rows.get(project.id, [])))
+            return infos
 
     @requires(Role.ADMIN)
     def update_settings(self, name: str, *, actor: Actor, strategy: str | None = None, **settings: Any) -> ProjectInfo:
@@ -388,9 +395,9 @@ class ProjectService:
             # Grouped in the order of the queue index (state, slots_taken, split), so the database
             # walks the index instead of sorting every item; summed over slots_taken here.
             rows = session.exec(
-                select(Item.state, Item.slots_taken, Item.split, func.count())
-                .where(Item.project_id == project.id)
-                .group_by(Item.state, Item.slots_taken, Item.split)
+                select(col(Item.state), col(Item.slots_taken), col(Item.split), func.count())
+                .where(col(Item.project_id) == project.id)
+                .group_by(col(Item.state), col(Item.slots_taken), col(Item.split))
             ).all()
         counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}
         for state, _, split, n in rows:

@@ -5,6 +5,7 @@ are compared from the eval predictions stored with each run."""
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from workbench.db.models import DatasetVersion, DatasetVersionItem, EvalPrediction, ModelRun, RankEntry
 from workbench.domain import Actor, ProjectInfo, Role, RunInfo, Split
@@ -26,10 +27,10 @@ class RoundQueries:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
-                select(ModelRun, DatasetVersion.number)
-                .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
-                .where(ModelRun.project_id == project.id)
-                .order_by(ModelRun.id)
+                select(ModelRun, col(DatasetVersion.number))
+                .join(DatasetVersion, col(DatasetVersion.id) == ModelRun.version_id)
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id))
             ).all()
         runs = []
         for run, number in rows:
@@ -78,10 +79,10 @@ class RoundQueries:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
-                select(ModelRun.id, ModelRun.metrics, ModelRun.stability, DatasetVersion.number)
-                .join(DatasetVersion, DatasetVersion.id == ModelRun.version_id)
-                .where(ModelRun.project_id == project.id)
-                .order_by(ModelRun.id)
+                select(col(ModelRun.id), col(ModelRun.metrics), col(ModelRun.stability), col(DatasetVersion.number))
+                .join(DatasetVersion, col(DatasetVersion.id) == ModelRun.version_id)
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id))
             ).all()
         rounds = []
         for run_id, metrics_json, stability_json, number in rows:
@@ -108,23 +109,25 @@ class RoundQueries:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             found = set(
                 session.execute(
-                    select(ModelRun.id).where(ModelRun.project_id == project.id, ModelRun.id.in_([run_a, run_b]))
+                    select(col(ModelRun.id)).where(
+                        col(ModelRun.project_id) == project.id, col(ModelRun.id).in_([run_a, run_b])
+                    )
                 ).scalars()
             )
             missing = sorted({run_a, run_b} - found)
             if missing:
                 raise NotFound(f"no model run {missing[0]} in {project_name!r}")
             latest = session.execute(
-                select(DatasetVersion.id)
-                .where(DatasetVersion.project_id == project.id)
-                .order_by(DatasetVersion.number.desc())
+                select(col(DatasetVersion.id))
+                .where(col(DatasetVersion.project_id) == project.id)
+                .order_by(col(DatasetVersion.number).desc())
                 .limit(1)
             ).scalar_one_or_none()
             truth = (
                 dict(
                     session.execute(
-                        select(DatasetVersionItem.item_id, DatasetVersionItem.label).where(
-                            DatasetVersionItem.version_id == latest, DatasetVersionItem.split == Split.EVAL
+                        select(col(DatasetVersionItem.item_id), col(DatasetVersionItem.label)).where(
+                            col(DatasetVersionItem.version_id) == latest, col(DatasetVersionItem.split) == Split.EVAL
                         )
                     ).all()
                 )
@@ -134,8 +137,8 @@ class RoundQueries:
             predicted = {
                 run: dict(
                     session.execute(
-                        select(EvalPrediction.item_id, EvalPrediction.predicted).where(
-                            EvalPrediction.model_run_id == run
+                        select(col(EvalPrediction.item_id), col(EvalPrediction.predicted)).where(
+                            col(EvalPrediction.model_run_id) == run
                         )
                     ).all()
                 )
@@ -162,9 +165,9 @@ class RoundQueries:
         with reading(self.engine) as session:
             check_member(session, actor, project)
             top = session.execute(
-                select(RankEntry.strategy, RankEntry.model_run_id)
-                .where(RankEntry.project_id == project.id)
-                .order_by(RankEntry.position)
+                select(col(RankEntry.strategy), col(RankEntry.model_run_id))
+                .where(col(RankEntry.project_id) == project.id)
+                .order_by(col(RankEntry.position))
                 .limit(1)
             ).first()
         if top is None:

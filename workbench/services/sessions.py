@@ -20,9 +20,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, update
-from sqlmodel import Session, select
+from sqlalchemy import CursorResult, Engine, update
+from sqlmodel import Session, col, select
 
 from workbench.db.models import User, UserSession, utcnow
 from workbench.domain import Actor, Role
@@ -124,10 +125,11 @@ def _aware(value: datetime) -> datetime:
 
 def revoke_user_sessions(session: Session, user_id: int, reason: str, now: datetime, *, keep: int | None = None) -> int:
     """End every live session of a user inside the caller's transaction (all but `keep`)."""
-    statement = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+    statement = update(UserSession).where(col(UserSession.user_id) == user_id, col(UserSession.revoked_at).is_(None))
     if keep is not None:
-        statement = statement.where(UserSession.id != keep)
-    return session.execute(statement.values(revoked_at=now, revoke_reason=reason, bind_hash=None)).rowcount
+        statement = statement.where(col(UserSession.id) != keep)
+    result = session.execute(statement.values(revoked_at=now, revoke_reason=reason, bind_hash=None))
+    return cast(CursorResult[Any], result).rowcount  # an UPDATE's result is a cursor result
 
 
 class SessionService:
@@ -147,12 +149,14 @@ class SessionService:
         actor = UserService(self.engine, clock=self.clock).authenticate(name, password)
         now = self.clock()
         bound = token_hash(bind) if bind else None
+        assert actor.id is not None  # a user, signed in by password
+        user_id = actor.id
 
         def work(session: Session) -> SignedIn:
             if bound is not None:  # an earlier sign-in in this browser that no page load took yet
-                session.execute(update(UserSession).where(UserSession.bind_hash == bound).values(bind_hash=None))
+                session.execute(update(UserSession).where(col(UserSession.bind_hash) == bound).values(bind_hash=None))
             row = UserSession(
-                user_id=actor.id,
+                user_id=user_id,
                 token_hash=token_hash(secrets.token_urlsafe(32)),
                 bind_hash=bound,
                 created_at=now,
@@ -161,6 +165,7 @@ class SessionService:
             )
             session.add(row)
             session.flush()
+            assert row.id is not None  # flushed
             audit(session, "session.start", actor_id=actor.id, session_id=row.id)
             return SignedIn(actor=actor, session_id=row.id, expires_at=row.expires_at)
 
@@ -197,9 +202,10 @@ class SessionService:
         if not token:
             return None
         with reading(self.engine) as session:
-            row = session.exec(select(UserSession).where(UserSession.token_hash == token_hash(token))).first()
+            row = session.exec(select(UserSession).where(col(UserSession.token_hash) == token_hash(token))).first()
         if row is None:
             return None
+        assert row.id is not None  # a stored row
         return self._check(row.id, None)
 
     @requires(Role.ANNOTATOR)
@@ -214,7 +220,9 @@ class SessionService:
         now = self.clock()
         with reading(self.engine, snapshot=False) as session:  # one statement
             found = session.execute(
-                select(UserSession, User).join(User, User.id == UserSession.user_id).where(UserSession.id == session_id)
+                select(UserSession, User)
+                .join(User, col(User.id) == UserSession.user_id)
+                .where(col(UserSession.id) == session_id)
             ).first()
         if found is None:
             raise SessionEnded("your session has ended; sign in again")
@@ -228,7 +236,7 @@ class SessionService:
                     self.engine,
                     lambda s: s.execute(
                         update(UserSession)
-                        .where(UserSession.id == row.id, UserSession.revoked_at.is_(None))
+                        .where(col(UserSession.id) == row.id, col(UserSession.revoked_at).is_(None))
                         .values(revoked_at=now, revoke_reason=ended, bind_hash=None)
                     ),
                 )
@@ -236,7 +244,7 @@ class SessionService:
         if now - _aware(row.last_seen_at) >= TOUCH_EVERY:
             write(
                 self.engine,
-                lambda s: s.execute(update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now)),
+                lambda s: s.execute(update(UserSession).where(col(UserSession.id) == row.id).values(last_seen_at=now)),
             )
         return SignedIn(
             actor=Actor(id=user.id, name=user.name, role=Role(user.role)),
@@ -256,7 +264,9 @@ class SessionService:
         return None
 
     def _ended(self, session: Session, row: UserSession, now: datetime) -> str | None:
-        return self._why_ended(row, session.get(User, row.user_id), now)
+        user = session.get(User, row.user_id)
+        assert user is not None  # the session's user (a foreign key)
+        return self._why_ended(row, user, now)
 
     # -- ending -----------------------------------------------------------------------------------
     @requires(Role.ANNOTATOR)
@@ -283,6 +293,7 @@ class SessionService:
             row = session.exec(select(User).where(User.name == user)).first()
             if row is None:
                 raise NotFound(f"no user named {user!r}")
+            assert row.id is not None  # a stored row
             ended = revoke_user_sessions(session, row.id, reason, now)
             audit(session, "session.end_all", actor_id=actor.id, user=user, sessions_ended=ended)
             return ended
@@ -296,8 +307,8 @@ class SessionService:
         with reading(self.engine) as session:
             rows = session.execute(
                 select(UserSession, User)
-                .join(User, User.id == UserSession.user_id)
-                .order_by(UserSession.created_at.desc())
+                .join(User, col(User.id) == UserSession.user_id)
+                .order_by(col(UserSession.created_at).desc())
             ).all()
         found = [
             SessionInfo(

@@ -26,6 +26,7 @@ from datetime import date, datetime
 
 import numpy as np
 from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from workbench.db.models import Annotation, Lease, User
 from workbench.domain import Actor, AnnotationSource, LeaseState, Role, role_allows
@@ -165,14 +166,20 @@ class StatsService:
             if only is None or only != actor.name:
                 check_member(session, actor, project, Role.REVIEWER)
             rows = session.execute(
-                select(Annotation.item_id, User.name, Annotation.label, Annotation.created_at, Annotation.duration_ms)
-                .join(User, User.id == Annotation.annotator_id)
-                .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
+                select(
+                    col(Annotation.item_id),
+                    col(User.name),
+                    col(Annotation.label),
+                    col(Annotation.created_at),
+                    col(Annotation.duration_ms),
+                )
+                .join(User, col(User.id) == Annotation.annotator_id)
+                .where(col(Annotation.project_id) == project.id, col(Annotation.source) == AnnotationSource.HUMAN)
             ).all()
             skip_rows = session.execute(
-                select(User.name, Lease.closed_at)
-                .join(User, User.id == Lease.annotator_id)
-                .where(Lease.project_id == project.id, Lease.state == LeaseState.SKIPPED)
+                select(col(User.name), col(Lease.closed_at))
+                .join(User, col(User.id) == Lease.annotator_id)
+                .where(col(Lease.project_id) == project.id, col(Lease.state) == LeaseState.SKIPPED)
             ).all()
             latest = adjudicated_labels(session, project.id)
         adjudicated = {item: label for item, label in latest.items() if label is not None}
@@ -182,7 +189,7 @@ class StatsService:
         for x in labels:
             by_item[x.item].append(x)
             by_annotator[x.annotator].append(x)
-        skips: dict[str, list[date]] = defaultdict(list)
+        skips: dict[str, list[date | None]] = defaultdict(list)
         for name, closed_at in skip_rows:
             skips[name].append(closed_at.date() if closed_at else None)
         label_set = list(project.labels)

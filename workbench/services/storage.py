@@ -37,6 +37,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL, make_url
+from sqlmodel import col
 
 from workbench.config import workbench_home
 from workbench.db.models import ModelRun
@@ -83,7 +84,7 @@ class StorageService:
         # List the files first, then read the references: a run registered in between keeps its file.
         candidates = [p for p in artifacts.glob("model-*") if p.suffix in MODEL_SUFFIXES] if artifacts.is_dir() else []
         with reading(self.engine) as session:
-            referenced = {Path(path).name for path in session.execute(select(ModelRun.artifact_path)).scalars()}
+            referenced = {Path(path).name for path in session.execute(select(col(ModelRun.artifact_path))).scalars()}
         models, temporaries, freed = [], [], 0
         for path in candidates:
             try:
@@ -197,10 +198,11 @@ def backup(engine: Engine, out: Path | str, *, actor: Actor, home: Path | None =
         raise WorkbenchError(f"folder {out.parent.name!r} for the backup does not exist")
     backend = engine.dialect.name
     revision = _schema_revision(engine)
-    with tempfile.TemporaryDirectory(prefix=".backup-", dir=out.parent) as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix=".backup-", dir=out.parent) as scratch_dir:
+        scratch = Path(scratch_dir)
         if backend == "sqlite":
             database_member = "workbench.db"
+            assert engine.url.database is not None  # a file (an in-memory database has nothing to back up)
             source = sqlite3.connect(engine.url.database, timeout=30)
             target = sqlite3.connect(scratch / database_member)
             try:
@@ -227,6 +229,7 @@ def backup(engine: Engine, out: Path | str, *, actor: Actor, home: Path | None =
             raise WorkbenchError(f"cannot back up a {backend} database")
         database_s = time.monotonic() - started
         files = _store_files(home)
+        digests: dict[str, str] = {}
         manifest = {
             "format": BACKUP_FORMAT,
             "backend": backend,
@@ -234,7 +237,7 @@ def backup(engine: Engine, out: Path | str, *, actor: Actor, home: Path | None =
             "database": database_member,
             "database_sha256": _sha256(scratch / database_member),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "files": {},
+            "files": digests,
         }
         partial = out.with_name(f".{out.name}.part")
         try:
@@ -243,10 +246,10 @@ def backup(engine: Engine, out: Path | str, *, actor: Actor, home: Path | None =
                 for relative in files:
                     path = home / relative
                     try:
-                        manifest["files"][relative.as_posix()] = _sha256(path)
+                        digests[relative.as_posix()] = _sha256(path)
                         tar.add(path, arcname=relative.as_posix())
                     except FileNotFoundError:  # a cache entry replaced meanwhile; the feature store recomputes it
-                        manifest["files"].pop(relative.as_posix(), None)
+                        digests.pop(relative.as_posix(), None)
                 payload = json.dumps(manifest, indent=1).encode()
                 info = tarfile.TarInfo("manifest.json")
                 info.size, info.mtime = len(payload), int(time.time())
@@ -261,7 +264,7 @@ def backup(engine: Engine, out: Path | str, *, actor: Actor, home: Path | None =
         path=out,
         backend=backend,
         revision=revision,
-        files=len(manifest["files"]),
+        files=len(digests),
         bytes=out.stat().st_size,
         database_s=round(database_s, 3),
         total_s=round(time.monotonic() - started, 3),
@@ -270,9 +273,11 @@ def backup(engine: Engine, out: Path | str, *, actor: Actor, home: Path | None =
 
 def _read_manifest(tar: tarfile.TarFile) -> dict:
     try:
-        member = tar.getmember("manifest.json")
-        manifest = json.loads(tar.extractfile(member).read())
-    except (KeyError, ValueError, AttributeError) as error:
+        handle = tar.extractfile(tar.getmember("manifest.json"))
+        if handle is None:  # not a regular file
+            raise ValueError("manifest.json is not a file")
+        manifest = json.loads(handle.read())
+    except (KeyError, ValueError) as error:
         raise WorkbenchError("this is not a workbench backup (no readable manifest.json)") from error
     if manifest.get("format") != BACKUP_FORMAT:
         raise WorkbenchError(f"backup format {manifest.get('format')!r} is not supported (expected {BACKUP_FORMAT})")
@@ -330,8 +335,8 @@ def restore(
         if {m.name for m in members} != wanted:
             missing = sorted(wanted - {m.name for m in members})
             raise WorkbenchError(f"the backup is incomplete: {missing[0]} is missing")
-        with tempfile.TemporaryDirectory(prefix=".restore-", dir=home) as scratch:
-            scratch = Path(scratch)
+        with tempfile.TemporaryDirectory(prefix=".restore-", dir=home) as scratch_dir:
+            scratch = Path(scratch_dir)
             tar.extractall(scratch, members=members, filter="data")
             if _sha256(scratch / manifest["database"]) != manifest["database_sha256"]:
                 raise WorkbenchError("the backup's database copy does not match its checksum; it is damaged")
@@ -347,6 +352,7 @@ def restore(
                     check.close()
                 if verdict != "ok":
                     raise WorkbenchError(f"the backup's database fails SQLite's integrity check: {verdict}")
+                assert url.database is not None  # a SQLite file (checked above)
                 target = Path(url.database)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(copy, target)

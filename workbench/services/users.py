@@ -14,10 +14,11 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from workbench.db.models import User, utcnow
 from workbench.domain import Actor, Role, UserInfo
@@ -34,6 +35,7 @@ WRONG = "unknown user or wrong password"
 
 
 def _info(user: User) -> UserInfo:
+    assert user.id is not None  # a stored user
     return UserInfo(id=user.id, name=user.name, role=Role(user.role), active=user.active, created_at=user.created_at)
 
 
@@ -97,7 +99,7 @@ class UserService:
                 values: dict = {"failed_logins": 0, "locked_until": None}
                 if _HASHER.check_needs_rehash(password_hash):
                     values["password_hash"] = _HASHER.hash(password)
-                session.execute(update(User).where(User.id == user_id).values(**values))
+                session.execute(update(User).where(col(User.id) == user_id).values(**values))
             audit(session, "user.sign_in" if ok else "user.sign_in_failed", actor_id=user_id)
 
         write(self.engine, record)
@@ -105,12 +107,19 @@ class UserService:
             raise PermissionDenied(WRONG)
         return Actor(id=user_id, name=name, role=Role(role))
 
-    def _reserve(self, session: Session, name: str):
+    def _reserve(self, session: Session, name: str) -> tuple[int, str, str, bool] | timedelta | None:
         """Count one attempt before the password is checked; lock the account when this attempt
         is the FREE_FAILURES-th in a row. A locked account returns how long it stays locked."""
         row = session.execute(
-            select(User.id, User.password_hash, User.role, User.active, User.failed_logins, User.locked_until)
-            .where(User.name == name)
+            sa.select(
+                col(User.id),
+                col(User.password_hash),
+                col(User.role),
+                col(User.active),
+                col(User.failed_logins),
+                col(User.locked_until),
+            )
+            .where(col(User.name) == name)
             .with_for_update()
         ).first()
         if row is None:
@@ -122,7 +131,7 @@ class UserService:
         lock = lock_for(failures)
         session.execute(
             update(User)
-            .where(User.id == row.id)
+            .where(col(User.id) == row.id)
             .values(failed_logins=failures, locked_until=now + lock if lock else None)
         )
         return row.id, row.password_hash, row.role, row.active
@@ -187,6 +196,7 @@ class UserService:
 
         def work(session: Session) -> UserInfo:
             row = self._row(session, name)
+            assert row.id is not None  # a stored user
             row.password_hash, row.failed_logins, row.locked_until = password_hash, 0, None
             ended = revoke_user_sessions(session, row.id, "password changed", self.clock(), keep=keep_session)
             audit(session, action, actor_id=actor.id, user=name, sessions_ended=ended)
@@ -202,11 +212,12 @@ class UserService:
             raise WorkbenchError("you cannot disable your own account")
         return write(self.engine, lambda session: self._disable(session, name, actor))
 
-    def _disable(self, session: Session, name: str, actor: Actor | None) -> UserInfo:
+    def _disable(self, session: Session, name: str, actor: Actor) -> UserInfo:
         from workbench.services.queue import release_user_leases
         from workbench.services.sessions import revoke_user_sessions
 
         row = self._row(session, name)
+        assert row.id is not None  # a stored user
         now = self.clock()
         row.active = False
         ended = revoke_user_sessions(session, row.id, "account disabled", now)

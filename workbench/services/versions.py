@@ -11,9 +11,10 @@ import hashlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import (
     Adjudication,
@@ -32,6 +33,9 @@ from workbench.services._tx import audit, reading, write
 from workbench.services.members import load_member_project
 from workbench.services.projects import load_project
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def content_hash(rows: list[tuple[str, str, str]]) -> str:
     """sha256 over sorted (external id, split, label) lines: equal labels give equal hashes."""
@@ -43,6 +47,7 @@ def content_hash(rows: list[tuple[str, str, str]]) -> str:
 
 
 def _info(version: DatasetVersion) -> VersionInfo:
+    assert version.id is not None  # a stored version
     return VersionInfo(
         version.id,
         version.number,
@@ -57,8 +62,8 @@ def _info(version: DatasetVersion) -> VersionInfo:
 def _latest(session: Session, project_id: int) -> DatasetVersion | None:
     return session.execute(
         select(DatasetVersion)
-        .where(DatasetVersion.project_id == project_id)
-        .order_by(DatasetVersion.number.desc())
+        .where(col(DatasetVersion.project_id) == project_id)
+        .order_by(col(DatasetVersion.number).desc())
         .limit(1)
     ).scalar_one_or_none()
 
@@ -78,22 +83,22 @@ class Snapshot:
 def take_snapshot(session: Session, project: ProjectInfo) -> Snapshot:
     """Read (and summarise) the final labels; done in a read transaction, outside the write lock."""
     found = session.execute(
-        select(Item.id, Item.external_id, Item.split, Item.final_label, Item.final_by).where(
-            Item.project_id == project.id, Item.state == ItemState.FINAL
+        select(col(Item.id), col(Item.external_id), col(Item.split), col(Item.final_label), col(Item.final_by)).where(
+            col(Item.project_id) == project.id, col(Item.state) == ItemState.FINAL
         )
     ).all()
     items = [tuple(row[:4]) for row in found]
     final_by = {row[0]: row[4] for row in found}
     rows = [(external_id, split, label) for _, external_id, split, label in items]
     annotations = session.execute(
-        select(Annotation.id, Annotation.item_id, User.name, Annotation.label)
-        .join(User, User.id == Annotation.annotator_id)
-        .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
+        select(col(Annotation.id), col(Annotation.item_id), col(User.name), col(Annotation.label))
+        .join(User, col(User.id) == Annotation.annotator_id)
+        .where(col(Annotation.project_id) == project.id, col(Annotation.source) == AnnotationSource.HUMAN)
     ).all()
     decisions = session.execute(
-        select(Adjudication.id, Adjudication.item_id, Adjudication.decision, Adjudication.label)
-        .where(Adjudication.project_id == project.id)
-        .order_by(Adjudication.id)
+        select(col(Adjudication.id), col(Adjudication.item_id), col(Adjudication.decision), col(Adjudication.label))
+        .where(col(Adjudication.project_id) == project.id)
+        .order_by(col(Adjudication.id))
     ).all()
     lineage: dict[int, list[int]] = defaultdict(list)
     for annotation_id, item_id, _, _ in annotations:
@@ -199,8 +204,8 @@ class VersionService:
             rows = (
                 session.execute(
                     select(DatasetVersion)
-                    .where(DatasetVersion.project_id == project.id)
-                    .order_by(DatasetVersion.number)
+                    .where(col(DatasetVersion.project_id) == project.id)
+                    .order_by(col(DatasetVersion.number))
                 )
                 .scalars()
                 .all()
@@ -216,31 +221,33 @@ class VersionService:
     def _version(session: Session, project_name: str, number: int, actor: Actor) -> DatasetVersion:
         project = load_member_project(session, project_name, actor, Role.REVIEWER)
         version = session.execute(
-            select(DatasetVersion).where(DatasetVersion.project_id == project.id, DatasetVersion.number == number)
+            select(DatasetVersion).where(
+                col(DatasetVersion.project_id) == project.id, col(DatasetVersion.number) == number
+            )
         ).scalar_one_or_none()
         if version is None:
             raise NotFound(f"{project_name!r} has no version {number}")
         return version
 
     @requires(Role.REVIEWER)
-    def rows(self, project_name: str, number: int, *, actor: Actor) -> pd.DataFrame:  # noqa: F821
+    def rows(self, project_name: str, number: int, *, actor: Actor) -> pd.DataFrame:
         """The version's rows: item id, external id, split, label, source, lineage."""
         with reading(self.engine) as session:
             version = self._version(session, project_name, number, actor)
             rows = session.execute(
                 select(
-                    DatasetVersionItem.item_id,
-                    Item.external_id,
-                    DatasetVersionItem.split,
-                    DatasetVersionItem.label,
-                    DatasetVersionItem.source,
-                    DatasetVersionItem.annotation_ids,
-                    DatasetVersionItem.adjudication_id,
-                    DatasetVersionItem.aggregation,
+                    col(DatasetVersionItem.item_id),
+                    col(Item.external_id),
+                    col(DatasetVersionItem.split),
+                    col(DatasetVersionItem.label),
+                    col(DatasetVersionItem.source),
+                    col(DatasetVersionItem.annotation_ids),
+                    col(DatasetVersionItem.adjudication_id),
+                    col(DatasetVersionItem.aggregation),
                 )
-                .join(Item, Item.id == DatasetVersionItem.item_id)
-                .where(DatasetVersionItem.version_id == version.id)
-                .order_by(Item.external_id)
+                .join(Item, col(Item.id) == DatasetVersionItem.item_id)
+                .where(col(DatasetVersionItem.version_id) == version.id)
+                .order_by(col(Item.external_id))
             ).all()
         import pandas as pd  # lazy: only exports and diffs need it
 
@@ -265,9 +272,11 @@ class VersionService:
             old, new = (
                 dict(
                     session.execute(
-                        select(Item.external_id, DatasetVersionItem.label)
-                        .join(Item, Item.id == DatasetVersionItem.item_id)
-                        .where(DatasetVersionItem.version_id == self._version(session, project_name, number, actor).id)
+                        select(col(Item.external_id), col(DatasetVersionItem.label))
+                        .join(Item, col(Item.id) == DatasetVersionItem.item_id)
+                        .where(
+                            col(DatasetVersionItem.version_id) == self._version(session, project_name, number, actor).id
+                        )
                     ).all()
                 )
                 for number in (a, b)
@@ -284,7 +293,7 @@ class VersionService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             final = session.execute(
-                select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.FINAL)
+                select(func.count()).where(col(Item.project_id) == project.id, col(Item.state) == ItemState.FINAL)
             ).scalar_one()
             latest = _latest(session, project.id)
         return final, latest.n_items if latest else 0

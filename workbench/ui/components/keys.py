@@ -256,7 +256,7 @@ def capture(
 
     def changed() -> None:
         state = st.session_state.get(key)
-        raw = state.get("presses") if hasattr(state, "get") else None
+        raw = state.get("presses") if state is not None and hasattr(state, "get") else None
         if not isinstance(raw, dict) or not isinstance(raw.get("items"), list):
             return
         sid = str(raw.get("sid"))

@@ -7,6 +7,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -53,7 +54,7 @@ def _create_project(wb, actor) -> None:
         submitted = st.form_submit_button("Create project", type="primary")
     if not submitted:
         return
-    settings = {"eval_fraction": float(eval_fraction)}
+    settings: dict[str, Any] = {"eval_fraction": float(eval_fraction)}
     if kind == ProjectKind.IMAGE.value and image_root.strip():
         settings["image_root"] = str(Path(image_root.strip()).expanduser().resolve())
     try:

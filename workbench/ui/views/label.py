@@ -54,7 +54,7 @@ def _store(project: ProjectInfo, found: ClaimedItem | int) -> None:
     """Keep what a claim found: the item, or how many items others hold (0: nothing can come back)."""
     claim = found if isinstance(found, ClaimedItem) else None
     st.session_state[STATE] = Shown(
-        project.id, claim, 0 if claim is not None else int(found), time.monotonic(), fresh=True
+        project.id, claim, 0 if isinstance(found, ClaimedItem) else int(found), time.monotonic(), fresh=True
     )
     st.session_state.pop(ASK_SKIP, None)
 

@@ -48,8 +48,8 @@ def _adjudicate(project: ProjectInfo, case: ReviewCase, following: int | None, r
     if decision == Decision.LABEL and label is None:
         st.session_state[ERROR] = "Choose the label."
         return
-    actor = session.current_actor(refresh=False)
     try:
+        actor = session.signed_in_actor()
         info = session.workbench().review.adjudicate(
             case.item_id,
             decision,
