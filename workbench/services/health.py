@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, delete, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import DatasetVersion, DatasetVersionItem, Item, ItemFlag, utcnow
 from workbench.domain import Actor, ProjectInfo, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
+from workbench.health.drift import PredictionDrift
 from workbench.health.report import Flag, FlagKind, HealthReport, ItemRecord, build_report
 from workbench.health.subgroups import SubgroupReport
 from workbench.services._auth import require_role, requires
@@ -209,6 +210,24 @@ class HealthService:
                 )
             )
         return reports
+
+    @requires(Role.REVIEWER)
+    def prediction_drift(self, project_name: str, *, actor: Actor) -> PredictionDrift | None:
+        """The latest round's prediction drift: predicted-label shares on the batch imported since
+        the round before it against the eval split (None: no round has measured it)."""
+        from workbench.db.models import ModelRun
+
+        with reading(self.engine) as session:
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
+            row = session.execute(
+                select(col(ModelRun.id), col(ModelRun.prediction_drift))
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id).desc())
+                .limit(1)
+            ).first()
+        if row is None or not row[1]:
+            return None
+        return PredictionDrift.from_json(dict(row[1]), model_run_id=int(row[0]))
 
     @requires(Role.REVIEWER)
     def drift(
