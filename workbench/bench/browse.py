@@ -28,8 +28,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _fill(engine, project_id: int, n: int, vocabulary: list[str], rng: random.Random) -> None:  # noqa: ANN001
-    from sqlalchemy import update
-    from sqlmodel import Session
+    from sqlalchemy import func, select, update
+    from sqlmodel import Session, col
 
     from workbench.db.bulk import insert_items
     from workbench.db.models import Item
@@ -47,15 +47,15 @@ def _fill(engine, project_id: int, n: int, vocabulary: list[str], rng: random.Ra
     with Session(engine) as session, session.begin():
         insert_items(session, project_id, items())
     with Session(engine) as session, session.begin():
-        first = session.query(Item.id).filter(Item.project_id == project_id).order_by(Item.id).first()[0]
+        first = session.execute(select(func.min(col(Item.id))).where(col(Item.project_id) == project_id)).scalar_one()
         session.execute(
             update(Item)
-            .where(Item.project_id == project_id, (Item.id - first) % 10 == 3)
+            .where(col(Item.project_id) == project_id, (col(Item.id) - first) % 10 == 3)
             .values(state="final", final_label="pos", n_annotations=2, slots_taken=2)
         )
         session.execute(
             update(Item)
-            .where(Item.project_id == project_id, (Item.id - first) % 100 == 7)
+            .where(col(Item.project_id) == project_id, (col(Item.id) - first) % 100 == 7)
             .values(state="review", n_annotations=2, slots_taken=2)
         )
     _predict(engine, project_id, rng)
@@ -80,7 +80,7 @@ def _predict(engine, project_id: int, rng: random.Random) -> None:  # noqa: ANN0
         version_id = session.execute(
             insert(DatasetVersion)
             .values(project_id=project_id, number=1, content_hash="0" * 64, n_items=0, manifest={})
-            .returning(DatasetVersion.id)
+            .returning(col(DatasetVersion.id))
         ).scalar_one()
         run_id = session.execute(
             insert(ModelRun)
@@ -94,7 +94,7 @@ def _predict(engine, project_id: int, rng: random.Random) -> None:  # noqa: ANN0
                 stability={},
                 prediction_drift={},
             )
-            .returning(ModelRun.id)
+            .returning(col(ModelRun.id))
         ).scalar_one()
         ids = session.execute(select(col(Item.id)).where(col(Item.project_id) == project_id)).scalars().all()
         insert_rows(

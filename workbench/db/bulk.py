@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import Item
 
@@ -55,7 +55,7 @@ def insert_members(session: Session, project_id: int, members: Iterable[tuple[in
 
     now = utcnow()
     present = set(
-        session.execute(select(ProjectMember.user_id).where(ProjectMember.project_id == project_id)).scalars()
+        session.execute(select(col(ProjectMember.user_id)).where(col(ProjectMember.project_id) == project_id)).scalars()
     )
     rows = [
         {"project_id": project_id, "user_id": u, "role": r, "added_at": now} for u, r in members if u not in present

@@ -177,7 +177,7 @@ def compare(
     for name in categorical:
         raw += categorical_test(name, list(reference[name]), list(new[name]))
     if text is not None:
-        raw += text_tests(list(reference[text]), list(new[text]))
+        raw += text_tests([str(t) for t in reference[text]], [str(t) for t in new[text]])
     tested = [i for i, r in enumerate(raw) if r[3] is not None]
     adjusted = dict(zip(tested, holm([raw[i][3] for i in tested])))  # type: ignore[misc]
     tests = tuple(

@@ -287,6 +287,9 @@ class RoundPipeline:
             return None
         with reading(self.engine) as session:
             run = session.get(ModelRun, result.run_id)
+        if run is None or run.id is None or result.version is None or result.version_hash is None:
+            return None  # not a retrain's run (a rescore publishes no version), or the run is gone
+        run_id = run.id
         record = mlflow_tracking.RoundRecord(
             project=project.name,
             model_run_id=run.id,
@@ -314,11 +317,11 @@ class RoundPipeline:
             write(
                 self.engine,
                 lambda session: session.execute(
-                    update(ModelRun).where(ModelRun.id == run.id).values(tracking=outcome.to_json())
+                    update(ModelRun).where(col(ModelRun.id) == run_id).values(tracking=outcome.to_json())
                 ),
             )
         except Exception as exc:  # the round is committed; a lost note about MLflow must not fail it
-            log.warning("model run %s: could not record the MLflow outcome: %s", run.id, exc)
+            log.warning("model run %s: could not record the MLflow outcome: %s", run_id, exc)
         return outcome
 
     def rescore(
@@ -337,7 +340,10 @@ class RoundPipeline:
         with reading(self.engine) as session:
             pool = _load_pool(session, project)
             run = session.execute(
-                select(ModelRun).where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc()).limit(1)
+                select(ModelRun)
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id).desc())
+                .limit(1)
             ).scalar_one_or_none()
         X = clock.step(
             "features",
@@ -420,7 +426,9 @@ class RoundPipeline:
         def compute() -> Any:
             with reading(self.engine) as session:
                 contents = (
-                    session.execute(select(Item.content).where(Item.project_id == project.id).order_by(Item.id))
+                    session.execute(
+                        select(col(Item.content)).where(col(Item.project_id) == project.id).order_by(col(Item.id))
+                    )
                     .scalars()
                     .all()
                 )
@@ -476,14 +484,14 @@ class RoundPipeline:
         with reading(self.engine) as session:
             stop_ids = (
                 session.execute(
-                    select(Item.id)
+                    select(col(Item.id))
                     .where(
-                        Item.project_id == project.id,
-                        Item.split == Split.POOL,
-                        Item.gold_label.is_(None),
-                        Item.state != ItemState.QUARANTINED,
+                        col(Item.project_id) == project.id,
+                        col(Item.split) == Split.POOL,
+                        col(Item.gold_label).is_(None),
+                        col(Item.state) != ItemState.QUARANTINED,
                     )
-                    .order_by(Item.random_key, Item.id)
+                    .order_by(col(Item.random_key), col(Item.id))
                     .limit(STOP_SET_SIZE)
                 )
                 .scalars()
@@ -492,7 +500,10 @@ class RoundPipeline:
             known = set(pool.ids.tolist())
             stop_ids = sorted(i for i in stop_ids if i in known)
             previous = session.execute(
-                select(ModelRun).where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc()).limit(1)
+                select(ModelRun)
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id).desc())
+                .limit(1)
             ).scalar_one_or_none()
             before: dict[int, str] = {}
             seen: set[int] = set()
@@ -500,26 +511,28 @@ class RoundPipeline:
             if previous is not None:
                 before = dict(
                     session.execute(
-                        select(StopPrediction.item_id, StopPrediction.predicted).where(
-                            StopPrediction.model_run_id == previous.id
+                        select(col(StopPrediction.item_id), col(StopPrediction.predicted)).where(
+                            col(StopPrediction.model_run_id) == previous.id
                         )
                     ).all()
                 )
                 seen = set(
                     session.execute(
-                        select(DatasetVersionItem.item_id).where(DatasetVersionItem.version_id == previous.version_id)
+                        select(col(DatasetVersionItem.item_id)).where(
+                            col(DatasetVersionItem.version_id) == previous.version_id
+                        )
                     ).scalars()
                 )
                 new_ids = [i for i in labeled.train_ids if i not in seen]
                 rows = (
                     session.execute(
-                        select(Lease.item_id, Lease.reason)
+                        select(col(Lease.item_id), col(Lease.reason))
                         .where(
-                            Lease.project_id == project.id,
-                            Lease.state == LeaseState.SUBMITTED,
-                            Lease.item_id.in_(new_ids),
+                            col(Lease.project_id) == project.id,
+                            col(Lease.state) == LeaseState.SUBMITTED,
+                            col(Lease.item_id).in_(new_ids),
                         )
-                        .order_by(Lease.id)
+                        .order_by(col(Lease.id))
                     ).all()
                     if new_ids
                     else []
@@ -577,7 +590,7 @@ class RoundPipeline:
         of the previous round; every pool item before the first round) against the eval split."""
         with reading(self.engine) as session:
             since = session.execute(
-                select(DatasetVersion.created_at)
+                select(col(DatasetVersion.created_at))
                 .join(ModelRun, col(ModelRun.version_id) == col(DatasetVersion.id))
                 .where(col(ModelRun.project_id) == project.id)
                 .order_by(col(ModelRun.id).desc())
@@ -585,7 +598,7 @@ class RoundPipeline:
             ).scalar_one_or_none()
             batch = np.asarray(
                 session.execute(
-                    select(Item.id).where(
+                    select(col(Item.id)).where(
                         col(Item.project_id) == project.id,
                         col(Item.split) == Split.POOL.value,
                         *([col(Item.created_at) > since] if since is not None else []),
@@ -622,9 +635,10 @@ class RoundPipeline:
             )
         except strategies.UnservableStrategy as exc:
             raise WorkbenchError(str(exc)) from None
-        used = strategies.REGISTRY[chosen.strategy]
+        name = chosen.strategy or project.strategy  # rank_pool always names the strategy it used
+        used = strategies.REGISTRY[name]
         entries = tuple((int(pool.ids[candidates[i]]), float(score)) for i, score in zip(chosen.indices, chosen.scores))
-        return Ranked(entries, chosen.strategy, model_free=model is None or not used.needs_model)
+        return Ranked(entries, name, model_free=model is None or not used.needs_model)
 
     def save_artifact(self, model: Any) -> tuple[str, str] | None:
         """The fitted model's file (content-addressed, written atomically) before it is registered."""
@@ -705,7 +719,7 @@ class RoundPipeline:
                             predicted.drift.to_json() if predicted is not None and predicted.drift else {}
                         ),
                     )
-                    .returning(ModelRun.id)
+                    .returning(col(ModelRun.id))
                 ).scalar_one()
                 if evaluated.predictions:
                     session.execute(
@@ -760,7 +774,9 @@ class RoundPipeline:
 
 def _load_pool(session: Session, project: ProjectInfo) -> PoolData:
     rows = session.execute(
-        select(Item.id, Item.split, Item.state).where(Item.project_id == project.id).order_by(Item.id)
+        select(col(Item.id), col(Item.split), col(Item.state))
+        .where(col(Item.project_id) == project.id)
+        .order_by(col(Item.id))
     ).all()
     if not rows:
         raise WorkbenchError(f"project {project.name!r} has no items; import some first")
@@ -772,7 +788,7 @@ def _replace_ranking(session: Session, project_id: int, ranked: Ranked, run_id: 
     """The ranking in force, replaced whole; entries name the strategy that made them, and the model
     run only when that run's model was used to rank."""
     model_run_id = None if ranked.model_free else run_id
-    session.execute(delete(RankEntry).where(RankEntry.project_id == project_id))
+    session.execute(delete(RankEntry).where(col(RankEntry.project_id) == project_id))
     if ranked.entries:
         session.execute(
             insert(RankEntry),
