@@ -129,8 +129,13 @@ def test_rescore_predicts_items_imported_after_the_round(trained):
     assert len(stored) == 210 and {p.model_run_id for p in stored} == {result.run_id}
 
 
-def test_browse_filters_on_predicted_label_and_confidence_and_exports_them(trained):
+@pytest.mark.parametrize("dense", [False, True], ids=["from-the-range", "walked-in-id-order"])
+def test_browse_filters_on_predicted_label_and_confidence_and_exports_them(trained, dense, monkeypatch):
     wb, info, result = trained
+    if dense:  # every filter takes the path of a filter that matches many items
+        from workbench.services import browse
+
+        monkeypatch.setattr(browse, "SPARSE_PREDICTIONS", 0)
     stored = {p.item_id: p for p in _predictions(wb, info.id)}
     with Session(wb.engine) as s:
         external = dict(s.execute(select(Item.id, Item.external_id).where(Item.project_id == info.id)).all())

@@ -355,6 +355,8 @@ class ItemPrediction(SQLModel, table=True):
     __table_args__ = (
         # The browser's filter: one predicted label, a confidence range, paged in id order (covering).
         Index("ix_item_prediction_filter", "project_id", "predicted", "item_id", "confidence"),
+        # A narrow confidence range: a range scan, then the few matching ids.
+        Index("ix_item_prediction_confidence", "project_id", "predicted", "confidence"),
     )
     item_id: int = Field(foreign_key="item.id", primary_key=True)
     project_id: int = Field(foreign_key="project.id")

@@ -30,6 +30,7 @@ from workbench.db.models import (
     ItemPrediction,
     Lease,
     ModelRun,
+    ProjectLabel,
     StopPrediction,
     User,
 )
@@ -42,6 +43,10 @@ from workbench.services.members import load_member_project
 PAGE_SIZE = 50
 COUNT_CAP = 10_000  # beyond this many matches the count is reported as "more than"
 EXPORT_CAP = 1_000_000
+# A prediction filter matching at most this many items is resolved from the (project, predicted,
+# confidence) index first (a range scan, then the matching ids in order); a denser one walks the
+# (project, predicted, item, confidence) index in id order and stops after the page.
+SPARSE_PREDICTIONS = 20_000
 
 
 class BrowseState(StrEnum):
@@ -85,6 +90,20 @@ class BrowseFilter:
     @property
     def on_prediction(self) -> bool:
         return bool(self.predicted_label) or self.confidence_min is not None or self.confidence_max is not None
+
+    @property
+    def on_item(self) -> bool:
+        """Whether anything but the prediction is filtered on."""
+        return bool(
+            self.state is not None
+            or self.split is not None
+            or self.final_label
+            or self.annotator
+            or self.disagreement
+            or self.skip_reason is not None
+            or self.flag
+            or self.search
+        )
 
 
 @dataclass(frozen=True)
@@ -216,6 +235,27 @@ def _sqlite_fts_catch_up(engine: Engine) -> None:
     write(engine, work)
 
 
+def _prediction_conditions(session: Session, project_id: int, f: BrowseFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [col(ItemPrediction.project_id) == project_id]
+    predicted = col(ItemPrediction.predicted)
+    if f.predicted_label:
+        conditions.append(predicted == f.predicted_label)
+    else:  # every label: the (project, predicted, confidence) index then serves the range per label
+        names = session.execute(select(col(ProjectLabel.name)).where(col(ProjectLabel.project_id) == project_id))
+        conditions.append(predicted.in_(list(names.scalars())))
+    if f.confidence_min is not None:
+        conditions.append(col(ItemPrediction.confidence) >= float(f.confidence_min))
+    if f.confidence_max is not None:
+        conditions.append(col(ItemPrediction.confidence) <= float(f.confidence_max))
+    return conditions
+
+
+def _count_predictions(session: Session, conditions: list[ColumnElement[bool]], cap: int) -> int:
+    """How many latest predictions match, counting no further than cap + 1."""
+    matching = select(col(ItemPrediction.confidence)).where(*conditions).limit(cap + 1).subquery()
+    return int(session.execute(select(func.count()).select_from(matching)).scalar_one())
+
+
 class BrowseService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -224,6 +264,11 @@ class BrowseService:
         """The matching items in order; with `predictions`, each row also carries the latest
         prediction (an outer join unless the filter needs one)."""
         dialect = session.get_bind().dialect.name
+        on_prediction = sparse = False
+        if f.on_prediction:
+            wanted = _prediction_conditions(session, project_id, f)
+            sparse = _count_predictions(session, wanted, SPARSE_PREDICTIONS) <= SPARSE_PREDICTIONS
+            on_prediction = not sparse  # dense: driven from the prediction index, in id order
         # Paging in id order without a sort: by the (project, state, id) or (project, label, id)
         # index when one of those is filtered on, else along the primary key (on SQLite,
         # `project_id + 0` keeps the planner from picking a project index and sorting every item).
@@ -232,11 +277,13 @@ class BrowseService:
             and f.state is None
             and not f.final_label
             and not f.search
-            and not f.on_prediction
+            and not on_prediction
             and dialect == "sqlite"
         )  # PostgreSQL's planner finds the key walk itself
         item_id, project = col(Item.id), col(Item.project_id)
-        conditions: list[ColumnElement[bool]] = [(project + 0 if by_id else project) == project_id]
+        # Over a dense prediction filter, SQLite must not drive from an item index either.
+        unindexed = by_id or (on_prediction and dialect == "sqlite")
+        conditions: list[ColumnElement[bool]] = [(project + 0 if unindexed else project) == project_id]
         if f.state == BrowseState.PARTLY_LABELED:
             conditions += [col(Item.state) == ItemState.OPEN.value, col(Item.n_annotations) > 0]
         elif f.state is not None:
@@ -270,15 +317,10 @@ class BrowseService:
         if f.flag:
             conditions.append(exists().where(col(ItemFlag.item_id) == item_id, col(ItemFlag.kind) == f.flag))
         predicted_id = col(ItemPrediction.item_id)
-        if f.on_prediction:
-            # Driven from the (project, predicted, item, confidence) index, walked in item order.
-            conditions.append(col(ItemPrediction.project_id) == project_id)
-            if f.predicted_label:
-                conditions.append(col(ItemPrediction.predicted) == f.predicted_label)
-            if f.confidence_min is not None:
-                conditions.append(col(ItemPrediction.confidence) >= float(f.confidence_min))
-            if f.confidence_max is not None:
-                conditions.append(col(ItemPrediction.confidence) <= float(f.confidence_max))
+        if sparse:  # the few matching ids, from the confidence range
+            conditions.append(item_id.in_(select(predicted_id).where(*wanted)))
+        elif on_prediction:  # walked in item order along the (project, predicted, item, confidence) index
+            conditions += wanted
         columns: list[Any] = [
             item_id,
             col(Item.external_id),
@@ -288,10 +330,10 @@ class BrowseService:
             col(Item.n_annotations),
             col(Item.content),
         ]
-        if predictions or f.on_prediction:
+        if predictions or on_prediction:
             columns += [col(ItemPrediction.predicted), col(ItemPrediction.confidence)]
         query = select(*columns)
-        if f.on_prediction:
+        if on_prediction:
             query = query.select_from(ItemPrediction).join(Item, item_id == predicted_id)
         elif predictions:
             query = query.outerjoin(ItemPrediction, predicted_id == item_id)
@@ -314,7 +356,7 @@ class BrowseService:
                 )
         # In id order over a prediction filter, order by the prediction's item id (the same value):
         # the index walk then gives the order and the first page stops early.
-        key_column = predicted_id if f.on_prediction else item_id
+        key_column = predicted_id if on_prediction else item_id
         order: Any = {
             SortKey.ID: key_column,
             SortKey.EXTERNAL_ID: col(Item.external_id),
@@ -345,12 +387,17 @@ class BrowseService:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             query = self._query(session, project.id, filters)
             rows = session.execute(query.offset(offset).limit(limit)).all()
-            capped = session.execute(
-                select(func.count()).select_from(
-                    query.order_by(None).with_only_columns(col(Item.id)).limit(COUNT_CAP + 1).subquery()
-                )
-            ).scalar_one()
-            if filters.on_prediction:
+            if filters.on_prediction and not filters.on_item:
+                # Every prediction is of an item of the project: count on the prediction index alone.
+                wanted = _prediction_conditions(session, project.id, filters)
+                capped = _count_predictions(session, wanted, COUNT_CAP)
+            else:
+                capped = session.execute(
+                    select(func.count()).select_from(
+                        query.order_by(None).with_only_columns(col(Item.id)).limit(COUNT_CAP + 1).subquery()
+                    )
+                ).scalar_one()
+            if rows and "predicted" in rows[0]._fields:
                 predicted = {r.id: (r.predicted, r.confidence) for r in rows}
             else:  # the page's latest predictions, by primary key
                 predicted = {

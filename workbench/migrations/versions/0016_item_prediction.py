@@ -30,6 +30,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('item_prediction', schema=None) as batch_op:
         batch_op.create_index('ix_item_prediction_filter', ['project_id', 'predicted', 'item_id', 'confidence'], unique=False)
+        batch_op.create_index('ix_item_prediction_confidence', ['project_id', 'predicted', 'confidence'], unique=False)
     with op.batch_alter_table('model_run', schema=None) as batch_op:
         batch_op.add_column(sa.Column('prediction_drift', sa.JSON(), nullable=False, server_default='{}'))
 
@@ -38,5 +39,6 @@ def downgrade() -> None:
     with op.batch_alter_table('model_run', schema=None) as batch_op:
         batch_op.drop_column('prediction_drift')
     with op.batch_alter_table('item_prediction', schema=None) as batch_op:
+        batch_op.drop_index('ix_item_prediction_confidence')
         batch_op.drop_index('ix_item_prediction_filter')
     op.drop_table('item_prediction')
