@@ -235,18 +235,30 @@ def _sqlite_fts_catch_up(engine: Engine) -> None:
     write(engine, work)
 
 
-def _prediction_conditions(session: Session, project_id: int, f: BrowseFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [col(ItemPrediction.project_id) == project_id]
-    predicted = col(ItemPrediction.predicted)
+def _prediction_conditions(
+    session: Session, project_id: int, f: BrowseFilter, *, walk: str | None = None
+) -> list[ColumnElement[bool]]:
+    """The prediction filter's conditions. On SQLite, `walk` keeps the planner on one plan by
+    spelling the other columns so no index serves them: "id" (walk the id-ordered prediction
+    index: the confidence range is checked on it), "item" (walk an item index in the sort's order:
+    each item's prediction is read by its key)."""
+    project: Any = col(ItemPrediction.project_id)
+    predicted: Any = col(ItemPrediction.predicted)
+    confidence: Any = col(ItemPrediction.confidence)
+    if walk is not None:
+        confidence = confidence + 0
+    if walk == "item":
+        project, predicted = project + 0, func.coalesce(predicted, "")
+    conditions: list[ColumnElement[bool]] = [project == project_id]
     if f.predicted_label:
         conditions.append(predicted == f.predicted_label)
     else:  # every label: the (project, predicted, confidence) index then serves the range per label
         names = session.execute(select(col(ProjectLabel.name)).where(col(ProjectLabel.project_id) == project_id))
         conditions.append(predicted.in_(list(names.scalars())))
     if f.confidence_min is not None:
-        conditions.append(col(ItemPrediction.confidence) >= float(f.confidence_min))
+        conditions.append(confidence >= float(f.confidence_min))
     if f.confidence_max is not None:
-        conditions.append(col(ItemPrediction.confidence) <= float(f.confidence_max))
+        conditions.append(confidence <= float(f.confidence_max))
     return conditions
 
 
@@ -282,7 +294,11 @@ class BrowseService:
         )  # PostgreSQL's planner finds the key walk itself
         item_id, project = col(Item.id), col(Item.project_id)
         # Over a dense prediction filter, SQLite must not drive from an item index either.
-        unindexed = by_id or (on_prediction and dialect == "sqlite")
+        walk = None
+        if on_prediction and dialect == "sqlite":
+            walk = "id" if SortKey(f.sort) == SortKey.ID else "item"
+            wanted = _prediction_conditions(session, project_id, f, walk=walk)
+        unindexed = by_id or walk == "id"
         conditions: list[ColumnElement[bool]] = [(project + 0 if unindexed else project) == project_id]
         if f.state == BrowseState.PARTLY_LABELED:
             conditions += [col(Item.state) == ItemState.OPEN.value, col(Item.n_annotations) > 0]
