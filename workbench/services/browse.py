@@ -272,9 +272,19 @@ class BrowseService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _query(self, session: Session, project_id: int, f: BrowseFilter, *, predictions: bool = False) -> Select:
+    def _query(
+        self,
+        session: Session,
+        project_id: int,
+        f: BrowseFilter,
+        *,
+        predictions: bool = False,
+        few_matches: bool = False,
+    ) -> Select:
         """The matching items in order; with `predictions`, each row also carries the latest
-        prediction (an outer join unless the filter needs one)."""
+        prediction (an outer join unless the filter needs one). `few_matches` (at most COUNT_CAP,
+        counted): on PostgreSQL, a text search then sorts its matches from the text index rather
+        than walking the primary key and computing every item's tsvector until the page fills."""
         dialect = session.get_bind().dialect.name
         on_prediction = sparse = False
         if f.on_prediction:
@@ -379,8 +389,10 @@ class BrowseService:
             SortKey.STATE: col(Item.state),
             SortKey.LABELS: col(Item.n_annotations),
         }[SortKey(f.sort)]
+        if few_matches and words and dialect != "sqlite" and order is item_id:
+            order = item_id + 0  # not the key's order: the planner takes the text index, then sorts
         ordered = order.desc() if f.descending else order.asc()
-        if order is key_column:
+        if order is key_column or SortKey(f.sort) == SortKey.ID:
             return query.order_by(ordered)
         return query.order_by(ordered, item_id.desc() if f.descending else item_id.asc())
 
@@ -402,7 +414,7 @@ class BrowseService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             query = self._query(session, project.id, filters)
-            rows = session.execute(query.offset(offset).limit(limit)).all()
+            # Counted first: the count (capped) picks the plan of a text search on PostgreSQL.
             if filters.on_prediction and not filters.on_item:
                 # Every prediction is of an item of the project: count on the prediction index alone.
                 wanted = _prediction_conditions(session, project.id, filters)
@@ -413,6 +425,9 @@ class BrowseService:
                         query.order_by(None).with_only_columns(col(Item.id)).limit(COUNT_CAP + 1).subquery()
                     )
                 ).scalar_one()
+            if filters.search and capped <= COUNT_CAP and self.engine.dialect.name != "sqlite":
+                query = self._query(session, project.id, filters, few_matches=True)
+            rows = session.execute(query.offset(offset).limit(limit)).all()
             if rows and "predicted" in rows[0]._fields:
                 predicted = {r.id: (r.predicted, r.confidence) for r in rows}
             else:  # the page's latest predictions, by primary key
