@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_drift(drift)
             payload["drift"] = asdict(drift)
+        predicted = wb.health.prediction_drift(args.project, actor=operator())
+        _print_prediction_drift(predicted)
+        if predicted is not None:
+            payload["prediction_drift"] = asdict(predicted)
     if args.json:
         args.json.write_text(json.dumps(payload, indent=2, default=str))
         print(f"wrote {args.json}")
@@ -79,6 +83,26 @@ def _print_drift(report) -> None:  # noqa: ANN001
     for test in report.tests:
         if test.drifted:
             print(f"  {test.feature}: {test.test} = {test.statistic:.4g}, Holm-adjusted p = {test.p_adjusted:.3g}")
+
+
+def _print_prediction_drift(report) -> None:  # noqa: ANN001
+    if report is None:
+        print("prediction drift: not measured (no round has trained a model)")
+        return
+    if report.p_value is None:
+        test = "no test (a sample is empty or one label was predicted)"
+    else:
+        test = f"chi-square = {report.statistic:.4g}, dof {report.dof}, p = {report.p_value:.3g}"
+    verdict = "DRIFTED" if report.drifted else "no drift"
+    print(
+        f"prediction drift (model run {report.model_run_id}): {report.n_new} new vs {report.n_reference} eval "
+        f"items; {test}; {verdict} at alpha {report.alpha}"
+    )
+    for share in report.shares:
+        print(
+            f"  {share.label:<20} eval {share.reference_count:>7} ({share.reference_share:6.1%})"
+            f"   new {share.new_count:>7} ({share.new_share:6.1%})"
+        )
 
 
 def _print_subgroups(report) -> None:  # noqa: ANN001

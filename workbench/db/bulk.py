@@ -4,10 +4,11 @@ quickly. Real data goes through the import service, which validates every row.""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import Item
 
@@ -62,3 +63,27 @@ def insert_members(session: Session, project_id: int, members: Iterable[tuple[in
     ]
     if rows:
         session.execute(insert(ProjectMember), rows)
+
+
+def insert_rows(session: Session, table: Any, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Write plain rows into `table` in the caller's transaction, fast: PostgreSQL COPY (binary
+    protocol through psycopg), else multi-row INSERTs of CHUNK_ROWS; returns how many were written.
+    The values go as they are: no defaults or column types are applied (pass every column)."""
+    from sqlalchemy import Table
+
+    target: Table = table.__table__ if hasattr(table, "__table__") else table
+    conn = session.connection()
+    written = 0
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(columns)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(f"COPY {target.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                written += 1
+        return written
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, CHUNK_ROWS)):
+        session.execute(insert(target), [dict(zip(columns, row)) for row in chunk])
+        written += len(chunk)
+    return written

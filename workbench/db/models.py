@@ -320,6 +320,9 @@ class ModelRun(SQLModel, table=True):
     # agreement, the bound it implies) and the previous model's error on the items labeled since,
     # ranked picks against the control arm; computed by the round pipeline ({}: not computed).
     stability: dict = _json()
+    # Issue 15, prediction drift: the share of each predicted label on the batch imported since the
+    # previous round against the eval split, with the chi-square test ({}: not measured).
+    prediction_drift: dict = _json()
 
 
 class StopPrediction(SQLModel, table=True):
@@ -341,6 +344,25 @@ class EvalPrediction(SQLModel, table=True):
     model_run_id: int = Field(foreign_key="model_run.id", primary_key=True)
     item_id: int = Field(foreign_key="item.id", primary_key=True)
     predicted: str
+
+
+class ItemPrediction(SQLModel, table=True):
+    """The latest model run's predicted label and its probability (the largest class probability)
+    for each item that round scored (pool and eval), replaced whole for the project by every round
+    that trains a model: the item browser filters on it and prediction drift counts it."""
+
+    __tablename__ = "item_prediction"
+    __table_args__ = (
+        # The browser's filter: one predicted label, a confidence range, paged in id order (covering).
+        Index("ix_item_prediction_filter", "project_id", "predicted", "item_id", "confidence"),
+        # A narrow confidence range: a range scan, then the few matching ids.
+        Index("ix_item_prediction_confidence", "project_id", "predicted", "confidence"),
+    )
+    item_id: int = Field(foreign_key="item.id", primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    model_run_id: int = Field(foreign_key="model_run.id")
+    predicted: str = Field(max_length=200)
+    confidence: float
 
 
 class Job(SQLModel, table=True):

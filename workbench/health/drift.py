@@ -10,14 +10,21 @@ cross-validated ROC AUC is 0.5 when the samples cannot be told apart.
 p-values are corrected for the number of tests with Holm's step-down method (Holm 1979): sort the
 m p-values, multiply the i-th smallest by (m − i + 1), and carry the running maximum, so the
 family-wise error rate stays at α.
+
+Prediction drift (issue 15): the latest model's predicted labels on a new batch against its
+predictions on the eval split. The 2 × K table of counts (sample by predicted label) goes to
+Pearson's chi-square test of homogeneity (scipy.stats.chi2_contingency; Yates' correction when
+K = 2): statistic Σ (observed − expected)² / expected, expected = row total × column total / n,
+with K − 1 degrees of freedom. The batch is flagged when p < α.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import cast
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -235,3 +242,71 @@ def _histogram(
     hb, _ = np.histogram(b, bins=edges)
     labels = tuple(f"{edges[i]:.4g}" for i in range(len(edges) - 1))
     return Histogram(name, labels, tuple((ha / max(1, ha.sum())).tolist()), tuple((hb / max(1, hb.sum())).tolist()))
+
+
+@dataclass(frozen=True)
+class LabelShare:
+    """One predicted label's count and share in each sample."""
+
+    label: str
+    reference_count: int
+    new_count: int
+    reference_share: float
+    new_share: float
+
+
+@dataclass(frozen=True)
+class PredictionDrift:
+    """The share of each predicted label on a new batch against the eval split (reference), and
+    the chi-square test of homogeneity on their counts (None when a sample is empty or only one
+    label was predicted)."""
+
+    n_reference: int
+    n_new: int
+    shares: tuple[LabelShare, ...]
+    statistic: float | None
+    p_value: float | None
+    dof: int | None
+    drifted: bool
+    alpha: float = ALPHA
+    model_run_id: int | None = None  # the run whose predictions were counted (set when read back)
+
+    @property
+    def largest_shift(self) -> LabelShare | None:
+        """The label whose share moved most."""
+        return max(self.shares, key=lambda s: abs(s.new_share - s.reference_share), default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("model_run_id")
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, model_run_id: int | None = None) -> PredictionDrift:
+        shares = tuple(LabelShare(**s) for s in data.get("shares", ()))
+        fields = {k: data[k] for k in ("n_reference", "n_new", "statistic", "p_value", "dof", "drifted", "alpha")}
+        return cls(shares=shares, model_run_id=model_run_id, **fields)
+
+
+def prediction_drift(
+    labels: Sequence[str], reference: Iterable[str], new: Iterable[str], *, alpha: float = ALPHA
+) -> PredictionDrift:
+    """Shares of each of `labels` among the predicted labels `new` against `reference`, with
+    Pearson's chi-square test of homogeneity on the 2 × K counts (labels predicted in neither
+    sample are left out of the test)."""
+    from scipy import stats
+
+    a, b = Counter(map(str, reference)), Counter(map(str, new))
+    names = list(dict.fromkeys([*map(str, labels), *sorted(set(a) | set(b))]))
+    n_a, n_b = sum(a.values()), sum(b.values())
+    shares = tuple(
+        LabelShare(name, a[name], b[name], a[name] / n_a if n_a else 0.0, b[name] / n_b if n_b else 0.0)
+        for name in names
+    )
+    table = np.asarray([[a[name] for name in names], [b[name] for name in names]], dtype=float)
+    table = table[:, table.sum(axis=0) > 0]
+    if n_a == 0 or n_b == 0 or table.shape[1] < 2:
+        return PredictionDrift(n_a, n_b, shares, None, None, None, False, alpha)
+    result = stats.chi2_contingency(table)
+    p = float(result.pvalue)
+    return PredictionDrift(n_a, n_b, shares, float(result.statistic), p, int(result.dof), p < alpha, alpha)

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine, delete, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import DatasetVersion, DatasetVersionItem, Item, ItemFlag, utcnow
 from workbench.domain import Actor, ProjectInfo, ProjectKind, Role
 from workbench.errors import NotFound, WorkbenchError
+from workbench.health.drift import PredictionDrift
 from workbench.health.report import Flag, FlagKind, HealthReport, ItemRecord, build_report
 from workbench.health.subgroups import SubgroupReport
 from workbench.services._auth import require_role, requires
@@ -25,21 +26,21 @@ DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9
 
 def _records(session: Session, project: ProjectInfo, new_ids: set[int] | None) -> list[ItemRecord]:
     rows = session.execute(
-        select(Item.id, Item.external_id, Item.split, Item.content)
-        .where(Item.project_id == project.id)
-        .order_by(Item.id)
+        select(col(Item.id), col(Item.external_id), col(Item.split), col(Item.content))
+        .where(col(Item.project_id) == project.id)
+        .order_by(col(Item.id))
     ).all()
     if new_ids is None:
         latest = session.execute(
-            select(DatasetVersion.id)
-            .where(DatasetVersion.project_id == project.id)
-            .order_by(DatasetVersion.number.desc())
+            select(col(DatasetVersion.id))
+            .where(col(DatasetVersion.project_id) == project.id)
+            .order_by(col(DatasetVersion.number).desc())
             .limit(1)
         ).scalar_one_or_none()
         versioned = (
             set(
                 session.execute(
-                    select(DatasetVersionItem.item_id).where(DatasetVersionItem.version_id == latest)
+                    select(col(DatasetVersionItem.item_id)).where(col(DatasetVersionItem.version_id) == latest)
                 ).scalars()
             )
             if latest
@@ -51,16 +52,16 @@ def _records(session: Session, project: ProjectInfo, new_ids: set[int] | None) -
 
 def _version_items(session: Session, project: ProjectInfo, number: int) -> list[dict[str, Any]]:
     version = session.execute(
-        select(DatasetVersion).where(DatasetVersion.project_id == project.id, DatasetVersion.number == number)
+        select(DatasetVersion).where(col(DatasetVersion.project_id) == project.id, col(DatasetVersion.number) == number)
     ).scalar_one_or_none()
     if version is None:
         raise NotFound(f"project {project.name!r} has no version {number}")
     return list(
         session.execute(
-            select(Item.content)
-            .join(DatasetVersionItem, DatasetVersionItem.item_id == Item.id)
-            .where(DatasetVersionItem.version_id == version.id)
-            .order_by(Item.id)
+            select(col(Item.content))
+            .join(DatasetVersionItem, col(DatasetVersionItem.item_id) == col(Item.id))
+            .where(col(DatasetVersionItem.version_id) == version.id)
+            .order_by(col(Item.id))
         ).scalars()
     )
 
@@ -95,7 +96,7 @@ def write_flags(
         for start in range(0, len(ids), 1000):
             session.execute(
                 delete(ItemFlag).where(
-                    ItemFlag.project_id == project_id, ItemFlag.item_id.in_(ids[start : start + 1000])
+                    col(ItemFlag.project_id) == project_id, col(ItemFlag.item_id).in_(ids[start : start + 1000])
                 )
             )
     now = utcnow()
@@ -143,13 +144,13 @@ class HealthService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             query = (
-                select(ItemFlag.item_id, Item.external_id, ItemFlag.kind, ItemFlag.reason)
-                .join(Item, Item.id == ItemFlag.item_id)
-                .where(ItemFlag.project_id == project.id)
+                select(col(ItemFlag.item_id), col(Item.external_id), col(ItemFlag.kind), col(ItemFlag.reason))
+                .join(Item, col(Item.id) == col(ItemFlag.item_id))
+                .where(col(ItemFlag.project_id) == project.id)
             )
             if kind is not None:
-                query = query.where(ItemFlag.kind == FlagKind(kind).value)
-            rows = session.execute(query.order_by(ItemFlag.item_id, ItemFlag.kind).limit(limit)).all()
+                query = query.where(col(ItemFlag.kind) == FlagKind(kind).value)
+            rows = session.execute(query.order_by(col(ItemFlag.item_id), col(ItemFlag.kind)).limit(limit)).all()
         return [Flag(item_id, external_id, FlagKind(k), reason) for item_id, external_id, k, reason in rows]
 
     @requires(Role.REVIEWER)
@@ -174,23 +175,25 @@ class HealthService:
             wanted = columns if columns is not None else sensitive_columns(project.settings)
             if not wanted:
                 return []
-            query = select(ModelRun).where(ModelRun.project_id == project.id)
+            query = select(ModelRun).where(col(ModelRun.project_id) == project.id)
             run = session.execute(
                 (
-                    query.where(ModelRun.id == run_id) if run_id is not None else query.order_by(ModelRun.id.desc())
+                    query.where(col(ModelRun.id) == run_id)
+                    if run_id is not None
+                    else query.order_by(col(ModelRun.id).desc())
                 ).limit(1)
             ).scalar_one_or_none()
             if run is None:
                 raise NotFound(f"project {project.name!r} has no model run" + (f" {run_id}" if run_id else ""))
             rows = session.execute(
-                select(EvalPrediction.predicted, DatasetVersionItem.label, Item.content)
+                select(col(EvalPrediction.predicted), col(DatasetVersionItem.label), col(Item.content))
                 .join(
                     DatasetVersionItem,
-                    (DatasetVersionItem.item_id == EvalPrediction.item_id)
-                    & (DatasetVersionItem.version_id == run.version_id),
+                    (col(DatasetVersionItem.item_id) == col(EvalPrediction.item_id))
+                    & (col(DatasetVersionItem.version_id) == run.version_id),
                 )
-                .join(Item, Item.id == EvalPrediction.item_id)
-                .where(EvalPrediction.model_run_id == run.id, DatasetVersionItem.split == "eval")
+                .join(Item, col(Item.id) == col(EvalPrediction.item_id))
+                .where(col(EvalPrediction.model_run_id) == run.id, col(DatasetVersionItem.split) == "eval")
             ).all()
         if not rows:
             raise WorkbenchError("the run has no labeled eval items to measure groups on")
@@ -211,6 +214,24 @@ class HealthService:
         return reports
 
     @requires(Role.REVIEWER)
+    def prediction_drift(self, project_name: str, *, actor: Actor) -> PredictionDrift | None:
+        """The latest round's prediction drift: predicted-label shares on the batch imported since
+        the round before it against the eval split (None: no round has measured it)."""
+        from workbench.db.models import ModelRun
+
+        with reading(self.engine) as session:
+            project = load_member_project(session, project_name, actor, Role.REVIEWER)
+            row = session.execute(
+                select(col(ModelRun.id), col(ModelRun.prediction_drift))
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id).desc())
+                .limit(1)
+            ).first()
+        if row is None or not row[1]:
+            return None
+        return PredictionDrift.from_json(dict(row[1]), model_run_id=int(row[0]))
+
+    @requires(Role.REVIEWER)
     def drift(
         self, project_name: str, *, actor: Actor, reference: int | None = None, new: int | None = None, seed: int = 0
     ):  # noqa: ANN201 - DriftReport
@@ -220,9 +241,9 @@ class HealthService:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             numbers = list(
                 session.execute(
-                    select(DatasetVersion.number)
-                    .where(DatasetVersion.project_id == project.id)
-                    .order_by(DatasetVersion.number)
+                    select(col(DatasetVersion.number))
+                    .where(col(DatasetVersion.project_id) == project.id)
+                    .order_by(col(DatasetVersion.number))
                 ).scalars()
             )
             if not numbers:
@@ -274,7 +295,7 @@ def drift_between(kind: ProjectKind, old: list[dict[str, Any]], fresh: list[dict
 
         rows = ([dict(c.get("features") or {}) for c in old], [dict(c.get("features") or {}) for c in fresh])
         names = sorted({k for sample in rows for r in sample for k in r})
-        columns = [{n: [r.get(n) for r in sample] for n in names} for sample in rows]
+        columns: list[dict[str, list[Any]]] = [{n: [r.get(n) for r in sample] for n in names} for sample in rows]
         numeric = [n for n in names if all(v is None or _is_number(v) for s in columns for v in s[n])]
         categorical = [n for n in names if n not in numeric]
         for sample in columns:
@@ -289,7 +310,9 @@ def drift_between(kind: ProjectKind, old: list[dict[str, Any]], fresh: list[dict
         ]
         vectorizer = DictVectorizer(sparse=False).fit(encoded[0] + encoded[1])
         features = (np.nan_to_num(vectorizer.transform(encoded[0])), np.nan_to_num(vectorizer.transform(encoded[1])))
-        return compare(columns[0], columns[1], numeric=numeric, categorical=categorical, features=features, seed=seed)
+        reference: dict[str, Sequence[object]] = dict(columns[0])
+        fresh_columns: dict[str, Sequence[object]] = dict(columns[1])
+        return compare(reference, fresh_columns, numeric=numeric, categorical=categorical, features=features, seed=seed)
     raise WorkbenchError("drift is measured for text and tabular projects")
 
 
@@ -298,7 +321,7 @@ def _exclude(session: Session, project: ProjectInfo, external_id: str, reason: s
     from workbench.domain import Decision, ItemState
 
     item = session.execute(
-        select(Item).where(Item.project_id == project.id, Item.external_id == external_id).with_for_update()
+        select(Item).where(col(Item.project_id) == project.id, col(Item.external_id) == external_id).with_for_update()
     ).scalar_one_or_none()
     if item is None:
         raise NotFound(f"no item {external_id!r} in {project.name!r}")

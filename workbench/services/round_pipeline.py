@@ -1,6 +1,6 @@
 """Retrain and rescore rounds, worker side: small named steps, then one publish transaction.
 
-    featurize -> cut version -> train -> evaluate -> rank -> publish
+    featurize -> cut version -> train -> evaluate -> predict -> rank -> publish
 
 (Featurizing comes first so that an item whose content cannot be featurized is quarantined before
 the version is cut, and the version leaves it out.)
@@ -8,7 +8,8 @@ the version is cut, and the version leaves it out.)
 A round runs in a worker process (``workbench worker``), never in the Streamlit server. The steps
 before ``publish`` only read the database (and write content-addressed files: the feature cache
 and the model artifact). ``publish`` writes the dataset version, the model run with its eval
-predictions, the new ranking and the job's completion in ONE transaction, so a killed or failed
+predictions, every scored item's latest prediction, the new ranking and the job's completion in
+ONE transaction, so a killed or failed
 round leaves none of them; its retry cuts the same version again (equal labels give an equal
 content hash, and an equal hash reuses the latest version) rather than another one.
 
@@ -28,14 +29,17 @@ from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Engine, delete, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 import strategies
 from workbench.config import workbench_home
+from workbench.db.bulk import insert_rows
 from workbench.db.models import (
+    DatasetVersion,
     DatasetVersionItem,
     EvalPrediction,
     Item,
+    ItemPrediction,
     Lease,
     ModelRun,
     RankEntry,
@@ -46,6 +50,7 @@ from workbench.domain import Actor, ClaimReason, ItemState, LeaseState, ProjectI
 from workbench.domain.rounds import EvalMetrics, RoundResult, TrackingOutcome, VersionJobResult
 from workbench.domain.stopping import STOP_SET_SIZE, Stability, cohen_kappa
 from workbench.errors import WorkbenchError
+from workbench.health.drift import PredictionDrift, prediction_drift
 from workbench.services._tx import audit, reading, write
 from workbench.services.jobs import complete_job
 from workbench.services.projects import check_strategy
@@ -57,6 +62,7 @@ ProgressFn = Callable[[float, str], None]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+PREDICT_CHUNK = 50_000  # rows per predict_proba call: bounds the memory of a large pool
 RANK_SIZE = 2000  # candidates kept in rank_entry; claims take from the top
 MIN_PER_LABEL = 2  # below this many labels of some class, the model is not used to rank (cold start)
 SEEDS_PER_LABEL = 10  # a cold-start seed set has this many items per label (a k-means cluster each)
@@ -138,6 +144,27 @@ class Stable:
 
 
 @dataclass(frozen=True)
+class Predicted:
+    """The model's predicted label (an index into the project's labels) and confidence (the
+    largest class probability) for every item it scored: the pool and eval items not quarantined,
+    in id order; with the prediction drift of the new batch (None: not measured)."""
+
+    item_ids: np.ndarray
+    label_index: np.ndarray
+    confidence: np.ndarray
+    drift: PredictionDrift | None = None
+
+    def rows(self, labels: tuple[str, ...], run_id: int, project_id: int) -> Any:
+        """item_prediction rows, in its column order (ITEM_PREDICTION_COLUMNS)."""
+        names = [str(label) for label in labels]
+        for item_id, k, p in zip(self.item_ids.tolist(), self.label_index.tolist(), self.confidence.tolist()):
+            yield (item_id, project_id, run_id, names[k], p)
+
+
+ITEM_PREDICTION_COLUMNS = ("item_id", "project_id", "model_run_id", "predicted", "confidence")
+
+
+@dataclass(frozen=True)
 class Ranked:
     entries: tuple[tuple[int, float], ...]  # (item id, score), best first
     strategy: str
@@ -204,6 +231,9 @@ class RoundPipeline:
         trained = clock.step("train", 65, self.train, project, X, pool, labeled, seed)
         evaluated = clock.step("evaluate", 75, self.evaluate, project, X, pool, labeled, trained.model, seed)
         stable = clock.step("stability", 80, self.stability, project, X, pool, labeled, trained.model)
+        predicted = clock.step("predict", 85, self.predict, project, X, pool, trained.model)
+        if predicted is not None:
+            predicted = clock.step("prediction drift", 86, self.prediction_drift, project, pool, predicted)
         ranked = clock.step("rank", 90, self.rank, project, X, pool, trained.model if trained.usable else None, seed)
         artifact = clock.step("artifact", 95, self.save_artifact, trained.model)
         progress(clock.done_pct, "publish")
@@ -220,6 +250,7 @@ class RoundPipeline:
             artifact=artifact,
             timings=clock.timings,
             stable=stable,
+            predicted=predicted,
         )
         # MLflow, after the commit: a failure is recorded on the model run, never raised.
         tracking = self.track(project, result, job_id=job_id, seed=seed, trained=trained, evaluated=evaluated)
@@ -259,6 +290,9 @@ class RoundPipeline:
             return None
         with reading(self.engine) as session:
             run = session.get(ModelRun, result.run_id)
+        if run is None or run.id is None or result.version is None or result.version_hash is None:
+            return None  # not a retrain's run (a rescore publishes no version), or the run is gone
+        run_id = run.id
         record = mlflow_tracking.RoundRecord(
             project=project.name,
             model_run_id=run.id,
@@ -286,11 +320,11 @@ class RoundPipeline:
             write(
                 self.engine,
                 lambda session: session.execute(
-                    update(ModelRun).where(ModelRun.id == run.id).values(tracking=outcome.to_json())
+                    update(ModelRun).where(col(ModelRun.id) == run_id).values(tracking=outcome.to_json())
                 ),
             )
         except Exception as exc:  # the round is committed; a lost note about MLflow must not fail it
-            log.warning("model run %s: could not record the MLflow outcome: %s", run.id, exc)
+            log.warning("model run %s: could not record the MLflow outcome: %s", run_id, exc)
         return outcome
 
     def rescore(
@@ -309,7 +343,10 @@ class RoundPipeline:
         with reading(self.engine) as session:
             pool = _load_pool(session, project)
             run = session.execute(
-                select(ModelRun).where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc()).limit(1)
+                select(ModelRun)
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id).desc())
+                .limit(1)
             ).scalar_one_or_none()
         X = clock.step(
             "features",
@@ -320,6 +357,8 @@ class RoundPipeline:
             lambda done, total: progress(10 * done / max(total, 1), f"features {done:,}/{total:,}"),
         )
         model = self.load(run) if run is not None else None
+        # The latest model's predictions for items imported since its round, too (the browser's filter).
+        predicted = clock.step("predict", 30, self.predict, project, X, pool, model)
         ranked = clock.step("rank", 50, self.rank, project, X, pool, model, seed)
         run_id = run.id if run is not None else None
         result = RoundResult(
@@ -332,6 +371,10 @@ class RoundPipeline:
         )
 
         def publish(session: Session) -> RoundResult:
+            if predicted is not None and run_id is not None:
+                started = time.perf_counter()
+                _replace_predictions(session, project, predicted, run_id)
+                result.timings["predictions"] = round(time.perf_counter() - started, 4)
             _replace_ranking(session, project.id, ranked, run_id)
             audit(
                 session,
@@ -386,7 +429,9 @@ class RoundPipeline:
         def compute() -> Any:
             with reading(self.engine) as session:
                 contents = (
-                    session.execute(select(Item.content).where(Item.project_id == project.id).order_by(Item.id))
+                    session.execute(
+                        select(col(Item.content)).where(col(Item.project_id) == project.id).order_by(col(Item.id))
+                    )
                     .scalars()
                     .all()
                 )
@@ -442,14 +487,14 @@ class RoundPipeline:
         with reading(self.engine) as session:
             stop_ids = (
                 session.execute(
-                    select(Item.id)
+                    select(col(Item.id))
                     .where(
-                        Item.project_id == project.id,
-                        Item.split == Split.POOL,
-                        Item.gold_label.is_(None),
-                        Item.state != ItemState.QUARANTINED,
+                        col(Item.project_id) == project.id,
+                        col(Item.split) == Split.POOL,
+                        col(Item.gold_label).is_(None),
+                        col(Item.state) != ItemState.QUARANTINED,
                     )
-                    .order_by(Item.random_key, Item.id)
+                    .order_by(col(Item.random_key), col(Item.id))
                     .limit(STOP_SET_SIZE)
                 )
                 .scalars()
@@ -458,7 +503,10 @@ class RoundPipeline:
             known = set(pool.ids.tolist())
             stop_ids = sorted(i for i in stop_ids if i in known)
             previous = session.execute(
-                select(ModelRun).where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc()).limit(1)
+                select(ModelRun)
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id).desc())
+                .limit(1)
             ).scalar_one_or_none()
             before: dict[int, str] = {}
             seen: set[int] = set()
@@ -466,26 +514,28 @@ class RoundPipeline:
             if previous is not None:
                 before = dict(
                     session.execute(
-                        select(StopPrediction.item_id, StopPrediction.predicted).where(
-                            StopPrediction.model_run_id == previous.id
+                        select(col(StopPrediction.item_id), col(StopPrediction.predicted)).where(
+                            col(StopPrediction.model_run_id) == previous.id
                         )
                     ).all()
                 )
                 seen = set(
                     session.execute(
-                        select(DatasetVersionItem.item_id).where(DatasetVersionItem.version_id == previous.version_id)
+                        select(col(DatasetVersionItem.item_id)).where(
+                            col(DatasetVersionItem.version_id) == previous.version_id
+                        )
                     ).scalars()
                 )
                 new_ids = [i for i in labeled.train_ids if i not in seen]
                 rows = (
                     session.execute(
-                        select(Lease.item_id, Lease.reason)
+                        select(col(Lease.item_id), col(Lease.reason))
                         .where(
-                            Lease.project_id == project.id,
-                            Lease.state == LeaseState.SUBMITTED,
-                            Lease.item_id.in_(new_ids),
+                            col(Lease.project_id) == project.id,
+                            col(Lease.state) == LeaseState.SUBMITTED,
+                            col(Lease.item_id).in_(new_ids),
                         )
-                        .order_by(Lease.id)
+                        .order_by(col(Lease.id))
                     ).all()
                     if new_ids
                     else []
@@ -523,6 +573,54 @@ class RoundPipeline:
             Stability(stop_n=len(shared), kappa=kappa, agreement=agreement, previous_run_id=previous.id, arms=arms),
         )
 
+    def predict(self, project: ProjectInfo, X: Any, pool: PoolData, model: Any) -> Predicted | None:
+        """The model's predicted label and confidence for every pool and eval item not quarantined
+        (None without a model)."""
+        if model is None:
+            return None
+        rows = np.flatnonzero(pool.states != ItemState.QUARANTINED.value)
+        index = np.empty(len(rows), dtype=np.int64)
+        confidence = np.empty(len(rows), dtype=np.float64)
+        for start in range(0, len(rows), PREDICT_CHUNK):
+            part = rows[start : start + PREDICT_CHUNK]
+            proba = np.asarray(model.predict_proba(X[part]))
+            index[start : start + len(part)] = proba.argmax(axis=1)
+            confidence[start : start + len(part)] = proba.max(axis=1)
+        return Predicted(pool.ids[rows], index, confidence)
+
+    def prediction_drift(self, project: ProjectInfo, pool: PoolData, predicted: Predicted) -> Predicted:
+        """Issue 15: predicted-label shares on the new batch (pool items imported since the version
+        of the previous round; every pool item before the first round) against the eval split."""
+        with reading(self.engine) as session:
+            since = session.execute(
+                select(col(DatasetVersion.created_at))
+                .join(ModelRun, col(ModelRun.version_id) == col(DatasetVersion.id))
+                .where(col(ModelRun.project_id) == project.id)
+                .order_by(col(ModelRun.id).desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            batch = np.asarray(
+                session.execute(
+                    select(col(Item.id)).where(
+                        col(Item.project_id) == project.id,
+                        col(Item.split) == Split.POOL.value,
+                        *([col(Item.created_at) > since] if since is not None else []),
+                    )
+                )
+                .scalars()
+                .all(),
+                dtype=np.int64,
+            )
+        labels = np.asarray(project.labels, dtype=object)
+        split = pool.splits[pool.rows(predicted.item_ids)]
+        in_batch = np.isin(predicted.item_ids, batch) & (split == Split.POOL.value)
+        drift = prediction_drift(
+            project.labels,
+            labels[predicted.label_index[split == Split.EVAL.value]],
+            labels[predicted.label_index[in_batch]],
+        )
+        return replace(predicted, drift=drift)
+
     def rank(self, project: ProjectInfo, X: Any, pool: PoolData, model: Any, seed: int) -> Ranked:
         """The best open pool items, by the project's strategy on the model, or a cold-start seed set
         of SEEDS_PER_LABEL items per label when there is no usable model (``model is None``)."""
@@ -540,9 +638,10 @@ class RoundPipeline:
             )
         except strategies.UnservableStrategy as exc:
             raise WorkbenchError(str(exc)) from None
-        used = strategies.REGISTRY[chosen.strategy]
+        name = chosen.strategy or project.strategy  # rank_pool always names the strategy it used
+        used = strategies.REGISTRY[name]
         entries = tuple((int(pool.ids[candidates[i]]), float(score)) for i, score in zip(chosen.indices, chosen.scores))
-        return Ranked(entries, chosen.strategy, model_free=model is None or not used.needs_model)
+        return Ranked(entries, name, model_free=model is None or not used.needs_model)
 
     def save_artifact(self, model: Any) -> tuple[str, str] | None:
         """The fitted model's file (content-addressed, written atomically) before it is registered."""
@@ -591,8 +690,10 @@ class RoundPipeline:
         artifact: tuple[str, str] | None,
         timings: dict[str, float],
         stable: Stable = Stable(),
+        predicted: Predicted | None = None,
     ) -> RoundResult:
-        """Version, model run, eval predictions, ranking and job completion: one transaction or none."""
+        """Version, model run, eval predictions, the latest predictions, ranking and job completion:
+        one transaction or none."""
         started = time.perf_counter()
         featurizer_key = self.featurizer(project).key()
 
@@ -617,8 +718,11 @@ class RoundPipeline:
                         duration_s=round(sum(timings.values()), 4),
                         created_at=utcnow(),
                         stability=stable.stability.to_json(),
+                        prediction_drift=(
+                            predicted.drift.to_json() if predicted is not None and predicted.drift else {}
+                        ),
                     )
-                    .returning(ModelRun.id)
+                    .returning(col(ModelRun.id))
                 ).scalar_one()
                 if evaluated.predictions:
                     session.execute(
@@ -636,6 +740,8 @@ class RoundPipeline:
                             for item_id, label in stable.predictions
                         ],
                     )
+            if run_id is not None and predicted is not None:
+                _replace_predictions(session, project, predicted, run_id)
             _replace_ranking(session, project.id, ranked, run_id)
             audit(
                 session,
@@ -671,7 +777,9 @@ class RoundPipeline:
 
 def _load_pool(session: Session, project: ProjectInfo) -> PoolData:
     rows = session.execute(
-        select(Item.id, Item.split, Item.state).where(Item.project_id == project.id).order_by(Item.id)
+        select(col(Item.id), col(Item.split), col(Item.state))
+        .where(col(Item.project_id) == project.id)
+        .order_by(col(Item.id))
     ).all()
     if not rows:
         raise WorkbenchError(f"project {project.name!r} has no items; import some first")
@@ -683,7 +791,7 @@ def _replace_ranking(session: Session, project_id: int, ranked: Ranked, run_id: 
     """The ranking in force, replaced whole; entries name the strategy that made them, and the model
     run only when that run's model was used to rank."""
     model_run_id = None if ranked.model_free else run_id
-    session.execute(delete(RankEntry).where(RankEntry.project_id == project_id))
+    session.execute(delete(RankEntry).where(col(RankEntry.project_id) == project_id))
     if ranked.entries:
         session.execute(
             insert(RankEntry),
@@ -699,3 +807,9 @@ def _replace_ranking(session: Session, project_id: int, ranked: Ranked, run_id: 
                 for position, (item_id, score) in enumerate(ranked.entries)
             ],
         )
+
+
+def _replace_predictions(session: Session, project: ProjectInfo, predicted: Predicted, run_id: int) -> None:
+    """The project's latest predictions, replaced whole (bulk: COPY on PostgreSQL)."""
+    session.execute(delete(ItemPrediction).where(col(ItemPrediction.project_id) == project.id))
+    insert_rows(session, ItemPrediction, ITEM_PREDICTION_COLUMNS, predicted.rows(project.labels, run_id, project.id))

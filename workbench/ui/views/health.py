@@ -114,6 +114,60 @@ def _drift(wb, actor, project) -> None:
         charts.grouped_bar(long, "bin", "share", "sample", key=f"drift_{histogram.feature}")
 
 
+def _prediction_drift(wb, actor, project) -> None:
+    """The latest round's predicted-label shares on the new batch against the eval split."""
+    report = wb.health.prediction_drift(project.name, actor=actor)
+    if report is None:
+        st.caption("Prediction drift: measured at each round that trains a model; none has yet.")
+        return
+    if report.p_value is None:
+        st.caption(
+            render.md(
+                f"Prediction drift (model run {report.model_run_id}): not tested; {report.n_new} new item(s) "
+                f"against {report.n_reference} eval item(s), with a sample empty or one label predicted."
+            )
+        )
+    elif report.drifted:
+        shift = report.largest_shift
+        moved = f" {shift.label}: {shift.reference_share:.0%} → {shift.new_share:.0%}." if shift else ""
+        st.warning(
+            render.md(
+                f"The model predicts differently on the {report.n_new} item(s) imported since the previous round "
+                f"than on the {report.n_reference} eval item(s) (chi-square {report.statistic:.1f}, "
+                f"p = {report.p_value:.2g}).{moved}"
+            )
+        )
+    else:
+        st.success(
+            render.md(
+                f"No prediction drift: {report.n_new} new item(s) against {report.n_reference} eval item(s) "
+                f"(chi-square {report.statistic:.1f}, p = {report.p_value:.2g}; model run {report.model_run_id})."
+            )
+        )
+    frame = pd.DataFrame(
+        [
+            {
+                "predicted label": s.label,
+                "eval items": s.reference_count,
+                "eval share": round(s.reference_share, 4),
+                "new items": s.new_count,
+                "new share": round(s.new_share, 4),
+                "change": round(s.new_share - s.reference_share, 4),
+            }
+            for s in report.shares
+        ]
+    )
+    st.dataframe(frame, hide_index=True, width="stretch")
+    long = pd.DataFrame(
+        [
+            {"label": s.label, "sample": sample, "share": share}
+            for s in report.shares
+            for sample, share in (("eval split", s.reference_share), ("new batch", s.new_share))
+        ]
+    )
+    charts.grouped_bar(long, "label", "share", "sample", key="prediction_drift_chart")
+
+
 def _subgroups(wb, actor, project) -> None:
     try:
         reports = wb.health.subgroups(project.name, actor=actor)
@@ -143,7 +197,13 @@ def main() -> None:
             st.success(render.md(f"{report.n_batch} item(s) checked: {report.summary()}."))
     _flags(wb, actor, project)
     st.subheader("Drift since the latest version")
-    _drift(wb, actor, project)
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Features**")
+        _drift(wb, actor, project)
+    with right:
+        st.markdown("**Predictions**")
+        _prediction_drift(wb, actor, project)
     _subgroups(wb, actor, project)
 
 

@@ -1,6 +1,6 @@
 """Items (reviewers and admins): find items by state, split, label, annotator, disagreement, skip
-reason, health flag or words in the text; page through them; export what is filtered; open one
-item's whole history."""
+reason, health flag, the latest model's prediction and confidence, or words in the text; page
+through them; export what is filtered; open one item's whole history."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import streamlit as st
 
 from workbench.domain import Role, Split
 from workbench.errors import WorkbenchError
-from workbench.services.browse import PAGE_SIZE, BrowseFilter, BrowseState, SortKey
+from workbench.services.browse import PAGE_SIZE, BrowseFilter, BrowseState, PredictionSource, SortKey
 from workbench.ui import render, session
 
 STATE_NAMES = {
@@ -34,6 +34,11 @@ SORTS = {
     SortKey.STATE: "state",
     SortKey.LABELS: "number of labels",
 }
+PREDICTION_SOURCES = {
+    PredictionSource.LATEST: "latest run (scored items)",
+    PredictionSource.EVAL: "eval split",
+    PredictionSource.STOP: "stop set",
+}
 OFFSET = "items_offset"
 SHOWN = "items_shown"
 
@@ -57,7 +62,23 @@ def _filters(project) -> BrowseFilter:
     annotator = f.text_input("Labeled by (user name)", key="items_annotator")
     skip = g.text_input("Skip reason", key="items_skip", placeholder="any skip: *")
     sort = h.selectbox("Sort by", list(SORTS), format_func=lambda s: SORTS[s], key="items_sort")
-    i, j, _ = st.columns([2, 2, 5])
+    k, m, i, j = st.columns([2, 3, 2, 2], vertical_alignment="bottom")
+    predicted = k.selectbox(
+        "Model predicts",
+        [None, *project.labels],
+        format_func=lambda s: "any" if s is None else s,
+        key="items_predicted",
+        help="the latest model run's predicted label (items it has scored)",
+    )
+    low, high = m.slider(
+        "Model confidence",
+        0.0,
+        1.0,
+        (0.0, 1.0),
+        step=0.01,
+        key="items_confidence",
+        help="the latest model run's largest class probability",
+    )
     disagreement = i.checkbox("Labels disagree", key="items_disagree")
     descending = j.checkbox("Descending", key="items_desc")
     skip_reason = None if not skip.strip() else ("" if skip.strip() == "*" else skip.strip())
@@ -70,6 +91,9 @@ def _filters(project) -> BrowseFilter:
         skip_reason=skip_reason,
         flag=flag,
         search=search if search.strip() else None,
+        predicted_label=predicted,
+        confidence_min=low if low > 0.0 else None,
+        confidence_max=high if high < 1.0 else None,
         sort=sort,
         descending=descending,
     )
@@ -92,7 +116,7 @@ def _detail(wb, actor, project, external_id: str) -> None:
         render.render_content(project, item.content, key=f"items_detail_{item.item_id}")
     for kind, reason in item.flags:
         st.caption(render.md(f"Health flag ({FLAGS.get(kind, kind)}): {reason}"))
-    tabs = st.tabs(["Annotations", "Claims and skips", "Adjudications", "Audit trail"])
+    tabs = st.tabs(["Annotations", "Claims and skips", "Adjudications", "Model predictions", "Audit trail"])
     with tabs[0]:
         st.dataframe(
             pd.DataFrame(
@@ -147,6 +171,26 @@ def _detail(wb, actor, project, external_id: str) -> None:
             width="stretch",
         )
     with tabs[3]:
+        if not item.predictions:
+            st.caption("No model run has predicted this item yet.")
+        else:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "model run": p.model_run_id,
+                            "trained": p.at,
+                            "kept as": PREDICTION_SOURCES[p.source],
+                            "predicted": p.label,
+                            "confidence": p.confidence,
+                        }
+                        for p in item.predictions
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+    with tabs[4]:
         st.dataframe(
             pd.DataFrame(
                 [
@@ -189,6 +233,8 @@ def main() -> None:
                 "state": r.state.value,
                 "final label": r.final_label or "",
                 "labels": r.n_labels,
+                "predicted": r.predicted_label or "",
+                "confidence": r.confidence,
                 "content": r.preview,
             }
             for r in page.rows
