@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from workbench.domain.alerts import AlertJobResult
+
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
@@ -248,7 +250,8 @@ class VersionJobResult:
         return cls(**_known(cls, data))
 
 
-JobResult = RoundResult | VersionJobResult
+# What a finished job stored: a round (retrain/rescore), a dataset version, or an alert evaluation.
+JobResult = RoundResult | VersionJobResult | AlertJobResult
 
 
 @dataclass(frozen=True)
