@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from workbench.domain.advice import Advice
+from workbench.domain.alerts import AlertJobResult
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +251,9 @@ class VersionJobResult:
         return cls(**_known(cls, data))
 
 
-JobResult = RoundResult | VersionJobResult | Advice
+# What a finished job stored: a round (retrain/rescore), a dataset version, an alert evaluation or
+# a strategy advice.
+JobResult = RoundResult | VersionJobResult | AlertJobResult | Advice
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,11 @@ import os
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, overload
 
 from sqlalchemy import Engine, delete, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import (
     AlertAttempt,
@@ -78,6 +79,10 @@ def backoff_s(attempts: int) -> float:
     return min(retry_base_s() * 2 ** max(0, attempts - 1), MAX_BACKOFF_S)
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: None) -> None: ...
 def _aware(value: datetime | None) -> datetime | None:
     from datetime import UTC
 
@@ -92,7 +97,7 @@ def _queue(session: Session, project_id: int, events: Iterable[AlertEvent]) -> i
     wanted = {AlertEvent(e).value for e in events}
     job = session.execute(
         select(Job)
-        .where(Job.project_id == project_id, Job.kind == JobKind.ALERT, Job.state == JobState.QUEUED)
+        .where(col(Job.project_id) == project_id, col(Job.kind) == JobKind.ALERT, col(Job.state) == JobState.QUEUED)
         .limit(1)
         .with_for_update()
     ).scalar_one_or_none()
@@ -100,10 +105,12 @@ def _queue(session: Session, project_id: int, events: Iterable[AlertEvent]) -> i
         merged = sorted(wanted | set((job.payload or {}).get("events") or ()))
         if merged != (job.payload or {}).get("events"):
             job.payload = {"events": merged}
+        assert job.id is not None  # a loaded row
         return job.id
     job = Job(project_id=project_id, kind=JobKind.ALERT, payload={"events": sorted(wanted)}, message="queued")
     session.add(job)
     session.flush()
+    assert job.id is not None  # flushed
     return job.id
 
 
@@ -113,7 +120,9 @@ def queue_check(engine: Engine, project_id: int, event: AlertEvent) -> int | Non
     try:
         with reading(engine) as session:
             has_rule = session.execute(
-                select(AlertRule.id).where(AlertRule.project_id == project_id, AlertRule.enabled.is_(True)).limit(1)
+                select(col(AlertRule.id))
+                .where(col(AlertRule.project_id) == project_id, col(AlertRule.enabled).is_(True))
+                .limit(1)
             ).first()
         if has_rule is None:
             return None
@@ -150,12 +159,15 @@ def _agreement(engine: Engine, project: ProjectInfo, threshold: float) -> list[t
 def _accuracy_drop(engine: Engine, project: ProjectInfo, threshold: float) -> list[tuple[str, bool, Firing]]:
     with reading(engine) as session:
         rows = session.execute(
-            select(ModelRun.id, ModelRun.metrics).where(ModelRun.project_id == project.id).order_by(ModelRun.id.desc())
+            select(col(ModelRun.id), col(ModelRun.metrics))
+            .where(col(ModelRun.project_id) == project.id)
+            .order_by(col(ModelRun.id).desc())
         ).all()
     runs = [(run_id, m) for run_id, m in ((r, EvalMetrics.from_json(raw)) for r, raw in rows) if m.evaluated][:2]
     if len(runs) < 2:
         raise _Unknown("fewer than two evaluated rounds")
     (last_id, last), (prev_id, prev) = runs
+    assert last.accuracy is not None and prev.accuracy is not None  # both evaluated
     upper = last.accuracy_ci95[1] if last.accuracy_ci95 else last.accuracy
     margin = max(0.0, upper - last.accuracy)
     drop = prev.accuracy - last.accuracy
@@ -228,19 +240,19 @@ def _review_age(engine: Engine, project: ProjectInfo, threshold: float) -> list[
     """How long the oldest item in review has waited since its last label."""
     with reading(engine) as session:
         waited = (
-            select(Item.external_id, func.max(Annotation.created_at).label("since"))
-            .join(Annotation, Annotation.item_id == Item.id)
+            select(col(Item.external_id), func.max(col(Annotation.created_at)).label("since"))
+            .join(Annotation, col(Annotation.item_id) == col(Item.id))
             .where(
-                Item.project_id == project.id,
-                Item.state == ItemState.REVIEW,
-                Annotation.source == AnnotationSource.HUMAN,
+                col(Item.project_id) == project.id,
+                col(Item.state) == ItemState.REVIEW,
+                col(Annotation.source) == AnnotationSource.HUMAN,
             )
-            .group_by(Item.id, Item.external_id)
+            .group_by(col(Item.id), col(Item.external_id))
             .subquery()
         )
         oldest = session.execute(select(waited.c.external_id, waited.c.since).order_by(waited.c.since).limit(1)).first()
         waiting = session.execute(
-            select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.REVIEW)
+            select(func.count()).where(col(Item.project_id) == project.id, col(Item.state) == ItemState.REVIEW)
         ).scalar_one()
     if oldest is None:
         hours, holds, name = 0.0, False, ""
@@ -340,6 +352,7 @@ def _send(channel: str, target: str, subject: str, text: str, payload: dict, url
 def _record(session: Session, delivery_id: int, sent: Sent, *, final: bool) -> None:
     """Log an attempt and move the delivery on: sent, retried later, or failed for good."""
     delivery = session.get(AlertDelivery, delivery_id, with_for_update=True)
+    assert delivery is not None  # the caller created or claimed it; deliveries are not deleted meanwhile
     now = utcnow()
     delivery.attempts += 1
     session.add(
@@ -362,6 +375,7 @@ def _record(session: Session, delivery_id: int, sent: Sent, *, final: bool) -> N
 
 
 def _delivery_info(d: AlertDelivery, project: str, attempts: Iterable[AlertAttempt] = ()) -> DeliveryInfo:
+    assert d.id is not None  # a stored row
     return DeliveryInfo(
         id=d.id,
         project=project,
@@ -436,21 +450,24 @@ class AlertService:
         with reading(self.engine) as session:
             project = load_project(session, project_name)
             rules = (
-                session.execute(select(AlertRule).where(AlertRule.project_id == project.id).order_by(AlertRule.id))
+                session.execute(
+                    select(AlertRule).where(col(AlertRule.project_id) == project.id).order_by(col(AlertRule.id))
+                )
                 .scalars()
                 .all()
             )
             active: dict[int, list[str]] = {}
             for rule_id, subject in session.execute(
-                select(AlertState.rule_id, AlertState.subject)
-                .where(AlertState.rule_id.in_([r.id for r in rules]), AlertState.active.is_(True))
-                .order_by(AlertState.subject)
+                select(col(AlertState.rule_id), col(AlertState.subject))
+                .where(col(AlertState.rule_id).in_([r.id for r in rules]), col(AlertState.active).is_(True))
+                .order_by(col(AlertState.subject))
             ):
                 active.setdefault(rule_id, []).append(subject)
         return [self._rule_info(r, project.name, active.get(r.id, ())) for r in rules]
 
     @staticmethod
     def _rule_info(rule: AlertRule, project: str, active: Iterable[str]) -> AlertRuleInfo:
+        assert rule.id is not None  # a stored row
         return AlertRuleInfo(
             id=rule.id,
             project=project,
@@ -472,8 +489,8 @@ class AlertService:
             rule = session.get(AlertRule, rule_id, with_for_update=True)
             if rule is None or rule.project_id != project.id:
                 raise NotFound(f"project {project.name!r} has no alert rule {rule_id}")
-            session.execute(delete(AlertState).where(AlertState.rule_id == rule_id))
-            session.execute(update(AlertDelivery).where(AlertDelivery.rule_id == rule_id).values(rule_id=None))
+            session.execute(delete(AlertState).where(col(AlertState.rule_id) == rule_id))
+            session.execute(update(AlertDelivery).where(col(AlertDelivery.rule_id) == rule_id).values(rule_id=None))
             session.delete(rule)
             audit(session, "alert.rule_remove", actor_id=actor.id, project_id=project.id, rule_id=rule_id)
 
@@ -487,8 +504,8 @@ class AlertService:
             rows = (
                 session.execute(
                     select(AlertDelivery)
-                    .where(AlertDelivery.project_id == project.id)
-                    .order_by(AlertDelivery.id.desc())
+                    .where(col(AlertDelivery.project_id) == project.id)
+                    .order_by(col(AlertDelivery.id).desc())
                     .limit(limit)
                 )
                 .scalars()
@@ -497,8 +514,8 @@ class AlertService:
             attempts: dict[int, list[AlertAttempt]] = {}
             for a in session.execute(
                 select(AlertAttempt)
-                .where(AlertAttempt.delivery_id.in_([d.id for d in rows]))
-                .order_by(AlertAttempt.delivery_id, AlertAttempt.number)
+                .where(col(AlertAttempt.delivery_id).in_([d.id for d in rows]))
+                .order_by(col(AlertAttempt.delivery_id), col(AlertAttempt.number))
             ).scalars():
                 attempts.setdefault(a.delivery_id, []).append(a)
         return [_delivery_info(d, project.name, attempts.get(d.id, ())) for d in rows]
@@ -526,7 +543,7 @@ class AlertService:
                 events = [*events, *((job.payload or {}).get("events") or ())] if job is not None else events
             rules = (
                 session.execute(
-                    select(AlertRule).where(AlertRule.project_id == project.id, AlertRule.enabled.is_(True))
+                    select(AlertRule).where(col(AlertRule.project_id) == project.id, col(AlertRule.enabled).is_(True))
                 )
                 .scalars()
                 .all()
@@ -553,7 +570,7 @@ class AlertService:
             locked = {
                 r.id: r
                 for r in session.execute(
-                    select(AlertRule).where(AlertRule.id.in_(list(outcomes))).with_for_update()
+                    select(AlertRule).where(col(AlertRule.id).in_(list(outcomes))).with_for_update()
                 ).scalars()
             }
             for rule_id, conditions in outcomes.items():
@@ -562,7 +579,7 @@ class AlertService:
                     continue
                 states = {
                     s.subject: s
-                    for s in session.execute(select(AlertState).where(AlertState.rule_id == rule_id)).scalars()
+                    for s in session.execute(select(AlertState).where(col(AlertState.rule_id) == rule_id)).scalars()
                 }
                 seen = set()
                 for subject, holds, firing in conditions:
@@ -615,11 +632,11 @@ class AlertService:
                 session.execute(
                     select(AlertDelivery)
                     .where(
-                        AlertDelivery.project_id == project.id,
-                        AlertDelivery.state == DeliveryState.PENDING,
-                        AlertDelivery.next_attempt_at <= now,
+                        col(AlertDelivery.project_id) == project.id,
+                        col(AlertDelivery.state) == DeliveryState.PENDING,
+                        col(AlertDelivery.next_attempt_at) <= now,
                     )
-                    .order_by(AlertDelivery.id)
+                    .order_by(col(AlertDelivery.id))
                     .limit(CLAIM_BATCH)
                     .with_for_update(skip_locked=True)
                 )
@@ -633,7 +650,7 @@ class AlertService:
         sent = failed = 0
         for delivery_id, channel, target, subject, text, payload in write(self.engine, claim):
             outcome = _send(channel, target, subject, text, payload)
-            write(self.engine, lambda session, o=outcome, i=delivery_id: _record(session, i, o, final=False))
+            write(self.engine, partial(_record, delivery_id=delivery_id, sent=outcome, final=False))
             sent, failed = sent + outcome.ok, failed + (not outcome.ok)
         return sent, failed
 
@@ -644,13 +661,16 @@ class AlertService:
         with reading(self.engine) as session:
             projects = list(
                 session.execute(
-                    select(AlertDelivery.project_id)
-                    .where(AlertDelivery.state == DeliveryState.PENDING, AlertDelivery.next_attempt_at <= utcnow())
+                    select(col(AlertDelivery.project_id))
+                    .where(
+                        col(AlertDelivery.state) == DeliveryState.PENDING,
+                        col(AlertDelivery.next_attempt_at) <= utcnow(),
+                    )
                     .distinct()
                 ).scalars()
             )
         for project_id in projects:
-            write(self.engine, lambda session, p=project_id: _queue(session, p, [AlertEvent.RETRY]))
+            write(self.engine, partial(_queue, project_id=project_id, events=[AlertEvent.RETRY]))
         return projects
 
     # -- test -------------------------------------------------------------------------------------
@@ -664,7 +684,7 @@ class AlertService:
             check_channels(None, email_to)
         with reading(self.engine) as session:
             project = load_project(session, project_name)
-            rules = session.execute(select(AlertRule).where(AlertRule.project_id == project.id)).scalars().all()
+            rules = session.execute(select(AlertRule).where(col(AlertRule.project_id) == project.id)).scalars().all()
         targets: list[tuple[AlertChannel, str, str | None]] = []
         if webhook_url:
             targets.append((AlertChannel.WEBHOOK, url_host(webhook_url), webhook_url))
@@ -701,13 +721,17 @@ class AlertService:
             delivery_id = write(self.engine, create)
             with reading(self.engine) as session:
                 row = session.get(AlertDelivery, delivery_id)
+                assert row is not None  # created above
                 message = (row.channel, row.target, row.subject, row.text, dict(row.payload))
             outcome = _send(*message, url=url)
-            write(self.engine, lambda session, o=outcome, i=delivery_id: _record(session, i, o, final=True))
+            write(self.engine, partial(_record, delivery_id=delivery_id, sent=outcome, final=True))
             with reading(self.engine) as session:
                 row = session.get(AlertDelivery, delivery_id)
+                assert row is not None  # created above
                 attempts = session.execute(
-                    select(AlertAttempt).where(AlertAttempt.delivery_id == delivery_id).order_by(AlertAttempt.number)
+                    select(AlertAttempt)
+                    .where(col(AlertAttempt.delivery_id) == delivery_id)
+                    .order_by(col(AlertAttempt.number))
                 ).scalars()
                 out.append(_delivery_info(row, project.name, list(attempts)))
         return out

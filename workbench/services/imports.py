@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select
-from sqlmodel import Session
+from sqlalchemy import Connection, Engine, func, inspect, select
+from sqlmodel import Session, col
 
 from workbench.db.engine import read_only, write_gate
 from workbench.db.models import Item, Project, utcnow
-from workbench.domain import Actor, AnnotationSource, ProjectKind, Role, Split
+from workbench.domain import Actor, AnnotationSource, DuplicatePolicy, ProjectKind, Role, Split
 from workbench.errors import NotFound, WorkbenchError, storage_fault
 from workbench.importing.limits import Limits, size
 from workbench.importing.readers import FolderReader, Reader, detect_format, open_reader
@@ -52,6 +52,9 @@ from workbench.services.projects import check_writable, load_project
 # progress(done, total): bytes of the file read so far (rows for Parquet and image folders).
 Progress = Callable[[int, int], None]
 SAMPLE_SIZE = 5
+
+# A batch's duplicate rows: (position in the batch, message); None: left alone (--on-duplicate skip).
+Duplicates = list[tuple[int, str | None]]
 
 _ITEM_COLUMNS = (
     "project_id, external_id, split, state, content, final_label, slots_taken, n_annotations, random_key, created_at"
@@ -85,6 +88,7 @@ def _widen_sqlite_cache(conn: Connection) -> int | None:
     if conn.dialect.name != "sqlite":
         return None
     raw = conn.connection.driver_connection  # autocommit at the driver: no transaction begun
+    assert raw is not None  # an open connection
     previous = raw.execute("PRAGMA cache_size").fetchone()[0]
     raw.execute(f"PRAGMA cache_size=-{SQLITE_IMPORT_CACHE_KIB}")
     return previous
@@ -103,8 +107,14 @@ class _Sink:
         # SQLite: multi-row VALUES with qmark parameters. PostgreSQL: COPY, or one array parameter
         # per column unnested server-side (a short statement psycopg prepares once).
         self.postgres = conn.dialect.name == "postgresql"
-        self.max_item_id = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM item").scalar()
+        self.max_item_id: int = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM item").scalar_one()
         self._sql: dict[int, str] = {}
+
+    # external id -> item id of the last batch (set by _WriteSink.add, for the health pass)
+    inserted: dict[str, int]
+
+    def add(self, batch: list, splits: list[str], keys: list[float], *, annotate: bool) -> Duplicates:
+        raise NotImplementedError
 
     def _existing(self, external_ids: list[str]) -> dict[str, int]:
         if self.postgres:
@@ -135,7 +145,9 @@ class _Sink:
                 rows = self.conn.exec_driver_sql("SELECT id, content FROM item WHERE id = ANY(%s)", (chunk,)).all()
             else:
                 marks = ",".join(["?"] * len(chunk))
-                rows = self.conn.exec_driver_sql(f"SELECT id, content FROM item WHERE id IN ({marks})", tuple(chunk))
+                rows = self.conn.exec_driver_sql(
+                    f"SELECT id, content FROM item WHERE id IN ({marks})", tuple(chunk)
+                ).all()
             found.update((i, c if isinstance(c, dict) else json.loads(c)) for i, c in rows)
         return found
 
@@ -154,9 +166,11 @@ class _Sink:
                 out[position] = f"id {external_id!r} is already in the project (item {item_id})"
         return out
 
-    def _classify(self, batch: list, accepted: set[str] | dict) -> list[tuple[int, str | None]]:
+    def _classify(self, batch: list, accepted: set[str] | dict) -> Duplicates:
         """Duplicates of a batch, given the external ids the database accepted from it."""
-        duplicates, first_row, unresolved = [], {}, []
+        duplicates: Duplicates = []
+        first_row: dict[str, int] = {}
+        unresolved: list[int] = []
         for position, (row, _line, external_id, _content, _prelabel) in enumerate(batch):
             if external_id in first_row:
                 duplicates.append(
@@ -168,7 +182,7 @@ class _Sink:
                     unresolved.append(position)
         if unresolved:
             existing = self._existing([batch[p][2] for p in unresolved])
-            in_project = {}
+            in_project: dict[int, int] = {}
             for position in unresolved:
                 external_id = batch[position][2]
                 item_id = existing.get(external_id)
@@ -184,7 +198,7 @@ class _Sink:
 class _WriteSink(_Sink):
     """Inserts items (and prelabel annotations) for real, inside the caller's transaction."""
 
-    def add(self, batch: list, splits: list[str], keys: list[float], *, annotate: bool) -> list[tuple[int, str]]:
+    def add(self, batch: list, splits: list[str], keys: list[float], *, annotate: bool) -> Duplicates:
         n = len(batch)
         created = self.created_at
         if self.postgres and self._copy_ok(batch):
@@ -277,7 +291,7 @@ class _CheckSink(_Sink):
         suffix = "" if conn.dialect.name == "sqlite" else " ON COMMIT DROP"
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {self.table} (external_id TEXT PRIMARY KEY){suffix}")
 
-    def add(self, batch: list, splits: list[str], keys: list[float], *, annotate: bool) -> list[tuple[int, str]]:
+    def add(self, batch: list, splits: list[str], keys: list[float], *, annotate: bool) -> Duplicates:
         n = len(batch)
         if self.postgres:
             result = self.conn.exec_driver_sql(
@@ -295,7 +309,9 @@ class _CheckSink(_Sink):
             result = self.conn.exec_driver_sql(sql, tuple(b[2] for b in batch))
         new = {r[0] for r in result.all()}
         existing = self._existing(list(dict.fromkeys(b[2] for b in batch)))
-        duplicates, first_row, in_project = [], {}, {}
+        duplicates: Duplicates = []
+        first_row: dict[str, int] = {}
+        in_project: dict[int, int] = {}
         for position, (row, _line, external_id, _content, _prelabel) in enumerate(batch):
             if external_id in first_row:
                 duplicates.append(
@@ -331,9 +347,9 @@ def _feed_existing(conn: Connection, project_id: int, health, chunk: int = 20_00
     last = 0
     while True:
         rows = conn.execute(
-            select(Item.id, Item.external_id, Item.split, Item.content)
-            .where(Item.project_id == project_id, Item.id > last)
-            .order_by(Item.id)
+            select(col(Item.id), col(Item.external_id), col(Item.split), col(Item.content))
+            .where(col(Item.project_id) == project_id, col(Item.id) > last)
+            .order_by(col(Item.id))
             .limit(chunk)
         ).all()
         if not rows:
@@ -354,18 +370,22 @@ def _remove_items(conn: Connection, item_ids: list[int]) -> dict[str, int]:
     removed = {"items": 0, "prelabels": 0}
     for start in range(0, len(item_ids), 1000):
         part = item_ids[start : start + 1000]
-        for split, n in conn.execute(select(Item.split, func.count()).where(Item.id.in_(part)).group_by(Item.split)):
+        for split, n in conn.execute(
+            select(col(Item.split), func.count()).where(col(Item.id).in_(part)).group_by(col(Item.split))
+        ):
             removed[split] = removed.get(split, 0) + n
         removed["prelabels"] += conn.execute(
-            delete(Annotation).where(Annotation.item_id.in_(part), Annotation.source == AnnotationSource.IMPORT)
+            delete(Annotation).where(
+                col(Annotation.item_id).in_(part), col(Annotation.source) == AnnotationSource.IMPORT
+            )
         ).rowcount
         # Label Studio imports also bring human labels, each with its (submitted) lease.
         removed["annotations"] = (
             removed.get("annotations", 0)
-            + conn.execute(delete(Annotation).where(Annotation.item_id.in_(part))).rowcount
+            + conn.execute(delete(Annotation).where(col(Annotation.item_id).in_(part))).rowcount
         )
-        conn.execute(delete(Lease).where(Lease.item_id.in_(part)))
-        removed["items"] += conn.execute(delete(Item).where(Item.id.in_(part))).rowcount
+        conn.execute(delete(Lease).where(col(Lease.item_id).in_(part)))
+        removed["items"] += conn.execute(delete(Item).where(col(Item.id).in_(part))).rowcount
     return removed
 
 
@@ -383,7 +403,7 @@ def _analyze_items(engine: Engine) -> None:
 def _last_item_id(engine: Engine, project_id: int) -> int | None:
     """The project's highest item id before an import (the items of the import come after it)."""
     with reading(engine) as session:
-        return session.execute(select(func.max(Item.id)).where(Item.project_id == project_id)).scalar_one()
+        return session.execute(select(func.max(col(Item.id))).where(col(Item.project_id) == project_id)).scalar_one()
 
 
 class ImportService:
@@ -533,7 +553,7 @@ class ImportService:
                 path,
                 fmt,
                 delimiter=opts.delimiter,
-                names=opts.columns,
+                names=list(opts.columns) if opts.columns is not None else None,
                 skip_initial_space=opts.skip_initial_space,
                 limits=limits,
             )
@@ -588,8 +608,9 @@ class ImportService:
             if info.kind is ProjectKind.IMAGE:
                 root, prefix, save_root = self._image_root(info, opts, default_root)
             reader = open_()
-            if getattr(reader, "prelabel_col", None) and opts.prelabel_col is None:
-                opts = replace(opts, prelabel_col=reader.prelabel_col)  # Label Studio predictions
+            found_prelabels = getattr(reader, "prelabel_col", None)  # Label Studio predictions
+            if found_prelabels and opts.prelabel_col is None:
+                opts = replace(opts, prelabel_col=found_prelabels)
             report.encoding = reader.encoding
             report.columns = list(reader.columns)
             builder = RowBuilder(
@@ -621,9 +642,9 @@ class ImportService:
         }
 
         engine = read_only(self.engine) if report.dry_run else self.engine
-        created_at = Item.__table__.c.created_at.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+        bind = inspect(Item).columns["created_at"].type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
         now = utcnow()
-        created_at = created_at(now) if created_at else now
+        created_at = bind(now) if bind else now
         rng = np.random.default_rng(seed)
         # A real import holds the write lock for its whole transaction; on SQLite, service writers
         # then queue on the write gate and wake when it commits, instead of polling the lock.
@@ -633,7 +654,7 @@ class ImportService:
             from workbench.services.health import health_settings
 
             health = health_pass(info.kind.value, **health_settings(info))
-        report.options["on_near_duplicate"] = opts.on_near_duplicate.value
+        report.options["on_near_duplicate"] = DuplicatePolicy(opts.on_near_duplicate).value  # an enum after init
         last_id = _last_item_id(self.engine, info.id) if builder.gold_answers and not report.dry_run else None
         try:
             self._write(
@@ -677,14 +698,16 @@ class ImportService:
 
         def move(session) -> dict[str, str]:  # noqa: ANN001
             conn = session.connection()
-            new = select(Item.external_id).where(Item.project_id == info.id, Item.external_id.in_(list(answers)))
+            new = select(col(Item.external_id)).where(
+                col(Item.project_id) == info.id, col(Item.external_id).in_(list(answers))
+            )
             if last_id is not None:
-                new = new.where(Item.id > last_id)
+                new = new.where(col(Item.id) > last_id)
             fresh = set(conn.execute(new).scalars())
             if fresh:
                 conn.execute(
                     update(Item)
-                    .where(Item.project_id == info.id, Item.external_id.in_(sorted(fresh)))
+                    .where(col(Item.project_id) == info.id, col(Item.external_id).in_(sorted(fresh)))
                     .values(split=Split.POOL)
                 )
             return {e: label for e, label in answers.items() if e in fresh}
@@ -791,7 +814,9 @@ class ImportService:
                 if transaction.is_active:
                     transaction.rollback()
                 if restore_cache is not None:
-                    conn.connection.driver_connection.execute(f"PRAGMA cache_size={int(restore_cache)}")
+                    raw = conn.connection.driver_connection
+                    assert raw is not None  # still open
+                    raw.execute(f"PRAGMA cache_size={int(restore_cache)}")
 
     @staticmethod
     def _stream(
@@ -815,7 +840,7 @@ class ImportService:
         batch: list[tuple] = []
         contents: list[dict] = []
 
-        def account(done: list, splits: list[str], duplicates: list[tuple[int, str]]) -> None:
+        def account(done: list, splits: list[str], duplicates: Duplicates) -> None:
             bad = set()
             for position, message in duplicates:
                 bad.add(position)
@@ -876,6 +901,7 @@ class ImportService:
                 kind = problems[0][0]
                 report.add_error(RowError(row, kind.value, "; ".join(m for _, m in problems), line))
                 continue
+            assert values is not None  # a row without problems has its values
             try:
                 external_id, content, prelabel = build(row, values)
             except RowProblem as problem:
@@ -919,9 +945,11 @@ class ImportService:
         users: dict[str, int] = {}
         names = sorted(wanted)
         for start in range(0, len(names), 500):
-            users.update(
-                conn.execute(select(User.name, User.id).where(User.name.in_(names[start : start + 500]))).all()
-            )
+            for name, user_id in conn.execute(
+                select(col(User.name), col(User.id)).where(col(User.name).in_(names[start : start + 500]))
+            ):
+                assert user_id is not None  # a primary key
+                users[name] = user_id
         labels = set(info.labels)
         resolved: dict[int, list[tuple[int, str, Any, Any]]] = {}
         for row in sorted(human):
@@ -970,7 +998,7 @@ class ImportService:
                 ]
                 lease_ids = (
                     conn.execute(
-                        insert(Lease).returning(Lease.id, sort_by_parameter_order=True),
+                        insert(Lease).returning(col(Lease.id), sort_by_parameter_order=True),
                         [
                             {
                                 "project_id": info.id,
@@ -1008,7 +1036,7 @@ class ImportService:
                 )
                 conn.execute(
                     update(Item)
-                    .where(Item.id == bindparam("b_item"))
+                    .where(col(Item.id) == bindparam("b_item"))
                     .values(n_annotations=bindparam("b_n"), slots_taken=bindparam("b_n")),
                     [{"b_item": item_id, "b_n": len(found)} for item_id, found in chunk],
                 )
@@ -1032,6 +1060,8 @@ class ImportService:
                 if project is None:
                     raise NotFound(f"project {info.name!r} was deleted during the import")
                 project.settings = {**project.settings, "image_root": save_root}
+            with_annotations: dict[str, Any] = {"annotations": report.annotations} if report.annotations else {}
+            with_image_root: dict[str, Any] = {"image_root": save_root} if save_root else {}
             audit(
                 session,
                 "import",
@@ -1048,11 +1078,11 @@ class ImportService:
                 eval=report.n_eval,
                 pool=report.n_pool,
                 prelabels=report.prelabels,
-                **({"annotations": report.annotations} if report.annotations else {}),
+                **with_annotations,
                 left_alone=report.left_alone,
                 eval_fraction=report.eval_fraction,
                 seed=report.seed,
                 options={k: v for k, v in report.options.items() if v is not None},
-                **({"image_root": save_root} if save_root else {}),
+                **with_image_root,
             )
             session.flush()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import Job, WorkerProcess, utcnow
 from workbench.domain import Actor, JobInfo, JobKind, JobState, Role
+from workbench.domain.alerts import AlertJobResult
 from workbench.domain.rounds import JobPayload, JobResult, RoundResult, VersionJobResult
 from workbench.errors import NotFound
 from workbench.services._auth import requires
@@ -65,12 +67,13 @@ def _give_back(session: Session, job: Job, reason: str, *, counts: bool) -> JobS
 
 def _sweep_stale(session: Session, stale_after: timedelta) -> list[int]:
     now = utcnow()
-    dead = or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < now - stale_after)
-    swept = []
+    dead = or_(col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < now - stale_after)
+    swept: list[int] = []
     for job in session.execute(
-        select(Job).where(Job.state == JobState.RUNNING, dead).with_for_update(skip_locked=True)
+        select(Job).where(col(Job.state) == JobState.RUNNING, dead).with_for_update(skip_locked=True)
     ).scalars():
         _give_back(session, job, f"worker {job.worker} stopped responding", counts=True)
+        assert job.id is not None  # a loaded row
         swept.append(job.id)
     return swept
 
@@ -82,8 +85,6 @@ def job_result(kind: JobKind, stored: dict | None) -> JobResult | None:
     if kind == JobKind.VERSION:
         return VersionJobResult.from_json(stored)
     if kind == JobKind.ALERT:
-        from workbench.domain.alerts import AlertJobResult
-
         return AlertJobResult.from_json(stored)
     if kind == JobKind.ADVISE:
         from workbench.domain.advice import Advice
@@ -94,6 +95,7 @@ def job_result(kind: JobKind, stored: dict | None) -> JobResult | None:
 
 def job_info(job: Job) -> JobInfo:
     kind = JobKind(job.kind)
+    assert job.id is not None  # flushed or loaded
     return JobInfo(
         id=job.id,
         project_id=job.project_id,
@@ -135,7 +137,9 @@ class JobService:
             pending = session.execute(
                 select(Job)
                 .where(
-                    Job.project_id == project.id, Job.kind == kind, Job.state.in_([JobState.QUEUED, JobState.RUNNING])
+                    col(Job.project_id) == project.id,
+                    col(Job.kind) == kind,
+                    col(Job.state).in_([JobState.QUEUED, JobState.RUNNING]),
                 )
                 .limit(1)
             ).scalar_one_or_none()
@@ -172,8 +176,8 @@ class JobService:
             _sweep_stale(session, stale_after)
             job = session.execute(
                 select(Job)
-                .where(Job.state == JobState.QUEUED)
-                .order_by(Job.created_at, Job.id)
+                .where(col(Job.state) == JobState.QUEUED)
+                .order_by(col(Job.created_at), col(Job.id))
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).scalar_one_or_none()
@@ -202,14 +206,14 @@ class JobService:
         def work(session: Session) -> list[int]:
             jobs = (
                 session.execute(
-                    select(Job).where(Job.state == JobState.RUNNING, Job.worker == worker).with_for_update()
+                    select(Job).where(col(Job.state) == JobState.RUNNING, col(Job.worker) == worker).with_for_update()
                 )
                 .scalars()
                 .all()
             )
             for job in jobs:
                 _give_back(session, job, reason, counts=counts)
-            return [job.id for job in jobs]
+            return [job.id for job in jobs if job.id is not None]  # loaded rows: all have ids
 
         return write(self.engine, work)
 
@@ -233,17 +237,20 @@ class JobService:
         is False), without waiting for their lease to go stale; drops their registry rows."""
 
         def work(session: Session) -> list[int]:
-            given = []
+            given: list[int] = []
             for job in (
-                session.execute(select(Job).where(Job.state == JobState.RUNNING, Job.worker.like(f"{host}:%")))
+                session.execute(
+                    select(Job).where(col(Job.state) == JobState.RUNNING, col(Job.worker).like(f"{host}:%"))
+                )
                 .scalars()
                 .all()
             ):
                 pid = (job.worker or "").rpartition(":")[2]
                 if pid.isdigit() and not is_alive(int(pid)):
                     _give_back(session, job, f"worker {job.worker} is gone (its process ended)", counts=True)
+                    assert job.id is not None  # a loaded row
                     given.append(job.id)
-            for row in session.execute(select(WorkerProcess).where(WorkerProcess.host == host)).scalars().all():
+            for row in session.execute(select(WorkerProcess).where(col(WorkerProcess.host) == host)).scalars().all():
                 if not is_alive(row.pid):
                     session.delete(row)
             return given
@@ -255,7 +262,7 @@ class JobService:
     def register_worker(self, name: str, host: str, pid: int, *, actor: Actor) -> None:
 
         def work(session: Session) -> None:
-            session.execute(delete(WorkerProcess).where(WorkerProcess.name == name))
+            session.execute(delete(WorkerProcess).where(col(WorkerProcess.name) == name))
             session.add(WorkerProcess(name=name, host=host, pid=pid, started_at=utcnow(), heartbeat_at=utcnow()))
 
         write(self.engine, work)
@@ -276,7 +283,9 @@ class JobService:
 
     @requires(Role.ADMIN)
     def unregister_worker(self, name: str, *, actor: Actor) -> None:
-        write(self.engine, lambda session: session.execute(delete(WorkerProcess).where(WorkerProcess.name == name)))
+        write(
+            self.engine, lambda session: session.execute(delete(WorkerProcess).where(col(WorkerProcess.name) == name))
+        )
 
     @requires(Role.ANNOTATOR)
     def live_workers(self, *, actor: Actor, within: timedelta = WORKER_ALIVE) -> list[WorkerInfo]:
@@ -285,8 +294,8 @@ class JobService:
             rows = (
                 session.execute(
                     select(WorkerProcess)
-                    .where(WorkerProcess.heartbeat_at >= utcnow() - within)
-                    .order_by(WorkerProcess.started_at)
+                    .where(col(WorkerProcess.heartbeat_at) >= utcnow() - within)
+                    .order_by(col(WorkerProcess.started_at))
                 )
                 .scalars()
                 .all()
@@ -314,16 +323,16 @@ class JobService:
         actor: Actor,
     ) -> None:
         """Renew a running job's lease (only while it is still `worker`'s, when given)."""
-        values = {"heartbeat_at": utcnow()}
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
         if progress is not None:
             values["progress"] = max(0.0, min(100.0, progress))
         if message is not None:
             values["message"] = message
-        mine = [Job.worker == worker] if worker is not None else []
+        mine = [col(Job.worker) == worker] if worker is not None else []
         write(
             self.engine,
             lambda session: session.execute(
-                update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING, *mine).values(**values)
+                update(Job).where(col(Job.id) == job_id, col(Job.state) == JobState.RUNNING, *mine).values(**values)
             ),
         )
 
@@ -335,6 +344,8 @@ class JobService:
     def fail(self, job_id: int, reason: str, *, actor: Actor) -> None:
         def work(session: Session) -> None:
             job = session.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
             job.state, job.error, job.finished_at = JobState.FAILED, reason, utcnow()
             job.message = "failed"
             audit(session, "job.failed", project_id=job.project_id, job_id=job.id, kind=job.kind, reason=reason)
@@ -374,7 +385,9 @@ class JobService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             jobs = (
-                session.execute(select(Job).where(Job.project_id == project.id).order_by(Job.id.desc()).limit(limit))
+                session.execute(
+                    select(Job).where(col(Job.project_id) == project.id).order_by(col(Job.id).desc()).limit(limit)
+                )
                 .scalars()
                 .all()
             )

@@ -32,8 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, or_, select, text, update
-from sqlmodel import Session, SQLModel
+from sqlalchemy import CursorResult, Engine, Result, delete, func, insert, or_, select, text, update
+from sqlmodel import Session, SQLModel, col
 
 from workbench.db.models import (
     Adjudication,
@@ -176,14 +176,20 @@ def servable(model: Any) -> list[str]:
 
 
 def _project_row(session: Session, name: str) -> Project:
-    project = session.execute(select(Project).where(Project.name == name)).scalar_one_or_none()
+    project = session.execute(select(Project).where(col(Project.name) == name)).scalar_one_or_none()
     if project is None:
         raise NotFound(f"no project named {name!r}")
     return project
 
 
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE matched (Session.execute is typed as returning a Result; DML gives a CursorResult)."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
 def _label_rows(session: Session, project_id: int) -> dict[str, ProjectLabel]:
-    rows = session.execute(select(ProjectLabel).where(ProjectLabel.project_id == project_id)).scalars()
+    rows = session.execute(select(ProjectLabel).where(col(ProjectLabel.project_id) == project_id)).scalars()
     return {row.name: row for row in rows}
 
 
@@ -224,8 +230,8 @@ class ProjectSettingsService:
             info = load_project(session, project)
             rows = session.execute(
                 select(ProjectLabel)
-                .where(ProjectLabel.project_id == info.id)
-                .order_by(ProjectLabel.position, ProjectLabel.renamed_to.is_not(None))
+                .where(col(ProjectLabel.project_id) == info.id)
+                .order_by(col(ProjectLabel.position), col(ProjectLabel.renamed_to).is_not(None))
             ).scalars()
             return [LabelRow(r.name, r.position, r.retired_at, r.renamed_to) for r in rows]
 
@@ -291,17 +297,33 @@ class ProjectSettingsService:
             if strategy is not None and strategy != row.strategy:
                 model = (settings or {}).get("model", row.settings.get("model"))
                 check_strategy(strategy, model)
-                before, row.strategy = row.strategy, strategy
-                audit(session, "project.strategy", actor_id=actor_id, project_id=row.id, before=before, after=strategy)
-                changes.append(f"strategy {before} -> {strategy}")
+                old_strategy, row.strategy = row.strategy, strategy
+                audit(
+                    session,
+                    "project.strategy",
+                    actor_id=actor_id,
+                    project_id=row.id,
+                    before=old_strategy,
+                    after=strategy,
+                )
+                changes.append(f"strategy {old_strategy} -> {strategy}")
             row.changed_at = now
             if settings:
                 current = load_project(session, project)
                 check_settings(current, settings, strategy=row.strategy)
-                before = {key: current.settings.get(key) for key in settings}
+                old_settings = {key: current.settings.get(key) for key in settings}
                 row.settings = {**row.settings, **settings}
-                audit(session, "project.settings", actor_id=actor_id, project_id=row.id, before=before, after=settings)
-                changes += [f"{key}: {json_dump(before[key])} -> {json_dump(value)}" for key, value in settings.items()]
+                audit(
+                    session,
+                    "project.settings",
+                    actor_id=actor_id,
+                    project_id=row.id,
+                    before=old_settings,
+                    after=settings,
+                )
+                changes += [
+                    f"{key}: {json_dump(old_settings[key])} -> {json_dump(value)}" for key, value in settings.items()
+                ]
             session.flush()
             return UpdateResult(load_project(session, project), tuple(changes), resolved)
 
@@ -311,6 +333,7 @@ class ProjectSettingsService:
 
     @staticmethod
     def _add(session: Session, project: Project, label: str, actor_id: int | None) -> str:
+        assert project.id is not None  # a stored row
         rows = _label_rows(session, project.id)
         existing = rows.get(label)
         if existing is not None and existing.renamed_to is not None:
@@ -328,6 +351,7 @@ class ProjectSettingsService:
 
     @staticmethod
     def _retire(session: Session, project: Project, label: str, now: datetime, actor_id: int | None) -> str:
+        assert project.id is not None  # a stored row
         rows = _label_rows(session, project.id)
         existing = rows.get(label)
         if existing is None or existing.renamed_to is not None:
@@ -343,10 +367,10 @@ class ProjectSettingsService:
             project.settings = {**project.settings, "label_keys": keys}
         counts = {
             "annotations": session.execute(
-                select(func.count()).where(Annotation.project_id == project.id, Annotation.label == label)
+                select(func.count()).where(col(Annotation.project_id) == project.id, col(Annotation.label) == label)
             ).scalar_one(),
             "final_labels": session.execute(
-                select(func.count()).where(Item.project_id == project.id, Item.final_label == label)
+                select(func.count()).where(col(Item.project_id) == project.id, col(Item.final_label) == label)
             ).scalar_one(),
         }
         audit(session, "project.label.retire", actor_id=actor_id, project_id=project.id, label=label, kept=counts)
@@ -358,6 +382,7 @@ class ProjectSettingsService:
     def _rename(session: Session, project: Project, old: str, new: str, now: datetime, actor_id: int | None) -> str:
         if old == new:
             raise WorkbenchError(f"renaming {old!r} to itself changes nothing")
+        assert project.id is not None  # a stored row
         rows = _label_rows(session, project.id)
         source = rows.get(old)
         if source is None or source.renamed_to is not None:
@@ -372,21 +397,39 @@ class ProjectSettingsService:
         session.flush()
         pid = project.id
         rewritten = {
-            "annotations": session.execute(
-                update(Annotation).where(Annotation.project_id == pid, Annotation.label == old).values(label=new)
-            ).rowcount,
-            "adjudications": session.execute(
-                update(Adjudication).where(Adjudication.project_id == pid, Adjudication.label == old).values(label=new)
-            ).rowcount,
-            "final_labels": session.execute(
-                update(Item).where(Item.project_id == pid, Item.final_label == old).values(final_label=new)
-            ).rowcount,
-            "gold_labels": session.execute(
-                update(Item).where(Item.project_id == pid, Item.gold_label == old).values(gold_label=new)
-            ).rowcount,
-            "posterior_labels": session.execute(
-                update(Item).where(Item.project_id == pid, Item.posterior_label == old).values(posterior_label=new)
-            ).rowcount,
+            "annotations": _rowcount(
+                session.execute(
+                    update(Annotation)
+                    .where(col(Annotation.project_id) == pid, col(Annotation.label) == old)
+                    .values(label=new)
+                )
+            ),
+            "adjudications": _rowcount(
+                session.execute(
+                    update(Adjudication)
+                    .where(col(Adjudication.project_id) == pid, col(Adjudication.label) == old)
+                    .values(label=new)
+                )
+            ),
+            "final_labels": _rowcount(
+                session.execute(
+                    update(Item)
+                    .where(col(Item.project_id) == pid, col(Item.final_label) == old)
+                    .values(final_label=new)
+                )
+            ),
+            "gold_labels": _rowcount(
+                session.execute(
+                    update(Item).where(col(Item.project_id) == pid, col(Item.gold_label) == old).values(gold_label=new)
+                )
+            ),
+            "posterior_labels": _rowcount(
+                session.execute(
+                    update(Item)
+                    .where(col(Item.project_id) == pid, col(Item.posterior_label) == old)
+                    .values(posterior_label=new)
+                )
+            ),
         }
         source.renamed_to = new
         source.retired_at = source.retired_at or now
@@ -411,12 +454,12 @@ class ProjectSettingsService:
             return 0
         ids = (
             session.execute(
-                select(Item.id).where(
-                    Item.project_id == info.id,
-                    Item.state == ItemState.OPEN,
-                    Item.labels_wanted.is_(None),
-                    Item.gold_label.is_(None),
-                    Item.n_annotations >= after,
+                select(col(Item.id)).where(
+                    col(Item.project_id) == info.id,
+                    col(Item.state) == ItemState.OPEN,
+                    col(Item.labels_wanted).is_(None),
+                    col(Item.gold_label).is_(None),
+                    col(Item.n_annotations) >= after,
                 )
             )
             .scalars()
@@ -441,15 +484,17 @@ class ProjectSettingsService:
             released = (
                 session.execute(
                     update(Lease)
-                    .where(Lease.project_id == row.id, Lease.state == LeaseState.ACTIVE)
+                    .where(col(Lease.project_id) == row.id, col(Lease.state) == LeaseState.ACTIVE)
                     .values(state=LeaseState.EXPIRED, closed_at=now)
-                    .returning(Lease.item_id)
+                    .returning(col(Lease.item_id))
                 )
                 .scalars()
                 .all()
             )
             for item_id in released:
-                session.execute(update(Item).where(Item.id == item_id).values(slots_taken=Item.slots_taken - 1))
+                session.execute(
+                    update(Item).where(col(Item.id) == item_id).values(slots_taken=col(Item.slots_taken) - 1)
+                )
             row.archived_at = row.changed_at = now
             audit(
                 session, "project.archive", actor_id=actor.id, project_id=row.id, leases_released=len(released), why=why
@@ -480,11 +525,11 @@ class ProjectSettingsService:
     @staticmethod
     def _busy(session: Session, project_id: int) -> str | None:
         job = session.execute(
-            select(Job.id, Job.kind, Job.state)
+            select(col(Job.id), col(Job.kind), col(Job.state))
             .where(
-                Job.project_id == project_id,
-                Job.kind.in_(ROUND_KINDS),
-                Job.state.in_([JobState.QUEUED, JobState.RUNNING]),
+                col(Job.project_id) == project_id,
+                col(Job.kind).in_(ROUND_KINDS),
+                col(Job.state).in_([JobState.QUEUED, JobState.RUNNING]),
             )
             .limit(1)
         ).first()
@@ -500,6 +545,7 @@ class ProjectSettingsService:
             raise WorkbenchError(f"type the project's name again to delete it: {project!r}")
         with reading(self.engine) as session:
             row = _project_row(session, project)
+            assert row.id is not None  # a stored row
             busy = self._busy(session, row.id)
             archived = row.archived_at is not None
         if busy:
@@ -515,11 +561,12 @@ class ProjectSettingsService:
 
         def work(session: Session) -> tuple[dict[str, int], list[str]]:
             row = _project_row(session, project)
+            assert row.id is not None  # a stored row
             busy = self._busy(session, row.id)
             if busy:
                 raise Conflict(f"a round started in {project!r} ({busy}); the export is in {out}; nothing deleted")
             artifacts = list(
-                session.execute(select(ModelRun.artifact_path).where(ModelRun.project_id == row.id)).scalars()
+                session.execute(select(col(ModelRun.artifact_path)).where(col(ModelRun.project_id) == row.id)).scalars()
             )
             counts = _purge(session, row.id)
             audit(
@@ -581,8 +628,8 @@ def _purge(session: Session, project_id: int) -> dict[str, int]:
         n = conn.execute(delete(table).where(condition)).rowcount
         if n:
             counts[table.name] = n
-    conn.execute(delete(Project).where(Project.id == project_id))
-    conn.execute(delete(ProjectPurge).where(ProjectPurge.project_id == project_id))
+    conn.execute(delete(Project).where(col(Project.id) == project_id))
+    conn.execute(delete(ProjectPurge).where(col(ProjectPurge.project_id) == project_id))
     return counts
 
 

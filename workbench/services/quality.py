@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, User, utcnow
 from workbench.domain import Actor, AnnotationSource, Decision, ItemState, Role
@@ -43,7 +43,7 @@ from workbench.services.projects import load_project
 
 _SET_POSTERIOR = (
     update(Item)
-    .where(Item.id == bindparam("b_id"))
+    .where(col(Item.id) == bindparam("b_id"))
     .values(posterior_label=bindparam("b_label"), posterior=bindparam("b_p"))
 )
 MIN_LABELS_TO_FLAG = 30
@@ -139,16 +139,17 @@ def estimate(
         with warnings.catch_warnings():  # crowd-kit 1.4.2 still passes pandas 3's deprecated copy=/inplace=
             warnings.simplefilter("ignore")
             ds = DawidSkene(n_iter=100).fit(fit_frame, true_labels=true if len(true) else None)
+        assert ds.priors_ is not None and ds.errors_ is not None  # set by fit
         priors = {lab: float(ds.priors_.get(lab, 0.0)) for lab in label_list}
         errors = ds.errors_.reindex(columns=label_list).fillna(0.0)
         values = errors.to_numpy(dtype=float, copy=True)
         for (worker, given), row in zip(errors.index, values):
             if given in index:
                 matrices.setdefault(worker, np.zeros((k, k)))[index[given]] = row
-        for m in matrices.values():  # columns: P(given | true); a true class never seen: uniform
-            col = m.sum(axis=0)
-            m[:, col <= 0] = 1.0 / k
-            m[:, col > 0] /= col[col > 0]
+        for matrix in matrices.values():  # columns: P(given | true); a true class never seen: uniform
+            sums = matrix.sum(axis=0)
+            matrix[:, sums <= 0] = 1.0 / k
+            matrix[:, sums > 0] /= sums[sums > 0]
     if not priors or sum(priors.values()) <= 0:
         priors = {lab: 1.0 / k for lab in label_list}
     chance = max(priors.values()) if matrices else None
@@ -176,6 +177,9 @@ def estimate(
     for worker, mine in sorted(by_worker.items(), key=lambda kv: str(kv[0])):
         m = matrices.get(worker)
         n_checked = sum(1 for item, _ in mine if item in checkable)
+        accuracy: float | None
+        low: float | None
+        high: float | None
         if m is not None and n_checked:
             accuracy = float(sum(priors[lab] * m[index[lab], index[lab]] for lab in label_list))
             low, high = beta_interval(accuracy * n_checked, n_checked)
@@ -228,29 +232,31 @@ class QualityService:
 
     def _inputs(self, session: Session, project_id: int):  # noqa: ANN202
         rows = session.execute(
-            select(Annotation.item_id, User.name, Annotation.label)
-            .join(User, User.id == Annotation.annotator_id)
-            .where(Annotation.project_id == project_id, Annotation.source == AnnotationSource.HUMAN)
+            select(col(Annotation.item_id), col(User.name), col(Annotation.label))
+            .join(User, col(User.id) == col(Annotation.annotator_id))
+            .where(col(Annotation.project_id) == project_id, col(Annotation.source) == AnnotationSource.HUMAN)
         ).all()
         gold = dict(
             session.execute(
-                select(Item.id, Item.gold_label).where(Item.project_id == project_id, Item.gold_label.is_not(None))
+                select(col(Item.id), col(Item.gold_label)).where(
+                    col(Item.project_id) == project_id, col(Item.gold_label).is_not(None)
+                )
             ).all()
         )
         decisions = session.execute(
-            select(Adjudication.item_id, Adjudication.decision, Adjudication.label)
-            .where(Adjudication.project_id == project_id)
-            .order_by(Adjudication.id)
+            select(col(Adjudication.item_id), col(Adjudication.decision), col(Adjudication.label))
+            .where(col(Adjudication.project_id) == project_id)
+            .order_by(col(Adjudication.id))
         ).all()
         adjudicated = {i: (label if d == Decision.LABEL else None) for i, d, label in decisions}
         paused = set(
             session.execute(
-                select(User.name)
-                .join(AnnotatorQuality, AnnotatorQuality.user_id == User.id)
-                .where(AnnotatorQuality.project_id == project_id, AnnotatorQuality.paused.is_(True))
+                select(col(User.name))
+                .join(AnnotatorQuality, col(AnnotatorQuality.user_id) == col(User.id))
+                .where(col(AnnotatorQuality.project_id) == project_id, col(AnnotatorQuality.paused).is_(True))
             ).scalars()
         )
-        users = dict(session.execute(select(User.name, User.id)).all())
+        users = dict(session.execute(select(col(User.name), col(User.id))).all())
         return rows, gold, adjudicated, paused, users
 
     @requires(Role.REVIEWER)
@@ -270,7 +276,7 @@ class QualityService:
             annotators = [replace(a, paused=True) if a.annotator in auto_paused else a for a in annotators]
 
         def work(session: Session) -> None:
-            session.execute(delete(AnnotatorQuality).where(AnnotatorQuality.project_id == project.id))
+            session.execute(delete(AnnotatorQuality).where(col(AnnotatorQuality.project_id) == project.id))
             if annotators:
                 session.execute(
                     insert(AnnotatorQuality),
@@ -324,21 +330,21 @@ class QualityService:
                     _SET_POSTERIOR,
                     [{"b_id": item_id, "b_label": label, "b_p": p} for item_id, (label, p) in posteriors.items()],
                 )
-            if not by_posterior:
+            if not by_posterior or accept is None:  # by_posterior already implies accept is set
                 return 0
             accepted = (
                 session.connection()
                 .execute(
                     update(Item)
                     .where(
-                        Item.project_id == project.id,
-                        Item.state == ItemState.REVIEW,
-                        Item.posterior >= float(accept),
-                        Item.gold_label.is_(None),
+                        col(Item.project_id) == project.id,
+                        col(Item.state) == ItemState.REVIEW,
+                        col(Item.posterior) >= float(accept),
+                        col(Item.gold_label).is_(None),
                     )
                     .values(
                         state=ItemState.FINAL,
-                        final_label=Item.posterior_label,
+                        final_label=col(Item.posterior_label),
                         final_by=Aggregation.DAWID_SKENE.value,
                         reason=f"Dawid-Skene posterior at or above {float(accept):.2f}: taken without review",
                     )
@@ -384,11 +390,11 @@ class QualityService:
             labels = session.execute(
                 select(func.count())
                 .select_from(Annotation)
-                .where(Annotation.project_id == project.id, Annotation.source == AnnotationSource.HUMAN)
+                .where(col(Annotation.project_id) == project.id, col(Annotation.source) == AnnotationSource.HUMAN)
             ).scalar_one()
             seen = session.execute(
-                select(func.coalesce(func.sum(AnnotatorQuality.n_labels), 0)).where(
-                    AnnotatorQuality.project_id == project.id
+                select(func.coalesce(func.sum(col(AnnotatorQuality.n_labels)), 0)).where(
+                    col(AnnotatorQuality.project_id) == project.id
                 )
             ).scalar_one()
         if labels - int(seen) < max(every, int(seen) // REFRESH_GROWTH):
@@ -406,10 +412,10 @@ class QualityService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
-                select(AnnotatorQuality, User.name)
-                .join(User, User.id == AnnotatorQuality.user_id)
-                .where(AnnotatorQuality.project_id == project.id)
-                .order_by(User.name)
+                select(AnnotatorQuality, col(User.name))
+                .join(User, col(User.id) == col(AnnotatorQuality.user_id))
+                .where(col(AnnotatorQuality.project_id) == project.id)
+                .order_by(col(User.name))
             ).all()
         return [
             AnnotatorQualityInfo(
@@ -438,7 +444,7 @@ class QualityService:
 
         def work(session: Session) -> None:
             project = load_project(session, project_name)
-            user_id = session.execute(select(User.id).where(User.name == annotator)).scalar_one_or_none()
+            user_id = session.execute(select(col(User.id)).where(col(User.name) == annotator)).scalar_one_or_none()
             if user_id is None:
                 raise NotFound(f"no user named {annotator!r}")
             row = session.get(AnnotatorQuality, (project.id, user_id))
@@ -468,8 +474,8 @@ def mark_gold(engine: Engine, project_name: str, answers: Mapping[str, str], *, 
         project = load_project(session, project_name)
         rows = dict(
             session.execute(
-                select(Item.external_id, Item.split).where(
-                    Item.project_id == project.id, Item.external_id.in_(list(answers))
+                select(col(Item.external_id), col(Item.split)).where(
+                    col(Item.project_id) == project.id, col(Item.external_id).in_(list(answers))
                 )
             ).all()
         )
@@ -485,7 +491,7 @@ def mark_gold(engine: Engine, project_name: str, answers: Mapping[str, str], *, 
         for external_id, label in answers.items():
             session.connection().execute(
                 update(Item)
-                .where(Item.project_id == project.id, Item.external_id == external_id)
+                .where(col(Item.project_id) == project.id, col(Item.external_id) == external_id)
                 .values(
                     gold_label=label,
                     state=ItemState.FINAL,
@@ -503,8 +509,8 @@ def mark_gold(engine: Engine, project_name: str, answers: Mapping[str, str], *, 
 def reliabilities(session: Session, project_id: int) -> tuple[dict[int, float], set[int]]:
     """(user id → reliability, paused user ids) for the overlap policy, inside the caller's session."""
     rows = session.execute(
-        select(AnnotatorQuality.user_id, AnnotatorQuality.reliability, AnnotatorQuality.paused).where(
-            AnnotatorQuality.project_id == project_id
+        select(col(AnnotatorQuality.user_id), col(AnnotatorQuality.reliability), col(AnnotatorQuality.paused)).where(
+            col(AnnotatorQuality.project_id) == project_id
         )
     ).all()
     return ({u: r for u, r, _ in rows if r is not None}, {u for u, _, p in rows if p})
@@ -588,24 +594,24 @@ def find_label_issues(
         project = load_project(session, project_name)
         version = session.execute(
             select(DatasetVersion)
-            .where(DatasetVersion.project_id == project.id)
-            .order_by(DatasetVersion.number.desc())
+            .where(col(DatasetVersion.project_id) == project.id)
+            .order_by(col(DatasetVersion.number).desc())
             .limit(1)
         ).scalar_one_or_none()
         if version is None:
             raise WorkbenchError(f"{project_name!r} has no dataset version yet; run a round first")
         rows = session.execute(
             select(
-                DatasetVersionItem.item_id,
-                Item.external_id,
-                DatasetVersionItem.label,
-                Item.reason,
-                Item.gold_label,
-                Item.state,
+                col(DatasetVersionItem.item_id),
+                col(Item.external_id),
+                col(DatasetVersionItem.label),
+                col(Item.reason),
+                col(Item.gold_label),
+                col(Item.state),
             )
-            .join(Item, Item.id == DatasetVersionItem.item_id)
-            .where(DatasetVersionItem.version_id == version.id, DatasetVersionItem.split == "pool")
-            .order_by(DatasetVersionItem.item_id)
+            .join(Item, col(Item.id) == col(DatasetVersionItem.item_id))
+            .where(col(DatasetVersionItem.version_id) == version.id, col(DatasetVersionItem.split) == "pool")
+            .order_by(col(DatasetVersionItem.item_id))
         ).all()
         pool = _load_pool(session, project)
     labels = list(project.labels)
@@ -651,7 +657,7 @@ def find_label_issues(
         for issue in top:
             session.connection().execute(
                 update(Item)
-                .where(Item.id == issue.item_id, Item.state == ItemState.FINAL)
+                .where(col(Item.id) == issue.item_id, col(Item.state) == ItemState.FINAL)
                 .values(state=ItemState.REVIEW, reason=issue.reason)
             )
             audit(

@@ -10,9 +10,10 @@ leases are closed (their slots freed) and its ranking entries dropped in the sam
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.config import workbench_home
 from workbench.db.models import Item, Lease, Quarantine, RankEntry, User, utcnow
@@ -47,7 +48,7 @@ def quarantine_item(
     was already quarantined (nothing changes). Its live leases are closed as expired (not as the
     annotator's skip), so after a release anyone may get it again."""
     item = session.execute(
-        select(Item.state).where(Item.id == item_id, Item.project_id == project_id).with_for_update()
+        select(col(Item.state)).where(col(Item.id) == item_id, col(Item.project_id) == project_id).with_for_update()
     ).scalar_one_or_none()
     if item is None:
         raise NotFound(f"no item {item_id} in this project")
@@ -58,18 +59,18 @@ def quarantine_item(
     closed = (
         session.execute(
             update(Lease)
-            .where(Lease.item_id == item_id, Lease.state == LeaseState.ACTIVE)
+            .where(col(Lease.item_id) == item_id, col(Lease.state) == LeaseState.ACTIVE)
             .values(state=LeaseState.EXPIRED, closed_at=now, skip_reason=f"quarantined: {reason}"[:500])
-            .returning(Lease.id)
+            .returning(col(Lease.id))
         )
         .scalars()
         .all()
     )
-    values = {"state": ItemState.QUARANTINED}
+    values: dict[str, Any] = {"state": ItemState.QUARANTINED}
     if closed:
-        values["slots_taken"] = Item.slots_taken - len(closed)
-    session.execute(update(Item).where(Item.id == item_id).values(**values))
-    session.execute(delete(RankEntry).where(RankEntry.item_id == item_id))
+        values["slots_taken"] = col(Item.slots_taken) - len(closed)
+    session.execute(update(Item).where(col(Item.id) == item_id).values(**values))
+    session.execute(delete(RankEntry).where(col(RankEntry.item_id) == item_id))
     session.add(
         Quarantine(
             project_id=project_id,
@@ -112,7 +113,9 @@ class QuarantineService:
 
         def work(session: Session) -> None:
             lease = session.execute(
-                select(Lease.project_id, Lease.item_id, Lease.annotator_id).where(Lease.id == lease_id)
+                select(col(Lease.project_id), col(Lease.item_id), col(Lease.annotator_id)).where(
+                    col(Lease.id) == lease_id
+                )
             ).one_or_none()
             if lease is None or lease.annotator_id != actor.id:
                 raise NotFound("no such claim of yours")
@@ -166,11 +169,11 @@ class QuarantineService:
         with reading(self.engine) as session:
             info = load_project(session, project)
             rows = session.execute(
-                select(Quarantine, Item.external_id, User.name)
-                .join(Item, Item.id == Quarantine.item_id)
-                .outerjoin(User, User.id == Quarantine.reported_by)
-                .where(Quarantine.project_id == info.id, Quarantine.released_at.is_(None))
-                .order_by(Quarantine.created_at.desc(), Quarantine.id.desc())
+                select(Quarantine, col(Item.external_id), col(User.name))
+                .join(Item, col(Item.id) == col(Quarantine.item_id))
+                .outerjoin(User, col(User.id) == col(Quarantine.reported_by))
+                .where(col(Quarantine.project_id) == info.id, col(Quarantine.released_at).is_(None))
+                .order_by(col(Quarantine.created_at).desc(), col(Quarantine.id).desc())
             ).all()
         return [
             QuarantinedItem(
@@ -194,15 +197,17 @@ class QuarantineService:
             record = session.execute(
                 select(Quarantine)
                 .where(
-                    Quarantine.project_id == info.id, Quarantine.item_id == item_id, Quarantine.released_at.is_(None)
+                    col(Quarantine.project_id) == info.id,
+                    col(Quarantine.item_id) == item_id,
+                    col(Quarantine.released_at).is_(None),
                 )
-                .order_by(Quarantine.id.desc())
+                .order_by(col(Quarantine.id).desc())
                 .limit(1)
             ).scalar_one_or_none()
             if record is None:
                 raise Conflict(f"item {item_id} is not quarantined")
             state = ItemState(record.previous_state)
-            session.execute(update(Item).where(Item.id == item_id).values(state=state))
+            session.execute(update(Item).where(col(Item.id) == item_id).values(state=state))
             record.released_at = utcnow()
             audit(session, "item.release", actor_id=actor.id, project_id=info.id, item_id=item_id, state=state)
             return state

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import Adjudication, Annotation, Item, Lease, User, utcnow
 from workbench.domain import (
@@ -36,10 +36,16 @@ _DECIDED_STATE = {
 
 def _answers(session: Session, item_ids: list[int]) -> dict[int, list[Answer]]:
     rows = session.execute(
-        select(Annotation.item_id, User.name, Annotation.label, Annotation.created_at, Annotation.duration_ms)
-        .join(User, User.id == Annotation.annotator_id)
-        .where(Annotation.item_id.in_(item_ids), Annotation.source == AnnotationSource.HUMAN)
-        .order_by(Annotation.item_id, Annotation.slot)
+        select(
+            col(Annotation.item_id),
+            col(User.name),
+            col(Annotation.label),
+            col(Annotation.created_at),
+            col(Annotation.duration_ms),
+        )
+        .join(User, col(User.id) == col(Annotation.annotator_id))
+        .where(col(Annotation.item_id).in_(item_ids), col(Annotation.source) == AnnotationSource.HUMAN)
+        .order_by(col(Annotation.item_id), col(Annotation.slot))
     ).all()
     answers: dict[int, list[Answer]] = defaultdict(list)
     for item_id, name, label, created_at, duration_ms in rows:
@@ -76,20 +82,22 @@ class ReviewService:
         answers are exactly the two labels of `label_pair`."""
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
-            query = select(Item).where(Item.project_id == project.id, Item.state == state).order_by(Item.id)
+            query = (
+                select(Item).where(col(Item.project_id) == project.id, col(Item.state) == state).order_by(col(Item.id))
+            )
             if label_pair is not None:
                 wanted = sorted(set(label_pair))
                 has = [
-                    select(Annotation.item_id).where(
-                        Annotation.label == label, Annotation.source == AnnotationSource.HUMAN
+                    select(col(Annotation.item_id)).where(
+                        col(Annotation.label) == label, col(Annotation.source) == AnnotationSource.HUMAN
                     )
                     for label in wanted
                 ]
-                query = query.where(*(Item.id.in_(h) for h in has))
-                others = select(Annotation.item_id).where(
-                    Annotation.source == AnnotationSource.HUMAN, Annotation.label.not_in(wanted)
+                query = query.where(*(col(Item.id).in_(h) for h in has))
+                others = select(col(Annotation.item_id)).where(
+                    col(Annotation.source) == AnnotationSource.HUMAN, col(Annotation.label).not_in(wanted)
                 )
-                query = query.where(Item.id.not_in(others))
+                query = query.where(col(Item.id).not_in(others))
             items = session.execute(query.limit(limit)).scalars().all()
             answers = _answers(session, [item.id for item in items])
         return [
@@ -111,7 +119,7 @@ class ReviewService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             return session.execute(
-                select(func.count()).where(Item.project_id == project.id, Item.state == ItemState.REVIEW)
+                select(func.count()).where(col(Item.project_id) == project.id, col(Item.state) == ItemState.REVIEW)
             ).scalar_one()
 
     @requires(Role.REVIEWER)
@@ -120,7 +128,7 @@ class ReviewService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             item = session.execute(
-                select(Item).where(Item.project_id == project.id, Item.external_id == external_id)
+                select(Item).where(col(Item.project_id) == project.id, col(Item.external_id) == external_id)
             ).scalar_one_or_none()
             if item is None:
                 raise NotFound(f"no item {external_id!r} in {project_name!r}")
@@ -156,7 +164,7 @@ class ReviewService:
             raise WorkbenchError("give a label exactly when the decision is 'label'")
 
         def work(session: Session) -> AdjudicationInfo:
-            item = session.execute(select(Item).where(Item.id == item_id).with_for_update()).scalar_one_or_none()
+            item = session.execute(select(Item).where(col(Item.id) == item_id).with_for_update()).scalar_one_or_none()
             if item is None:
                 raise NotFound(f"no item with id {item_id}")
             project = load_project_by_id(session, item.project_id)
@@ -166,10 +174,12 @@ class ReviewService:
             if item.state == ItemState.OPEN:
                 raise Conflict(f"item {item.external_id!r} still waits for annotations")
             own = session.execute(
-                select(func.count()).where(Annotation.item_id == item.id, Annotation.annotator_id == actor.id)
+                select(func.count()).where(col(Annotation.item_id) == item.id, col(Annotation.annotator_id) == actor.id)
             ).scalar_one()
             if own:
                 raise PermissionDenied("reviewers do not adjudicate items they labeled themselves")
+            if actor.id is None:  # reviewer_id is NOT NULL: the insert could never succeed
+                raise PermissionDenied("an adjudication names its reviewer: the operator has no user row")
             previous_state, previous_label = ItemState(item.state), item.final_label
             row = Adjudication(
                 project_id=item.project_id,
@@ -187,6 +197,7 @@ class ReviewService:
             item.final_label = label
             item.final_by = "adjudication" if label is not None else None
             session.flush()
+            assert row.id is not None  # flushed
             action = "adjudication.overturn" if previous_state == ItemState.FINAL else "adjudication.decide"
             audit(
                 session,
@@ -216,6 +227,7 @@ class ReviewService:
             )
 
         decided = write(self.engine, work)
+        assert decided.project_id is not None  # work() always sets it
         from workbench.services.alerts import AlertEvent, queue_check
 
         queue_check(self.engine, decided.project_id, AlertEvent.REVIEW)  # a queued check absorbs a burst
@@ -226,11 +238,11 @@ class ReviewService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
-                select(Adjudication, User.name, Item.external_id)
-                .join(User, User.id == Adjudication.reviewer_id)
-                .join(Item, Item.id == Adjudication.item_id)
-                .where(Adjudication.project_id == project.id)
-                .order_by(Adjudication.id.desc())
+                select(Adjudication, col(User.name), col(Item.external_id))
+                .join(User, col(User.id) == col(Adjudication.reviewer_id))
+                .join(Item, col(Item.id) == col(Adjudication.item_id))
+                .where(col(Adjudication.project_id) == project.id)
+                .order_by(col(Adjudication.id).desc())
                 .limit(limit)
             ).all()
         return [
@@ -258,14 +270,20 @@ class ReviewService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             query = (
-                select(Lease.item_id, Item.external_id, User.name, Lease.skip_reason, Lease.closed_at)
-                .join(Item, Item.id == Lease.item_id)
-                .join(User, User.id == Lease.annotator_id)
-                .where(Lease.project_id == project.id, Lease.state == LeaseState.SKIPPED)
+                select(
+                    col(Lease.item_id),
+                    col(Item.external_id),
+                    col(User.name),
+                    col(Lease.skip_reason),
+                    col(Lease.closed_at),
+                )
+                .join(Item, col(Item.id) == col(Lease.item_id))
+                .join(User, col(User.id) == col(Lease.annotator_id))
+                .where(col(Lease.project_id) == project.id, col(Lease.state) == LeaseState.SKIPPED)
             )
             if external_id is not None:
-                query = query.where(Item.external_id == external_id)
-            rows = session.execute(query.order_by(Lease.closed_at.desc(), Lease.id.desc()).limit(limit)).all()
+                query = query.where(col(Item.external_id) == external_id)
+            rows = session.execute(query.order_by(col(Lease.closed_at).desc(), col(Lease.id).desc()).limit(limit)).all()
         return [SkipInfo(item_id, ext, name, reason or "", at) for item_id, ext, name, reason, at in rows]
 
     @requires(Role.REVIEWER)
@@ -274,9 +292,9 @@ class ReviewService:
         with reading(self.engine) as session:
             project = load_member_project(session, project_name, actor, Role.REVIEWER)
             rows = session.execute(
-                select(Lease.skip_reason, func.count())
-                .where(Lease.project_id == project.id, Lease.state == LeaseState.SKIPPED)
-                .group_by(Lease.skip_reason)
-                .order_by(func.count().desc(), Lease.skip_reason)
+                select(col(Lease.skip_reason), func.count())
+                .where(col(Lease.project_id) == project.id, col(Lease.state) == LeaseState.SKIPPED)
+                .group_by(col(Lease.skip_reason))
+                .order_by(func.count().desc(), col(Lease.skip_reason))
             ).all()
         return {reason or "": n for reason, n in rows}
