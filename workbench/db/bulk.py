@@ -50,7 +50,6 @@ def insert_members(session: Session, project_id: int, members: Iterable[tuple[in
     For operator code that creates its own accounts (simulations, stress runs); the app and the
     CLI go through MemberService, which checks roles and writes the audit log."""
     from sqlalchemy import select
-    from sqlmodel import col
 
     from workbench.db.models import ProjectMember, utcnow
 
