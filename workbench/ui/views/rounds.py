@@ -14,11 +14,12 @@ from workbench.domain import (
     JobKind,
     JobState,
     Role,
-    RoundResult,
     VersionJobResult,
     role_allows,
 )
 from workbench.domain.advice import Advice
+from workbench.domain.alerts import AlertJobResult
+from workbench.domain.rounds import JobResult
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, sections, session
 
@@ -60,10 +61,12 @@ def _job_panel(project_name: str) -> None:
         st.rerun(scope="app")
 
 
-def _done_text(result: RoundResult | VersionJobResult | Advice) -> str:
+def _done_text(result: JobResult) -> str:
     """One sentence for a finished job: what it cut, trained, measured and which strategy ranked."""
     if isinstance(result, Advice):
         return result.sentence
+    if isinstance(result, AlertJobResult):
+        return f"Alert check done: {result.fired} fired, {result.cleared} cleared, {result.sent} sent."
     if isinstance(result, VersionJobResult):
         return f"Version {result.version} cut."
     metrics = result.metrics
