@@ -3,16 +3,21 @@ each strategy's AUBC against random with its paired interval, and the recommenda
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from workbench.commands._common import open_workbench, operator
 from workbench.errors import WorkbenchError
 
+if TYPE_CHECKING:
+    from workbench.domain.advice import Advice
+
 NO_WORKER_S = 3.0  # a starting worker registers within this; then --wait says none is running
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "advise",
         help="replay the project's labels per strategy against random (the strategy advisor)",
@@ -30,7 +35,7 @@ def _f(value: float | None) -> str:
     return "—" if value is None else f"{value:+.4f}"
 
 
-def format_advice(advice) -> str:  # noqa: ANN001
+def format_advice(advice: Advice) -> str:
     """The advice as a table: strategy, AUBC, AUBC minus random with its interval, verdict."""
     header = ["strategy", "AUBC", "minus random", "95% interval", "verdict"]
     rows = []
@@ -52,8 +57,9 @@ def format_advice(advice) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from workbench.domain import JobState
+    from workbench.domain.advice import Advice
 
     wb = open_workbench(args)
     job = wb.advisor.queue(args.project, actor=operator())
@@ -79,5 +85,7 @@ def run(args) -> int:  # noqa: ANN001
         job = wb.jobs.get(job.id, actor=operator())
     if job.state == JobState.FAILED:
         raise WorkbenchError(f"the strategy advisor failed: {job.error}")
+    if not isinstance(job.result, Advice):
+        raise WorkbenchError(f"advise job {job.id} finished without advice")
     print(format_advice(job.result))
     return 0

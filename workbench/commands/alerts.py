@@ -5,8 +5,12 @@ environment (a rule names the variable holding its URL), never from the database
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from workbench.commands._common import open_workbench, operator
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 # workbench.domain.alerts.RULE_KINDS, spelled here so --help stays light.
 KINDS = ("agreement", "accuracy_drop", "drift", "annotator", "review_age")
@@ -19,7 +23,7 @@ KIND_HELP = (
 )
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("alert", help="alert rules, deliveries and test alerts", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     add = verbs.add_parser("add", help="watch a condition", description=KIND_HELP)
@@ -62,7 +66,7 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(value) -> str:  # noqa: ANN001
+def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}" if value is not None else "—"
 
 

@@ -3,10 +3,11 @@ and `workbench sweep` (orphaned files of killed rounds)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backup = subparsers.add_parser(
         "backup",
         help="back up the database and the model/feature files",
@@ -34,7 +35,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     sweep.set_defaults(func=run_sweep)
 
 
-def run_backup(args) -> int:  # noqa: ANN001
+def run_backup(args: argparse.Namespace) -> int:
     from workbench.commands._common import open_workbench
     from workbench.domain import Actor
     from workbench.services.storage import backup
@@ -49,7 +50,7 @@ def run_backup(args) -> int:  # noqa: ANN001
     return 0
 
 
-def run_restore(args) -> int:  # noqa: ANN001
+def run_restore(args: argparse.Namespace) -> int:
     from workbench.domain import Actor
     from workbench.services.storage import restore
 
@@ -61,7 +62,7 @@ def run_restore(args) -> int:  # noqa: ANN001
     return 0
 
 
-def run_sweep(args) -> int:  # noqa: ANN001
+def run_sweep(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from workbench.commands._common import open_workbench

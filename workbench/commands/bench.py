@@ -67,7 +67,7 @@ BENCH_COMMANDS: dict[str, BenchCommand] = {
 }
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="run a benchmark",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "chaos",
         help="SIGKILL imports, annotators, workers and exports at random; check what is left",
@@ -25,7 +26,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from workbench.chaos import POINTS, run_chaos
     from workbench.errors import WorkbenchError
 

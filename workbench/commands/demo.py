@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 from workbench.commands._common import open_workbench, operator
 from workbench.commands.serve import add_serve_options, exit_now, serve
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="set up the digits demo and start the app",
@@ -18,7 +20,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from workbench.demo import PROJECT, ensure_demo  # lazy: scikit-learn's digits, Pillow
 
     wb = open_workbench(args)

@@ -17,7 +17,7 @@ from workbench.commands._common import operator
 from workbench.domain import ExportKind
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "export",
         help="export items with final labels, or annotations, as csv/jsonl/parquet/label-studio/prodigy",

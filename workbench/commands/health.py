@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.commands._common import open_workbench, operator
 
+if TYPE_CHECKING:
+    from workbench.health.drift import DriftReport, PredictionDrift
+    from workbench.health.subgroups import SubgroupReport
 
-def register(subparsers) -> None:  # noqa: ANN001
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "health",
         help="duplicates, leakage, outliers, personal data and drift",
@@ -76,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_drift(report) -> None:  # noqa: ANN001
+def _print_drift(report: DriftReport) -> None:
     auc = "n/a" if report.domain_auc is None else f"{report.domain_auc:.3f}"
     verdict = ("drift in " + ", ".join(report.drifted_features)) if report.drifted_features else "no feature drifted"
     print(f"drift: {report.n_new} new vs {report.n_reference} reference items; {verdict}; domain classifier AUC {auc}")
@@ -85,7 +90,7 @@ def _print_drift(report) -> None:  # noqa: ANN001
             print(f"  {test.feature}: {test.test} = {test.statistic:.4g}, Holm-adjusted p = {test.p_adjusted:.3g}")
 
 
-def _print_prediction_drift(report) -> None:  # noqa: ANN001
+def _print_prediction_drift(report: PredictionDrift | None) -> None:
     if report is None:
         print("prediction drift: not measured (no round has trained a model)")
         return
@@ -105,7 +110,7 @@ def _print_prediction_drift(report) -> None:  # noqa: ANN001
         )
 
 
-def _print_subgroups(report) -> None:  # noqa: ANN001
+def _print_subgroups(report: SubgroupReport) -> None:
     print(f"{report.column}: worst group {report.worst_group!r} at accuracy {report.worst_accuracy:.3f}")
     for group in report.groups:
         rates = ", ".join(f"{label} {rate:.2f}" for label, rate in group.selection_rate.items())

@@ -9,9 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from workbench.commands._common import operator
 from workbench.importing.readers import FORMATS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 _FOLDER_ONLY = ("prelabel_from_folders",)
 _FILE_ONLY = (
@@ -30,7 +34,7 @@ _FILE_ONLY = (
 )
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "import",
         help="import items from a CSV/TSV/JSONL/Parquet/Label Studio JSON file or a folder of images",
@@ -108,7 +112,7 @@ def register(subparsers) -> None:  # noqa: ANN001
 
 
 @contextmanager
-def progress_bar(enabled: bool):  # noqa: ANN201
+def progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A tqdm bar on stderr (shown for imports that take more than a moment, on a terminal)."""
     if not enabled:
         yield None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+
 from workbench.commands._common import open_workbench
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "init",
         help="create or upgrade the database",
@@ -14,7 +16,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from workbench.db.migrate import current_revision  # lazy: Alembic
 
     wb = open_workbench(args)

@@ -3,12 +3,13 @@ written out for serving."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from workbench.commands._common import open_workbench, operator
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "model",
         help="register a run's model in MLflow, or export it for serving",
@@ -37,13 +38,13 @@ def register(subparsers) -> None:  # noqa: ANN001
     exp.set_defaults(func=run_export)
 
 
-def run_register(args) -> int:  # noqa: ANN001
+def run_register(args: argparse.Namespace) -> int:
     result = open_workbench(args).models.register(args.project, args.run, name=args.name, actor=operator())
     print(f"registered {result.name!r} version {result.version} (MLflow run {result.mlflow_run_id}) at {result.uri}")
     return 0
 
 
-def run_export(args) -> int:  # noqa: ANN001
+def run_export(args: argparse.Namespace) -> int:
     result = open_workbench(args).models.export(args.project, args.run, args.out, actor=operator())
     print(
         f"exported run {args.run} to {result.directory} ({', '.join(result.files)}); "

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from workbench.commands._common import open_workbench, operator
 from workbench.domain import ProjectKind
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "project",
         help="create, change, archive and delete projects",
@@ -81,7 +82,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     register_member(verbs)
 
 
-def run_create(args) -> int:  # noqa: ANN001
+def run_create(args: argparse.Namespace) -> int:
     project = open_workbench(args).projects.create(
         args.name,
         args.kind,
@@ -95,7 +96,7 @@ def run_create(args) -> int:  # noqa: ANN001
     return 0
 
 
-def run_list(args) -> int:  # noqa: ANN001
+def run_list(args: argparse.Namespace) -> int:
     wb = open_workbench(args)
     for project in wb.projects.list(actor=operator()):
         counts = wb.projects.progress(project.name, actor=operator())
@@ -105,7 +106,7 @@ def run_list(args) -> int:  # noqa: ANN001
     return 0
 
 
-def run_guidelines(args) -> int:  # noqa: ANN001
+def run_guidelines(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from workbench.domain import Actor
@@ -135,7 +136,7 @@ def run_guidelines(args) -> int:  # noqa: ANN001
     return 0
 
 
-def run_update(args) -> int:  # noqa: ANN001
+def run_update(args: argparse.Namespace) -> int:
     from workbench.errors import WorkbenchError
 
     settings = None
@@ -161,19 +162,19 @@ def run_update(args) -> int:  # noqa: ANN001
     return 0
 
 
-def run_archive(args) -> int:  # noqa: ANN001
+def run_archive(args: argparse.Namespace) -> int:
     open_workbench(args).project_settings.archive(args.name, actor=operator())
     print(f"archived {args.name}: read-only, hidden from annotators and reviewers")
     return 0
 
 
-def run_unarchive(args) -> int:  # noqa: ANN001
+def run_unarchive(args: argparse.Namespace) -> int:
     open_workbench(args).project_settings.unarchive(args.name, actor=operator())
     print(f"unarchived {args.name}")
     return 0
 
 
-def run_delete(args) -> int:  # noqa: ANN001
+def run_delete(args: argparse.Namespace) -> int:
     result = open_workbench(args).project_settings.delete(
         args.name, confirm=args.confirm, actor=operator(), export_to=args.export_to
     )
@@ -184,7 +185,7 @@ def run_delete(args) -> int:  # noqa: ANN001
 
 
 # -- project member add|remove|list -------------------------------------------------------------
-def register_member(verbs) -> None:  # noqa: ANN001
+def register_member(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     member = verbs.add_parser(
         "member",
         help="add, remove or list a project's annotators and reviewers",
@@ -209,20 +210,20 @@ def register_member(verbs) -> None:  # noqa: ANN001
     listing.set_defaults(func=run_member_list)
 
 
-def run_member_add(args) -> int:  # noqa: ANN001
+def run_member_add(args: argparse.Namespace) -> int:
     info = open_workbench(args).members.add(args.project, args.user, role=args.role, actor=operator())
     article = "an" if info.role.value == "annotator" else "a"
     print(f"{info.user} is {article} {info.role.value} member of {info.project}")
     return 0
 
 
-def run_member_remove(args) -> int:  # noqa: ANN001
+def run_member_remove(args: argparse.Namespace) -> int:
     open_workbench(args).members.remove(args.project, args.user, actor=operator())
     print(f"{args.user} is no longer a member of {args.project}")
     return 0
 
 
-def run_member_list(args) -> int:  # noqa: ANN001
+def run_member_list(args: argparse.Namespace) -> int:
     members = open_workbench(args).members.list(args.project, user=args.user, actor=operator())
     if not members:
         print(f"{args.project} has no members{' of that name' if args.user else ''} (admins see it regardless)")

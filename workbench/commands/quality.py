@@ -3,13 +3,18 @@ every human label, gold items as anchors), the flags, and pausing an annotator."
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.commands._common import open_workbench, operator
 
+if TYPE_CHECKING:
+    from workbench.services.quality import QualityReport
 
-def register(subparsers) -> None:  # noqa: ANN001
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "quality",
         help="annotator quality: estimated accuracy with an interval, gold, adjudications, flags",
@@ -31,7 +36,7 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def format_report(report) -> str:  # noqa: ANN001
+def format_report(report: QualityReport) -> str:
     lines = [
         f"{report.project}: {report.n_labels} human labels on {report.n_items} items, "
         f"{report.n_gold_items} gold items; chance (always the commonest label) "
@@ -56,7 +61,7 @@ def format_report(report) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from workbench.services.quality import QualityService
 
     wb = open_workbench(args)

@@ -3,10 +3,12 @@ shown or featurized; list them with the reason, release one once its file is fix
 
 from __future__ import annotations
 
+import argparse
+
 from workbench.commands._common import open_workbench, operator
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("quarantine", help="list or release quarantined items", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     listing = verbs.add_parser("list", help="quarantined items of a project, newest first, with the reason")
@@ -18,7 +20,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     release.set_defaults(func=run_release)
 
 
-def run_list(args) -> int:  # noqa: ANN001
+def run_list(args: argparse.Namespace) -> int:
     items = open_workbench(args).quarantine.list_quarantined(args.project, actor=operator())
     for q in items:
         print(f"{q.external_id}\t{q.source.value}\t{q.created_at:%Y-%m-%d %H:%M}\t{q.reason}")
@@ -27,7 +29,7 @@ def run_list(args) -> int:  # noqa: ANN001
     return 0
 
 
-def run_release(args) -> int:  # noqa: ANN001
+def run_release(args: argparse.Namespace) -> int:
     from workbench.errors import NotFound
 
     wb = open_workbench(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -11,7 +12,7 @@ from workbench.errors import WorkbenchError
 NO_WORKER_S = 3.0  # a starting worker registers within this; then --wait says none is running
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "retrain",
         help="queue a retrain round",
@@ -24,7 +25,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from workbench.domain import Actor, JobState, RoundResult

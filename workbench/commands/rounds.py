@@ -4,14 +4,19 @@ control arm, and the stopping advice in one sentence (workbench.domain.stopping)
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.commands._common import open_workbench, operator
 
+if TYPE_CHECKING:
+    from workbench.domain.stopping import StoppingAdvice
 
-def register(subparsers) -> None:  # noqa: ANN001
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "rounds",
         help="the rounds so far and whether more labels are likely to change the model",
@@ -30,7 +35,7 @@ def _f(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def format_advice(advice) -> str:  # noqa: ANN001
+def format_advice(advice: StoppingAdvice) -> str:
     header = ["run", "version", "labels", "eval acc", "95% interval", "kappa", "F bound", "stop set"]
     header += ["ranked err", "control err"]
     rows = []
@@ -61,7 +66,7 @@ def format_advice(advice) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     wb = open_workbench(args)
     advice = wb.rounds.stopping(args.project, actor=operator())
     print(format_advice(advice))

@@ -6,6 +6,7 @@ See workbench/supervisor.py: SIGTERM, SIGINT and SIGHUP stop both children clean
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from workbench.config import database_url, workbench_home
 GRACE_S = 6.0  # the supervisor's default (kept here so --help does not import it)
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="start the web app and a worker",
@@ -28,7 +29,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.set_defaults(func=run)
 
 
-def add_serve_options(parser) -> None:  # noqa: ANN001
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--no-worker", action="store_true", help="do not start a worker beside the app")
@@ -41,7 +42,7 @@ def add_serve_options(parser) -> None:  # noqa: ANN001
     )
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     code = serve(args.database_url, host=args.host, port=args.port, worker=not args.no_worker, grace_s=args.grace)
     exit_now(code)
 

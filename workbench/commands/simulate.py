@@ -11,6 +11,7 @@ Example (the SMS Spam Collection: headerless, `label<TAB>message`):
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,9 +21,10 @@ from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.simulate import SimulationConfig
+    from workbench.simulate.data import CrowdData, LabeledData
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="replay a labeled dataset through the loop with simulated annotators",
@@ -282,7 +284,7 @@ def parse_featurizer(text: str | None) -> dict | None:
     return featurizer
 
 
-def config_from_args(args) -> SimulationConfig:  # noqa: ANN001
+def config_from_args(args: argparse.Namespace) -> SimulationConfig:
     from workbench.simulate import SimulationConfig
 
     budget = None if str(args.budget).lower() == "all" else _int(args.budget, "--budget")
@@ -333,7 +335,7 @@ def _int(text: str, option: str) -> int:
         raise WorkbenchError(f"{option} must be an integer or 'all', got {text!r}") from None
 
 
-def load_inputs(args, overlap: int):  # noqa: ANN001, ANN201
+def load_inputs(args: argparse.Namespace, overlap: int) -> tuple[LabeledData, CrowdData | None]:
     """(labeled data, crowd data or None) from the parsed arguments."""
     from workbench.simulate.data import (
         LabelRules,
@@ -391,7 +393,7 @@ def load_inputs(args, overlap: int):  # noqa: ANN001, ANN201
     return restrict_to_crowd(data, crowd, overlap), crowd
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from workbench.simulate import markdown_table, simulate, summary_table
     from workbench.simulate.plot import plot_curves
 

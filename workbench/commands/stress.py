@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "stress",
         help="run concurrent annotator processes and check every invariant",
@@ -31,7 +32,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from workbench.stress import Behaviour, run_stress  # lazy: NumPy, SQLAlchemy, the services
 
     behaviour = Behaviour(think_ms=tuple(args.think_ms), max_submits=args.max_submits)

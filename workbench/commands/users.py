@@ -9,7 +9,7 @@ from workbench.commands._common import open_workbench, operator, read_password
 ROLES = ("annotator", "reviewer", "admin")  # workbench.domain.Role, spelled here so --help stays light
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "user",
         help="manage user accounts",

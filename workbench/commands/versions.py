@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from workbench.commands._common import open_workbench, operator
@@ -9,7 +10,7 @@ from workbench.domain import ExportFormat, ExportKind
 from workbench.errors import WorkbenchError
 
 
-def register(subparsers) -> None:  # noqa: ANN001
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "version", help="dataset versions", description="Immutable, content-hashed snapshots of the final labels."
     )
@@ -43,19 +44,19 @@ def register(subparsers) -> None:  # noqa: ANN001
     export.set_defaults(func=run_export, _trailing="dir")
 
 
-def run_create(args) -> int:  # noqa: ANN001
+def run_create(args: argparse.Namespace) -> int:
     version = open_workbench(args).versions.create(args.project, actor=operator())
     print(f"version {version.number}: {version.n_items} items, sha256 {version.content_hash}")
     return 0
 
 
-def run_list(args) -> int:  # noqa: ANN001
+def run_list(args: argparse.Namespace) -> int:
     for v in open_workbench(args).versions.list(args.project, actor=operator()):
         print(f"{v.number}\t{v.n_items} items\t{v.trigger}\t{v.created_at:%Y-%m-%d %H:%M}\t{v.content_hash[:16]}")
     return 0
 
 
-def run_diff(args) -> int:  # noqa: ANN001
+def run_diff(args: argparse.Namespace) -> int:
     diff = open_workbench(args).versions.diff(args.project, args.a, args.b, actor=operator())
     print(f"added {len(diff.added)}, removed {len(diff.removed)}, relabeled {len(diff.relabeled)}")
     for external_id, old, new in diff.relabeled:
@@ -63,7 +64,7 @@ def run_diff(args) -> int:  # noqa: ANN001
     return 0
 
 
-def run_export(args) -> int:  # noqa: ANN001
+def run_export(args: argparse.Namespace) -> int:
     out = args.out or (Path(args.dir) if args.dir else None)
     if out is None or (args.out and args.dir):
         raise WorkbenchError("give where to write once: DIR or --out")

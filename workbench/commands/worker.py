@@ -5,8 +5,10 @@ SIGTERM, SIGINT or SIGHUP stop it cleanly: a running job is interrupted and queu
 
 from __future__ import annotations
 
+import argparse
 
-def register(subparsers) -> None:  # noqa: ANN001
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "worker",
         help="run background jobs",
@@ -16,7 +18,7 @@ def register(subparsers) -> None:  # noqa: ANN001
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace) -> int:
     from workbench.commands.serve import exit_now
     from workbench.worker import run_worker  # lazy: the services
 
