@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import create_engine, select, text
@@ -37,8 +38,11 @@ from workbench.services.queue import QueueService
 from workbench.services.storage import backup, restore
 from workbench.stress import seed_project
 
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Barrier
 
-def _annotator(url: str, project: str, actor: Actor, seed: int, seconds: float, out: str, start) -> None:  # noqa: ANN001
+
+def _annotator(url: str, project: str, actor: Actor, seed: int, seconds: float, out: str, start: Barrier) -> None:
     engine = make_engine(url, migrate=False)
     queue = QueueService(engine, random.Random(seed))
     rng = random.Random(seed)

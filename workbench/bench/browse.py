@@ -19,7 +19,15 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy import Engine
+
+    from workbench.db.bulk import GeneratedItem
+    from workbench.services.browse import BrowseFilter
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -27,14 +35,14 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def _fill(engine, project_id: int, n: int, vocabulary: list[str], rng: random.Random) -> None:  # noqa: ANN001
+def _fill(engine: Engine, project_id: int, n: int, vocabulary: list[str], rng: random.Random) -> None:
     from sqlalchemy import func, select, update
     from sqlmodel import Session, col
 
     from workbench.db.bulk import insert_items
     from workbench.db.models import Item
 
-    def items():  # noqa: ANN202
+    def items() -> Iterator[GeneratedItem]:
         for i in range(n):
             text = " ".join(rng.choices(vocabulary, k=rng.randint(8, 30)))
             yield (
@@ -66,7 +74,7 @@ def _fill(engine, project_id: int, n: int, vocabulary: list[str], rng: random.Ra
         conn.commit()
 
 
-def _predict(engine, project_id: int, rng: random.Random) -> None:  # noqa: ANN001
+def _predict(engine: Engine, project_id: int, rng: random.Random) -> None:
     """A model run and its latest prediction of every item, written as a round writes them (a
     predicted label, 60% "pos", and a confidence uniform in [0.5, 1))."""
     from sqlalchemy import insert, select
@@ -194,7 +202,7 @@ def bench_browse(
     }
 
 
-def _describe(f) -> str:  # noqa: ANN001
+def _describe(f: BrowseFilter) -> str:
     parts = [f"predicted={f.predicted_label}" if f.predicted_label else "predicted=any"]
     parts.append(f"confidence=[{f.confidence_min or 0:g},{f.confidence_max or 1:g}]")
     if f.split is not None:

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -138,7 +139,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def _serve(cmd: list[str], env: dict[str, str], port: int, log) -> subprocess.Popen:  # noqa: ANN001
+def _serve(cmd: list[str], env: dict[str, str], port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     from workbench.ui.launch import wait_healthy
 
     process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

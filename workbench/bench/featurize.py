@@ -19,9 +19,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 SMS = ROOT.parent / "shared" / "datasets" / "sms_spam_collection" / "SMSSpamCollection"
@@ -95,7 +98,7 @@ def run_featurize_bench(
     return out
 
 
-def _reporter(method: str, enabled: bool):  # noqa: ANN202
+def _reporter(method: str, enabled: bool) -> Callable[[int, int], None] | None:
     if not enabled:
         return None
     started = time.perf_counter()

@@ -28,8 +28,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.ui.launch import wait_healthy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 STOP_TARGET_S, BACK_TARGET_S = 10.0, 60.0
@@ -226,7 +230,7 @@ def prepare_slow_round(home: Path) -> tuple[str, int]:
     return url, job.id
 
 
-def _takes_actor(method) -> bool:  # noqa: ANN001
+def _takes_actor(method: Callable[..., object]) -> bool:
     import inspect
 
     return "actor" in inspect.signature(method).parameters

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import bindparam, update
@@ -26,6 +26,10 @@ from workbench.domain import Actor
 from workbench.services import Workbench
 from workbench.stress import Behaviour, run_stress
 from workbench.worker import WORKER_NICENESS
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterable
 
 N_EVAL = 1_000
 OPERATOR = Actor.operator()  # rounds run as the local operator, as the worker runs them
@@ -71,7 +75,7 @@ _FINAL = (
 )
 
 
-def _mark_final(session: Session, project_id: int, indices, labels: np.ndarray) -> None:  # noqa: ANN001
+def _mark_final(session: Session, project_id: int, indices: Iterable[int], labels: np.ndarray) -> None:
     """Give the items x{i} for i in indices their final label labels[i], in one executemany."""
     session.connection().execute(
         _FINAL, [{"b_project_id": project_id, "b_external_id": f"x{i}", "b_label": str(labels[i])} for i in indices]
@@ -229,7 +233,7 @@ def bench_claims(
     return result
 
 
-def add_round_arguments(parser) -> None:  # noqa: ANN001
+def add_round_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", type=int, default=100_000, help="pool items (default 100000)")
     parser.add_argument("--labels", type=int, default=5_000, help="labeled pool items (default 5000)")
     parser.add_argument("--db", help="database URL (default: a temporary SQLite file)")
@@ -245,7 +249,7 @@ def add_round_arguments(parser) -> None:  # noqa: ANN001
     parser.add_argument("--json", type=Path, help="write the figures here")
 
 
-def run_round(args) -> int:  # noqa: ANN001
+def run_round(args: argparse.Namespace) -> int:
     result = bench_round(args.pool, args.labels, args.db, mlflow_pairs=args.mlflow)
     print(
         f"{result['database']}: {result['n_pool']} pool items, {result['n_labels']} labels, "
@@ -275,7 +279,7 @@ def run_round(args) -> int:  # noqa: ANN001
     return 0
 
 
-def add_claims_arguments(parser) -> None:  # noqa: ANN001
+def add_claims_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool", type=int, default=1_000_000, help="pool items (default 1000000)")
     parser.add_argument("--annotators", type=int, default=16)
     parser.add_argument("--submits", type=int, default=100, help="submits per annotator (default 100)")
@@ -289,7 +293,7 @@ def add_claims_arguments(parser) -> None:  # noqa: ANN001
     parser.add_argument("--json", type=Path, help="write the figures here")
 
 
-def run_claims(args) -> int:  # noqa: ANN001
+def run_claims(args: argparse.Namespace) -> int:
     result = bench_claims(
         pool=args.pool,
         annotators=args.annotators,

@@ -252,7 +252,7 @@ def summarize(name: str, report: dict, strategies: list[str], seconds: float) ->
     }
 
 
-def _f(value, spec=".4f") -> str:  # noqa: ANN001
+def _f(value: float | None, spec: str = ".4f") -> str:
     return "—" if value is None else format(value, spec)
 
 
