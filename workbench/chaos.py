@@ -35,6 +35,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import TextIO
 
 POINTS = ("import", "annotate", "round", "export")
 SLOW_MODEL = {"type": "mlp", "hidden": 256, "epochs": 400}
@@ -64,7 +69,7 @@ class ChaosReport:
 
 
 class Chaos:
-    def __init__(self, url: str, home: Path, *, seed: int, rows: int, out=None) -> None:  # noqa: ANN001
+    def __init__(self, url: str, home: Path, *, seed: int, rows: int, out: TextIO | None = None) -> None:
         from workbench.db.engine import make_engine
         from workbench.domain import Actor
         from workbench.services import Workbench
@@ -441,8 +446,8 @@ def run_chaos(
     runs: int,
     *,
     database_url: str | None = None,
-    points=POINTS,
-    seed: int = 0,  # noqa: ANN001
+    points: Sequence[str] = POINTS,
+    seed: int = 0,
     rows: int = 200_000,
     home: Path | None = None,
 ) -> ChaosReport:

@@ -13,11 +13,19 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from workbench.config import database_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+    from workbench.errors import StorageError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READ_ONLY = "workbench_read_only"
@@ -26,7 +34,7 @@ PER_STATEMENT = "per_statement"  # a READ_ONLY value: no transaction, each state
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record):  # noqa: ANN001
+    def on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver so the "begin" hook decides the mode.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -37,7 +45,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def on_begin(connection):  # noqa: ANN001
+    def on_begin(connection: Connection) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY)
         if read_only == PER_STATEMENT:
             return  # the driver is in autocommit mode: every statement is its own snapshot
@@ -80,7 +88,7 @@ def make_engine(url: str | None = None, *, migrate: bool = True, **kwargs) -> En
     return engine
 
 
-def _open_fault(exc: BaseException, engine: Engine):  # noqa: ANN202
+def _open_fault(exc: BaseException, engine: Engine) -> StorageError | None:
     """A StorageError for a database that cannot be opened or upgraded, naming why when it can
     be told (a read-only file system, a missing folder), else None (not a storage fault)."""
     from workbench.errors import StorageError, storage_fault

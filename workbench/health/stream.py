@@ -18,7 +18,7 @@ import bisect
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from workbench.health.report import (
     outlier_flag,
     pii_flag,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CHUNK_ROWS = 20_000
 CHUNK_CHARS = 1_000_000  # a chunk's texts are tokenised together: this bounds their byte arrays
@@ -233,7 +236,7 @@ class TextHealthPass:
                 out[at] = chunks[c][rows[at] - chunk_starts[c]]
             return out
 
-        def band_keys(rows: np.ndarray):  # noqa: ANN202 - one uint64 per row and band
+        def band_keys(rows: np.ndarray) -> Iterator[np.ndarray]:  # one uint64 per row, per band
             width = self.num_perm // dup.BANDS
             for band in range(dup.BANDS):
                 part = [np.ascontiguousarray(c[:, band * width : (band + 1) * width]) for c in chunks]
@@ -353,7 +356,13 @@ class RecordsPass:
         return report
 
 
-def health_pass(kind: str, *, threshold: float, pii: bool, pii_region: str = "US", image_root: Any = None):  # noqa: ANN201
+# The streaming health pass of a project, either kind (the same feed/finish interface).
+HealthPass = TextHealthPass | RecordsPass
+
+
+def health_pass(
+    kind: str, *, threshold: float, pii: bool, pii_region: str = "US", image_root: Any = None
+) -> TextHealthPass | RecordsPass:
     """The streaming health pass for a project of this kind."""
     if kind == "text":
         return TextHealthPass(threshold=threshold, pii=pii, pii_region=pii_region)

@@ -12,9 +12,13 @@ import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.importing.limits import size
 from workbench.importing.report import FileProblem, LimitExceeded, Problem
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 UTF8 = "utf-8"
 UTF8_BOM = "utf-8-sig"
@@ -88,14 +92,14 @@ def guess_encoding(sample: bytes) -> str:
 class _Counting(io.RawIOBase):
     """A raw binary stream that counts the bytes read through it (for progress)."""
 
-    def __init__(self, raw) -> None:  # noqa: ANN001
+    def __init__(self, raw: io.RawIOBase) -> None:
         self.raw = raw
         self.count = 0
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # noqa: ANN001
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
         n = self.raw.readinto(buffer)
         self.count += n or 0
         return n

@@ -14,8 +14,14 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.importing.limits import Limits, size
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from PIL.Image import Image as PILImage
 
 FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "WEBP"})
 RENDITION_SIDE = 1600  # long side of what the UI shows, at most
@@ -35,7 +41,7 @@ class ImageFacts:
     height: int
 
 
-def _pil():  # noqa: ANN202
+def _pil() -> ModuleType:
     from PIL import Image, ImageFile
 
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -45,7 +51,7 @@ def _pil():  # noqa: ANN202
     return Image
 
 
-def _open(path: Path, max_pixels: int, max_bytes: int | None):  # noqa: ANN202
+def _open(path: Path, max_pixels: int, max_bytes: int | None) -> PILImage:
     Image = _pil()
     try:
         n_bytes = path.stat().st_size
@@ -91,7 +97,7 @@ def _open(path: Path, max_pixels: int, max_bytes: int | None):  # noqa: ANN202
     return image
 
 
-def _decode(image, draft: tuple[int, int] | None = None) -> None:  # noqa: ANN001
+def _decode(image: PILImage, draft: tuple[int, int] | None = None) -> None:
     if draft is not None and image.format == "JPEG":
         image.draft("RGB", draft)  # JPEG decodes at a reduced scale: faster, less memory
     try:
@@ -107,12 +113,16 @@ def inspect_image(
     """Open and fully decode the image: its format and size, or ImageRefused saying why not."""
     image = _open(Path(path), max_pixels, max_bytes)
     with image:
+        if image.format is None:  # Image.open names the format of every file it opens
+            raise ImageRefused("the image format is not known")
         facts = ImageFacts(image.format, *image.size)
         _decode(image)
     return facts
 
 
-def open_image(path: Path, *, max_pixels: int = _DEFAULT.max_image_pixels, draft: tuple[int, int] | None = None):  # noqa: ANN201
+def open_image(
+    path: Path, *, max_pixels: int = _DEFAULT.max_image_pixels, draft: tuple[int, int] | None = None
+) -> PILImage:
     """The decoded image (a PIL Image, caller closes), within the pixel limit, or ImageRefused."""
     image = _open(Path(path), max_pixels, None)
     try:

@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import json.encoder
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.importing.images import ImageRefused, inspect_image
 from workbench.importing.limits import Limits
 from workbench.importing.readers import MISSING
 from workbench.importing.report import FileProblem, OnDuplicate, Problem, RowProblem
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MAX_ID_LENGTH = 500  # Item.external_id
 DEFAULT_MISSING = ("", "?", "NaN", "nan", "NAN")
@@ -31,15 +35,17 @@ _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BAD_CHARS = re.compile(r"[\x00\ud800-\udfff]")
 
 
-def _make_dumps():  # noqa: ANN202
+def _make_dumps() -> Callable[[object], str]:
     """Compact JSON text (UTF-8 kept, NaN refused), with the C encoder built once, not per call."""
     encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # c_make_encoder is the C accelerator json.encoder uses when it is built (not in its stubs).
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     try:
-        from json.encoder import c_make_encoder, encode_basestring
-
         if c_make_encoder is None:
             raise ImportError
-        iterencode = c_make_encoder(None, encoder.default, encode_basestring, None, ":", ",", False, False, False)
+        iterencode = c_make_encoder(
+            None, encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+        )
     except (ImportError, TypeError):  # pragma: no cover - pure-Python json
         return encoder.encode
     return lambda obj: "".join(iterencode(obj, 0))
