@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         reports = wb.health.subgroups(args.project, actor=operator())
         if not reports:
             print("no sensitive columns: set them with `workbench import ... --sensitive-cols A,B`")
-        for report in reports:
-            _print_subgroups(report)
+        for subgroup in reports:
+            _print_subgroups(subgroup)
         if args.json:
             args.json.write_text(json.dumps([asdict(r) for r in reports], indent=2, default=str))
             print(f"wrote {args.json}")

@@ -215,7 +215,7 @@ def _preview(content: dict[str, Any]) -> str:
 def _sqlite_fts_catch_up(engine: Engine) -> None:
     """Index the texts of items added since the last search (one INSERT … SELECT)."""
 
-    def work(session) -> None:  # noqa: ANN001
+    def work(session: Session) -> None:
         conn = session.connection()
         last = conn.execute(text("SELECT coalesce(max(rowid), 0) FROM item_fts")).scalar_one()
         newest = conn.execute(text("SELECT coalesce(max(id), 0) FROM item")).scalar_one()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Engine, delete, insert, select
@@ -20,6 +20,9 @@ from workbench.health.subgroups import SubgroupReport
 from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.members import load_member_project
+
+if TYPE_CHECKING:
+    from workbench.health.drift import DriftReport
 
 DEFAULT_NEAR_DUPLICATE_THRESHOLD = 0.9
 
@@ -234,7 +237,7 @@ class HealthService:
     @requires(Role.REVIEWER)
     def drift(
         self, project_name: str, *, actor: Actor, reference: int | None = None, new: int | None = None, seed: int = 0
-    ):  # noqa: ANN201 - DriftReport
+    ) -> DriftReport:
         """Drift of version `new` (default: the items imported since the latest version) against
         version `reference` (default: the latest version)."""
         with reading(self.engine) as session:
@@ -278,7 +281,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def drift_between(kind: ProjectKind, old: list[dict[str, Any]], fresh: list[dict[str, Any]], *, seed: int = 0):  # noqa: ANN201
+def drift_between(
+    kind: ProjectKind, old: list[dict[str, Any]], fresh: list[dict[str, Any]], *, seed: int = 0
+) -> DriftReport:
     """Drift of `fresh` against `old` item contents (text: length, vocabulary and a domain
     classifier on hashed words; tabular: each column, and a classifier on all of them)."""
     from workbench.health.drift import compare

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, func, inspect, select
@@ -49,6 +49,10 @@ from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.projects import check_writable, load_project
 
+if TYPE_CHECKING:
+    from workbench.domain import ProjectInfo
+    from workbench.health.stream import HealthPass
+
 # progress(done, total): bytes of the file read so far (rows for Parquet and image folders).
 Progress = Callable[[int, int], None]
 SAMPLE_SIZE = 5
@@ -70,7 +74,7 @@ def _sha256(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _limits(info) -> Limits:  # noqa: ANN001
+def _limits(info: ProjectInfo) -> Limits:
     """The project's import limits (settings["limits"] over the defaults)."""
     try:
         return Limits.from_settings(info.settings.get("limits"))
@@ -254,8 +258,10 @@ class _WriteSink(_Sink):
     # query), COPY the rows with ids drawn from the sequence; COPY is about twice as fast as
     # INSERT ... ON CONFLICT here. A batch with a duplicate takes the ON CONFLICT path to say which.
 
-    def _cursor(self):  # noqa: ANN202
-        return self.conn.connection.driver_connection.cursor()
+    def _cursor(self) -> Any:  # the driver's own cursor (psycopg's, for COPY)
+        driver = self.conn.connection.driver_connection
+        assert driver is not None, "an open connection has its driver's connection"
+        return driver.cursor()
 
     def _copy_ok(self, batch: list) -> bool:
         external_ids = [b[2] for b in batch]
@@ -328,7 +334,7 @@ class _CheckSink(_Sink):
         return duplicates
 
 
-def _scrubber(info) -> Callable[[str], str] | None:  # noqa: ANN001
+def _scrubber(info: ProjectInfo) -> Callable[[str], str] | None:
     """The project's personal-data replacement for text, or None when it keeps text as it is."""
     from workbench.config import workbench_home
     from workbench.health.pii import PiiMode, pii_mode, project_secret, scrub
@@ -341,7 +347,7 @@ def _scrubber(info) -> Callable[[str], str] | None:  # noqa: ANN001
     return lambda text: scrub(text, mode, secret=secret, region=region).text
 
 
-def _feed_existing(conn: Connection, project_id: int, health, chunk: int = 20_000) -> None:  # noqa: ANN001
+def _feed_existing(conn: Connection, project_id: int, health: HealthPass, chunk: int = 20_000) -> None:
     """The project's items before this import, a page at a time, to the health pass (duplicates
     against existing items)."""
     last = 0
@@ -510,7 +516,7 @@ class ImportService:
         except ValueError as exc:
             raise WorkbenchError(str(exc)) from None
 
-    def _project(self, name: str):  # noqa: ANN202
+    def _project(self, name: str) -> ProjectInfo:
         with reading(self.engine) as session:
             return load_project(session, name)
 
@@ -560,7 +566,9 @@ class ImportService:
 
         return self._import(info, report, open_, opts, actor=actor, progress=progress, default_root=path.parent)
 
-    def _image_root(self, info, opts: ImportOptions, default_root: Path | None) -> tuple[Path, str, str | None]:  # noqa: ANN001
+    def _image_root(
+        self, info: ProjectInfo, opts: ImportOptions, default_root: Path | None
+    ) -> tuple[Path, str, str | None]:
         """(root the paths are relative to, prefix for stored paths, root to save in the settings)."""
         stored = info.settings.get("image_root")
         if opts.image_root is not None:
@@ -585,9 +593,9 @@ class ImportService:
 
     def _import(
         self,
-        info,
+        info: ProjectInfo,
         report: ImportReport,
-        open_: Callable[[], Reader],  # noqa: ANN001
+        open_: Callable[[], Reader],
         opts: ImportOptions,
         *,
         actor: Actor,
@@ -688,7 +696,7 @@ class ImportService:
             queue_check(self.engine, info.id, AlertEvent.IMPORT)  # evaluated and sent by the worker
         return report
 
-    def _mark_gold(self, info, answers: dict[str, str], last_id: int | None, actor: Actor) -> int:  # noqa: ANN001
+    def _mark_gold(self, info: ProjectInfo, answers: dict[str, str], last_id: int | None, actor: Actor) -> int:
         """Items of this import with a value in --gold-col become gold items: moved to the pool
         (gold never counts as an eval measurement) and marked with their known answer
         (workbench.services.quality.mark_gold). Items that were already there are left alone."""
@@ -696,7 +704,7 @@ class ImportService:
 
         from workbench.services.quality import mark_gold
 
-        def move(session) -> dict[str, str]:  # noqa: ANN001
+        def move(session: Session) -> dict[str, str]:
             conn = session.connection()
             new = select(col(Item.external_id)).where(
                 col(Item.project_id) == info.id, col(Item.external_id).in_(list(answers))
@@ -716,7 +724,9 @@ class ImportService:
         return mark_gold(self.engine, info.name, chosen, actor=actor) if chosen else 0
 
     @staticmethod
-    def _health(conn: Connection, info, report: ImportReport, health, opts: ImportOptions, actor: Actor) -> None:  # noqa: ANN001
+    def _health(
+        conn: Connection, info: ProjectInfo, report: ImportReport, health: HealthPass, opts: ImportOptions, actor: Actor
+    ) -> None:
         """Inside the import's transaction: the health report of the batch (fed while it was
         written), the near-duplicate policy applied, and the flags stored. A failure here never
         undoes the import: its savepoint is rolled back and it becomes a warning."""
@@ -756,10 +766,10 @@ class ImportService:
     def _write(
         self,
         engine: Engine,
-        info,
+        info: ProjectInfo,
         report: ImportReport,
         reader: Reader,
-        builder: RowBuilder,  # noqa: ANN001
+        builder: RowBuilder,
         opts: ImportOptions,
         rng: np.random.Generator,
         fraction: float,
@@ -767,7 +777,7 @@ class ImportService:
         actor: Actor,
         progress: Progress | None,
         save_root: str | None,
-        health=None,  # noqa: ANN001 - a workbench.health.stream pass, fed the rows as they are written
+        health: HealthPass | None = None,  # fed the rows as they are written
     ) -> None:
         """Stream the rows into one transaction; commit only when every row is good."""
         gate = contextlib.nullcontext() if report.dry_run else write_gate(self.engine)
@@ -828,7 +838,7 @@ class ImportService:
         report: ImportReport,
         opts: ImportOptions,
         progress: Progress | None,
-        health=None,  # noqa: ANN001
+        health: HealthPass | None = None,
         ids: dict[int, str] | None = None,
     ) -> None:
         """Read and check rows, write them a batch at a time (memory is bounded by the batch).
@@ -924,7 +934,7 @@ class ImportService:
     def _human_labels(
         conn: Connection,
         sink: _Sink,
-        info,  # noqa: ANN001
+        info: ProjectInfo,
         report: ImportReport,
         human: dict[int, list],
         ids: dict[int, str],
@@ -1048,9 +1058,9 @@ class ImportService:
     @staticmethod
     def _finish(
         conn: Connection,
-        info,
+        info: ProjectInfo,
         report: ImportReport,
-        actor: Actor,  # noqa: ANN001
+        actor: Actor,
         save_root: str | None,
     ) -> None:
         """Inside the import's transaction: save the image root if new, and append the audit row."""

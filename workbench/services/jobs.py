@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, delete, or_, select, update
 from sqlmodel import Session, col
@@ -22,6 +22,9 @@ from workbench.errors import NotFound
 from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.members import check_member, load_member_project
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MAX_ATTEMPTS = 3
 STALE_AFTER = timedelta(seconds=30)  # a running job whose heartbeat is older than this lost its worker
@@ -232,7 +235,7 @@ class JobService:
         return write(self.engine, work)
 
     @requires(Role.ADMIN)
-    def requeue_dead_local(self, host: str, is_alive, *, actor: Actor) -> list[int]:  # noqa: ANN001
+    def requeue_dead_local(self, host: str, is_alive: Callable[[int], bool], *, actor: Actor) -> list[int]:
         """Give back running jobs held by workers on `host` whose process is gone (`is_alive(pid)`
         is False), without waiting for their lease to go stale; drops their registry rows."""
 

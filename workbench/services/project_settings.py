@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CursorResult, Engine, Result, delete, func, insert, or_, select, text, update
 from sqlmodel import Session, SQLModel, col
@@ -60,6 +60,9 @@ from workbench.services.projects import (
     check_strategy,
     load_project,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 # Settings that `update` accepts, with (type, low, high) for the plain numbers.
 _NUMBERS: dict[str, tuple[type, float, float]] = {
@@ -633,7 +636,7 @@ def _purge(session: Session, project_id: int) -> dict[str, int]:
     return counts
 
 
-def _forget_search_index(conn) -> None:  # noqa: ANN001
+def _forget_search_index(conn: Connection) -> None:
     """SQLite's contentless full-text index cannot drop single rows it no longer has the text of:
     empty it (the browse service rebuilds it from the items at the next search)."""
     exists = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'item_fts'")).first()

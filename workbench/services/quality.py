@@ -26,6 +26,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,11 @@ from workbench.services._auth import require_role, requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.members import load_member_project
 from workbench.services.projects import load_project
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from scipy.sparse import spmatrix
 
 _SET_POSTERIOR = (
     update(Item)
@@ -230,7 +236,11 @@ class QualityService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _inputs(self, session: Session, project_id: int):  # noqa: ANN202
+    def _inputs(
+        self, session: Session, project_id: int
+    ) -> tuple[Sequence[tuple[int, str, str]], dict[object, str], dict[object, str | None], set[str], dict[str, int]]:
+        """(item, annotator, label) of every human label, gold answers, adjudicated labels (None
+        for "no label"), paused annotators, and user ids by name."""
         rows = session.execute(
             select(col(Annotation.item_id), col(User.name), col(Annotation.label))
             .join(User, col(User.id) == col(Annotation.annotator_id))
@@ -543,12 +553,12 @@ class LabelIssueResult:
 
 
 def out_of_sample_proba(
-    X,
+    X: np.ndarray | spmatrix,
     y: np.ndarray,
     labels: Sequence[str],
     model_config: dict,
     *,
-    seed: int = 0,  # noqa: ANN001
+    seed: int = 0,
     folds: int = 5,
 ) -> tuple[np.ndarray, int]:
     """Cross-validated predicted probabilities (columns in `labels` order) with the project's model."""
@@ -575,7 +585,7 @@ def find_label_issues(
     *,
     k: int,
     actor: Actor,
-    home=None,  # noqa: ANN001
+    home: Path | None = None,
     seed: int = 0,
     send: bool = True,
 ) -> LabelIssueResult:
@@ -674,7 +684,7 @@ def find_label_issues(
     return LabelIssueResult(version.number, len(rows), len(issue_ids), issue_ids, tuple(top), folds)
 
 
-def after_round(engine: Engine, project_name: str, *, home=None, seed: int = 0) -> dict:  # noqa: ANN001
+def after_round(engine: Engine, project_name: str, *, home: Path | None = None, seed: int = 0) -> dict:
     """What runs after every round: re-estimate annotator quality (and, with Dawid-Skene
     aggregation, the posteriors), then the label-error queue when the project asks for it."""
     operator = Actor.operator()

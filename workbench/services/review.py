@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
@@ -26,6 +27,9 @@ from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.members import check_member, load_member_project
 from workbench.services.projects import load_project_by_id, unoffered
+
+if TYPE_CHECKING:
+    from workbench.domain import ProjectInfo
 
 _DECIDED_STATE = {
     Decision.LABEL: ItemState.FINAL,
@@ -53,7 +57,7 @@ def _answers(session: Session, item_ids: list[int]) -> dict[int, list[Answer]]:
     return answers
 
 
-def _suggestion(project, item: Item) -> dict:  # noqa: ANN001
+def _suggestion(project: ProjectInfo, item: Item) -> dict:
     """Why the item is in review, and the Dawid-Skene posterior when the project aggregates with it
     (shown to the reviewer as a suggestion, never preselected)."""
     dawid_skene = project.settings.get("aggregation") == "dawid_skene" and item.posterior_label is not None
