@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from workbench.simulate.data import CrowdData, LabeledData
+
+if TYPE_CHECKING:
+    from workbench.simulate.runner import SimulationConfig, Template
 
 TARGETS = (0.95, 0.98, 0.99)
 METHOD = {
@@ -310,11 +313,11 @@ def model_signal(eval_label_counts: dict[str, int], full_pool_accuracy: float) -
 
 def build_report(
     data: LabeledData,
-    config,
-    template,
+    config: SimulationConfig,
+    template: Template,
     runs: list[dict[str, Any]],
     *,
-    budget: int,  # noqa: ANN001
+    budget: int,
     initial: int,
     crowd: CrowdData | None,
     wall_seconds: float,

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 from sqlalchemy import insert, select
@@ -53,6 +53,13 @@ from workbench.services.rounds import RoundService
 from workbench.simulate.annotators import ADJUDICATORS, SKIP_REASON, Adjudicator, CrowdReplay, NoisyAnnotator
 from workbench.simulate.data import CrowdData, LabeledData, restrict_to_crowd, write_import_file
 from workbench.training import evaluate, make_featurizer, make_model
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from tqdm import tqdm
+
+    from workbench.domain import ClaimedItem
+    from workbench.services.quality import QualityService
 
 PROJECT = "simulation"
 OPERATOR = Actor.operator()  # rounds run as the local operator, as the worker runs them
@@ -216,7 +223,7 @@ class RunTask:
 # -- the template ------------------------------------------------------------------------------
 
 
-def _add_people(engine, names_roles: list[tuple[str, str]]) -> dict[str, Actor]:  # noqa: ANN001
+def _add_people(engine: Engine, names_roles: list[tuple[str, str]]) -> dict[str, Actor]:
     """Simulated accounts, inserted directly with an unusable password hash (they can never sign
     in). UserService.add would argon2-hash a password per account: ~0.4 s each, minutes for a
     crowd of 164 workers, for accounts nobody signs in to."""
@@ -235,7 +242,7 @@ def _add_people(engine, names_roles: list[tuple[str, str]]) -> dict[str, Actor]:
     return _actors(engine)
 
 
-def _actors(engine) -> dict[str, Actor]:  # noqa: ANN001
+def _actors(engine: Engine) -> dict[str, Actor]:
     with Session(engine) as session:
         rows = session.execute(select(col(User.id), col(User.name), col(User.role))).all()
     return {name: Actor(id=user_id, name=name, role=Role(role)) for user_id, name, role in rows}
@@ -426,7 +433,7 @@ def build_template(
     )
 
 
-def _bar(total: int, desc: str, enabled: bool):  # noqa: ANN202
+def _bar(total: int, desc: str, enabled: bool) -> tqdm:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=False, dynamic_ncols=True)
@@ -443,12 +450,21 @@ def _shared(path: str) -> dict:
     return _SHARED_CACHE[path]
 
 
+_T = TypeVar("_T")
+
+
+class ProgressSink(Protocol):
+    """Where a run reports each label it spends: a manager queue (process pool) or the bar."""
+
+    def put(self, item: int, /) -> None: ...
+
+
 class _Timer:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.counts: Counter = Counter()
 
-    def __call__(self, name: str, fn: Callable, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
+    def __call__(self, name: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -460,7 +476,7 @@ class _Timer:
 class _Run:
     """One strategy × seed through the services. Not thread-safe; one per process at a time."""
 
-    def __init__(self, engine, home: Path, task: RunTask, progress) -> None:  # noqa: ANN001
+    def __init__(self, engine: Engine, home: Path, task: RunTask, progress: ProgressSink | None) -> None:
         self.task, self.config, self.seed = task, task.config, task.seed
         self.progress = progress
         shared = _shared(task.shared_path)
@@ -513,7 +529,7 @@ class _Run:
         self.gold_spent = 0
         self.quality = self.wb_quality()
 
-    def wb_quality(self):  # noqa: ANN202
+    def wb_quality(self) -> QualityService:
         from workbench.services.quality import QualityService
 
         return QualityService(self.wb.engine)
@@ -652,7 +668,7 @@ class _Run:
             if info.paused and info.annotator not in self.paused:
                 self.paused.append(info.annotator)
 
-    def _claim(self, actor: Actor):  # noqa: ANN202
+    def _claim(self, actor: Actor) -> ClaimedItem | None:
         claimed = self.timer("claim", self.queue.claim, PROJECT, actor=actor)
         if claimed is not None:
             self.claim_reasons[claimed.reason] += 1
@@ -662,7 +678,7 @@ class _Run:
             self.had[claimed.item_id].add(actor.name)
         return claimed
 
-    def _submit(self, claimed, label: str, actor: Actor) -> None:  # noqa: ANN001
+    def _submit(self, claimed: ClaimedItem, label: str, actor: Actor) -> None:
         result = self.timer("submit", self.queue.submit, claimed.lease_id, label, actor=actor)
         self.spent += 1
         self.labels_by[actor.name] += 1
@@ -843,7 +859,7 @@ def _limit_threads() -> None:
         pass
 
 
-def run_task(task: RunTask, progress=None) -> dict[str, Any]:  # noqa: ANN001
+def run_task(task: RunTask, progress: ProgressSink | None = None) -> dict[str, Any]:
     """One run in this process: its own SQLite copy and its own WORKBENCH_HOME."""
     run_dir = Path(task.run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -867,7 +883,7 @@ def run_task(task: RunTask, progress=None) -> dict[str, Any]:  # noqa: ANN001
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _run_task_guarded(task: RunTask, progress=None) -> dict[str, Any]:  # noqa: ANN001
+def _run_task_guarded(task: RunTask, progress: ProgressSink | None = None) -> dict[str, Any]:
     try:
         return run_task(task, progress)
     except WorkbenchError as exc:
@@ -993,14 +1009,14 @@ def _run_all(
 
 
 class _BarQueue:
-    def __init__(self, bar) -> None:  # noqa: ANN001
+    def __init__(self, bar: tqdm) -> None:
         self.bar = bar
 
     def put(self, n: int) -> None:
         self.bar.update(n)
 
 
-def _drain(progress, bar) -> None:  # noqa: ANN001
+def _drain(progress: queue_module.Queue[int], bar: tqdm) -> None:
     while True:
         try:
             bar.update(progress.get_nowait())
