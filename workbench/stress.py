@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import func, select
@@ -31,6 +31,9 @@ from workbench.domain.overlap import GivenLabel, Next, OverlapSettings, decide
 from workbench.errors import WorkbenchError
 from workbench.services import Workbench
 from workbench.services.queue import QueueService
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Barrier
 
 LABELS = ["yes", "no"]
 STARTUP_TIMEOUT_S = 600.0  # 32 processes importing the workbench on 2 loaded cores can take minutes
@@ -59,7 +62,7 @@ class AnnotatorLog:
     errors: list[str] = field(default_factory=list)
 
 
-def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behaviour, out: str, start) -> None:  # noqa: ANN001 - a multiprocessing Barrier
+def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behaviour, out: str, start: Barrier) -> None:
     engine = make_engine(url, migrate=False)
     queue = QueueService(engine, random.Random(seed))
     rng = random.Random(seed + 1)

@@ -29,9 +29,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workbench.commands.serve import GRACE_S  # children get this long after SIGTERM; then SIGKILL
 from workbench.ui.launch import run_app
+
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import TextIO
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -67,8 +72,16 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
 
 class Supervisor:
     def __init__(
-        self, url: str, home: Path, *, host: str, port: int, worker: bool = True, grace_s: float = GRACE_S, out=None
-    ) -> None:  # noqa: ANN001
+        self,
+        url: str,
+        home: Path,
+        *,
+        host: str,
+        port: int,
+        worker: bool = True,
+        grace_s: float = GRACE_S,
+        out: TextIO | None = None,
+    ) -> None:
         self.url, self.home, self.host, self.port = url, home, host, port
         self.want_worker, self.grace_s = worker, grace_s
         self.out = out or sys.stderr
@@ -104,7 +117,7 @@ class Supervisor:
         return app
 
     # -- the loop ---------------------------------------------------------------------------
-    def _on_signal(self, signum: int, _frame) -> None:  # noqa: ANN001
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.signals.append(signal.Signals(signum).name)
 
     def run(self) -> int:

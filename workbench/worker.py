@@ -22,12 +22,16 @@ import signal
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from workbench.config import database_url as configured_url
 from workbench.db.engine import make_engine
 from workbench.domain import Actor, JobInfo, JobKind
 from workbench.errors import storage_fault
 from workbench.services import Workbench
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 HEARTBEAT_S = 5.0
 SWEEP_S = 15.0
@@ -96,7 +100,7 @@ class _Stopper:
         self.in_job = False
         self.signal_name: str | None = None
 
-    def __call__(self, signum: int, _frame) -> None:  # noqa: ANN001
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(signum).name
         self.stop.set()
         if self.in_job:

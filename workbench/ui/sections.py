@@ -4,6 +4,8 @@ quality per group of the sensitive columns."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
@@ -11,6 +13,9 @@ from workbench.domain import Actor, GuidelinesInfo, ProjectInfo
 from workbench.errors import WorkbenchError
 from workbench.services import Workbench
 from workbench.ui import render, session
+
+if TYPE_CHECKING:
+    from workbench.health.subgroups import SubgroupReport
 
 
 def guidelines_expander(guide: GuidelinesInfo | None, *, expanded: bool = False) -> None:
@@ -116,7 +121,7 @@ def guidelines_editor(wb: Workbench, project: ProjectInfo, actor: Actor) -> None
         )
 
 
-def subgroup_figures(reports, *, key: str) -> None:  # noqa: ANN001 - list[SubgroupReport]
+def subgroup_figures(reports: list[SubgroupReport], *, key: str) -> None:
     """Per sensitive column: worst-group accuracy, the lowest disparate-impact ratio and the largest
     equalized-odds difference over the labels, a warning for groups under 30 eval items, and the
     per-group table."""

@@ -3,6 +3,8 @@ Statistics page's (an annotator's own). The figures come from StatsService; this
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
@@ -10,6 +12,11 @@ from workbench.domain import Actor, ProjectInfo
 from workbench.errors import WorkbenchError
 from workbench.services import Workbench
 from workbench.ui import charts, render
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from workbench.services.stats import AnnotatorStatistics, Figures
 
 # (column, field of Figures, axis format)
 METRICS = (
@@ -26,7 +33,7 @@ EXPLAIN = (
 )
 
 
-def _row(name: str, figures) -> dict:  # noqa: ANN001
+def _row(name: str, figures: Figures) -> dict:
     row = {"annotator": name, "labels": figures.labels, "skips": figures.skips}
     for column, field, _ in METRICS:
         row[column] = getattr(figures, field)
@@ -35,7 +42,7 @@ def _row(name: str, figures) -> dict:  # noqa: ANN001
     return row
 
 
-def _series(stats) -> pd.DataFrame:  # noqa: ANN001
+def _series(stats: Iterable[AnnotatorStatistics]) -> pd.DataFrame:
     rows = [{"day": pd.Timestamp(d.day), **_row(a.annotator, d.figures)} for a in stats for d in a.by_day]
     return pd.DataFrame(rows)
 

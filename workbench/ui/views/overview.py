@@ -4,12 +4,17 @@ alert rules with their recent deliveries, and the annotators' statistics. Nothin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
 from workbench.domain import Role, role_allows
 from workbench.errors import WorkbenchError
 from workbench.ui import render, sections, session, stats
+
+if TYPE_CHECKING:
+    from workbench.domain.alerts import DeliveryInfo
 
 
 def _pct(part: int, whole: int) -> str:
@@ -130,7 +135,7 @@ def _alerts(wb, project, actor) -> None:
     )
 
 
-def _delivery_row(d, project_name: str) -> dict:  # noqa: ANN001
+def _delivery_row(d: DeliveryInfo, project_name: str) -> dict:
     tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
     if d.state.value == "pending" and d.next_attempt_at is not None:
         state = f"retry {d.next_attempt_at:%H:%M:%S} ({tries})" if d.attempts else "queued"

@@ -4,6 +4,8 @@ advice, a run's confusion matrix, two runs compared, two versions diffed, and ve
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -23,13 +25,16 @@ from workbench.domain.rounds import JobResult
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, sections, session
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
 JOB = "rounds_job"  # (project name, job id) of the round this browser started or follows
 ROUND_JOBS = (JobKind.RETRAIN, JobKind.RESCORE, JobKind.VERSION)  # what the round panel follows
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 POLL_S = 1.0
 
 
-def _when(value) -> str:  # noqa: ANN001
+def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
 
 
@@ -383,7 +388,7 @@ def _advisor_job(project_name: str) -> None:
         st.caption("Waiting for a worker to take the job (`workbench serve` starts one; or run `workbench worker`).")
 
 
-def _advice_chart(advice) -> None:  # noqa: ANN001
+def _advice_chart(advice: Advice) -> None:
     rows = [
         {"strategy": s.strategy, "labels": p.labels, "accuracy": p.accuracy, "std over seeds": p.std}
         for s in advice.strategies
@@ -417,7 +422,7 @@ def _advice_chart(advice) -> None:  # noqa: ANN001
     st.altair_chart(chart, key="advisor_curves")
 
 
-def _advice_table(advice) -> pd.DataFrame:  # noqa: ANN001
+def _advice_table(advice: Advice) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {

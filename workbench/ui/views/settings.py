@@ -6,16 +6,24 @@ by the project settings service, which validates and audits it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import pandas as pd
 import streamlit as st
 
-from workbench.domain import Role
+from workbench.domain import Actor, ProjectInfo, Role
 from workbench.errors import WorkbenchError
 from workbench.ui import render, session
 
+if TYPE_CHECKING:
+    from workbench.services import Workbench
+    from workbench.services.project_settings import UpdateResult
 
-def _attempt(action, done) -> None:  # noqa: ANN001
+_R = TypeVar("_R")
+
+
+def _attempt(action: Callable[[], _R], done: Callable[[_R], str]) -> None:
     """Run a service call; on success flash `done(result)` and rerun, else show why not."""
     try:
         result = action()
@@ -26,11 +34,11 @@ def _attempt(action, done) -> None:  # noqa: ANN001
         st.rerun()
 
 
-def _changes(result) -> str:  # noqa: ANN001
+def _changes(result: UpdateResult) -> str:
     return "Saved: " + "; ".join(result.changes) + "."
 
 
-def _labels(wb, actor, project) -> None:  # noqa: ANN001
+def _labels(wb: Workbench, actor: Actor, project: ProjectInfo) -> None:
     st.subheader("Labels")
     rows = wb.project_settings.labels(project.name, actor=actor)
     st.dataframe(
@@ -62,7 +70,7 @@ def _labels(wb, actor, project) -> None:  # noqa: ANN001
     )
 
 
-def _queue(wb, actor, project) -> None:  # noqa: ANN001
+def _queue(wb: Workbench, actor: Actor, project: ProjectInfo) -> None:
     st.subheader("Queue")
     strategies = wb.project_settings.strategies(project.name, actor=actor)
     s = project.settings
@@ -102,7 +110,7 @@ def _queue(wb, actor, project) -> None:  # noqa: ANN001
             )
 
 
-def _settings_json(wb, actor, project) -> None:  # noqa: ANN001
+def _settings_json(wb: Workbench, actor: Actor, project: ProjectInfo) -> None:
     st.subheader("All settings (JSON)")
     with st.form("settings_json"):
         text = st.text_area(
@@ -127,7 +135,7 @@ def _settings_json(wb, actor, project) -> None:  # noqa: ANN001
             _attempt(lambda: wb.project_settings.update(project.name, settings=changed, actor=actor), _changes)
 
 
-def _archive_and_delete(wb, actor, project) -> None:  # noqa: ANN001
+def _archive_and_delete(wb: Workbench, actor: Actor, project: ProjectInfo) -> None:
     st.subheader("Archive or delete")
     left, right = st.columns(2)
     with left:
