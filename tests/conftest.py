@@ -115,7 +115,7 @@ def _enrolment():
 
     from workbench.db.models import Project, ProjectMember, User, utcnow
 
-    def enrol(session, _context) -> None:  # noqa: ANN001
+    def enrol(session: OrmSession, _context: object) -> None:
         if not _ENROL["on"]:
             return
         projects = [o.id for o in session.new if isinstance(o, Project)]

@@ -4,9 +4,14 @@ only what it needs)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
 
 
-def attempt(url: str, frozen_ts: float, tries: int, ready, go, results) -> None:  # noqa: ANN001 - mp objects
+def attempt(url: str, frozen_ts: float, tries: int, ready: Queue[int], go: Event, results: Queue[list[str]]) -> None:
     from workbench.db.engine import make_engine
     from workbench.errors import PermissionDenied
     from workbench.services.users import UserService

@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select, text, update
@@ -22,6 +23,9 @@ from workbench.db.models import AlertAttempt, Annotation, Job, utcnow
 from workbench.domain import Actor, JobKind, JobState
 from workbench.domain.alerts import AlertEvent, AlertKind, DeliveryState
 from workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from aiosmtpd.smtp import SMTP, Envelope, LoginPassword, Session as SMTPSession
 
 OP = Actor.operator()
 
@@ -45,7 +49,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-            def log_message(self, *args) -> None:  # noqa: ANN002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -97,11 +101,13 @@ def smtp(monkeypatch):
     logins: list = []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802, ANN001
+        async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:  # noqa: N802
             inbox.append((envelope, message_from_bytes(envelope.content)))
             return "250 Message accepted for delivery"
 
-    def authenticator(server, session, envelope, mechanism, auth_data):  # noqa: ANN001
+    def authenticator(
+        server: SMTP, session: SMTPSession, envelope: Envelope, mechanism: str, auth_data: LoginPassword
+    ) -> AuthResult:
         logins.append((auth_data.login, auth_data.password))
         return AuthResult(success=auth_data.login == b"alerts" and auth_data.password == b"smtp-pass-word")
 

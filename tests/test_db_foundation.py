@@ -166,7 +166,7 @@ def test_migrations_build_exactly_the_models_schema(engine):
     from alembic.runtime.migration import MigrationContext
     from sqlmodel import SQLModel
 
-    def include(obj, name, kind, reflected, compare_to) -> bool:  # noqa: ANN001
+    def include(obj: object, name: str | None, kind: str, reflected: bool, compare_to: object) -> bool:
         # The search indexes are outside the models: SQLite's FTS5 tables, PostgreSQL's tsvector index.
         return not (name or "").startswith(("item_fts", "ix_item_text_tsv"))
 

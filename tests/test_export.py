@@ -261,7 +261,7 @@ def test_a_failed_version_export_leaves_no_partial_file(wb, tmp_path, monkeypatc
     out.write_bytes(b"the previous export")
     calls = []
 
-    def failing_write(self, rows):  # noqa: ANN001
+    def failing_write(self: object, rows: list) -> None:
         calls.append(len(rows))
         raise OSError("disk full")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from workbench.domain import Actor, Role, role_allows
 from workbench.errors import PermissionDenied
 from workbench.services import Workbench
 from workbench.services._auth import UNAUTHENTICATED_ATTR, required_role, requires
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # Calls made before anyone is signed in. Adding one is a decision, so it is listed here by name.
 UNAUTHENTICATED = {
@@ -53,7 +57,7 @@ def public_methods(wb: Workbench) -> list[tuple[str, type, str]]:
     return methods
 
 
-def _sentinel_arguments(function) -> tuple[list, dict]:  # noqa: ANN001
+def _sentinel_arguments(function: Callable[..., object]) -> tuple[list, dict]:
     """Placeholder values for every required parameter but `actor`: the role check comes first,
     so the body never sees them (if it did, it would fail on them with some other error)."""
     args, kwargs = [], {}
@@ -196,12 +200,12 @@ def test_requires_refuses_a_method_whose_actor_has_a_default():
     with pytest.raises(TypeError, match="keyword-only"):
 
         @requires(Role.ADMIN)
-        def method(self, *, actor: Actor | None = None) -> None: ...  # noqa: ANN001
+        def method(self: object, *, actor: Actor | None = None) -> None: ...
 
     with pytest.raises(TypeError, match="keyword-only"):
 
         @requires(Role.ADMIN)
-        def positional(self, actor: Actor) -> None: ...  # noqa: ANN001
+        def positional(self: object, actor: Actor) -> None: ...
 
 
 def _user(wb: Workbench, name: str, role: Role) -> tuple[str, str]:

@@ -5,6 +5,8 @@ Gold stays out of eval metrics (moved to the pool) and rankings (final from the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -15,15 +17,21 @@ from workbench.db.models import Item
 from workbench.domain import Actor
 from workbench.errors import PermissionDenied
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from workbench.domain import ProjectInfo
+    from workbench.services import Workbench
+
 OPERATOR = Actor.operator()
 
 
-def _csv(path, rows) -> str:  # noqa: ANN001
+def _csv(path: Path, rows: list[tuple[str, str, str]]) -> str:
     path.write_text("id,text,answer\n" + "".join(f"{i},{t},{a}\n" for i, t, a in rows))
     return str(path)
 
 
-def _project(wb, name="gold", gold_share=0.05):  # noqa: ANN001, ANN202
+def _project(wb: Workbench, name: str = "gold", gold_share: float = 0.05) -> ProjectInfo:
     return wb.projects.create(
         name,
         "text",
@@ -33,7 +41,7 @@ def _project(wb, name="gold", gold_share=0.05):  # noqa: ANN001, ANN202
     )
 
 
-def _rows(n: int, gold_every: int = 4):  # noqa: ANN202
+def _rows(n: int, gold_every: int = 4) -> list[tuple[str, str, str]]:
     return [(f"i{k}", f"text number {k}", ("pos", "neg")[k % 2] if k % gold_every == 0 else "") for k in range(n)]
 
 

@@ -5,6 +5,7 @@ are in the services, so every public service method is walked with an outsider h
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select, text
@@ -16,6 +17,9 @@ from workbench.db.models import AuditLog, Lease
 from workbench.domain import Actor, ProjectInfo, Role, role_allows
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
 from workbench.services._auth import required_role
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.explicit_members
 
@@ -239,7 +243,7 @@ def _world(wb, tmp_path) -> dict:
     }
 
 
-def _arguments(function, world: dict, extra: dict) -> tuple[list, dict]:  # noqa: ANN001
+def _arguments(function: Callable[..., object], world: dict, extra: dict) -> tuple[list, dict]:
     """Real values for every required parameter but `actor` (the project is 'walled')."""
     args, kwargs = [], {}
     for parameter in list(inspect.signature(function).parameters.values())[1:]:

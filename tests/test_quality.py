@@ -4,6 +4,7 @@ queue, and the label-error queue, on a real SQLite file and a real PostgreSQL.""
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,11 @@ from workbench.db.models import AuditLog, Item
 from workbench.domain import Actor
 from workbench.errors import PermissionDenied
 from workbench.services.quality import QualityService, beta_interval, estimate, is_flagged
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from workbench.services import Workbench
 
 LABELS = ["pos", "neg"]
 
@@ -77,7 +83,7 @@ def project(wb):
     )
 
 
-def _label_all(wb, name: str, people, answer) -> None:  # noqa: ANN001
+def _label_all(wb: Workbench, name: str, people: list[Actor], answer: Callable[[Actor, str], str]) -> None:
     """Each annotator in turn claims and answers until nobody gets anything."""
     progress = True
     while progress:
@@ -94,7 +100,7 @@ def test_service_flags_pauses_and_paused_labels_stop_counting(wb, project):
     good1, good2, coin, late = annotators(wb, 4)
     reviewer = annotators(wb, 1, "reviewer", "rev")[0]
 
-    def answer(person, external_id):  # noqa: ANN001
+    def answer(person: Actor, external_id: str) -> str:
         return "pos" if person.name == coin.name else truth_of(external_id)  # coin: always "pos", at chance
 
     _label_all(wb, "qual", [good1, good2, coin], answer)
@@ -364,7 +370,7 @@ def test_quality_refreshes_every_n_labels_and_pauses_when_the_project_allows(wb,
     assert quality.refresh_if_due("qual", actor=reviewer) is None  # off by default
     wb.projects.update_settings("qual", actor=Actor.operator(), quality_refresh_labels=60, pause_flagged=True)
 
-    def answer(person, external_id):  # noqa: ANN001
+    def answer(person: Actor, external_id: str) -> str:
         return "pos" if person.name == coin.name else truth_of(external_id)
 
     _label_all(wb, "qual", [good1, good2, coin], answer)  # 120 labels, no round in between

@@ -6,6 +6,7 @@ control arm); the Rounds page and `workbench rounds` read it. Real rounds on SQL
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -18,11 +19,20 @@ from workbench.domain import Actor
 from workbench.domain.stopping import Stability, advise, cohen_kappa, f_measure_bound, stopping_round
 from workbench.errors import PermissionDenied
 
+if TYPE_CHECKING:
+    from workbench.domain.stopping import StoppingRound
+
 OPERATOR = Actor.operator()
 WORDS = {"pos": "great lovely superb fine happy", "neg": "awful bad poor broken sad"}
 
 
-def _round(run_id, acc, ci, kappa, arms=None):  # noqa: ANN001, ANN202
+def _round(
+    run_id: int,
+    acc: float | None,
+    ci: tuple[float, float] | None,
+    kappa: float | None,
+    arms: dict[str, list[int]] | None = None,
+) -> StoppingRound:
     return stopping_round(run_id, run_id, 10 * run_id, acc, ci, Stability(stop_n=100, kappa=kappa, arms=arms or {}))
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
@@ -28,6 +29,9 @@ from workbench.db.models import Annotation, Item
 from workbench.domain import Actor, Role
 from workbench.errors import StorageError, storage_fault
 from workbench.services import Workbench
+
+if TYPE_CHECKING:
+    import sqlite3
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = Actor.operator()
@@ -200,7 +204,7 @@ def _cap_growth(engine, pages: int | None = None) -> None:
     """Every connection of `engine` may not grow the file past its size now (plus `pages`)."""
 
     @event.listens_for(engine, "connect")
-    def cap(dbapi_connection, _record):  # noqa: ANN001
+    def cap(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         current = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
         dbapi_connection.execute(f"PRAGMA max_page_count={current + (pages or 0)}")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 
 from tests.test_ui_support import (  # noqa: F401 - fixtures
     seed_basic,
@@ -30,7 +30,9 @@ MAX_STATEMENTS_CACHES_COLD = 17
 def counted():
     statements: list[str] = []
 
-    def hook(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+    def hook(
+        conn: Connection, cursor: object, statement: str, parameters: object, context: object, executemany: bool
+    ) -> None:
         statements.append(statement)
 
     event.listen(Engine, "before_cursor_execute", hook)

@@ -12,8 +12,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -98,7 +102,7 @@ def server(tmp_path_factory, browser):
 # -- shared helpers for driving the app (new tests use these rather than a copy of their own) ----
 
 
-def idle(page) -> None:  # noqa: ANN001
+def idle(page: Page) -> None:
     """Wait for the current rerun to finish (Streamlit's running indicator is gone)."""
     page.wait_for_timeout(100)
     page.wait_for_function(
@@ -109,7 +113,7 @@ def idle(page) -> None:  # noqa: ANN001
     )
 
 
-def sign_in(page, base: str, name: str, password: str, path: str = "") -> None:  # noqa: ANN001
+def sign_in(page: Page, base: str, name: str, password: str, path: str = "") -> None:
     """Sign in through the form, as a person does, and wait for the sidebar to name them."""
     page.goto(f"{base}/{path}")
     page.get_by_label("User name", exact=True).fill(name)
@@ -119,7 +123,7 @@ def sign_in(page, base: str, name: str, password: str, path: str = "") -> None: 
     idle(page)
 
 
-def choose(page, box, option: str) -> None:  # noqa: ANN001
+def choose(page: Page, box: Locator, option: str) -> None:
     """Open a select box and choose an option, again if a rerun closed the list meanwhile."""
     for _ in range(3):
         idle(page)
@@ -134,7 +138,7 @@ def choose(page, box, option: str) -> None:  # noqa: ANN001
     idle(page)
 
 
-def shot(page, name: str, *, full_page: bool = False) -> None:  # noqa: ANN001
+def shot(page: Page, name: str, *, full_page: bool = False) -> None:
     """A small, commit-ready PNG of what the browser shows (palette-quantised), in docs/screenshots."""
     from PIL import Image
 
@@ -148,7 +152,7 @@ def shot(page, name: str, *, full_page: bool = False) -> None:  # noqa: ANN001
     small.save(path, optimize=True)
 
 
-def new_page(browser, width: int = 1280, height: int = 760):  # noqa: ANN001, ANN201
+def new_page(browser: Browser, width: int = 1280, height: int = 760) -> tuple[BrowserContext, Page]:
     """A fresh browser context (no cookies) and its page, with a 20 s default timeout."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()

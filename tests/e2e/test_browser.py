@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import random
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.e2e.conftest import Server, idle as _idle, shot as _shot
 from workbench.domain import Actor
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Dialog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed").expect
@@ -139,7 +143,7 @@ def _page(browser, dialogs):
     page = context.new_page()
     page.set_default_timeout(20_000)
 
-    def on_dialog(dialog):  # noqa: ANN001
+    def on_dialog(dialog: Dialog) -> None:
         dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 

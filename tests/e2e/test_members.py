@@ -6,10 +6,14 @@ Screenshots: members-picker, my-statistics, members, overview-statistics."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.e2e.conftest import Server, choose, idle, new_page, shot, sign_in
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 PASSWORD = "password-123"
 
@@ -63,7 +67,7 @@ def app(server: Server) -> Server:
     return server
 
 
-def _picker_options(page, screenshot: str | None = None) -> list[str]:  # noqa: ANN001
+def _picker_options(page: Page, screenshot: str | None = None) -> list[str]:
     """The project picker's options, read from the open list (photographed open when asked)."""
     box = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox")
     idle(page)
@@ -77,7 +81,7 @@ def _picker_options(page, screenshot: str | None = None) -> list[str]:  # noqa: 
     return options
 
 
-def _nav(page, name: str) -> None:  # noqa: ANN001
+def _nav(page: Page, name: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
     idle(page)
 
