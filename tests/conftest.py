@@ -41,7 +41,7 @@ def postgres_unavailable() -> str | None:
             conn.execute(text("SELECT 1"))
         engine.dispose()
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means: not here
+    except Exception as exc:  # any failure means: not here
         return f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL).render_as_string()}: {type(exc).__name__}"
 
 

@@ -40,7 +40,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.received.append((time.monotonic(), self.path, json.loads(body)))
                 status = outer.statuses.pop(0) if outer.statuses else 200
@@ -101,7 +101,7 @@ def smtp(monkeypatch):
     logins: list = []
 
     class Handler:
-        async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:  # noqa: N802
+        async def handle_DATA(self, server: SMTP, session: SMTPSession, envelope: Envelope) -> str:
             inbox.append((envelope, message_from_bytes(envelope.content)))
             return "250 Message accepted for delivery"
 

@@ -52,7 +52,7 @@ def test_backup_during_submits_restores_every_acknowledged_annotation(wb, db_url
                     return
                 result = wb.queue.submit(claim.lease_id, "x", actor=actor)
                 acked.append((result.annotation_id, time.monotonic()))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=label, args=(person,)) for person in people]

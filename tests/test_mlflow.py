@@ -61,7 +61,7 @@ def mlflow_server(tmp_path_factory):
     served artifacts; stopped (its whole process group) after the module."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
+    log = open(root / "server.log", "wb")  # closed below
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("mlflow")),

@@ -284,7 +284,7 @@ def test_concurrent_claims_never_share_a_slot(wb, project):
         try:
             while (lease := queue.claim("q", actor=actor)) is not None:
                 queue.submit(lease.lease_id, random.Random(lease.item_id).choice(["pos", "neg"]), actor=actor)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(p, i)) for i, p in enumerate(people)]

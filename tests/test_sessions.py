@@ -170,7 +170,7 @@ def test_disabling_a_user_ends_sessions_and_releases_leases(wb, sessions):
     assert sessions.sign_in("ann", PASSWORD).actor.name == "ann"
 
 
-def Item_slots():  # noqa: N802 - a column expression for the test above
+def Item_slots():  # a column expression for the test above
     from workbench.db.models import Item
 
     return Item.slots_taken

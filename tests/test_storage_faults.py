@@ -220,7 +220,7 @@ def _fill(engine) -> None:
             while True:
                 cursor.execute("INSERT INTO audit_log (action, details, at) VALUES ('filler', '{}', '2026-01-01')")
                 raw.commit()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             assert "full" in str(exc)
             raw.rollback()
     finally:

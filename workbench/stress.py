@@ -108,7 +108,7 @@ def _annotator(url: str, project: str, actor: Actor, seed: int, behaviour: Behav
                         log.errors.append(f"double submit stored a second annotation for lease {lease.lease_id}")
             except WorkbenchError as exc:
                 log.refusals[type(exc).__name__] = log.refusals.get(type(exc).__name__, 0) + 1
-    except Exception as exc:  # noqa: BLE001 - every unexpected error is a finding of the run
+    except Exception as exc:  # every unexpected error is a finding of the run
         log.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         engine.dispose()

@@ -163,7 +163,7 @@ def run_worker(
                 next_alert_check = time.monotonic() + ALERT_RETRY_CHECK_S
                 try:
                     wb.alerts.queue_due(actor=OPERATOR)
-                except Exception as exc:  # noqa: BLE001 - a busy database must not end the worker
+                except Exception as exc:  # a busy database must not end the worker
                     log.warning("could not look for due alert deliveries: %s: %s", type(exc).__name__, exc)
             job = wb.jobs.claim_next(worker, actor=Actor.operator())
             if job is None:
@@ -183,7 +183,7 @@ def run_worker(
                 stopper.in_job = False
                 _give_back(url, job, worker, str(why))
                 break
-            except Exception as exc:  # noqa: BLE001 - a failed job records why and the worker goes on
+            except Exception as exc:  # a failed job records why and the worker goes on
                 stopper.in_job = False
                 fault = storage_fault(exc, "the round")  # a full disk: one sentence, no server path
                 wb.jobs.fail(
@@ -199,7 +199,7 @@ def run_worker(
         pulse.halt()
         try:
             wb.jobs.unregister_worker(worker, actor=OPERATOR)
-        except Exception:  # noqa: BLE001 - the registry row then simply goes stale
+        except Exception:  # the registry row then simply goes stale
             log.warning("could not unregister worker %s", worker)
         wb.engine.dispose()
     return done
@@ -270,7 +270,7 @@ class _Pulse(threading.Thread):
                 if time.monotonic() >= next_orphans:
                     next_orphans = time.monotonic() + ORPHAN_SWEEP_S
                     self._sweep_files()
-            except Exception as exc:  # noqa: BLE001 - a busy database must not end the heartbeat
+            except Exception as exc:  # a busy database must not end the heartbeat
                 log.warning("worker heartbeat failed: %s: %s", type(exc).__name__, exc)
 
     def _sweep_files(self) -> None:

@@ -131,7 +131,7 @@ def choose(page: Page, box: Locator, option: str) -> None:
         try:
             page.get_by_role("option", name=option, exact=True).click(timeout=5000)
             break
-        except Exception:  # noqa: BLE001 - the list closed under the click; try again
+        except Exception:  # the list closed under the click; try again
             page.keyboard.press("Escape")
     else:
         raise AssertionError(f"could not choose {option!r}")

@@ -97,7 +97,7 @@ class Serve:
         self.env.pop("WORKBENCH_DATABASE_URL", None)
         if database_url:
             self.env["WORKBENCH_DATABASE_URL"] = database_url
-        self.log = open(home / "serve.log", "w")  # noqa: SIM115
+        self.log = open(home / "serve.log", "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "serve", "--port", str(self.port), *(extra or [])],
             env=self.env,

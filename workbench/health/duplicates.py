@@ -366,7 +366,7 @@ def image_key(path: str) -> ImageKey | None:
             digest.update(image.tobytes())
             small = min(image.size) < MIN_PHASH_SIDE
             return ImageKey(digest.digest(), None if small else int(str(imagehash.phash(image)), 16))
-    except Exception:  # noqa: BLE001 - unreadable images are reported elsewhere, never hashed
+    except Exception:  # unreadable images are reported elsewhere, never hashed
         return None
 
 

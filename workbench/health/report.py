@@ -231,7 +231,7 @@ def _image_stats(batch: Sequence[ItemRecord], root: Path) -> tuple[list[tuple[in
                 sizes.append(image.size)
                 thumb = image.convert("L").resize((64, 64))
                 blank.append(float(np.asarray(thumb, dtype=float).std()))
-        except Exception:  # noqa: BLE001 - unreadable images are refused at import; here they are skipped
+        except Exception:  # unreadable images are refused at import; here they are skipped
             sizes.append(None)
             blank.append(None)
     return sizes, blank

@@ -102,7 +102,7 @@ def _decode(image: PILImage, draft: tuple[int, int] | None = None) -> None:
         image.draft("RGB", draft)  # JPEG decodes at a reduced scale: faster, less memory
     try:
         image.load()
-    except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, struct.error, ...
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error, ...
         reason = "truncated" if "truncat" in str(exc).lower() else f"undecodable ({type(exc).__name__})"
         raise ImageRefused(f"the image data is {reason}") from None
 

@@ -298,7 +298,7 @@ class ParquetReader(Reader):
         self.batch_size = batch_size
         try:
             self.file = pq.ParquetFile(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        except Exception as exc:  # pyarrow raises several types for a bad file
             raise FileProblem(f"not a readable Parquet file: {exc}") from None
         self.schema = self.file.schema_arrow
         self.columns = _check_columns(list(self.schema.names), limits)

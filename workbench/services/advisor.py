@@ -143,7 +143,7 @@ def queue_if_due(engine: Engine, project_id: int) -> int | None:
             return None
         job = JobService(engine).enqueue(project.name, JobKind.ADVISE, actor=Actor.operator(), payload={"labels": n})
         return job.id
-    except Exception as exc:  # noqa: BLE001 - the round is committed; the next round checks again
+    except Exception as exc:  # the round is committed; the next round checks again
         log.warning("could not queue the strategy advisor for project %s: %s: %s", project_id, type(exc).__name__, exc)
         return None
 

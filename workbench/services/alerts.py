@@ -127,7 +127,7 @@ def queue_check(engine: Engine, project_id: int, event: AlertEvent) -> int | Non
         if has_rule is None:
             return None
         return write(engine, lambda session: _queue(session, project_id, [event]))
-    except Exception as exc:  # noqa: BLE001 - the action is committed; the next event checks again
+    except Exception as exc:  # the action is committed; the next event checks again
         log.warning("could not queue an alert check for project %s: %s: %s", project_id, type(exc).__name__, exc)
         return None
 
@@ -560,7 +560,7 @@ class AlertService:
                 outcomes[rule.id] = _CONDITIONS[kind](self.engine, project, rule.threshold)
             except _Unknown as why:
                 unknown.append(f"rule {rule.id} ({kind.value}): {why}")
-            except Exception as exc:  # noqa: BLE001 - one broken rule must not silence the others
+            except Exception as exc:  # one broken rule must not silence the others
                 log.warning("alert rule %s could not be evaluated: %s: %s", rule.id, type(exc).__name__, exc)
                 unknown.append(f"rule {rule.id} ({kind.value}): {type(exc).__name__}: {exc}")
 

@@ -402,7 +402,7 @@ def _analyze_items(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE item")
             conn.commit()
-    except Exception:  # noqa: BLE001 - statistics are an optimisation; autovacuum does it later anyway
+    except Exception:  # statistics are an optimisation; autovacuum does it later anyway
         pass
 
 
@@ -750,7 +750,7 @@ class ImportService:
                 with Session(bind=conn) as session:  # joins the savepoint: commit releases only it
                     write_flags(session, info.id, flags, actor, batch=report.imported - skipped.get("items", 0))
                     session.commit()
-        except Exception as exc:  # noqa: BLE001 - the labels are in; say what the check could not do
+        except Exception as exc:  # the labels are in; say what the check could not do
             report.warnings.append(f"the data health check failed: {type(exc).__name__}: {exc}")
         else:
             report.health = result

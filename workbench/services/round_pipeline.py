@@ -561,7 +561,7 @@ class RoundPipeline:
         if any(groups.values()):
             try:
                 old_model = self.load(previous)
-            except Exception:  # noqa: BLE001 - a missing or changed artifact: no arm comparison this round
+            except Exception:  # a missing or changed artifact: no arm comparison this round
                 old_model = None
             if old_model is not None:
                 for arm, ids in groups.items():

@@ -888,7 +888,7 @@ def _run_task_guarded(task: RunTask, progress: ProgressSink | None = None) -> di
         return run_task(task, progress)
     except WorkbenchError as exc:
         return {"strategy": task.strategy, "seed": task.seed, "error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - reported per run, as one line, by the parent
+    except Exception as exc:  # reported per run, as one line, by the parent
         return {"strategy": task.strategy, "seed": task.seed, "error": f"{type(exc).__name__}: {exc}"}
 
 

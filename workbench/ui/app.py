@@ -59,7 +59,7 @@ def guarded() -> None:
         main()
     except WorkbenchError as exc:
         render.error(exc)
-    except Exception:  # noqa: BLE001 - st.stop/st.rerun are BaseException and pass through
+    except Exception:  # st.stop/st.rerun are BaseException and pass through
         logging.getLogger("workbench.ui").exception("page failed")
         render.error("Something went wrong on this page; it has been logged. Reload to try again.")
 

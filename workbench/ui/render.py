@@ -101,7 +101,7 @@ def _show_image(project: ProjectInfo, relative: Any) -> str | None:
     except WorkbenchError as exc:
         error(exc)
         return str(exc) if getattr(exc, "per_item", False) else None
-    except Exception as exc:  # noqa: BLE001 - never a traceback on a page; the reason is kept
+    except Exception as exc:  # never a traceback on a page; the reason is kept
         reason = f"the image cannot be shown ({type(exc).__name__})"
         error(reason)
         return reason

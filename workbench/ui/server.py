@@ -82,7 +82,7 @@ def _cookies(scope: dict) -> dict[str, str]:
         if key == b"cookie":
             try:
                 jar.load(value.decode("latin-1"))
-            except Exception:  # noqa: BLE001, S112 - a malformed cookie header is ignored, not fatal
+            except Exception:  # a malformed cookie header is ignored, not fatal
                 continue
     return {name: morsel.value for name, morsel in jar.items()}
 
@@ -132,7 +132,7 @@ class SessionCookies:
             return
         try:
             extra = await run_in_threadpool(cookies_for_page_load, _cookies(scope), secure=_secure(scope))
-        except Exception:  # noqa: BLE001 - a database fault must not take the page down; the app says why
+        except Exception:  # a database fault must not take the page down; the app says why
             extra = []
 
         async def send_with_cookies(message: dict) -> None:

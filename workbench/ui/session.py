@@ -47,7 +47,7 @@ def workbench() -> Workbench:
 def _cookie(name: str) -> str | None:
     try:
         value = st.context.cookies.get(name)
-    except Exception:  # noqa: BLE001 - no browser context (e.g. a bare script run)
+    except Exception:  # no browser context (e.g. a bare script run)
         return None
     return value if isinstance(value, str) and value else None  # AppTest hands out mocks
 
@@ -56,7 +56,7 @@ def _cookie(name: str) -> str | None:
 def oidc_configured() -> bool:
     try:
         return "auth" in st.secrets
-    except Exception:  # noqa: BLE001 - no secrets file, or an unreadable one: no OIDC
+    except Exception:  # no secrets file, or an unreadable one: no OIDC
         return False
 
 
@@ -70,7 +70,7 @@ def _oidc_actor(wb: Workbench) -> Actor | None:
         if not user.is_logged_in:
             return None
         name = user.get("email") or user.get("preferred_username") or user.get("name")
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     if not name:
         return None
@@ -206,7 +206,7 @@ def sign_out() -> None:
         try:
             if st.user.is_logged_in:
                 st.logout()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 
