@@ -12,9 +12,15 @@ from __future__ import annotations
 import random
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
     Engine,
+    Row,
+    Select,
     String,
     and_,
     bindparam,
@@ -29,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, Lease, Project, RankEntry, utcnow
 from workbench.domain import (
@@ -101,34 +107,103 @@ _NOT_MINE = and_(
     ~exists().where(Lease.item_id == Item.id, Lease.annotator_id == _P("actor_id"), Lease.state.in_(_HAD_IT)),
     ~exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == _P("actor_id")),
 )
-_FRESH = and_(_OPEN, Item.slots_taken == 0, Item.split == _P("split"), _NOT_MINE)
-_PICKS = {
-    "partial": select(Item.id)
-    .where(_OPEN, Item.slots_taken >= 1, Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")), _NOT_MINE)
-    .order_by(Item.slots_taken.desc(), Item.random_key)
+
+
+# The pick conditions: which items an annotator may claim next, each pick one statement that stops
+# at its first row. Written once here; the claim runs them in the order _order draws for it.
+# Each row carries what the page shows, so the claimed item needs no read of its own.
+def _pick_of(
+    where: ColumnElement[bool], order: tuple[ColumnElement[Any], ...], reason: ClaimReason, strategy: str | None = None
+) -> Select[Any]:
+    return (
+        select(
+            col(Item.id).label("id"),
+            literal(reason.value, String).label("reason"),
+            literal(strategy, String).label("strategy") if strategy else null().label("strategy"),
+            null().label("score"),
+            null().label("model_run_id"),
+            col(Item.external_id),
+            col(Item.split),
+            col(Item.content),
+        )
+        .where(where)
+        .order_by(*order)
+        .limit(1)
+    )
+
+
+def _fresh(split: Split, before: bool) -> ColumnElement[bool]:
+    """A new item (no slot taken) of one split, at or after the drawn random key, or before it."""
+    start = col(Item.random_key) < _P("start") if before else col(Item.random_key) >= _P("start")
+    return and_(_OPEN, col(Item.slots_taken) == 0, col(Item.split) == split, _NOT_MINE, start)
+
+
+def _gold(before: bool) -> ColumnElement[bool]:
+    """Gold items (a known answer) are final from the start and served to any annotator who has
+    not had them, at the project's gold_share of claims; they look like any other item."""
+    start = col(Item.random_key) < _P("start") if before else col(Item.random_key) >= _P("start")
+    return and_(col(Item.project_id) == _P("project_id"), col(Item.gold_label).is_not(None), _NOT_MINE, start)
+
+
+_BY_KEY = (col(Item.random_key),)
+_PICKS: dict[str, Select[Any]] = {
+    "gold_from": _pick_of(_gold(False), _BY_KEY, ClaimReason.GOLD),
+    "gold_before": _pick_of(_gold(True), _BY_KEY, ClaimReason.GOLD),
+    "partial": _pick_of(
+        and_(
+            _OPEN,
+            col(Item.slots_taken) >= 1,
+            col(Item.slots_taken) < func.coalesce(col(Item.labels_wanted), _P("overlap")),
+            _NOT_MINE,
+        ),
+        (col(Item.slots_taken).desc(), col(Item.random_key)),
+        ClaimReason.PARTIAL,
+    ),
+    "eval_from": _pick_of(_fresh(Split.EVAL, False), _BY_KEY, ClaimReason.EVAL),
+    "eval_before": _pick_of(_fresh(Split.EVAL, True), _BY_KEY, ClaimReason.EVAL),
+    "control_from": _pick_of(_fresh(Split.POOL, False), _BY_KEY, ClaimReason.CONTROL, "random"),
+    "control_before": _pick_of(_fresh(Split.POOL, True), _BY_KEY, ClaimReason.CONTROL, "random"),
+    "ranked": select(
+        col(RankEntry.item_id).label("id"),
+        literal(ClaimReason.RANKED.value, String).label("reason"),
+        col(RankEntry.strategy),
+        col(RankEntry.score),
+        col(RankEntry.model_run_id),
+        col(Item.external_id),
+        col(Item.split),
+        col(Item.content),
+    )
+    .join(Item, col(Item.id) == col(RankEntry.item_id))
+    .where(
+        col(RankEntry.project_id) == _P("project_id"),
+        col(Item.state) == ItemState.OPEN,
+        col(Item.slots_taken) == 0,
+        _NOT_MINE,
+    )
+    .order_by(col(RankEntry.position))
     .limit(1),
-    "random_from": select(Item.id).where(_FRESH, Item.random_key >= _P("start")).order_by(Item.random_key).limit(1),
-    "random_before": select(Item.id).where(_FRESH, Item.random_key < _P("start")).order_by(Item.random_key).limit(1),
-    "ranked": select(RankEntry.item_id, RankEntry.strategy, RankEntry.score, RankEntry.model_run_id)
-    .join(Item, Item.id == RankEntry.item_id)
-    .where(RankEntry.project_id == _P("project_id"), Item.state == ItemState.OPEN, Item.slots_taken == 0, _NOT_MINE)
-    .order_by(RankEntry.position)
-    .limit(1),
-    # Gold items (a known answer) are final from the start and served to any annotator who has
-    # not had them, at the project's gold_share of claims; they look like any other item.
-    "gold_from": select(Item.id)
-    .where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, Item.random_key >= _P("start"))
-    .order_by(Item.random_key)
-    .limit(1),
-    "gold_before": select(Item.id)
-    .where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, Item.random_key < _P("start"))
-    .order_by(Item.random_key)
-    .limit(1),
+    "pool_from": _pick_of(_fresh(Split.POOL, False), _BY_KEY, ClaimReason.RANDOM),
+    "pool_before": _pick_of(_fresh(Split.POOL, True), _BY_KEY, ClaimReason.RANDOM),
 }
-# PostgreSQL: concurrent claimers pass over each other's candidates (SKIP LOCKED); before an
-# annotator is told nothing is left, a second pass waits for locked candidates instead.
+# PostgreSQL runs the picks one statement each, in order, until one finds a row: FOR UPDATE SKIP
+# LOCKED, which lets concurrent claimers pass over each other's candidates, is not allowed with
+# UNION. Before an annotator is told nothing is left, a second pass waits for locked candidates.
 _SKIPPING = {name: q.with_for_update(skip_locked=True, of=Item) for name, q in _PICKS.items()}
 _WAITING = {name: q.with_for_update(of=Item) for name, q in _PICKS.items()}
+# SQLite serialises writers anyway: the picks in the drawn order are the branches of one UNION ALL
+# (each a subquery, so it may keep its ORDER BY and LIMIT), one statement per claim.
+_BRANCHES = {name: select(q.subquery()) for name, q in _PICKS.items()}
+_UNIONS: dict[tuple[str, ...], CompoundSelect] = {}
+
+
+def _candidates(names: tuple[str, ...]) -> CompoundSelect:
+    """The UNION ALL of the named picks (built once per order)."""
+    found = _UNIONS.get(names)
+    if found is None:
+        found = _UNIONS[names] = union_all(*(_BRANCHES[name] for name in names)).limit(1)
+    return found
+
+
 # Items others hold that this annotator could still get: counted from the live leases, which are
 # few, so it stays cheap on a large pool. An alias, so _NOT_MINE's subqueries do not correlate to it.
 _OTHERS = aliased(Lease)
@@ -211,86 +286,6 @@ _SUBMIT_VIEW = (
     .where(Lease.id == _P("lease_id"))
     .with_for_update(of=(Lease, Item))
 )
-
-
-# SQLite: the claim's candidates in one statement. Each pick above, in the order the draws ask
-# for, is one branch of a UNION ALL that stops at its first row; each row carries what the page
-# shows, so the claimed item needs no read of its own. (PostgreSQL keeps one statement per pick:
-# FOR UPDATE SKIP LOCKED, which its claims rely on, is not allowed with UNION.)
-def _branch(where, order, reason: ClaimReason, strategy: str | None = None):  # noqa: ANN001, ANN202
-    return select(
-        select(
-            Item.id.label("id"),
-            literal(reason.value, String).label("reason"),
-            literal(strategy, String).label("strategy") if strategy else null().label("strategy"),
-            null().label("score"),
-            null().label("model_run_id"),
-            Item.external_id,
-            Item.split,
-            Item.content,
-        )
-        .where(where)
-        .order_by(*order)
-        .limit(1)
-        .subquery()
-    )
-
-
-def _fresh(split: Split, before: bool):  # noqa: ANN202
-    start = Item.random_key < _P("start") if before else Item.random_key >= _P("start")
-    return and_(_OPEN, Item.slots_taken == 0, Item.split == split, _NOT_MINE, start)
-
-
-def _gold(before: bool):  # noqa: ANN202
-    start = Item.random_key < _P("start") if before else Item.random_key >= _P("start")
-    return and_(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, start)
-
-
-_BRANCHES = {
-    "gold_from": _branch(_gold(False), (Item.random_key,), ClaimReason.GOLD),
-    "gold_before": _branch(_gold(True), (Item.random_key,), ClaimReason.GOLD),
-    "partial": _branch(
-        and_(
-            _OPEN,
-            Item.slots_taken >= 1,
-            Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")),
-            _NOT_MINE,
-        ),
-        (Item.slots_taken.desc(), Item.random_key),
-        ClaimReason.PARTIAL,
-    ),
-    "eval_from": _branch(_fresh(Split.EVAL, False), (Item.random_key,), ClaimReason.EVAL),
-    "eval_before": _branch(_fresh(Split.EVAL, True), (Item.random_key,), ClaimReason.EVAL),
-    "control_from": _branch(_fresh(Split.POOL, False), (Item.random_key,), ClaimReason.CONTROL, "random"),
-    "control_before": _branch(_fresh(Split.POOL, True), (Item.random_key,), ClaimReason.CONTROL, "random"),
-    "ranked": select(
-        select(
-            RankEntry.item_id.label("id"),
-            literal(ClaimReason.RANKED.value, String).label("reason"),
-            RankEntry.strategy,
-            RankEntry.score,
-            RankEntry.model_run_id,
-            Item.external_id,
-            Item.split,
-            Item.content,
-        )
-        .join(Item, Item.id == RankEntry.item_id)
-        .where(RankEntry.project_id == _P("project_id"), Item.state == ItemState.OPEN, Item.slots_taken == 0, _NOT_MINE)
-        .order_by(RankEntry.position)
-        .limit(1)
-        .subquery()
-    ),
-    "pool_from": _branch(_fresh(Split.POOL, False), (Item.random_key,), ClaimReason.RANDOM),
-    "pool_before": _branch(_fresh(Split.POOL, True), (Item.random_key,), ClaimReason.RANDOM),
-}
-_UNIONS: dict[tuple[str, ...], object] = {}
-
-
-def _candidates(names: tuple[str, ...]):  # noqa: ANN202 - a compound select, built once per order
-    found = _UNIONS.get(names)
-    if found is None:
-        found = _UNIONS[names] = union_all(*(_BRANCHES[name] for name in names)).limit(1)
-    return found
 
 
 # The hot path sweeps lapsed leases at most this often per project (a plain claim always does).
@@ -552,27 +547,23 @@ class QueueService:
                 conn.execute(_SET_EXPIRY, {"lease_id": held.id, "b_expires_at": expires_at})
                 return self._claimed(session, project, held._asdict() | {"expires_at": expires_at})
         postgres = session.get_bind().dialect.name == "postgresql"
-        item = None
+        order = self._order(project, draws, prefer_fresh)
+        params = {"project_id": project.id, "actor_id": actor.id, "start": draws[2], "overlap": _first_want(project)}
         if postgres:
-            pick = self._pick(session, project, actor, draws, _SKIPPING, prefer_fresh) or self._pick(
-                session, project, actor, draws, _WAITING, prefer_fresh
-            )
+            item = self._pick(conn, order, _SKIPPING, params) or self._pick(conn, order, _WAITING, params)
         else:
-            item = conn.execute(
-                _candidates(self._order(project, draws, prefer_fresh)),
-                {"project_id": project.id, "actor_id": actor.id, "start": draws[2], "overlap": _first_want(project)},
-            ).first()
-            pick = None if item is None else (item.id, item.reason, item.strategy, item.score, item.model_run_id)
-        if pick is None:
+            item = conn.execute(_candidates(order), params).first()
+        if item is None:
             waiting = conn.execute(_HELD_BY_OTHERS, {"project_id": project.id, "actor_id": actor.id}).scalar_one()
             if waiting or not postgres:  # SQLite's write transaction saw one unchanging state
                 return waiting
             # PostgreSQL reads each statement's own snapshot: a lease released between the pick
             # and the count is in neither, so look once more before saying "done".
-            pick = self._pick(session, project, actor, draws, _WAITING, prefer_fresh)
-            if pick is None:
+            item = self._pick(conn, order, _WAITING, params)
+            if item is None:
                 return 0
-        item_id, reason, strategy, score, model_run_id = pick
+        item_id = item.id
+        reason = ClaimReason(item.reason)
         gold = reason == ClaimReason.GOLD
         if gold:  # recorded and shown as a random pick: nothing tells an annotator it is gold
             reason = ClaimReason.RANDOM
@@ -589,10 +580,10 @@ class QueueService:
             "annotator_id": actor.id,
             "slot": min(free),
             "state": LeaseState.ACTIVE,
-            "reason": ClaimReason(reason),
-            "strategy": strategy,
-            "score": score,
-            "model_run_id": model_run_id,
+            "reason": reason,
+            "strategy": item.strategy,
+            "score": item.score,
+            "model_run_id": item.model_run_id,
             "claimed_at": now,
             "expires_at": expires_at,
             "closed_at": None,
@@ -609,16 +600,18 @@ class QueueService:
             lease_id=lease["id"],
             slot=lease["slot"],
             reason=lease["reason"],
-            strategy=strategy,
-            score=score,
-            model_run_id=model_run_id,
+            strategy=lease["strategy"],
+            score=lease["score"],
+            model_run_id=lease["model_run_id"],
         )
         return self._claimed(session, project, lease, item)
 
     @staticmethod
     def _order(project: ProjectInfo, draws: tuple[float, ...], prefer_fresh: bool = False) -> tuple[str, ...]:
-        """The picks in the order :meth:`_pick` tries them, as branches of one SQLite statement
-        (partly labeled items last for an annotator who prefers new ones, see prefers_fresh)."""
+        """The names of the picks in the order a claim tries them (one UNION ALL on SQLite, one
+        statement each on PostgreSQL); partly labeled items last for an annotator who prefers new
+        ones (see prefers_fresh). An empty control arm means no fresh pool item, so the pool is
+        not tried again after the ranking."""
         names: list[str] = []
         if len(draws) > 3 and draws[3] < float(project.settings.get("gold_share") or 0.0):
             names += ["gold_from", "gold_before"]
@@ -639,48 +632,13 @@ class QueueService:
         return tuple(names)
 
     @staticmethod
-    def _pick(
-        session: Session,
-        project: ProjectInfo,
-        actor: Actor,
-        draws: tuple[float, ...],
-        picks: dict,
-        prefer_fresh: bool = False,
-    ) -> tuple | None:
-        conn = session.connection()
-        mine = {"project_id": project.id, "actor_id": actor.id}
-        gold_share = float(project.settings.get("gold_share") or 0.0)
-        if len(draws) > 3 and draws[3] < gold_share:
-            params = mine | {"start": draws[2]}
-            found = conn.execute(picks["gold_from"], params).scalar_one_or_none()
-            if found is None:
-                found = conn.execute(picks["gold_before"], params).scalar_one_or_none()
+    def _pick(conn: Connection, order: tuple[str, ...], picks: dict[str, Select[Any]], params: dict) -> Row | None:
+        """PostgreSQL: the first row of the picks in `order`, one statement each."""
+        for name in order:
+            found = conn.execute(picks[name], params).first()
             if found is not None:
-                return found, ClaimReason.GOLD, None, None, None
-
-        def partial() -> tuple | None:
-            found = conn.execute(picks["partial"], mine | {"overlap": _first_want(project)}).scalar_one_or_none()
-            return None if found is None else (found, ClaimReason.PARTIAL, None, None, None)
-
-        if not prefer_fresh and (found := partial()) is not None:
-            return found
-
-        def at_random(split: Split) -> int | None:
-            params = mine | {"split": split, "start": draws[2]}
-            found = conn.execute(picks["random_from"], params).scalar_one_or_none()
-            return found if found is not None else conn.execute(picks["random_before"], params).scalar_one_or_none()
-
-        if draws[0] < project.settings["eval_fraction"] and (found := at_random(Split.EVAL)) is not None:
-            return found, ClaimReason.EVAL, None, None, None
-        if draws[1] < project.settings["random_share"] and (found := at_random(Split.POOL)) is not None:
-            return found, ClaimReason.CONTROL, "random", None, None
-        ranked = conn.execute(picks["ranked"], mine).first()
-        if ranked is not None:
-            return ranked.item_id, ClaimReason.RANKED, ranked.strategy, ranked.score, ranked.model_run_id
-        for split in (Split.POOL, Split.EVAL):
-            if (found := at_random(split)) is not None:
-                return found, ClaimReason.EVAL if split == Split.EVAL else ClaimReason.RANDOM, None, None, None
-        return partial() if prefer_fresh else None
+                return found
+        return None
 
     @staticmethod
     def _claimed(session: Session, project: ProjectInfo, lease: dict, item=None) -> ClaimedItem:  # noqa: ANN001
