@@ -21,6 +21,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Select,
+    SQLColumnExpression,
     String,
     and_,
     bindparam,
@@ -71,41 +72,51 @@ _HAD_IT = (LeaseState.ACTIVE, LeaseState.SUBMITTED, LeaseState.SKIPPED)
 _P = bindparam
 _EXPIRE = (
     update(Lease)
-    .where(Lease.state == LeaseState.ACTIVE, Lease.expires_at < _P("now"), Lease.project_id == _P("b_project_id"))
+    .where(
+        col(Lease.state) == LeaseState.ACTIVE,
+        col(Lease.expires_at) < _P("now"),
+        col(Lease.project_id) == _P("b_project_id"),
+    )
     .values(state=LeaseState.EXPIRED, closed_at=_P("now"))
-    .returning(Lease.id, Lease.item_id)
+    .returning(col(Lease.id), col(Lease.item_id))
 )
-_FREE_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken - 1)
+_FREE_SLOT = update(Item).where(col(Item.id) == _P("item_id")).values(slots_taken=col(Item.slots_taken) - 1)
 _CLOSE = (
     update(Lease)
-    .where(Lease.id == _P("lease_id"), Lease.state == LeaseState.ACTIVE)
+    .where(col(Lease.id) == _P("lease_id"), col(Lease.state) == LeaseState.ACTIVE)
     .values(state=_P("b_state"), closed_at=_P("now"), skip_reason=_P("b_skip_reason"))
 )
 _LEASE_COLUMNS = (
-    Lease.id,
-    Lease.project_id,
-    Lease.item_id,
-    Lease.annotator_id,
-    Lease.slot,
-    Lease.state,
-    Lease.reason,
-    Lease.strategy,
-    Lease.score,
-    Lease.model_run_id,
-    Lease.claimed_at,
-    Lease.expires_at,
+    col(Lease.id),
+    col(Lease.project_id),
+    col(Lease.item_id),
+    col(Lease.annotator_id),
+    col(Lease.slot),
+    col(Lease.state),
+    col(Lease.reason),
+    col(Lease.strategy),
+    col(Lease.score),
+    col(Lease.model_run_id),
+    col(Lease.claimed_at),
+    col(Lease.expires_at),
 )
 _HELD = (
     select(*_LEASE_COLUMNS)
-    .where(Lease.project_id == _P("project_id"), Lease.annotator_id == _P("actor_id"), Lease.state == LeaseState.ACTIVE)
+    .where(
+        col(Lease.project_id) == _P("project_id"),
+        col(Lease.annotator_id) == _P("actor_id"),
+        col(Lease.state) == LeaseState.ACTIVE,
+    )
     .limit(1)
 )
-_LEASE_FOR_UPDATE = select(*_LEASE_COLUMNS).where(Lease.id == _P("lease_id")).with_for_update()
-_SET_EXPIRY = update(Lease).where(Lease.id == _P("lease_id")).values(expires_at=_P("b_expires_at"))
-_OPEN = and_(Item.project_id == _P("project_id"), Item.state == ItemState.OPEN)
+_LEASE_FOR_UPDATE = select(*_LEASE_COLUMNS).where(col(Lease.id) == _P("lease_id")).with_for_update()
+_SET_EXPIRY = update(Lease).where(col(Lease.id) == _P("lease_id")).values(expires_at=_P("b_expires_at"))
+_OPEN = and_(col(Item.project_id) == _P("project_id"), col(Item.state) == ItemState.OPEN)
 _NOT_MINE = and_(
-    ~exists().where(Lease.item_id == Item.id, Lease.annotator_id == _P("actor_id"), Lease.state.in_(_HAD_IT)),
-    ~exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == _P("actor_id")),
+    ~exists().where(
+        col(Lease.item_id) == col(Item.id), col(Lease.annotator_id) == _P("actor_id"), col(Lease.state).in_(_HAD_IT)
+    ),
+    ~exists().where(col(Annotation.item_id) == col(Item.id), col(Annotation.annotator_id) == _P("actor_id")),
 )
 
 
@@ -113,7 +124,10 @@ _NOT_MINE = and_(
 # at its first row. Written once here; the claim runs them in the order _order draws for it.
 # Each row carries what the page shows, so the claimed item needs no read of its own.
 def _pick_of(
-    where: ColumnElement[bool], order: tuple[ColumnElement[Any], ...], reason: ClaimReason, strategy: str | None = None
+    where: ColumnElement[bool],
+    order: tuple[SQLColumnExpression[Any], ...],
+    reason: ClaimReason,
+    strategy: str | None = None,
 ) -> Select[Any]:
     return (
         select(
@@ -208,48 +222,64 @@ def _candidates(names: tuple[str, ...]) -> CompoundSelect:
 # few, so it stays cheap on a large pool. An alias, so _NOT_MINE's subqueries do not correlate to it.
 _OTHERS = aliased(Lease)
 _HELD_BY_OTHERS = (
-    select(func.count(func.distinct(_OTHERS.item_id)))
-    .join(Item, Item.id == _OTHERS.item_id)
+    select(func.count(func.distinct(col(_OTHERS.item_id))))
+    .join(Item, col(Item.id) == col(_OTHERS.item_id))
     .where(
-        _OTHERS.project_id == _P("project_id"),
-        _OTHERS.state == LeaseState.ACTIVE,
-        _OTHERS.annotator_id != _P("actor_id"),
+        col(_OTHERS.project_id) == _P("project_id"),
+        col(_OTHERS.state) == LeaseState.ACTIVE,
+        col(_OTHERS.annotator_id) != _P("actor_id"),
         _OPEN,
         _NOT_MINE,
     )
 )
-_TAKEN_SLOTS = union_all(
-    select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE),
-    select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN),
+_TAKEN_SLOTS: CompoundSelect = union_all(
+    select(col(Lease.slot)).where(col(Lease.item_id) == _P("item_id"), col(Lease.state) == LeaseState.ACTIVE),
+    select(col(Annotation.slot)).where(
+        col(Annotation.item_id) == _P("item_id"), col(Annotation.source) == AnnotationSource.HUMAN
+    ),
 )
 _TAKE_SLOT = (
     update(Item)
-    .where(Item.id == _P("item_id"), Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")))
-    .values(slots_taken=Item.slots_taken + 1)
+    .where(col(Item.id) == _P("item_id"), col(Item.slots_taken) < func.coalesce(col(Item.labels_wanted), _P("overlap")))
+    .values(slots_taken=col(Item.slots_taken) + 1)
 )
-_INSERT_LEASE = insert(Lease).returning(Lease.id)
-_ITEM_VIEW = select(Item.id, Item.external_id, Item.split, Item.content).where(Item.id == _P("item_id"))
-_PROJECT_NAME = select(Project.name).where(Project.id == _P("project_id"))
-_STORED = select(Annotation.id).where(Annotation.lease_id == _P("lease_id"))
+_INSERT_LEASE = insert(Lease).returning(col(Lease.id))
+_ITEM_VIEW = select(col(Item.id), col(Item.external_id), col(Item.split), col(Item.content)).where(
+    col(Item.id) == _P("item_id")
+)
+_PROJECT_NAME = select(col(Project.name)).where(col(Project.id) == _P("project_id"))
+_STORED = select(col(Annotation.id)).where(col(Annotation.lease_id) == _P("lease_id"))
 # The annotation records the guidelines version current at the time of the label, in the same statement.
 _INSERT_ANNOTATION = (
-    insert(Annotation).values(guidelines_version=current_version_of(_P("b_gl_project_id"))).returning(Annotation.id)
+    insert(Annotation)
+    .values(guidelines_version=current_version_of(_P("b_gl_project_id")))
+    .returning(col(Annotation.id))
 )
-_SUBMITTED = update(Lease).where(Lease.id == _P("lease_id")).values(state=LeaseState.SUBMITTED, closed_at=_P("now"))
-_COUNT_ANNOTATION = update(Item).where(Item.id == _P("item_id")).values(n_annotations=Item.n_annotations + 1)
+_SUBMITTED = (
+    update(Lease).where(col(Lease.id) == _P("lease_id")).values(state=LeaseState.SUBMITTED, closed_at=_P("now"))
+)
+_COUNT_ANNOTATION = update(Item).where(col(Item.id) == _P("item_id")).values(n_annotations=col(Item.n_annotations) + 1)
 _HUMAN_LABELS = (
-    select(Annotation.annotator_id, Annotation.label, AnnotatorQuality.reliability, AnnotatorQuality.paused)
+    select(
+        col(Annotation.annotator_id),
+        col(Annotation.label),
+        col(AnnotatorQuality.reliability),
+        col(AnnotatorQuality.paused),
+    )
     .outerjoin(
         AnnotatorQuality,
-        and_(AnnotatorQuality.user_id == Annotation.annotator_id, AnnotatorQuality.project_id == Annotation.project_id),
+        and_(
+            col(AnnotatorQuality.user_id) == col(Annotation.annotator_id),
+            col(AnnotatorQuality.project_id) == col(Annotation.project_id),
+        ),
     )
-    .where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN)
-    .order_by(Annotation.slot)
+    .where(col(Annotation.item_id) == _P("item_id"), col(Annotation.source) == AnnotationSource.HUMAN)
+    .order_by(col(Annotation.slot))
 )
-_ITEM_SPLIT = select(Item.split).where(Item.id == _P("item_id"))
+_ITEM_SPLIT = select(col(Item.split)).where(col(Item.id) == _P("item_id"))
 _RESOLVE = (
     update(Item)
-    .where(Item.id == _P("item_id"))
+    .where(col(Item.id) == _P("item_id"))
     .values(
         state=_P("b_state"),
         final_label=_P("b_final_label"),
@@ -258,34 +288,45 @@ _RESOLVE = (
         reason=_P("b_reason"),
     )
 )
-_TAKE_GOLD_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken + 1)
-_PAUSED = select(AnnotatorQuality.paused, AnnotatorQuality.reliability).where(
-    AnnotatorQuality.project_id == _P("project_id"), AnnotatorQuality.user_id == _P("actor_id")
+_TAKE_GOLD_SLOT = update(Item).where(col(Item.id) == _P("item_id")).values(slots_taken=col(Item.slots_taken) + 1)
+_PAUSED = select(col(AnnotatorQuality.paused), col(AnnotatorQuality.reliability)).where(
+    col(AnnotatorQuality.project_id) == _P("project_id"), col(AnnotatorQuality.user_id) == _P("actor_id")
 )
 # A submit's one read: the lease, its item, and whether the annotator is paused in the project.
 _SUBMIT_VIEW = (
     select(
         *_LEASE_COLUMNS,
-        Item.state.label("item_state"),
-        Item.n_annotations,
-        Item.external_id,
-        Item.labels_wanted,
-        Item.gold_label,
-        Item.split,
-        AnnotatorQuality.paused,
-        member_role_column(Lease.project_id, Lease.annotator_id),
-        Project.archived_at.label("project_archived_at"),
-        Project.changed_at.label("project_changed_at"),
+        col(Item.state).label("item_state"),
+        col(Item.n_annotations),
+        col(Item.external_id),
+        col(Item.labels_wanted),
+        col(Item.gold_label),
+        col(Item.split),
+        col(AnnotatorQuality.paused),
+        member_role_column(col(Lease.project_id), col(Lease.annotator_id)),
+        col(Project.archived_at).label("project_archived_at"),
+        col(Project.changed_at).label("project_changed_at"),
     )
-    .join(Item, Item.id == Lease.item_id)
-    .join(Project, Project.id == Lease.project_id)
+    .join(Item, col(Item.id) == col(Lease.item_id))
+    .join(Project, col(Project.id) == col(Lease.project_id))
     .outerjoin(
         AnnotatorQuality,
-        and_(AnnotatorQuality.user_id == Lease.annotator_id, AnnotatorQuality.project_id == Lease.project_id),
+        and_(
+            col(AnnotatorQuality.user_id) == col(Lease.annotator_id),
+            col(AnnotatorQuality.project_id) == col(Lease.project_id),
+        ),
     )
-    .where(Lease.id == _P("lease_id"))
+    .where(col(Lease.id) == _P("lease_id"))
     .with_for_update(of=(Lease, Item))
 )
+
+
+def _stored(key: int | None) -> int:
+    """A primary key read back from the database: SQLModel types it optional (None until a row is
+    stored), the column is never null."""
+    if key is None:
+        raise AssertionError("a stored row without a primary key")
+    return key
 
 
 # The hot path sweeps lapsed leases at most this often per project (a plain claim always does).
@@ -320,8 +361,8 @@ def _release(
 
 
 _ACTIVE_OF_USER = (
-    select(Lease.id, Lease.item_id, Lease.project_id)
-    .where(Lease.annotator_id == _P("user_id"), Lease.state == LeaseState.ACTIVE)
+    select(col(Lease.id), col(Lease.item_id), col(Lease.project_id))
+    .where(col(Lease.annotator_id) == _P("user_id"), col(Lease.state) == LeaseState.ACTIVE)
     .with_for_update()
 )
 
@@ -331,7 +372,7 @@ def release_user_leases(session: Session, user_id: int, now: datetime, *, why: s
     page, a disabled account), not only when their time lapses. Returns how many were released."""
     released = 0
     for lease_id, item_id, project_id in session.connection().execute(_ACTIVE_OF_USER, {"user_id": user_id}).all():
-        if _release(session, lease_id, item_id, LeaseState.EXPIRED, now):
+        if _release(session, _stored(lease_id), item_id, LeaseState.EXPIRED, now):
             released += 1
             audit(
                 session,
@@ -433,7 +474,9 @@ def prefers_fresh(project: ProjectInfo, reliability: float | None) -> bool:
 # reads the project's id, archived_at and changed_at (one unique-index look-up) and reloads it when
 # either moved, so a claim or a label never acts on a changed or archived project.
 PROJECT_CACHE_S = 5.0
-_STAMP = select(Project.id, Project.archived_at, Project.changed_at).where(Project.name == _P("name"))
+_STAMP = select(col(Project.id), col(Project.archived_at), col(Project.changed_at)).where(
+    col(Project.name) == _P("name")
+)
 
 
 class QueueService:
@@ -632,7 +675,9 @@ class QueueService:
         return tuple(names)
 
     @staticmethod
-    def _pick(conn: Connection, order: tuple[str, ...], picks: dict[str, Select[Any]], params: dict) -> Row | None:
+    def _pick(
+        conn: Connection, order: tuple[str, ...], picks: dict[str, Select[Any]], params: dict[str, Any]
+    ) -> Row[Any] | None:
         """PostgreSQL: the first row of the picks in `order`, one statement each."""
         for name in order:
             found = conn.execute(picks[name], params).first()
@@ -641,7 +686,9 @@ class QueueService:
         return None
 
     @staticmethod
-    def _claimed(session: Session, project: ProjectInfo, lease: dict, item=None) -> ClaimedItem:  # noqa: ANN001
+    def _claimed(
+        session: Session, project: ProjectInfo, lease: dict[str, Any], item: Row[Any] | None = None
+    ) -> ClaimedItem:
         if item is None:
             item = session.connection().execute(_ITEM_VIEW, {"item_id": lease["item_id"]}).one()
         return ClaimedItem(
@@ -660,7 +707,7 @@ class QueueService:
         )
 
     # -- lease upkeep ----------------------------------------------------------------------
-    def _live_lease(self, session: Session, lease_id: int, actor: Actor):  # noqa: ANN202 - (Row, ProjectInfo)
+    def _live_lease(self, session: Session, lease_id: int, actor: Actor) -> tuple[Row[*tuple[Any, ...]], ProjectInfo]:
         lease = session.connection().execute(_LEASE_FOR_UPDATE, {"lease_id": lease_id}).first()
         if lease is None or lease.annotator_id != actor.id:
             raise NotFound(f"{actor.name} holds no claim {lease_id}")
@@ -756,7 +803,7 @@ class QueueService:
             state = ItemState.OPEN  # fixed overlap not reached: nothing to compare or record yet
         else:
             state = resolve(session, lease.item_id, project, split=lease.split, later=later)
-        return SubmitResult(annotation_id, state, duplicate=False), project, paused
+        return SubmitResult(_stored(annotation_id), state, duplicate=False), project, paused
 
     @requires(Role.ANNOTATOR)
     def submit_and_claim(
@@ -779,10 +826,11 @@ class QueueService:
     @requires(Role.ANNOTATOR)
     def release_leases(self, *, actor: Actor, why: str = "left the Label page") -> int:
         """Give back every item this user holds (they left the Label page or signed out)."""
-        if actor.id is None:
+        user_id = actor.id
+        if user_id is None:
             return 0  # the local operator holds no leases
         return write(
-            self.engine, lambda session: release_user_leases(session, actor.id, utcnow(), why=why, actor_id=actor.id)
+            self.engine, lambda session: release_user_leases(session, user_id, utcnow(), why=why, actor_id=user_id)
         )
 
     @requires(Role.ANNOTATOR)
@@ -822,8 +870,8 @@ class QueueService:
             now = utcnow()
             annotation = session.execute(
                 select(Annotation)
-                .where(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
-                .order_by(Annotation.created_at.desc(), Annotation.id.desc())
+                .where(col(Annotation.project_id) == project.id, col(Annotation.annotator_id) == actor.id)
+                .order_by(col(Annotation.created_at).desc(), col(Annotation.id).desc())
                 .limit(1)
             ).scalar_one_or_none()
             if annotation is None:
@@ -831,12 +879,14 @@ class QueueService:
             item = self._changeable_item(session, annotation)
             for other in session.execute(
                 select(Lease).where(
-                    Lease.project_id == project.id, Lease.annotator_id == actor.id, Lease.state == LeaseState.ACTIVE
+                    col(Lease.project_id) == project.id,
+                    col(Lease.annotator_id) == actor.id,
+                    col(Lease.state) == LeaseState.ACTIVE,
                 )
             ).scalars():
                 _release(session, other.id, other.item_id, LeaseState.EXPIRED, now)
-            lease = session.get(Lease, annotation.lease_id)
-            session.execute(delete(Annotation).where(Annotation.id == annotation.id))
+            lease = session.get_one(Lease, annotation.lease_id)  # a human label always has its lease
+            session.execute(delete(Annotation).where(col(Annotation.id) == annotation.id))
             lease.state, lease.closed_at = LeaseState.ACTIVE, None
             lease.expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
             previous_state, previous_label = ItemState(item.state), item.final_label
@@ -862,8 +912,8 @@ class QueueService:
     @staticmethod
     def _changeable_item(session: Session, annotation: Annotation) -> Item:
         """The item of one of the actor's annotations, locked, if no reviewer has acted on it."""
-        item = session.execute(select(Item).where(Item.id == annotation.item_id).with_for_update()).scalar_one()
-        reviewed = session.execute(select(func.count()).where(Adjudication.item_id == item.id)).scalar_one()
+        item = session.execute(select(Item).where(col(Item.id) == annotation.item_id).with_for_update()).scalar_one()
+        reviewed = session.execute(select(func.count()).where(col(Adjudication.item_id) == item.id)).scalar_one()
         if reviewed or item.state in (ItemState.AMBIGUOUS, ItemState.EXCLUDED):
             raise Conflict(
                 f"a reviewer has already acted on item {item.external_id!r}; your label can no longer be changed"
@@ -900,8 +950,8 @@ class QueueService:
                     label=label,
                 )
                 if item.state != ItemState.OPEN and item.gold_label is None:
-                    resolve(session, item.id, project)
-            return RecentLabel(annotation.id, item.external_id, label, annotation.created_at, True)
+                    resolve(session, annotation.item_id, project)
+            return RecentLabel(annotation_id, item.external_id, label, annotation.created_at, True)
 
         return write(self.engine, work)
 
@@ -909,20 +959,20 @@ class QueueService:
     def recent_labels(self, project: ProjectInfo, *, actor: Actor, limit: int = 50) -> list[RecentLabel]:
         """The actor's own last `limit` labels in this project, newest first, each saying whether it
         may still be changed. Never anyone else's answer, nor the item's outcome."""
-        reviewed = exists().where(Adjudication.item_id == Annotation.item_id)
+        reviewed = exists().where(col(Adjudication.item_id) == col(Annotation.item_id))
         with reading(self.engine) as session:
             check_member(session, actor, project)
             rows = session.execute(
                 select(
-                    Annotation.id,
-                    Item.external_id,
-                    Annotation.label,
-                    Annotation.created_at,
-                    ~reviewed & Item.state.not_in([ItemState.AMBIGUOUS, ItemState.EXCLUDED]),
+                    col(Annotation.id),
+                    col(Item.external_id),
+                    col(Annotation.label),
+                    col(Annotation.created_at),
+                    ~reviewed & col(Item.state).not_in([ItemState.AMBIGUOUS, ItemState.EXCLUDED]),
                 )
-                .join(Item, Item.id == Annotation.item_id)
-                .where(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
-                .order_by(Annotation.created_at.desc(), Annotation.id.desc())
+                .join(Item, col(Item.id) == col(Annotation.item_id))
+                .where(col(Annotation.project_id) == project.id, col(Annotation.annotator_id) == actor.id)
+                .order_by(col(Annotation.created_at).desc(), col(Annotation.id).desc())
                 .limit(limit)
             ).all()
         return [RecentLabel(i, e, label, at, bool(ok)) for i, e, label, at, ok in rows]
@@ -945,14 +995,16 @@ class QueueService:
         """The actor's counts, and their membership read in the same statement (refused if none)."""
         project_id = project.id
         midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        mine = and_(Annotation.project_id == project_id, Annotation.annotator_id == actor.id)
+        mine = and_(col(Annotation.project_id) == project_id, col(Annotation.annotator_id) == actor.id)
         total, today, skips, role = session.execute(
             select(
                 select(func.count()).where(mine).scalar_subquery(),
-                select(func.count()).where(mine, Annotation.created_at >= midnight).scalar_subquery(),
+                select(func.count()).where(mine, col(Annotation.created_at) >= midnight).scalar_subquery(),
                 select(func.count())
                 .where(
-                    Lease.project_id == project_id, Lease.annotator_id == actor.id, Lease.state == LeaseState.SKIPPED
+                    col(Lease.project_id) == project_id,
+                    col(Lease.annotator_id) == actor.id,
+                    col(Lease.state) == LeaseState.SKIPPED,
                 )
                 .scalar_subquery(),
                 member_role_column(literal(project_id), literal(actor.id)),
@@ -972,9 +1024,9 @@ class QueueService:
 def item_counts(session: Session, project_id: int) -> Progress:
     """Items by split and state (what any role may see), grouped in the order of the queue index."""
     rows = session.execute(
-        select(Item.state, Item.slots_taken, Item.split, func.count())
-        .where(Item.project_id == project_id)
-        .group_by(Item.state, Item.slots_taken, Item.split)
+        select(col(Item.state), col(Item.slots_taken), col(Item.split), func.count())
+        .where(col(Item.project_id) == project_id)
+        .group_by(col(Item.state), col(Item.slots_taken), col(Item.split))
     ).all()
     counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}
     for state, _, split, n in rows:
