@@ -36,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import AliasedClass
 from sqlmodel import Session, col
 
 from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, Lease, Project, RankEntry, utcnow
@@ -70,13 +71,30 @@ _HAD_IT = (LeaseState.ACTIVE, LeaseState.SUBMITTED, LeaseState.SKIPPED)
 # The hot path's statements are built once: constructing SQLAlchemy expressions per call cost
 # more CPU than SQLite spent executing them. Values come in as bind parameters.
 _P = bindparam
+
+
+def _lapsed(lease: type[Lease] | AliasedClass[Lease]) -> ColumnElement[bool]:
+    return and_(
+        col(lease.state) == LeaseState.ACTIVE,
+        col(lease.expires_at) < _P("now"),
+        col(lease.project_id) == _P("b_project_id"),
+    )
+
+
 _EXPIRE = (
     update(Lease)
-    .where(
-        col(Lease.state) == LeaseState.ACTIVE,
-        col(Lease.expires_at) < _P("now"),
-        col(Lease.project_id) == _P("b_project_id"),
-    )
+    .where(_lapsed(Lease))
+    .values(state=LeaseState.EXPIRED, closed_at=_P("now"))
+    .returning(col(Lease.id), col(Lease.item_id))
+)
+# PostgreSQL: every claim sweeps, and a plain UPDATE of the lapsed leases made each claimer wait
+# for the row locks of the one sweeping before it (until it committed its whole claim), so claims
+# queued one behind another. Locking the lapsed leases with SKIP LOCKED first lets a claimer pass
+# over those another transaction is sweeping or submitting; the next claim's sweep catches any left.
+_LAPSING = aliased(Lease, name="lapsing")
+_EXPIRE_SKIPPING = (
+    update(Lease)
+    .where(col(Lease.id).in_(select(col(_LAPSING.id)).where(_lapsed(_LAPSING)).with_for_update(skip_locked=True)))
     .values(state=LeaseState.EXPIRED, closed_at=_P("now"))
     .returning(col(Lease.id), col(Lease.item_id))
 )
@@ -336,11 +354,13 @@ SWEEP_EVERY_S = 5.0
 def expire_stale_leases(session: Session, project_id: int, now: datetime, later: list[dict] | None = None) -> int:
     """Mark lapsed leases expired and give their slots back to the queue.
 
-    One conditional UPDATE ... RETURNING: on PostgreSQL a lease submitted by a concurrent
-    transaction is re-checked after its lock is released and left alone.
+    One conditional UPDATE ... RETURNING. On PostgreSQL it passes over leases another transaction
+    holds locked (a concurrent sweep or submit): those are that transaction's to settle, and a
+    lease still lapsed afterwards is expired by the next sweep.
     """
     conn = session.connection()
-    stale = conn.execute(_EXPIRE, {"now": now, "b_project_id": project_id}).all()
+    sweep = _EXPIRE_SKIPPING if conn.dialect.name == "postgresql" else _EXPIRE
+    stale = conn.execute(sweep, {"now": now, "b_project_id": project_id}).all()
     for lease_id, item_id in stale:
         conn.execute(_FREE_SLOT, {"item_id": item_id})
         audit(session, "lease.expired", project_id=project_id, item_id=item_id, lease_id=lease_id, later=later)
