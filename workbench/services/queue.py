@@ -12,9 +12,16 @@ from __future__ import annotations
 import random
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
     Engine,
+    Row,
+    Select,
+    SQLColumnExpression,
     String,
     and_,
     bindparam,
@@ -29,7 +36,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlalchemy.orm.util import AliasedClass
+from sqlmodel import Session, col
 
 from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, Lease, Project, RankEntry, utcnow
 from workbench.domain import (
@@ -63,118 +71,233 @@ _HAD_IT = (LeaseState.ACTIVE, LeaseState.SUBMITTED, LeaseState.SKIPPED)
 # The hot path's statements are built once: constructing SQLAlchemy expressions per call cost
 # more CPU than SQLite spent executing them. Values come in as bind parameters.
 _P = bindparam
+
+
+def _lapsed(lease: type[Lease] | AliasedClass[Lease]) -> ColumnElement[bool]:
+    return and_(
+        col(lease.state) == LeaseState.ACTIVE,
+        col(lease.expires_at) < _P("now"),
+        col(lease.project_id) == _P("b_project_id"),
+    )
+
+
 _EXPIRE = (
     update(Lease)
-    .where(Lease.state == LeaseState.ACTIVE, Lease.expires_at < _P("now"), Lease.project_id == _P("b_project_id"))
+    .where(_lapsed(Lease))
     .values(state=LeaseState.EXPIRED, closed_at=_P("now"))
-    .returning(Lease.id, Lease.item_id)
+    .returning(col(Lease.id), col(Lease.item_id))
 )
-_FREE_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken - 1)
+# PostgreSQL: every claim sweeps, and a plain UPDATE of the lapsed leases made each claimer wait
+# for the row locks of the one sweeping before it (until it committed its whole claim), so claims
+# queued one behind another. Locking the lapsed leases with SKIP LOCKED first lets a claimer pass
+# over those another transaction is sweeping or submitting; the next claim's sweep catches any left.
+_LAPSING = aliased(Lease, name="lapsing")
+_EXPIRE_SKIPPING = (
+    update(Lease)
+    .where(col(Lease.id).in_(select(col(_LAPSING.id)).where(_lapsed(_LAPSING)).with_for_update(skip_locked=True)))
+    .values(state=LeaseState.EXPIRED, closed_at=_P("now"))
+    .returning(col(Lease.id), col(Lease.item_id))
+)
+_FREE_SLOT = update(Item).where(col(Item.id) == _P("item_id")).values(slots_taken=col(Item.slots_taken) - 1)
 _CLOSE = (
     update(Lease)
-    .where(Lease.id == _P("lease_id"), Lease.state == LeaseState.ACTIVE)
+    .where(col(Lease.id) == _P("lease_id"), col(Lease.state) == LeaseState.ACTIVE)
     .values(state=_P("b_state"), closed_at=_P("now"), skip_reason=_P("b_skip_reason"))
 )
 _LEASE_COLUMNS = (
-    Lease.id,
-    Lease.project_id,
-    Lease.item_id,
-    Lease.annotator_id,
-    Lease.slot,
-    Lease.state,
-    Lease.reason,
-    Lease.strategy,
-    Lease.score,
-    Lease.model_run_id,
-    Lease.claimed_at,
-    Lease.expires_at,
+    col(Lease.id),
+    col(Lease.project_id),
+    col(Lease.item_id),
+    col(Lease.annotator_id),
+    col(Lease.slot),
+    col(Lease.state),
+    col(Lease.reason),
+    col(Lease.strategy),
+    col(Lease.score),
+    col(Lease.model_run_id),
+    col(Lease.claimed_at),
+    col(Lease.expires_at),
 )
 _HELD = (
     select(*_LEASE_COLUMNS)
-    .where(Lease.project_id == _P("project_id"), Lease.annotator_id == _P("actor_id"), Lease.state == LeaseState.ACTIVE)
+    .where(
+        col(Lease.project_id) == _P("project_id"),
+        col(Lease.annotator_id) == _P("actor_id"),
+        col(Lease.state) == LeaseState.ACTIVE,
+    )
     .limit(1)
 )
-_LEASE_FOR_UPDATE = select(*_LEASE_COLUMNS).where(Lease.id == _P("lease_id")).with_for_update()
-_SET_EXPIRY = update(Lease).where(Lease.id == _P("lease_id")).values(expires_at=_P("b_expires_at"))
-_OPEN = and_(Item.project_id == _P("project_id"), Item.state == ItemState.OPEN)
+_LEASE_FOR_UPDATE = select(*_LEASE_COLUMNS).where(col(Lease.id) == _P("lease_id")).with_for_update()
+_SET_EXPIRY = update(Lease).where(col(Lease.id) == _P("lease_id")).values(expires_at=_P("b_expires_at"))
+_OPEN = and_(col(Item.project_id) == _P("project_id"), col(Item.state) == ItemState.OPEN)
 _NOT_MINE = and_(
-    ~exists().where(Lease.item_id == Item.id, Lease.annotator_id == _P("actor_id"), Lease.state.in_(_HAD_IT)),
-    ~exists().where(Annotation.item_id == Item.id, Annotation.annotator_id == _P("actor_id")),
+    ~exists().where(
+        col(Lease.item_id) == col(Item.id), col(Lease.annotator_id) == _P("actor_id"), col(Lease.state).in_(_HAD_IT)
+    ),
+    ~exists().where(col(Annotation.item_id) == col(Item.id), col(Annotation.annotator_id) == _P("actor_id")),
 )
-_FRESH = and_(_OPEN, Item.slots_taken == 0, Item.split == _P("split"), _NOT_MINE)
-_PICKS = {
-    "partial": select(Item.id)
-    .where(_OPEN, Item.slots_taken >= 1, Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")), _NOT_MINE)
-    .order_by(Item.slots_taken.desc(), Item.random_key)
+
+
+# The pick conditions: which items an annotator may claim next, each pick one statement that stops
+# at its first row. Written once here; the claim runs them in the order _order draws for it.
+# Each row carries what the page shows, so the claimed item needs no read of its own.
+def _pick_of(
+    where: ColumnElement[bool],
+    order: tuple[SQLColumnExpression[Any], ...],
+    reason: ClaimReason,
+    strategy: str | None = None,
+) -> Select[Any]:
+    return (
+        select(
+            col(Item.id).label("id"),
+            literal(reason.value, String).label("reason"),
+            literal(strategy, String).label("strategy") if strategy else null().label("strategy"),
+            null().label("score"),
+            null().label("model_run_id"),
+            col(Item.external_id),
+            col(Item.split),
+            col(Item.content),
+        )
+        .where(where)
+        .order_by(*order)
+        .limit(1)
+    )
+
+
+def _fresh(split: Split, before: bool) -> ColumnElement[bool]:
+    """A new item (no slot taken) of one split, at or after the drawn random key, or before it."""
+    start = col(Item.random_key) < _P("start") if before else col(Item.random_key) >= _P("start")
+    return and_(_OPEN, col(Item.slots_taken) == 0, col(Item.split) == split, _NOT_MINE, start)
+
+
+def _gold(before: bool) -> ColumnElement[bool]:
+    """Gold items (a known answer) are final from the start and served to any annotator who has
+    not had them, at the project's gold_share of claims; they look like any other item."""
+    start = col(Item.random_key) < _P("start") if before else col(Item.random_key) >= _P("start")
+    return and_(col(Item.project_id) == _P("project_id"), col(Item.gold_label).is_not(None), _NOT_MINE, start)
+
+
+_BY_KEY = (col(Item.random_key),)
+_PICKS: dict[str, Select[Any]] = {
+    "gold_from": _pick_of(_gold(False), _BY_KEY, ClaimReason.GOLD),
+    "gold_before": _pick_of(_gold(True), _BY_KEY, ClaimReason.GOLD),
+    "partial": _pick_of(
+        and_(
+            _OPEN,
+            col(Item.slots_taken) >= 1,
+            col(Item.slots_taken) < func.coalesce(col(Item.labels_wanted), _P("overlap")),
+            _NOT_MINE,
+        ),
+        (col(Item.slots_taken).desc(), col(Item.random_key)),
+        ClaimReason.PARTIAL,
+    ),
+    "eval_from": _pick_of(_fresh(Split.EVAL, False), _BY_KEY, ClaimReason.EVAL),
+    "eval_before": _pick_of(_fresh(Split.EVAL, True), _BY_KEY, ClaimReason.EVAL),
+    "control_from": _pick_of(_fresh(Split.POOL, False), _BY_KEY, ClaimReason.CONTROL, "random"),
+    "control_before": _pick_of(_fresh(Split.POOL, True), _BY_KEY, ClaimReason.CONTROL, "random"),
+    "ranked": select(
+        col(RankEntry.item_id).label("id"),
+        literal(ClaimReason.RANKED.value, String).label("reason"),
+        col(RankEntry.strategy),
+        col(RankEntry.score),
+        col(RankEntry.model_run_id),
+        col(Item.external_id),
+        col(Item.split),
+        col(Item.content),
+    )
+    .join(Item, col(Item.id) == col(RankEntry.item_id))
+    .where(
+        col(RankEntry.project_id) == _P("project_id"),
+        col(Item.state) == ItemState.OPEN,
+        col(Item.slots_taken) == 0,
+        _NOT_MINE,
+    )
+    .order_by(col(RankEntry.position))
     .limit(1),
-    "random_from": select(Item.id).where(_FRESH, Item.random_key >= _P("start")).order_by(Item.random_key).limit(1),
-    "random_before": select(Item.id).where(_FRESH, Item.random_key < _P("start")).order_by(Item.random_key).limit(1),
-    "ranked": select(RankEntry.item_id, RankEntry.strategy, RankEntry.score, RankEntry.model_run_id)
-    .join(Item, Item.id == RankEntry.item_id)
-    .where(RankEntry.project_id == _P("project_id"), Item.state == ItemState.OPEN, Item.slots_taken == 0, _NOT_MINE)
-    .order_by(RankEntry.position)
-    .limit(1),
-    # Gold items (a known answer) are final from the start and served to any annotator who has
-    # not had them, at the project's gold_share of claims; they look like any other item.
-    "gold_from": select(Item.id)
-    .where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, Item.random_key >= _P("start"))
-    .order_by(Item.random_key)
-    .limit(1),
-    "gold_before": select(Item.id)
-    .where(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, Item.random_key < _P("start"))
-    .order_by(Item.random_key)
-    .limit(1),
+    "pool_from": _pick_of(_fresh(Split.POOL, False), _BY_KEY, ClaimReason.RANDOM),
+    "pool_before": _pick_of(_fresh(Split.POOL, True), _BY_KEY, ClaimReason.RANDOM),
 }
-# PostgreSQL: concurrent claimers pass over each other's candidates (SKIP LOCKED); before an
-# annotator is told nothing is left, a second pass waits for locked candidates instead.
+# PostgreSQL runs the picks one statement each, in order, until one finds a row: FOR UPDATE SKIP
+# LOCKED, which lets concurrent claimers pass over each other's candidates, is not allowed with
+# UNION. Before an annotator is told nothing is left, a second pass waits for locked candidates.
 _SKIPPING = {name: q.with_for_update(skip_locked=True, of=Item) for name, q in _PICKS.items()}
 _WAITING = {name: q.with_for_update(of=Item) for name, q in _PICKS.items()}
+# SQLite serialises writers anyway: the picks in the drawn order are the branches of one UNION ALL
+# (each a subquery, so it may keep its ORDER BY and LIMIT), one statement per claim.
+_BRANCHES = {name: select(q.subquery()) for name, q in _PICKS.items()}
+_UNIONS: dict[tuple[str, ...], CompoundSelect] = {}
+
+
+def _candidates(names: tuple[str, ...]) -> CompoundSelect:
+    """The UNION ALL of the named picks (built once per order)."""
+    found = _UNIONS.get(names)
+    if found is None:
+        found = _UNIONS[names] = union_all(*(_BRANCHES[name] for name in names)).limit(1)
+    return found
+
+
 # Items others hold that this annotator could still get: counted from the live leases, which are
 # few, so it stays cheap on a large pool. An alias, so _NOT_MINE's subqueries do not correlate to it.
 _OTHERS = aliased(Lease)
 _HELD_BY_OTHERS = (
-    select(func.count(func.distinct(_OTHERS.item_id)))
-    .join(Item, Item.id == _OTHERS.item_id)
+    select(func.count(func.distinct(col(_OTHERS.item_id))))
+    .join(Item, col(Item.id) == col(_OTHERS.item_id))
     .where(
-        _OTHERS.project_id == _P("project_id"),
-        _OTHERS.state == LeaseState.ACTIVE,
-        _OTHERS.annotator_id != _P("actor_id"),
+        col(_OTHERS.project_id) == _P("project_id"),
+        col(_OTHERS.state) == LeaseState.ACTIVE,
+        col(_OTHERS.annotator_id) != _P("actor_id"),
         _OPEN,
         _NOT_MINE,
     )
 )
-_TAKEN_SLOTS = union_all(
-    select(Lease.slot).where(Lease.item_id == _P("item_id"), Lease.state == LeaseState.ACTIVE),
-    select(Annotation.slot).where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN),
+_TAKEN_SLOTS: CompoundSelect = union_all(
+    select(col(Lease.slot)).where(col(Lease.item_id) == _P("item_id"), col(Lease.state) == LeaseState.ACTIVE),
+    select(col(Annotation.slot)).where(
+        col(Annotation.item_id) == _P("item_id"), col(Annotation.source) == AnnotationSource.HUMAN
+    ),
 )
 _TAKE_SLOT = (
     update(Item)
-    .where(Item.id == _P("item_id"), Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")))
-    .values(slots_taken=Item.slots_taken + 1)
+    .where(col(Item.id) == _P("item_id"), col(Item.slots_taken) < func.coalesce(col(Item.labels_wanted), _P("overlap")))
+    .values(slots_taken=col(Item.slots_taken) + 1)
 )
-_INSERT_LEASE = insert(Lease).returning(Lease.id)
-_ITEM_VIEW = select(Item.id, Item.external_id, Item.split, Item.content).where(Item.id == _P("item_id"))
-_PROJECT_NAME = select(Project.name).where(Project.id == _P("project_id"))
-_STORED = select(Annotation.id).where(Annotation.lease_id == _P("lease_id"))
+_INSERT_LEASE = insert(Lease).returning(col(Lease.id))
+_ITEM_VIEW = select(col(Item.id), col(Item.external_id), col(Item.split), col(Item.content)).where(
+    col(Item.id) == _P("item_id")
+)
+_PROJECT_NAME = select(col(Project.name)).where(col(Project.id) == _P("project_id"))
+_STORED = select(col(Annotation.id)).where(col(Annotation.lease_id) == _P("lease_id"))
 # The annotation records the guidelines version current at the time of the label, in the same statement.
 _INSERT_ANNOTATION = (
-    insert(Annotation).values(guidelines_version=current_version_of(_P("b_gl_project_id"))).returning(Annotation.id)
+    insert(Annotation)
+    .values(guidelines_version=current_version_of(_P("b_gl_project_id")))
+    .returning(col(Annotation.id))
 )
-_SUBMITTED = update(Lease).where(Lease.id == _P("lease_id")).values(state=LeaseState.SUBMITTED, closed_at=_P("now"))
-_COUNT_ANNOTATION = update(Item).where(Item.id == _P("item_id")).values(n_annotations=Item.n_annotations + 1)
+_SUBMITTED = (
+    update(Lease).where(col(Lease.id) == _P("lease_id")).values(state=LeaseState.SUBMITTED, closed_at=_P("now"))
+)
+_COUNT_ANNOTATION = update(Item).where(col(Item.id) == _P("item_id")).values(n_annotations=col(Item.n_annotations) + 1)
 _HUMAN_LABELS = (
-    select(Annotation.annotator_id, Annotation.label, AnnotatorQuality.reliability, AnnotatorQuality.paused)
+    select(
+        col(Annotation.annotator_id),
+        col(Annotation.label),
+        col(AnnotatorQuality.reliability),
+        col(AnnotatorQuality.paused),
+    )
     .outerjoin(
         AnnotatorQuality,
-        and_(AnnotatorQuality.user_id == Annotation.annotator_id, AnnotatorQuality.project_id == Annotation.project_id),
+        and_(
+            col(AnnotatorQuality.user_id) == col(Annotation.annotator_id),
+            col(AnnotatorQuality.project_id) == col(Annotation.project_id),
+        ),
     )
-    .where(Annotation.item_id == _P("item_id"), Annotation.source == AnnotationSource.HUMAN)
-    .order_by(Annotation.slot)
+    .where(col(Annotation.item_id) == _P("item_id"), col(Annotation.source) == AnnotationSource.HUMAN)
+    .order_by(col(Annotation.slot))
 )
-_ITEM_SPLIT = select(Item.split).where(Item.id == _P("item_id"))
+_ITEM_SPLIT = select(col(Item.split)).where(col(Item.id) == _P("item_id"))
 _RESOLVE = (
     update(Item)
-    .where(Item.id == _P("item_id"))
+    .where(col(Item.id) == _P("item_id"))
     .values(
         state=_P("b_state"),
         final_label=_P("b_final_label"),
@@ -183,114 +306,45 @@ _RESOLVE = (
         reason=_P("b_reason"),
     )
 )
-_TAKE_GOLD_SLOT = update(Item).where(Item.id == _P("item_id")).values(slots_taken=Item.slots_taken + 1)
-_PAUSED = select(AnnotatorQuality.paused, AnnotatorQuality.reliability).where(
-    AnnotatorQuality.project_id == _P("project_id"), AnnotatorQuality.user_id == _P("actor_id")
+_TAKE_GOLD_SLOT = update(Item).where(col(Item.id) == _P("item_id")).values(slots_taken=col(Item.slots_taken) + 1)
+_PAUSED = select(col(AnnotatorQuality.paused), col(AnnotatorQuality.reliability)).where(
+    col(AnnotatorQuality.project_id) == _P("project_id"), col(AnnotatorQuality.user_id) == _P("actor_id")
 )
 # A submit's one read: the lease, its item, and whether the annotator is paused in the project.
 _SUBMIT_VIEW = (
     select(
         *_LEASE_COLUMNS,
-        Item.state.label("item_state"),
-        Item.n_annotations,
-        Item.external_id,
-        Item.labels_wanted,
-        Item.gold_label,
-        Item.split,
-        AnnotatorQuality.paused,
-        member_role_column(Lease.project_id, Lease.annotator_id),
-        Project.archived_at.label("project_archived_at"),
-        Project.changed_at.label("project_changed_at"),
+        col(Item.state).label("item_state"),
+        col(Item.n_annotations),
+        col(Item.external_id),
+        col(Item.labels_wanted),
+        col(Item.gold_label),
+        col(Item.split),
+        col(AnnotatorQuality.paused),
+        member_role_column(col(Lease.project_id), col(Lease.annotator_id)),
+        col(Project.archived_at).label("project_archived_at"),
+        col(Project.changed_at).label("project_changed_at"),
     )
-    .join(Item, Item.id == Lease.item_id)
-    .join(Project, Project.id == Lease.project_id)
+    .join(Item, col(Item.id) == col(Lease.item_id))
+    .join(Project, col(Project.id) == col(Lease.project_id))
     .outerjoin(
         AnnotatorQuality,
-        and_(AnnotatorQuality.user_id == Lease.annotator_id, AnnotatorQuality.project_id == Lease.project_id),
+        and_(
+            col(AnnotatorQuality.user_id) == col(Lease.annotator_id),
+            col(AnnotatorQuality.project_id) == col(Lease.project_id),
+        ),
     )
-    .where(Lease.id == _P("lease_id"))
+    .where(col(Lease.id) == _P("lease_id"))
     .with_for_update(of=(Lease, Item))
 )
 
 
-# SQLite: the claim's candidates in one statement. Each pick above, in the order the draws ask
-# for, is one branch of a UNION ALL that stops at its first row; each row carries what the page
-# shows, so the claimed item needs no read of its own. (PostgreSQL keeps one statement per pick:
-# FOR UPDATE SKIP LOCKED, which its claims rely on, is not allowed with UNION.)
-def _branch(where, order, reason: ClaimReason, strategy: str | None = None):  # noqa: ANN001, ANN202
-    return select(
-        select(
-            Item.id.label("id"),
-            literal(reason.value, String).label("reason"),
-            literal(strategy, String).label("strategy") if strategy else null().label("strategy"),
-            null().label("score"),
-            null().label("model_run_id"),
-            Item.external_id,
-            Item.split,
-            Item.content,
-        )
-        .where(where)
-        .order_by(*order)
-        .limit(1)
-        .subquery()
-    )
-
-
-def _fresh(split: Split, before: bool):  # noqa: ANN202
-    start = Item.random_key < _P("start") if before else Item.random_key >= _P("start")
-    return and_(_OPEN, Item.slots_taken == 0, Item.split == split, _NOT_MINE, start)
-
-
-def _gold(before: bool):  # noqa: ANN202
-    start = Item.random_key < _P("start") if before else Item.random_key >= _P("start")
-    return and_(Item.project_id == _P("project_id"), Item.gold_label.is_not(None), _NOT_MINE, start)
-
-
-_BRANCHES = {
-    "gold_from": _branch(_gold(False), (Item.random_key,), ClaimReason.GOLD),
-    "gold_before": _branch(_gold(True), (Item.random_key,), ClaimReason.GOLD),
-    "partial": _branch(
-        and_(
-            _OPEN,
-            Item.slots_taken >= 1,
-            Item.slots_taken < func.coalesce(Item.labels_wanted, _P("overlap")),
-            _NOT_MINE,
-        ),
-        (Item.slots_taken.desc(), Item.random_key),
-        ClaimReason.PARTIAL,
-    ),
-    "eval_from": _branch(_fresh(Split.EVAL, False), (Item.random_key,), ClaimReason.EVAL),
-    "eval_before": _branch(_fresh(Split.EVAL, True), (Item.random_key,), ClaimReason.EVAL),
-    "control_from": _branch(_fresh(Split.POOL, False), (Item.random_key,), ClaimReason.CONTROL, "random"),
-    "control_before": _branch(_fresh(Split.POOL, True), (Item.random_key,), ClaimReason.CONTROL, "random"),
-    "ranked": select(
-        select(
-            RankEntry.item_id.label("id"),
-            literal(ClaimReason.RANKED.value, String).label("reason"),
-            RankEntry.strategy,
-            RankEntry.score,
-            RankEntry.model_run_id,
-            Item.external_id,
-            Item.split,
-            Item.content,
-        )
-        .join(Item, Item.id == RankEntry.item_id)
-        .where(RankEntry.project_id == _P("project_id"), Item.state == ItemState.OPEN, Item.slots_taken == 0, _NOT_MINE)
-        .order_by(RankEntry.position)
-        .limit(1)
-        .subquery()
-    ),
-    "pool_from": _branch(_fresh(Split.POOL, False), (Item.random_key,), ClaimReason.RANDOM),
-    "pool_before": _branch(_fresh(Split.POOL, True), (Item.random_key,), ClaimReason.RANDOM),
-}
-_UNIONS: dict[tuple[str, ...], object] = {}
-
-
-def _candidates(names: tuple[str, ...]):  # noqa: ANN202 - a compound select, built once per order
-    found = _UNIONS.get(names)
-    if found is None:
-        found = _UNIONS[names] = union_all(*(_BRANCHES[name] for name in names)).limit(1)
-    return found
+def _stored(key: int | None) -> int:
+    """A primary key read back from the database: SQLModel types it optional (None until a row is
+    stored), the column is never null."""
+    if key is None:
+        raise AssertionError("a stored row without a primary key")
+    return key
 
 
 # The hot path sweeps lapsed leases at most this often per project (a plain claim always does).
@@ -300,11 +354,13 @@ SWEEP_EVERY_S = 5.0
 def expire_stale_leases(session: Session, project_id: int, now: datetime, later: list[dict] | None = None) -> int:
     """Mark lapsed leases expired and give their slots back to the queue.
 
-    One conditional UPDATE ... RETURNING: on PostgreSQL a lease submitted by a concurrent
-    transaction is re-checked after its lock is released and left alone.
+    One conditional UPDATE ... RETURNING. On PostgreSQL it passes over leases another transaction
+    holds locked (a concurrent sweep or submit): those are that transaction's to settle, and a
+    lease still lapsed afterwards is expired by the next sweep.
     """
     conn = session.connection()
-    stale = conn.execute(_EXPIRE, {"now": now, "b_project_id": project_id}).all()
+    sweep = _EXPIRE_SKIPPING if conn.dialect.name == "postgresql" else _EXPIRE
+    stale = conn.execute(sweep, {"now": now, "b_project_id": project_id}).all()
     for lease_id, item_id in stale:
         conn.execute(_FREE_SLOT, {"item_id": item_id})
         audit(session, "lease.expired", project_id=project_id, item_id=item_id, lease_id=lease_id, later=later)
@@ -325,8 +381,8 @@ def _release(
 
 
 _ACTIVE_OF_USER = (
-    select(Lease.id, Lease.item_id, Lease.project_id)
-    .where(Lease.annotator_id == _P("user_id"), Lease.state == LeaseState.ACTIVE)
+    select(col(Lease.id), col(Lease.item_id), col(Lease.project_id))
+    .where(col(Lease.annotator_id) == _P("user_id"), col(Lease.state) == LeaseState.ACTIVE)
     .with_for_update()
 )
 
@@ -336,7 +392,7 @@ def release_user_leases(session: Session, user_id: int, now: datetime, *, why: s
     page, a disabled account), not only when their time lapses. Returns how many were released."""
     released = 0
     for lease_id, item_id, project_id in session.connection().execute(_ACTIVE_OF_USER, {"user_id": user_id}).all():
-        if _release(session, lease_id, item_id, LeaseState.EXPIRED, now):
+        if _release(session, _stored(lease_id), item_id, LeaseState.EXPIRED, now):
             released += 1
             audit(
                 session,
@@ -438,7 +494,9 @@ def prefers_fresh(project: ProjectInfo, reliability: float | None) -> bool:
 # reads the project's id, archived_at and changed_at (one unique-index look-up) and reloads it when
 # either moved, so a claim or a label never acts on a changed or archived project.
 PROJECT_CACHE_S = 5.0
-_STAMP = select(Project.id, Project.archived_at, Project.changed_at).where(Project.name == _P("name"))
+_STAMP = select(col(Project.id), col(Project.archived_at), col(Project.changed_at)).where(
+    col(Project.name) == _P("name")
+)
 
 
 class QueueService:
@@ -552,27 +610,23 @@ class QueueService:
                 conn.execute(_SET_EXPIRY, {"lease_id": held.id, "b_expires_at": expires_at})
                 return self._claimed(session, project, held._asdict() | {"expires_at": expires_at})
         postgres = session.get_bind().dialect.name == "postgresql"
-        item = None
+        order = self._order(project, draws, prefer_fresh)
+        params = {"project_id": project.id, "actor_id": actor.id, "start": draws[2], "overlap": _first_want(project)}
         if postgres:
-            pick = self._pick(session, project, actor, draws, _SKIPPING, prefer_fresh) or self._pick(
-                session, project, actor, draws, _WAITING, prefer_fresh
-            )
+            item = self._pick(conn, order, _SKIPPING, params) or self._pick(conn, order, _WAITING, params)
         else:
-            item = conn.execute(
-                _candidates(self._order(project, draws, prefer_fresh)),
-                {"project_id": project.id, "actor_id": actor.id, "start": draws[2], "overlap": _first_want(project)},
-            ).first()
-            pick = None if item is None else (item.id, item.reason, item.strategy, item.score, item.model_run_id)
-        if pick is None:
+            item = conn.execute(_candidates(order), params).first()
+        if item is None:
             waiting = conn.execute(_HELD_BY_OTHERS, {"project_id": project.id, "actor_id": actor.id}).scalar_one()
             if waiting or not postgres:  # SQLite's write transaction saw one unchanging state
                 return waiting
             # PostgreSQL reads each statement's own snapshot: a lease released between the pick
             # and the count is in neither, so look once more before saying "done".
-            pick = self._pick(session, project, actor, draws, _WAITING, prefer_fresh)
-            if pick is None:
+            item = self._pick(conn, order, _WAITING, params)
+            if item is None:
                 return 0
-        item_id, reason, strategy, score, model_run_id = pick
+        item_id = item.id
+        reason = ClaimReason(item.reason)
         gold = reason == ClaimReason.GOLD
         if gold:  # recorded and shown as a random pick: nothing tells an annotator it is gold
             reason = ClaimReason.RANDOM
@@ -589,10 +643,10 @@ class QueueService:
             "annotator_id": actor.id,
             "slot": min(free),
             "state": LeaseState.ACTIVE,
-            "reason": ClaimReason(reason),
-            "strategy": strategy,
-            "score": score,
-            "model_run_id": model_run_id,
+            "reason": reason,
+            "strategy": item.strategy,
+            "score": item.score,
+            "model_run_id": item.model_run_id,
             "claimed_at": now,
             "expires_at": expires_at,
             "closed_at": None,
@@ -609,16 +663,18 @@ class QueueService:
             lease_id=lease["id"],
             slot=lease["slot"],
             reason=lease["reason"],
-            strategy=strategy,
-            score=score,
-            model_run_id=model_run_id,
+            strategy=lease["strategy"],
+            score=lease["score"],
+            model_run_id=lease["model_run_id"],
         )
         return self._claimed(session, project, lease, item)
 
     @staticmethod
     def _order(project: ProjectInfo, draws: tuple[float, ...], prefer_fresh: bool = False) -> tuple[str, ...]:
-        """The picks in the order :meth:`_pick` tries them, as branches of one SQLite statement
-        (partly labeled items last for an annotator who prefers new ones, see prefers_fresh)."""
+        """The names of the picks in the order a claim tries them (one UNION ALL on SQLite, one
+        statement each on PostgreSQL); partly labeled items last for an annotator who prefers new
+        ones (see prefers_fresh). An empty control arm means no fresh pool item, so the pool is
+        not tried again after the ranking."""
         names: list[str] = []
         if len(draws) > 3 and draws[3] < float(project.settings.get("gold_share") or 0.0):
             names += ["gold_from", "gold_before"]
@@ -640,50 +696,19 @@ class QueueService:
 
     @staticmethod
     def _pick(
-        session: Session,
-        project: ProjectInfo,
-        actor: Actor,
-        draws: tuple[float, ...],
-        picks: dict,
-        prefer_fresh: bool = False,
-    ) -> tuple | None:
-        conn = session.connection()
-        mine = {"project_id": project.id, "actor_id": actor.id}
-        gold_share = float(project.settings.get("gold_share") or 0.0)
-        if len(draws) > 3 and draws[3] < gold_share:
-            params = mine | {"start": draws[2]}
-            found = conn.execute(picks["gold_from"], params).scalar_one_or_none()
-            if found is None:
-                found = conn.execute(picks["gold_before"], params).scalar_one_or_none()
+        conn: Connection, order: tuple[str, ...], picks: dict[str, Select[Any]], params: dict[str, Any]
+    ) -> Row[Any] | None:
+        """PostgreSQL: the first row of the picks in `order`, one statement each."""
+        for name in order:
+            found = conn.execute(picks[name], params).first()
             if found is not None:
-                return found, ClaimReason.GOLD, None, None, None
-
-        def partial() -> tuple | None:
-            found = conn.execute(picks["partial"], mine | {"overlap": _first_want(project)}).scalar_one_or_none()
-            return None if found is None else (found, ClaimReason.PARTIAL, None, None, None)
-
-        if not prefer_fresh and (found := partial()) is not None:
-            return found
-
-        def at_random(split: Split) -> int | None:
-            params = mine | {"split": split, "start": draws[2]}
-            found = conn.execute(picks["random_from"], params).scalar_one_or_none()
-            return found if found is not None else conn.execute(picks["random_before"], params).scalar_one_or_none()
-
-        if draws[0] < project.settings["eval_fraction"] and (found := at_random(Split.EVAL)) is not None:
-            return found, ClaimReason.EVAL, None, None, None
-        if draws[1] < project.settings["random_share"] and (found := at_random(Split.POOL)) is not None:
-            return found, ClaimReason.CONTROL, "random", None, None
-        ranked = conn.execute(picks["ranked"], mine).first()
-        if ranked is not None:
-            return ranked.item_id, ClaimReason.RANKED, ranked.strategy, ranked.score, ranked.model_run_id
-        for split in (Split.POOL, Split.EVAL):
-            if (found := at_random(split)) is not None:
-                return found, ClaimReason.EVAL if split == Split.EVAL else ClaimReason.RANDOM, None, None, None
-        return partial() if prefer_fresh else None
+                return found
+        return None
 
     @staticmethod
-    def _claimed(session: Session, project: ProjectInfo, lease: dict, item=None) -> ClaimedItem:  # noqa: ANN001
+    def _claimed(
+        session: Session, project: ProjectInfo, lease: dict[str, Any], item: Row[Any] | None = None
+    ) -> ClaimedItem:
         if item is None:
             item = session.connection().execute(_ITEM_VIEW, {"item_id": lease["item_id"]}).one()
         return ClaimedItem(
@@ -702,7 +727,7 @@ class QueueService:
         )
 
     # -- lease upkeep ----------------------------------------------------------------------
-    def _live_lease(self, session: Session, lease_id: int, actor: Actor):  # noqa: ANN202 - (Row, ProjectInfo)
+    def _live_lease(self, session: Session, lease_id: int, actor: Actor) -> tuple[Row[*tuple[Any, ...]], ProjectInfo]:
         lease = session.connection().execute(_LEASE_FOR_UPDATE, {"lease_id": lease_id}).first()
         if lease is None or lease.annotator_id != actor.id:
             raise NotFound(f"{actor.name} holds no claim {lease_id}")
@@ -798,7 +823,7 @@ class QueueService:
             state = ItemState.OPEN  # fixed overlap not reached: nothing to compare or record yet
         else:
             state = resolve(session, lease.item_id, project, split=lease.split, later=later)
-        return SubmitResult(annotation_id, state, duplicate=False), project, paused
+        return SubmitResult(_stored(annotation_id), state, duplicate=False), project, paused
 
     @requires(Role.ANNOTATOR)
     def submit_and_claim(
@@ -821,10 +846,11 @@ class QueueService:
     @requires(Role.ANNOTATOR)
     def release_leases(self, *, actor: Actor, why: str = "left the Label page") -> int:
         """Give back every item this user holds (they left the Label page or signed out)."""
-        if actor.id is None:
+        user_id = actor.id
+        if user_id is None:
             return 0  # the local operator holds no leases
         return write(
-            self.engine, lambda session: release_user_leases(session, actor.id, utcnow(), why=why, actor_id=actor.id)
+            self.engine, lambda session: release_user_leases(session, user_id, utcnow(), why=why, actor_id=user_id)
         )
 
     @requires(Role.ANNOTATOR)
@@ -864,8 +890,8 @@ class QueueService:
             now = utcnow()
             annotation = session.execute(
                 select(Annotation)
-                .where(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
-                .order_by(Annotation.created_at.desc(), Annotation.id.desc())
+                .where(col(Annotation.project_id) == project.id, col(Annotation.annotator_id) == actor.id)
+                .order_by(col(Annotation.created_at).desc(), col(Annotation.id).desc())
                 .limit(1)
             ).scalar_one_or_none()
             if annotation is None:
@@ -873,12 +899,14 @@ class QueueService:
             item = self._changeable_item(session, annotation)
             for other in session.execute(
                 select(Lease).where(
-                    Lease.project_id == project.id, Lease.annotator_id == actor.id, Lease.state == LeaseState.ACTIVE
+                    col(Lease.project_id) == project.id,
+                    col(Lease.annotator_id) == actor.id,
+                    col(Lease.state) == LeaseState.ACTIVE,
                 )
             ).scalars():
                 _release(session, other.id, other.item_id, LeaseState.EXPIRED, now)
-            lease = session.get(Lease, annotation.lease_id)
-            session.execute(delete(Annotation).where(Annotation.id == annotation.id))
+            lease = session.get_one(Lease, annotation.lease_id)  # a human label always has its lease
+            session.execute(delete(Annotation).where(col(Annotation.id) == annotation.id))
             lease.state, lease.closed_at = LeaseState.ACTIVE, None
             lease.expires_at = now + timedelta(seconds=project.settings["lease_ttl_s"])
             previous_state, previous_label = ItemState(item.state), item.final_label
@@ -904,8 +932,8 @@ class QueueService:
     @staticmethod
     def _changeable_item(session: Session, annotation: Annotation) -> Item:
         """The item of one of the actor's annotations, locked, if no reviewer has acted on it."""
-        item = session.execute(select(Item).where(Item.id == annotation.item_id).with_for_update()).scalar_one()
-        reviewed = session.execute(select(func.count()).where(Adjudication.item_id == item.id)).scalar_one()
+        item = session.execute(select(Item).where(col(Item.id) == annotation.item_id).with_for_update()).scalar_one()
+        reviewed = session.execute(select(func.count()).where(col(Adjudication.item_id) == item.id)).scalar_one()
         if reviewed or item.state in (ItemState.AMBIGUOUS, ItemState.EXCLUDED):
             raise Conflict(
                 f"a reviewer has already acted on item {item.external_id!r}; your label can no longer be changed"
@@ -942,8 +970,8 @@ class QueueService:
                     label=label,
                 )
                 if item.state != ItemState.OPEN and item.gold_label is None:
-                    resolve(session, item.id, project)
-            return RecentLabel(annotation.id, item.external_id, label, annotation.created_at, True)
+                    resolve(session, annotation.item_id, project)
+            return RecentLabel(annotation_id, item.external_id, label, annotation.created_at, True)
 
         return write(self.engine, work)
 
@@ -951,20 +979,20 @@ class QueueService:
     def recent_labels(self, project: ProjectInfo, *, actor: Actor, limit: int = 50) -> list[RecentLabel]:
         """The actor's own last `limit` labels in this project, newest first, each saying whether it
         may still be changed. Never anyone else's answer, nor the item's outcome."""
-        reviewed = exists().where(Adjudication.item_id == Annotation.item_id)
+        reviewed = exists().where(col(Adjudication.item_id) == col(Annotation.item_id))
         with reading(self.engine) as session:
             check_member(session, actor, project)
             rows = session.execute(
                 select(
-                    Annotation.id,
-                    Item.external_id,
-                    Annotation.label,
-                    Annotation.created_at,
-                    ~reviewed & Item.state.not_in([ItemState.AMBIGUOUS, ItemState.EXCLUDED]),
+                    col(Annotation.id),
+                    col(Item.external_id),
+                    col(Annotation.label),
+                    col(Annotation.created_at),
+                    ~reviewed & col(Item.state).not_in([ItemState.AMBIGUOUS, ItemState.EXCLUDED]),
                 )
-                .join(Item, Item.id == Annotation.item_id)
-                .where(Annotation.project_id == project.id, Annotation.annotator_id == actor.id)
-                .order_by(Annotation.created_at.desc(), Annotation.id.desc())
+                .join(Item, col(Item.id) == col(Annotation.item_id))
+                .where(col(Annotation.project_id) == project.id, col(Annotation.annotator_id) == actor.id)
+                .order_by(col(Annotation.created_at).desc(), col(Annotation.id).desc())
                 .limit(limit)
             ).all()
         return [RecentLabel(i, e, label, at, bool(ok)) for i, e, label, at, ok in rows]
@@ -987,14 +1015,16 @@ class QueueService:
         """The actor's counts, and their membership read in the same statement (refused if none)."""
         project_id = project.id
         midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        mine = and_(Annotation.project_id == project_id, Annotation.annotator_id == actor.id)
+        mine = and_(col(Annotation.project_id) == project_id, col(Annotation.annotator_id) == actor.id)
         total, today, skips, role = session.execute(
             select(
                 select(func.count()).where(mine).scalar_subquery(),
-                select(func.count()).where(mine, Annotation.created_at >= midnight).scalar_subquery(),
+                select(func.count()).where(mine, col(Annotation.created_at) >= midnight).scalar_subquery(),
                 select(func.count())
                 .where(
-                    Lease.project_id == project_id, Lease.annotator_id == actor.id, Lease.state == LeaseState.SKIPPED
+                    col(Lease.project_id) == project_id,
+                    col(Lease.annotator_id) == actor.id,
+                    col(Lease.state) == LeaseState.SKIPPED,
                 )
                 .scalar_subquery(),
                 member_role_column(literal(project_id), literal(actor.id)),
@@ -1014,9 +1044,9 @@ class QueueService:
 def item_counts(session: Session, project_id: int) -> Progress:
     """Items by split and state (what any role may see), grouped in the order of the queue index."""
     rows = session.execute(
-        select(Item.state, Item.slots_taken, Item.split, func.count())
-        .where(Item.project_id == project_id)
-        .group_by(Item.state, Item.slots_taken, Item.split)
+        select(col(Item.state), col(Item.slots_taken), col(Item.split), func.count())
+        .where(col(Item.project_id) == project_id)
+        .group_by(col(Item.state), col(Item.slots_taken), col(Item.split))
     ).all()
     counts = {split.value: {state.value: 0 for state in ItemState} for split in Split}
     for state, _, split, n in rows:
