@@ -132,12 +132,12 @@ def test_exports_are_downloads(uwb):
     at.button(key="export_prepare").click().run()
     assert not errors(at)
     assert at.get("download_button")[0].label.startswith("Download annotations.jsonl (1 rows)")
-    rows = [json.loads(line) for line in at.session_state["export_ready"][3].decode().splitlines()]
+    rows = [json.loads(line) for line in at.session_state["export_ready"].data.decode().splitlines()]
     assert [(r["annotator"], r["label"]) for r in rows] == [("ann1", "pos")]
     at.radio(key="export_what").set_value("items")
     at.radio(key="export_fmt").set_value("csv")
     at.button(key="export_prepare").click().run()
-    data = at.session_state["export_ready"][3].decode()
+    data = at.session_state["export_ready"].data.decode()
     assert data.splitlines()[0].startswith("external_id,item_id,split,state,final_label,text")
 
 

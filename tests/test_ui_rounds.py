@@ -99,7 +99,7 @@ def test_round_metrics_curve_compare_diff_download(uwb, ui_url):
     at.selectbox(key="dl_fmt").select("jsonl")
     at.button(key="dl_prepare").click().run()
     assert at.get("download_button")[0].label == "Download version 2 (jsonl)"
-    assert at.session_state["dl_ready"][3].count(b"\n") == v2.n_items
+    assert at.session_state["dl_ready"].data.count(b"\n") == v2.n_items
 
     admin = go(sign_in("admin"), "data")  # versions are also among the Data page's exports
     admin.radio(key="export_what").set_value("version").run()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -16,7 +17,35 @@ from workbench.domain import DuplicatePolicy, ExportFormat, ExportKind, ProjectK
 from workbench.errors import WorkbenchError
 from workbench.ui import render, session
 
-PREVIEW = "data_preview"  # (fingerprint of file + options, ImportReport)
+if TYPE_CHECKING:
+    from workbench.importing.report import ImportReport
+
+PREVIEW = "data_preview"  # the HeldPreview of the file being imported
+READY = "export_ready"  # the ReadyExport prepared for the download button
+
+
+@dataclass(frozen=True)
+class HeldPreview:
+    """The validation report of an uploaded file, for the file and options it was made with."""
+
+    fingerprint: tuple[str, str, int, str]  # project, upload id, size, options as JSON
+    report: ImportReport
+
+
+@dataclass(frozen=True)
+class ReadyExport:
+    """An export prepared for the download button (the button needs the bytes up front)."""
+
+    project: str
+    what: ExportKind
+    fmt: str
+    data: bytes
+    rows: int | None
+    digest: str | None
+    number: int | None
+
+    def matches(self, project: str, what: ExportKind, fmt: str, number: int | None) -> bool:
+        return (self.project, self.what, self.fmt, self.number) == (project, what, fmt, number)
 
 
 def _safe_name(name: str) -> str:
@@ -239,8 +268,8 @@ def _import(wb, actor, project) -> None:
         st.caption("Choose a file: it is checked row by row and nothing is written until you confirm.")
         return
     fingerprint = (project.name, upload.file_id, upload.size, json.dumps(options, sort_keys=True))
-    held = st.session_state.get(PREVIEW)
-    if held is not None and held[0] != fingerprint:
+    held: HeldPreview | None = st.session_state.get(PREVIEW)
+    if held is not None and held.fingerprint != fingerprint:
         held = st.session_state[PREVIEW] = None
     if st.button("Check the file", key="import_preview", type="primary" if held is None else "secondary"):
         try:
@@ -253,10 +282,10 @@ def _import(wb, actor, project) -> None:
         except (WorkbenchError, ValueError) as exc:
             render.error(exc)
             return
-        held = st.session_state[PREVIEW] = (fingerprint, report)
+        held = st.session_state[PREVIEW] = HeldPreview(fingerprint, report)
     if held is None:
         return
-    report = held[1]
+    report = held.report
     st.subheader("Validation report")
     _show_report(report, original_name=upload.name)
     n = report.valid_rows
@@ -319,9 +348,9 @@ def _export(wb, actor, project) -> None:
         ExportKind.ANNOTATIONS.value: "Every human annotation",
         ExportKind.VERSION.value: "A dataset version",
     }
-    what = st.radio("Export", list(kinds), horizontal=True, key="export_what", format_func=kinds.get)
+    what = ExportKind(st.radio("Export", list(kinds), horizontal=True, key="export_what", format_func=kinds.get))
     # A download is one file: the hf folder is written by `workbench version export --format hf`.
-    formats = [f.value for f in ExportKind(what).formats if f is not ExportFormat.HF]
+    formats = [f.value for f in what.formats if f is not ExportFormat.HF]
     fmt = st.radio("Format", formats, horizontal=True, key="export_fmt")
     number = None
     if what == ExportKind.VERSION:
@@ -337,11 +366,11 @@ def _export(wb, actor, project) -> None:
         except WorkbenchError as exc:
             render.error(exc)
             return
-        st.session_state["export_ready"] = (project.name, what, fmt, data, rows, digest, number)
-    ready = st.session_state.get("export_ready")
-    if ready and ready[0] == project.name and ready[1:3] == (what, fmt) and ready[6] == number:
-        _, what, fmt, data, rows, digest, number = ready
-        name = f"version-{number}" if what == ExportKind.VERSION else what
+        st.session_state[READY] = ReadyExport(project.name, what, fmt, data, rows, digest, number)
+    ready: ReadyExport | None = st.session_state.get(READY)
+    if ready is not None and ready.matches(project.name, what, fmt, number):
+        data, rows, digest = ready.data, ready.rows, ready.digest
+        name = f"version-{number}" if what == ExportKind.VERSION else what.value
         count = f" ({rows} rows)" if rows is not None else ""
         st.download_button(
             f"Download {name}.{ExportFormat(fmt).extension}{count}",

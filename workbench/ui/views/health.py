@@ -3,6 +3,9 @@ health check flagged, excluding items from the pool, and drift against the lates
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
@@ -10,7 +13,20 @@ from workbench.domain import Role
 from workbench.errors import WorkbenchError
 from workbench.ui import charts, render, sections, session
 
-DRIFT = "health_drift_report"  # (project name, DriftReport or the reason there is none)
+if TYPE_CHECKING:
+    from workbench.health.drift import DriftReport
+
+DRIFT = "health_drift_report"  # the HeldDrift last measured in this browser
+
+
+@dataclass(frozen=True)
+class HeldDrift:
+    """The drift last measured for one project: the DriftReport, or the reason there is none."""
+
+    project: str
+    report: DriftReport | str
+
+
 KINDS = {
     "duplicate": "Exact duplicates",
     "near_duplicate": "Near duplicates",
@@ -54,7 +70,7 @@ def _flags(wb, actor, project) -> None:
 
 
 def _drift(wb, actor, project) -> None:
-    held = st.session_state.get(DRIFT)
+    held: HeldDrift | None = st.session_state.get(DRIFT)
     if st.button(
         "Measure drift",
         key="health_drift",
@@ -62,13 +78,13 @@ def _drift(wb, actor, project) -> None:
         "a domain classifier is trained, so this takes a few seconds",
     ):
         try:
-            held = (project.name, wb.health.drift(project.name, actor=actor))
+            held = HeldDrift(project.name, wb.health.drift(project.name, actor=actor))
         except WorkbenchError as exc:
-            held = (project.name, str(exc))
+            held = HeldDrift(project.name, str(exc))
         st.session_state[DRIFT] = held
-    if held is None or held[0] != project.name:
+    if held is None or held.project != project.name:
         return
-    report = held[1]
+    report = held.report
     if isinstance(report, str):
         st.caption(render.md(f"Drift: {report}"))
         return

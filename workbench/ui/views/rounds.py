@@ -4,6 +4,7 @@ advice, a run's confusion matrix, two runs compared, two versions diffed, and ve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import altair as alt
@@ -28,10 +29,32 @@ from workbench.ui import charts, render, sections, session
 if TYPE_CHECKING:
     from datetime import datetime
 
-JOB = "rounds_job"  # (project name, job id) of the round this browser started or follows
+JOB = "rounds_job"  # the HeldJob: the round this browser started or follows
+READY = "dl_ready"  # the ReadyDownload prepared for the download button
 ROUND_JOBS = (JobKind.RETRAIN, JobKind.RESCORE, JobKind.VERSION)  # what the round panel follows
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class HeldJob:
+    """The round job this browser started or follows, in one project."""
+
+    project: str
+    job_id: int
+
+
+@dataclass(frozen=True)
+class ReadyDownload:
+    """A version export prepared for the download button (the button needs the bytes up front)."""
+
+    project: str
+    number: int
+    fmt: str
+    data: bytes
+
+    def matches(self, project: str, number: int, fmt: str) -> bool:
+        return (self.project, self.number, self.fmt) == (project, number, fmt)
 
 
 def _when(value: datetime | None) -> str:
@@ -43,11 +66,11 @@ def _job_panel(project_name: str) -> None:
     """The followed job's state; reruns itself every POLL_S while the job is queued or running."""
     wb = session.workbench()
     held = st.session_state.get(JOB)
-    if not held or held[0] != project_name:
+    if held is None or held.project != project_name:
         return
     actor = session.require(Role.REVIEWER)
     try:
-        job = wb.jobs.get(held[1], actor=actor)
+        job = wb.jobs.get(held.job_id, actor=actor)
     except WorkbenchError as exc:
         render.error(exc)
         return
@@ -98,20 +121,20 @@ def _start(wb, actor, project) -> None:
         except WorkbenchError as exc:
             render.error(exc)
         else:
-            st.session_state[JOB] = (project.name, job.id)
+            st.session_state[JOB] = HeldJob(project.name, job.id)
     right.caption(
         "A round cuts a dataset version of the final labels, trains the project's model on its "
         "pool items, evaluates it on the labeled eval items and re-ranks the open pool."
     )
-    held = st.session_state.get(JOB)
-    if not held or held[0] != project.name:
+    held: HeldJob | None = st.session_state.get(JOB)
+    if held is None or held.project != project.name:
         jobs = [j for j in wb.jobs.list(project.name, limit=5, actor=actor) if j.kind in ROUND_JOBS]
         if jobs and jobs[0].state in ACTIVE:
-            st.session_state[JOB] = held = (project.name, jobs[0].id)
+            st.session_state[JOB] = held = HeldJob(project.name, jobs[0].id)
     active = False
-    if held and held[0] == project.name:
+    if held is not None and held.project == project.name:
         try:
-            active = wb.jobs.get(held[1], actor=actor).state in ACTIVE
+            active = wb.jobs.get(held.job_id, actor=actor).state in ACTIVE
         except WorkbenchError:
             st.session_state.pop(JOB, None)
     st.session_state["rounds_polling"] = active
@@ -314,12 +337,12 @@ def _downloads(wb, actor, project, versions) -> None:
         except WorkbenchError as exc:
             render.error(exc)
             return
-        st.session_state["dl_ready"] = (project.name, number, fmt, data)
-    ready = st.session_state.get("dl_ready")
-    if ready and ready[:3] == (project.name, number, fmt):
+        st.session_state[READY] = ReadyDownload(project.name, number, fmt, data)
+    ready: ReadyDownload | None = st.session_state.get(READY)
+    if ready is not None and ready.matches(project.name, number, fmt):
         st.download_button(
             f"Download version {number} ({fmt})",
-            ready[3],
+            ready.data,
             file_name=f"version-{number}.{ExportFormat(fmt).extension}",
             mime=ExportFormat(fmt).mime,
             key="dl_button",
