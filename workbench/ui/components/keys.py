@@ -38,7 +38,11 @@ export default function(component) {
       document.querySelectorAll('[class*="st-key-wb_item_"]').forEach((el) => {
         const name = [...el.classList].find((c) => c.startsWith("st-key-wb_item_"));
         if (!name || s.painted.has(name) || el.closest('[data-stale="true"]')) return;
-        if (!el.querySelector('[data-testid="stElementContainer"]')) return;
+        // the page draws a marker naming the lease as the container's last element: until it is
+        // there, the container may still hold the previous item's content (Streamlit swaps the
+        // key's class before the content deltas arrive)
+        const lease = name.slice("st-key-wb_item_".length);
+        if (!el.querySelector(".st-key-wb_drawn_" + lease)) return;
         if ([...el.querySelectorAll("img")].some((img) => !img.complete)) return;
         s.painted.set(name, null);  // in the document now; painted with the next frame
         requestAnimationFrame(() => {

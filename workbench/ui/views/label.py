@@ -404,6 +404,9 @@ def _label_area(project: ProjectInfo) -> None:
         st.caption(render.md(f"Item {claim.external_id} · {claim.split.value} split · slot {claim.slot}"))
         with st.container(border=True, key=drawn_key(claim)):
             problem = render.render_content(project, claim.content, key=f"label_{claim.lease_id}")
+            # the last element of the item: the key capture counts the dwell time from when it is drawn
+            with st.container(key=f"wb_drawn_{claim.lease_id}"):
+                st.empty()
         if problem is not None:
             _set_aside(project, claim, problem)
         _label_buttons(project, claim, keys, guide if isinstance(guide, GuidelinesInfo) else None)
