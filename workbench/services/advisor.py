@@ -31,18 +31,17 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
-from workbench.config import workbench_home
 from workbench.db.models import Item, Job, Project
 from workbench.domain import Actor, ItemState, JobInfo, JobKind, JobState, ProjectInfo, ProjectKind, Role
 from workbench.domain.advice import RANDOM, Advice, CurvePoint, StrategyAdvice, Verdict, recommend
 from workbench.errors import WorkbenchError
 from workbench.services._auth import requires
+from workbench.services._home import HomeBound
 from workbench.services._tx import reading, write
 from workbench.services.jobs import JobService, complete_job, job_info
 from workbench.services.members import load_member_project
@@ -277,15 +276,7 @@ def _advice(
     )
 
 
-class AdvisorService:
-    def __init__(self, engine: Engine, home: Path | None = None) -> None:
-        self.engine = engine
-        self._home = home
-
-    @property
-    def home(self) -> Path:
-        return self._home or workbench_home()
-
+class AdvisorService(HomeBound):
     @requires(Role.REVIEWER)
     def status(self, project_name: str, *, actor: Actor) -> AdvisorStatus:
         """The latest advice, the threshold and how many labels the project has (reviewers and

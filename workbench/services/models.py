@@ -11,27 +11,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
-from workbench.config import workbench_home
 from workbench.db.models import DatasetVersion, EvalPrediction, Item, ModelRun
 from workbench.domain import Actor, ModelExport, ProjectInfo, RegisteredModel, Role, TrackingOutcome
 from workbench.errors import NotFound, WorkbenchError
 from workbench.services._auth import requires
+from workbench.services._home import HomeBound
 from workbench.services._tx import reading
 from workbench.services.projects import load_project
 
 
-class ModelService:
-    def __init__(self, engine: Engine, home: Path | None = None) -> None:
-        self.engine = engine
-        self._home = home
-
-    @property
-    def home(self) -> Path:
-        return self._home or workbench_home()
-
+class ModelService(HomeBound):
     def _run(self, session: Session, project: ProjectInfo, run_id: int) -> ModelRun:
         run = session.execute(
             select(ModelRun).where(col(ModelRun.project_id) == project.id, col(ModelRun.id) == run_id)

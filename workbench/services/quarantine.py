@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 
-from workbench.config import workbench_home
 from workbench.db.models import Item, Lease, Quarantine, RankEntry, User, utcnow
 from workbench.domain import (
     Actor,
@@ -28,6 +27,7 @@ from workbench.domain import (
 )
 from workbench.errors import Conflict, NotFound, PermissionDenied, WorkbenchError
 from workbench.services._auth import require_role, requires
+from workbench.services._home import HomeBound
 from workbench.services._tx import audit, reading, write
 from workbench.services.members import check_member
 from workbench.services.projects import load_project
@@ -97,15 +97,7 @@ def quarantine_item(
     return True
 
 
-class QuarantineService:
-    def __init__(self, engine: Engine, home: Path | None = None) -> None:
-        self.engine = engine
-        self._home = home
-
-    @property
-    def home(self) -> Path:
-        return self._home or workbench_home()
-
+class QuarantineService(HomeBound):
     @requires(Role.ANNOTATOR)
     def quarantine_claim(self, lease_id: int, reason: str, *, actor: Actor) -> None:
         """The annotator holding this lease could not be shown its item: quarantine the item (the

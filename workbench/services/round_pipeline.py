@@ -24,15 +24,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session, col
 
 import strategies
-from workbench.config import workbench_home
 from workbench.db.bulk import insert_rows
 from workbench.db.models import (
     DatasetVersion,
@@ -51,6 +49,7 @@ from workbench.domain.rounds import EvalMetrics, RoundResult, TrackingOutcome, V
 from workbench.domain.stopping import STOP_SET_SIZE, Stability, cohen_kappa
 from workbench.errors import WorkbenchError
 from workbench.health.drift import PredictionDrift, prediction_drift
+from workbench.services._home import HomeBound
 from workbench.services._tx import audit, reading, write
 from workbench.services.jobs import complete_job
 from workbench.services.projects import check_strategy
@@ -189,16 +188,8 @@ class _Clock:
         return value
 
 
-class RoundPipeline:
+class RoundPipeline(HomeBound):
     """The worker side of rounds. Every entry takes the loaded project (resolved once, at the edge)."""
-
-    def __init__(self, engine: Engine, home: Path | None = None) -> None:
-        self.engine = engine
-        self._home = home
-
-    @property
-    def home(self) -> Path:
-        return self._home or workbench_home()
 
     # -- the rounds -------------------------------------------------------------------------
     def retrain(

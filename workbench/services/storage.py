@@ -44,6 +44,7 @@ from workbench.db.models import ModelRun
 from workbench.domain import Actor, Role
 from workbench.errors import WorkbenchError
 from workbench.services._auth import require_role, requires
+from workbench.services._home import HomeBound
 from workbench.services._tx import reading
 
 BACKUP_FORMAT = 1
@@ -67,15 +68,7 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-class StorageService:
-    def __init__(self, engine: Engine, home: Path | None = None) -> None:
-        self.engine = engine
-        self._home = home
-
-    @property
-    def home(self) -> Path:
-        return self._home or workbench_home()
-
+class StorageService(HomeBound):
     @requires(Role.ADMIN)
     def sweep_orphans(self, *, actor: Actor, grace: timedelta = SWEEP_GRACE, dry_run: bool = False) -> SweepReport:
         """Remove model files no model run references and `.tmp` leftovers, older than `grace`."""
