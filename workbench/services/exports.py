@@ -426,11 +426,10 @@ def _ls_data(kind: ProjectKind, content: dict) -> dict:
     return dict(content.get("features") or {})
 
 
-def _ls_tasks(session: Session, info: ProjectInfo) -> Iterator[dict]:
-    """One Label Studio task per item, in item order, its annotations merged in from a second
-    ordered stream (neither is held whole in memory)."""
-    to_name = ls.TO_NAME[info.kind.value]
-    items = session.execute(
+def _items_in_order(project_id: int) -> Select:
+    """Every item of a project in id order, streamed: id, external id, split, state, final label,
+    content (the items export and the Label Studio tasks both read this)."""
+    return (
         select(
             col(Item.id),
             col(Item.external_id),
@@ -439,10 +438,17 @@ def _ls_tasks(session: Session, info: ProjectInfo) -> Iterator[dict]:
             col(Item.final_label),
             col(Item.content),
         )
-        .where(col(Item.project_id) == info.id)
+        .where(col(Item.project_id) == project_id)
         .order_by(col(Item.id))
         .execution_options(yield_per=CHUNK_ROWS)
     )
+
+
+def _ls_tasks(session: Session, info: ProjectInfo) -> Iterator[dict]:
+    """One Label Studio task per item, in item order, its annotations merged in from a second
+    ordered stream (neither is held whole in memory)."""
+    to_name = ls.TO_NAME[info.kind.value]
+    items = session.execute(_items_in_order(info.id))
     notes = iter(
         session.execute(
             select(
@@ -729,20 +735,7 @@ class ExportService:
             flat = _Flattener(info.kind)
             if flat.section is not None:  # the content keys and their types, before the rows
                 _scan_keys(session, info.id, flat)
-            query = (
-                select(
-                    col(Item.id),
-                    col(Item.external_id),
-                    col(Item.split),
-                    col(Item.state),
-                    col(Item.final_label),
-                    col(Item.content),
-                )
-                .where(col(Item.project_id) == info.id)
-                .order_by(col(Item.id))
-                .execution_options(yield_per=CHUNK_ROWS)
-            )
-            rows = (flat.row(*record) for record in session.execute(query))
+            rows = (flat.row(*record) for record in session.execute(_items_in_order(info.id)))
             result = self._write(fmt, out, flat.columns, flat.types, rows, started)
         self._audit(info.id, actor, "export.items", result)
         return result
