@@ -57,6 +57,7 @@ from workbench.services._auth import requires
 from workbench.services._tx import audit, reading, write
 from workbench.services.members import load_member_project
 from workbench.services.projects import load_project
+from workbench.services.versions import version_rows
 
 FORMATS = tuple(f.value for f in ExportFormat)
 TABLES = (ExportFormat.CSV, ExportFormat.JSONL, ExportFormat.PARQUET)
@@ -973,21 +974,8 @@ class ExportService:
                 result = _write_hf(session, info, version, manifest, out, started)
                 self._audit(info.id, actor, "export.version", result)
                 return result
-            query = (
-                select(
-                    col(DatasetVersionItem.item_id),
-                    col(Item.external_id),
-                    col(DatasetVersionItem.split),
-                    col(DatasetVersionItem.label),
-                    col(DatasetVersionItem.source),
-                    col(DatasetVersionItem.annotation_ids),
-                    col(DatasetVersionItem.adjudication_id),
-                )
-                .join(Item, col(Item.id) == DatasetVersionItem.item_id)
-                .where(col(DatasetVersionItem.version_id) == version.id)
-                .order_by(col(Item.external_id))
-                .execution_options(yield_per=CHUNK_ROWS)
-            )
+            assert version.id is not None  # a stored version
+            query = version_rows(version.id).execution_options(yield_per=CHUNK_ROWS)
             rows = (
                 [item_id, external_id, split, label, source, ",".join(map(str, annotation_ids or ())), adjudication_id]
                 for item_id, external_id, split, label, source, annotation_ids, adjudication_id in session.execute(

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, Select, func, insert, select
 from sqlmodel import Session, col
 
 from workbench.db.models import (
@@ -187,6 +187,25 @@ def cut_version(engine: Engine, project_name: str, *, trigger: str, actor_id: in
     return write(engine, lambda session: store_version(session, project, snapshot, trigger=trigger, actor_id=actor_id))
 
 
+def version_rows(version_id: int) -> Select:
+    """A version's rows in external-id order: item id, external id, split, label, source, the
+    annotation ids and the adjudication behind the label (the rows table and the version export)."""
+    return (
+        select(
+            col(DatasetVersionItem.item_id),
+            col(Item.external_id),
+            col(DatasetVersionItem.split),
+            col(DatasetVersionItem.label),
+            col(DatasetVersionItem.source),
+            col(DatasetVersionItem.annotation_ids),
+            col(DatasetVersionItem.adjudication_id),
+        )
+        .join(Item, col(Item.id) == DatasetVersionItem.item_id)
+        .where(col(DatasetVersionItem.version_id) == version_id)
+        .order_by(col(Item.external_id))
+    )
+
+
 class VersionService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -234,21 +253,8 @@ class VersionService:
         """The version's rows: item id, external id, split, label, source, lineage."""
         with reading(self.engine) as session:
             version = self._version(session, project_name, number, actor)
-            rows = session.execute(
-                select(
-                    col(DatasetVersionItem.item_id),
-                    col(Item.external_id),
-                    col(DatasetVersionItem.split),
-                    col(DatasetVersionItem.label),
-                    col(DatasetVersionItem.source),
-                    col(DatasetVersionItem.annotation_ids),
-                    col(DatasetVersionItem.adjudication_id),
-                    col(DatasetVersionItem.aggregation),
-                )
-                .join(Item, col(Item.id) == DatasetVersionItem.item_id)
-                .where(col(DatasetVersionItem.version_id) == version.id)
-                .order_by(col(Item.external_id))
-            ).all()
+            assert version.id is not None  # a stored version
+            rows = session.execute(version_rows(version.id).add_columns(col(DatasetVersionItem.aggregation))).all()
         import pandas as pd  # lazy: only exports and diffs need it
 
         return pd.DataFrame(
