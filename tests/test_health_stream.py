@@ -66,6 +66,38 @@ def test_pass_does_not_depend_on_how_the_rows_are_chunked():
     assert one.profile == many.profile
 
 
+def _health_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("health-pass")]
+
+
+def test_the_pass_thread_reraises_a_chunk_failure_at_finish_and_stops(monkeypatch):
+    health = TextHealthPass(chunk_rows=10)
+    calls = []
+
+    def fail(pending, new):
+        calls.append(len(pending[0]))
+        raise RuntimeError("chunk failed")
+
+    monkeypatch.setattr(health, "_process", fail)
+    health.add(list(range(10)), [f"x{i}" for i in range(10)], ["pool"] * 10, ["some words"] * 10, new=True)
+    assert _health_threads()  # the chunk went to the pass's thread, not run inline
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        health.finish()
+    assert calls == [10] and not _health_threads()
+
+
+def test_closing_a_pass_without_a_report_stops_its_thread():
+    health = TextHealthPass(chunk_rows=5)
+    health.add(
+        list(range(20)), [f"x{i}" for i in range(20)], ["pool"] * 20, [f"text {i} here" for i in range(20)], new=True
+    )
+    health.close()
+    health.close()  # twice is harmless
+    assert not _health_threads()
+
+
 def test_existing_items_are_compared_with_but_not_reported_again():
     texts = ["alpha beta gamma delta", "alpha beta gamma delta", "one two three four", "one two three four"]
     texts += [f"filler text number {w} here" for w in ("apple", "pear", "plum", "kiwi")]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +36,12 @@ from workbench.health.report import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 CHUNK_ROWS = 20_000
 CHUNK_CHARS = 1_000_000  # a chunk's texts are tokenised together: this bounds their byte arrays
 _SPLIT_CODE = {"pool": 0, "eval": 1}
+IN_FLIGHT = 2  # chunks handed to the pass's thread and not yet processed: bounds what is held
 
 
 def _exact_keys(texts: Sequence[str]) -> np.ndarray:
@@ -49,7 +51,12 @@ def _exact_keys(texts: Sequence[str]) -> np.ndarray:
 
 
 class TextHealthPass:
-    """Feed existing items first (`new=False`), then the batch (`new=True`); then :meth:`finish`."""
+    """Feed existing items first (`new=False`), then the batch (`new=True`); then :meth:`finish`.
+
+    Chunks are processed on one thread of the pass's own, in the order they were fed, while the
+    caller goes on reading and writing rows: the import's parsing and SQL and this pass's numpy
+    work (which releases the GIL) then share the machine's cores instead of taking turns. At most
+    ``IN_FLIGHT`` chunks wait for it, so memory stays bounded by the chunk size."""
 
     def __init__(
         self,
@@ -91,6 +98,9 @@ class TextHealthPass:
         self._prelabels: Counter[str] = Counter()
         self.timings = {"duplicates": 0.0, "outliers": 0.0, "pii": 0.0, "profile": 0.0}
         self.seconds = 0.0
+        self._seen_new = False
+        self._thread: ThreadPoolExecutor | None = None
+        self._in_flight: deque[Future[None]] = deque()
 
     # -- feeding -------------------------------------------------------------------------------
     def add(
@@ -104,18 +114,18 @@ class TextHealthPass:
         prelabels: Sequence[str | None] | None = None,
         contexts: Sequence[dict[str, Any] | None] | None = None,
     ) -> None:
-        if not new and (self._pending_new or self._lengths):
+        if not new and self._seen_new:
             raise ValueError("existing items must be fed before the batch")
         if new and not self._pending_new:
-            self._flush()
-            self._pending_new = True
+            self._hand_over()
+            self._pending_new = self._seen_new = True
         n = len(texts)
         fields = (item_ids, external_ids, splits, texts, prelabels or [None] * n, contexts or [None] * n)
         for pending, values in zip(self._pending, fields):
             pending.extend(values)
         self._pending_chars += sum(map(len, texts))
         if len(self._pending[0]) >= self.chunk_rows or self._pending_chars >= CHUNK_CHARS:
-            self._flush()
+            self._hand_over()
 
     def add_contents(
         self,
@@ -132,13 +142,43 @@ class TextHealthPass:
         contexts = [c.get("context") for c in contents] if new else None
         self.add(item_ids, external_ids, splits, texts, new=new, prelabels=prelabels, contexts=contexts)
 
-    def _flush(self) -> None:
+    def _hand_over(self) -> None:
+        """The pending rows become a chunk for the pass's thread (waiting while too many wait)."""
         if not self._pending[0]:
             return
-        started = time.perf_counter()
-        item_ids, external_ids, splits, texts, prelabels, contexts = self._pending
+        from concurrent.futures import ThreadPoolExecutor
+
+        pending, new = self._pending, self._pending_new
         self._pending, self._pending_chars = ([], [], [], [], [], []), 0
-        n, new, first = len(texts), self._pending_new, self._n
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="health-pass")
+        while len(self._in_flight) >= IN_FLIGHT:
+            self._in_flight.popleft().result()
+        self._in_flight.append(self._thread.submit(self._process, pending, new))
+
+    def _drain(self) -> None:
+        """Wait for every chunk handed over (re-raising what failed), then stop the thread."""
+        try:
+            while self._in_flight:
+                self._in_flight.popleft().result()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown(wait=True, cancel_futures=True)
+                self._thread = None
+
+    def close(self) -> None:
+        """Stop the pass's thread without a report (an import that failed); safe to repeat."""
+        for future in self._in_flight:
+            future.cancel()
+        self._in_flight.clear()
+        if self._thread is not None:
+            self._thread.shutdown(wait=True, cancel_futures=True)
+            self._thread = None
+
+    def _process(self, pending: tuple[list, ...], new: bool) -> None:
+        started = time.perf_counter()
+        item_ids, external_ids, splits, texts, prelabels, contexts = pending
+        n, first = len(texts), self._n
         clock = time.perf_counter()
         tokens = dup.tokenise(texts)
         signature = dup.signature_block(tokens.owner, tokens.hashes, n, num_perm=self.num_perm)
@@ -214,7 +254,8 @@ class TextHealthPass:
         return joined[offsets[at] : offsets[at + 1] - 1]
 
     def finish(self) -> HealthReport:
-        self._flush()
+        self._hand_over()
+        self._drain()
         started = time.perf_counter()
         n, n_old = self._n, self._n_old
 
@@ -340,6 +381,9 @@ class RecordsPass:
         self.records += [ItemRecord(*row, new) for row in zip(item_ids, external_ids, splits, contents)]
         if new:
             self.prelabels += prelabels if prelabels is not None else [None] * len(item_ids)
+
+    def close(self) -> None:
+        """Nothing runs beside the caller here (the same interface as the text pass)."""
 
     def finish(self) -> HealthReport:
         from workbench.health.report import build_report

@@ -685,6 +685,9 @@ class ImportService:
             if fault is None:
                 raise
             raise fault from exc
+        finally:
+            if health is not None:
+                health.close()
         if report.imported and builder.gold_answers:
             report.gold_items = self._mark_gold(info, builder.gold_answers, last_id, actor)
         report.seconds = time.perf_counter() - started
