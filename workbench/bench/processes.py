@@ -181,7 +181,9 @@ def one_shutdown(signum: int, root: Path) -> StopRun:
 
 
 # -- worker kill ----------------------------------------------------------------------------
-SLOW_MODEL = {"type": "mlp", "hidden": 256, "epochs": 400}
+# Long enough (a few seconds on a quiet machine) that the restarted worker is still in the round when
+# serve is stopped: at 400 epochs a quiet machine finished the retry first, and the round was done.
+SLOW_MODEL = {"type": "mlp", "hidden": 256, "epochs": 3000}
 
 
 def prepare_slow_round(home: Path) -> tuple[str, int]:
