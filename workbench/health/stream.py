@@ -98,7 +98,6 @@ class TextHealthPass:
         self._prelabels: Counter[str] = Counter()
         self.timings = {"duplicates": 0.0, "outliers": 0.0, "pii": 0.0, "profile": 0.0}
         self.seconds = 0.0
-        self._seen_new = False
         self._thread: ThreadPoolExecutor | None = None
         self._in_flight: deque[Future[None]] = deque()
 
@@ -114,11 +113,11 @@ class TextHealthPass:
         prelabels: Sequence[str | None] | None = None,
         contexts: Sequence[dict[str, Any] | None] | None = None,
     ) -> None:
-        if not new and self._seen_new:
+        if not new and self._pending_new:
             raise ValueError("existing items must be fed before the batch")
         if new and not self._pending_new:
             self._hand_over()
-            self._pending_new = self._seen_new = True
+            self._pending_new = True  # from here on every chunk is of the batch
         n = len(texts)
         fields = (item_ids, external_ids, splits, texts, prelabels or [None] * n, contexts or [None] * n)
         for pending, values in zip(self._pending, fields):
@@ -162,9 +161,7 @@ class TextHealthPass:
             while self._in_flight:
                 self._in_flight.popleft().result()
         finally:
-            if self._thread is not None:
-                self._thread.shutdown(wait=True, cancel_futures=True)
-                self._thread = None
+            self.close()
 
     def close(self) -> None:
         """Stop the pass's thread without a report (an import that failed); safe to repeat."""
