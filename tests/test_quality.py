@@ -51,6 +51,21 @@ def test_estimate_separates_a_chance_annotator_from_good_ones():
     assert solo.n_checked == 0 and solo.accuracy is None and not solo.flagged and solo.reliability == pytest.approx(0.7)
 
 
+def test_adjudications_anchor_the_estimate_of_an_annotator_whose_items_went_to_review_alone():
+    # A chance-level annotator labels 40 items alone (the look-ahead sent each to review after
+    # their label); a reviewer decided each. Unanchored nothing checks them; anchored they are flagged.
+    rng = random.Random(1)
+    judgments = [(i, "coin", rng.choice(LABELS)) for i in range(40)]
+    judgments += [(j, w, LABELS[j % 2]) for j in range(100, 140) for w in ("good1", "good2")]
+    decided = {i: LABELS[i % 2] for i in range(40)}
+    plain = {a.annotator: a for a in estimate(judgments, LABELS)[0]}
+    assert plain["coin"].n_checked == 0 and not plain["coin"].flagged
+    anchored = {a.annotator: a for a in estimate(judgments, LABELS, adjudicated=decided)[0]}
+    assert anchored["coin"].n_checked == 40 and anchored["coin"].flagged
+    assert anchored["coin"].adjudication_agreement == pytest.approx(anchored["coin"].accuracy, abs=0.1)
+    assert not anchored["good1"].flagged and anchored["good1"].accuracy > 0.95
+
+
 def test_gold_items_anchor_the_estimate_and_give_gold_accuracy():
     # Two annotators who always disagree: without gold nobody can tell who is right.
     judgments = [(i, "right", LABELS[i % 2]) for i in range(40)] + [(i, "wrong", LABELS[1 - i % 2]) for i in range(40)]
@@ -148,6 +163,9 @@ def test_adaptive_overlap_in_the_live_queue_records_why(wb):
             "overlap_policy": "adaptive",
             "min_labels": 1,
             "max_labels": 3,
+            # A third label at 0.95 could settle the novices' disagreement below (0.5 -> 0.95), so
+            # the look-ahead asks for it; at the default 0.8 it goes to review (the next test).
+            "lookahead_reliability": 0.95,
         },
         actor=Actor.operator(),
     )
@@ -182,6 +200,85 @@ def test_adaptive_overlap_in_the_live_queue_records_why(wb):
         ]
     assert items[claimed.item_id].final_by == "adaptive_posterior" and items[claimed.item_id].n_annotations == 3
     assert any(r and r.startswith("1 label: annotator reliability 0.97") for r in reasons)
+
+
+def _adaptive(wb, name: str, *, max_labels: int, items: int):
+    wb.projects.create(
+        name,
+        "text",
+        LABELS,
+        settings={"eval_fraction": 0.0, "random_share": 0.0, "overlap_policy": "adaptive", "max_labels": max_labels},
+        actor=Actor.operator(),
+    )
+    project = wb.projects.get(name, actor=Actor.operator())
+    add_items(wb.engine, project.id, items)
+    return project
+
+
+def test_a_disagreement_more_labels_cannot_settle_goes_to_review_at_once(wb):
+    _adaptive(wb, "la", max_labels=3, items=2)
+    novice1, novice2 = annotators(wb, 2)
+    first = wb.queue.claim("la", actor=novice1)
+    assert wb.queue.submit(first.lease_id, "pos", actor=novice1).item_state == "open"
+    second = wb.queue.claim("la", actor=novice2)
+    assert second.item_id == first.item_id
+    # 0.7 against 0.7: posterior 0.5; a third label at the look-ahead's 0.8 reaches only 0.8 < 0.9.
+    assert wb.queue.submit(second.lease_id, "neg", actor=novice2).item_state == "review"
+    with Session(wb.engine) as s:
+        item = s.get(Item, first.item_id)
+        assert item.n_annotations == 2 and "review now" in (item.reason or "")
+
+
+def _predict(wb, project_id: int, predictions: dict[int, tuple[str, float]], interval: tuple[float, float]) -> None:
+    """Store a model run with this eval-accuracy interval and its predictions, as a round would."""
+    from workbench.db.models import DatasetVersion, ItemPrediction, ModelRun
+
+    with Session(wb.engine) as s, s.begin():
+        version = DatasetVersion(
+            project_id=project_id, number=1, content_hash="0" * 64, n_items=0, trigger="t", manifest={}
+        )
+        s.add(version)
+        s.flush()
+        run = ModelRun(
+            project_id=project_id,
+            version_id=version.id,
+            artifact_path="artifacts/m.skops",
+            artifact_sha256="0" * 64,
+            metrics={"n": 200, "accuracy": sum(interval) / 2, "accuracy_ci95": list(interval)},
+        )
+        s.add(run)
+        s.flush()
+        for item_id, (label, confidence) in predictions.items():
+            s.add(
+                ItemPrediction(
+                    item_id=item_id, project_id=project_id, model_run_id=run.id, predicted=label, confidence=confidence
+                )
+            )
+
+
+@pytest.mark.parametrize(("interval", "one_label_settles"), [((0.9, 0.96), True), ((0.45, 0.62), False)])
+def test_the_latest_model_is_a_prior_trusted_by_its_eval_interval(wb, interval, one_label_settles):
+    project = _adaptive(wb, "mp", max_labels=2, items=2)
+    with Session(wb.engine) as s:
+        ids = sorted(s.execute(select(Item.id).where(Item.project_id == project.id)).scalars())
+    _predict(wb, project.id, {i: ("pos", 0.97) for i in ids}, interval)
+    (novice,) = annotators(wb, 1)
+    claimed = wb.queue.claim("mp", actor=novice)  # reliability unknown: 0.7
+    state = wb.queue.submit(claimed.lease_id, "pos", actor=novice).item_state
+    with Session(wb.engine) as s:
+        item = s.get(Item, claimed.item_id)
+    if one_label_settles:
+        # trusted at 0.9: prior for pos 0.1 + 0.8 * 0.97 = 0.876; with a 0.7 label: 0.94 >= 0.9.
+        assert state == "final" and item.final_label == "pos" and item.final_by == "agreement"
+        assert "model agrees at 0.97 (eval accuracy 0.90)" in item.reason
+    else:
+        # not measurably above chance (0.45 at the low end): no weight, one 0.7 label is not enough.
+        assert state == "open" and "model not above chance, ignored" in item.reason
+    if one_label_settles:  # the setting off: the same label on the other item is not enough
+        wb.projects.update_settings("mp", model_prior=False, actor=Actor.operator())
+        other = wb.queue.claim("mp", actor=novice)
+        assert other.item_id != claimed.item_id
+        assert wb.queue.submit(other.lease_id, "pos", actor=novice).item_state == "open"
 
 
 def test_dawid_skene_posterior_can_settle_review_items(wb):

@@ -153,6 +153,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--overlap-confidence", type=float, default=0.9, help="adaptive: the posterior that makes a label final (0.9)"
     )
     pol.add_argument(
+        "--lookahead-reliability",
+        type=float,
+        default=0.8,
+        help="adaptive: send an item to review as soon as agreeing labels from annotators this reliable, "
+        "up to --max-labels, could not settle it (0.8; 0 turns it off)",
+    )
+    pol.add_argument(
         "--aggregation",
         choices=("majority", "dawid_skene"),
         default="majority",
@@ -181,6 +188,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--no-prefer-reliable",
         action="store_true",
         help="adaptive: do not serve new items first to annotators reliable enough to settle one alone",
+    )
+    pol.add_argument(
+        "--no-model-prior",
+        action="store_true",
+        help="adaptive: leave the latest model's predictions out of the decision (they are a prior, "
+        "trusted at the lower end of the model's eval-accuracy interval, by default)",
     )
     pol.add_argument(
         "--crowd-arrival",
@@ -315,11 +328,13 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         min_labels=args.min_labels,
         max_labels=args.max_labels,
         overlap_confidence=args.overlap_confidence,
+        lookahead_reliability=args.lookahead_reliability,
         aggregation=args.aggregation,
         posterior_accept=args.posterior_accept,
         pause_flagged=args.pause_flagged,
         quality_refresh_labels=args.quality_refresh_labels,
         prefer_reliable=not args.no_prefer_reliable,
+        model_prior=not args.no_model_prior,
         crowd_arrival=args.crowd_arrival,
         label_error_review=args.label_error_review,
         inject_label_noise=args.inject_label_noise,

@@ -12,6 +12,11 @@ after every label, so a policy can be dry-run on real crowd answers before a pro
   is above chance. The item is final when that posterior reaches ``confidence`` (default 0.9)
   with at least ``min_labels`` labels; otherwise it asks for another label, up to ``max_labels``;
   at ``max_labels`` a unanimous item is final and a disagreement goes to review.
+  Before asking for another label it looks ahead: when even the remaining labels up to
+  ``max_labels``, all agreeing with the leading label and each from an annotator of reliability
+  ``lookahead_reliability`` (default 0.8, a typical good annotator; 0 turns it off), could not
+  bring the posterior to ``confidence``, more labels cannot settle the item, so it goes to review
+  now instead of spending them (e.g. one label from an annotator estimated at 0.55 with max 2).
 - Eval items always get ``max(2, min_labels)`` labels and are resolved by agreement alone, so the
   measurement stays honest (no model, no reliability weighting).
 
@@ -86,6 +91,7 @@ class OverlapSettings:
     min_labels: int = 1
     max_labels: int = 3
     confidence: float = 0.9  # adaptive: the posterior that makes a label final
+    lookahead_reliability: float = 0.8  # adaptive: the next annotators' assumed reliability (0: no look-ahead)
 
     @classmethod
     def from_project(cls, overlap: int, settings: Mapping[str, Any]) -> OverlapSettings:
@@ -95,6 +101,7 @@ class OverlapSettings:
             min_labels=int(settings.get("min_labels", 1)),
             max_labels=int(settings.get("max_labels", 3)),
             confidence=float(settings.get("overlap_confidence", 0.9)),
+            lookahead_reliability=float(settings.get("lookahead_reliability", 0.8)),
         )
 
     def check(self) -> None:
@@ -107,6 +114,8 @@ class OverlapSettings:
             raise ValueError("adaptive overlap needs max_labels >= 2 (eval items always get 2 labels)")
         if not 0.5 <= self.confidence < 1.0:
             raise ValueError("overlap_confidence must be within [0.5, 1)")
+        if not (self.lookahead_reliability == 0 or 0.5 <= self.lookahead_reliability < 1.0):
+            raise ValueError("lookahead_reliability must be 0 (off) or within [0.5, 1)")
 
     @property
     def eval_labels(self) -> int:
@@ -174,6 +183,24 @@ def _plural(n: int) -> str:
     return f"{n} label{'s' if n != 1 else ''}"
 
 
+def _best_case(
+    labels: Sequence[GivenLabel],
+    label_set: Sequence[str],
+    model: ModelView | None,
+    leading: str,
+    settings: OverlapSettings,
+) -> float | None:
+    """The posterior of `leading` if every label still allowed (up to max_labels) agreed with it,
+    each from an annotator of the look-ahead reliability; None when the look-ahead is off."""
+    if not settings.lookahead_reliability:
+        return None
+    more = [
+        GivenLabel(f"lookahead-{k}", leading, settings.lookahead_reliability)
+        for k in range(settings.max_labels - len(labels))
+    ]
+    return posterior([*labels, *more], label_set, model)[leading]
+
+
 def decide(
     labels: Sequence[GivenLabel],
     *,
@@ -213,6 +240,18 @@ def decide(
             Next.FINAL, best, p, n, f"{why} → posterior {p:.2f} for {best!r} ≥ {settings.confidence:.2f}"
         )
     if n < settings.max_labels:
+        reachable = _best_case(labels, label_set, model, best, settings)
+        if n >= settings.min_labels and reachable is not None and reachable < settings.confidence:
+            left = settings.max_labels - n
+            return OverlapDecision(
+                Next.REVIEW,
+                None,
+                p,
+                n,
+                f"{why} → posterior {p:.2f}; even {left} more agreeing "
+                f"label{'s' if left != 1 else ''} at reliability {settings.lookahead_reliability:.2f} "
+                f"would reach only {reachable:.2f} < {settings.confidence:.2f}: review now",
+            )
         need = "minimum not reached" if n < settings.min_labels else f"posterior {p:.2f} < {settings.confidence:.2f}"
         return OverlapDecision(Next.MORE, None, p, n + 1, f"{why} → {need}: one more label")
     if unanimous and top is not None:

@@ -76,6 +76,7 @@ _NUMBERS: dict[str, tuple[type, float, float]] = {
     "max_labels": (int, 1, 10),
     "label_issue_k": (int, 0, 1_000_000),
     "overlap_confidence": (float, 0.5, 0.999),
+    "lookahead_reliability": (float, 0.0, 0.999),
     "near_duplicate_threshold": (float, 0.5, 1.0),
     "advisor_min_labels": (int, 0, 10_000_000),
 }

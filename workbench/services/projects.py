@@ -33,12 +33,14 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "min_labels": 1,  # adaptive: labels every pool item gets at least
     "max_labels": 3,  # adaptive: labels no item gets more than; an unsettled item then goes to review
     "overlap_confidence": 0.9,  # adaptive: the posterior that makes a label final
+    "lookahead_reliability": 0.8,  # adaptive: review now when agreeing labels at this reliability cannot settle
     "aggregation": "majority",  # majority | dawid_skene
     "posterior_accept": None,  # dawid_skene: items in review whose posterior reaches this take it (None: never)
     "gold_share": 0.05,  # share of claims that serve a gold item (when there are gold items)
     "label_issue_k": 0,  # after each round, send the K likeliest label errors back to review (0: off)
     "pause_flagged": False,  # pause an annotator as soon as quality flags them (else an admin decides)
     "prefer_reliable": True,  # adaptive: annotators reliable enough to settle an item alone start new items
+    "model_prior": True,  # adaptive: the latest model's prediction is a prior, trusted by its eval accuracy
     "quality_refresh_labels": 0,  # also re-estimate quality every N new human labels (0: after rounds only)
     # Issue 12: keys per label ({label: key}; unnamed labels get the default keys) and the time an
     # item must be on screen before a key press counts for it.
@@ -87,7 +89,7 @@ def check_quality_settings(overlap: int, settings: dict[str, Any]) -> None:
         raise WorkbenchError("label_issue_k must not be negative")
     if int(merged["quality_refresh_labels"]) < 0:
         raise WorkbenchError("quality_refresh_labels must not be negative")
-    for flag in ("pause_flagged", "prefer_reliable"):
+    for flag in ("pause_flagged", "prefer_reliable", "model_prior"):
         if not isinstance(merged[flag], bool):
             raise WorkbenchError(f"{flag} must be true or false")
 

@@ -4,7 +4,8 @@ crowd-kit's DawidSkene does the EM (``fit(df[task, worker, label], true_labels=g
 ours, and why:
 
 - **Which items it is fitted on.** Only items that can check a label: two or more counting labels,
-  or a gold answer. On an item with one label, EM confirms the annotator by their own label, so a
+  or a known answer (a gold item, or a reviewer's adjudication, both passed to crowd-kit as
+  ``true_labels``). On an item with one label, EM confirms the annotator by their own label, so a
   chance-level annotator whose labels are mostly alone would look perfect. Posteriors for every
   item (single-labeled ones included) are then the E-step with the fitted matrices and priors.
 - **The interval.** crowd-kit gives a point estimate only. Each annotator's accuracy (the diagonal
@@ -132,7 +133,12 @@ def estimate(
         by_item[item].append((worker, label))
         by_worker[worker].append((item, label))
     counting = {item: [(w, lab) for w, lab in answers if w not in paused] for item, answers in by_item.items()}
-    checkable = {item for item, answers in counting.items() if len(answers) >= 2} | (set(gold) & set(by_item))
+    # Known answers anchor the fit: gold items, and items a reviewer decided (a reviewer's label is
+    # the project's ground truth; gold wins where both exist).
+    anchors = {t: lab for t, lab in adjudicated.items() if lab is not None and lab in index} | {
+        t: lab for t, lab in gold.items() if lab in index
+    }
+    checkable = {item for item, answers in counting.items() if len(answers) >= 2} | (set(anchors) & set(by_item))
     fit_rows = [(item, w, lab) for item in checkable for w, lab in by_item[item]]
     priors: dict[str, float] = {}
     matrices: dict[str, np.ndarray] = {}
@@ -140,7 +146,7 @@ def estimate(
         from crowdkit.aggregation import DawidSkene
 
         fit_frame = pd.DataFrame(fit_rows, columns=["task", "worker", "label"])
-        true = pd.Series({t: g for t, g in gold.items() if t in checkable}, dtype=object)
+        true = pd.Series({t: g for t, g in anchors.items() if t in checkable}, dtype=object)
         true.index.name = "task"
         with warnings.catch_warnings():  # crowd-kit 1.4.2 still passes pandas 3's deprecated copy=/inplace=
             warnings.simplefilter("ignore")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,18 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.util import AliasedClass
 from sqlmodel import Session, col
 
-from workbench.db.models import Adjudication, Annotation, AnnotatorQuality, Item, Lease, Project, RankEntry, utcnow
+from workbench.db.models import (
+    Adjudication,
+    Annotation,
+    AnnotatorQuality,
+    Item,
+    ItemPrediction,
+    Lease,
+    ModelRun,
+    Project,
+    RankEntry,
+    utcnow,
+)
 from workbench.domain import (
     Actor,
     AnnotationSource,
@@ -57,7 +69,7 @@ from workbench.domain import (
     Split,
     SubmitResult,
 )
-from workbench.domain.overlap import GivenLabel, Next, OverlapPolicy, OverlapSettings, decide
+from workbench.domain.overlap import GivenLabel, ModelView, Next, OverlapPolicy, OverlapSettings, decide
 from workbench.errors import Conflict, NotFound, WorkbenchError
 from workbench.services._auth import requires
 from workbench.services._tx import audit, audit_rows, reading, write
@@ -295,6 +307,12 @@ _HUMAN_LABELS = (
     .order_by(col(Annotation.slot))
 )
 _ITEM_SPLIT = select(col(Item.split)).where(col(Item.id) == _P("item_id"))
+# Adaptive overlap's model prior: the latest round's prediction of the item and that run's metrics.
+_ITEM_MODEL = (
+    select(col(ItemPrediction.predicted), col(ItemPrediction.confidence), col(ModelRun.metrics))
+    .join(ModelRun, col(ModelRun.id) == col(ItemPrediction.model_run_id))
+    .where(col(ItemPrediction.item_id) == _P("item_id"))
+)
 _RESOLVE = (
     update(Item)
     .where(col(Item.id) == _P("item_id"))
@@ -418,7 +436,10 @@ def resolve(
     counting = [GivenLabel(str(a), label, reliability) for a, label, reliability, paused in rows if not paused]
     if split is None:
         split = conn.execute(_ITEM_SPLIT, {"item_id": item_id}).scalar_one()
-    decision = decide(counting, settings=settings, label_set=project.labels, split=split)
+    model = None
+    if settings.policy == OverlapPolicy.ADAPTIVE and split != "eval" and project.settings.get("model_prior", True):
+        model = _model_view(conn.execute(_ITEM_MODEL, {"item_id": item_id}).first(), project.labels)
+    decision = decide(counting, settings=settings, label_set=project.labels, split=split, model=model)
     paused_labels = len(rows) - len(counting)
     if decision.next == Next.MORE:
         if settings.policy == OverlapPolicy.FIXED and not paused_labels:
@@ -461,6 +482,23 @@ def resolve(
         later=later,
     )
     return state
+
+
+def _model_view(row: Row[*tuple[Any, ...]] | None, labels: Sequence[str]) -> ModelView | None:
+    """The latest model's view of an item for the overlap policy: its predicted label at the stored
+    probability, the rest spread evenly over the other labels (only the largest class probability
+    is stored), trusted at the lower end of the run's eval-accuracy interval, so a model whose
+    accuracy is not measurably above chance gets no weight. None: no prediction, or no eval."""
+    if row is None:
+        return None
+    predicted, confidence, metrics = row
+    interval = (metrics or {}).get("accuracy_ci95")
+    trusted = interval[0] if interval else (metrics or {}).get("accuracy")
+    if trusted is None or predicted not in labels or len(labels) < 2:
+        return None
+    rest = (1.0 - float(confidence)) / (len(labels) - 1)
+    proba = {label: (float(confidence) if label == predicted else rest) for label in labels}
+    return ModelView(proba, float(trusted))
 
 
 def _first_want(project: ProjectInfo) -> int:

@@ -97,11 +97,13 @@ class SimulationConfig:
     min_labels: int = 1
     max_labels: int = 3
     overlap_confidence: float = 0.9
+    lookahead_reliability: float = 0.8  # adaptive: review now when agreeing labels at this reliability cannot settle
     aggregation: str = "majority"  # majority | dawid_skene
     posterior_accept: float | None = None  # dawid_skene: review items at/above this posterior take it
     pause_flagged: bool = False  # the project setting pause_flagged: quality pauses whom it flags
     quality_refresh_labels: int = 0  # the project setting: re-estimate quality every N new human labels
     prefer_reliable: bool = True  # the project setting: reliable annotators start new items (adaptive)
+    model_prior: bool = True  # the project setting: the latest model's prediction is a prior (adaptive)
     crowd_arrival: str = "proportional"  # proportional (to real label counts) | uniform (the first release's)
     label_error_review: int = 0  # K: after the budget, the K likeliest label errors go back to review
     inject_label_noise: float = 0.0  # share of final pool labels flipped at random before that pass
@@ -173,12 +175,14 @@ class SimulationConfig:
             "min_labels": self.min_labels,
             "max_labels": self.max_labels,
             "overlap_confidence": self.overlap_confidence,
+            "lookahead_reliability": self.lookahead_reliability,
             "aggregation": self.aggregation,
             "posterior_accept": self.posterior_accept,
             "gold_share": self.gold_share,
             "pause_flagged": self.pause_flagged,
             "quality_refresh_labels": self.quality_refresh_labels,
             "prefer_reliable": self.prefer_reliable,
+            "model_prior": self.model_prior,
         }
 
 
