@@ -47,3 +47,16 @@ def test_the_half_published_check_catches_a_model_run_without_its_file(wb, tmp_p
         assert chaos.report.orphans_swept == 1 and chaos.report.orphan_files == 0
     finally:
         chaos.wb.engine.dispose()
+
+
+def test_the_report_is_saved_whole_after_every_run(tmp_path):
+    import json
+
+    from workbench.chaos import ChaosReport
+
+    report = ChaosReport(database="sqlite", runs={"import": 3}, stuck_jobs=1, notes=["one late recovery"])
+    path = tmp_path / "chaos.json"
+    report.save(path)
+    saved = json.loads(path.read_text())
+    assert saved["runs"] == {"import": 3} and saved["failures"] == 1 and saved["notes"] == ["one late recovery"]
+    assert [p.name for p in tmp_path.iterdir()] == ["chaos.json"]  # no partial file left beside it

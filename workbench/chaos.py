@@ -23,6 +23,7 @@ Every run also checks the database: SQLite's `PRAGMA integrity_check` and `forei
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import secrets
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,9 +68,17 @@ class ChaosReport:
             self.integrity_failures + self.lost_acknowledged + self.half_published + self.stuck_jobs + self.orphan_files
         )
 
+    def save(self, path: Path) -> None:
+        """Write the report as JSON, atomically (a stopped run keeps what it had measured)."""
+        partial = path.with_name(f".{path.name}.part")
+        partial.write_text(json.dumps({**asdict(self), "failures": self.failures}, indent=1))
+        os.replace(partial, path)
+
 
 class Chaos:
-    def __init__(self, url: str, home: Path, *, seed: int, rows: int, out: TextIO | None = None) -> None:
+    def __init__(
+        self, url: str, home: Path, *, seed: int, rows: int, out: TextIO | None = None, save_to: Path | None = None
+    ) -> None:
         from workbench.db.engine import make_engine
         from workbench.domain import Actor
         from workbench.services import Workbench
@@ -82,6 +91,7 @@ class Chaos:
         self.env = {**os.environ, "WORKBENCH_HOME": str(home), "WORKBENCH_DATABASE_URL": url}
         self.tag = secrets.token_hex(3)
         self.out = out or sys.stderr
+        self.save_to = save_to
 
     def log(self, message: str) -> None:
         print(f"chaos: {message}", file=self.out, flush=True)
@@ -141,6 +151,8 @@ class Chaos:
     def _tally(self, point: str, killed: bool) -> None:
         self.report.runs[point] = self.report.runs.get(point, 0) + 1
         self.report.killed[point] = self.report.killed.get(point, 0) + int(killed)
+        if self.save_to is not None:
+            self.report.save(self.save_to)  # after every run, so a long run stopped early still reports
 
     # -- import ------------------------------------------------------------------------------
     def point_import(self, runs: int) -> None:
@@ -450,10 +462,11 @@ def run_chaos(
     seed: int = 0,
     rows: int = 200_000,
     home: Path | None = None,
+    save_to: Path | None = None,
 ) -> ChaosReport:
     home = home or Path(tempfile.mkdtemp(prefix="workbench-chaos-"))
     url = database_url or f"sqlite:///{home / 'chaos.db'}"
-    chaos = Chaos(url, home, seed=seed, rows=rows)
+    chaos = Chaos(url, home, seed=seed, rows=rows, save_to=save_to)
     try:
         for point in points:
             started = time.monotonic()

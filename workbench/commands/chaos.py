@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 
@@ -22,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--rows", type=int, default=200_000, help="rows of the import (default 200,000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--json", type=Path, help="write the report here (rewritten after every run)")
     parser.set_defaults(func=run)
 
 
@@ -34,10 +32,11 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(points) - set(POINTS))
     if unknown:
         raise WorkbenchError(f"unknown fault point {unknown[0]!r}; choose from {', '.join(POINTS)}")
-    report = run_chaos(args.runs, database_url=args.database_url, points=points, seed=args.seed, rows=args.rows)
-    payload = {**asdict(report), "failures": report.failures}
+    report = run_chaos(
+        args.runs, database_url=args.database_url, points=points, seed=args.seed, rows=args.rows, save_to=args.json
+    )
     if args.json:
-        args.json.write_text(json.dumps(payload, indent=1))
+        report.save(args.json)
     print(f"{report.database}: runs {report.runs}, killed mid-way {report.killed}")
     for key in ("integrity_failures", "lost_acknowledged", "half_published", "stuck_jobs", "orphan_files"):
         print(f"  {key}: {getattr(report, key)}")
