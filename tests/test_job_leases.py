@@ -126,3 +126,13 @@ def test_sweep_removes_only_old_unreferenced_models_and_tmp_files(wb, home):
     assert kept[0].exists() and young_orphan.exists()  # referenced, and too young to judge
     assert not orphan.exists() and not tmp_file.exists() and not tmp_dir.exists()
     assert wb.rounds.runs("s", actor=OP)[0].artifact_sha256  # the run's model still loads
+
+
+def test_a_round_is_claimed_before_an_older_advisor_replay(wb):
+    # In chaos a recovery worker took the advisor's replay queued before a retrain, and the retrain
+    # waited behind it; background replays now come after every other kind, whatever their age.
+    wb.projects.create("p", "text", ["a", "b"], actor=OP)
+    advise = wb.jobs.enqueue("p", JobKind.ADVISE, actor=OP)
+    retrain = wb.jobs.enqueue("p", JobKind.RETRAIN, actor=OP)
+    assert wb.jobs.claim_next("host-a:1", actor=OP).id == retrain.id
+    assert wb.jobs.claim_next("host-a:1", actor=OP).id == advise.id

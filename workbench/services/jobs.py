@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import Engine, case, delete, or_, select, update
 from sqlmodel import Session, col
 
 from workbench.db.models import Job, WorkerProcess, utcnow
@@ -66,6 +66,11 @@ def _give_back(session: Session, job: Job, reason: str, *, counts: bool) -> JobS
         reason=reason,
     )
     return JobState(job.state)
+
+
+# The strategy advisor's replay is background work nobody waits for: claimed after every other
+# kind (a round, a rescore, a version, an alert check), whatever their age.
+_BACKGROUND_LAST = case((col(Job.kind) == JobKind.ADVISE, 1), else_=0)
 
 
 def _sweep_stale(session: Session, stale_after: timedelta) -> list[int]:
@@ -172,7 +177,8 @@ class JobService:
 
     @requires(Role.ADMIN)
     def claim_next(self, worker: str, *, stale_after: timedelta = STALE_AFTER, actor: Actor) -> JobInfo | None:
-        """Take the oldest queued job (or one whose worker died) for this worker."""
+        """Take the oldest queued job (or one whose worker died) for this worker; the strategy
+        advisor's replays come after every other kind, so a round never waits behind one."""
 
         def work(session: Session) -> JobInfo | None:
             now = utcnow()
@@ -180,7 +186,7 @@ class JobService:
             job = session.execute(
                 select(Job)
                 .where(col(Job.state) == JobState.QUEUED)
-                .order_by(col(Job.created_at), col(Job.id))
+                .order_by(_BACKGROUND_LAST, col(Job.created_at), col(Job.id))
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).scalar_one_or_none()
