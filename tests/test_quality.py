@@ -486,3 +486,16 @@ def test_quality_refreshes_every_n_labels_and_pauses_when_the_project_allows(wb,
     assert wb.queue.claim("qual", actor=coin) is None  # paused: nothing more for them
     with pytest.raises(Exception, match="quality_refresh_labels"):
         wb.projects.update_settings("qual", actor=Actor.operator(), quality_refresh_labels=-1)
+
+
+def test_dawid_skene_over_all_ten_rte_labels_beats_majority(capsys):
+    """Issue 13: Dawid-Skene over every judgment of the RTE crowd >= 0.92 (majority: about 0.90)."""
+    from tests.conftest import shared_dataset
+    from workbench.bench.aggregate_all import main
+
+    crowd = shared_dataset("crowd_snow2008_rte_temp") / "rte.standardized.tsv"
+    assert main(["--crowd", str(crowd)]) == 0
+    out = capsys.readouterr().out
+    ds = float(out.split("Dawid-Skene (workbench.services.quality.estimate):")[1].split()[0])
+    mv = float(out.split("majority vote (ties by a seeded coin):")[1].split()[0])
+    assert ds >= 0.92 and ds > mv
