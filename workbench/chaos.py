@@ -70,9 +70,9 @@ class ChaosReport:
 
     def save(self, path: Path) -> None:
         """Write the report as JSON, atomically (a stopped run keeps what it had measured)."""
-        partial = path.with_name(f".{path.name}.part")
-        partial.write_text(json.dumps({**asdict(self), "failures": self.failures}, indent=1))
-        os.replace(partial, path)
+        from workbench.services.exports import write_text_atomically
+
+        write_text_atomically(path, json.dumps({**asdict(self), "failures": self.failures}, indent=1))
 
 
 class Chaos:

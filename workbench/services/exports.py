@@ -134,7 +134,7 @@ def export_format(fmt: ExportFormat | str | None, out_path: Path) -> ExportForma
     return ExportFormat.parse(fmt, out_path)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str) -> None:
     """`text` to `path` through a temporary file renamed into place (never a partial file)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
@@ -984,7 +984,7 @@ class ExportService:
             )
             result = self._write(fmt, out, VERSION_COLUMNS, VERSION_TYPES, rows, started)
         manifest_path = out.with_name(out.name + ".manifest.json")
-        _write_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
+        write_text_atomically(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
         result = replace(result, manifest_path=str(manifest_path))
         self._audit(info.id, actor, "export.version", result)
         return result
